@@ -1,0 +1,196 @@
+//! Change events: one row change (or one business message) with its images, time and position.
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::{EventTime, Value};
+
+/// A table name in `db.table` form (for PostgreSQL, `schema.table`); for business
+/// messages, the message type the configuration gives.
+pub type TableName = Arc<str>;
+
+/// What happened to the row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Op {
+    Insert,
+    Update,
+    Delete,
+    /// A business message: only an `after` image, no database row behind it.
+    Message,
+}
+
+impl Op {
+    /// The name rule expressions compare `op` with: `insert`, `update`, `delete`, `message`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Insert => "insert",
+            Op::Update => "update",
+            Op::Delete => "delete",
+            Op::Message => "message",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Op> {
+        Some(match text {
+            "insert" | "i" | "c" => Op::Insert,
+            "update" | "u" => Op::Update,
+            "delete" | "d" => Op::Delete,
+            "message" | "m" => Op::Message,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where an event sits in its source, so a finding or a dead letter can be traced back
+/// and a restart can resume after it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Position {
+    /// Line `line` (1-based) of an input file or stdin; `index` numbers the rows
+    /// when one line carries several (a Canal message).
+    Line { input: Arc<str>, line: u64, index: u32 },
+    /// An event made by hand: a rule test or a simulator that emits events directly.
+    Synthetic { seq: u64 },
+}
+
+impl Position {
+    /// The same position for the `index`-th row of a message that carries several.
+    pub fn with_index(&self, index: u32) -> Position {
+        match self {
+            Position::Line { input, line, .. } => Position::Line { input: input.clone(), line: *line, index },
+            Position::Synthetic { seq } => Position::Synthetic { seq: *seq },
+        }
+    }
+}
+
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Position::Line { input, line, index: 0 } => write!(f, "{input}:{line}"),
+            Position::Line { input, line, index } => write!(f, "{input}:{line}#{index}"),
+            Position::Synthetic { seq } => write!(f, "synthetic#{seq}"),
+        }
+    }
+}
+
+/// A row image: column names with their values, in the order the source gave them.
+///
+/// Column names are shared (`Arc<str>`) because every row of a table repeats them;
+/// decoders intern them once per table.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Row {
+    columns: Vec<(Arc<str>, Value)>,
+}
+
+impl Row {
+    pub fn new() -> Self {
+        Row::default()
+    }
+
+    pub fn with_capacity(n: usize) -> Self {
+        Row { columns: Vec::with_capacity(n) }
+    }
+
+    pub fn push(&mut self, name: Arc<str>, value: Value) {
+        self.columns.push((name, value));
+    }
+
+    /// Sets a column, replacing its value when it exists.
+    pub fn set(&mut self, name: Arc<str>, value: Value) {
+        match self.columns.iter_mut().find(|(n, _)| **n == *name) {
+            Some(slot) => slot.1 = value,
+            None => self.columns.push((name, value)),
+        }
+    }
+
+    /// The value of a column; `hint` is where callers last found it, which is
+    /// almost always where it is again, since rows of a table share one layout.
+    pub fn get_hinted(&self, name: &str, hint: &mut usize) -> Option<&Value> {
+        if let Some((n, v)) = self.columns.get(*hint) {
+            if &**n == name {
+                return Some(v);
+            }
+        }
+        let i = self.columns.iter().position(|(n, _)| &**n == name)?;
+        *hint = i;
+        Some(&self.columns[i].1)
+    }
+
+    /// Replaces every value through `f`, stopping at the first error.
+    pub fn try_map_values<E>(&mut self, mut f: impl FnMut(&str, Value) -> Result<Value, E>) -> Result<(), E> {
+        for (name, value) in &mut self.columns {
+            let taken = std::mem::take(value);
+            *value = f(name, taken)?;
+        }
+        Ok(())
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.columns.iter().find(|(n, _)| &**n == name).map(|(_, v)| v)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.columns.iter().map(|(n, v)| (&**n, v))
+    }
+
+    pub fn len(&self) -> usize {
+        self.columns.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.columns.is_empty()
+    }
+
+    /// The row as a JSON object (decimals as strings).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::Value::Object(self.iter().map(|(n, v)| (n.to_owned(), v.to_json())).collect())
+    }
+}
+
+impl Serialize for Row {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.columns.len()))?;
+        for (n, v) in &self.columns {
+            map.serialize_entry(&**n, v)?;
+        }
+        map.end()
+    }
+}
+
+impl<N: Into<Arc<str>>, V: Into<Value>> FromIterator<(N, V)> for Row {
+    fn from_iter<I: IntoIterator<Item = (N, V)>>(iter: I) -> Self {
+        Row { columns: iter.into_iter().map(|(n, v)| (n.into(), v.into())).collect() }
+    }
+}
+
+/// One row change, or one business message.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChangeEvent {
+    pub table: TableName,
+    pub op: Op,
+    /// The row before the change (updates and deletes; may be partial when the
+    /// source only records changed columns).
+    pub before: Option<Row>,
+    /// The row after the change (inserts, updates and messages).
+    pub after: Option<Row>,
+    /// When the change was committed at its source.
+    pub commit_time: EventTime,
+    pub position: Position,
+}
+
+impl ChangeEvent {
+    /// The after image, or the before image for deletes: the row as it last stood.
+    pub fn current_row(&self) -> Option<&Row> {
+        self.after.as_ref().or(self.before.as_ref())
+    }
+}

@@ -1,0 +1,53 @@
+//! Findings: one violation of one rule by concrete data.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::{EventTime, Op, Position, Row, Severity, TableName, Value};
+
+/// Money at risk in a finding: an exact amount and its currency when known.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Money {
+    /// Integer minor units or an exact decimal, as the rule's amount expression gave it.
+    pub amount: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+}
+
+/// A row that took part in a finding, with where it came from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Evidence {
+    pub table: TableName,
+    pub op: Op,
+    pub commit_time: EventTime,
+    pub position: Position,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub before: Option<Row>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after: Option<Row>,
+}
+
+/// One violation of a rule.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Finding {
+    pub rule: String,
+    pub severity: Severity,
+    /// The columns that identify the entity, e.g. `{"order_id": 42}`.
+    pub key: BTreeMap<String, Value>,
+    /// Event time of the change that revealed the violation.
+    pub event_time: EventTime,
+    /// When fundguard produced the finding (stamped by the caller, never by the engine).
+    pub detected_at: EventTime,
+    pub message: String,
+    pub evidence: Vec<Evidence>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub money_at_risk: Option<Money>,
+}
+
+impl Finding {
+    /// Detection latency: from the commit of the offending change to the finding, in microseconds.
+    pub fn detection_latency_micros(&self) -> i64 {
+        self.detected_at.as_micros() - self.event_time.as_micros()
+    }
+}

@@ -1,0 +1,22 @@
+//! The vocabulary every fundguard crate speaks: change events, typed values and findings.
+//!
+//! This crate does no IO and never reads the wall clock. Decoders produce
+//! [`ChangeEvent`]s, the engine turns them into [`Finding`]s, and sinks write
+//! findings out; all of them agree on the types defined here.
+
+mod event;
+mod finding;
+mod schema;
+mod severity;
+mod time;
+mod value;
+
+pub use event::{ChangeEvent, Op, Position, Row, TableName};
+pub use finding::{Evidence, Finding, Money};
+pub use schema::{ColumnType, TableSchemas};
+pub use severity::Severity;
+pub use time::{EventTime, TimeParseError};
+pub use value::Value;
+
+/// Exact decimal numbers. Money is always a [`Decimal`] or an integer of minor units, never a float.
+pub use rust_decimal::Decimal;

@@ -1,0 +1,128 @@
+//! Declared column types: hints that make loosely typed sources exact.
+//!
+//! Some sources cannot say a column's type: Debezium without its schema wrapper
+//! writes `decimal.handling.mode=string` DECIMALs as plain strings, Maxwell writes
+//! DATETIMEs as text, business messages are whatever their sender wrote. A
+//! [`TableSchemas`] names the type of such columns; [`ColumnType::coerce`] turns
+//! the decoded value into it, and the engine uses the declared types for its
+//! Arrow schemas, so expressions see the same types in every batch.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{EventTime, Value, value::parse_decimal};
+
+/// The type of a column, as rules see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ColumnType {
+    #[serde(alias = "bigint", alias = "integer")]
+    Int,
+    #[serde(alias = "numeric")]
+    Decimal,
+    #[serde(alias = "text", alias = "varchar")]
+    String,
+    #[serde(alias = "boolean")]
+    Bool,
+    #[serde(alias = "datetime")]
+    Timestamp,
+    Json,
+}
+
+impl ColumnType {
+    /// Converts a decoded value to this type; `None` when it cannot be read as one
+    /// (the caller reports it: a value is never silently replaced).
+    pub fn coerce(self, value: Value) -> Option<Value> {
+        Some(match (self, value) {
+            (_, Value::Null) => Value::Null,
+            (ColumnType::Int, Value::Int(i)) => Value::Int(i),
+            (ColumnType::Int, Value::String(s)) => Value::Int(s.trim().parse().ok()?),
+            (ColumnType::Int, Value::Decimal(d)) if d.fract().is_zero() => Value::Int(i64::try_from(d).ok()?),
+            (ColumnType::Decimal, Value::Decimal(d)) => Value::Decimal(d),
+            (ColumnType::Decimal, Value::Int(i)) => Value::Decimal(i.into()),
+            (ColumnType::Decimal, Value::String(s)) => Value::Decimal(parse_decimal(s.trim())?),
+            (ColumnType::String, Value::String(s)) => Value::String(s),
+            (ColumnType::String, other) => Value::String(other.to_string()),
+            (ColumnType::Bool, Value::Bool(b)) => Value::Bool(b),
+            (ColumnType::Bool, Value::Int(i)) => Value::Bool(i != 0),
+            (ColumnType::Bool, Value::String(s)) => match s.as_str() {
+                "true" | "1" => Value::Bool(true),
+                "false" | "0" => Value::Bool(false),
+                _ => return None,
+            },
+            (ColumnType::Timestamp, Value::Timestamp(t)) => Value::Timestamp(t),
+            (ColumnType::Timestamp, Value::String(s)) => Value::Timestamp(EventTime::parse(&s).ok()?),
+            (ColumnType::Json, Value::Json(j)) => Value::Json(j),
+            (ColumnType::Json, Value::String(s)) => Value::Json(s),
+            _ => return None,
+        })
+    }
+
+    /// The natural type of a value, if it has one.
+    pub fn of(value: &Value) -> Option<ColumnType> {
+        Some(match value {
+            Value::Null => return None,
+            Value::Bool(_) => ColumnType::Bool,
+            Value::Int(_) => ColumnType::Int,
+            Value::Decimal(_) => ColumnType::Decimal,
+            Value::String(_) => ColumnType::String,
+            Value::Timestamp(_) => ColumnType::Timestamp,
+            Value::Json(_) => ColumnType::Json,
+        })
+    }
+}
+
+impl fmt::Display for ColumnType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ColumnType::Int => "int",
+            ColumnType::Decimal => "decimal",
+            ColumnType::String => "string",
+            ColumnType::Bool => "bool",
+            ColumnType::Timestamp => "timestamp",
+            ColumnType::Json => "json",
+        })
+    }
+}
+
+/// Declared column types per table (`db.table` → column → type).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableSchemas {
+    pub tables: BTreeMap<String, BTreeMap<String, ColumnType>>,
+}
+
+impl TableSchemas {
+    pub fn table(&self, table: &str) -> Option<&BTreeMap<String, ColumnType>> {
+        self.tables.get(table)
+    }
+
+    pub fn column(&self, table: &str, column: &str) -> Option<ColumnType> {
+        self.tables.get(table)?.get(column).copied()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tables.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coerces_strings_exactly() {
+        assert_eq!(
+            ColumnType::Decimal.coerce(Value::String("12.30".into())),
+            Some(Value::Decimal("12.30".parse().unwrap()))
+        );
+        assert_eq!(ColumnType::Int.coerce(Value::String("x".into())), None);
+        assert_eq!(ColumnType::Int.coerce(Value::Null), Some(Value::Null));
+        assert_eq!(
+            ColumnType::Timestamp.coerce(Value::String("2024-01-01 00:00:00".into())),
+            Some(Value::Timestamp(EventTime::parse("2024-01-01T00:00:00Z").unwrap()))
+        );
+    }
+}

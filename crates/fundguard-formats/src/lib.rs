@@ -1,0 +1,156 @@
+//! Change-log formats: bytes of one message in, [`ChangeEvent`]s out, and back.
+//!
+//! Each format is one module with a decoder (and an encoder, which the simulator
+//! uses to write realistic logs). Formats know nothing about transports: a line of
+//! a file, a Kafka record and an HTTP body are all just `&[u8]` here.
+//!
+//! **Invariant:** no decoder panics on any input; bad input is a [`DecodeError`]
+//! that says what was expected, and the caller dead-letters the message.
+
+pub mod canal;
+pub mod debezium;
+mod json;
+pub mod maxwell;
+pub mod plain;
+
+use std::sync::Arc;
+
+use fundguard_core::{ChangeEvent, Position, TableSchemas};
+
+pub use json::Interner;
+
+/// Why a message could not be decoded. The message says what was expected.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("not valid JSON: {0}")]
+    NotJson(#[from] serde_json::Error),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl DecodeError {
+    pub(crate) fn invalid(msg: impl Into<String>) -> Self {
+        DecodeError::Invalid(msg.into())
+    }
+}
+
+/// A message that decoded fine but carries no row change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Skip {
+    /// A Kafka tombstone (`null` value) or an empty line.
+    Tombstone,
+    /// A schema change (DDL); counted, not evaluated.
+    Ddl,
+    /// Anything else with no rows: truncates, heartbeats, bootstrap markers, transaction markers.
+    Control,
+}
+
+/// What one message turned into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decoded {
+    Events(usize),
+    Skipped(Skip),
+}
+
+/// The formats fundguard reads. Adding one means a module above and a variant here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Format {
+    Debezium,
+    Canal,
+    Maxwell,
+    /// Plain JSON business messages.
+    Json(plain::PlainConfig),
+}
+
+impl Format {
+    /// Builds a decoder; `schemas` declares column types for sources that cannot.
+    pub fn decoder(&self, schemas: Arc<TableSchemas>) -> Decoder {
+        let interner = Interner::default();
+        let inner = match self {
+            Format::Debezium => Inner::Debezium(debezium::DebeziumDecoder::default()),
+            Format::Canal => Inner::Canal,
+            Format::Maxwell => Inner::Maxwell,
+            Format::Json(config) => Inner::Plain(config.clone()),
+        };
+        Decoder { inner, interner, schemas }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Format::Debezium => "debezium",
+            Format::Canal => "canal",
+            Format::Maxwell => "maxwell",
+            Format::Json(_) => "json",
+        }
+    }
+}
+
+enum Inner {
+    Debezium(debezium::DebeziumDecoder),
+    Canal,
+    Maxwell,
+    Plain(plain::PlainConfig),
+}
+
+/// Decodes messages of one format. Keeps caches (interned column names, parsed
+/// Debezium schemas) across messages, so reuse one per stream.
+pub struct Decoder {
+    inner: Inner,
+    interner: Interner,
+    schemas: Arc<TableSchemas>,
+}
+
+impl Decoder {
+    /// Decodes one message, appending its events to `out`. On error nothing is appended.
+    pub fn decode(
+        &mut self,
+        message: &[u8],
+        position: &Position,
+        out: &mut Vec<ChangeEvent>,
+    ) -> Result<Decoded, DecodeError> {
+        let start = out.len();
+        let text = std::str::from_utf8(message)
+            .map_err(|e| DecodeError::invalid(format!("not UTF-8 text: {e}")))?
+            .trim();
+        if text.is_empty() || text == "null" {
+            return Ok(Decoded::Skipped(Skip::Tombstone));
+        }
+        let result = match &mut self.inner {
+            Inner::Debezium(d) => d.decode(text, position, &mut self.interner, out),
+            Inner::Canal => canal::decode(text, position, &mut self.interner, out),
+            Inner::Maxwell => maxwell::decode(text, position, &mut self.interner, out),
+            Inner::Plain(config) => plain::decode(config, text, position, &mut self.interner, out),
+        };
+        if result.is_err() {
+            out.truncate(start);
+            return result;
+        }
+        if !self.schemas.is_empty() {
+            if let Err(e) = apply_declared_types(&self.schemas, &mut out[start..]) {
+                out.truncate(start);
+                return Err(e);
+            }
+        }
+        result
+    }
+}
+
+/// Converts values of declared columns to their declared types.
+fn apply_declared_types(schemas: &TableSchemas, events: &mut [ChangeEvent]) -> Result<(), DecodeError> {
+    for event in events {
+        let Some(columns) = schemas.table(&event.table) else { continue };
+        for row in [event.before.as_mut(), event.after.as_mut()].into_iter().flatten() {
+            row.try_map_values(|name, value| {
+                let Some(ty) = columns.get(name) else { return Ok(value) };
+                let shown = value.to_string();
+                ty.coerce(value).ok_or_else(|| {
+                    DecodeError::invalid(format!(
+                        "column `{}.{name}` is declared {ty} but holds `{shown}`",
+                        event.table
+                    ))
+                })
+            })?;
+        }
+    }
+    Ok(())
+}

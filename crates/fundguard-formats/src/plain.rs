@@ -1,0 +1,65 @@
+//! Plain JSON business messages: one object per message, every top-level field a column.
+//!
+//! A business message has no database row behind it, so it becomes an event with
+//! `op = message` and only an `after` image. Its "table" is either fixed by
+//! configuration or read from a field (say `type`); its event time comes from a
+//! field holding epoch milliseconds or RFC 3339 text.
+
+use fundguard_core::{ChangeEvent, EventTime, Op, Position, Value};
+
+use crate::json::{Interner, RawRow, value_from_raw};
+use crate::{DecodeError, Decoded};
+
+/// Where a business message's table name and event time come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlainConfig {
+    pub table: TableFrom,
+    /// The field with the event time: epoch milliseconds or RFC 3339 text.
+    pub time_field: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TableFrom {
+    /// Every message belongs to this table (message type).
+    Fixed(String),
+    /// The table is the value of this field.
+    Field(String),
+}
+
+impl Default for PlainConfig {
+    fn default() -> Self {
+        PlainConfig { table: TableFrom::Field("type".into()), time_field: "ts".into() }
+    }
+}
+
+pub(crate) fn decode(
+    config: &PlainConfig,
+    text: &str,
+    position: &Position,
+    interner: &mut Interner,
+    out: &mut Vec<ChangeEvent>,
+) -> Result<Decoded, DecodeError> {
+    let raw: RawRow = serde_json::from_str(text)?;
+    let row = raw.to_row(interner, |_, v| value_from_raw(v))?;
+    let table = match &config.table {
+        TableFrom::Fixed(t) => interner.intern(t),
+        TableFrom::Field(f) => match row.get(f) {
+            Some(Value::String(t)) if !t.is_empty() => interner.intern(t),
+            _ => return Err(DecodeError::invalid(format!("field `{f}` must hold the message type as a string"))),
+        },
+    };
+    let commit_time = match row.get(&config.time_field) {
+        Some(Value::Int(ms)) => EventTime::from_millis(*ms),
+        Some(Value::String(s)) => EventTime::parse(s).map_err(|e| DecodeError::invalid(e.to_string()))?,
+        Some(other) => {
+            return Err(DecodeError::invalid(format!(
+                "field `{}` holds a {}: expected epoch milliseconds or RFC 3339 text",
+                config.time_field,
+                other.type_name()
+            )));
+        }
+        None => return Err(DecodeError::invalid(format!("no `{}` field with the event time", config.time_field))),
+    };
+    out.push(ChangeEvent { table, op: Op::Message, before: None, after: Some(row), commit_time, position: position.clone() });
+    Ok(Decoded::Events(1))
+}
