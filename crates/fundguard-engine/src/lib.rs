@@ -1,1 +1,19 @@
-//! placeholder
+//! The rule engine: change events in micro-batches → findings.
+//!
+//! Events are grouped per table into Arrow record batches holding only the
+//! columns the rules reference (`op`, `table`, `commit_time`, `before.<col>`,
+//! `after.<col>`). Rule expressions are SQL, parsed and evaluated by DataFusion,
+//! vectorised over those batches.
+//!
+//! **Invariant:** the engine never reads the wall clock and does no IO; the caller
+//! stamps `detected_at`. A backtest is therefore a replay.
+
+mod columns;
+mod compile;
+mod engine;
+mod rules;
+mod scalar;
+mod testing;
+
+pub use engine::{Engine, EngineError, RuleStats};
+pub use testing::{TestOutcome, run_rule_tests};

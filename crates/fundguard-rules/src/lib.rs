@@ -1,1 +1,18 @@
-//! placeholder
+//! Rule files: one YAML file per rule, parsed with source locations and validated
+//! into [`Rule`]s the engine can compile.
+//!
+//! The path from text to a running rule is: YAML → [`file::RuleFile`] (config
+//! types, every key checked, every value located) → [`Rule`] (validated) → the
+//! engine's compiled plan. Each step reports [`Diagnostic`]s with file, line and
+//! column, and collects all of them rather than stopping at the first.
+
+mod diagnostic;
+mod duration;
+pub mod file;
+mod load;
+mod rule;
+
+pub use diagnostic::{Diagnostic, Location};
+pub use duration::parse_duration;
+pub use load::{load_paths, load_schemas, parse_rule};
+pub use rule::{CheckRule, Expr, ExpectedFinding, MoneyExprs, Rule, RuleBody, RuleTest, TestEvent};

@@ -1,0 +1,116 @@
+//! Compiling rule expressions: SQL text → column references → DataFusion physical expressions.
+//!
+//! Column references are read from the SQL syntax tree first, so a batch carries
+//! only the columns rules use, and an unknown name is reported at its place in
+//! the rule file before anything runs.
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::DFSchema;
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::prelude::SessionContext;
+use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, Ident, visit_expressions};
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::parser::Parser;
+use fundguard_rules::{Diagnostic, Expr};
+
+use crate::columns::{COMMIT_TIME, ColumnRef, Image, OP, TABLE};
+
+/// Reads the columns an expression references, or says what is wrong with it.
+pub(crate) fn column_refs(expr: &Expr) -> Result<Vec<ColumnRef>, Diagnostic> {
+    let parsed = Parser::new(&GenericDialect {})
+        .try_with_sql(&expr.sql)
+        .and_then(|mut p| p.parse_expr())
+        .map_err(|e| sql_error(expr, &e.to_string()))?;
+    let mut refs = Vec::new();
+    let mut problem = None;
+    let _ = visit_expressions(&parsed, |e| {
+        match e {
+            SqlExpr::CompoundIdentifier(parts) => match parts.as_slice() {
+                [image, column] => match normalise(image).as_str() {
+                    "before" => refs.push(ColumnRef { image: Image::Before, name: normalise(column) }),
+                    "after" => refs.push(ColumnRef { image: Image::After, name: normalise(column) }),
+                    other => {
+                        problem.get_or_insert(format!(
+                            "unknown row `{other}` in `{}`: expected `before.<column>` or `after.<column>`",
+                            parts.iter().map(|p| p.value.as_str()).collect::<Vec<_>>().join(".")
+                        ));
+                    }
+                },
+                _ => {
+                    problem.get_or_insert(format!(
+                        "`{}`: expected `before.<column>` or `after.<column>`",
+                        parts.iter().map(|p| p.value.as_str()).collect::<Vec<_>>().join(".")
+                    ));
+                }
+            },
+            SqlExpr::Identifier(ident) => {
+                let name = normalise(ident);
+                if ![OP, TABLE, COMMIT_TIME].contains(&name.as_str()) {
+                    problem.get_or_insert(format!(
+                        "unknown column `{name}`: expected op, table, commit_time, before.<column> or after.<column>"
+                    ));
+                }
+            }
+            _ => {}
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    if let Some(message) = problem {
+        return Err(Diagnostic::new(expr.at.clone(), message));
+    }
+    Ok(refs)
+}
+
+/// SQL folds unquoted names to lower case; quoted names keep theirs.
+fn normalise(ident: &Ident) -> String {
+    if ident.quote_style.is_some() { ident.value.clone() } else { ident.value.to_lowercase() }
+}
+
+/// Compiles an expression against a batch schema, checking its result type.
+pub(crate) fn compile(
+    ctx: &SessionContext,
+    expr: &Expr,
+    schema: &DFSchema,
+    want: Option<DataType>,
+) -> Result<Arc<dyn PhysicalExpr>, Diagnostic> {
+    let logical = ctx.parse_sql_expr(&expr.sql, schema).map_err(|e| sql_error(expr, &e.to_string()))?;
+    let physical = ctx.create_physical_expr(logical, schema).map_err(|e| sql_error(expr, &e.to_string()))?;
+    if let Some(want) = want {
+        let got = physical.data_type(schema.as_arrow()).map_err(|e| sql_error(expr, &e.to_string()))?;
+        if got != want && got != DataType::Null {
+            return Err(Diagnostic::new(
+                expr.at.clone(),
+                format!("`{}` is of type {got}: expected a {want} expression", expr.sql),
+            ));
+        }
+    }
+    Ok(physical)
+}
+
+/// Turns a DataFusion or parser message into a diagnostic at the expression,
+/// moved to the reported column when the parser gives one.
+fn sql_error(expr: &Expr, message: &str) -> Diagnostic {
+    let message = message
+        .trim_start_matches("SQL error: ")
+        .trim_start_matches("ParserError(\"")
+        .trim_start_matches("sql parser error: ")
+        .trim_start_matches("Error during planning: ")
+        .trim_start_matches("Schema error: ")
+        .trim_end_matches("\")")
+        .to_string();
+    let mut at = expr.at.clone();
+    if let Some((line, column)) = parser_position(&message) {
+        // Columns inside single-line YAML scalars map one to one (quoted ones start one later).
+        at = at.shifted(line.saturating_sub(1), column.saturating_sub(1));
+    }
+    Diagnostic::new(at, format!("in `{}`: {message}", expr.sql))
+}
+
+fn parser_position(message: &str) -> Option<(usize, usize)> {
+    let rest = &message[message.find("Line: ")? + 6..];
+    let (line, rest) = rest.split_once(", Column: ")?;
+    let column: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+    Some((line.trim().parse().ok()?, column.parse().ok()?))
+}

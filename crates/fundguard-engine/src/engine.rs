@@ -1,0 +1,184 @@
+//! The engine: routes each micro-batch's events to the rules that watch their tables.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use datafusion::common::DFSchema;
+use datafusion::prelude::SessionContext;
+use fundguard_core::{ChangeEvent, EventTime, Finding, TableSchemas};
+use fundguard_rules::{Diagnostic, Rule};
+
+use crate::columns::TableLayout;
+use crate::rules::{Found, RuleRuntime, TableBatch};
+
+/// A failure of the engine itself (not of a rule: rule errors are counted in [`RuleStats`]).
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("building the batch for table `{table}` failed: {message}")]
+    Batch { table: String, message: String },
+}
+
+/// What one rule did over a run.
+#[derive(Debug, Clone, Default)]
+pub struct RuleStats {
+    pub rule: String,
+    pub kind: &'static str,
+    /// Events of the watched tables the rule evaluated.
+    pub events: u64,
+    pub findings: u64,
+    pub distinct_keys: u64,
+    /// Batches the rule could not evaluate, and the last reason.
+    pub errors: u64,
+    pub last_error: Option<String>,
+}
+
+struct TableState {
+    layout: TableLayout,
+    version: u64,
+    schema: Arc<DFSchema>,
+    /// Indices into `Engine::rules` of the enabled rules watching this table.
+    rules: Vec<usize>,
+}
+
+/// Evaluates a rule set over micro-batches of change events.
+pub struct Engine {
+    ctx: SessionContext,
+    rules: Vec<RuleRuntime>,
+    stats: Vec<RuleStats>,
+    keys_seen: Vec<HashSet<String>>,
+    tables: HashMap<Arc<str>, TableState>,
+}
+
+impl Engine {
+    /// Prepares the enabled rules, checking every expression; with declared
+    /// schemas, unknown columns and type errors are reported too.
+    pub fn new(rules: &[Rule], schemas: &TableSchemas) -> Result<Engine, Vec<Diagnostic>> {
+        let ctx = SessionContext::new();
+        let mut problems = Vec::new();
+        let mut runtimes = Vec::new();
+        for rule in rules {
+            match RuleRuntime::new(Arc::new(rule.clone())) {
+                Ok(rt) => {
+                    for table in rule.body.tables() {
+                        let declared = schemas.table(table);
+                        let mut layout = TableLayout::new(declared);
+                        for r in &rt.refs {
+                            if declared.is_some_and(|d| !d.contains_key(&r.name)) {
+                                problems.push(Diagnostic::new(
+                                    rule.at.clone(),
+                                    format!(
+                                        "unknown column `{}.{}`: table `{table}` has no such column in the schema file",
+                                        r.image.qualifier(),
+                                        r.name
+                                    ),
+                                ));
+                            }
+                            layout.reference(r);
+                        }
+                        problems.extend(rt.check_compiles(&ctx, &layout.df_schema()));
+                    }
+                    if rule.enabled {
+                        runtimes.push(rt);
+                    }
+                }
+                Err(mut d) => problems.append(&mut d),
+            }
+        }
+        problems.dedup();
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        let mut tables: HashMap<Arc<str>, TableState> = HashMap::new();
+        for (i, rt) in runtimes.iter().enumerate() {
+            for table in rt.rule.body.tables() {
+                let state = tables.entry(Arc::from(table.as_str())).or_insert_with(|| {
+                    let layout = TableLayout::new(schemas.table(table));
+                    TableState { schema: layout.df_schema(), layout, version: 0, rules: Vec::new() }
+                });
+                for r in &rt.refs {
+                    state.layout.reference(r);
+                }
+                state.schema = state.layout.df_schema();
+                state.rules.push(i);
+            }
+        }
+        let stats = runtimes
+            .iter()
+            .map(|r| RuleStats { rule: r.rule.id.clone(), kind: r.rule.body.kind(), ..Default::default() })
+            .collect();
+        let keys_seen = vec![HashSet::new(); runtimes.len()];
+        Ok(Engine { ctx, rules: runtimes, stats, keys_seen, tables })
+    }
+
+    /// The ids of the rules that run, in order.
+    pub fn rule_ids(&self) -> impl Iterator<Item = &str> {
+        self.rules.iter().map(|r| r.rule.id.as_str())
+    }
+
+    /// Evaluates one micro-batch. Findings are appended in event order, then rule
+    /// order, so the output does not depend on how the input was cut into batches.
+    pub fn process(
+        &mut self,
+        events: &[ChangeEvent],
+        detected_at: EventTime,
+        out: &mut Vec<Finding>,
+    ) -> Result<(), EngineError> {
+        let mut groups: Vec<(Arc<str>, Vec<usize>)> = Vec::new();
+        let mut group_of: HashMap<&str, usize> = HashMap::new();
+        for (i, e) in events.iter().enumerate() {
+            if !self.tables.contains_key(&*e.table) {
+                continue;
+            }
+            let g = *group_of.entry(&e.table).or_insert_with(|| {
+                groups.push((e.table.clone(), Vec::new()));
+                groups.len() - 1
+            });
+            groups[g].1.push(i);
+        }
+        let mut found: Vec<(usize, usize, Finding)> = Vec::new();
+        let mut scratch: Vec<Found> = Vec::new();
+        for (table, indices) in &groups {
+            let Some(state) = self.tables.get_mut(table) else { continue };
+            if state.layout.observe(events, indices) {
+                state.version += 1;
+                state.schema = state.layout.df_schema();
+            }
+            let batch = state
+                .layout
+                .batch(events, indices, &state.schema)
+                .map_err(|e| EngineError::Batch { table: table.to_string(), message: e.to_string() })?;
+            let input = TableBatch {
+                table,
+                version: state.version,
+                schema: &state.schema,
+                batch: &batch,
+                events,
+                indices,
+            };
+            for &r in &state.rules {
+                self.stats[r].events += indices.len() as u64;
+                scratch.clear();
+                if let Err(e) = self.rules[r].on_batch(&self.ctx, &input, detected_at, &mut scratch) {
+                    self.stats[r].errors += 1;
+                    self.stats[r].last_error = Some(e);
+                }
+                for (event_index, finding) in scratch.drain(..) {
+                    self.stats[r].findings += 1;
+                    let key = serde_json::to_string(&finding.key).unwrap_or_default();
+                    if self.keys_seen[r].insert(key) {
+                        self.stats[r].distinct_keys += 1;
+                    }
+                    found.push((event_index, r, finding));
+                }
+            }
+        }
+        found.sort_by_key(|(e, r, _)| (*e, *r));
+        out.extend(found.into_iter().map(|(_, _, f)| f));
+        Ok(())
+    }
+
+    /// Per-rule counters so far.
+    pub fn stats(&self) -> &[RuleStats] {
+        &self.stats
+    }
+}

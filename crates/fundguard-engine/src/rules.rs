@@ -1,0 +1,272 @@
+//! Runtime rules: one compiled form per rule kind, evaluated over a table batch.
+//!
+//! Adding a rule kind means a variant of [`RuleRuntime`] and its match arms here.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, AsArray, BooleanArray};
+use datafusion::arrow::compute::kernels::boolean::and_not;
+use datafusion::arrow::compute::prep_null_mask_filter;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::DFSchema;
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::prelude::SessionContext;
+use fundguard_core::{ChangeEvent, Evidence, EventTime, Finding, Money, Value};
+use fundguard_rules::{CheckRule, Diagnostic, Expr, Rule, RuleBody};
+
+use crate::columns::ColumnRef;
+use crate::compile::{column_refs, compile};
+use crate::scalar::value_at;
+
+/// A rule ready to run.
+pub(crate) struct RuleRuntime {
+    pub rule: Arc<Rule>,
+    pub refs: Vec<ColumnRef>,
+    kind: Kind,
+}
+
+enum Kind {
+    Check(CheckRuntime),
+}
+
+struct CheckRuntime {
+    check: CheckRule,
+    template: Option<minijinja::Environment<'static>>,
+    /// Compiled expressions per table, tagged with the layout version they were built for.
+    compiled: HashMap<Arc<str>, (u64, Arc<CompiledCheck>)>,
+}
+
+struct CompiledCheck {
+    when: Option<Arc<dyn PhysicalExpr>>,
+    assert: Arc<dyn PhysicalExpr>,
+    key: Vec<(String, Arc<dyn PhysicalExpr>)>,
+    money: Option<(Arc<dyn PhysicalExpr>, Option<Arc<dyn PhysicalExpr>>)>,
+}
+
+/// One table's events as a batch, with where each row came from.
+pub(crate) struct TableBatch<'a> {
+    pub table: &'a Arc<str>,
+    pub version: u64,
+    pub schema: &'a DFSchema,
+    pub batch: &'a RecordBatch,
+    pub events: &'a [ChangeEvent],
+    /// `indices[row]` is the event behind batch row `row`.
+    pub indices: &'a [usize],
+}
+
+/// A finding with the event index it came from, for deterministic ordering.
+pub(crate) type Found = (usize, Finding);
+
+impl RuleRuntime {
+    /// Prepares a rule: reads its column references and compiles its template.
+    pub(crate) fn new(rule: Arc<Rule>) -> Result<RuleRuntime, Vec<Diagnostic>> {
+        let mut problems = Vec::new();
+        let mut refs = Vec::new();
+        for expr in expressions(&rule.body) {
+            match column_refs(expr) {
+                Ok(mut r) => refs.append(&mut r),
+                Err(d) => problems.push(d),
+            }
+        }
+        refs.sort_by(|a, b| (a.image, &a.name).cmp(&(b.image, &b.name)));
+        refs.dedup();
+        let kind = match &rule.body {
+            RuleBody::Check(check) => {
+                let template = match &check.message {
+                    Some(m) => {
+                        let mut env = minijinja::Environment::new();
+                        match env.add_template_owned(rule.id.clone(), m.sql.clone()) {
+                            Ok(()) => Some(env),
+                            Err(e) => {
+                                problems.push(Diagnostic::new(m.at.clone(), format!("message template: {e}")));
+                                None
+                            }
+                        }
+                    }
+                    None => None,
+                };
+                Kind::Check(CheckRuntime { check: check.clone(), template, compiled: HashMap::new() })
+            }
+        };
+        if problems.is_empty() { Ok(RuleRuntime { rule, refs, kind }) } else { Err(problems) }
+    }
+
+    /// Compiles every expression against a schema, reporting all problems.
+    pub(crate) fn check_compiles(&self, ctx: &SessionContext, schema: &DFSchema) -> Vec<Diagnostic> {
+        match &self.kind {
+            Kind::Check(c) => match compile_check(ctx, &c.check, schema) {
+                Ok(_) => Vec::new(),
+                Err(d) => d,
+            },
+        }
+    }
+
+    /// Evaluates the rule over one table batch.
+    pub(crate) fn on_batch(
+        &mut self,
+        ctx: &SessionContext,
+        input: &TableBatch,
+        detected_at: EventTime,
+        out: &mut Vec<Found>,
+    ) -> Result<(), String> {
+        match &mut self.kind {
+            Kind::Check(c) => {
+                let compiled = match c.compiled.get(input.table) {
+                    Some((v, compiled)) if *v == input.version => compiled.clone(),
+                    _ => {
+                        let compiled = Arc::new(compile_check(ctx, &c.check, input.schema).map_err(|d| {
+                            d.iter().map(|d| d.message.clone()).collect::<Vec<_>>().join("; ")
+                        })?);
+                        c.compiled.insert(input.table.clone(), (input.version, compiled.clone()));
+                        compiled
+                    }
+                };
+                evaluate_check(&self.rule, c, &compiled, input, detected_at, out)
+            }
+        }
+    }
+}
+
+fn expressions(body: &RuleBody) -> Vec<&Expr> {
+    match body {
+        RuleBody::Check(c) => {
+            let mut all: Vec<&Expr> = vec![&c.assert];
+            all.extend(c.when.iter());
+            all.extend(c.key.iter().map(|(_, e)| e));
+            if let Some(m) = &c.money {
+                all.push(&m.amount);
+                all.extend(m.currency.iter());
+            }
+            all
+        }
+    }
+}
+
+fn compile_check(ctx: &SessionContext, check: &CheckRule, schema: &DFSchema) -> Result<CompiledCheck, Vec<Diagnostic>> {
+    let mut problems = Vec::new();
+    let mut one = |e: &Expr, want: Option<DataType>| match compile(ctx, e, schema, want) {
+        Ok(p) => Some(p),
+        Err(d) => {
+            problems.push(d);
+            None
+        }
+    };
+    let when = check.when.as_ref().map(|w| one(w, Some(DataType::Boolean)));
+    let assert = one(&check.assert, Some(DataType::Boolean));
+    let key: Vec<_> = check.key.iter().map(|(n, e)| (n.clone(), one(e, None))).collect();
+    let money = check.money.as_ref().map(|m| (one(&m.amount, None), m.currency.as_ref().map(|c| one(c, None))));
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    // Every `one` above succeeded, so none of these is None.
+    let some = |p: Option<Arc<dyn PhysicalExpr>>| p.ok_or_else(Vec::new);
+    Ok(CompiledCheck {
+        when: when.map(some).transpose()?,
+        assert: some(assert)?,
+        key: key.into_iter().map(|(n, p)| some(p).map(|p| (n, p))).collect::<Result<_, _>>()?,
+        money: match money {
+            Some((amount, currency)) => Some((some(amount)?, currency.map(some).transpose()?)),
+            None => None,
+        },
+    })
+}
+
+fn eval(expr: &Arc<dyn PhysicalExpr>, batch: &RecordBatch) -> Result<ArrayRef, String> {
+    expr.evaluate(batch).and_then(|v| v.into_array(batch.num_rows())).map_err(|e| e.to_string())
+}
+
+/// A row violates a check when `when` is TRUE and `assert` is not TRUE (FALSE or NULL).
+fn evaluate_check(
+    rule: &Rule,
+    check: &CheckRuntime,
+    compiled: &CompiledCheck,
+    input: &TableBatch,
+    detected_at: EventTime,
+    out: &mut Vec<Found>,
+) -> Result<(), String> {
+    let batch = input.batch;
+    let n = batch.num_rows();
+    let as_mask = |a: ArrayRef| -> BooleanArray {
+        match a.as_boolean_opt() {
+            Some(b) => prep_null_mask_filter(b),
+            // An all-NULL expression (columns never seen) is NULL everywhere.
+            None => BooleanArray::from(vec![false; n]),
+        }
+    };
+    let applies = match &compiled.when {
+        Some(w) => as_mask(eval(w, batch)?),
+        None => BooleanArray::from(vec![true; n]),
+    };
+    if applies.true_count() == 0 {
+        return Ok(());
+    }
+    let holds = as_mask(eval(&compiled.assert, batch)?);
+    let violated = and_not(&applies, &holds).map_err(|e| e.to_string())?;
+    if violated.true_count() == 0 {
+        return Ok(());
+    }
+    let keys: Vec<(String, ArrayRef)> =
+        compiled.key.iter().map(|(name, e)| eval(e, batch).map(|a| (name.clone(), a))).collect::<Result<_, _>>()?;
+    let money = match &compiled.money {
+        Some((amount, currency)) => Some((eval(amount, batch)?, currency.as_ref().map(|c| eval(c, batch)).transpose()?)),
+        None => None,
+    };
+    for row in (0..n).filter(|&r| violated.value(r)) {
+        let event_index = input.indices[row];
+        let event = &input.events[event_index];
+        let key = keys.iter().map(|(name, a)| (name.clone(), value_at(a, row))).collect();
+        let money_at_risk = money.as_ref().and_then(|(amount, currency)| {
+            let amount = value_at(amount, row);
+            (!amount.is_null()).then(|| Money {
+                amount,
+                currency: currency.as_ref().and_then(|c| match value_at(c, row) {
+                    Value::Null => None,
+                    v => Some(v.to_string()),
+                }),
+            })
+        });
+        let mut finding = Finding {
+            rule: rule.id.clone(),
+            severity: rule.severity,
+            key,
+            event_time: event.commit_time,
+            detected_at,
+            message: String::new(),
+            evidence: vec![Evidence {
+                table: event.table.clone(),
+                op: event.op,
+                commit_time: event.commit_time,
+                position: event.position.clone(),
+                before: event.before.clone(),
+                after: event.after.clone(),
+            }],
+            money_at_risk,
+        };
+        finding.message = render_message(rule, check, &finding, event);
+        out.push((event_index, finding));
+    }
+    Ok(())
+}
+
+fn render_message(rule: &Rule, check: &CheckRuntime, finding: &Finding, event: &ChangeEvent) -> String {
+    let key_text = || {
+        finding.key.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")
+    };
+    let Some(env) = &check.template else {
+        return format!("{}: `{}` does not hold for {}", rule.id, check.check.assert.sql, key_text());
+    };
+    let context = minijinja::context! {
+        rule => rule.id.as_str(),
+        table => &*event.table,
+        op => event.op.as_str(),
+        commit_time => event.commit_time.to_string(),
+        before => minijinja::Value::from(minijinja::value::Serde(&event.before)),
+        after => minijinja::Value::from(minijinja::value::Serde(&event.after)),
+        key => minijinja::Value::from(minijinja::value::Serde(&finding.key)),
+    };
+    env.get_template(&rule.id)
+        .and_then(|t| t.render(context))
+        .unwrap_or_else(|e| format!("{}: message template failed ({e}) for {}", rule.id, key_text()))
+}

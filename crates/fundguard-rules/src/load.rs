@@ -1,0 +1,290 @@
+//! Loading: files and directories of rule files → validated [`Rule`]s plus every problem found.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use fundguard_core::{ChangeEvent, EventTime, Op, Position, Row, TableSchemas, Value};
+use serde_saphyr::Spanned;
+
+use crate::file::{CheckBody, RuleFile, TestCase};
+use crate::{CheckRule, Diagnostic, ExpectedFinding, Expr, Location, MoneyExprs, Rule, RuleBody, RuleTest, TestEvent, parse_duration};
+
+/// Where test timelines start: `at: 0s` is this instant.
+pub const TEST_EPOCH: &str = "2024-01-01T00:00:00Z";
+
+/// Loads rule files from files and directories (recursively, `*.yaml` / `*.yml`,
+/// in name order). Returns the rules that validated and every problem found;
+/// rule ids must be unique across all files.
+pub fn load_paths(paths: &[PathBuf]) -> (Vec<Rule>, Vec<Diagnostic>) {
+    let mut files = Vec::new();
+    let mut diagnostics = Vec::new();
+    for path in paths {
+        collect_files(path, &mut files, &mut diagnostics);
+    }
+    let mut rules: Vec<Rule> = Vec::new();
+    let mut seen: HashMap<String, Location> = HashMap::new();
+    for file in files {
+        let name: Arc<str> = Arc::from(file.display().to_string());
+        let text = match std::fs::read_to_string(&file) {
+            Ok(t) => t,
+            Err(e) => {
+                diagnostics.push(Diagnostic::new(Location::new(name, 0, 0), format!("cannot read the file: {e}")));
+                continue;
+            }
+        };
+        match parse_rule(name, &text) {
+            Ok(rule) => {
+                if let Some(first) = seen.get(&rule.id) {
+                    diagnostics.push(Diagnostic::new(
+                        rule.at.clone(),
+                        format!("duplicate rule id `{}`: already defined at {first}; rule ids must be unique", rule.id),
+                    ));
+                    continue;
+                }
+                seen.insert(rule.id.clone(), rule.at.clone());
+                rules.push(rule);
+            }
+            Err(mut errs) => diagnostics.append(&mut errs),
+        }
+    }
+    (rules, diagnostics)
+}
+
+fn collect_files(path: &Path, files: &mut Vec<PathBuf>, diagnostics: &mut Vec<Diagnostic>) {
+    if path.is_dir() {
+        let mut entries: Vec<PathBuf> = match std::fs::read_dir(path) {
+            Ok(dir) => dir.filter_map(|e| e.ok().map(|e| e.path())).collect(),
+            Err(e) => {
+                diagnostics.push(Diagnostic::new(
+                    Location::new(Arc::from(path.display().to_string()), 0, 0),
+                    format!("cannot read the directory: {e}"),
+                ));
+                return;
+            }
+        };
+        entries.sort();
+        for entry in entries {
+            if entry.is_dir() || matches!(entry.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
+                collect_files(&entry, files, diagnostics);
+            }
+        }
+    } else if path.exists() {
+        files.push(path.to_path_buf());
+    } else {
+        diagnostics.push(Diagnostic::new(
+            Location::new(Arc::from(path.display().to_string()), 0, 0),
+            "no such file or directory: expected a rule file or a directory of them",
+        ));
+    }
+}
+
+/// Parses and validates one rule file's text.
+pub fn parse_rule(file: Arc<str>, text: &str) -> Result<Rule, Vec<Diagnostic>> {
+    let parsed: RuleFile = serde_saphyr::from_str(text).map_err(|e| vec![yaml_error(&file, &e)])?;
+    let mut v = Validator { file, diagnostics: Vec::new() };
+    let rule = v.rule(parsed);
+    match rule {
+        Some(rule) if v.diagnostics.is_empty() => Ok(rule),
+        _ => Err(v.diagnostics),
+    }
+}
+
+/// Reads declared column types (see [`TableSchemas`]) from a YAML file.
+pub fn load_schemas(path: &Path) -> Result<TableSchemas, Diagnostic> {
+    let file: Arc<str> = Arc::from(path.display().to_string());
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Diagnostic::new(Location::new(file.clone(), 0, 0), format!("cannot read the schema file: {e}")))?;
+    serde_saphyr::from_str(&text).map_err(|e| yaml_error(&file, &e))
+}
+
+fn yaml_error(file: &Arc<str>, e: &serde_saphyr::Error) -> Diagnostic {
+    let (line, column) = e.location().map(|l| (l.line() as usize, l.column() as usize)).unwrap_or((0, 0));
+    let text = e.without_snippet().to_string();
+    // The library appends its own " at line X column Y"; we lead with the location instead.
+    let message = match text.find(" at line ") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    };
+    Diagnostic::new(Location::new(file.clone(), line, column), message)
+}
+
+struct Validator {
+    file: Arc<str>,
+    diagnostics: Vec<Diagnostic>,
+}
+
+impl Validator {
+    fn at<T>(&self, spanned: &Spanned<T>) -> Location {
+        Location::new(self.file.clone(), spanned.referenced.line() as usize, spanned.referenced.column() as usize)
+    }
+
+    fn error(&mut self, at: Location, message: impl Into<String>) {
+        self.diagnostics.push(Diagnostic::new(at, message));
+    }
+
+    fn expr(&self, spanned: &Spanned<String>) -> Expr {
+        Expr { sql: spanned.value.clone(), at: self.at(spanned) }
+    }
+
+    fn rule(&mut self, file: RuleFile) -> Option<Rule> {
+        let at = self.at(&file.id);
+        let id = file.id.value.clone();
+        if id.is_empty()
+            || !id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'))
+        {
+            self.error(at.clone(), format!("rule id `{id}`: expected lowercase letters, digits, `-`, `_` or `.`"));
+        }
+        if file.owner.value.trim().is_empty() {
+            self.error(self.at(&file.owner), "owner is empty: expected the team that answers this rule's alerts");
+        }
+        let severity = file.severity.value;
+        let deadline = match &file.deadline {
+            Some(d) => match parse_duration(&d.value) {
+                Ok(d) => d,
+                Err(e) => {
+                    self.error(self.at(d), e);
+                    severity.default_deadline()
+                }
+            },
+            None => severity.default_deadline(),
+        };
+        let body = match file.check {
+            Some(check) => {
+                let check_at = self.at(&check);
+                RuleBody::Check(self.check(check.value, check_at)?)
+            }
+            None => {
+                self.error(at.clone(), "the rule has no body: expected one of the rule kinds (`check`)");
+                return None;
+            }
+        };
+        let tests = file.tests.into_iter().filter_map(|t| self.test(t)).collect();
+        Some(Rule {
+            id,
+            description: file.description,
+            owner: file.owner.value,
+            severity,
+            deadline,
+            tags: file.tags,
+            enabled: file.enabled,
+            body,
+            tests,
+            at,
+        })
+    }
+
+    fn check(&mut self, body: CheckBody, at: Location) -> Option<CheckRule> {
+        if body.tables.is_empty() {
+            self.error(at.clone(), "`tables` is empty: expected at least one `db.table`");
+        }
+        for table in &body.tables {
+            if !table.value.contains('.') {
+                self.error(self.at(table), format!("table `{}`: expected `db.table`", table.value));
+            }
+        }
+        let key = match &body.key {
+            Some(map) if map.is_empty() => {
+                self.error(at, "`key` is empty: expected at least one `name: expression`");
+                return None;
+            }
+            Some(map) => map.iter().map(|(name, e)| (name.clone(), self.expr(e))).collect(),
+            None => vec![(
+                "id".to_string(),
+                Expr { sql: "coalesce(after.id, before.id)".into(), at: at.clone() },
+            )],
+        };
+        Some(CheckRule {
+            tables: body.tables.iter().map(|t| t.value.clone()).collect(),
+            when: body.when.as_ref().map(|e| self.expr(e)),
+            assert: self.expr(&body.assert),
+            key,
+            message: body.message.as_ref().map(|e| self.expr(e)),
+            money: body.money.as_ref().map(|m| MoneyExprs {
+                amount: self.expr(&m.amount),
+                currency: m.currency.as_ref().map(|c| self.expr(c)),
+            }),
+        })
+    }
+
+    fn test(&mut self, test: TestCase) -> Option<RuleTest> {
+        let at = self.at(&test.name);
+        let epoch = EventTime::parse(TEST_EPOCH).ok()?;
+        let mut events = Vec::new();
+        for (seq, spanned) in test.events.iter().enumerate() {
+            let event_at = self.at(spanned);
+            let body = &spanned.value;
+            let commit_time = match parse_duration(&body.at.value) {
+                Ok(offset) => epoch.plus(offset),
+                Err(_) => match EventTime::parse(&body.at.value) {
+                    Ok(t) => t,
+                    Err(_) => {
+                        self.error(
+                            self.at(&body.at),
+                            format!("`at: {}`: expected an offset like 2s or 5m, or an RFC 3339 timestamp", body.at.value),
+                        );
+                        continue;
+                    }
+                },
+            };
+            let Some(op) = Op::parse(&body.op.value) else {
+                self.error(
+                    self.at(&body.op),
+                    format!("op `{}`: expected insert, update, delete or message", body.op.value),
+                );
+                continue;
+            };
+            let before = body.before.as_ref().map(row_from_json);
+            let after = body.after.as_ref().map(row_from_json);
+            let missing = match op {
+                Op::Insert | Op::Update | Op::Message if after.is_none() => Some("after"),
+                Op::Update | Op::Delete if before.is_none() && op == Op::Delete => Some("before"),
+                _ => None,
+            };
+            if let Some(image) = missing {
+                self.error(event_at.clone(), format!("a `{op}` event needs an `{image}` row"));
+                continue;
+            }
+            events.push(TestEvent {
+                event: ChangeEvent {
+                    table: Arc::from(body.table.as_str()),
+                    op,
+                    before,
+                    after,
+                    commit_time,
+                    position: Position::Synthetic { seq: seq as u64 + 1 },
+                },
+                at: event_at,
+            });
+        }
+        let expect = test
+            .expect
+            .iter()
+            .map(|e| ExpectedFinding {
+                key: e.key.iter().map(|(k, v)| (k.clone(), value_from_json(v))).collect(),
+                message: e.message.clone(),
+            })
+            .collect();
+        Some(RuleTest { name: test.name.value, events, expect, at })
+    }
+}
+
+fn row_from_json(map: &std::collections::BTreeMap<String, serde_json::Value>) -> Row {
+    map.iter().map(|(k, v)| (k.as_str(), value_from_json(v))).collect()
+}
+
+/// Turns a YAML/JSON scalar into a value. YAML numbers with a fraction arrive as
+/// floats; their shortest decimal text is what the author wrote (up to 15
+/// significant digits), so it is read back as an exact decimal.
+pub(crate) fn value_from_json(v: &serde_json::Value) -> Value {
+    match v {
+        serde_json::Value::Null => Value::Null,
+        serde_json::Value::Bool(b) => Value::Bool(*b),
+        serde_json::Value::Number(n) => match n.as_i64() {
+            Some(i) => Value::Int(i),
+            None => Value::parse_number(&n.to_string()).unwrap_or(Value::Null),
+        },
+        serde_json::Value::String(s) => Value::String(s.clone()),
+        other => Value::Json(other.to_string()),
+    }
+}
