@@ -135,8 +135,14 @@ mod tests {
     #[test]
     fn numbers_parse_exactly() {
         assert_eq!(Value::parse_number("42"), Some(Value::Int(42)));
-        assert_eq!(Value::parse_number("-0.10"), Some(Value::Decimal("-0.10".parse().unwrap())));
-        assert_eq!(Value::parse_number("1.5E+3"), Some(Value::Decimal(Decimal::from(1500))));
+        assert_eq!(
+            Value::parse_number("-0.10"),
+            Some(Value::Decimal("-0.10".parse().unwrap()))
+        );
+        assert_eq!(
+            Value::parse_number("1.5E+3"),
+            Some(Value::Decimal(Decimal::from(1500)))
+        );
         // Larger than i64: still exact.
         assert_eq!(
             Value::parse_number("18446744073709551615"),

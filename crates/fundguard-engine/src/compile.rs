@@ -29,8 +29,14 @@ pub(crate) fn column_refs(expr: &Expr) -> Result<Vec<ColumnRef>, Diagnostic> {
         match e {
             SqlExpr::CompoundIdentifier(parts) => match parts.as_slice() {
                 [image, column] => match normalise(image).as_str() {
-                    "before" => refs.push(ColumnRef { image: Image::Before, name: normalise(column) }),
-                    "after" => refs.push(ColumnRef { image: Image::After, name: normalise(column) }),
+                    "before" => refs.push(ColumnRef {
+                        image: Image::Before,
+                        name: normalise(column),
+                    }),
+                    "after" => refs.push(ColumnRef {
+                        image: Image::After,
+                        name: normalise(column),
+                    }),
                     other => {
                         problem.get_or_insert(format!(
                             "unknown row `{other}` in `{}`: expected `before.<column>` or `after.<column>`",
@@ -41,7 +47,11 @@ pub(crate) fn column_refs(expr: &Expr) -> Result<Vec<ColumnRef>, Diagnostic> {
                 _ => {
                     problem.get_or_insert(format!(
                         "`{}`: expected `before.<column>` or `after.<column>`",
-                        parts.iter().map(|p| p.value.as_str()).collect::<Vec<_>>().join(".")
+                        parts
+                            .iter()
+                            .map(|p| p.value.as_str())
+                            .collect::<Vec<_>>()
+                            .join(".")
                     ));
                 }
             },
@@ -65,7 +75,11 @@ pub(crate) fn column_refs(expr: &Expr) -> Result<Vec<ColumnRef>, Diagnostic> {
 
 /// SQL folds unquoted names to lower case; quoted names keep theirs.
 fn normalise(ident: &Ident) -> String {
-    if ident.quote_style.is_some() { ident.value.clone() } else { ident.value.to_lowercase() }
+    if ident.quote_style.is_some() {
+        ident.value.clone()
+    } else {
+        ident.value.to_lowercase()
+    }
 }
 
 /// Compiles an expression against a batch schema, checking its result type.
@@ -75,14 +89,23 @@ pub(crate) fn compile(
     schema: &DFSchema,
     want: Option<DataType>,
 ) -> Result<Arc<dyn PhysicalExpr>, Diagnostic> {
-    let logical = ctx.parse_sql_expr(&expr.sql, schema).map_err(|e| sql_error(expr, &e.to_string()))?;
-    let physical = ctx.create_physical_expr(logical, schema).map_err(|e| sql_error(expr, &e.to_string()))?;
+    let logical = ctx
+        .parse_sql_expr(&expr.sql, schema)
+        .map_err(|e| sql_error(expr, &e.to_string()))?;
+    let physical = ctx
+        .create_physical_expr(logical, schema)
+        .map_err(|e| sql_error(expr, &e.to_string()))?;
     if let Some(want) = want {
-        let got = physical.data_type(schema.as_arrow()).map_err(|e| sql_error(expr, &e.to_string()))?;
+        let got = physical
+            .data_type(schema.as_arrow())
+            .map_err(|e| sql_error(expr, &e.to_string()))?;
         if got != want && got != DataType::Null {
             return Err(Diagnostic::new(
                 expr.at.clone(),
-                format!("`{}` is of type {got}: expected a {want} expression", expr.sql),
+                format!(
+                    "`{}` is of type {got}: expected a {want} expression",
+                    expr.sql
+                ),
             ));
         }
     }

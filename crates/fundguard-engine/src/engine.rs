@@ -93,7 +93,12 @@ impl Engine {
             for table in rt.rule.body.tables() {
                 let state = tables.entry(Arc::from(table.as_str())).or_insert_with(|| {
                     let layout = TableLayout::new(schemas.table(table));
-                    TableState { schema: layout.df_schema(), layout, version: 0, rules: Vec::new() }
+                    TableState {
+                        schema: layout.df_schema(),
+                        layout,
+                        version: 0,
+                        rules: Vec::new(),
+                    }
                 });
                 for r in &rt.refs {
                     state.layout.reference(r);
@@ -104,10 +109,20 @@ impl Engine {
         }
         let stats = runtimes
             .iter()
-            .map(|r| RuleStats { rule: r.rule.id.clone(), kind: r.rule.body.kind(), ..Default::default() })
+            .map(|r| RuleStats {
+                rule: r.rule.id.clone(),
+                kind: r.rule.body.kind(),
+                ..Default::default()
+            })
             .collect();
         let keys_seen = vec![HashSet::new(); runtimes.len()];
-        Ok(Engine { ctx, rules: runtimes, stats, keys_seen, tables })
+        Ok(Engine {
+            ctx,
+            rules: runtimes,
+            stats,
+            keys_seen,
+            tables,
+        })
     }
 
     /// The ids of the rules that run, in order.
@@ -138,7 +153,9 @@ impl Engine {
         let mut found: Vec<(usize, usize, Finding)> = Vec::new();
         let mut scratch: Vec<Found> = Vec::new();
         for (table, indices) in &groups {
-            let Some(state) = self.tables.get_mut(table) else { continue };
+            let Some(state) = self.tables.get_mut(table) else {
+                continue;
+            };
             if state.layout.observe(events, indices) {
                 state.version += 1;
                 state.schema = state.layout.df_schema();
@@ -146,7 +163,10 @@ impl Engine {
             let batch = state
                 .layout
                 .batch(events, indices, &state.schema)
-                .map_err(|e| EngineError::Batch { table: table.to_string(), message: e.to_string() })?;
+                .map_err(|e| EngineError::Batch {
+                    table: table.to_string(),
+                    message: e.to_string(),
+                })?;
             let input = TableBatch {
                 table,
                 version: state.version,
@@ -158,7 +178,8 @@ impl Engine {
             for &r in &state.rules {
                 self.stats[r].events += indices.len() as u64;
                 scratch.clear();
-                if let Err(e) = self.rules[r].on_batch(&self.ctx, &input, detected_at, &mut scratch) {
+                if let Err(e) = self.rules[r].on_batch(&self.ctx, &input, detected_at, &mut scratch)
+                {
                     self.stats[r].errors += 1;
                     self.stats[r].last_error = Some(e);
                 }

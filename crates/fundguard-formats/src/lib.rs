@@ -72,7 +72,11 @@ impl Format {
             Format::Maxwell => Inner::Maxwell,
             Format::Json(config) => Inner::Plain(config.clone()),
         };
-        Decoder { inner, interner, schemas }
+        Decoder {
+            inner,
+            interner,
+            schemas,
+        }
     }
 
     pub fn name(&self) -> &'static str {
@@ -136,12 +140,22 @@ impl Decoder {
 }
 
 /// Converts values of declared columns to their declared types.
-fn apply_declared_types(schemas: &TableSchemas, events: &mut [ChangeEvent]) -> Result<(), DecodeError> {
+fn apply_declared_types(
+    schemas: &TableSchemas,
+    events: &mut [ChangeEvent],
+) -> Result<(), DecodeError> {
     for event in events {
-        let Some(columns) = schemas.table(&event.table) else { continue };
-        for row in [event.before.as_mut(), event.after.as_mut()].into_iter().flatten() {
+        let Some(columns) = schemas.table(&event.table) else {
+            continue;
+        };
+        for row in [event.before.as_mut(), event.after.as_mut()]
+            .into_iter()
+            .flatten()
+        {
             row.try_map_values(|name, value| {
-                let Some(ty) = columns.get(name) else { return Ok(value) };
+                let Some(ty) = columns.get(name) else {
+                    return Ok(value);
+                };
                 let shown = value.to_string();
                 ty.coerce(value).ok_or_else(|| {
                     DecodeError::invalid(format!(

@@ -28,7 +28,10 @@ pub enum TableFrom {
 
 impl Default for PlainConfig {
     fn default() -> Self {
-        PlainConfig { table: TableFrom::Field("type".into()), time_field: "ts".into() }
+        PlainConfig {
+            table: TableFrom::Field("type".into()),
+            time_field: "ts".into(),
+        }
     }
 }
 
@@ -45,12 +48,18 @@ pub(crate) fn decode(
         TableFrom::Fixed(t) => interner.intern(t),
         TableFrom::Field(f) => match row.get(f) {
             Some(Value::String(t)) if !t.is_empty() => interner.intern(t),
-            _ => return Err(DecodeError::invalid(format!("field `{f}` must hold the message type as a string"))),
+            _ => {
+                return Err(DecodeError::invalid(format!(
+                    "field `{f}` must hold the message type as a string"
+                )));
+            }
         },
     };
     let commit_time = match row.get(&config.time_field) {
         Some(Value::Int(ms)) => EventTime::from_millis(*ms),
-        Some(Value::String(s)) => EventTime::parse(s).map_err(|e| DecodeError::invalid(e.to_string()))?,
+        Some(Value::String(s)) => {
+            EventTime::parse(s).map_err(|e| DecodeError::invalid(e.to_string()))?
+        }
         Some(other) => {
             return Err(DecodeError::invalid(format!(
                 "field `{}` holds a {}: expected epoch milliseconds or RFC 3339 text",
@@ -58,8 +67,20 @@ pub(crate) fn decode(
                 other.type_name()
             )));
         }
-        None => return Err(DecodeError::invalid(format!("no `{}` field with the event time", config.time_field))),
+        None => {
+            return Err(DecodeError::invalid(format!(
+                "no `{}` field with the event time",
+                config.time_field
+            )));
+        }
     };
-    out.push(ChangeEvent { table, op: Op::Message, before: None, after: Some(row), commit_time, position: position.clone() });
+    out.push(ChangeEvent {
+        table,
+        op: Op::Message,
+        before: None,
+        after: Some(row),
+        commit_time,
+        position: position.clone(),
+    });
     Ok(Decoded::Events(1))
 }

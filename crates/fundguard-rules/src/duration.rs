@@ -17,6 +17,10 @@ mod tests {
         assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
         assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
         assert_eq!(parse_duration("1d").unwrap(), Duration::from_secs(86400));
-        assert!(parse_duration("soon").unwrap_err().contains("expected a number with a unit"));
+        assert!(
+            parse_duration("soon")
+                .unwrap_err()
+                .contains("expected a number with a unit")
+        );
     }
 }

@@ -15,4 +15,4 @@ mod rule;
 pub use diagnostic::{Diagnostic, Location};
 pub use duration::parse_duration;
 pub use load::{load_paths, load_schemas, parse_rule};
-pub use rule::{CheckRule, Expr, ExpectedFinding, MoneyExprs, Rule, RuleBody, RuleTest, TestEvent};
+pub use rule::{CheckRule, ExpectedFinding, Expr, MoneyExprs, Rule, RuleBody, RuleTest, TestEvent};

@@ -1,1 +1,50 @@
-fn main() {}
+//! `fundguard`: the command line. Every subcommand is one module in `commands/`.
+
+mod commands;
+mod examples;
+mod pipeline;
+mod summary;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Real-time fund-safety verification: change events in, money invariants checked, findings out.
+#[derive(Parser)]
+#[command(name = "fundguard", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Simulate a shop with injected incidents and check the built-in example rules on it.
+    Demo(commands::demo::Args),
+    /// Write simulated shop change logs (Debezium, Canal, Maxwell) and an answer key.
+    Simulate(commands::simulate::Args),
+    /// Check rule files and report every problem with file, line and column.
+    Validate(commands::validate::Args),
+    /// Run the tests written inside rule files.
+    Test(commands::test::Args),
+    /// Replay recorded change logs through rules and write the findings.
+    Backtest(commands::backtest::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Demo(args) => commands::demo::run(args),
+        Command::Simulate(args) => commands::simulate::run(args),
+        Command::Validate(args) => commands::validate::run(args),
+        Command::Test(args) => commands::test::run(args),
+        Command::Backtest(args) => commands::backtest::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! `fundguard backtest`: replays recorded change logs through rules and writes the findings.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::ValueEnum;
+use fundguard_engine::Engine;
+use fundguard_formats::Format;
+use fundguard_formats::plain::{PlainConfig, TableFrom};
+use fundguard_sources::open_lines;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::pipeline::{FindingSink, JsonLines, Pipeline};
+use crate::summary;
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum FormatArg {
+    Debezium,
+    Canal,
+    Maxwell,
+    Json,
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Rule files or directories of them.
+    #[arg(long, required = true, num_args = 1..)]
+    rules: Vec<PathBuf>,
+    /// Recorded logs, one message per line, plain or gzip; `-` is stdin.
+    #[arg(long, required = true, num_args = 1..)]
+    input: Vec<PathBuf>,
+    #[arg(long, value_enum)]
+    format: FormatArg,
+    /// Write findings here as JSON lines (default: stdout).
+    #[arg(long)]
+    findings: Option<PathBuf>,
+    /// Where undecodable messages go (default: dead-letter.jsonl, or FINDINGS.dead-letter.jsonl).
+    #[arg(long)]
+    dead_letter: Option<PathBuf>,
+    /// Fail on the first undecodable message instead of dead-lettering it.
+    #[arg(long)]
+    strict: bool,
+    /// Declared column types for loosely typed sources.
+    #[arg(long)]
+    schema: Option<PathBuf>,
+    /// Events per micro-batch.
+    #[arg(long, default_value_t = 8192)]
+    batch_size: usize,
+    /// json format: every message belongs to this table (message type).
+    #[arg(long, conflicts_with = "table_field")]
+    table: Option<String>,
+    /// json format: the field that names the message's table (default `type`).
+    #[arg(long)]
+    table_field: Option<String>,
+    /// json format: the field with the event time (epoch ms or RFC 3339; default `ts`).
+    #[arg(long, default_value = "ts")]
+    time_field: String,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let schemas = super::schemas(args.schema.as_ref())?;
+    let rules = super::rules(&args.rules)?;
+    let engine = Engine::new(&rules, &schemas).map_err(|problems| {
+        let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!("{}", list.join("\n"))
+    })?;
+    let format = match args.format {
+        FormatArg::Debezium => Format::Debezium,
+        FormatArg::Canal => Format::Canal,
+        FormatArg::Maxwell => Format::Maxwell,
+        FormatArg::Json => Format::Json(PlainConfig {
+            table: match (&args.table, &args.table_field) {
+                (Some(t), _) => TableFrom::Fixed(t.clone()),
+                (None, Some(f)) => TableFrom::Field(f.clone()),
+                (None, None) => TableFrom::Field("type".into()),
+            },
+            time_field: args.time_field.clone(),
+        }),
+    };
+    let dead_letter = args
+        .dead_letter
+        .clone()
+        .unwrap_or_else(|| match &args.findings {
+            Some(f) => PathBuf::from(format!("{}.dead-letter.jsonl", f.display())),
+            None => PathBuf::from("dead-letter.jsonl"),
+        });
+    let mut sink: Box<dyn FindingSink> = match &args.findings {
+        Some(path) => Box::new(JsonLines(std::io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+        ))),
+        None => Box::new(JsonLines(std::io::BufWriter::new(std::io::stdout().lock()))),
+    };
+    let started = Instant::now();
+    let progress = progress_bar();
+    let mut pipeline = Pipeline::new(
+        format.decoder(schemas.clone()),
+        engine,
+        sink.as_mut(),
+        args.batch_size,
+        dead_letter,
+        args.strict,
+    );
+    for input in &args.input {
+        let mut lines =
+            open_lines(input).with_context(|| format!("opening {}", input.display()))?;
+        while let Some((line, position)) = lines.next_line()? {
+            pipeline.push(line, &position)?;
+            if let Some(bar) = &progress {
+                if pipeline.counters.messages % 65_536 == 0 {
+                    bar.set_position(pipeline.counters.events);
+                }
+            }
+        }
+    }
+    let dead_letter = pipeline.dead_letter_path().clone();
+    let (counters, engine) = pipeline.finish()?;
+    if let Some(bar) = progress {
+        bar.finish_and_clear();
+    }
+    // The report goes to stderr when findings take stdout, so they stay parseable.
+    let mut report: Box<dyn Write> = if args.findings.is_some() {
+        Box::new(std::io::stdout())
+    } else {
+        Box::new(std::io::stderr())
+    };
+    summary::write_table(&mut report, engine.stats())?;
+    summary::write_counters(&mut report, &counters, started.elapsed().as_secs_f64())?;
+    if counters.dead_letters > 0 {
+        writeln!(
+            report,
+            "{} undecodable message(s) written to {}",
+            counters.dead_letters,
+            dead_letter.display()
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A progress bar with events/s, only when a person is watching.
+fn progress_bar() -> Option<ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {human_pos} events  {per_sec}  {elapsed}").ok()?,
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    Some(bar)
+}

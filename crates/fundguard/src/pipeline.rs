@@ -1,0 +1,185 @@
+//! The batch pipeline shared by `backtest` and `demo`: messages → decoder → micro-batches → engine → sinks.
+//!
+//! Bad messages never stop it: each goes to the dead-letter file with its position
+//! and the reason, and the run goes on (unless `strict`).
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use anyhow::Context;
+use fundguard_core::{ChangeEvent, EventTime, Finding, Position};
+use fundguard_engine::Engine;
+use fundguard_formats::{Decoded, Decoder, Skip};
+use serde::Serialize;
+
+/// Where findings go.
+pub trait FindingSink {
+    fn write(&mut self, finding: &Finding) -> anyhow::Result<()>;
+    fn flush(&mut self) -> anyhow::Result<()> {
+        Ok(())
+    }
+}
+
+/// Findings as JSON lines.
+pub struct JsonLines<W: Write>(pub W);
+
+impl<W: Write> FindingSink for JsonLines<W> {
+    fn write(&mut self, finding: &Finding) -> anyhow::Result<()> {
+        serde_json::to_writer(&mut self.0, finding)?;
+        self.0.write_all(b"\n")?;
+        Ok(())
+    }
+    fn flush(&mut self) -> anyhow::Result<()> {
+        Ok(self.0.flush()?)
+    }
+}
+
+impl FindingSink for Vec<Finding> {
+    fn write(&mut self, finding: &Finding) -> anyhow::Result<()> {
+        self.push(finding.clone());
+        Ok(())
+    }
+}
+
+/// Counts of what went through.
+#[derive(Debug, Default, Clone)]
+pub struct Counters {
+    pub messages: u64,
+    pub events: u64,
+    pub tombstones: u64,
+    pub ddl: u64,
+    pub control: u64,
+    pub dead_letters: u64,
+    pub findings: u64,
+}
+
+#[derive(Serialize)]
+struct DeadLetter<'a> {
+    position: &'a Position,
+    reason: String,
+    message: String,
+}
+
+/// One pipeline run.
+pub struct Pipeline<'s> {
+    decoder: Decoder,
+    engine: Engine,
+    sink: &'s mut dyn FindingSink,
+    batch: Vec<ChangeEvent>,
+    batch_size: usize,
+    found: Vec<Finding>,
+    dead_letter_path: PathBuf,
+    dead_letters: Option<BufWriter<File>>,
+    strict: bool,
+    pub counters: Counters,
+}
+
+impl<'s> Pipeline<'s> {
+    pub fn new(
+        decoder: Decoder,
+        engine: Engine,
+        sink: &'s mut dyn FindingSink,
+        batch_size: usize,
+        dead_letter_path: PathBuf,
+        strict: bool,
+    ) -> Self {
+        Pipeline {
+            decoder,
+            engine,
+            sink,
+            batch: Vec::with_capacity(batch_size),
+            batch_size: batch_size.max(1),
+            found: Vec::new(),
+            dead_letter_path,
+            dead_letters: None,
+            strict,
+            counters: Counters::default(),
+        }
+    }
+
+    /// Decodes one message and evaluates the batch when it is full.
+    pub fn push(&mut self, message: &[u8], position: &Position) -> anyhow::Result<()> {
+        self.counters.messages += 1;
+        match self.decoder.decode(message, position, &mut self.batch) {
+            Ok(Decoded::Events(n)) => self.counters.events += n as u64,
+            Ok(Decoded::Skipped(Skip::Tombstone)) => self.counters.tombstones += 1,
+            Ok(Decoded::Skipped(Skip::Ddl)) => self.counters.ddl += 1,
+            Ok(Decoded::Skipped(Skip::Control)) => self.counters.control += 1,
+            Err(e) => self.dead_letter(message, position, e.to_string())?,
+        }
+        if self.batch.len() >= self.batch_size {
+            self.evaluate()?;
+        }
+        Ok(())
+    }
+
+    fn dead_letter(
+        &mut self,
+        message: &[u8],
+        position: &Position,
+        reason: String,
+    ) -> anyhow::Result<()> {
+        if self.strict {
+            anyhow::bail!("{position}: {reason} (--strict stops at the first bad message)");
+        }
+        self.counters.dead_letters += 1;
+        if self.dead_letters.is_none() {
+            let file = File::create(&self.dead_letter_path).with_context(|| {
+                format!(
+                    "creating the dead-letter file {}",
+                    self.dead_letter_path.display()
+                )
+            })?;
+            self.dead_letters = Some(BufWriter::new(file));
+        }
+        if let Some(out) = &mut self.dead_letters {
+            let letter = DeadLetter {
+                position,
+                reason,
+                message: String::from_utf8_lossy(message).into_owned(),
+            };
+            serde_json::to_writer(&mut *out, &letter)?;
+            out.write_all(b"\n")?;
+        }
+        Ok(())
+    }
+
+    fn evaluate(&mut self) -> anyhow::Result<()> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        self.found.clear();
+        self.engine
+            .process(&self.batch, wall_clock(), &mut self.found)?;
+        for f in &self.found {
+            self.sink.write(f)?;
+        }
+        self.counters.findings += self.found.len() as u64;
+        self.batch.clear();
+        Ok(())
+    }
+
+    /// Evaluates what is left and flushes every output.
+    pub fn finish(mut self) -> anyhow::Result<(Counters, Engine)> {
+        self.evaluate()?;
+        self.sink.flush()?;
+        if let Some(out) = &mut self.dead_letters {
+            out.flush()?;
+        }
+        Ok((self.counters, self.engine))
+    }
+
+    pub fn dead_letter_path(&self) -> &PathBuf {
+        &self.dead_letter_path
+    }
+}
+
+/// The wall clock, read only here at the edge: it stamps `detected_at`.
+pub fn wall_clock() -> EventTime {
+    let micros = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros());
+    EventTime::from_micros(i64::try_from(micros).unwrap_or(i64::MAX))
+}
