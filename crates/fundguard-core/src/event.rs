@@ -57,11 +57,7 @@ impl fmt::Display for Op {
 pub enum Position {
     /// Line `line` (1-based) of an input file or stdin; `index` numbers the rows
     /// when one line carries several (a Canal message).
-    Line {
-        input: Arc<str>,
-        line: u64,
-        index: u32,
-    },
+    Line { input: Arc<str>, line: u64, index: u32 },
     /// An event made by hand: a rule test or a simulator that emits events directly.
     Synthetic { seq: u64 },
 }
@@ -70,11 +66,7 @@ impl Position {
     /// The same position for the `index`-th row of a message that carries several.
     pub fn with_index(&self, index: u32) -> Position {
         match self {
-            Position::Line { input, line, .. } => Position::Line {
-                input: input.clone(),
-                line: *line,
-                index,
-            },
+            Position::Line { input, line, .. } => Position::Line { input: input.clone(), line: *line, index },
             Position::Synthetic { seq } => Position::Synthetic { seq: *seq },
         }
     }
@@ -83,11 +75,7 @@ impl Position {
 impl fmt::Display for Position {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Position::Line {
-                input,
-                line,
-                index: 0,
-            } => write!(f, "{input}:{line}"),
+            Position::Line { input, line, index: 0 } => write!(f, "{input}:{line}"),
             Position::Line { input, line, index } => write!(f, "{input}:{line}#{index}"),
             Position::Synthetic { seq } => write!(f, "synthetic#{seq}"),
         }
@@ -109,9 +97,7 @@ impl Row {
     }
 
     pub fn with_capacity(n: usize) -> Self {
-        Row {
-            columns: Vec::with_capacity(n),
-        }
+        Row { columns: Vec::with_capacity(n) }
     }
 
     pub fn push(&mut self, name: Arc<str>, value: Value) {
@@ -140,10 +126,7 @@ impl Row {
     }
 
     /// Replaces every value through `f`, stopping at the first error.
-    pub fn try_map_values<E>(
-        &mut self,
-        mut f: impl FnMut(&str, Value) -> Result<Value, E>,
-    ) -> Result<(), E> {
+    pub fn try_map_values<E>(&mut self, mut f: impl FnMut(&str, Value) -> Result<Value, E>) -> Result<(), E> {
         for (name, value) in &mut self.columns {
             let taken = std::mem::take(value);
             *value = f(name, taken)?;
@@ -152,10 +135,7 @@ impl Row {
     }
 
     pub fn get(&self, name: &str) -> Option<&Value> {
-        self.columns
-            .iter()
-            .find(|(n, _)| &**n == name)
-            .map(|(_, v)| v)
+        self.columns.iter().find(|(n, _)| &**n == name).map(|(_, v)| v)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
@@ -172,11 +152,7 @@ impl Row {
 
     /// The row as a JSON object (decimals as strings).
     pub fn to_json(&self) -> serde_json::Value {
-        serde_json::Value::Object(
-            self.iter()
-                .map(|(n, v)| (n.to_owned(), v.to_json()))
-                .collect(),
-        )
+        serde_json::Value::Object(self.iter().map(|(n, v)| (n.to_owned(), v.to_json())).collect())
     }
 }
 
@@ -193,12 +169,7 @@ impl Serialize for Row {
 
 impl<N: Into<Arc<str>>, V: Into<Value>> FromIterator<(N, V)> for Row {
     fn from_iter<I: IntoIterator<Item = (N, V)>>(iter: I) -> Self {
-        Row {
-            columns: iter
-                .into_iter()
-                .map(|(n, v)| (n.into(), v.into()))
-                .collect(),
-        }
+        Row { columns: iter.into_iter().map(|(n, v)| (n.into(), v.into())).collect() }
     }
 }
 

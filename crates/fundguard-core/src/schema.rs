@@ -39,9 +39,7 @@ impl ColumnType {
             (_, Value::Null) => Value::Null,
             (ColumnType::Int, Value::Int(i)) => Value::Int(i),
             (ColumnType::Int, Value::String(s)) => Value::Int(s.trim().parse().ok()?),
-            (ColumnType::Int, Value::Decimal(d)) if d.fract().is_zero() => {
-                Value::Int(i64::try_from(d).ok()?)
-            }
+            (ColumnType::Int, Value::Decimal(d)) if d.fract().is_zero() => Value::Int(i64::try_from(d).ok()?),
             (ColumnType::Decimal, Value::Decimal(d)) => Value::Decimal(d),
             (ColumnType::Decimal, Value::Int(i)) => Value::Decimal(i.into()),
             (ColumnType::Decimal, Value::String(s)) => Value::Decimal(parse_decimal(s.trim())?),
@@ -55,9 +53,7 @@ impl ColumnType {
                 _ => return None,
             },
             (ColumnType::Timestamp, Value::Timestamp(t)) => Value::Timestamp(t),
-            (ColumnType::Timestamp, Value::String(s)) => {
-                Value::Timestamp(EventTime::parse(&s).ok()?)
-            }
+            (ColumnType::Timestamp, Value::String(s)) => Value::Timestamp(EventTime::parse(&s).ok()?),
             (ColumnType::Json, Value::Json(j)) => Value::Json(j),
             (ColumnType::Json, Value::String(s)) => Value::Json(s),
             _ => return None,
@@ -126,9 +122,7 @@ mod tests {
         assert_eq!(ColumnType::Int.coerce(Value::Null), Some(Value::Null));
         assert_eq!(
             ColumnType::Timestamp.coerce(Value::String("2024-01-01 00:00:00".into())),
-            Some(Value::Timestamp(
-                EventTime::parse("2024-01-01T00:00:00Z").unwrap()
-            ))
+            Some(Value::Timestamp(EventTime::parse("2024-01-01T00:00:00Z").unwrap()))
         );
     }
 }

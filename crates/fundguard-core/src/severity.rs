@@ -16,12 +16,7 @@ pub enum Severity {
 }
 
 impl Severity {
-    pub const ALL: [Severity; 4] = [
-        Severity::Critical,
-        Severity::High,
-        Severity::Medium,
-        Severity::Low,
-    ];
+    pub const ALL: [Severity; 4] = [Severity::Critical, Severity::High, Severity::Medium, Severity::Low];
 
     /// Default detection deadline: 1 minute, 5 minutes, 1 hour, next day (24 hours).
     pub fn default_deadline(self) -> Duration {

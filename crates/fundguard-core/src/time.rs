@@ -13,9 +13,7 @@ pub struct EventTime(i64);
 
 /// A timestamp text that could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "`{text}` is not a timestamp: expected RFC 3339 (2024-05-01T12:00:00Z) or `YYYY-MM-DD HH:MM:SS[.ffffff]`"
-)]
+#[error("`{text}` is not a timestamp: expected RFC 3339 (2024-05-01T12:00:00Z) or `YYYY-MM-DD HH:MM:SS[.ffffff]`")]
 pub struct TimeParseError {
     pub text: String,
 }
@@ -43,18 +41,13 @@ impl EventTime {
 
     /// Adds a duration, saturating at the ends of time.
     pub fn plus(self, d: std::time::Duration) -> Self {
-        EventTime(
-            self.0
-                .saturating_add(i64::try_from(d.as_micros()).unwrap_or(i64::MAX)),
-        )
+        EventTime(self.0.saturating_add(i64::try_from(d.as_micros()).unwrap_or(i64::MAX)))
     }
 
     /// Reads RFC 3339 text, or a zone-less `YYYY-MM-DD[ HH:MM:SS[.f]]` taken as UTC
     /// (the form MySQL, Canal and Maxwell print).
     pub fn parse(text: &str) -> Result<Self, TimeParseError> {
-        let err = || TimeParseError {
-            text: text.to_owned(),
-        };
+        let err = || TimeParseError { text: text.to_owned() };
         if let Ok(dt) = DateTime::parse_from_rfc3339(text) {
             return Ok(EventTime(dt.timestamp_micros()));
         }
@@ -100,10 +93,7 @@ mod tests {
         let t = EventTime::parse("2024-05-01T12:00:00.250+08:00").unwrap();
         assert_eq!(t.to_string(), "2024-05-01T04:00:00.250Z");
         assert_eq!(EventTime::parse("2024-05-01 04:00:00.25").unwrap(), t);
-        assert_eq!(
-            EventTime::parse("2024-05-01").unwrap().to_string(),
-            "2024-05-01T00:00:00Z"
-        );
+        assert_eq!(EventTime::parse("2024-05-01").unwrap().to_string(), "2024-05-01T00:00:00Z");
         assert!(EventTime::parse("yesterday").is_err());
     }
 }

@@ -72,11 +72,7 @@ impl Value {
 
 /// Parses a decimal literal, accepting scientific notation (`1.5E+3`).
 pub(crate) fn parse_decimal(text: &str) -> Option<Decimal> {
-    if text.contains(['e', 'E']) {
-        Decimal::from_scientific(text).ok()
-    } else {
-        text.parse::<Decimal>().ok()
-    }
+    if text.contains(['e', 'E']) { Decimal::from_scientific(text).ok() } else { text.parse::<Decimal>().ok() }
 }
 
 impl Serialize for Value {
@@ -135,14 +131,8 @@ mod tests {
     #[test]
     fn numbers_parse_exactly() {
         assert_eq!(Value::parse_number("42"), Some(Value::Int(42)));
-        assert_eq!(
-            Value::parse_number("-0.10"),
-            Some(Value::Decimal("-0.10".parse().unwrap()))
-        );
-        assert_eq!(
-            Value::parse_number("1.5E+3"),
-            Some(Value::Decimal(Decimal::from(1500)))
-        );
+        assert_eq!(Value::parse_number("-0.10"), Some(Value::Decimal("-0.10".parse().unwrap())));
+        assert_eq!(Value::parse_number("1.5E+3"), Some(Value::Decimal(Decimal::from(1500))));
         // Larger than i64: still exact.
         assert_eq!(
             Value::parse_number("18446744073709551615"),

@@ -9,8 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    ArrayRef, BooleanBuilder, Decimal128Builder, Int64Builder, NullArray, StringBuilder,
-    TimestampMicrosecondBuilder,
+    ArrayRef, BooleanBuilder, Decimal128Builder, Int64Builder, NullArray, StringBuilder, TimestampMicrosecondBuilder,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
@@ -85,9 +84,7 @@ impl ColumnKind {
         match self {
             ColumnKind::Unknown => DataType::Null,
             ColumnKind::Int => DataType::Int64,
-            ColumnKind::Decimal { scale } => {
-                DataType::Decimal128(38, i8::try_from(scale).unwrap_or(28))
-            }
+            ColumnKind::Decimal { scale } => DataType::Decimal128(38, i8::try_from(scale).unwrap_or(28)),
             ColumnKind::String => DataType::Utf8,
             ColumnKind::Bool => DataType::Boolean,
             ColumnKind::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
@@ -116,21 +113,13 @@ pub(crate) const COMMIT_TIME: &str = "commit_time";
 
 impl TableLayout {
     pub(crate) fn new(declared: Option<&BTreeMap<String, ColumnType>>) -> Self {
-        TableLayout {
-            columns: BTreeMap::new(),
-            declared: declared.cloned().unwrap_or_default(),
-        }
+        TableLayout { columns: BTreeMap::new(), declared: declared.cloned().unwrap_or_default() }
     }
 
     /// Adds a referenced column, typed by its declaration when there is one.
     pub(crate) fn reference(&mut self, column: &ColumnRef) {
-        let kind = self
-            .declared
-            .get(&column.name)
-            .map_or(ColumnKind::Unknown, |t| ColumnKind::of_declared(*t));
-        self.columns
-            .entry((column.image, column.name.clone()))
-            .or_insert(kind);
+        let kind = self.declared.get(&column.name).map_or(ColumnKind::Unknown, |t| ColumnKind::of_declared(*t));
+        self.columns.entry((column.image, column.name.clone())).or_insert(kind);
     }
 
     /// Widens undeclared columns to hold the values of these events.
@@ -171,14 +160,7 @@ impl TableLayout {
         let mut fields: Vec<(Option<TableReference>, Arc<Field>)> = vec![
             (None, Arc::new(Field::new(OP, DataType::Utf8, false))),
             (None, Arc::new(Field::new(TABLE, DataType::Utf8, false))),
-            (
-                None,
-                Arc::new(Field::new(
-                    COMMIT_TIME,
-                    ColumnKind::Timestamp.data_type(),
-                    false,
-                )),
-            ),
+            (None, Arc::new(Field::new(COMMIT_TIME, ColumnKind::Timestamp.data_type(), false))),
         ];
         for ((image, name), kind) in &self.columns {
             fields.push((
@@ -187,10 +169,7 @@ impl TableLayout {
             ));
         }
         // Names are unique by construction (qualifier + column), so this cannot fail.
-        Arc::new(
-            DFSchema::new_with_metadata(fields, Default::default())
-                .unwrap_or_else(|_| DFSchema::empty()),
-        )
+        Arc::new(DFSchema::new_with_metadata(fields, Default::default()).unwrap_or_else(|_| DFSchema::empty()))
     }
 
     /// Builds the batch of the given events (all of this table).
@@ -231,11 +210,7 @@ impl TableLayout {
     }
 }
 
-fn build_array<'a>(
-    kind: ColumnKind,
-    n: usize,
-    values: impl Iterator<Item = Option<&'a Value>>,
-) -> ArrayRef {
+fn build_array<'a>(kind: ColumnKind, n: usize, values: impl Iterator<Item = Option<&'a Value>>) -> ArrayRef {
     match kind {
         ColumnKind::Unknown => Arc::new(NullArray::new(n)),
         ColumnKind::Int => {

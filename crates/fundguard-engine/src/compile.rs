@@ -8,6 +8,8 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::DFSchema;
+use datafusion::logical_expr::simplify::SimplifyContext;
+use datafusion::optimizer::simplify_expressions::ExprSimplifier;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, Ident, visit_expressions};
@@ -29,14 +31,8 @@ pub(crate) fn column_refs(expr: &Expr) -> Result<Vec<ColumnRef>, Diagnostic> {
         match e {
             SqlExpr::CompoundIdentifier(parts) => match parts.as_slice() {
                 [image, column] => match normalise(image).as_str() {
-                    "before" => refs.push(ColumnRef {
-                        image: Image::Before,
-                        name: normalise(column),
-                    }),
-                    "after" => refs.push(ColumnRef {
-                        image: Image::After,
-                        name: normalise(column),
-                    }),
+                    "before" => refs.push(ColumnRef { image: Image::Before, name: normalise(column) }),
+                    "after" => refs.push(ColumnRef { image: Image::After, name: normalise(column) }),
                     other => {
                         problem.get_or_insert(format!(
                             "unknown row `{other}` in `{}`: expected `before.<column>` or `after.<column>`",
@@ -47,11 +43,7 @@ pub(crate) fn column_refs(expr: &Expr) -> Result<Vec<ColumnRef>, Diagnostic> {
                 _ => {
                     problem.get_or_insert(format!(
                         "`{}`: expected `before.<column>` or `after.<column>`",
-                        parts
-                            .iter()
-                            .map(|p| p.value.as_str())
-                            .collect::<Vec<_>>()
-                            .join(".")
+                        parts.iter().map(|p| p.value.as_str()).collect::<Vec<_>>().join(".")
                     ));
                 }
             },
@@ -75,11 +67,7 @@ pub(crate) fn column_refs(expr: &Expr) -> Result<Vec<ColumnRef>, Diagnostic> {
 
 /// SQL folds unquoted names to lower case; quoted names keep theirs.
 fn normalise(ident: &Ident) -> String {
-    if ident.quote_style.is_some() {
-        ident.value.clone()
-    } else {
-        ident.value.to_lowercase()
-    }
+    if ident.quote_style.is_some() { ident.value.clone() } else { ident.value.to_lowercase() }
 }
 
 /// Compiles an expression against a batch schema, checking its result type.
@@ -89,23 +77,21 @@ pub(crate) fn compile(
     schema: &DFSchema,
     want: Option<DataType>,
 ) -> Result<Arc<dyn PhysicalExpr>, Diagnostic> {
-    let logical = ctx
-        .parse_sql_expr(&expr.sql, schema)
+    let logical = ctx.parse_sql_expr(&expr.sql, schema).map_err(|e| sql_error(expr, &e.to_string()))?;
+    // Type coercion, then simplification: some functions (coalesce, nvl) only have a
+    // physical form after the simplifier rewrites them.
+    let simplifier = ExprSimplifier::new(SimplifyContext::builder().with_schema(Arc::new(schema.clone())).build());
+    let logical = simplifier
+        .coerce(logical, schema)
+        .and_then(|e| simplifier.simplify(e))
         .map_err(|e| sql_error(expr, &e.to_string()))?;
-    let physical = ctx
-        .create_physical_expr(logical, schema)
-        .map_err(|e| sql_error(expr, &e.to_string()))?;
+    let physical = ctx.create_physical_expr(logical, schema).map_err(|e| sql_error(expr, &e.to_string()))?;
     if let Some(want) = want {
-        let got = physical
-            .data_type(schema.as_arrow())
-            .map_err(|e| sql_error(expr, &e.to_string()))?;
+        let got = physical.data_type(schema.as_arrow()).map_err(|e| sql_error(expr, &e.to_string()))?;
         if got != want && got != DataType::Null {
             return Err(Diagnostic::new(
                 expr.at.clone(),
-                format!(
-                    "`{}` is of type {got}: expected a {want} expression",
-                    expr.sql
-                ),
+                format!("`{}` is of type {got}: expected a {want} expression", expr.sql),
             ));
         }
     }

@@ -57,34 +57,35 @@ impl Engine {
         let mut problems = Vec::new();
         let mut runtimes = Vec::new();
         for rule in rules {
-            match RuleRuntime::new(Arc::new(rule.clone())) {
-                Ok(rt) => {
-                    for table in rule.body.tables() {
-                        let declared = schemas.table(table);
-                        let mut layout = TableLayout::new(declared);
-                        for r in &rt.refs {
-                            if declared.is_some_and(|d| !d.contains_key(&r.name)) {
-                                problems.push(Diagnostic::new(
-                                    rule.at.clone(),
-                                    format!(
-                                        "unknown column `{}.{}`: table `{table}` has no such column in the schema file",
-                                        r.image.qualifier(),
-                                        r.name
-                                    ),
-                                ));
-                            }
-                            layout.reference(r);
+            let (rt, mut found) = RuleRuntime::new(Arc::new(rule.clone()));
+            problems.append(&mut found);
+            for table in rule.body.tables() {
+                let declared = schemas.table(table);
+                let mut layout = TableLayout::new(declared);
+                for (at, refs) in &rt.located_refs {
+                    for r in refs {
+                        if declared.is_some_and(|d| !d.contains_key(&r.name)) {
+                            problems.push(Diagnostic::new(
+                                at.clone(),
+                                format!(
+                                    "unknown column `{}.{}`: table `{table}` has no such column in the schema file",
+                                    r.image.qualifier(),
+                                    r.name
+                                ),
+                            ));
                         }
-                        problems.extend(rt.check_compiles(&ctx, &layout.df_schema()));
-                    }
-                    if rule.enabled {
-                        runtimes.push(rt);
                     }
                 }
-                Err(mut d) => problems.append(&mut d),
+                for r in &rt.refs {
+                    layout.reference(r);
+                }
+                problems.extend(rt.check_compiles(&ctx, &layout.df_schema()));
+            }
+            if rule.enabled {
+                runtimes.push(rt);
             }
         }
-        problems.dedup();
+        sort_diagnostics(&mut problems);
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -93,12 +94,7 @@ impl Engine {
             for table in rt.rule.body.tables() {
                 let state = tables.entry(Arc::from(table.as_str())).or_insert_with(|| {
                     let layout = TableLayout::new(schemas.table(table));
-                    TableState {
-                        schema: layout.df_schema(),
-                        layout,
-                        version: 0,
-                        rules: Vec::new(),
-                    }
+                    TableState { schema: layout.df_schema(), layout, version: 0, rules: Vec::new() }
                 });
                 for r in &rt.refs {
                     state.layout.reference(r);
@@ -109,20 +105,10 @@ impl Engine {
         }
         let stats = runtimes
             .iter()
-            .map(|r| RuleStats {
-                rule: r.rule.id.clone(),
-                kind: r.rule.body.kind(),
-                ..Default::default()
-            })
+            .map(|r| RuleStats { rule: r.rule.id.clone(), kind: r.rule.body.kind(), ..Default::default() })
             .collect();
         let keys_seen = vec![HashSet::new(); runtimes.len()];
-        Ok(Engine {
-            ctx,
-            rules: runtimes,
-            stats,
-            keys_seen,
-            tables,
-        })
+        Ok(Engine { ctx, rules: runtimes, stats, keys_seen, tables })
     }
 
     /// The ids of the rules that run, in order.
@@ -163,23 +149,13 @@ impl Engine {
             let batch = state
                 .layout
                 .batch(events, indices, &state.schema)
-                .map_err(|e| EngineError::Batch {
-                    table: table.to_string(),
-                    message: e.to_string(),
-                })?;
-            let input = TableBatch {
-                table,
-                version: state.version,
-                schema: &state.schema,
-                batch: &batch,
-                events,
-                indices,
-            };
+                .map_err(|e| EngineError::Batch { table: table.to_string(), message: e.to_string() })?;
+            let input =
+                TableBatch { table, version: state.version, schema: &state.schema, batch: &batch, events, indices };
             for &r in &state.rules {
                 self.stats[r].events += indices.len() as u64;
                 scratch.clear();
-                if let Err(e) = self.rules[r].on_batch(&self.ctx, &input, detected_at, &mut scratch)
-                {
+                if let Err(e) = self.rules[r].on_batch(&self.ctx, &input, detected_at, &mut scratch) {
                     self.stats[r].errors += 1;
                     self.stats[r].last_error = Some(e);
                 }
@@ -202,4 +178,18 @@ impl Engine {
     pub fn stats(&self) -> &[RuleStats] {
         &self.stats
     }
+}
+
+/// Orders diagnostics by file, line and column, dropping repeats (an expression
+/// that fails to parse is reported once, not by every check that reads it).
+pub fn sort_diagnostics(problems: &mut Vec<Diagnostic>) {
+    problems.sort_by(|a, b| {
+        (&a.location.file, a.location.line, a.location.column, &a.message).cmp(&(
+            &b.location.file,
+            b.location.line,
+            b.location.column,
+            &b.message,
+        ))
+    });
+    problems.dedup();
 }

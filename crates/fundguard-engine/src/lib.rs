@@ -15,5 +15,5 @@ mod rules;
 mod scalar;
 mod testing;
 
-pub use engine::{Engine, EngineError, RuleStats};
+pub use engine::{Engine, EngineError, RuleStats, sort_diagnostics};
 pub use testing::{TestOutcome, run_rule_tests};

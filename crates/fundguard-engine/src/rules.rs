@@ -14,7 +14,7 @@ use datafusion::common::DFSchema;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::prelude::SessionContext;
 use fundguard_core::{ChangeEvent, EventTime, Evidence, Finding, Money, Value};
-use fundguard_rules::{CheckRule, Diagnostic, Expr, Rule, RuleBody};
+use fundguard_rules::{CheckRule, Diagnostic, Expr, Location, Rule, RuleBody};
 
 use crate::columns::ColumnRef;
 use crate::compile::{column_refs, compile};
@@ -24,6 +24,8 @@ use crate::scalar::value_at;
 pub(crate) struct RuleRuntime {
     pub rule: Arc<Rule>,
     pub refs: Vec<ColumnRef>,
+    /// The columns each expression references, with the expression's location.
+    pub located_refs: Vec<(Location, Vec<ColumnRef>)>,
     kind: Kind,
 }
 
@@ -61,12 +63,17 @@ pub(crate) type Found = (usize, Finding);
 
 impl RuleRuntime {
     /// Prepares a rule: reads its column references and compiles its template.
-    pub(crate) fn new(rule: Arc<Rule>) -> Result<RuleRuntime, Vec<Diagnostic>> {
+    /// Returns the runtime with every problem found; a rule with problems must not run.
+    pub(crate) fn new(rule: Arc<Rule>) -> (RuleRuntime, Vec<Diagnostic>) {
         let mut problems = Vec::new();
         let mut refs = Vec::new();
+        let mut located = Vec::new();
         for expr in expressions(&rule.body) {
             match column_refs(expr) {
-                Ok(mut r) => refs.append(&mut r),
+                Ok(r) => {
+                    refs.extend(r.iter().cloned());
+                    located.push((expr.at.clone(), r));
+                }
                 Err(d) => problems.push(d),
             }
         }
@@ -80,36 +87,21 @@ impl RuleRuntime {
                         match env.add_template_owned(rule.id.clone(), m.sql.clone()) {
                             Ok(()) => Some(env),
                             Err(e) => {
-                                problems.push(Diagnostic::new(
-                                    m.at.clone(),
-                                    format!("message template: {e}"),
-                                ));
+                                problems.push(Diagnostic::new(m.at.clone(), format!("message template: {e}")));
                                 None
                             }
                         }
                     }
                     None => None,
                 };
-                Kind::Check(CheckRuntime {
-                    check: check.clone(),
-                    template,
-                    compiled: HashMap::new(),
-                })
+                Kind::Check(CheckRuntime { check: check.clone(), template, compiled: HashMap::new() })
             }
         };
-        if problems.is_empty() {
-            Ok(RuleRuntime { rule, refs, kind })
-        } else {
-            Err(problems)
-        }
+        (RuleRuntime { rule, refs, located_refs: located, kind }, problems)
     }
 
     /// Compiles every expression against a schema, reporting all problems.
-    pub(crate) fn check_compiles(
-        &self,
-        ctx: &SessionContext,
-        schema: &DFSchema,
-    ) -> Vec<Diagnostic> {
+    pub(crate) fn check_compiles(&self, ctx: &SessionContext, schema: &DFSchema) -> Vec<Diagnostic> {
         match &self.kind {
             Kind::Check(c) => match compile_check(ctx, &c.check, schema) {
                 Ok(_) => Vec::new(),
@@ -131,15 +123,11 @@ impl RuleRuntime {
                 let compiled = match c.compiled.get(input.table) {
                     Some((v, compiled)) if *v == input.version => compiled.clone(),
                     _ => {
-                        let compiled =
-                            Arc::new(compile_check(ctx, &c.check, input.schema).map_err(|d| {
-                                d.iter()
-                                    .map(|d| d.message.clone())
-                                    .collect::<Vec<_>>()
-                                    .join("; ")
-                            })?);
-                        c.compiled
-                            .insert(input.table.clone(), (input.version, compiled.clone()));
+                        let compiled = Arc::new(
+                            compile_check(ctx, &c.check, input.schema)
+                                .map_err(|d| d.iter().map(|d| d.message.clone()).collect::<Vec<_>>().join("; "))?,
+                        );
+                        c.compiled.insert(input.table.clone(), (input.version, compiled.clone()));
                         compiled
                     }
                 };
@@ -164,11 +152,7 @@ fn expressions(body: &RuleBody) -> Vec<&Expr> {
     }
 }
 
-fn compile_check(
-    ctx: &SessionContext,
-    check: &CheckRule,
-    schema: &DFSchema,
-) -> Result<CompiledCheck, Vec<Diagnostic>> {
+fn compile_check(ctx: &SessionContext, check: &CheckRule, schema: &DFSchema) -> Result<CompiledCheck, Vec<Diagnostic>> {
     let mut problems = Vec::new();
     let mut one = |e: &Expr, want: Option<DataType>| match compile(ctx, e, schema, want) {
         Ok(p) => Some(p),
@@ -179,17 +163,8 @@ fn compile_check(
     };
     let when = check.when.as_ref().map(|w| one(w, Some(DataType::Boolean)));
     let assert = one(&check.assert, Some(DataType::Boolean));
-    let key: Vec<_> = check
-        .key
-        .iter()
-        .map(|(n, e)| (n.clone(), one(e, None)))
-        .collect();
-    let money = check.money.as_ref().map(|m| {
-        (
-            one(&m.amount, None),
-            m.currency.as_ref().map(|c| one(c, None)),
-        )
-    });
+    let key: Vec<_> = check.key.iter().map(|(n, e)| (n.clone(), one(e, None))).collect();
+    let money = check.money.as_ref().map(|m| (one(&m.amount, None), m.currency.as_ref().map(|c| one(c, None))));
     if !problems.is_empty() {
         return Err(problems);
     }
@@ -198,10 +173,7 @@ fn compile_check(
     Ok(CompiledCheck {
         when: when.map(some).transpose()?,
         assert: some(assert)?,
-        key: key
-            .into_iter()
-            .map(|(n, p)| some(p).map(|p| (n, p)))
-            .collect::<Result<_, _>>()?,
+        key: key.into_iter().map(|(n, p)| some(p).map(|p| (n, p))).collect::<Result<_, _>>()?,
         money: match money {
             Some((amount, currency)) => Some((some(amount)?, currency.map(some).transpose()?)),
             None => None,
@@ -210,9 +182,7 @@ fn compile_check(
 }
 
 fn eval(expr: &Arc<dyn PhysicalExpr>, batch: &RecordBatch) -> Result<ArrayRef, String> {
-    expr.evaluate(batch)
-        .and_then(|v| v.into_array(batch.num_rows()))
-        .map_err(|e| e.to_string())
+    expr.evaluate(batch).and_then(|v| v.into_array(batch.num_rows())).map_err(|e| e.to_string())
 }
 
 /// A row violates a check when `when` is TRUE and `assert` is not TRUE (FALSE or NULL).
@@ -247,25 +217,18 @@ fn evaluate_check(
     if violated.true_count() == 0 {
         return Ok(());
     }
-    let keys: Vec<(String, ArrayRef)> = compiled
-        .key
-        .iter()
-        .map(|(name, e)| eval(e, batch).map(|a| (name.clone(), a)))
-        .collect::<Result<_, _>>()?;
+    let keys: Vec<(String, ArrayRef)> =
+        compiled.key.iter().map(|(name, e)| eval(e, batch).map(|a| (name.clone(), a))).collect::<Result<_, _>>()?;
     let money = match &compiled.money {
-        Some((amount, currency)) => Some((
-            eval(amount, batch)?,
-            currency.as_ref().map(|c| eval(c, batch)).transpose()?,
-        )),
+        Some((amount, currency)) => {
+            Some((eval(amount, batch)?, currency.as_ref().map(|c| eval(c, batch)).transpose()?))
+        }
         None => None,
     };
     for row in (0..n).filter(|&r| violated.value(r)) {
         let event_index = input.indices[row];
         let event = &input.events[event_index];
-        let key = keys
-            .iter()
-            .map(|(name, a)| (name.clone(), value_at(a, row)))
-            .collect();
+        let key = keys.iter().map(|(name, a)| (name.clone(), value_at(a, row))).collect();
         let money_at_risk = money.as_ref().and_then(|(amount, currency)| {
             let amount = value_at(amount, row);
             (!amount.is_null()).then(|| Money {
@@ -299,27 +262,10 @@ fn evaluate_check(
     Ok(())
 }
 
-fn render_message(
-    rule: &Rule,
-    check: &CheckRuntime,
-    finding: &Finding,
-    event: &ChangeEvent,
-) -> String {
-    let key_text = || {
-        finding
-            .key
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+fn render_message(rule: &Rule, check: &CheckRuntime, finding: &Finding, event: &ChangeEvent) -> String {
+    let key_text = || finding.key.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ");
     let Some(env) = &check.template else {
-        return format!(
-            "{}: `{}` does not hold for {}",
-            rule.id,
-            check.check.assert.sql,
-            key_text()
-        );
+        return format!("{}: `{}` does not hold for {}", rule.id, check.check.assert.sql, key_text());
     };
     let context = minijinja::context! {
         rule => rule.id.as_str(),
@@ -332,11 +278,5 @@ fn render_message(
     };
     env.get_template(&rule.id)
         .and_then(|t| t.render(context))
-        .unwrap_or_else(|e| {
-            format!(
-                "{}: message template failed ({e}) for {}",
-                rule.id,
-                key_text()
-            )
-        })
+        .unwrap_or_else(|e| format!("{}: message template failed ({e}) for {}", rule.id, key_text()))
 }

@@ -21,28 +21,16 @@ pub(crate) fn value_at(array: &ArrayRef, i: usize) -> Value {
         ScalarValue::UInt8(Some(v)) => Value::Int(v.into()),
         ScalarValue::UInt16(Some(v)) => Value::Int(v.into()),
         ScalarValue::UInt32(Some(v)) => Value::Int(v.into()),
-        ScalarValue::UInt64(Some(v)) => {
-            i64::try_from(v).map_or_else(|_| Value::Decimal(v.into()), Value::Int)
+        ScalarValue::UInt64(Some(v)) => i64::try_from(v).map_or_else(|_| Value::Decimal(v.into()), Value::Int),
+        ScalarValue::Decimal128(Some(v), _, s) => Decimal::try_from_i128_with_scale(v, u32::try_from(s).unwrap_or(0))
+            .map_or_else(|_| Value::String(scalar_text(&ScalarValue::Decimal128(Some(v), 38, s))), Value::Decimal),
+        ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => {
+            Value::String(s)
         }
-        ScalarValue::Decimal128(Some(v), _, s) => {
-            Decimal::try_from_i128_with_scale(v, u32::try_from(s).unwrap_or(0)).map_or_else(
-                |_| Value::String(scalar_text(&ScalarValue::Decimal128(Some(v), 38, s))),
-                Value::Decimal,
-            )
-        }
-        ScalarValue::Utf8(Some(s))
-        | ScalarValue::LargeUtf8(Some(s))
-        | ScalarValue::Utf8View(Some(s)) => Value::String(s),
-        ScalarValue::TimestampMicrosecond(Some(v), _) => {
-            Value::Timestamp(EventTime::from_micros(v))
-        }
-        ScalarValue::TimestampMillisecond(Some(v), _) => {
-            Value::Timestamp(EventTime::from_millis(v))
-        }
+        ScalarValue::TimestampMicrosecond(Some(v), _) => Value::Timestamp(EventTime::from_micros(v)),
+        ScalarValue::TimestampMillisecond(Some(v), _) => Value::Timestamp(EventTime::from_millis(v)),
         ScalarValue::TimestampSecond(Some(v), _) => Value::Timestamp(EventTime::from_secs(v)),
-        ScalarValue::TimestampNanosecond(Some(v), _) => {
-            Value::Timestamp(EventTime::from_micros(v.div_euclid(1000)))
-        }
+        ScalarValue::TimestampNanosecond(Some(v), _) => Value::Timestamp(EventTime::from_micros(v.div_euclid(1000))),
         other => Value::String(scalar_text(&other)),
     }
 }

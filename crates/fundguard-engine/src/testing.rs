@@ -48,12 +48,7 @@ fn run_one(rule: &Rule, test: &RuleTest, schemas: &TableSchemas) -> TestOutcome 
     let mut engine = match Engine::new(std::slice::from_ref(&enabled), schemas) {
         Ok(e) => e,
         Err(d) => {
-            outcome.error = Some(
-                d.iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("\n"),
-            );
+            outcome.error = Some(d.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"));
             return outcome;
         }
     };
@@ -85,15 +80,8 @@ fn run_one(rule: &Rule, test: &RuleTest, schemas: &TableSchemas) -> TestOutcome 
 /// An expected finding matches when every key column it names is equal (numbers
 /// compare by value, so `1000` matches `1000.00`) and, if given, the message is equal.
 fn matches(expected: &ExpectedFinding, finding: &Finding) -> bool {
-    expected.key.iter().all(|(k, v)| {
-        finding
-            .key
-            .get(k)
-            .is_some_and(|actual| same_value(v, actual))
-    }) && expected
-        .message
-        .as_ref()
-        .is_none_or(|m| *m == finding.message)
+    expected.key.iter().all(|(k, v)| finding.key.get(k).is_some_and(|actual| same_value(v, actual)))
+        && expected.message.as_ref().is_none_or(|m| *m == finding.message)
 }
 
 fn same_value(a: &Value, b: &Value) -> bool {

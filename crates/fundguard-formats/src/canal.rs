@@ -64,14 +64,8 @@ pub(crate) fn decode(
             )));
         }
     };
-    let database = message
-        .database
-        .as_deref()
-        .ok_or_else(|| DecodeError::invalid("`database` is missing"))?;
-    let table = message
-        .table
-        .as_deref()
-        .ok_or_else(|| DecodeError::invalid("`table` is missing"))?;
+    let database = message.database.as_deref().ok_or_else(|| DecodeError::invalid("`database` is missing"))?;
+    let table = message.table.as_deref().ok_or_else(|| DecodeError::invalid("`table` is missing"))?;
     let commit_time = message
         .es
         .or(message.ts)
@@ -79,24 +73,16 @@ pub(crate) fn decode(
         .ok_or_else(|| DecodeError::invalid("no commit time: expected `es` (milliseconds)"))?;
     let rows = message.data.as_deref().unwrap_or_default();
     if rows.is_empty() {
-        return Err(DecodeError::invalid(format!(
-            "{op} message with no rows in `data`"
-        )));
+        return Err(DecodeError::invalid(format!("{op} message with no rows in `data`")));
     }
     let column_type = |name: &str| -> ColumnType {
         if let Some(t) = message.mysql_type.as_ref().and_then(|m| m.get(name)) {
             return type_of_mysql(t);
         }
-        message
-            .sql_type
-            .as_ref()
-            .and_then(|m| m.get(name))
-            .map_or(ColumnType::String, |code| type_of_sql(*code))
+        message.sql_type.as_ref().and_then(|m| m.get(name)).map_or(ColumnType::String, |code| type_of_sql(*code))
     };
     let read = |raw: &RawRow, interner: &mut Interner| -> Result<Row, DecodeError> {
-        raw.to_row(interner, |name, value| {
-            read_value(column_type(name), value, name)
-        })
+        raw.to_row(interner, |name, value| read_value(column_type(name), value, name))
     };
     let table_name = interner.intern(&format!("{database}.{table}"));
     let start = out.len();
@@ -130,10 +116,7 @@ pub(crate) fn decode(
 
 fn read_value(ty: ColumnType, raw: &RawValue, name: &str) -> Result<Value, DecodeError> {
     let Some(text) = opt_string_from_raw(raw).map_err(|_| {
-        DecodeError::invalid(format!(
-            "column `{name}`: Canal values are strings or null, found `{}`",
-            raw.get()
-        ))
+        DecodeError::invalid(format!("column `{name}`: Canal values are strings or null, found `{}`", raw.get()))
     })?
     else {
         return Ok(Value::Null);
@@ -149,22 +132,14 @@ fn read_value(ty: ColumnType, raw: &RawValue, name: &str) -> Result<Value, Decod
         ColumnType::Json => Some(Value::Json(text.clone().into_owned())),
         ColumnType::String => Some(Value::String(text.clone().into_owned())),
     };
-    value.ok_or_else(|| {
-        DecodeError::invalid(format!("column `{name}`: `{text}` is not a valid {ty}"))
-    })
+    value.ok_or_else(|| DecodeError::invalid(format!("column `{name}`: `{text}` is not a valid {ty}")))
 }
 
 /// Reads a MySQL column type as Canal prints it: `bigint(20) unsigned`, `decimal(12,2)`, `varchar(32)`.
 fn type_of_mysql(mysql_type: &str) -> ColumnType {
-    let base = mysql_type
-        .split(['(', ' '])
-        .next()
-        .unwrap_or("")
-        .to_ascii_lowercase();
+    let base = mysql_type.split(['(', ' ']).next().unwrap_or("").to_ascii_lowercase();
     match base.as_str() {
-        "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint" | "year" => {
-            ColumnType::Int
-        }
+        "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint" | "year" => ColumnType::Int,
         "decimal" | "numeric" | "float" | "double" | "real" => ColumnType::Decimal,
         "datetime" | "timestamp" | "date" => ColumnType::Timestamp,
         "json" => ColumnType::Json,
@@ -217,11 +192,7 @@ pub fn encode(id: u64, events: &[&ChangeEvent], columns: &BTreeMap<String, Colum
     let mut mysql = Vec::new();
     let mut sql = Vec::new();
     for (name, value) in sample.into_iter().flat_map(|r| r.iter()) {
-        let ty = columns
-            .get(name)
-            .copied()
-            .or_else(|| ColumnType::of(value))
-            .unwrap_or(ColumnType::String);
+        let ty = columns.get(name).copied().or_else(|| ColumnType::of(value)).unwrap_or(ColumnType::String);
         let (m, s) = mysql_type_of(ty, Some(value));
         mysql.push(format!("\"{name}\":\"{m}\""));
         sql.push(format!("\"{name}\":{s}"));
@@ -233,21 +204,14 @@ pub fn encode(id: u64, events: &[&ChangeEvent], columns: &BTreeMap<String, Colum
         data.push(string_row(row.iter()));
         if e.op == Op::Update {
             let changed: Vec<(&str, &Value)> = match &e.before {
-                Some(before) => before
-                    .iter()
-                    .filter(|(n, v)| row.get(n) != Some(v))
-                    .collect(),
+                Some(before) => before.iter().filter(|(n, v)| row.get(n) != Some(v)).collect(),
                 None => Vec::new(),
             };
             old.push(string_row(changed.into_iter()));
         }
     }
     let ms = first.commit_time.as_millis();
-    let pk = if sample.is_some_and(|r| r.get("id").is_some()) {
-        "[\"id\"]"
-    } else {
-        "[]"
-    };
+    let pk = if sample.is_some_and(|r| r.get("id").is_some()) { "[\"id\"]" } else { "[]" };
     let mut out = format!("{{\"data\":[{}],\"database\":", data.join(","));
     write_str(&mut out, db);
     out.push_str(&format!(

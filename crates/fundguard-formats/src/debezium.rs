@@ -156,18 +156,13 @@ impl DebeziumDecoder {
                 )));
             }
             None => {
-                return Err(DecodeError::invalid(
-                    "no `op` field: expected a Debezium change event envelope",
-                ));
+                return Err(DecodeError::invalid("no `op` field: expected a Debezium change event envelope"));
             }
         };
-        let source = envelope.source.ok_or_else(|| {
-            DecodeError::invalid("no `source` block: cannot tell the table or commit time")
-        })?;
-        let table = source
-            .table
-            .as_deref()
-            .ok_or_else(|| DecodeError::invalid("`source.table` is missing"))?;
+        let source = envelope
+            .source
+            .ok_or_else(|| DecodeError::invalid("no `source` block: cannot tell the table or commit time"))?;
+        let table = source.table.as_deref().ok_or_else(|| DecodeError::invalid("`source.table` is missing"))?;
         let namespace = match source.connector.as_deref() {
             Some("postgresql") => source.schema.as_deref().or(source.db.as_deref()),
             _ => source.db.as_deref(),
@@ -178,42 +173,23 @@ impl DebeziumDecoder {
             (None, Some(ms), _) => EventTime::from_millis(ms),
             (None, None, Some(ms)) => EventTime::from_millis(ms),
             (None, None, None) => {
-                return Err(DecodeError::invalid(
-                    "no commit time: expected `source.ts_ms`",
-                ));
+                return Err(DecodeError::invalid("no commit time: expected `source.ts_ms`"));
             }
         };
         let read = |raw_row: &RawRow, interner: &mut Interner| -> Result<Row, DecodeError> {
             raw_row.to_row(interner, |name, raw| {
-                let logical = logicals
-                    .as_ref()
-                    .and_then(|l| l.get(name).copied())
-                    .unwrap_or(Logical::Plain);
-                read_value(logical, raw)
-                    .map_err(|e| DecodeError::invalid(format!("column `{name}`: {e}")))
+                let logical = logicals.as_ref().and_then(|l| l.get(name).copied()).unwrap_or(Logical::Plain);
+                read_value(logical, raw).map_err(|e| DecodeError::invalid(format!("column `{name}`: {e}")))
             })
         };
-        let before = envelope
-            .before
-            .as_ref()
-            .map(|r| read(r, interner))
-            .transpose()?;
-        let after = envelope
-            .after
-            .as_ref()
-            .map(|r| read(r, interner))
-            .transpose()?;
+        let before = envelope.before.as_ref().map(|r| read(r, interner)).transpose()?;
+        let after = envelope.after.as_ref().map(|r| read(r, interner)).transpose()?;
         match op {
             Op::Insert | Op::Update if after.is_none() => {
-                return Err(DecodeError::invalid(format!(
-                    "`{}` event without an `after` image",
-                    op
-                )));
+                return Err(DecodeError::invalid(format!("`{}` event without an `after` image", op)));
             }
             Op::Delete if before.is_none() => {
-                return Err(DecodeError::invalid(
-                    "delete event without a `before` image",
-                ));
+                return Err(DecodeError::invalid("delete event without a `before` image"));
             }
             _ => {}
         }
@@ -237,11 +213,7 @@ impl DebeziumDecoder {
         }
         let node: SchemaNode = serde_json::from_str(schema.get())?;
         let mut columns = ColumnLogicals::new();
-        for image in node
-            .fields
-            .iter()
-            .filter(|f| matches!(f.field.as_deref(), Some("before" | "after")))
-        {
+        for image in node.fields.iter().filter(|f| matches!(f.field.as_deref(), Some("before" | "after"))) {
             for column in &image.fields {
                 if let Some(name) = &column.field {
                     columns.insert(name.clone(), logical_of(column)?);
@@ -264,15 +236,11 @@ fn logical_of(column: &SchemaNode) -> Result<Logical, DecodeError> {
                 .parameters
                 .get("scale")
                 .and_then(|s| s.parse().ok())
-                .ok_or_else(|| {
-                    DecodeError::invalid("Decimal schema without a numeric `scale` parameter")
-                })?;
+                .ok_or_else(|| DecodeError::invalid("Decimal schema without a numeric `scale` parameter"))?;
             Logical::Decimal { scale }
         }
         Some("io.debezium.data.VariableScaleDecimal") => Logical::VariableScaleDecimal,
-        Some("io.debezium.time.Timestamp" | "org.apache.kafka.connect.data.Timestamp") => {
-            Logical::EpochMillis
-        }
+        Some("io.debezium.time.Timestamp" | "org.apache.kafka.connect.data.Timestamp") => Logical::EpochMillis,
         Some("io.debezium.time.MicroTimestamp") => Logical::EpochMicros,
         Some("io.debezium.time.NanoTimestamp") => Logical::EpochNanos,
         Some("io.debezium.time.ZonedTimestamp") => Logical::ZonedText,
@@ -282,9 +250,7 @@ fn logical_of(column: &SchemaNode) -> Result<Logical, DecodeError> {
             && column
                 .parameters
                 .get("__debezium.source.column.type")
-                .is_some_and(|t| {
-                    t.eq_ignore_ascii_case("DECIMAL") || t.eq_ignore_ascii_case("NUMERIC")
-                }) =>
+                .is_some_and(|t| t.eq_ignore_ascii_case("DECIMAL") || t.eq_ignore_ascii_case("NUMERIC")) =>
         {
             Logical::DecimalText
         }
@@ -297,15 +263,13 @@ fn read_value(logical: Logical, raw: &RawValue) -> Result<Value, DecodeError> {
         return Ok(Value::Null);
     }
     let int = |raw: &RawValue| -> Result<i64, DecodeError> {
-        raw.get().parse::<i64>().map_err(|_| {
-            DecodeError::invalid(format!("expected an integer, found `{}`", raw.get()))
-        })
+        raw.get()
+            .parse::<i64>()
+            .map_err(|_| DecodeError::invalid(format!("expected an integer, found `{}`", raw.get())))
     };
     Ok(match logical {
         Logical::Plain => value_from_raw(raw)?,
-        Logical::Decimal { scale } => {
-            Value::Decimal(decimal_from_base64(&string_from_raw(raw)?, scale)?)
-        }
+        Logical::Decimal { scale } => Value::Decimal(decimal_from_base64(&string_from_raw(raw)?, scale)?),
         Logical::VariableScaleDecimal => {
             #[derive(Deserialize)]
             struct Variable<'a> {
@@ -327,16 +291,11 @@ fn read_value(logical: Logical, raw: &RawValue) -> Result<Value, DecodeError> {
         }
         Logical::EpochMillis => Value::Timestamp(EventTime::from_millis(int(raw)?)),
         Logical::EpochMicros => Value::Timestamp(EventTime::from_micros(int(raw)?)),
-        Logical::EpochNanos => {
-            Value::Timestamp(EventTime::from_micros(int(raw)?.div_euclid(1_000)))
+        Logical::EpochNanos => Value::Timestamp(EventTime::from_micros(int(raw)?.div_euclid(1_000))),
+        Logical::EpochDays => Value::Timestamp(EventTime::from_secs(int(raw)?.saturating_mul(86_400))),
+        Logical::ZonedText => {
+            Value::Timestamp(EventTime::parse(&string_from_raw(raw)?).map_err(|e| DecodeError::invalid(e.to_string()))?)
         }
-        Logical::EpochDays => {
-            Value::Timestamp(EventTime::from_secs(int(raw)?.saturating_mul(86_400)))
-        }
-        Logical::ZonedText => Value::Timestamp(
-            EventTime::parse(&string_from_raw(raw)?)
-                .map_err(|e| DecodeError::invalid(e.to_string()))?,
-        ),
         Logical::Json => Value::Json(string_from_raw(raw)?.into_owned()),
     })
 }
@@ -351,10 +310,7 @@ fn decimal_from_base64(text: &str, scale: u32) -> Result<Decimal, DecodeError> {
     }
     let negative = bytes[0] & 0x80 != 0;
     let significant = bytes.len().saturating_sub(16);
-    if bytes[..significant]
-        .iter()
-        .any(|&b| b != if negative { 0xff } else { 0 })
-    {
+    if bytes[..significant].iter().any(|&b| b != if negative { 0xff } else { 0 }) {
         return Err(DecodeError::invalid("decimal wider than 128 bits"));
     }
     let mut buf = if negative { [0xffu8; 16] } else { [0u8; 16] };
@@ -399,11 +355,7 @@ pub struct EncodeOptions {
 
 /// Writes an event as one Debezium JSON line. `columns` gives each column's type
 /// (needed for the schema and to encode timestamps and decimals the way Debezium does).
-pub fn encode(
-    event: &ChangeEvent,
-    columns: &BTreeMap<String, ColumnType>,
-    options: EncodeOptions,
-) -> String {
+pub fn encode(event: &ChangeEvent, columns: &BTreeMap<String, ColumnType>, options: EncodeOptions) -> String {
     let (db, table) = event.table.split_once('.').unwrap_or(("", &event.table));
     let op = match event.op {
         Op::Insert | Op::Message => "c",
@@ -416,9 +368,7 @@ pub fn encode(
     write_image(&mut payload, event.before.as_ref(), options);
     payload.push_str(",\"after\":");
     write_image(&mut payload, event.after.as_ref(), options);
-    payload.push_str(
-        ",\"source\":{\"version\":\"2.7.3.Final\",\"connector\":\"mysql\",\"name\":\"shop\",",
-    );
+    payload.push_str(",\"source\":{\"version\":\"2.7.3.Final\",\"connector\":\"mysql\",\"name\":\"shop\",");
     payload.push_str(&format!(
         "\"ts_ms\":{ms},\"ts_us\":{},\"snapshot\":\"false\",\"db\":",
         event.commit_time.as_micros()
@@ -459,9 +409,7 @@ fn write_image(out: &mut String, row: Option<&Row>, options: EncodeOptions) {
         write_str(out, name);
         out.push(':');
         match value {
-            Value::Decimal(d) if options.decimal_mode == DecimalMode::Precise => {
-                write_str(out, &decimal_to_base64(d))
-            }
+            Value::Decimal(d) if options.decimal_mode == DecimalMode::Precise => write_str(out, &decimal_to_base64(d)),
             Value::Decimal(d) => write_str(out, &d.to_string()),
             Value::Timestamp(t) => out.push_str(&t.as_micros().to_string()),
             Value::Json(j) => write_str(out, j),
@@ -479,11 +427,7 @@ fn row_schema(
 ) -> String {
     let mut fields = Vec::new();
     for (name, value) in row.into_iter().flat_map(|r| r.iter()) {
-        let ty = columns
-            .get(name)
-            .copied()
-            .or_else(|| ColumnType::of(value))
-            .unwrap_or(ColumnType::String);
+        let ty = columns.get(name).copied().or_else(|| ColumnType::of(value)).unwrap_or(ColumnType::String);
         let field = match ty {
             ColumnType::Int => {
                 format!("{{\"type\":\"int64\",\"optional\":true,\"field\":\"{name}\"}}")
@@ -531,23 +475,10 @@ mod tests {
 
     #[test]
     fn decimal_bytes_round_trip() {
-        for text in [
-            "0",
-            "12.34",
-            "-12.34",
-            "-0.01",
-            "99999999999.99",
-            "-128",
-            "127",
-            "128",
-        ] {
+        for text in ["0", "12.34", "-12.34", "-0.01", "99999999999.99", "-128", "127", "128"] {
             let d: Decimal = text.parse().unwrap();
             let enc = decimal_to_base64(&d);
-            assert_eq!(
-                decimal_from_base64(&enc, d.scale()).unwrap(),
-                d,
-                "{text} via {enc}"
-            );
+            assert_eq!(decimal_from_base64(&enc, d.scale()).unwrap(), d, "{text} via {enc}");
         }
         // Debezium documentation example: 1.00 with scale 2 is "AGQ=" (0x00 0x64).
         assert_eq!(decimal_from_base64("AGQ=", 2).unwrap().to_string(), "1.00");

@@ -80,11 +80,8 @@ pub(crate) fn value_from_raw(raw: &RawValue) -> Result<Value, DecodeError> {
         Some(b'f') => Ok(Value::Bool(false)),
         Some(b'n') => Ok(Value::Null),
         Some(b'{' | b'[') => Ok(Value::Json(text.to_owned())),
-        Some(_) => Value::parse_number(text).ok_or_else(|| {
-            DecodeError::invalid(format!(
-                "number `{text}` is out of range for an exact decimal"
-            ))
-        }),
+        Some(_) => Value::parse_number(text)
+            .ok_or_else(|| DecodeError::invalid(format!("number `{text}` is out of range for an exact decimal"))),
         None => Err(DecodeError::invalid("empty JSON value")),
     }
 }

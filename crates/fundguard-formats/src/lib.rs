@@ -72,11 +72,7 @@ impl Format {
             Format::Maxwell => Inner::Maxwell,
             Format::Json(config) => Inner::Plain(config.clone()),
         };
-        Decoder {
-            inner,
-            interner,
-            schemas,
-        }
+        Decoder { inner, interner, schemas }
     }
 
     pub fn name(&self) -> &'static str {
@@ -113,9 +109,8 @@ impl Decoder {
         out: &mut Vec<ChangeEvent>,
     ) -> Result<Decoded, DecodeError> {
         let start = out.len();
-        let text = std::str::from_utf8(message)
-            .map_err(|e| DecodeError::invalid(format!("not UTF-8 text: {e}")))?
-            .trim();
+        let text =
+            std::str::from_utf8(message).map_err(|e| DecodeError::invalid(format!("not UTF-8 text: {e}")))?.trim();
         if text.is_empty() || text == "null" {
             return Ok(Decoded::Skipped(Skip::Tombstone));
         }
@@ -140,18 +135,12 @@ impl Decoder {
 }
 
 /// Converts values of declared columns to their declared types.
-fn apply_declared_types(
-    schemas: &TableSchemas,
-    events: &mut [ChangeEvent],
-) -> Result<(), DecodeError> {
+fn apply_declared_types(schemas: &TableSchemas, events: &mut [ChangeEvent]) -> Result<(), DecodeError> {
     for event in events {
         let Some(columns) = schemas.table(&event.table) else {
             continue;
         };
-        for row in [event.before.as_mut(), event.after.as_mut()]
-            .into_iter()
-            .flatten()
-        {
+        for row in [event.before.as_mut(), event.after.as_mut()].into_iter().flatten() {
             row.try_map_values(|name, value| {
                 let Some(ty) = columns.get(name) else {
                     return Ok(value);

@@ -57,27 +57,16 @@ pub(crate) fn decode(
             )));
         }
     };
-    let database = message
-        .database
-        .as_deref()
-        .ok_or_else(|| DecodeError::invalid("`database` is missing"))?;
-    let table = message
-        .table
-        .as_deref()
-        .ok_or_else(|| DecodeError::invalid("`table` is missing"))?;
+    let database = message.database.as_deref().ok_or_else(|| DecodeError::invalid("`database` is missing"))?;
+    let table = message.table.as_deref().ok_or_else(|| DecodeError::invalid("`table` is missing"))?;
     let commit_time = match (message.ts_ms, message.ts) {
         (Some(ms), _) => EventTime::from_millis(ms),
         (None, Some(s)) => EventTime::from_secs(s),
         (None, None) => {
-            return Err(DecodeError::invalid(
-                "no commit time: expected `ts` (seconds)",
-            ));
+            return Err(DecodeError::invalid("no commit time: expected `ts` (seconds)"));
         }
     };
-    let data = message
-        .data
-        .as_ref()
-        .ok_or_else(|| DecodeError::invalid("`data` is missing"))?;
+    let data = message.data.as_ref().ok_or_else(|| DecodeError::invalid("`data` is missing"))?;
     let row = data.to_row(interner, |_, raw| value_from_raw(raw))?;
     let (before, after) = match op {
         Op::Delete => (Some(row), None),
@@ -128,10 +117,7 @@ pub fn encode(event: &ChangeEvent, xid: u64) -> String {
     write_row(&mut out, row.iter());
     if let (Op::Update, Some(before)) = (event.op, &event.before) {
         out.push_str(",\"old\":");
-        write_row(
-            &mut out,
-            before.iter().filter(|(n, v)| row.get(n) != Some(v)),
-        );
+        write_row(&mut out, before.iter().filter(|(n, v)| row.get(n) != Some(v)));
     }
     out.push('}');
     out
@@ -147,10 +133,7 @@ fn write_row<'a>(out: &mut String, columns: impl Iterator<Item = (&'a str, &'a V
         out.push(':');
         match value {
             // Maxwell prints DATETIME(3) as `yyyy-MM-dd HH:mm:ss.SSS`.
-            Value::Timestamp(t) => write_str(
-                out,
-                &t.to_string().trim_end_matches('Z').replacen('T', " ", 1),
-            ),
+            Value::Timestamp(t) => write_str(out, &t.to_string().trim_end_matches('Z').replacen('T', " ", 1)),
             other => write_value(out, other),
         }
     }

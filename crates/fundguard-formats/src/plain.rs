@@ -28,10 +28,7 @@ pub enum TableFrom {
 
 impl Default for PlainConfig {
     fn default() -> Self {
-        PlainConfig {
-            table: TableFrom::Field("type".into()),
-            time_field: "ts".into(),
-        }
+        PlainConfig { table: TableFrom::Field("type".into()), time_field: "ts".into() }
     }
 }
 
@@ -49,17 +46,13 @@ pub(crate) fn decode(
         TableFrom::Field(f) => match row.get(f) {
             Some(Value::String(t)) if !t.is_empty() => interner.intern(t),
             _ => {
-                return Err(DecodeError::invalid(format!(
-                    "field `{f}` must hold the message type as a string"
-                )));
+                return Err(DecodeError::invalid(format!("field `{f}` must hold the message type as a string")));
             }
         },
     };
     let commit_time = match row.get(&config.time_field) {
         Some(Value::Int(ms)) => EventTime::from_millis(*ms),
-        Some(Value::String(s)) => {
-            EventTime::parse(s).map_err(|e| DecodeError::invalid(e.to_string()))?
-        }
+        Some(Value::String(s)) => EventTime::parse(s).map_err(|e| DecodeError::invalid(e.to_string()))?,
         Some(other) => {
             return Err(DecodeError::invalid(format!(
                 "field `{}` holds a {}: expected epoch milliseconds or RFC 3339 text",
@@ -68,10 +61,7 @@ pub(crate) fn decode(
             )));
         }
         None => {
-            return Err(DecodeError::invalid(format!(
-                "no `{}` field with the event time",
-                config.time_field
-            )));
+            return Err(DecodeError::invalid(format!("no `{}` field with the event time", config.time_field)));
         }
     };
     out.push(ChangeEvent {

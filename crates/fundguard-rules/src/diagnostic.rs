@@ -19,16 +19,9 @@ impl Location {
     /// The location `offset` characters further along the same line.
     pub fn shifted(&self, lines: usize, column: usize) -> Location {
         if lines == 0 {
-            Location {
-                column: self.column + column,
-                ..self.clone()
-            }
+            Location { column: self.column + column, ..self.clone() }
         } else {
-            Location {
-                line: self.line + lines,
-                column: column.max(1),
-                ..self.clone()
-            }
+            Location { line: self.line + lines, column: column.max(1), ..self.clone() }
         }
     }
 }
@@ -48,10 +41,7 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn new(location: Location, message: impl Into<String>) -> Self {
-        Diagnostic {
-            location,
-            message: message.into(),
-        }
+        Diagnostic { location, message: message.into() }
     }
 }
 

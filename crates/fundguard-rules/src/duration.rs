@@ -4,8 +4,9 @@ use std::time::Duration;
 
 /// Parses a duration, or says what was expected.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text.trim())
-        .map_err(|e| format!("`{text}` is not a duration ({e}): expected a number with a unit, like 500ms, 30s, 5m, 1h30m or 1d"))
+    humantime::parse_duration(text.trim()).map_err(|e| {
+        format!("`{text}` is not a duration ({e}): expected a number with a unit, like 500ms, 30s, 5m, 1h30m or 1d")
+    })
 }
 
 #[cfg(test)]
@@ -17,10 +18,6 @@ mod tests {
         assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
         assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
         assert_eq!(parse_duration("1d").unwrap(), Duration::from_secs(86400));
-        assert!(
-            parse_duration("soon")
-                .unwrap_err()
-                .contains("expected a number with a unit")
-        );
+        assert!(parse_duration("soon").unwrap_err().contains("expected a number with a unit"));
     }
 }

@@ -9,16 +9,16 @@ use serde_saphyr::Spanned;
 
 use crate::file::{CheckBody, RuleFile, TestCase};
 use crate::{
-    CheckRule, Diagnostic, ExpectedFinding, Expr, Location, MoneyExprs, Rule, RuleBody, RuleTest,
-    TestEvent, parse_duration,
+    CheckRule, Diagnostic, ExpectedFinding, Expr, Location, MoneyExprs, Rule, RuleBody, RuleTest, TestEvent,
+    parse_duration,
 };
 
 /// Where test timelines start: `at: 0s` is this instant.
 pub const TEST_EPOCH: &str = "2024-01-01T00:00:00Z";
 
 /// Loads rule files from files and directories (recursively, `*.yaml` / `*.yml`,
-/// in name order). Returns the rules that validated and every problem found;
-/// rule ids must be unique across all files.
+/// in name order). Returns the rules that could be read and every problem found;
+/// rule ids must be unique across all files. Run the rules only when there are no problems.
 pub fn load_paths(paths: &[PathBuf]) -> (Vec<Rule>, Vec<Diagnostic>) {
     let mut files = Vec::new();
     let mut diagnostics = Vec::new();
@@ -32,15 +32,14 @@ pub fn load_paths(paths: &[PathBuf]) -> (Vec<Rule>, Vec<Diagnostic>) {
         let text = match std::fs::read_to_string(&file) {
             Ok(t) => t,
             Err(e) => {
-                diagnostics.push(Diagnostic::new(
-                    Location::new(name, 0, 0),
-                    format!("cannot read the file: {e}"),
-                ));
+                diagnostics.push(Diagnostic::new(Location::new(name, 0, 0), format!("cannot read the file: {e}")));
                 continue;
             }
         };
-        match parse_rule(name, &text) {
-            Ok(rule) => {
+        let (rule, mut problems) = parse_rule(name, &text);
+        diagnostics.append(&mut problems);
+        match rule {
+            Some(rule) => {
                 if let Some(first) = seen.get(&rule.id) {
                     diagnostics.push(Diagnostic::new(
                         rule.at.clone(),
@@ -51,7 +50,7 @@ pub fn load_paths(paths: &[PathBuf]) -> (Vec<Rule>, Vec<Diagnostic>) {
                 seen.insert(rule.id.clone(), rule.at.clone());
                 rules.push(rule);
             }
-            Err(mut errs) => diagnostics.append(&mut errs),
+            None => {}
         }
     }
     (rules, diagnostics)
@@ -71,12 +70,7 @@ fn collect_files(path: &Path, files: &mut Vec<PathBuf>, diagnostics: &mut Vec<Di
         };
         entries.sort();
         for entry in entries {
-            if entry.is_dir()
-                || matches!(
-                    entry.extension().and_then(|e| e.to_str()),
-                    Some("yaml" | "yml")
-                )
-            {
+            if entry.is_dir() || matches!(entry.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
                 collect_files(&entry, files, diagnostics);
             }
         }
@@ -91,36 +85,30 @@ fn collect_files(path: &Path, files: &mut Vec<PathBuf>, diagnostics: &mut Vec<Di
 }
 
 /// Parses and validates one rule file's text.
-pub fn parse_rule(file: Arc<str>, text: &str) -> Result<Rule, Vec<Diagnostic>> {
-    let parsed: RuleFile = serde_saphyr::from_str(text).map_err(|e| vec![yaml_error(&file, &e)])?;
-    let mut v = Validator {
-        file,
-        diagnostics: Vec::new(),
+///
+/// Returns the rule whenever its shape could be read, together with every problem
+/// found, so later checks (SQL, columns) can report theirs in the same pass. A rule
+/// with any problem must not run.
+pub fn parse_rule(file: Arc<str>, text: &str) -> (Option<Rule>, Vec<Diagnostic>) {
+    let parsed: RuleFile = match serde_saphyr::from_str(text) {
+        Ok(p) => p,
+        Err(e) => return (None, vec![yaml_error(&file, &e)]),
     };
+    let mut v = Validator { file, diagnostics: Vec::new() };
     let rule = v.rule(parsed);
-    match rule {
-        Some(rule) if v.diagnostics.is_empty() => Ok(rule),
-        _ => Err(v.diagnostics),
-    }
+    (rule, v.diagnostics)
 }
 
 /// Reads declared column types (see [`TableSchemas`]) from a YAML file.
 pub fn load_schemas(path: &Path) -> Result<TableSchemas, Diagnostic> {
     let file: Arc<str> = Arc::from(path.display().to_string());
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Diagnostic::new(
-            Location::new(file.clone(), 0, 0),
-            format!("cannot read the schema file: {e}"),
-        )
-    })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Diagnostic::new(Location::new(file.clone(), 0, 0), format!("cannot read the schema file: {e}")))?;
     serde_saphyr::from_str(&text).map_err(|e| yaml_error(&file, &e))
 }
 
 fn yaml_error(file: &Arc<str>, e: &serde_saphyr::Error) -> Diagnostic {
-    let (line, column) = e
-        .location()
-        .map(|l| (l.line() as usize, l.column() as usize))
-        .unwrap_or((0, 0));
+    let (line, column) = e.location().map(|l| (l.line() as usize, l.column() as usize)).unwrap_or((0, 0));
     let text = e.without_snippet().to_string();
     // The library appends its own " at line X column Y"; we lead with the location instead.
     let message = match text.find(" at line ") {
@@ -137,11 +125,7 @@ struct Validator {
 
 impl Validator {
     fn at<T>(&self, spanned: &Spanned<T>) -> Location {
-        Location::new(
-            self.file.clone(),
-            spanned.referenced.line() as usize,
-            spanned.referenced.column() as usize,
-        )
+        Location::new(self.file.clone(), spanned.referenced.line() as usize, spanned.referenced.column() as usize)
     }
 
     fn error(&mut self, at: Location, message: impl Into<String>) {
@@ -149,30 +133,19 @@ impl Validator {
     }
 
     fn expr(&self, spanned: &Spanned<String>) -> Expr {
-        Expr {
-            sql: spanned.value.clone(),
-            at: self.at(spanned),
-        }
+        Expr { sql: spanned.value.clone(), at: self.at(spanned) }
     }
 
     fn rule(&mut self, file: RuleFile) -> Option<Rule> {
         let at = self.at(&file.id);
         let id = file.id.value.clone();
         if id.is_empty()
-            || !id.chars().all(|c| {
-                c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.')
-            })
+            || !id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'))
         {
-            self.error(
-                at.clone(),
-                format!("rule id `{id}`: expected lowercase letters, digits, `-`, `_` or `.`"),
-            );
+            self.error(at.clone(), format!("rule id `{id}`: expected lowercase letters, digits, `-`, `_` or `.`"));
         }
         if file.owner.value.trim().is_empty() {
-            self.error(
-                self.at(&file.owner),
-                "owner is empty: expected the team that answers this rule's alerts",
-            );
+            self.error(self.at(&file.owner), "owner is empty: expected the team that answers this rule's alerts");
         }
         let severity = file.severity.value;
         let deadline = match &file.deadline {
@@ -191,18 +164,11 @@ impl Validator {
                 RuleBody::Check(self.check(check.value, check_at)?)
             }
             None => {
-                self.error(
-                    at.clone(),
-                    "the rule has no body: expected one of the rule kinds (`check`)",
-                );
+                self.error(at.clone(), "the rule has no body: expected one of the rule kinds (`check`)");
                 return None;
             }
         };
-        let tests = file
-            .tests
-            .into_iter()
-            .filter_map(|t| self.test(t))
-            .collect();
+        let tests = file.tests.into_iter().filter_map(|t| self.test(t)).collect();
         Some(Rule {
             id,
             description: file.description,
@@ -219,38 +185,20 @@ impl Validator {
 
     fn check(&mut self, body: CheckBody, at: Location) -> Option<CheckRule> {
         if body.tables.is_empty() {
-            self.error(
-                at.clone(),
-                "`tables` is empty: expected at least one `db.table`",
-            );
+            self.error(at.clone(), "`tables` is empty: expected at least one `db.table`");
         }
         for table in &body.tables {
             if !table.value.contains('.') {
-                self.error(
-                    self.at(table),
-                    format!("table `{}`: expected `db.table`", table.value),
-                );
+                self.error(self.at(table), format!("table `{}`: expected `db.table`", table.value));
             }
         }
         let key = match &body.key {
             Some(map) if map.is_empty() => {
-                self.error(
-                    at,
-                    "`key` is empty: expected at least one `name: expression`",
-                );
+                self.error(at, "`key` is empty: expected at least one `name: expression`");
                 return None;
             }
-            Some(map) => map
-                .iter()
-                .map(|(name, e)| (name.clone(), self.expr(e)))
-                .collect(),
-            None => vec![(
-                "id".to_string(),
-                Expr {
-                    sql: "coalesce(after.id, before.id)".into(),
-                    at: at.clone(),
-                },
-            )],
+            Some(map) => map.iter().map(|(name, e)| (name.clone(), self.expr(e))).collect(),
+            None => vec![("id".to_string(), Expr { sql: "coalesce(after.id, before.id)".into(), at: at.clone() })],
         };
         Some(CheckRule {
             tables: body.tables.iter().map(|t| t.value.clone()).collect(),
@@ -279,7 +227,10 @@ impl Validator {
                     Err(_) => {
                         self.error(
                             self.at(&body.at),
-                            format!("`at: {}`: expected an offset like 2s or 5m, or an RFC 3339 timestamp", body.at.value),
+                            format!(
+                                "`at: {}`: expected an offset like 2s or 5m, or an RFC 3339 timestamp",
+                                body.at.value
+                            ),
                         );
                         continue;
                     }
@@ -288,10 +239,7 @@ impl Validator {
             let Some(op) = Op::parse(&body.op.value) else {
                 self.error(
                     self.at(&body.op),
-                    format!(
-                        "op `{}`: expected insert, update, delete or message",
-                        body.op.value
-                    ),
+                    format!("op `{}`: expected insert, update, delete or message", body.op.value),
                 );
                 continue;
             };
@@ -303,10 +251,7 @@ impl Validator {
                 _ => None,
             };
             if let Some(image) = missing {
-                self.error(
-                    event_at.clone(),
-                    format!("a `{op}` event needs an `{image}` row"),
-                );
+                self.error(event_at.clone(), format!("a `{op}` event needs an `{image}` row"));
                 continue;
             }
             events.push(TestEvent {
@@ -316,9 +261,7 @@ impl Validator {
                     before,
                     after,
                     commit_time,
-                    position: Position::Synthetic {
-                        seq: seq as u64 + 1,
-                    },
+                    position: Position::Synthetic { seq: seq as u64 + 1 },
                 },
                 at: event_at,
             });
@@ -327,27 +270,16 @@ impl Validator {
             .expect
             .iter()
             .map(|e| ExpectedFinding {
-                key: e
-                    .key
-                    .iter()
-                    .map(|(k, v)| (k.clone(), value_from_json(v)))
-                    .collect(),
+                key: e.key.iter().map(|(k, v)| (k.clone(), value_from_json(v))).collect(),
                 message: e.message.clone(),
             })
             .collect();
-        Some(RuleTest {
-            name: test.name.value,
-            events,
-            expect,
-            at,
-        })
+        Some(RuleTest { name: test.name.value, events, expect, at })
     }
 }
 
 fn row_from_json(map: &std::collections::BTreeMap<String, serde_json::Value>) -> Row {
-    map.iter()
-        .map(|(k, v)| (k.as_str(), value_from_json(v)))
-        .collect()
+    map.iter().map(|(k, v)| (k.as_str(), value_from_json(v))).collect()
 }
 
 /// Turns a YAML/JSON scalar into a value. YAML numbers with a fraction arrive as

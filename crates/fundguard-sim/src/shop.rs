@@ -4,9 +4,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::sync::Arc;
 
-use fundguard_core::{
-    ChangeEvent, ColumnType, Decimal, EventTime, Op, Position, Row, TableSchemas, Value,
-};
+use fundguard_core::{ChangeEvent, ColumnType, Decimal, EventTime, Op, Position, Row, TableSchemas, Value};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rust_decimal::RoundingStrategy;
@@ -47,11 +45,7 @@ const CHANNELS: [&str; 3] = ["alipay", "wechat", "card"];
 /// The simulator's tables and column types (also written as a schema file).
 pub fn schema() -> TableSchemas {
     use ColumnType::*;
-    let t = |cols: &[(&str, ColumnType)]| {
-        cols.iter()
-            .map(|(n, t)| (n.to_string(), *t))
-            .collect::<BTreeMap<_, _>>()
-    };
+    let t = |cols: &[(&str, ColumnType)]| cols.iter().map(|(n, t)| (n.to_string(), *t)).collect::<BTreeMap<_, _>>();
     let mut tables = BTreeMap::new();
     tables.insert(
         "shop.orders".into(),
@@ -228,19 +222,8 @@ impl Simulator {
         row
     }
 
-    fn event(
-        &mut self,
-        table: &'static str,
-        op: Op,
-        before: Option<Row>,
-        after: Option<Row>,
-        t: i64,
-    ) -> ChangeEvent {
-        let table = self
-            .tables
-            .entry(table)
-            .or_insert_with(|| Arc::from(format!("shop.{table}")))
-            .clone();
+    fn event(&mut self, table: &'static str, op: Op, before: Option<Row>, after: Option<Row>, t: i64) -> ChangeEvent {
+        let table = self.tables.entry(table).or_insert_with(|| Arc::from(format!("shop.{table}"))).clone();
         self.seq += 1;
         ChangeEvent {
             table,
@@ -252,13 +235,7 @@ impl Simulator {
         }
     }
 
-    fn update(
-        &mut self,
-        table: &'static str,
-        row: &mut Row,
-        changes: &[(&'static str, Value)],
-        t: i64,
-    ) -> ChangeEvent {
+    fn update(&mut self, table: &'static str, row: &mut Row, changes: &[(&'static str, Value)], t: i64) -> ChangeEvent {
         let before = row.clone();
         for (n, v) in changes {
             let name = self.name(n);
@@ -275,10 +252,7 @@ impl Simulator {
         self.incidents.push(Incident {
             kind,
             table: format!("shop.{table}"),
-            key: key
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.clone()))
-                .collect(),
+            key: key.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
             at: EventTime::from_micros(t),
             detected_by: kind.detected_by().iter().map(|s| s.to_string()).collect(),
         });
@@ -310,11 +284,7 @@ impl Simulator {
             Step::Refund => self.refund(t, id, out),
             Step::CompleteRefund => self.complete_refund(t, id, out),
             Step::Ship | Step::Complete => {
-                let status = if step == Step::Ship {
-                    "SHIPPED"
-                } else {
-                    "COMPLETED"
-                };
+                let status = if step == Step::Ship { "SHIPPED" } else { "COMPLETED" };
                 if let Some(mut o) = self.orders.remove(&id) {
                     out.push(self.update("orders", &mut o.row, &[("status", status.into())], t));
                     if step == Step::Ship {
@@ -327,12 +297,7 @@ impl Simulator {
             Step::IllegalRegression => {
                 if let Some(mut o) = self.orders.remove(&id) {
                     out.push(self.update("orders", &mut o.row, &[("status", "PAYING".into())], t));
-                    self.record(
-                        IncidentKind::IllegalStatusChange,
-                        "orders",
-                        &[("id", Value::Int(id as i64))],
-                        t,
-                    );
+                    self.record(IncidentKind::IllegalStatusChange, "orders", &[("id", Value::Int(id as i64))], t);
                     self.orders.insert(id, o);
                     self.schedule(t + 2 * SECOND, Step::Repay, id);
                 }
@@ -352,20 +317,11 @@ impl Simulator {
         let id = self.id("orders");
         let incident = self.pick_incident();
         let total: i64 = self.rng.random_range(100..=500_000);
-        let discount: i64 = if self.rng.random_bool(0.3) {
-            self.rng.random_range(0..=total / 10)
-        } else {
-            0
-        };
+        let discount: i64 = if self.rng.random_bool(0.3) { self.rng.random_range(0..=total / 10) } else { 0 };
         let mut pay = total - discount;
         if incident == Some(IncidentKind::WrongAmount) {
             pay += 100;
-            self.record(
-                IncidentKind::WrongAmount,
-                "orders",
-                &[("id", Value::Int(id as i64))],
-                t,
-            );
+            self.record(IncidentKind::WrongAmount, "orders", &[("id", Value::Int(id as i64))], t);
         }
         let currency = CURRENCIES[self.rng.random_range(0..CURRENCIES.len())];
         let user = self.rng.random_range(1..=50_000i64);
@@ -391,28 +347,12 @@ impl Simulator {
             self.orphan_payment(t, out);
         }
         let fails = self.rng.random_bool(0.04);
-        self.orders.insert(
-            id,
-            Order {
-                row,
-                payment: None,
-                refunds: Vec::new(),
-                incident,
-                fails,
-            },
-        );
+        self.orders.insert(id, Order { row, payment: None, refunds: Vec::new(), incident, fails });
         let d = self.delay(SECOND, 30 * SECOND);
         self.schedule(t + d, Step::StartPaying, id);
     }
 
-    fn payment_row(
-        &mut self,
-        order_id: i64,
-        amount: i64,
-        currency: &str,
-        channel: &str,
-        t: i64,
-    ) -> Row {
+    fn payment_row(&mut self, order_id: i64, amount: i64, currency: &str, channel: &str, t: i64) -> Row {
         let id = self.id("payments") as i64;
         let now = Value::Timestamp(EventTime::from_micros(t));
         self.row(&[
@@ -434,23 +374,14 @@ impl Simulator {
         };
         out.push(self.update("orders", &mut o.row, &[("status", "PAYING".into())], t));
         if o.incident == Some(IncidentKind::MissingPayment) {
-            self.record(
-                IncidentKind::MissingPayment,
-                "orders",
-                &[("id", Value::Int(id as i64))],
-                t,
-            );
+            self.record(IncidentKind::MissingPayment, "orders", &[("id", Value::Int(id as i64))], t);
             self.orders.insert(id, o);
             let d = self.delay(SECOND, 10 * SECOND);
             self.schedule(t + d, Step::MarkPaid, id);
             return;
         }
         let amount = int(o.row.get("pay_amount"));
-        let currency = o
-            .row
-            .get("currency")
-            .map(|v| v.to_string())
-            .unwrap_or_default();
+        let currency = o.row.get("currency").map(|v| v.to_string()).unwrap_or_default();
         let channel = CHANNELS[self.rng.random_range(0..CHANNELS.len())];
         let mut payment = self.payment_row(id as i64, amount, &currency, channel, t + 100_000);
         let pid = int(payment.get("id"));
@@ -458,32 +389,16 @@ impl Simulator {
             Some(IncidentKind::UnitX100) => {
                 let name = self.name("amount_yuan");
                 payment.set(name, Value::Decimal(Decimal::new(amount * 100, 2)));
-                self.record(
-                    IncidentKind::UnitX100,
-                    "payments",
-                    &[("id", pid.into())],
-                    t + 100_000,
-                );
+                self.record(IncidentKind::UnitX100, "payments", &[("id", pid.into())], t + 100_000);
             }
             Some(IncidentKind::BadCurrency) => {
                 let name = self.name("currency");
                 payment.set(name, "RMB".into());
-                self.record(
-                    IncidentKind::BadCurrency,
-                    "payments",
-                    &[("id", pid.into())],
-                    t + 100_000,
-                );
+                self.record(IncidentKind::BadCurrency, "payments", &[("id", pid.into())], t + 100_000);
             }
             _ => {}
         }
-        out.push(self.event(
-            "payments",
-            Op::Insert,
-            None,
-            Some(payment.clone()),
-            t + 100_000,
-        ));
+        out.push(self.event("payments", Op::Insert, None, Some(payment.clone()), t + 100_000));
         o.payment = Some(payment);
         self.orders.insert(id, o);
         let d = self.delay(SECOND, 20 * SECOND);
@@ -501,21 +416,11 @@ impl Simulator {
         out.push(self.update("payments", &mut payment, &[("status", status.into())], t));
         o.payment = Some(payment);
         if o.fails {
-            out.push(self.update(
-                "orders",
-                &mut o.row,
-                &[("status", "CANCELLED".into())],
-                t + 50_000,
-            ));
+            out.push(self.update("orders", &mut o.row, &[("status", "CANCELLED".into())], t + 50_000));
             return;
         }
         if o.incident == Some(IncidentKind::StuckOrder) {
-            self.record(
-                IncidentKind::StuckOrder,
-                "orders",
-                &[("id", Value::Int(id as i64))],
-                t,
-            );
+            self.record(IncidentKind::StuckOrder, "orders", &[("id", Value::Int(id as i64))], t);
             return;
         }
         self.orders.insert(id, o);
@@ -533,21 +438,15 @@ impl Simulator {
         let currency = o.row.get("currency").cloned().unwrap_or_default();
         let txn = format!("T{id}");
         let credit = if o.incident == Some(IncidentKind::LedgerImbalance) {
-            self.record(
-                IncidentKind::LedgerImbalance,
-                "ledger_entries",
-                &[("txn_id", txn.clone().into())],
-                t,
-            );
+            self.record(IncidentKind::LedgerImbalance, "ledger_entries", &[("txn_id", txn.clone().into())], t);
             pay - 1
         } else {
             pay
         };
         let now = Value::Timestamp(EventTime::from_micros(t));
-        for (account, direction, amount) in [
-            (format!("user:{user}:wallet"), "DEBIT", pay),
-            ("platform:escrow".to_string(), "CREDIT", credit),
-        ] {
+        for (account, direction, amount) in
+            [(format!("user:{user}:wallet"), "DEBIT", pay), ("platform:escrow".to_string(), "CREDIT", credit)]
+        {
             let lid = self.id("ledger_entries") as i64;
             let row = self.row(&[
                 ("id", lid.into()),
@@ -565,9 +464,7 @@ impl Simulator {
         let d = self.delay(300 * SECOND, 900 * SECOND);
         self.schedule(t + d, Step::Settle, id);
         match incident {
-            Some(IncidentKind::IllegalStatusChange) => {
-                self.schedule(t + 5 * SECOND, Step::IllegalRegression, id)
-            }
+            Some(IncidentKind::IllegalStatusChange) => self.schedule(t + 5 * SECOND, Step::IllegalRegression, id),
             Some(IncidentKind::NegativeAmount | IncidentKind::OverRefund) => {
                 self.schedule(t + d + 60 * SECOND, Step::Refund, id)
             }
@@ -588,20 +485,13 @@ impl Simulator {
         // Each merchant has its own rate between 0.60% and 5.00%, four decimal places.
         let rate = Decimal::new(60 + (merchant * 37) % 441, 4);
         let mut commission = i64::try_from(
-            (Decimal::from(gross) * rate)
-                .round_dp_with_strategy(0, RoundingStrategy::MidpointAwayFromZero)
-                .mantissa(),
+            (Decimal::from(gross) * rate).round_dp_with_strategy(0, RoundingStrategy::MidpointAwayFromZero).mantissa(),
         )
         .unwrap_or(0);
         let sid = self.id("settlements") as i64;
         if o.incident == Some(IncidentKind::CommissionMiscalculation) {
             commission += 7;
-            self.record(
-                IncidentKind::CommissionMiscalculation,
-                "settlements",
-                &[("id", sid.into())],
-                t,
-            );
+            self.record(IncidentKind::CommissionMiscalculation, "settlements", &[("id", sid.into())], t);
         }
         let row = self.row(&[
             ("id", sid.into()),
@@ -611,10 +501,7 @@ impl Simulator {
             ("commission_rate", Value::Decimal(rate)),
             ("commission_amount", commission.into()),
             ("net_amount", (gross - commission).into()),
-            (
-                "currency",
-                o.row.get("currency").cloned().unwrap_or_default(),
-            ),
+            ("currency", o.row.get("currency").cloned().unwrap_or_default()),
             ("created_at", Value::Timestamp(EventTime::from_micros(t))),
         ]);
         out.push(self.event("settlements", Op::Insert, None, Some(row), t));
@@ -635,24 +522,14 @@ impl Simulator {
             _ => vec![(pay / 2).max(1)],
         };
         if o.incident == Some(IncidentKind::OverRefund) {
-            self.record(
-                IncidentKind::OverRefund,
-                "refunds",
-                &[("order_id", Value::Int(id as i64))],
-                t,
-            );
+            self.record(IncidentKind::OverRefund, "refunds", &[("order_id", Value::Int(id as i64))], t);
         }
         for (i, amount) in amounts.into_iter().enumerate() {
             let rid = self.id("refunds") as i64;
             let at = t + i as i64 * 30 * SECOND;
             let now = Value::Timestamp(EventTime::from_micros(at));
             if o.incident == Some(IncidentKind::NegativeAmount) {
-                self.record(
-                    IncidentKind::NegativeAmount,
-                    "refunds",
-                    &[("id", rid.into())],
-                    at,
-                );
+                self.record(IncidentKind::NegativeAmount, "refunds", &[("id", rid.into())], at);
             }
             let row = self.row(&[
                 ("id", rid.into()),
@@ -684,22 +561,12 @@ impl Simulator {
             out.push(self.update("refunds", r, &[("status", "SUCCESS".into())], t));
         }
         if refunded >= pay {
-            out.push(self.update(
-                "orders",
-                &mut o.row,
-                &[("status", "REFUNDED".into())],
-                t + 50_000,
-            ));
+            out.push(self.update("orders", &mut o.row, &[("status", "REFUNDED".into())], t + 50_000));
         }
     }
 
     fn spike(&mut self, t: i64, out: &mut Vec<ChangeEvent>) {
-        self.record(
-            IncidentKind::FailureRateSpike,
-            "payments",
-            &[("channel", "card".into())],
-            t,
-        );
+        self.record(IncidentKind::FailureRateSpike, "payments", &[("channel", "card".into())], t);
         for i in 0..30 {
             let at = t + i * 4 * SECOND;
             let mut p = self.payment_row(0, 1000, "CNY", "card", at);
@@ -707,12 +574,7 @@ impl Simulator {
             let oid = self.name("order_id");
             p.set(oid, Value::Null);
             out.push(self.event("payments", Op::Insert, None, Some(p.clone()), at));
-            out.push(self.update(
-                "payments",
-                &mut p,
-                &[("status", "FAILED".into())],
-                at + SECOND,
-            ));
+            out.push(self.update("payments", &mut p, &[("status", "FAILED".into())], at + SECOND));
         }
     }
 
@@ -720,19 +582,9 @@ impl Simulator {
         let ghost = 900_000_000 + self.seq as i64;
         let mut p = self.payment_row(ghost, 5000, "CNY", "alipay", t + SECOND);
         let pid = int(p.get("id"));
-        self.record(
-            IncidentKind::OrphanPayment,
-            "payments",
-            &[("id", pid.into())],
-            t + SECOND,
-        );
+        self.record(IncidentKind::OrphanPayment, "payments", &[("id", pid.into())], t + SECOND);
         out.push(self.event("payments", Op::Insert, None, Some(p.clone()), t + SECOND));
-        out.push(self.update(
-            "payments",
-            &mut p,
-            &[("status", "SUCCESS".into())],
-            t + 3 * SECOND,
-        ));
+        out.push(self.update("payments", &mut p, &[("status", "SUCCESS".into())], t + 3 * SECOND));
     }
 }
 

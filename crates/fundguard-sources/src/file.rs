@@ -19,27 +19,16 @@ pub struct LineSource {
 /// Opens a file (`-` is stdin). A file starting with the gzip magic is decompressed.
 pub fn open_lines(path: &Path) -> io::Result<LineSource> {
     let name: Arc<str> = Arc::from(path.display().to_string());
-    let raw: Box<dyn Read + Send> = if path.as_os_str() == "-" {
-        Box::new(io::stdin())
-    } else {
-        Box::new(File::open(path)?)
-    };
+    let raw: Box<dyn Read + Send> =
+        if path.as_os_str() == "-" { Box::new(io::stdin()) } else { Box::new(File::open(path)?) };
     let mut buffered = BufReader::with_capacity(1 << 20, raw);
     let gzip = buffered.fill_buf()?.starts_with(&[0x1f, 0x8b]);
     let reader: Box<dyn BufRead + Send> = if gzip {
-        Box::new(BufReader::with_capacity(
-            1 << 20,
-            MultiGzDecoder::new(buffered),
-        ))
+        Box::new(BufReader::with_capacity(1 << 20, MultiGzDecoder::new(buffered)))
     } else {
         Box::new(buffered)
     };
-    Ok(LineSource {
-        name,
-        reader,
-        line: 0,
-        buf: Vec::with_capacity(4096),
-    })
+    Ok(LineSource { name, reader, line: 0, buf: Vec::with_capacity(4096) })
 }
 
 impl LineSource {
@@ -58,11 +47,7 @@ impl LineSource {
         while matches!(self.buf.last(), Some(b'\n' | b'\r')) {
             self.buf.pop();
         }
-        let position = Position::Line {
-            input: self.name.clone(),
-            line: self.line,
-            index: 0,
-        };
+        let position = Position::Line { input: self.name.clone(), line: self.line, index: 0 };
         Ok(Some((&self.buf, position)))
     }
 }
@@ -79,8 +64,7 @@ mod tests {
         let plain = dir.path().join("a.jsonl");
         std::fs::write(&plain, "one\r\ntwo\n\nfour").unwrap();
         let gz = dir.path().join("a.jsonl.gz");
-        let mut enc =
-            flate2::write::GzEncoder::new(File::create(&gz).unwrap(), flate2::Compression::fast());
+        let mut enc = flate2::write::GzEncoder::new(File::create(&gz).unwrap(), flate2::Compression::fast());
         enc.write_all(b"one\r\ntwo\n\nfour").unwrap();
         enc.finish().unwrap();
         for path in [plain, gz] {

@@ -8,82 +8,28 @@ use fundguard_rules::{Diagnostic, Rule, parse_rule};
 
 /// `(file name, text)` of every example rule.
 pub const EXAMPLE_RULES: &[(&str, &str)] = &[
-    (
-        "ledger-append-only.yaml",
-        include_str!("../../../examples/rules/ledger-append-only.yaml"),
-    ),
-    (
-        "ledger-entry-valid.yaml",
-        include_str!("../../../examples/rules/ledger-entry-valid.yaml"),
-    ),
-    (
-        "order-amounts-add-up.yaml",
-        include_str!("../../../examples/rules/order-amounts-add-up.yaml"),
-    ),
-    (
-        "order-amounts-non-negative.yaml",
-        include_str!("../../../examples/rules/order-amounts-non-negative.yaml"),
-    ),
-    (
-        "order-currency-valid.yaml",
-        include_str!("../../../examples/rules/order-currency-valid.yaml"),
-    ),
-    (
-        "order-discount-within-total.yaml",
-        include_str!("../../../examples/rules/order-discount-within-total.yaml"),
-    ),
-    (
-        "order-never-deleted.yaml",
-        include_str!("../../../examples/rules/order-never-deleted.yaml"),
-    ),
-    (
-        "order-pay-amount-cap.yaml",
-        include_str!("../../../examples/rules/order-pay-amount-cap.yaml"),
-    ),
-    (
-        "order-pay-amount-frozen.yaml",
-        include_str!("../../../examples/rules/order-pay-amount-frozen.yaml"),
-    ),
-    (
-        "order-status-no-regression.yaml",
-        include_str!("../../../examples/rules/order-status-no-regression.yaml"),
-    ),
-    (
-        "payment-amount-frozen.yaml",
-        include_str!("../../../examples/rules/payment-amount-frozen.yaml"),
-    ),
-    (
-        "payment-amount-positive.yaml",
-        include_str!("../../../examples/rules/payment-amount-positive.yaml"),
-    ),
-    (
-        "payment-currency-valid.yaml",
-        include_str!("../../../examples/rules/payment-currency-valid.yaml"),
-    ),
+    ("ledger-append-only.yaml", include_str!("../../../examples/rules/ledger-append-only.yaml")),
+    ("ledger-entry-valid.yaml", include_str!("../../../examples/rules/ledger-entry-valid.yaml")),
+    ("order-amounts-add-up.yaml", include_str!("../../../examples/rules/order-amounts-add-up.yaml")),
+    ("order-amounts-non-negative.yaml", include_str!("../../../examples/rules/order-amounts-non-negative.yaml")),
+    ("order-currency-valid.yaml", include_str!("../../../examples/rules/order-currency-valid.yaml")),
+    ("order-discount-within-total.yaml", include_str!("../../../examples/rules/order-discount-within-total.yaml")),
+    ("order-never-deleted.yaml", include_str!("../../../examples/rules/order-never-deleted.yaml")),
+    ("order-pay-amount-cap.yaml", include_str!("../../../examples/rules/order-pay-amount-cap.yaml")),
+    ("order-pay-amount-frozen.yaml", include_str!("../../../examples/rules/order-pay-amount-frozen.yaml")),
+    ("order-status-no-regression.yaml", include_str!("../../../examples/rules/order-status-no-regression.yaml")),
+    ("payment-amount-frozen.yaml", include_str!("../../../examples/rules/payment-amount-frozen.yaml")),
+    ("payment-amount-positive.yaml", include_str!("../../../examples/rules/payment-amount-positive.yaml")),
+    ("payment-currency-valid.yaml", include_str!("../../../examples/rules/payment-currency-valid.yaml")),
     (
         "payment-minor-units-consistent.yaml",
         include_str!("../../../examples/rules/payment-minor-units-consistent.yaml"),
     ),
-    (
-        "payment-status-final.yaml",
-        include_str!("../../../examples/rules/payment-status-final.yaml"),
-    ),
-    (
-        "payment-status-known.yaml",
-        include_str!("../../../examples/rules/payment-status-known.yaml"),
-    ),
-    (
-        "refund-amount-positive.yaml",
-        include_str!("../../../examples/rules/refund-amount-positive.yaml"),
-    ),
-    (
-        "refund-currency-valid.yaml",
-        include_str!("../../../examples/rules/refund-currency-valid.yaml"),
-    ),
-    (
-        "refund-status-final.yaml",
-        include_str!("../../../examples/rules/refund-status-final.yaml"),
-    ),
+    ("payment-status-final.yaml", include_str!("../../../examples/rules/payment-status-final.yaml")),
+    ("payment-status-known.yaml", include_str!("../../../examples/rules/payment-status-known.yaml")),
+    ("refund-amount-positive.yaml", include_str!("../../../examples/rules/refund-amount-positive.yaml")),
+    ("refund-currency-valid.yaml", include_str!("../../../examples/rules/refund-currency-valid.yaml")),
+    ("refund-status-final.yaml", include_str!("../../../examples/rules/refund-status-final.yaml")),
     (
         "settlement-commission-computed.yaml",
         include_str!("../../../examples/rules/settlement-commission-computed.yaml"),
@@ -92,10 +38,7 @@ pub const EXAMPLE_RULES: &[(&str, &str)] = &[
         "settlement-commission-rate-bounds.yaml",
         include_str!("../../../examples/rules/settlement-commission-rate-bounds.yaml"),
     ),
-    (
-        "settlement-net-adds-up.yaml",
-        include_str!("../../../examples/rules/settlement-net-adds-up.yaml"),
-    ),
+    ("settlement-net-adds-up.yaml", include_str!("../../../examples/rules/settlement-net-adds-up.yaml")),
 ];
 
 /// Parses the built-in example rules.
@@ -103,14 +46,9 @@ pub fn example_rules() -> Result<Vec<Rule>, Vec<Diagnostic>> {
     let mut rules = Vec::new();
     let mut problems = Vec::new();
     for (name, text) in EXAMPLE_RULES {
-        match parse_rule(Arc::from(format!("examples/rules/{name}")), text) {
-            Ok(r) => rules.push(r),
-            Err(mut d) => problems.append(&mut d),
-        }
+        let (rule, mut found) = parse_rule(Arc::from(format!("examples/rules/{name}")), text);
+        problems.append(&mut found);
+        rules.extend(rule);
     }
-    if problems.is_empty() {
-        Ok(rules)
-    } else {
-        Err(problems)
-    }
+    if problems.is_empty() { Ok(rules) } else { Err(problems) }
 }

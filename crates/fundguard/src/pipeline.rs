@@ -115,31 +115,18 @@ impl<'s> Pipeline<'s> {
         Ok(())
     }
 
-    fn dead_letter(
-        &mut self,
-        message: &[u8],
-        position: &Position,
-        reason: String,
-    ) -> anyhow::Result<()> {
+    fn dead_letter(&mut self, message: &[u8], position: &Position, reason: String) -> anyhow::Result<()> {
         if self.strict {
             anyhow::bail!("{position}: {reason} (--strict stops at the first bad message)");
         }
         self.counters.dead_letters += 1;
         if self.dead_letters.is_none() {
-            let file = File::create(&self.dead_letter_path).with_context(|| {
-                format!(
-                    "creating the dead-letter file {}",
-                    self.dead_letter_path.display()
-                )
-            })?;
+            let file = File::create(&self.dead_letter_path)
+                .with_context(|| format!("creating the dead-letter file {}", self.dead_letter_path.display()))?;
             self.dead_letters = Some(BufWriter::new(file));
         }
         if let Some(out) = &mut self.dead_letters {
-            let letter = DeadLetter {
-                position,
-                reason,
-                message: String::from_utf8_lossy(message).into_owned(),
-            };
+            let letter = DeadLetter { position, reason, message: String::from_utf8_lossy(message).into_owned() };
             serde_json::to_writer(&mut *out, &letter)?;
             out.write_all(b"\n")?;
         }
@@ -151,8 +138,7 @@ impl<'s> Pipeline<'s> {
             return Ok(());
         }
         self.found.clear();
-        self.engine
-            .process(&self.batch, wall_clock(), &mut self.found)?;
+        self.engine.process(&self.batch, wall_clock(), &mut self.found)?;
         for f in &self.found {
             self.sink.write(f)?;
         }
@@ -178,8 +164,6 @@ impl<'s> Pipeline<'s> {
 
 /// The wall clock, read only here at the edge: it stamps `detected_at`.
 pub fn wall_clock() -> EventTime {
-    let micros = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros());
+    let micros = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_micros());
     EventTime::from_micros(i64::try_from(micros).unwrap_or(i64::MAX))
 }

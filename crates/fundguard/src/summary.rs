@@ -9,11 +9,7 @@ use crate::pipeline::Counters;
 /// Writes the per-rule table (events evaluated, findings, distinct keys, errors).
 pub fn write_table(out: &mut dyn Write, stats: &[RuleStats]) -> std::io::Result<()> {
     let width = stats.iter().map(|s| s.rule.len()).max().unwrap_or(4).max(4);
-    writeln!(
-        out,
-        "{:<width$}  {:>12}  {:>9}  {:>13}  {:>6}",
-        "rule", "events", "findings", "distinct keys", "errors"
-    )?;
+    writeln!(out, "{:<width$}  {:>12}  {:>9}  {:>13}  {:>6}", "rule", "events", "findings", "distinct keys", "errors")?;
     for s in stats {
         writeln!(
             out,
@@ -23,11 +19,7 @@ pub fn write_table(out: &mut dyn Write, stats: &[RuleStats]) -> std::io::Result<
     }
     for s in stats.iter().filter(|s| s.errors > 0) {
         if let Some(e) = &s.last_error {
-            writeln!(
-                out,
-                "rule {} failed on {} batch(es); last error: {e}",
-                s.rule, s.errors
-            )?;
+            writeln!(out, "rule {} failed on {} batch(es); last error: {e}", s.rule, s.errors)?;
         }
     }
     Ok(())
@@ -35,22 +27,10 @@ pub fn write_table(out: &mut dyn Write, stats: &[RuleStats]) -> std::io::Result<
 
 /// Writes the counters line.
 pub fn write_counters(out: &mut dyn Write, c: &Counters, seconds: f64) -> std::io::Result<()> {
-    let rate = if seconds > 0.0 {
-        c.events as f64 / seconds
-    } else {
-        0.0
-    };
+    let rate = if seconds > 0.0 { c.events as f64 / seconds } else { 0.0 };
     writeln!(
         out,
         "{} messages, {} events, {} findings, {} dead letters, {} DDL skipped, {} tombstones, {} control; {:.2}s ({:.0} events/s)",
-        c.messages,
-        c.events,
-        c.findings,
-        c.dead_letters,
-        c.ddl,
-        c.tombstones,
-        c.control,
-        seconds,
-        rate
+        c.messages, c.events, c.findings, c.dead_letters, c.ddl, c.tombstones, c.control, seconds, rate
     )
 }

@@ -80,13 +80,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             time_field: args.time_field.clone(),
         }),
     };
-    let dead_letter = args
-        .dead_letter
-        .clone()
-        .unwrap_or_else(|| match &args.findings {
-            Some(f) => PathBuf::from(format!("{}.dead-letter.jsonl", f.display())),
-            None => PathBuf::from("dead-letter.jsonl"),
-        });
+    let dead_letter = args.dead_letter.clone().unwrap_or_else(|| match &args.findings {
+        Some(f) => PathBuf::from(format!("{}.dead-letter.jsonl", f.display())),
+        None => PathBuf::from("dead-letter.jsonl"),
+    });
     let mut sink: Box<dyn FindingSink> = match &args.findings {
         Some(path) => Box::new(JsonLines(std::io::BufWriter::new(
             std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
@@ -104,8 +101,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         args.strict,
     );
     for input in &args.input {
-        let mut lines =
-            open_lines(input).with_context(|| format!("opening {}", input.display()))?;
+        let mut lines = open_lines(input).with_context(|| format!("opening {}", input.display()))?;
         while let Some((line, position)) = lines.next_line()? {
             pipeline.push(line, &position)?;
             if let Some(bar) = &progress {
@@ -121,20 +117,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         bar.finish_and_clear();
     }
     // The report goes to stderr when findings take stdout, so they stay parseable.
-    let mut report: Box<dyn Write> = if args.findings.is_some() {
-        Box::new(std::io::stdout())
-    } else {
-        Box::new(std::io::stderr())
-    };
+    let mut report: Box<dyn Write> =
+        if args.findings.is_some() { Box::new(std::io::stdout()) } else { Box::new(std::io::stderr()) };
     summary::write_table(&mut report, engine.stats())?;
     summary::write_counters(&mut report, &counters, started.elapsed().as_secs_f64())?;
     if counters.dead_letters > 0 {
-        writeln!(
-            report,
-            "{} undecodable message(s) written to {}",
-            counters.dead_letters,
-            dead_letter.display()
-        )?;
+        writeln!(report, "{} undecodable message(s) written to {}", counters.dead_letters, dead_letter.display())?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -145,9 +133,7 @@ fn progress_bar() -> Option<ProgressBar> {
         return None;
     }
     let bar = ProgressBar::new_spinner();
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} {human_pos} events  {per_sec}  {elapsed}").ok()?,
-    );
+    bar.set_style(ProgressStyle::with_template("{spinner} {human_pos} events  {per_sec}  {elapsed}").ok()?);
     bar.enable_steady_tick(std::time::Duration::from_millis(200));
     Some(bar)
 }

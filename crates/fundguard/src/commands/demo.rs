@@ -37,11 +37,9 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    let rules =
-        example_rules().map_err(|d| anyhow::anyhow!("built-in rules are invalid: {d:?}"))?;
+    let rules = example_rules().map_err(|d| anyhow::anyhow!("built-in rules are invalid: {d:?}"))?;
     let tables = schema();
-    let engine = Engine::new(&rules, &tables)
-        .map_err(|d| anyhow::anyhow!("built-in rules are invalid: {d:?}"))?;
+    let engine = Engine::new(&rules, &tables).map_err(|d| anyhow::anyhow!("built-in rules are invalid: {d:?}"))?;
     let mut sim = Simulator::new(SimConfig {
         seed: args.seed,
         orders: args.orders,
@@ -49,36 +47,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         ..SimConfig::default()
     });
     let mut lines = Vec::new();
-    let options = debezium::EncodeOptions {
-        schema_wrapper: true,
-        decimal_mode: debezium::DecimalMode::Precise,
-    };
+    let options = debezium::EncodeOptions { schema_wrapper: true, decimal_mode: debezium::DecimalMode::Precise };
     let empty = BTreeMap::new();
-    sim.run(|e| {
-        lines.push(debezium::encode(
-            &e,
-            tables.table(&e.table).unwrap_or(&empty),
-            options,
-        ))
-    });
+    sim.run(|e| lines.push(debezium::encode(&e, tables.table(&e.table).unwrap_or(&empty), options)));
 
     let mut findings: Vec<Finding> = Vec::new();
     let dead_letter = std::env::temp_dir().join("fundguard-demo-dead-letter.jsonl");
-    let mut pipeline = Pipeline::new(
-        Format::Debezium.decoder(Arc::new(tables)),
-        engine,
-        &mut findings,
-        8192,
-        dead_letter,
-        true,
-    );
+    let mut pipeline =
+        Pipeline::new(Format::Debezium.decoder(Arc::new(tables)), engine, &mut findings, 8192, dead_letter, true);
     let input: Arc<str> = Arc::from("demo:debezium");
     for (i, line) in lines.iter().enumerate() {
-        let position = Position::Line {
-            input: input.clone(),
-            line: i as u64 + 1,
-            index: 0,
-        };
+        let position = Position::Line { input: input.clone(), line: i as u64 + 1, index: 0 };
         pipeline.push(line.as_bytes(), &position)?;
     }
     let (counters, engine) = pipeline.finish()?;
@@ -91,19 +70,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 
     let mut out = std::io::stdout();
-    println!(
-        "fundguard demo: {} simulated orders, {} rules (built in)\n",
-        args.orders,
-        rules.len()
-    );
+    println!("fundguard demo: {} simulated orders, {} rules (built in)\n", args.orders, rules.len());
     summary::write_table(&mut out, engine.stats())?;
     println!();
     summary::write_counters(&mut out, &counters, started.elapsed().as_secs_f64())?;
     println!();
-    println!(
-        "{:<28}  {:>8}  {:>8}  detected by",
-        "injected incident", "injected", "caught"
-    );
+    println!("{:<28}  {:>8}  {:>8}  detected by", "injected incident", "injected", "caught");
     for (kind, injected, caught) in recall(sim.incidents(), &findings) {
         let by = kind.detected_by();
         let note = if by.is_empty() {
@@ -111,10 +83,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         } else {
             by.join(", ")
         };
-        println!(
-            "{:<28}  {injected:>8}  {caught:>8}  {note}",
-            format!("{kind:?}")
-        );
+        println!("{:<28}  {injected:>8}  {caught:>8}  {note}", format!("{kind:?}"));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -135,10 +104,7 @@ pub fn recall(incidents: &[Incident], findings: &[Finding]) -> Vec<(IncidentKind
 /// A finding catches an incident when its rule is one expected to and its key matches.
 pub fn caught(incident: &Incident, finding: &Finding) -> bool {
     incident.detected_by.iter().any(|r| *r == finding.rule)
-        && incident
-            .key
-            .iter()
-            .all(|(k, v)| finding.key.get(k).is_some_and(|fv| same(v, fv)))
+        && incident.key.iter().all(|(k, v)| finding.key.get(k).is_some_and(|fv| same(v, fv)))
 }
 
 fn same(a: &Value, b: &Value) -> bool {

@@ -16,11 +16,7 @@ use fundguard_rules::{Rule, load_paths, load_schemas};
 /// Loads the optional schema file.
 pub(crate) fn schemas(path: Option<&PathBuf>) -> anyhow::Result<Arc<TableSchemas>> {
     match path {
-        Some(p) => Ok(Arc::new(
-            load_schemas(p)
-                .map_err(|d| anyhow::anyhow!("{d}"))
-                .context("reading --schema")?,
-        )),
+        Some(p) => Ok(Arc::new(load_schemas(p).map_err(|d| anyhow::anyhow!("{d}")).context("reading --schema")?)),
         None => Ok(Arc::default()),
     }
 }

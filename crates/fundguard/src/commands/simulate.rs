@@ -24,12 +24,7 @@ pub struct Args {
     #[arg(long)]
     out: PathBuf,
     /// Formats to write.
-    #[arg(
-        long,
-        value_enum,
-        value_delimiter = ',',
-        default_value = "debezium,canal,maxwell"
-    )]
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "debezium,canal,maxwell")]
     format: Vec<OutFormat>,
     /// Number of orders (about 10 change events each).
     #[arg(long, default_value_t = 2000, conflicts_with = "events")]
@@ -54,11 +49,8 @@ pub struct Args {
 pub const EVENTS_PER_ORDER: u64 = 10;
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("creating {}", args.out.display()))?;
-    let orders = args
-        .events
-        .map_or(args.orders, |e| (e / EVENTS_PER_ORDER).max(1));
+    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    let orders = args.events.map_or(args.orders, |e| (e / EVENTS_PER_ORDER).max(1));
     let config = SimConfig {
         seed: args.seed,
         hours: args.hours,
@@ -99,8 +91,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 /// The schema as the YAML `--schema` reads.
 pub fn schema_yaml(tables: &TableSchemas) -> String {
-    let mut out =
-        String::from("# Column types of the simulated shop (fundguard --schema).\ntables:\n");
+    let mut out = String::from("# Column types of the simulated shop (fundguard --schema).\ntables:\n");
     for (table, columns) in &tables.tables {
         out.push_str(&format!("  {table}:\n"));
         for (column, ty) in columns {
@@ -124,11 +115,7 @@ pub struct LogWriters {
 }
 
 impl LogWriters {
-    pub fn create(
-        dir: &std::path::Path,
-        formats: &[OutFormat],
-        schema_wrapper: bool,
-    ) -> anyhow::Result<Self> {
+    pub fn create(dir: &std::path::Path, formats: &[OutFormat], schema_wrapper: bool) -> anyhow::Result<Self> {
         let open = |f: OutFormat, name: &str| -> anyhow::Result<Option<BufWriter<File>>> {
             if !formats.contains(&f) {
                 return Ok(None);
@@ -199,10 +186,7 @@ impl LogWriters {
     /// Flushes every file; returns the number of events written.
     pub fn finish(mut self, tables: &TableSchemas) -> anyhow::Result<u64> {
         self.flush_canal(tables)?;
-        for w in [&mut self.debezium, &mut self.canal, &mut self.maxwell]
-            .into_iter()
-            .flatten()
-        {
+        for w in [&mut self.debezium, &mut self.canal, &mut self.maxwell].into_iter().flatten() {
             w.flush()?;
         }
         Ok(self.count)

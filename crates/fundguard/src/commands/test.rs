@@ -32,34 +32,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         for m in &o.missing {
             let key: Vec<String> = m.key.iter().map(|(k, v)| format!("{k}: {v}")).collect();
-            let message = m
-                .message
-                .as_ref()
-                .map(|m| format!(", message: {m:?}"))
-                .unwrap_or_default();
-            println!(
-                "    - expected, not found: {{ key: {{ {} }}{message} }}",
-                key.join(", ")
-            );
+            let message = m.message.as_ref().map(|m| format!(", message: {m:?}")).unwrap_or_default();
+            println!("    - expected, not found: {{ key: {{ {} }}{message} }}", key.join(", "));
         }
         for f in &o.unexpected {
             let key: Vec<String> = f.key.iter().map(|(k, v)| format!("{k}: {v}")).collect();
-            println!(
-                "    + found, not expected: {{ key: {{ {} }}, message: {:?} }}",
-                key.join(", "),
-                f.message
-            );
+            println!("    + found, not expected: {{ key: {{ {} }}, message: {:?} }}", key.join(", "), f.message);
         }
     }
     let passed = outcomes.len() - failed;
     println!();
-    println!(
-        "test result: {}. {passed} passed; {failed} failed",
-        if failed == 0 { "ok" } else { "FAILED" }
-    );
-    Ok(if failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    println!("test result: {}. {passed} passed; {failed} failed", if failed == 0 { "ok" } else { "FAILED" });
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

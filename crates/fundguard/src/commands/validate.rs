@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use fundguard_engine::Engine;
+use fundguard_engine::{Engine, sort_diagnostics};
 use fundguard_rules::load_paths;
 
 #[derive(clap::Args)]
@@ -22,6 +22,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Err(mut more) = Engine::new(&rules, &schemas) {
         problems.append(&mut more);
     }
+    sort_diagnostics(&mut problems);
     for p in &problems {
         println!("{p}");
     }
