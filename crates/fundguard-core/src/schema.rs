@@ -54,6 +54,7 @@ impl ColumnType {
             },
             (ColumnType::Timestamp, Value::Timestamp(t)) => Value::Timestamp(t),
             (ColumnType::Timestamp, Value::String(s)) => Value::Timestamp(EventTime::parse(&s).ok()?),
+            (ColumnType::Timestamp, Value::Int(i)) => Value::Timestamp(epoch_by_magnitude(i)),
             (ColumnType::Json, Value::Json(j)) => Value::Json(j),
             (ColumnType::Json, Value::String(s)) => Value::Json(s),
             _ => return None,
@@ -87,6 +88,19 @@ impl fmt::Display for ColumnType {
     }
 }
 
+/// Reads an epoch number whose unit is not stated, by its size: Debezium without its
+/// schema writes DATETIME(0-3) as milliseconds and DATETIME(4-6) as microseconds.
+/// For instants between 1973 and 2286 the units cannot be confused: seconds stay
+/// below 10^10, milliseconds below 10^13, microseconds below 10^16.
+fn epoch_by_magnitude(v: i64) -> EventTime {
+    match v.unsigned_abs() {
+        0..10_000_000_000 => EventTime::from_secs(v),
+        10_000_000_000..10_000_000_000_000 => EventTime::from_millis(v),
+        10_000_000_000_000..10_000_000_000_000_000 => EventTime::from_micros(v),
+        _ => EventTime::from_micros(v / 1_000),
+    }
+}
+
 /// Declared column types per table (`db.table` → column → type).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -111,6 +125,18 @@ impl TableSchemas {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn epoch_numbers_read_by_magnitude() {
+        let t = EventTime::parse("2024-05-01T00:00:04.909652Z").unwrap();
+        for raw in [1_714_521_604_909_652i64, 1_714_521_604_909_652_000] {
+            assert_eq!(ColumnType::Timestamp.coerce(Value::Int(raw)), Some(Value::Timestamp(t)));
+        }
+        let ms = EventTime::parse("2024-05-01T00:00:04.909Z").unwrap();
+        assert_eq!(ColumnType::Timestamp.coerce(Value::Int(1_714_521_604_909)), Some(Value::Timestamp(ms)));
+        let s = EventTime::parse("2024-05-01T00:00:04Z").unwrap();
+        assert_eq!(ColumnType::Timestamp.coerce(Value::Int(1_714_521_604)), Some(Value::Timestamp(s)));
+    }
 
     #[test]
     fn coerces_strings_exactly() {
