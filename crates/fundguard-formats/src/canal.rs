@@ -137,8 +137,13 @@ fn read_value(ty: ColumnType, raw: &RawValue, name: &str) -> Result<Value, Decod
 
 /// Reads a MySQL column type as Canal prints it: `bigint(20) unsigned`, `decimal(12,2)`, `varchar(32)`.
 fn type_of_mysql(mysql_type: &str) -> ColumnType {
-    let base = mysql_type.split(['(', ' ']).next().unwrap_or("").to_ascii_lowercase();
-    match base.as_str() {
+    let lower = mysql_type.to_ascii_lowercase();
+    // MySQL's BOOLEAN is TINYINT(1); like JDBC's default, read it as a boolean.
+    if lower.starts_with("tinyint(1)") {
+        return ColumnType::Bool;
+    }
+    let base = lower.split(['(', ' ']).next().unwrap_or("");
+    match base {
         "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint" | "year" => ColumnType::Int,
         "decimal" | "numeric" | "float" | "double" | "real" => ColumnType::Decimal,
         "datetime" | "timestamp" | "date" => ColumnType::Timestamp,
