@@ -221,33 +221,28 @@ impl Validator {
             let event_at = self.at(spanned);
             let body = &spanned.value;
             let commit_time = match parse_duration(&body.at.value) {
-                Ok(offset) => epoch.plus(offset),
-                Err(_) => match EventTime::parse(&body.at.value) {
-                    Ok(t) => t,
-                    Err(_) => {
-                        self.error(
-                            self.at(&body.at),
-                            format!(
-                                "`at: {}`: expected an offset like 2s or 5m, or an RFC 3339 timestamp",
-                                body.at.value
-                            ),
-                        );
-                        continue;
-                    }
-                },
+                Ok(offset) => Some(epoch.plus(offset)),
+                Err(_) => EventTime::parse(&body.at.value).ok(),
             };
-            let Some(op) = Op::parse(&body.op.value) else {
+            if commit_time.is_none() {
+                self.error(
+                    self.at(&body.at),
+                    format!("`at: {}`: expected an offset like 2s or 5m, or an RFC 3339 timestamp", body.at.value),
+                );
+            }
+            let op = Op::parse(&body.op.value);
+            if op.is_none() {
                 self.error(
                     self.at(&body.op),
                     format!("op `{}`: expected insert, update, delete or message", body.op.value),
                 );
-                continue;
-            };
+            }
+            let (Some(commit_time), Some(op)) = (commit_time, op) else { continue };
             let before = body.before.as_ref().map(row_from_json);
             let after = body.after.as_ref().map(row_from_json);
             let missing = match op {
                 Op::Insert | Op::Update | Op::Message if after.is_none() => Some("after"),
-                Op::Update | Op::Delete if before.is_none() && op == Op::Delete => Some("before"),
+                Op::Delete if before.is_none() => Some("before"),
                 _ => None,
             };
             if let Some(image) = missing {

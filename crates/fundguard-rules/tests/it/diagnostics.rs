@@ -1,0 +1,75 @@
+//! Bad rule files: every problem with line, column and what was expected.
+
+use crate::problems;
+
+#[test]
+fn unknown_key_points_at_the_key() {
+    let text = "id: a\nowner: t\nseverity: low\nchekc:\n  tables: [a.b]\n  assert: 'true'\n";
+    let p = problems(text);
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(p[0].starts_with("4:1: unknown field `chekc`, expected one of"), "{p:?}");
+}
+
+#[test]
+fn unknown_key_inside_the_body() {
+    let text = "id: a\nowner: t\nseverity: low\ncheck:\n  tables: [a.b]\n  asert: 'true'\n";
+    let p = problems(text);
+    assert!(p[0].starts_with("6:3: unknown field `asert`"), "{p:?}");
+}
+
+#[test]
+fn bad_severity_lists_the_choices() {
+    let p = problems("id: a\nowner: t\nseverity: urgent\ncheck: { tables: [a.b], assert: 'true' }\n");
+    assert_eq!(p, vec!["3:11: unknown variant `urgent`, expected one of critical, high, medium, low"]);
+}
+
+#[test]
+fn several_semantic_problems_are_reported_together() {
+    let text = "\
+id: Bad Id
+owner: ''
+severity: low
+deadline: soon
+check:
+  tables: [orders]
+  assert: 'true'
+tests:
+  - name: t
+    events:
+      - { at: never, table: a.b, op: upsert, after: { id: 1 } }
+";
+    let p = problems(text);
+    assert_eq!(p.len(), 6, "{p:#?}");
+    assert!(p[0].starts_with("1:5: rule id `Bad Id`: expected lowercase letters"), "{p:?}");
+    assert!(p[1].starts_with("2:8: owner is empty"), "{p:?}");
+    assert!(p[2].starts_with("4:11: `soon` is not a duration"), "{p:?}");
+    assert!(p[3].starts_with("6:12: table `orders`: expected `db.table`"), "{p:?}");
+    assert!(p[4].contains("`at: never`: expected an offset like 2s"), "{p:?}");
+    assert!(p[5].contains("op `upsert`: expected insert, update, delete or message"), "{p:?}");
+}
+
+#[test]
+fn a_rule_needs_a_body() {
+    let p = problems("id: a\nowner: t\nseverity: low\n");
+    assert_eq!(p, vec!["1:5: the rule has no body: expected one of the rule kinds (`check`)"]);
+}
+
+#[test]
+fn missing_required_key() {
+    let p = problems("id: a\nseverity: low\ncheck: { tables: [a.b], assert: 'true' }\n");
+    assert!(p[0].contains("missing field `owner`"), "{p:?}");
+}
+
+#[test]
+fn duplicate_ids_across_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "id: same\nowner: t\nseverity: low\ncheck: { tables: [a.b], assert: 'true' }\n";
+    std::fs::write(dir.path().join("a.yaml"), text).unwrap();
+    std::fs::write(dir.path().join("b.yaml"), text).unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "not a rule").unwrap();
+    let (rules, problems) = fundguard_rules::load_paths(&[dir.path().to_path_buf()]);
+    assert_eq!(rules.len(), 1);
+    assert_eq!(problems.len(), 1);
+    assert!(problems[0].message.starts_with("duplicate rule id `same`: already defined at"), "{problems:?}");
+    assert!(problems[0].location.file.ends_with("b.yaml"));
+}

@@ -1,0 +1,74 @@
+//! Well-formed rule files become the rules they describe.
+
+use std::time::Duration;
+
+use fundguard_core::{EventTime, Op, Severity, Value};
+use fundguard_rules::RuleBody;
+
+use crate::parse;
+
+const RULE: &str = r#"
+id: payment-amount-positive
+description: A payment moves a positive amount.
+owner: payments
+severity: high
+tags: [money, sign]
+check:
+  tables: [shop.payments]
+  when: "op <> 'delete'"
+  assert: after.amount > 0
+  key: { payment_id: after.id }
+  message: "payment {{ after.id }}"
+  money: { amount: after.amount, currency: after.currency }
+tests:
+  - name: negative
+    events:
+      - { at: 2s, table: shop.payments, op: insert, after: { id: 1, amount: -1.50, currency: CNY } }
+    expect: [{ key: { payment_id: 1 } }]
+"#;
+
+#[test]
+fn reads_every_field() {
+    let (rule, problems) = parse(RULE);
+    assert!(problems.is_empty(), "{problems:?}");
+    let rule = rule.unwrap();
+    assert_eq!(rule.id, "payment-amount-positive");
+    assert_eq!(rule.owner, "payments");
+    assert_eq!(rule.severity, Severity::High);
+    assert_eq!(rule.deadline, Duration::from_secs(300), "high defaults to 5 minutes");
+    assert_eq!(rule.tags, vec!["money", "sign"]);
+    assert!(rule.enabled);
+    let RuleBody::Check(check) = &rule.body;
+    assert_eq!(check.tables, vec!["shop.payments"]);
+    assert_eq!(check.assert.sql, "after.amount > 0");
+    assert_eq!((check.assert.at.line, check.assert.at.column), (10, 11));
+    assert_eq!(check.when.as_ref().unwrap().sql, "op <> 'delete'");
+    assert_eq!(check.key[0].0, "payment_id");
+    assert_eq!(check.money.as_ref().unwrap().currency.as_ref().unwrap().sql, "after.currency");
+    let test = &rule.tests[0];
+    assert_eq!(test.name, "negative");
+    let event = &test.events[0].event;
+    assert_eq!(event.op, Op::Insert);
+    assert_eq!(event.commit_time, EventTime::parse("2024-01-01T00:00:02Z").unwrap());
+    assert_eq!(event.after.as_ref().unwrap().get("amount"), Some(&Value::Decimal("-1.50".parse().unwrap())));
+    assert_eq!(test.expect[0].key, vec![("payment_id".to_string(), Value::Int(1))]);
+}
+
+#[test]
+fn deadline_overrides_the_severity_default() {
+    for (severity, default) in [("critical", 60), ("high", 300), ("medium", 3600), ("low", 86400)] {
+        let text = RULE.replace("severity: high", &format!("severity: {severity}"));
+        assert_eq!(parse(&text).0.unwrap().deadline, Duration::from_secs(default));
+    }
+    let text = RULE.replace("severity: high", "severity: high\ndeadline: 30s");
+    assert_eq!(parse(&text).0.unwrap().deadline, Duration::from_secs(30));
+}
+
+#[test]
+fn default_key_is_the_row_id() {
+    let text = RULE.replace("  key: { payment_id: after.id }\n", "");
+    let rule = parse(&text).0.unwrap();
+    let RuleBody::Check(check) = &rule.body;
+    assert_eq!(check.key[0].0, "id");
+    assert_eq!(check.key[0].1.sql, "coalesce(after.id, before.id)");
+}
