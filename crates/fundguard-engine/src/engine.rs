@@ -58,6 +58,8 @@ impl Engine {
         let mut runtimes = Vec::new();
         for rule in rules {
             let (rt, mut found) = RuleRuntime::new(Arc::new(rule.clone()));
+            // An expression already reported (bad syntax, unknown name) is not reported again by the planner.
+            let reported: Vec<_> = found.iter().map(|d| d.location.clone()).collect();
             problems.append(&mut found);
             for table in rule.body.tables() {
                 let declared = schemas.table(table);
@@ -79,7 +81,9 @@ impl Engine {
                 for r in &rt.refs {
                     layout.reference(r);
                 }
-                problems.extend(rt.check_compiles(&ctx, &layout.df_schema()));
+                problems.extend(
+                    rt.check_compiles(&ctx, &layout.df_schema()).into_iter().filter(|d| !reported.contains(&d.location)),
+                );
             }
             if rule.enabled {
                 runtimes.push(rt);

@@ -1,0 +1,132 @@
+//! What a check reports, row by row.
+
+use fundguard_core::{Op, Value};
+
+use crate::{check, dec, event, insert, row, run};
+
+#[test]
+fn a_row_violates_when_assert_is_false_or_null() {
+    let r = check("positive", "  assert: after.amount > 0\n");
+    let events = vec![
+        insert(1, &[("id", 1.into()), ("amount", 5.into())]),
+        insert(2, &[("id", 2.into()), ("amount", (-5).into())]),
+        insert(3, &[("id", 3.into()), ("amount", Value::Null)]),
+        insert(4, &[("id", 4.into())]),
+    ];
+    let keys: Vec<_> = run(&[r], &events, 100).iter().map(|f| f.key["id"].clone()).collect();
+    assert_eq!(keys, vec![Value::Int(2), Value::Int(3), Value::Int(4)], "false, NULL and missing all violate");
+}
+
+#[test]
+fn when_filters_rows_and_null_when_skips() {
+    let r = check("paid-positive", "  when: \"after.status = 'PAID'\"\n  assert: after.amount > 0\n");
+    let events = vec![
+        insert(1, &[("id", 1.into()), ("status", "PAID".into()), ("amount", 0.into())]),
+        insert(2, &[("id", 2.into()), ("status", "INIT".into()), ("amount", 0.into())]),
+        insert(3, &[("id", 3.into()), ("status", Value::Null), ("amount", 0.into())]),
+    ];
+    let found = run(&[r], &events, 100);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].key["id"], Value::Int(1));
+}
+
+#[test]
+fn before_and_after_images_and_op() {
+    let r = check(
+        "no-regression",
+        "  when: \"op = 'update' AND before.status = 'PAID'\"\n  assert: \"after.status <> 'PAYING'\"\n",
+    );
+    let s = |v: &str| -> Value { v.into() };
+    let events = vec![
+        event(1, Op::Update, Some(row(&[("id", 1.into()), ("status", s("PAID"))])), Some(row(&[("id", 1.into()), ("status", s("PAYING"))]))),
+        event(2, Op::Update, Some(row(&[("id", 2.into()), ("status", s("PAYING"))])), Some(row(&[("id", 2.into()), ("status", s("PAID"))]))),
+        event(3, Op::Delete, Some(row(&[("id", 3.into()), ("status", s("PAID"))])), None),
+    ];
+    let found = run(&[r], &events, 100);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].key["id"], Value::Int(1), "the default key reads after.id, then before.id");
+    assert_eq!(found[0].evidence[0].before.as_ref().unwrap().get("status"), Some(&s("PAID")));
+}
+
+#[test]
+fn decimals_compare_exactly_with_integers() {
+    let r = check("units", "  assert: after.fen = after.yuan * 100\n");
+    let events = vec![
+        insert(1, &[("id", 1.into()), ("fen", 1999.into()), ("yuan", dec("19.99"))]),
+        insert(2, &[("id", 2.into()), ("fen", 1999.into()), ("yuan", dec("1999.00"))]),
+        // 0.1 + 0.2 = 0.3 holds in decimals (it would not in binary floats).
+        insert(3, &[("id", 3.into()), ("fen", 30.into()), ("yuan", dec("0.30"))]),
+        insert(4, &[("id", 4.into()), ("fen", 1.into()), ("yuan", dec("0.0100000001"))]),
+    ];
+    let keys: Vec<_> = run(&[r], &events, 100).iter().map(|f| f.key["id"].clone()).collect();
+    assert_eq!(keys, vec![Value::Int(2), Value::Int(4)]);
+}
+
+#[test]
+fn key_message_and_money_at_risk() {
+    let r = check(
+        "refund-positive",
+        "  assert: after.amount > 0\n  key: { order_id: after.order_id, refund_id: after.id }\n  message: \"refund {{ after.id }} of {{ key.order_id }}: {{ after.amount }}\"\n  money: { amount: after.amount, currency: after.currency }\n",
+    );
+    let found = run(&[r], &[insert(1, &[("id", 9.into()), ("order_id", 42.into()), ("amount", dec("-12.50")), ("currency", "CNY".into())])], 10);
+    let f = &found[0];
+    assert_eq!(f.key.len(), 2);
+    assert_eq!(f.key["order_id"], Value::Int(42));
+    assert_eq!(f.message, "refund 9 of 42: -12.50");
+    let money = f.money_at_risk.as_ref().unwrap();
+    assert_eq!(money.amount, dec("-12.50"));
+    assert_eq!(money.currency.as_deref(), Some("CNY"));
+    let json = serde_json::to_value(f).unwrap();
+    assert_eq!(json["money_at_risk"]["amount"], "-12.50", "money is serialized as an exact string");
+    assert_eq!(json["key"]["order_id"], 42);
+    assert_eq!(json["rule"], "refund-positive");
+    assert_eq!(json["severity"], "critical");
+}
+
+#[test]
+fn other_tables_are_ignored_and_stats_count() {
+    let r = check("positive", "  assert: after.amount > 0\n");
+    let mut other = insert(2, &[("amount", (-1).into())]);
+    other.table = "shop.other".into();
+    let events = vec![insert(1, &[("id", 1.into()), ("amount", (-1).into())]), other, insert(3, &[("id", 1.into()), ("amount", (-2).into())])];
+    let mut engine = fundguard_engine::Engine::new(&[r], &Default::default()).unwrap();
+    let mut out = Vec::new();
+    engine.process(&events, Default::default(), &mut out).unwrap();
+    assert_eq!(out.len(), 2);
+    let stats = &engine.stats()[0];
+    assert_eq!((stats.events, stats.findings, stats.distinct_keys), (2, 2, 1));
+}
+
+#[test]
+fn a_column_that_changes_type_widens_instead_of_failing() {
+    let r = check("positive", "  assert: after.amount > 0\n");
+    let events = vec![
+        insert(1, &[("id", 1.into()), ("amount", 5.into())]),
+        insert(2, &[("id", 2.into()), ("amount", dec("-0.01"))]),
+        insert(3, &[("id", 3.into()), ("amount", dec("0.001"))]),
+    ];
+    let keys: Vec<_> = run(&[r], &events, 1).iter().map(|f| f.key["id"].clone()).collect();
+    assert_eq!(keys, vec![Value::Int(2)]);
+}
+
+#[test]
+fn runtime_errors_are_counted_not_fatal() {
+    // Division by zero in exact decimals is an error in DataFusion: the rule reports it and the run goes on.
+    let bad = check("div", "  assert: after.a / after.b > 0\n");
+    let good = check("positive", "  assert: after.a > 0\n");
+    let events = vec![insert(1, &[("id", 1.into()), ("a", dec("-1.0")), ("b", dec("0.0"))])];
+    let mut engine = fundguard_engine::Engine::new(&[bad, good], &Default::default()).unwrap();
+    let mut out = Vec::new();
+    engine.process(&events, Default::default(), &mut out).unwrap();
+    assert_eq!(out.len(), 1, "the healthy rule still reports");
+    assert_eq!(out[0].rule, "positive");
+    assert_eq!(engine.stats()[0].errors, 1);
+    assert!(engine.stats()[0].last_error.as_ref().unwrap().to_lowercase().contains("divide by zero"));
+}
+
+#[test]
+fn disabled_rules_do_not_run() {
+    let mut r = check("positive", "  assert: after.amount > 0\n");
+    r.enabled = false;
+    assert!(run(&[r], &[insert(1, &[("amount", (-1).into())])], 10).is_empty());
+}
