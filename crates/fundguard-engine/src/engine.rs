@@ -82,7 +82,9 @@ impl Engine {
                     layout.reference(r);
                 }
                 problems.extend(
-                    rt.check_compiles(&ctx, &layout.df_schema()).into_iter().filter(|d| !reported.contains(&d.location)),
+                    rt.check_compiles(&ctx, &layout.df_schema())
+                        .into_iter()
+                        .filter(|d| !reported.contains(&d.location)),
                 );
             }
             if rule.enabled {

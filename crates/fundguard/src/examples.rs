@@ -52,3 +52,19 @@ pub fn example_rules() -> Result<Vec<Rule>, Vec<Diagnostic>> {
     }
     if problems.is_empty() { Ok(rules) } else { Err(problems) }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_example_file_is_built_in() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/rules");
+        let mut on_disk: Vec<String> =
+            std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        on_disk.sort();
+        let built_in: Vec<String> = EXAMPLE_RULES.iter().map(|(n, _)| n.to_string()).collect();
+        assert_eq!(built_in, on_disk, "add new example rules to EXAMPLE_RULES");
+        assert_eq!(example_rules().unwrap().len(), on_disk.len());
+    }
+}

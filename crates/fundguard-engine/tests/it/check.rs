@@ -38,8 +38,18 @@ fn before_and_after_images_and_op() {
     );
     let s = |v: &str| -> Value { v.into() };
     let events = vec![
-        event(1, Op::Update, Some(row(&[("id", 1.into()), ("status", s("PAID"))])), Some(row(&[("id", 1.into()), ("status", s("PAYING"))]))),
-        event(2, Op::Update, Some(row(&[("id", 2.into()), ("status", s("PAYING"))])), Some(row(&[("id", 2.into()), ("status", s("PAID"))]))),
+        event(
+            1,
+            Op::Update,
+            Some(row(&[("id", 1.into()), ("status", s("PAID"))])),
+            Some(row(&[("id", 1.into()), ("status", s("PAYING"))])),
+        ),
+        event(
+            2,
+            Op::Update,
+            Some(row(&[("id", 2.into()), ("status", s("PAYING"))])),
+            Some(row(&[("id", 2.into()), ("status", s("PAID"))])),
+        ),
         event(3, Op::Delete, Some(row(&[("id", 3.into()), ("status", s("PAID"))])), None),
     ];
     let found = run(&[r], &events, 100);
@@ -68,7 +78,14 @@ fn key_message_and_money_at_risk() {
         "refund-positive",
         "  assert: after.amount > 0\n  key: { order_id: after.order_id, refund_id: after.id }\n  message: \"refund {{ after.id }} of {{ key.order_id }}: {{ after.amount }}\"\n  money: { amount: after.amount, currency: after.currency }\n",
     );
-    let found = run(&[r], &[insert(1, &[("id", 9.into()), ("order_id", 42.into()), ("amount", dec("-12.50")), ("currency", "CNY".into())])], 10);
+    let found = run(
+        &[r],
+        &[insert(
+            1,
+            &[("id", 9.into()), ("order_id", 42.into()), ("amount", dec("-12.50")), ("currency", "CNY".into())],
+        )],
+        10,
+    );
     let f = &found[0];
     assert_eq!(f.key.len(), 2);
     assert_eq!(f.key["order_id"], Value::Int(42));
@@ -88,7 +105,11 @@ fn other_tables_are_ignored_and_stats_count() {
     let r = check("positive", "  assert: after.amount > 0\n");
     let mut other = insert(2, &[("amount", (-1).into())]);
     other.table = "shop.other".into();
-    let events = vec![insert(1, &[("id", 1.into()), ("amount", (-1).into())]), other, insert(3, &[("id", 1.into()), ("amount", (-2).into())])];
+    let events = vec![
+        insert(1, &[("id", 1.into()), ("amount", (-1).into())]),
+        other,
+        insert(3, &[("id", 1.into()), ("amount", (-2).into())]),
+    ];
     let mut engine = fundguard_engine::Engine::new(&[r], &Default::default()).unwrap();
     let mut out = Vec::new();
     engine.process(&events, Default::default(), &mut out).unwrap();

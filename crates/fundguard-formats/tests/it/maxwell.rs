@@ -33,7 +33,8 @@ fn ddl_is_skipped() {
 
 #[test]
 fn ts_ms_refines_the_commit_time_and_delete_has_only_before() {
-    let msg = r#"{"database":"shop","table":"orders","type":"delete","ts":1714550401,"ts_ms":1714550401250,"data":{"id":9}}"#;
+    let msg =
+        r#"{"database":"shop","table":"orders","type":"delete","ts":1714550401,"ts_ms":1714550401250,"data":{"id":9}}"#;
     let (_, events) = decode(Format::Maxwell, msg).unwrap();
     assert_eq!(events[0].commit_time, EventTime::from_millis(1_714_550_401_250));
     assert!(events[0].after.is_none());

@@ -23,9 +23,34 @@ fn decode_all(message: &[u8]) {
 /// JSON-ish text built from the keys decoders look for, to reach deep into them.
 fn jsonish() -> impl Strategy<Value = String> {
     let key = prop::sample::select(vec![
-        "schema", "payload", "before", "after", "source", "op", "ts_ms", "ts_us", "db", "table", "connector", "data",
-        "old", "type", "isDdl", "es", "mysqlType", "sqlType", "database", "ts", "fields", "field", "name",
-        "parameters", "scale", "value", "id", "amount",
+        "schema",
+        "payload",
+        "before",
+        "after",
+        "source",
+        "op",
+        "ts_ms",
+        "ts_us",
+        "db",
+        "table",
+        "connector",
+        "data",
+        "old",
+        "type",
+        "isDdl",
+        "es",
+        "mysqlType",
+        "sqlType",
+        "database",
+        "ts",
+        "fields",
+        "field",
+        "name",
+        "parameters",
+        "scale",
+        "value",
+        "id",
+        "amount",
     ]);
     let leaf = prop_oneof![
         Just("null".to_string()),
@@ -33,7 +58,16 @@ fn jsonish() -> impl Strategy<Value = String> {
         any::<i64>().prop_map(|i| i.to_string()),
         "-?[0-9]{1,40}(\\.[0-9]{0,30})?([eE][+-]?[0-9]{1,4})?",
         "\"[a-zA-Z0-9+/=:. -]{0,12}\"".prop_map(|s| s),
-        prop::sample::select(vec!["\"c\"", "\"u\"", "\"d\"", "\"UPDATE\"", "\"insert\"", "\"org.apache.kafka.connect.data.Decimal\"", "\"io.debezium.time.Date\""]).prop_map(String::from),
+        prop::sample::select(vec![
+            "\"c\"",
+            "\"u\"",
+            "\"d\"",
+            "\"UPDATE\"",
+            "\"insert\"",
+            "\"org.apache.kafka.connect.data.Decimal\"",
+            "\"io.debezium.time.Date\""
+        ])
+        .prop_map(String::from),
     ];
     leaf.prop_recursive(4, 48, 6, move |inner| {
         prop_oneof![
@@ -58,8 +92,8 @@ fn value() -> impl Strategy<Value = Value> {
 
 fn event() -> impl Strategy<Value = ChangeEvent> {
     let row = || prop::collection::btree_map("[a-z][a-z_]{0,8}", value(), 1..6);
-    (row(), row(), prop::sample::select(vec![Op::Insert, Op::Update, Op::Delete]), 0i64..4_000_000_000_000)
-        .prop_map(|(before, after, op, ms)| {
+    (row(), row(), prop::sample::select(vec![Op::Insert, Op::Update, Op::Delete]), 0i64..4_000_000_000_000).prop_map(
+        |(before, after, op, ms)| {
             let to_row = |m: BTreeMap<String, Value>| m.into_iter().collect::<Row>();
             // Updates carry the same columns in both images, as FULL row images do.
             let before_row: BTreeMap<String, Value> =
@@ -77,7 +111,8 @@ fn event() -> impl Strategy<Value = ChangeEvent> {
                 commit_time: EventTime::from_millis(ms),
                 position: Position::Synthetic { seq: 1 },
             }
-        })
+        },
+    )
 }
 
 /// Column types as the encoders need them: taken from the values themselves.
