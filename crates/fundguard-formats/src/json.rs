@@ -13,9 +13,13 @@ use serde_json::value::RawValue;
 use crate::DecodeError;
 
 /// Shares one `Arc<str>` per distinct column or table name across all rows of a stream.
+///
+/// Rows of a table repeat the same columns in the same order, so the name at each
+/// position of the previous row is tried first: a string comparison instead of a hash lookup.
 #[derive(Default)]
 pub struct Interner {
     names: HashMap<Box<str>, Arc<str>>,
+    recent: Vec<Arc<str>>,
 }
 
 impl Interner {
@@ -23,8 +27,27 @@ impl Interner {
         if let Some(n) = self.names.get(name) {
             return n.clone();
         }
+        if self.names.len() > 100_000 {
+            self.names.clear(); // a stream of unbounded distinct names must not grow memory
+        }
         let n: Arc<str> = Arc::from(name);
         self.names.insert(name.into(), n.clone());
+        n
+    }
+
+    /// Interns the name of the `index`-th column of a row.
+    pub fn intern_column(&mut self, index: usize, name: &str) -> Arc<str> {
+        if let Some(n) = self.recent.get(index) {
+            if &**n == name {
+                return n.clone();
+            }
+        }
+        let n = self.intern(name);
+        if index < self.recent.len() {
+            self.recent[index] = n.clone();
+        } else if index == self.recent.len() && index < 1024 {
+            self.recent.push(n.clone());
+        }
         n
     }
 }
@@ -62,9 +85,9 @@ impl RawRow<'_> {
         mut read: impl FnMut(&str, &RawValue) -> Result<Value, DecodeError>,
     ) -> Result<Row, DecodeError> {
         let mut row = Row::with_capacity(self.0.len());
-        for (name, raw) in &self.0 {
+        for (i, (name, raw)) in self.0.iter().enumerate() {
             let value = read(name, raw)?;
-            row.push(interner.intern(name), value);
+            row.push(interner.intern_column(i, name), value);
         }
         Ok(row)
     }

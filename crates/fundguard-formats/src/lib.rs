@@ -15,7 +15,7 @@ pub mod plain;
 
 use std::sync::Arc;
 
-use fundguard_core::{ChangeEvent, Position, TableSchemas};
+use fundguard_core::{ChangeEvent, ColumnType, Position, TableSchemas};
 
 pub use json::Interner;
 
@@ -145,6 +145,10 @@ fn apply_declared_types(schemas: &TableSchemas, events: &mut [ChangeEvent]) -> R
                 let Some(ty) = columns.get(name) else {
                     return Ok(value);
                 };
+                // Most values already have their declared type: keep them without a copy.
+                if value.is_null() || ColumnType::of(&value) == Some(*ty) {
+                    return Ok(value);
+                }
                 let shown = value.to_string();
                 ty.coerce(value).ok_or_else(|| {
                     DecodeError::invalid(format!(
