@@ -113,6 +113,20 @@ fn event() -> impl Strategy<Value = ChangeEvent> {
             }
         },
     )
+    .prop_filter("a column has one type in both images", one_type_per_column)
+}
+
+fn one_type_per_column(e: &ChangeEvent) -> bool {
+    let (Some(b), Some(a)) = (&e.before, &e.after) else { return true };
+    // ... and a DECIMAL column one scale, as in a database schema.
+    b.iter().all(|(n, v)| match (v, a.get(n)) {
+        (Value::Decimal(x), Some(Value::Decimal(y))) => x.scale() == y.scale(),
+        (v, Some(w)) => match (ColumnType::of(v), ColumnType::of(w)) {
+            (Some(x), Some(y)) => x == y,
+            _ => true,
+        },
+        _ => true,
+    })
 }
 
 /// Column types as the encoders need them: taken from the values themselves.
@@ -184,13 +198,6 @@ proptest! {
 
     #[test]
     fn canal_round_trips(e in event()) {
-        // A column has one MySQL type: both images must agree on it.
-        if let (Some(b), Some(a)) = (&e.before, &e.after) {
-            prop_assume!(b.iter().all(|(n, v)| match (ColumnType::of(v), a.get(n).and_then(ColumnType::of)) {
-                (Some(x), Some(y)) => x == y,
-                _ => true,
-            }));
-        }
         let types = types_of(&e);
         let line = canal::encode(1, &[&e], &types);
         let back = decode_one(Format::Canal, &line);
