@@ -115,10 +115,10 @@ impl Row {
     /// The value of a column; `hint` is where callers last found it, which is
     /// almost always where it is again, since rows of a table share one layout.
     pub fn get_hinted(&self, name: &str, hint: &mut usize) -> Option<&Value> {
-        if let Some((n, v)) = self.columns.get(*hint) {
-            if &**n == name {
-                return Some(v);
-            }
+        if let Some((n, v)) = self.columns.get(*hint)
+            && &**n == name
+        {
+            return Some(v);
         }
         let i = self.columns.iter().position(|(n, _)| &**n == name)?;
         *hint = i;

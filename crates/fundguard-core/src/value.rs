@@ -34,10 +34,10 @@ impl Value {
     /// Parses the text of a JSON number exactly: an integer when it has no
     /// fraction and fits in `i64`, otherwise a decimal (scientific notation included).
     pub fn parse_number(text: &str) -> Option<Value> {
-        if !text.contains(['.', 'e', 'E']) {
-            if let Ok(i) = text.parse::<i64>() {
-                return Some(Value::Int(i));
-            }
+        if !text.contains(['.', 'e', 'E'])
+            && let Ok(i) = text.parse::<i64>()
+        {
+            return Some(Value::Int(i));
         }
         parse_decimal(text).map(Value::Decimal)
     }

@@ -44,8 +44,11 @@ struct CompiledCheck {
     when: Option<Arc<dyn PhysicalExpr>>,
     assert: Arc<dyn PhysicalExpr>,
     key: Vec<(String, Arc<dyn PhysicalExpr>)>,
-    money: Option<(Arc<dyn PhysicalExpr>, Option<Arc<dyn PhysicalExpr>>)>,
+    /// Amount and (optional) currency.
+    money: Option<(PhysExpr, Option<PhysExpr>)>,
 }
+
+type PhysExpr = Arc<dyn PhysicalExpr>;
 
 /// One table's events as a batch, with where each row came from.
 pub(crate) struct TableBatch<'a> {

@@ -59,10 +59,10 @@ fn run_one(rule: &Rule, test: &RuleTest, schemas: &TableSchemas) -> TestOutcome 
         outcome.error = Some(e.to_string());
         return outcome;
     }
-    if let Some(stats) = engine.stats().first() {
-        if let Some(err) = &stats.last_error {
-            outcome.error = Some(format!("rule error: {err}"));
-        }
+    if let Some(stats) = engine.stats().first()
+        && let Some(err) = &stats.last_error
+    {
+        outcome.error = Some(format!("rule error: {err}"));
     }
     let mut remaining = findings;
     for expected in &test.expect {

@@ -37,10 +37,10 @@ impl Interner {
 
     /// Interns the name of the `index`-th column of a row.
     pub fn intern_column(&mut self, index: usize, name: &str) -> Arc<str> {
-        if let Some(n) = self.recent.get(index) {
-            if &**n == name {
-                return n.clone();
-            }
+        if let Some(n) = self.recent.get(index)
+            && &**n == name
+        {
+            return n.clone();
         }
         let n = self.intern(name);
         if index < self.recent.len() {

@@ -124,11 +124,11 @@ impl Decoder {
             out.truncate(start);
             return result;
         }
-        if !self.schemas.is_empty() {
-            if let Err(e) = apply_declared_types(&self.schemas, &mut out[start..]) {
-                out.truncate(start);
-                return Err(e);
-            }
+        if !self.schemas.is_empty()
+            && let Err(e) = apply_declared_types(&self.schemas, &mut out[start..])
+        {
+            out.truncate(start);
+            return Err(e);
         }
         result
     }

@@ -38,20 +38,16 @@ pub fn load_paths(paths: &[PathBuf]) -> (Vec<Rule>, Vec<Diagnostic>) {
         };
         let (rule, mut problems) = parse_rule(name, &text);
         diagnostics.append(&mut problems);
-        match rule {
-            Some(rule) => {
-                if let Some(first) = seen.get(&rule.id) {
-                    diagnostics.push(Diagnostic::new(
-                        rule.at.clone(),
-                        format!("duplicate rule id `{}`: already defined at {first}; rule ids must be unique", rule.id),
-                    ));
-                    continue;
-                }
-                seen.insert(rule.id.clone(), rule.at.clone());
-                rules.push(rule);
-            }
-            None => {}
+        let Some(rule) = rule else { continue };
+        if let Some(first) = seen.get(&rule.id) {
+            diagnostics.push(Diagnostic::new(
+                rule.at.clone(),
+                format!("duplicate rule id `{}`: already defined at {first}; rule ids must be unique", rule.id),
+            ));
+            continue;
         }
+        seen.insert(rule.id.clone(), rule.at.clone());
+        rules.push(rule);
     }
     (rules, diagnostics)
 }

@@ -92,8 +92,8 @@ fn value() -> impl Strategy<Value = Value> {
 
 fn event() -> impl Strategy<Value = ChangeEvent> {
     let row = || prop::collection::btree_map("[a-z][a-z_]{0,8}", value(), 1..6);
-    (row(), row(), prop::sample::select(vec![Op::Insert, Op::Update, Op::Delete]), 0i64..4_000_000_000_000).prop_map(
-        |(before, after, op, ms)| {
+    (row(), row(), prop::sample::select(vec![Op::Insert, Op::Update, Op::Delete]), 0i64..4_000_000_000_000)
+        .prop_map(|(before, after, op, ms)| {
             let to_row = |m: BTreeMap<String, Value>| m.into_iter().collect::<Row>();
             // Updates carry the same columns in both images, as FULL row images do.
             let before_row: BTreeMap<String, Value> =
@@ -111,9 +111,8 @@ fn event() -> impl Strategy<Value = ChangeEvent> {
                 commit_time: EventTime::from_millis(ms),
                 position: Position::Synthetic { seq: 1 },
             }
-        },
-    )
-    .prop_filter("a column has one type in both images", one_type_per_column)
+        })
+        .prop_filter("a column has one type in both images", one_type_per_column)
 }
 
 fn one_type_per_column(e: &ChangeEvent) -> bool {

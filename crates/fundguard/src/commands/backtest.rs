@@ -104,10 +104,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let mut lines = open_lines(input).with_context(|| format!("opening {}", input.display()))?;
         while let Some((line, position)) = lines.next_line()? {
             pipeline.push(line, &position)?;
-            if let Some(bar) = &progress {
-                if pipeline.counters.messages % 65_536 == 0 {
-                    bar.set_position(pipeline.counters.events);
-                }
+            if let Some(bar) = &progress
+                && pipeline.counters.messages.is_multiple_of(65_536)
+            {
+                bar.set_position(pipeline.counters.events);
             }
         }
     }

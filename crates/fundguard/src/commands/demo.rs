@@ -103,7 +103,7 @@ pub fn recall(incidents: &[Incident], findings: &[Finding]) -> Vec<(IncidentKind
 
 /// A finding catches an incident when its rule is one expected to and its key matches.
 pub fn caught(incident: &Incident, finding: &Finding) -> bool {
-    incident.detected_by.iter().any(|r| *r == finding.rule)
+    incident.detected_by.contains(&finding.rule)
         && incident.key.iter().all(|(k, v)| finding.key.get(k).is_some_and(|fv| same(v, fv)))
 }
 

@@ -64,10 +64,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut sim = Simulator::new(config);
     let mut failure = None;
     sim.run(|e| {
-        if failure.is_none() {
-            if let Err(err) = writers.write(e, &tables) {
-                failure = Some(err);
-            }
+        if failure.is_none()
+            && let Err(err) = writers.write(e, &tables)
+        {
+            failure = Some(err);
         }
     });
     if let Some(err) = failure {
