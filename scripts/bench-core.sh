@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Core pipeline benchmark: the simulator writes EVENTS Debezium events (default 5,000,000),
+# then three passes over the same file, each on one core:
+#   1. floor    — decode only (fundguard backtest with no rules),
+#   2. fundguard — decode + the 22 example check rules,
+#   3. for scale — Python orjson parsing the same lines, and DuckDB evaluating check predicates.
+# Prints events/s and peak memory for each. Rerun: scripts/bench-core.sh [EVENTS]
+# Uses $CARGO_TARGET_DIR when set (a release build of DataFusion takes ~30 min on 2 cores).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+EVENTS=${1:-5000000}
+cargo build --release -p fundguard
+BIN="${CARGO_TARGET_DIR:-target}/release/fundguard"
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+mkdir "$WORK/no-rules"
+
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+"$BIN" simulate --out "$WORK" --events "$EVENTS" --format debezium --incident-rate 0.001 --seed 1
+LOG="$WORK/debezium.jsonl"
+LINES=$(wc -l < "$LOG")
+echo "input: $LINES lines, $(du -h "$LOG" | cut -f1)"
+cat "$LOG" > /dev/null # warm the page cache so every pass reads from memory
+
+run() { # name, rules dir
+    local name=$1 rules=$2 out="$WORK/time.txt"
+    /usr/bin/time -f "%e %M %P" -o "$out" "$BIN" backtest --rules "$rules" --input "$LOG" --format debezium \
+        --schema "$WORK/schema.yaml" --findings "$WORK/findings.jsonl" > "$WORK/$name.report"
+    read -r secs kb cpu < "$out"
+    printf '%-34s %8.2f s  %12.0f events/s  %6d MiB peak  %s CPU\n' "$name" "$secs" \
+        "$(echo "$LINES / $secs" | bc -l)" "$((kb / 1024))" "$cpu"
+}
+run "floor: decode only" "$WORK/no-rules"
+run "fundguard: 22 check rules" examples/rules
+echo "findings: $(wc -l < "$WORK/findings.jsonl")"
+
+if python3 -c 'import orjson, duckdb' 2>/dev/null || pip install --quiet orjson duckdb 2>/dev/null; then
+    python3 scripts/bench_python.py "$LOG"
+else
+    echo "python comparison skipped: pip install orjson duckdb"
+fi
