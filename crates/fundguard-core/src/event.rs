@@ -52,7 +52,7 @@ impl fmt::Display for Op {
 
 /// Where an event sits in its source, so a finding or a dead letter can be traced back
 /// and a restart can resume after it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Position {
     /// Line `line` (1-based) of an input file or stdin; `index` numbers the rows

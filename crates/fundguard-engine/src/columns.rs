@@ -21,6 +21,10 @@ use fundguard_core::{ChangeEvent, ColumnType, Decimal, Value};
 pub(crate) enum Image {
     Before,
     After,
+    /// Reconciliation rows and aggregates, in `expect` expressions.
+    Left,
+    Right,
+    Agg,
 }
 
 impl Image {
@@ -28,6 +32,9 @@ impl Image {
         match self {
             Image::Before => "before",
             Image::After => "after",
+            Image::Left => "left",
+            Image::Right => "right",
+            Image::Agg => "agg",
         }
     }
 }
@@ -57,7 +64,7 @@ impl ColumnKind {
         }
     }
 
-    fn of_value(v: &Value) -> ColumnKind {
+    pub(crate) fn of_value(v: &Value) -> ColumnKind {
         match v {
             Value::Null => ColumnKind::Unknown,
             Value::Bool(_) => ColumnKind::Bool,
@@ -69,7 +76,7 @@ impl ColumnKind {
     }
 
     /// The narrowest kind holding both.
-    fn widen(self, other: ColumnKind) -> ColumnKind {
+    pub(crate) fn widen(self, other: ColumnKind) -> ColumnKind {
         use ColumnKind::*;
         match (self, other) {
             (a, b) if a == b => a,
@@ -138,6 +145,7 @@ impl TableLayout {
                 let row = match image {
                     Image::Before => events[i].before.as_ref(),
                     Image::After => events[i].after.as_ref(),
+                    _ => None,
                 };
                 if let Some(v) = row.and_then(|r| r.get_hinted(name, &mut hint)) {
                     let seen = ColumnKind::of_value(v);
@@ -199,6 +207,7 @@ impl TableLayout {
                 let row = match image {
                     Image::Before => events[i].before.as_ref(),
                     Image::After => events[i].after.as_ref(),
+                    _ => None,
                 };
                 row.and_then(|r| r.get_hinted(name, &mut hint))
             });
@@ -210,7 +219,7 @@ impl TableLayout {
     }
 }
 
-fn build_array<'a>(kind: ColumnKind, n: usize, values: impl Iterator<Item = Option<&'a Value>>) -> ArrayRef {
+pub(crate) fn build_array<'a>(kind: ColumnKind, n: usize, values: impl Iterator<Item = Option<&'a Value>>) -> ArrayRef {
     match kind {
         ColumnKind::Unknown => Arc::new(NullArray::new(n)),
         ColumnKind::Int => {

@@ -19,8 +19,42 @@ use fundguard_rules::{Diagnostic, Expr};
 
 use crate::columns::{COMMIT_TIME, ColumnRef, Image, OP, TABLE};
 
-/// Reads the columns an expression references, or says what is wrong with it.
+/// Which names an expression may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scope {
+    /// A change event: `op`, `table`, `commit_time`, `before.<column>`, `after.<column>`.
+    Event,
+    /// A reconciliation: `left.<column>`, `right.<column>`, `agg.<name>`.
+    Pair,
+}
+
+impl Scope {
+    fn image(self, qualifier: &str) -> Option<Image> {
+        match (self, qualifier) {
+            (Scope::Event, "before") => Some(Image::Before),
+            (Scope::Event, "after") => Some(Image::After),
+            (Scope::Pair, "left") => Some(Image::Left),
+            (Scope::Pair, "right") => Some(Image::Right),
+            (Scope::Pair, "agg") => Some(Image::Agg),
+            _ => None,
+        }
+    }
+
+    fn expected(self) -> &'static str {
+        match self {
+            Scope::Event => "op, table, commit_time, before.<column> or after.<column>",
+            Scope::Pair => "left.<column>, right.<column> or agg.<name>",
+        }
+    }
+}
+
+/// Reads the columns an event expression references, or says what is wrong with it.
 pub(crate) fn column_refs(expr: &Expr) -> Result<Vec<ColumnRef>, Diagnostic> {
+    column_refs_in(expr, Scope::Event)
+}
+
+/// Reads the columns an expression references in a scope, or says what is wrong with it.
+pub(crate) fn column_refs_in(expr: &Expr, scope: Scope) -> Result<Vec<ColumnRef>, Diagnostic> {
     let parsed = Parser::new(&GenericDialect {})
         .try_with_sql(&expr.sql)
         .and_then(|mut p| p.parse_expr())
@@ -29,30 +63,28 @@ pub(crate) fn column_refs(expr: &Expr) -> Result<Vec<ColumnRef>, Diagnostic> {
     let mut problem = None;
     let _ = visit_expressions(&parsed, |e| {
         match e {
-            SqlExpr::CompoundIdentifier(parts) => match parts.as_slice() {
-                [image, column] => match normalise(image).as_str() {
-                    "before" => refs.push(ColumnRef { image: Image::Before, name: normalise(column) }),
-                    "after" => refs.push(ColumnRef { image: Image::After, name: normalise(column) }),
-                    other => {
-                        problem.get_or_insert(format!(
-                            "unknown row `{other}` in `{}`: expected `before.<column>` or `after.<column>`",
-                            parts.iter().map(|p| p.value.as_str()).collect::<Vec<_>>().join(".")
-                        ));
+            SqlExpr::CompoundIdentifier(parts) => {
+                let text = parts.iter().map(|p| p.value.as_str()).collect::<Vec<_>>().join(".");
+                match parts.as_slice() {
+                    [q, column] => match scope.image(&normalise(q)) {
+                        Some(image) => refs.push(ColumnRef { image, name: normalise(column) }),
+                        None => {
+                            problem.get_or_insert(format!(
+                                "unknown row `{}` in `{text}`: expected {}",
+                                normalise(q),
+                                scope.expected()
+                            ));
+                        }
+                    },
+                    _ => {
+                        problem.get_or_insert(format!("`{text}`: expected {}", scope.expected()));
                     }
-                },
-                _ => {
-                    problem.get_or_insert(format!(
-                        "`{}`: expected `before.<column>` or `after.<column>`",
-                        parts.iter().map(|p| p.value.as_str()).collect::<Vec<_>>().join(".")
-                    ));
                 }
-            },
+            }
             SqlExpr::Identifier(ident) => {
                 let name = normalise(ident);
-                if ![OP, TABLE, COMMIT_TIME].contains(&name.as_str()) {
-                    problem.get_or_insert(format!(
-                        "unknown column `{name}`: expected op, table, commit_time, before.<column> or after.<column>"
-                    ));
+                if scope != Scope::Event || ![OP, TABLE, COMMIT_TIME].contains(&name.as_str()) {
+                    problem.get_or_insert(format!("unknown column `{name}`: expected {}", scope.expected()));
                 }
             }
             _ => {}

@@ -1,4 +1,5 @@
-//! The engine: routes each micro-batch's events to the rules that watch their tables.
+//! The engine: routes each micro-batch's events to the rules that watch their tables,
+//! and moves event time forward for stateful rules.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -30,6 +31,10 @@ pub struct RuleStats {
     /// Batches the rule could not evaluate, and the last reason.
     pub errors: u64,
     pub last_error: Option<String>,
+    /// Stateful rules: events that arrived after the watermark had passed them.
+    pub late_events: u64,
+    /// Stateful rules: estimated bytes of state held now.
+    pub state_bytes: u64,
 }
 
 struct TableState {
@@ -47,6 +52,8 @@ pub struct Engine {
     stats: Vec<RuleStats>,
     keys_seen: Vec<HashSet<String>>,
     tables: HashMap<Arc<str>, TableState>,
+    /// The newest commit time seen (or given by [`Engine::advance_to`]).
+    newest: Option<EventTime>,
 }
 
 impl Engine {
@@ -62,9 +69,12 @@ impl Engine {
             let reported: Vec<_> = found.iter().map(|d| d.location.clone()).collect();
             problems.append(&mut found);
             for table in rule.body.tables() {
-                let declared = schemas.table(table);
+                let declared = schemas.table(&table);
                 let mut layout = TableLayout::new(declared);
-                for (at, refs) in &rt.located_refs {
+                for (t, at, refs) in &rt.located_refs {
+                    if *t != table {
+                        continue;
+                    }
                     for r in refs {
                         if declared.is_some_and(|d| !d.contains_key(&r.name)) {
                             problems.push(Diagnostic::new(
@@ -78,15 +88,17 @@ impl Engine {
                         }
                     }
                 }
-                for r in &rt.refs {
-                    layout.reference(r);
+                for r in rt.refs_of(&table) {
+                    layout.reference(&r);
                 }
                 problems.extend(
-                    rt.check_compiles(&ctx, &layout.df_schema())
+                    rt.check_compiles(&ctx, &table, &layout.df_schema())
                         .into_iter()
                         .filter(|d| !reported.contains(&d.location)),
                 );
             }
+            problems
+                .extend(rt.check_other_compiles(&ctx, schemas).into_iter().filter(|d| !reported.contains(&d.location)));
             if rule.enabled {
                 runtimes.push(rt);
             }
@@ -99,11 +111,11 @@ impl Engine {
         for (i, rt) in runtimes.iter().enumerate() {
             for table in rt.rule.body.tables() {
                 let state = tables.entry(Arc::from(table.as_str())).or_insert_with(|| {
-                    let layout = TableLayout::new(schemas.table(table));
+                    let layout = TableLayout::new(schemas.table(&table));
                     TableState { schema: layout.df_schema(), layout, version: 0, rules: Vec::new() }
                 });
-                for r in &rt.refs {
-                    state.layout.reference(r);
+                for r in rt.refs_of(&table) {
+                    state.layout.reference(&r);
                 }
                 state.schema = state.layout.df_schema();
                 state.rules.push(i);
@@ -114,7 +126,7 @@ impl Engine {
             .map(|r| RuleStats { rule: r.rule.id.clone(), kind: r.rule.body.kind(), ..Default::default() })
             .collect();
         let keys_seen = vec![HashSet::new(); runtimes.len()];
-        Ok(Engine { ctx, rules: runtimes, stats, keys_seen, tables })
+        Ok(Engine { ctx, rules: runtimes, stats, keys_seen, tables, newest: None })
     }
 
     /// The ids of the rules that run, in order.
@@ -122,8 +134,9 @@ impl Engine {
         self.rules.iter().map(|r| r.rule.id.as_str())
     }
 
-    /// Evaluates one micro-batch. Findings are appended in event order, then rule
-    /// order, so the output does not depend on how the input was cut into batches.
+    /// Evaluates one micro-batch. Check findings come first, in event order then rule
+    /// order; then the findings of stateful rules whose event time the watermark
+    /// passed, in event-time order. Neither depends on how the input was cut into batches.
     pub fn process(
         &mut self,
         events: &[ChangeEvent],
@@ -133,6 +146,9 @@ impl Engine {
         let mut groups: Vec<(Arc<str>, Vec<usize>)> = Vec::new();
         let mut group_of: HashMap<&str, usize> = HashMap::new();
         for (i, e) in events.iter().enumerate() {
+            if self.newest.is_none_or(|n| e.commit_time > n) {
+                self.newest = Some(e.commit_time);
+            }
             if !self.tables.contains_key(&*e.table) {
                 continue;
             }
@@ -144,10 +160,10 @@ impl Engine {
         }
         let mut found: Vec<(usize, usize, Finding)> = Vec::new();
         let mut scratch: Vec<Found> = Vec::new();
+        let mut stateful: Vec<(usize, Finding)> = Vec::new();
+        let mut late: Vec<Finding> = Vec::new();
         for (table, indices) in &groups {
-            let Some(state) = self.tables.get_mut(table) else {
-                continue;
-            };
+            let Some(state) = self.tables.get_mut(table) else { continue };
             if state.layout.observe(events, indices) {
                 state.version += 1;
                 state.schema = state.layout.df_schema();
@@ -161,23 +177,90 @@ impl Engine {
             for &r in &state.rules {
                 self.stats[r].events += indices.len() as u64;
                 scratch.clear();
-                if let Err(e) = self.rules[r].on_batch(&self.ctx, &input, detected_at, &mut scratch) {
+                late.clear();
+                if let Err(e) = self.rules[r].on_batch(&self.ctx, &input, detected_at, &mut scratch, &mut late) {
                     self.stats[r].errors += 1;
                     self.stats[r].last_error = Some(e);
                 }
                 for (event_index, finding) in scratch.drain(..) {
-                    self.stats[r].findings += 1;
-                    let key = serde_json::to_string(&finding.key).unwrap_or_default();
-                    if self.keys_seen[r].insert(key) {
-                        self.stats[r].distinct_keys += 1;
-                    }
                     found.push((event_index, r, finding));
                 }
+                stateful.extend(late.drain(..).map(|f| (r, f)));
             }
         }
         found.sort_by_key(|(e, r, _)| (*e, *r));
-        out.extend(found.into_iter().map(|(_, _, f)| f));
+        for (_, r, f) in found {
+            self.count(r, &f);
+            out.push(f);
+        }
+        self.advance_stateful(false, detected_at, &mut stateful);
+        self.emit_stateful(stateful, out);
         Ok(())
+    }
+
+    /// Moves event time to `now` with no new events: in a live run the caller passes
+    /// the clock after an idle period, so deadlines fire even when sources go quiet.
+    pub fn advance_to(&mut self, now: EventTime, detected_at: EventTime, out: &mut Vec<Finding>) {
+        if self.newest.is_none_or(|n| now > n) {
+            self.newest = Some(now);
+        }
+        let mut stateful = Vec::new();
+        self.advance_stateful(false, detected_at, &mut stateful);
+        self.emit_stateful(stateful, out);
+    }
+
+    /// End of input: every queued event is released (no lateness is left to wait for)
+    /// and every deadline before the newest event time fires. Deadlines after it stay pending.
+    pub fn finish(&mut self, detected_at: EventTime, out: &mut Vec<Finding>) {
+        let mut stateful = Vec::new();
+        self.advance_stateful(true, detected_at, &mut stateful);
+        self.emit_stateful(stateful, out);
+    }
+
+    fn advance_stateful(&mut self, at_end: bool, detected_at: EventTime, into: &mut Vec<(usize, Finding)>) {
+        let Some(newest) = self.newest else { return };
+        let mut found = Vec::new();
+        for (r, rt) in self.rules.iter_mut().enumerate() {
+            if !rt.is_stateful() {
+                continue;
+            }
+            let lateness = if at_end { std::time::Duration::ZERO } else { rt.rule.state.allowed_lateness };
+            let watermark = EventTime::from_micros(
+                newest.as_micros().saturating_sub(i64::try_from(lateness.as_micros()).unwrap_or(0)),
+            );
+            found.clear();
+            if let Err(e) = rt.advance(&self.ctx, watermark, detected_at, &mut found) {
+                self.stats[r].errors += 1;
+                self.stats[r].last_error = Some(e);
+            }
+            if let Some(s) = rt.state_stats() {
+                self.stats[r].late_events = s.late_events;
+                self.stats[r].state_bytes = s.state_bytes;
+            }
+            into.extend(found.drain(..).map(|f| (r, f)));
+        }
+    }
+
+    fn emit_stateful(&mut self, mut found: Vec<(usize, Finding)>, out: &mut Vec<Finding>) {
+        found.sort_by(|(ra, a), (rb, b)| {
+            (a.event_time, *ra, serde_json::to_string(&a.key).unwrap_or_default()).cmp(&(
+                b.event_time,
+                *rb,
+                serde_json::to_string(&b.key).unwrap_or_default(),
+            ))
+        });
+        for (r, f) in found {
+            self.count(r, &f);
+            out.push(f);
+        }
+    }
+
+    fn count(&mut self, r: usize, f: &Finding) {
+        self.stats[r].findings += 1;
+        let key = serde_json::to_string(&f.key).unwrap_or_default();
+        if self.keys_seen[r].insert(key) {
+            self.stats[r].distinct_keys += 1;
+        }
     }
 
     /// Per-rule counters so far.

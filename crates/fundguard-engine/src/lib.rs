@@ -13,6 +13,7 @@ mod compile;
 mod engine;
 mod rules;
 mod scalar;
+mod stateful;
 mod testing;
 
 pub use engine::{Engine, EngineError, RuleStats, sort_diagnostics};

@@ -13,24 +13,26 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::DFSchema;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::prelude::SessionContext;
-use fundguard_core::{ChangeEvent, EventTime, Evidence, Finding, Money, Value};
+use fundguard_core::{ChangeEvent, EventTime, Evidence, Finding, Money, TableSchemas, Value};
 use fundguard_rules::{CheckRule, Diagnostic, Expr, Location, Rule, RuleBody};
 
 use crate::columns::ColumnRef;
 use crate::compile::{column_refs, compile};
 use crate::scalar::value_at;
+use crate::stateful::{self, Emit, StateStats, StatefulRuntime};
 
 /// A rule ready to run.
 pub(crate) struct RuleRuntime {
     pub rule: Arc<Rule>,
-    pub refs: Vec<ColumnRef>,
-    /// The columns each expression references, with the expression's location.
-    pub located_refs: Vec<(Location, Vec<ColumnRef>)>,
+    /// Per table: the columns the rule's expressions on that table reference, with
+    /// each expression's location.
+    pub located_refs: Vec<(String, Location, Vec<ColumnRef>)>,
     kind: Kind,
 }
 
 enum Kind {
     Check(CheckRuntime),
+    Stateful(StatefulRuntime),
 }
 
 struct CheckRuntime {
@@ -69,21 +71,12 @@ impl RuleRuntime {
     /// Returns the runtime with every problem found; a rule with problems must not run.
     pub(crate) fn new(rule: Arc<Rule>) -> (RuleRuntime, Vec<Diagnostic>) {
         let mut problems = Vec::new();
-        let mut refs = Vec::new();
-        let mut located = Vec::new();
-        for expr in expressions(&rule.body) {
-            match column_refs(expr) {
-                Ok(r) => {
-                    refs.extend(r.iter().cloned());
-                    located.push((expr.at.clone(), r));
-                }
-                Err(d) => problems.push(d),
-            }
-        }
-        refs.sort_by(|a, b| (a.image, &a.name).cmp(&(b.image, &b.name)));
-        refs.dedup();
+        let mut table_exprs: Vec<(String, Expr)> = Vec::new();
         let kind = match &rule.body {
             RuleBody::Check(check) => {
+                for table in &check.tables {
+                    table_exprs.extend(expressions(check).into_iter().map(|e| (table.clone(), e.clone())));
+                }
                 let template = match &check.message {
                     Some(m) => {
                         let mut env = minijinja::Environment::new();
@@ -99,27 +92,98 @@ impl RuleRuntime {
                 };
                 Kind::Check(CheckRuntime { check: check.clone(), template, compiled: HashMap::new() })
             }
+            body => {
+                let Some(kind) = stateful::build(body) else { unreachable!("every non-check body is stateful") };
+                problems.extend(kind.problems());
+                for p in kind.projections() {
+                    table_exprs.extend(p.filter.iter().map(|f| (p.table.clone(), f.clone())));
+                    table_exprs.extend(p.exprs.iter().map(|(_, e)| (p.table.clone(), e.clone())));
+                }
+                Kind::Stateful(StatefulRuntime::new(kind))
+            }
         };
-        (RuleRuntime { rule, refs, located_refs: located, kind }, problems)
+        let mut located_refs = Vec::new();
+        for (table, expr) in &table_exprs {
+            match column_refs(expr) {
+                Ok(r) => located_refs.push((table.clone(), expr.at.clone(), r)),
+                Err(d) => {
+                    if !problems.contains(&d) {
+                        problems.push(d);
+                    }
+                }
+            }
+        }
+        (RuleRuntime { rule, located_refs, kind }, problems)
     }
 
-    /// Compiles every expression against a schema, reporting all problems.
-    pub(crate) fn check_compiles(&self, ctx: &SessionContext, schema: &DFSchema) -> Vec<Diagnostic> {
+    /// Every column the rule reads from a table.
+    pub(crate) fn refs_of(&self, table: &str) -> Vec<ColumnRef> {
+        let mut refs: Vec<ColumnRef> =
+            self.located_refs.iter().filter(|(t, _, _)| t == table).flat_map(|(_, _, r)| r.iter().cloned()).collect();
+        refs.sort_by(|a, b| (a.image, &a.name).cmp(&(b.image, &b.name)));
+        refs.dedup();
+        refs
+    }
+
+    pub(crate) fn is_stateful(&self) -> bool {
+        matches!(self.kind, Kind::Stateful(_))
+    }
+
+    /// Releases a stateful rule's records up to the watermark (no-op for checks).
+    pub(crate) fn advance(
+        &mut self,
+        ctx: &SessionContext,
+        watermark: EventTime,
+        detected_at: EventTime,
+        out: &mut Vec<Finding>,
+    ) -> Result<(), String> {
+        let Kind::Stateful(s) = &mut self.kind else { return Ok(()) };
+        let mut emit = Emit { rule: &self.rule, detected_at, findings: out };
+        s.advance(ctx, watermark, self.rule.state.ttl, &mut emit)
+    }
+
+    /// Late events and state size of a stateful rule.
+    pub(crate) fn state_stats(&self) -> Option<&StateStats> {
+        match &self.kind {
+            Kind::Stateful(s) => Some(&s.stats),
+            Kind::Check(_) => None,
+        }
+    }
+
+    /// Compiles every expression on `table` against a schema, reporting all problems.
+    pub(crate) fn check_compiles(&self, ctx: &SessionContext, table: &str, schema: &DFSchema) -> Vec<Diagnostic> {
         match &self.kind {
             Kind::Check(c) => match compile_check(ctx, &c.check, schema) {
                 Ok(_) => Vec::new(),
                 Err(d) => d,
             },
+            Kind::Stateful(s) => s
+                .kind
+                .projections()
+                .iter()
+                .filter(|p| p.table == table)
+                .flat_map(|p| stateful::check_projection(ctx, p, schema))
+                .collect(),
         }
     }
 
-    /// Evaluates the rule over one table batch.
+    /// Compiles expressions that are not over a table (reconcile's `expect`).
+    pub(crate) fn check_other_compiles(&self, ctx: &SessionContext, schemas: &TableSchemas) -> Vec<Diagnostic> {
+        match &self.kind {
+            Kind::Check(_) => Vec::new(),
+            Kind::Stateful(s) => s.kind.check_compiles(ctx, schemas),
+        }
+    }
+
+    /// Evaluates the rule over one table batch: checks report at once, stateful
+    /// rules queue their records for event-time processing.
     pub(crate) fn on_batch(
         &mut self,
         ctx: &SessionContext,
         input: &TableBatch,
         detected_at: EventTime,
         out: &mut Vec<Found>,
+        stateful_out: &mut Vec<Finding>,
     ) -> Result<(), String> {
         match &mut self.kind {
             Kind::Check(c) => {
@@ -136,23 +200,23 @@ impl RuleRuntime {
                 };
                 evaluate_check(&self.rule, c, &compiled, input, detected_at, out)
             }
+            Kind::Stateful(s) => {
+                let mut emit = Emit { rule: &self.rule, detected_at, findings: stateful_out };
+                s.project(ctx, input, &mut emit)
+            }
         }
     }
 }
 
-fn expressions(body: &RuleBody) -> Vec<&Expr> {
-    match body {
-        RuleBody::Check(c) => {
-            let mut all: Vec<&Expr> = vec![&c.assert];
-            all.extend(c.when.iter());
-            all.extend(c.key.iter().map(|(_, e)| e));
-            if let Some(m) = &c.money {
-                all.push(&m.amount);
-                all.extend(m.currency.iter());
-            }
-            all
-        }
+fn expressions(c: &CheckRule) -> Vec<&Expr> {
+    let mut all: Vec<&Expr> = vec![&c.assert];
+    all.extend(c.when.iter());
+    all.extend(c.key.iter().map(|(_, e)| e));
+    if let Some(m) = &c.money {
+        all.push(&m.amount);
+        all.extend(m.currency.iter());
     }
+    all
 }
 
 fn compile_check(ctx: &SessionContext, check: &CheckRule, schema: &DFSchema) -> Result<CompiledCheck, Vec<Diagnostic>> {

@@ -59,6 +59,7 @@ fn run_one(rule: &Rule, test: &RuleTest, schemas: &TableSchemas) -> TestOutcome 
         outcome.error = Some(e.to_string());
         return outcome;
     }
+    engine.finish(EventTime::default(), &mut findings);
     if let Some(stats) = engine.stats().first()
         && let Some(err) = &stats.last_error
     {

@@ -30,6 +30,23 @@ pub struct RuleFile {
     #[serde(default)]
     pub check: Option<Spanned<CheckBody>>,
     #[serde(default)]
+    pub reconcile: Option<Spanned<ReconcileBody>>,
+    #[serde(default)]
+    pub transition: Option<Spanned<TransitionBody>>,
+    #[serde(default)]
+    pub timeout: Option<Spanned<TimeoutBody>>,
+    #[serde(default)]
+    pub rate: Option<Spanned<RateBody>>,
+    /// Stateful rules: how late an event may arrive and still be ordered by event time.
+    #[serde(default)]
+    pub allowed_lateness: Option<Spanned<String>>,
+    /// Stateful rules: how long idle per-key state is kept.
+    #[serde(default)]
+    pub state_ttl: Option<Spanned<String>>,
+    /// Stateful rules: the state budget in bytes; above it the rule raises an overload finding.
+    #[serde(default)]
+    pub max_state_bytes: Option<u64>,
+    #[serde(default)]
     pub tests: Vec<TestCase>,
 }
 
@@ -61,6 +78,142 @@ pub struct MoneyBody {
     pub amount: Spanned<String>,
     #[serde(default)]
     pub currency: Option<Spanned<String>>,
+}
+
+/// One side of a reconciliation.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SideBody {
+    pub table: Spanned<String>,
+    pub key: Spanned<String>,
+    #[serde(default)]
+    pub when: Option<Spanned<String>>,
+    /// When true, a row of the other side without a row of this side is a finding.
+    #[serde(default = "yes")]
+    pub required: bool,
+}
+
+/// A `reconcile` rule: rows of two streams matched by key within a window.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReconcileBody {
+    pub left: Spanned<SideBody>,
+    pub right: Spanned<SideBody>,
+    pub within: Spanned<String>,
+    /// `text` (default) or `integer`: how keys of both sides are normalised before matching.
+    #[serde(default)]
+    pub key_type: Option<Spanned<String>>,
+    /// `one_to_one` (default), `one_to_many` (many rows on the right) or `many_to_many`.
+    #[serde(default)]
+    pub cardinality: Option<Spanned<String>>,
+    /// Name → `sum|count|min|max(left|right.column)`, usable in `expect` as `agg.<name>`.
+    #[serde(default)]
+    pub aggregates: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    pub expect: Option<Spanned<String>>,
+    #[serde(default)]
+    pub tolerance: Option<Spanned<ToleranceBody>>,
+    /// `on_match` (default for one_to_one and one_to_many) or `at_deadline` (default for many_to_many).
+    #[serde(default)]
+    pub evaluate: Option<Spanned<String>>,
+    /// Report a second row on a side that matches one row only (default true).
+    #[serde(default = "yes")]
+    pub duplicates: bool,
+    #[serde(default)]
+    pub message: Option<Spanned<String>>,
+    /// Money at risk: an expression over `left.`, `right.` and `agg.`.
+    #[serde(default)]
+    pub money: Option<MoneyBody>,
+}
+
+/// Amounts that must agree within a tolerance: |left − right| ≤ max(absolute, relative × |right|).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToleranceBody {
+    pub left: Spanned<String>,
+    pub right: Spanned<String>,
+    #[serde(default)]
+    pub absolute: Option<Spanned<String>>,
+    #[serde(default)]
+    pub relative: Option<Spanned<String>>,
+}
+
+/// A `transition` rule: a per-entity state machine over a status column.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransitionBody {
+    pub table: Spanned<String>,
+    #[serde(default)]
+    pub key: Option<Spanned<String>>,
+    pub status: Spanned<String>,
+    #[serde(default)]
+    pub when: Option<Spanned<String>>,
+    /// Allowed first states (a new entity in another state is a finding).
+    #[serde(default)]
+    pub initial: Option<Vec<String>>,
+    /// State → the states it may move to; when given, every other move is a finding.
+    #[serde(default)]
+    pub allowed: Option<BTreeMap<String, Vec<String>>>,
+    /// Moves that are always findings, written `FROM -> TO`.
+    #[serde(default)]
+    pub forbidden: Vec<Spanned<String>>,
+    /// Fields that must not change once a state is reached.
+    #[serde(default)]
+    pub frozen: Vec<FrozenBody>,
+    #[serde(default)]
+    pub money: Option<MoneyBody>,
+}
+
+/// `once: STATE` → `fields` never change again.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FrozenBody {
+    pub once: Vec<String>,
+    pub fields: Vec<String>,
+}
+
+/// A `timeout` rule: an entity entering a state must leave it within a duration.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeoutBody {
+    pub table: Spanned<String>,
+    #[serde(default)]
+    pub key: Option<Spanned<String>>,
+    pub enter: Spanned<String>,
+    pub exit: Spanned<String>,
+    pub within: Spanned<String>,
+    #[serde(default)]
+    pub money: Option<MoneyBody>,
+}
+
+/// A `rate` rule: windowed counts and ratios per group.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateBody {
+    pub table: Spanned<String>,
+    #[serde(default)]
+    pub when: Option<Spanned<String>>,
+    pub group: Spanned<String>,
+    /// Rows counted in the numerator of the ratio; without it the rule watches counts.
+    #[serde(default)]
+    pub numerator: Option<Spanned<String>>,
+    pub window: Spanned<String>,
+    #[serde(default)]
+    pub min_volume: u64,
+    #[serde(default)]
+    pub max_ratio: Option<Spanned<String>>,
+    #[serde(default)]
+    pub max_count: Option<u64>,
+    #[serde(default)]
+    pub baseline: Option<BaselineBody>,
+}
+
+/// Relative threshold: above `factor` × the mean of the previous `windows` windows.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BaselineBody {
+    pub windows: u32,
+    pub factor: Spanned<String>,
 }
 
 /// A test inside a rule file: events in, findings expected.

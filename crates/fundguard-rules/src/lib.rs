@@ -11,8 +11,12 @@ mod duration;
 pub mod file;
 mod load;
 mod rule;
+mod stateful;
 
 pub use diagnostic::{Diagnostic, Location};
 pub use duration::parse_duration;
 pub use load::{load_paths, load_schemas, parse_rule};
-pub use rule::{CheckRule, ExpectedFinding, Expr, MoneyExprs, Rule, RuleBody, RuleTest, TestEvent};
+pub use rule::{
+    AggFunc, Aggregate, Cardinality, CheckRule, Evaluate, ExpectedFinding, Expr, KeyType, MoneyExprs, RateRule,
+    ReconcileRule, Rule, RuleBody, RuleTest, Side, SideSpec, StateOptions, TestEvent, TimeoutRule, TransitionRule,
+};

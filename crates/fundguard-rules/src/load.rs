@@ -9,8 +9,8 @@ use serde_saphyr::Spanned;
 
 use crate::file::{CheckBody, RuleFile, TestCase};
 use crate::{
-    CheckRule, Diagnostic, ExpectedFinding, Expr, Location, MoneyExprs, Rule, RuleBody, RuleTest, TestEvent,
-    parse_duration,
+    CheckRule, Diagnostic, ExpectedFinding, Expr, Location, MoneyExprs, Rule, RuleBody, RuleTest, StateOptions,
+    TestEvent, parse_duration,
 };
 
 /// Where test timelines start: `at: 0s` is this instant.
@@ -114,21 +114,21 @@ fn yaml_error(file: &Arc<str>, e: &serde_saphyr::Error) -> Diagnostic {
     Diagnostic::new(Location::new(file.clone(), line, column), message)
 }
 
-struct Validator {
-    file: Arc<str>,
-    diagnostics: Vec<Diagnostic>,
+pub(crate) struct Validator {
+    pub(crate) file: Arc<str>,
+    pub(crate) diagnostics: Vec<Diagnostic>,
 }
 
 impl Validator {
-    fn at<T>(&self, spanned: &Spanned<T>) -> Location {
+    pub(crate) fn at<T>(&self, spanned: &Spanned<T>) -> Location {
         Location::new(self.file.clone(), spanned.referenced.line() as usize, spanned.referenced.column() as usize)
     }
 
-    fn error(&mut self, at: Location, message: impl Into<String>) {
+    pub(crate) fn error(&mut self, at: Location, message: impl Into<String>) {
         self.diagnostics.push(Diagnostic::new(at, message));
     }
 
-    fn expr(&self, spanned: &Spanned<String>) -> Expr {
+    pub(crate) fn expr(&self, spanned: &Spanned<String>) -> Expr {
         Expr { sql: spanned.value.clone(), at: self.at(spanned) }
     }
 
@@ -154,15 +154,45 @@ impl Validator {
             },
             None => severity.default_deadline(),
         };
-        let body = match file.check {
-            Some(check) => {
-                let check_at = self.at(&check);
-                RuleBody::Check(self.check(check.value, check_at)?)
-            }
+        let mut bodies = Vec::new();
+        if let Some(b) = file.check {
+            let b_at = self.at(&b);
+            bodies.push(self.check(b.value, b_at).map(RuleBody::Check));
+        }
+        if let Some(b) = file.reconcile {
+            let b_at = self.at(&b);
+            bodies.push(self.reconcile(b.value, b_at).map(RuleBody::Reconcile));
+        }
+        if let Some(b) = file.transition {
+            bodies.push(self.transition(b.value).map(RuleBody::Transition));
+        }
+        if let Some(b) = file.timeout {
+            bodies.push(self.timeout(b.value).map(RuleBody::Timeout));
+        }
+        if let Some(b) = file.rate {
+            bodies.push(self.rate(b.value).map(RuleBody::Rate));
+        }
+        if bodies.len() > 1 {
+            self.error(
+                at.clone(),
+                "the rule has several bodies: expected exactly one of check, reconcile, transition, timeout, rate",
+            );
+        }
+        let body = match bodies.into_iter().next() {
+            Some(body) => body?,
             None => {
-                self.error(at.clone(), "the rule has no body: expected one of the rule kinds (`check`)");
+                self.error(
+                    at.clone(),
+                    "the rule has no body: expected one of the rule kinds (check, reconcile, transition, timeout, rate)",
+                );
                 return None;
             }
+        };
+        let defaults = StateOptions::default();
+        let state = StateOptions {
+            allowed_lateness: self.duration(file.allowed_lateness.as_ref()).unwrap_or(defaults.allowed_lateness),
+            ttl: self.duration(file.state_ttl.as_ref()).unwrap_or(defaults.ttl),
+            max_state_bytes: file.max_state_bytes.unwrap_or(defaults.max_state_bytes),
         };
         let tests = file.tests.into_iter().filter_map(|t| self.test(t)).collect();
         Some(Rule {
@@ -174,9 +204,22 @@ impl Validator {
             tags: file.tags,
             enabled: file.enabled,
             body,
+            state,
             tests,
             at,
         })
+    }
+
+    /// Parses an optional duration, reporting a bad one.
+    pub(crate) fn duration(&mut self, d: Option<&Spanned<String>>) -> Option<std::time::Duration> {
+        let d = d?;
+        match parse_duration(&d.value) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.error(self.at(d), e);
+                None
+            }
+        }
     }
 
     fn check(&mut self, body: CheckBody, at: Location) -> Option<CheckRule> {

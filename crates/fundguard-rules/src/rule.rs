@@ -1,8 +1,9 @@
 //! Validated rules: what the engine compiles and runs.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use fundguard_core::{ChangeEvent, Severity, Value};
+use fundguard_core::{ChangeEvent, Decimal, Severity, Value};
 
 use crate::Location;
 
@@ -25,30 +26,192 @@ pub struct Rule {
     pub tags: Vec<String>,
     pub enabled: bool,
     pub body: RuleBody,
+    /// Event-time and state settings (used by stateful kinds).
+    pub state: StateOptions,
     pub tests: Vec<RuleTest>,
     /// Where the rule's `id` is: the rule's own location.
     pub at: Location,
+}
+
+/// Event-time and state settings of a stateful rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateOptions {
+    /// Events may arrive this much later than the newest commit time seen and still
+    /// be processed in event-time order.
+    pub allowed_lateness: Duration,
+    /// Per-key state not touched for this long (in event time) is dropped.
+    pub ttl: Duration,
+    /// Above this estimate of its state size the rule raises an overload finding.
+    pub max_state_bytes: u64,
+}
+
+impl Default for StateOptions {
+    fn default() -> Self {
+        StateOptions {
+            allowed_lateness: Duration::from_secs(5),
+            ttl: Duration::from_secs(7 * 24 * 3600),
+            max_state_bytes: 256 * 1024 * 1024,
+        }
+    }
 }
 
 /// What a rule checks. One variant per rule kind.
 #[derive(Debug, Clone)]
 pub enum RuleBody {
     Check(CheckRule),
+    Reconcile(ReconcileRule),
+    Transition(TransitionRule),
+    Timeout(TimeoutRule),
+    Rate(RateRule),
 }
 
 impl RuleBody {
     pub fn kind(&self) -> &'static str {
         match self {
             RuleBody::Check(_) => "check",
+            RuleBody::Reconcile(_) => "reconcile",
+            RuleBody::Transition(_) => "transition",
+            RuleBody::Timeout(_) => "timeout",
+            RuleBody::Rate(_) => "rate",
         }
     }
 
-    /// The tables the rule reads.
-    pub fn tables(&self) -> &[String] {
+    /// The tables the rule reads, without repeats.
+    pub fn tables(&self) -> Vec<String> {
+        let mut tables = match self {
+            RuleBody::Check(c) => c.tables.clone(),
+            RuleBody::Reconcile(r) => vec![r.left.table.clone(), r.right.table.clone()],
+            RuleBody::Transition(t) => vec![t.table.clone()],
+            RuleBody::Timeout(t) => vec![t.table.clone()],
+            RuleBody::Rate(r) => vec![r.table.clone()],
+        };
+        tables.dedup();
+        tables
+    }
+}
+
+/// Which side of a reconciliation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Side {
+    Left,
+    Right,
+}
+
+impl Side {
+    pub fn name(self) -> &'static str {
         match self {
-            RuleBody::Check(c) => &c.tables,
+            Side::Left => "left",
+            Side::Right => "right",
         }
     }
+}
+
+/// One side of a reconciliation.
+#[derive(Debug, Clone)]
+pub struct SideSpec {
+    pub table: String,
+    pub key: Expr,
+    pub when: Option<Expr>,
+    pub required: bool,
+}
+
+/// How keys are normalised before matching, so `"42"` and `42` meet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyType {
+    Text,
+    Integer,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cardinality {
+    OneToOne,
+    OneToMany,
+    ManyToMany,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AggFunc {
+    Sum,
+    Count,
+    Min,
+    Max,
+}
+
+/// `func(side.column)`, available in `expect` as `agg.<name>`.
+#[derive(Debug, Clone)]
+pub struct Aggregate {
+    pub name: String,
+    pub func: AggFunc,
+    pub side: Side,
+    /// `None` for `count(side)`.
+    pub column: Option<String>,
+}
+
+/// When a reconciliation's `expect` is evaluated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Evaluate {
+    /// Each time a row finds its counterpart (and, with aggregates, each time they change).
+    OnMatch,
+    /// Once, when the window of the key closes.
+    AtDeadline,
+}
+
+/// Rows of two streams matched by key within a window.
+#[derive(Debug, Clone)]
+pub struct ReconcileRule {
+    pub left: SideSpec,
+    pub right: SideSpec,
+    pub within: Duration,
+    pub key_type: KeyType,
+    pub cardinality: Cardinality,
+    pub aggregates: Vec<Aggregate>,
+    /// Over `left.<column>`, `right.<column>`, `agg.<name>`; tolerance already folded in.
+    pub expect: Option<Expr>,
+    pub evaluate: Evaluate,
+    pub duplicates: bool,
+    pub message: Option<Expr>,
+    pub money: Option<MoneyExprs>,
+}
+
+/// A per-entity state machine over a status column.
+#[derive(Debug, Clone)]
+pub struct TransitionRule {
+    pub table: String,
+    pub key: Expr,
+    pub status: Expr,
+    pub when: Option<Expr>,
+    pub initial: Option<Vec<String>>,
+    pub allowed: Option<BTreeMap<String, Vec<String>>>,
+    pub forbidden: Vec<(String, String)>,
+    /// (states, fields): once any of the states is reached, the fields never change.
+    pub frozen: Vec<(Vec<String>, Vec<String>)>,
+    pub money: Option<MoneyExprs>,
+}
+
+/// An entity that enters a state must leave it in time.
+#[derive(Debug, Clone)]
+pub struct TimeoutRule {
+    pub table: String,
+    pub key: Expr,
+    pub enter: Expr,
+    pub exit: Expr,
+    pub within: Duration,
+    pub money: Option<MoneyExprs>,
+}
+
+/// Windowed counts and ratios per group.
+#[derive(Debug, Clone)]
+pub struct RateRule {
+    pub table: String,
+    pub when: Option<Expr>,
+    pub group: Expr,
+    pub numerator: Option<Expr>,
+    pub window: Duration,
+    pub min_volume: u64,
+    pub max_ratio: Option<Decimal>,
+    pub max_count: Option<u64>,
+    /// (previous windows, factor).
+    pub baseline: Option<(u32, Decimal)>,
 }
 
 /// A row-level invariant on change events.

@@ -51,28 +51,67 @@ impl IncidentKind {
         IncidentKind::FailureRateSpike,
     ];
 
-    /// The example rules (examples/rules) that must report this incident, by id.
-    /// Empty for kinds that need stateful rules not yet in the examples.
-    pub fn detected_by(self) -> &'static [&'static str] {
+    /// The findings of the example rules (examples/rules) this incident must cause:
+    /// rule id and the key (or the part of it that is known in advance).
+    pub fn expected(self, ids: &Ids) -> Vec<Expected> {
+        let e = |rule: &str, key: Vec<(&str, Value)>| Expected {
+            rule: rule.to_string(),
+            key: key.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+        };
+        let order = || Value::Int(ids.order);
         match self {
-            IncidentKind::WrongAmount => &["order-amounts-add-up"],
-            IncidentKind::UnitX100 => &["payment-minor-units-consistent"],
-            IncidentKind::BadCurrency => &["payment-currency-valid"],
-            IncidentKind::NegativeAmount => &["refund-amount-positive"],
-            IncidentKind::CommissionMiscalculation => &["settlement-commission-computed"],
-            IncidentKind::IllegalStatusChange => &["order-status-no-regression"],
-            _ => &[],
+            IncidentKind::WrongAmount => vec![e("order-amounts-add-up", vec![("id", order())])],
+            IncidentKind::UnitX100 => vec![e("payment-minor-units-consistent", vec![("id", Value::Int(ids.other))])],
+            IncidentKind::BadCurrency => vec![
+                e("payment-currency-valid", vec![("id", Value::Int(ids.other))]),
+                e("payment-matches-order", vec![("order_id", order())]),
+            ],
+            IncidentKind::NegativeAmount => vec![e("refund-amount-positive", vec![("id", Value::Int(ids.other))])],
+            IncidentKind::CommissionMiscalculation => {
+                vec![e("settlement-commission-computed", vec![("id", Value::Int(ids.other))])]
+            }
+            IncidentKind::IllegalStatusChange => vec![
+                e("order-status-no-regression", vec![("id", order())]),
+                e("order-state-machine", vec![("id", order())]),
+            ],
+            IncidentKind::OverRefund => vec![e("refunds-within-payment", vec![("order_id", order())])],
+            IncidentKind::OrphanPayment => vec![e("payment-matches-order", vec![("order_id", order())])],
+            IncidentKind::MissingPayment => vec![e("payment-matches-order", vec![("order_id", order())])],
+            IncidentKind::StuckOrder => vec![
+                e("order-stuck-in-paying", vec![("id", order())]),
+                e("payment-matches-order", vec![("order_id", order())]),
+            ],
+            IncidentKind::LedgerImbalance => {
+                vec![e("ledger-balanced", vec![("txn_id", Value::String(format!("T{}", ids.order)))])]
+            }
+            IncidentKind::FailureRateSpike => {
+                vec![e("payment-failure-rate", vec![("channel", Value::String("card".into()))])]
+            }
         }
     }
 }
 
-/// One injected incident: what, where (table and key) and when.
+/// The ids an incident touches: its order (or the order id it claims) and the other row.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Ids {
+    pub order: i64,
+    /// The payment, refund or settlement id, where the incident is on one of those.
+    pub other: i64,
+}
+
+/// A finding an incident must cause.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Expected {
+    pub rule: String,
+    /// Every column given here must be in the finding's key with this value.
+    pub key: BTreeMap<String, Value>,
+}
+
+/// One injected incident: what, where and when, and the findings it must cause.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Incident {
     pub kind: IncidentKind,
     pub table: String,
-    pub key: BTreeMap<String, Value>,
     pub at: EventTime,
-    /// Example rules expected to report it.
-    pub detected_by: Vec<String>,
+    pub expected: Vec<Expected>,
 }

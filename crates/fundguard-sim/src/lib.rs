@@ -10,5 +10,5 @@
 mod incidents;
 mod shop;
 
-pub use incidents::{Incident, IncidentKind};
+pub use incidents::{Expected, Ids, Incident, IncidentKind};
 pub use shop::{SimConfig, Simulator, schema};

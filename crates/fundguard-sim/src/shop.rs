@@ -9,7 +9,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rust_decimal::RoundingStrategy;
 
-use crate::{Incident, IncidentKind};
+use crate::{Ids, Incident, IncidentKind};
 
 /// What to simulate.
 #[derive(Debug, Clone)]
@@ -248,13 +248,12 @@ impl Simulator {
         self.event(table, Op::Update, Some(before), Some(row.clone()), t)
     }
 
-    fn record(&mut self, kind: IncidentKind, table: &str, key: &[(&str, Value)], t: i64) {
+    fn record(&mut self, kind: IncidentKind, table: &str, ids: Ids, t: i64) {
         self.incidents.push(Incident {
             kind,
             table: format!("shop.{table}"),
-            key: key.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
             at: EventTime::from_micros(t),
-            detected_by: kind.detected_by().iter().map(|s| s.to_string()).collect(),
+            expected: kind.expected(&ids),
         });
     }
 
@@ -297,7 +296,7 @@ impl Simulator {
             Step::IllegalRegression => {
                 if let Some(mut o) = self.orders.remove(&id) {
                     out.push(self.update("orders", &mut o.row, &[("status", "PAYING".into())], t));
-                    self.record(IncidentKind::IllegalStatusChange, "orders", &[("id", Value::Int(id as i64))], t);
+                    self.record(IncidentKind::IllegalStatusChange, "orders", Ids { order: id as i64, other: 0 }, t);
                     self.orders.insert(id, o);
                     self.schedule(t + 2 * SECOND, Step::Repay, id);
                 }
@@ -321,7 +320,7 @@ impl Simulator {
         let mut pay = total - discount;
         if incident == Some(IncidentKind::WrongAmount) {
             pay += 100;
-            self.record(IncidentKind::WrongAmount, "orders", &[("id", Value::Int(id as i64))], t);
+            self.record(IncidentKind::WrongAmount, "orders", Ids { order: id as i64, other: 0 }, t);
         }
         let currency = CURRENCIES[self.rng.random_range(0..CURRENCIES.len())];
         let user = self.rng.random_range(1..=50_000i64);
@@ -346,7 +345,8 @@ impl Simulator {
         if incident == Some(IncidentKind::OrphanPayment) {
             self.orphan_payment(t, out);
         }
-        let fails = self.rng.random_bool(0.04);
+        // Orders carrying an incident take the success path, so the incident surfaces.
+        let fails = self.rng.random_bool(0.04) && incident.is_none();
         self.orders.insert(id, Order { row, payment: None, refunds: Vec::new(), incident, fails });
         let d = self.delay(SECOND, 30 * SECOND);
         self.schedule(t + d, Step::StartPaying, id);
@@ -374,7 +374,7 @@ impl Simulator {
         };
         out.push(self.update("orders", &mut o.row, &[("status", "PAYING".into())], t));
         if o.incident == Some(IncidentKind::MissingPayment) {
-            self.record(IncidentKind::MissingPayment, "orders", &[("id", Value::Int(id as i64))], t);
+            self.record(IncidentKind::MissingPayment, "orders", Ids { order: id as i64, other: 0 }, t);
             self.orders.insert(id, o);
             let d = self.delay(SECOND, 10 * SECOND);
             self.schedule(t + d, Step::MarkPaid, id);
@@ -389,12 +389,12 @@ impl Simulator {
             Some(IncidentKind::UnitX100) => {
                 let name = self.name("amount_yuan");
                 payment.set(name, Value::Decimal(Decimal::new(amount * 100, 2)));
-                self.record(IncidentKind::UnitX100, "payments", &[("id", pid.into())], t + 100_000);
+                self.record(IncidentKind::UnitX100, "payments", Ids { order: id as i64, other: pid }, t + 100_000);
             }
             Some(IncidentKind::BadCurrency) => {
                 let name = self.name("currency");
                 payment.set(name, "RMB".into());
-                self.record(IncidentKind::BadCurrency, "payments", &[("id", pid.into())], t + 100_000);
+                self.record(IncidentKind::BadCurrency, "payments", Ids { order: id as i64, other: pid }, t + 100_000);
             }
             _ => {}
         }
@@ -420,7 +420,7 @@ impl Simulator {
             return;
         }
         if o.incident == Some(IncidentKind::StuckOrder) {
-            self.record(IncidentKind::StuckOrder, "orders", &[("id", Value::Int(id as i64))], t);
+            self.record(IncidentKind::StuckOrder, "orders", Ids { order: id as i64, other: 0 }, t);
             return;
         }
         self.orders.insert(id, o);
@@ -438,7 +438,7 @@ impl Simulator {
         let currency = o.row.get("currency").cloned().unwrap_or_default();
         let txn = format!("T{id}");
         let credit = if o.incident == Some(IncidentKind::LedgerImbalance) {
-            self.record(IncidentKind::LedgerImbalance, "ledger_entries", &[("txn_id", txn.clone().into())], t);
+            self.record(IncidentKind::LedgerImbalance, "ledger_entries", Ids { order: id as i64, other: 0 }, t);
             pay - 1
         } else {
             pay
@@ -468,7 +468,9 @@ impl Simulator {
             Some(IncidentKind::NegativeAmount | IncidentKind::OverRefund) => {
                 self.schedule(t + d + 60 * SECOND, Step::Refund, id)
             }
-            _ if self.rng.random_bool(0.08) => self.schedule(t + d + 60 * SECOND, Step::Refund, id),
+            _ if self.rng.random_bool(0.08) && incident.is_none() => {
+                self.schedule(t + d + 60 * SECOND, Step::Refund, id)
+            }
             _ => {
                 let d2 = self.delay(600 * SECOND, 3600 * SECOND);
                 self.schedule(t + d + d2, Step::Ship, id);
@@ -491,7 +493,7 @@ impl Simulator {
         let sid = self.id("settlements") as i64;
         if o.incident == Some(IncidentKind::CommissionMiscalculation) {
             commission += 7;
-            self.record(IncidentKind::CommissionMiscalculation, "settlements", &[("id", sid.into())], t);
+            self.record(IncidentKind::CommissionMiscalculation, "settlements", Ids { order: id as i64, other: sid }, t);
         }
         let row = self.row(&[
             ("id", sid.into()),
@@ -522,14 +524,14 @@ impl Simulator {
             _ => vec![(pay / 2).max(1)],
         };
         if o.incident == Some(IncidentKind::OverRefund) {
-            self.record(IncidentKind::OverRefund, "refunds", &[("order_id", Value::Int(id as i64))], t);
+            self.record(IncidentKind::OverRefund, "refunds", Ids { order: id as i64, other: 0 }, t);
         }
         for (i, amount) in amounts.into_iter().enumerate() {
             let rid = self.id("refunds") as i64;
             let at = t + i as i64 * 30 * SECOND;
             let now = Value::Timestamp(EventTime::from_micros(at));
             if o.incident == Some(IncidentKind::NegativeAmount) {
-                self.record(IncidentKind::NegativeAmount, "refunds", &[("id", rid.into())], at);
+                self.record(IncidentKind::NegativeAmount, "refunds", Ids { order: id as i64, other: rid }, at);
             }
             let row = self.row(&[
                 ("id", rid.into()),
@@ -566,7 +568,7 @@ impl Simulator {
     }
 
     fn spike(&mut self, t: i64, out: &mut Vec<ChangeEvent>) {
-        self.record(IncidentKind::FailureRateSpike, "payments", &[("channel", "card".into())], t);
+        self.record(IncidentKind::FailureRateSpike, "payments", Ids::default(), t);
         for i in 0..30 {
             let at = t + i * 4 * SECOND;
             let mut p = self.payment_row(0, 1000, "CNY", "card", at);
@@ -582,7 +584,7 @@ impl Simulator {
         let ghost = 900_000_000 + self.seq as i64;
         let mut p = self.payment_row(ghost, 5000, "CNY", "alipay", t + SECOND);
         let pid = int(p.get("id"));
-        self.record(IncidentKind::OrphanPayment, "payments", &[("id", pid.into())], t + SECOND);
+        self.record(IncidentKind::OrphanPayment, "payments", Ids { order: ghost, other: pid }, t + SECOND);
         out.push(self.event("payments", Op::Insert, None, Some(p.clone()), t + SECOND));
         out.push(self.update("payments", &mut p, &[("status", "SUCCESS".into())], t + 3 * SECOND));
     }

@@ -9,6 +9,7 @@ use fundguard_rules::{Diagnostic, Rule, parse_rule};
 /// `(file name, text)` of every example rule.
 pub const EXAMPLE_RULES: &[(&str, &str)] = &[
     ("ledger-append-only.yaml", include_str!("../../../examples/rules/ledger-append-only.yaml")),
+    ("ledger-balanced.yaml", include_str!("../../../examples/rules/ledger-balanced.yaml")),
     ("ledger-entry-valid.yaml", include_str!("../../../examples/rules/ledger-entry-valid.yaml")),
     ("order-amounts-add-up.yaml", include_str!("../../../examples/rules/order-amounts-add-up.yaml")),
     ("order-amounts-non-negative.yaml", include_str!("../../../examples/rules/order-amounts-non-negative.yaml")),
@@ -17,10 +18,14 @@ pub const EXAMPLE_RULES: &[(&str, &str)] = &[
     ("order-never-deleted.yaml", include_str!("../../../examples/rules/order-never-deleted.yaml")),
     ("order-pay-amount-cap.yaml", include_str!("../../../examples/rules/order-pay-amount-cap.yaml")),
     ("order-pay-amount-frozen.yaml", include_str!("../../../examples/rules/order-pay-amount-frozen.yaml")),
+    ("order-state-machine.yaml", include_str!("../../../examples/rules/order-state-machine.yaml")),
     ("order-status-no-regression.yaml", include_str!("../../../examples/rules/order-status-no-regression.yaml")),
+    ("order-stuck-in-paying.yaml", include_str!("../../../examples/rules/order-stuck-in-paying.yaml")),
     ("payment-amount-frozen.yaml", include_str!("../../../examples/rules/payment-amount-frozen.yaml")),
     ("payment-amount-positive.yaml", include_str!("../../../examples/rules/payment-amount-positive.yaml")),
     ("payment-currency-valid.yaml", include_str!("../../../examples/rules/payment-currency-valid.yaml")),
+    ("payment-failure-rate.yaml", include_str!("../../../examples/rules/payment-failure-rate.yaml")),
+    ("payment-matches-order.yaml", include_str!("../../../examples/rules/payment-matches-order.yaml")),
     (
         "payment-minor-units-consistent.yaml",
         include_str!("../../../examples/rules/payment-minor-units-consistent.yaml"),
@@ -30,6 +35,7 @@ pub const EXAMPLE_RULES: &[(&str, &str)] = &[
     ("refund-amount-positive.yaml", include_str!("../../../examples/rules/refund-amount-positive.yaml")),
     ("refund-currency-valid.yaml", include_str!("../../../examples/rules/refund-currency-valid.yaml")),
     ("refund-status-final.yaml", include_str!("../../../examples/rules/refund-status-final.yaml")),
+    ("refunds-within-payment.yaml", include_str!("../../../examples/rules/refunds-within-payment.yaml")),
     (
         "settlement-commission-computed.yaml",
         include_str!("../../../examples/rules/settlement-commission-computed.yaml"),
@@ -38,6 +44,7 @@ pub const EXAMPLE_RULES: &[(&str, &str)] = &[
         "settlement-commission-rate-bounds.yaml",
         include_str!("../../../examples/rules/settlement-commission-rate-bounds.yaml"),
     ),
+    ("settlement-matches-order.yaml", include_str!("../../../examples/rules/settlement-matches-order.yaml")),
     ("settlement-net-adds-up.yaml", include_str!("../../../examples/rules/settlement-net-adds-up.yaml")),
 ];
 

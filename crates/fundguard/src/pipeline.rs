@@ -147,9 +147,16 @@ impl<'s> Pipeline<'s> {
         Ok(())
     }
 
-    /// Evaluates what is left and flushes every output.
+    /// Evaluates what is left, closes event time (queued events are released and
+    /// deadlines before the last event fire) and flushes every output.
     pub fn finish(mut self) -> anyhow::Result<(Counters, Engine)> {
         self.evaluate()?;
+        self.found.clear();
+        self.engine.finish(wall_clock(), &mut self.found);
+        for f in &self.found {
+            self.sink.write(f)?;
+        }
+        self.counters.findings += self.found.len() as u64;
         self.sink.flush()?;
         if let Some(out) = &mut self.dead_letters {
             out.flush()?;

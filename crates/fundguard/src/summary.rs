@@ -9,12 +9,16 @@ use crate::pipeline::Counters;
 /// Writes the per-rule table (events evaluated, findings, distinct keys, errors).
 pub fn write_table(out: &mut dyn Write, stats: &[RuleStats]) -> std::io::Result<()> {
     let width = stats.iter().map(|s| s.rule.len()).max().unwrap_or(4).max(4);
-    writeln!(out, "{:<width$}  {:>12}  {:>9}  {:>13}  {:>6}", "rule", "events", "findings", "distinct keys", "errors")?;
+    writeln!(
+        out,
+        "{:<width$}  {:<10}  {:>12}  {:>9}  {:>13}  {:>6}  {:>6}  {:>11}",
+        "rule", "kind", "events", "findings", "distinct keys", "errors", "late", "state bytes"
+    )?;
     for s in stats {
         writeln!(
             out,
-            "{:<width$}  {:>12}  {:>9}  {:>13}  {:>6}",
-            s.rule, s.events, s.findings, s.distinct_keys, s.errors
+            "{:<width$}  {:<10}  {:>12}  {:>9}  {:>13}  {:>6}  {:>6}  {:>11}",
+            s.rule, s.kind, s.events, s.findings, s.distinct_keys, s.errors, s.late_events, s.state_bytes
         )?;
     }
     for s in stats.iter().filter(|s| s.errors > 0) {

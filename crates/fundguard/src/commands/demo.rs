@@ -14,7 +14,7 @@ use std::time::Instant;
 use fundguard_core::{Finding, Position, Value};
 use fundguard_engine::Engine;
 use fundguard_formats::{Format, debezium};
-use fundguard_sim::{Incident, IncidentKind, SimConfig, Simulator, schema};
+use fundguard_sim::{Expected, Incident, IncidentKind, SimConfig, Simulator, schema};
 
 use crate::examples::example_rules;
 use crate::pipeline::{JsonLines, Pipeline};
@@ -75,36 +75,30 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     println!();
     summary::write_counters(&mut out, &counters, started.elapsed().as_secs_f64())?;
     println!();
-    println!("{:<28}  {:>8}  {:>8}  detected by", "injected incident", "injected", "caught");
+    println!("{:<28}  {:>8}  {:>8}  expected findings", "injected incident", "injected", "caught");
     for (kind, injected, caught) in recall(sim.incidents(), &findings) {
-        let by = kind.detected_by();
-        let note = if by.is_empty() {
-            "(needs a stateful rule kind: not yet in the examples)".to_string()
-        } else {
-            by.join(", ")
-        };
-        println!("{:<28}  {injected:>8}  {caught:>8}  {note}", format!("{kind:?}"));
+        let rules: Vec<String> = kind.expected(&Default::default()).into_iter().map(|e| e.rule).collect();
+        println!("{:<28}  {injected:>8}  {caught:>8}  {}", format!("{kind:?}"), rules.join(", "));
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// Per incident kind: how many were injected and how many a finding of an expected rule matched by key.
+/// Per incident kind: how many were injected and how many produced every finding they should.
 pub fn recall(incidents: &[Incident], findings: &[Finding]) -> Vec<(IncidentKind, usize, usize)> {
     let mut table: BTreeMap<IncidentKind, (usize, usize)> = BTreeMap::new();
     for incident in incidents {
         let entry = table.entry(incident.kind).or_default();
         entry.0 += 1;
-        if findings.iter().any(|f| caught(incident, f)) {
+        if incident.expected.iter().all(|e| findings.iter().any(|f| explains(e, f))) {
             entry.1 += 1;
         }
     }
     table.into_iter().map(|(k, (i, c))| (k, i, c)).collect()
 }
 
-/// A finding catches an incident when its rule is one expected to and its key matches.
-pub fn caught(incident: &Incident, finding: &Finding) -> bool {
-    incident.detected_by.contains(&finding.rule)
-        && incident.key.iter().all(|(k, v)| finding.key.get(k).is_some_and(|fv| same(v, fv)))
+/// An expected finding is met by a finding of its rule whose key has every expected column.
+pub fn explains(expected: &Expected, finding: &Finding) -> bool {
+    expected.rule == finding.rule && expected.key.iter().all(|(k, v)| finding.key.get(k).is_some_and(|fv| same(v, fv)))
 }
 
 fn same(a: &Value, b: &Value) -> bool {

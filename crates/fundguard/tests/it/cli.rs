@@ -10,7 +10,7 @@ fn validate_accepts_the_examples_with_their_schema() {
     let schema = dir.path().join("schema.yaml");
     let o = fundguard(&["validate", "--schema", path(&schema), "examples/rules"]);
     assert!(o.status.success(), "{}", stdout(&o));
-    assert!(stdout(&o).contains("22 rule(s) valid"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("29 rule(s) valid"), "{}", stdout(&o));
 }
 
 #[test]
@@ -75,14 +75,25 @@ tests:
 }
 
 #[test]
-fn demo_catches_every_incident_a_check_covers() {
+fn demo_catches_every_injected_incident() {
     let o = fundguard(&["demo", "--orders", "1200"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
     assert!(out.contains("distinct keys"), "{out}");
-    for kind in
-        ["WrongAmount", "UnitX100", "BadCurrency", "NegativeAmount", "CommissionMiscalculation", "IllegalStatusChange"]
-    {
+    for kind in [
+        "WrongAmount",
+        "UnitX100",
+        "BadCurrency",
+        "NegativeAmount",
+        "CommissionMiscalculation",
+        "IllegalStatusChange",
+        "OverRefund",
+        "OrphanPayment",
+        "MissingPayment",
+        "StuckOrder",
+        "LedgerImbalance",
+        "FailureRateSpike",
+    ] {
         let line = out.lines().find(|l| l.starts_with(kind)).unwrap_or_else(|| panic!("{kind} missing: {out}"));
         let nums: Vec<u64> = line.split_whitespace().skip(1).take(2).map(|n| n.parse().unwrap()).collect();
         assert!(nums[0] > 0 && nums[0] == nums[1], "{kind}: injected {} caught {}", nums[0], nums[1]);

@@ -1,0 +1,381 @@
+//! Stateful rules on event time: reconcile, transition, timeout and rate.
+//!
+//! A stateful rule works in two phases:
+//! 1. **Projection**, on arrival and vectorised: DataFusion evaluates the rule's
+//!    SQL (keys, conditions, the columns it compares) over each table batch; every
+//!    row that passes the rule's filter becomes a small [`Record`].
+//! 2. **State**, in event-time order: records wait in a queue ordered by
+//!    (commit time, position) until the watermark — the newest commit time seen
+//!    minus the allowed lateness — passes them, then the rule's kind updates its
+//!    keyed state. Timers (deadlines) fire when the watermark passes them, before
+//!    any later record.
+//!
+//! Because records are released in (time, position) order and timers fire between
+//! them by deadline, the findings do not depend on how input is cut into batches,
+//! nor on arrival order within the allowed lateness. A record older than the
+//! watermark when it arrives is *late*: it is counted and processed at once (its
+//! order relative to already released records cannot be restored, and a timer that
+//! already fired is not taken back).
+
+mod keys;
+mod pairs;
+mod rate;
+mod reconcile;
+mod timeout;
+mod transition;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::prelude::SessionContext;
+use fundguard_core::{EventTime, Evidence, Finding, Money, Position, Row, Value};
+use fundguard_rules::{Diagnostic, Expr, MoneyExprs, Rule, RuleBody};
+
+use crate::compile::compile;
+use crate::rules::TableBatch;
+use crate::scalar::value_at;
+
+pub(crate) use keys::{KeyNorm, key_name};
+
+/// One projected row: what a stateful kind needs of an event.
+#[derive(Debug, Clone)]
+pub(crate) struct Record {
+    pub time: EventTime,
+    pub position: Position,
+    /// Which projection made it (reconcile: 0 is left, 1 is right).
+    pub projection: usize,
+    /// The projection's expression values, in order.
+    pub values: Vec<Value>,
+    /// The row as evidence: table, op, time, position and the projected columns.
+    pub evidence: Arc<Evidence>,
+}
+
+/// Named expressions a kind evaluates over the rows of one table that pass `filter`.
+#[derive(Debug, Clone)]
+pub(crate) struct Projection {
+    pub table: String,
+    pub filter: Option<Expr>,
+    pub exprs: Vec<(String, Expr)>,
+}
+
+/// Where a kind puts its findings.
+pub(crate) struct Emit<'a> {
+    pub rule: &'a Rule,
+    pub detected_at: EventTime,
+    pub findings: &'a mut Vec<Finding>,
+}
+
+impl Emit<'_> {
+    pub(crate) fn finding(
+        &mut self,
+        key: Vec<(String, Value)>,
+        time: EventTime,
+        message: String,
+        evidence: Vec<Arc<Evidence>>,
+        money_at_risk: Option<Money>,
+    ) {
+        self.findings.push(Finding {
+            rule: self.rule.id.clone(),
+            severity: self.rule.severity,
+            key: key.into_iter().collect(),
+            event_time: time,
+            detected_at: self.detected_at,
+            message,
+            evidence: evidence.iter().map(|e| (**e).clone()).collect(),
+            money_at_risk,
+        });
+    }
+}
+
+/// A stateful rule kind. Records arrive in event-time order; `fire_timers` is called
+/// with the time before which every deadline has passed.
+pub(crate) trait StatefulKind: Send {
+    fn projections(&self) -> &[Projection];
+    fn on_record(&mut self, record: Record, out: &mut Emit);
+    fn fire_timers(&mut self, before: EventTime, out: &mut Emit);
+    /// Evaluates work queued by `on_record`/`fire_timers` (reconcile's `expect`).
+    fn flush(&mut self, _ctx: &SessionContext, _out: &mut Emit) -> Result<(), String> {
+        Ok(())
+    }
+    /// Drops state last touched before `before`.
+    fn evict(&mut self, before: EventTime);
+    /// An estimate of the bytes of state held.
+    fn state_bytes(&self) -> usize;
+    /// Expressions outside any table (reconcile's `expect`), checked at load time.
+    fn check_compiles(&self, _ctx: &SessionContext, _schemas: &fundguard_core::TableSchemas) -> Vec<Diagnostic> {
+        Vec::new()
+    }
+    /// Template syntax problems and the like, found when the kind is built.
+    fn problems(&self) -> Vec<Diagnostic> {
+        Vec::new()
+    }
+}
+
+/// Builds the kind of a stateful rule body; `None` for `check`.
+pub(crate) fn build(body: &RuleBody) -> Option<Box<dyn StatefulKind>> {
+    Some(match body {
+        RuleBody::Check(_) => return None,
+        RuleBody::Reconcile(r) => Box::new(reconcile::Reconcile::new(r.clone())),
+        RuleBody::Transition(t) => Box::new(transition::Transition::new(t.clone())),
+        RuleBody::Timeout(t) => Box::new(timeout::Timeout::new(t.clone())),
+        RuleBody::Rate(r) => Box::new(rate::Rate::new(r.clone())),
+    })
+}
+
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct Queued {
+    time: EventTime,
+    position: Position,
+    seq: u64,
+}
+
+type PhysExpr = Arc<dyn datafusion::physical_expr::PhysicalExpr>;
+
+struct CompiledProjection {
+    filter: Option<PhysExpr>,
+    exprs: Vec<PhysExpr>,
+}
+
+/// Counters of a stateful rule.
+#[derive(Debug, Default, Clone)]
+pub struct StateStats {
+    pub late_events: u64,
+    pub state_bytes: u64,
+    pub pending_records: u64,
+}
+
+/// A stateful rule at run time: its kind, its projection cache and its event-time queue.
+pub(crate) struct StatefulRuntime {
+    pub kind: Box<dyn StatefulKind>,
+    compiled: HashMap<(Arc<str>, usize), (u64, Arc<CompiledProjection>)>,
+    queue: BinaryHeap<Reverse<Queued>>,
+    waiting: HashMap<u64, Record>,
+    seq: u64,
+    /// Everything at or before this time has been released.
+    watermark: Option<EventTime>,
+    overloaded: bool,
+    pub stats: StateStats,
+}
+
+impl StatefulRuntime {
+    pub(crate) fn new(kind: Box<dyn StatefulKind>) -> Self {
+        StatefulRuntime {
+            kind,
+            compiled: HashMap::new(),
+            queue: BinaryHeap::new(),
+            waiting: HashMap::new(),
+            seq: 0,
+            watermark: None,
+            overloaded: false,
+            stats: StateStats::default(),
+        }
+    }
+
+    /// Evaluates the projections of this table over the batch and queues the records.
+    pub(crate) fn project(&mut self, ctx: &SessionContext, input: &TableBatch, out: &mut Emit) -> Result<(), String> {
+        let projections: Vec<(usize, Projection)> = self
+            .kind
+            .projections()
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| *p.table == **input.table)
+            .map(|(i, p)| (i, p.clone()))
+            .collect();
+        for (index, projection) in projections {
+            let compiled = self.compiled_for(ctx, input, index, &projection)?;
+            let batch = input.batch;
+            let n = batch.num_rows();
+            let eval = |e: &PhysExpr| -> Result<ArrayRef, String> {
+                e.evaluate(batch).and_then(|v| v.into_array(n)).map_err(|e| e.to_string())
+            };
+            let keep: Vec<bool> = match &compiled.filter {
+                Some(f) => {
+                    let a = eval(f)?;
+                    match a.as_boolean_opt() {
+                        Some(b) => (0..n).map(|i| b.is_valid(i) && b.value(i)).collect(),
+                        None => vec![false; n],
+                    }
+                }
+                None => vec![true; n],
+            };
+            if !keep.iter().any(|k| *k) {
+                continue;
+            }
+            let arrays: Vec<ArrayRef> = compiled.exprs.iter().map(eval).collect::<Result<_, _>>()?;
+            let names: Vec<Arc<str>> = projection.exprs.iter().map(|(n, _)| Arc::from(n.as_str())).collect();
+            for row in (0..n).filter(|&r| keep[r]) {
+                let event = &input.events[input.indices[row]];
+                let values: Vec<Value> = arrays.iter().map(|a| value_at(a, row)).collect();
+                let mut shown = Row::with_capacity(values.len());
+                for (name, v) in names.iter().zip(&values) {
+                    shown.push(name.clone(), v.clone());
+                }
+                let record = Record {
+                    time: event.commit_time,
+                    position: event.position.clone(),
+                    projection: index,
+                    values,
+                    evidence: Arc::new(Evidence {
+                        table: event.table.clone(),
+                        op: event.op,
+                        commit_time: event.commit_time,
+                        position: event.position.clone(),
+                        before: None,
+                        after: Some(shown),
+                    }),
+                };
+                self.push(record, out);
+            }
+        }
+        Ok(())
+    }
+
+    fn compiled_for(
+        &mut self,
+        ctx: &SessionContext,
+        input: &TableBatch,
+        index: usize,
+        projection: &Projection,
+    ) -> Result<Arc<CompiledProjection>, String> {
+        if let Some((v, c)) = self.compiled.get(&(input.table.clone(), index))
+            && *v == input.version
+        {
+            return Ok(c.clone());
+        }
+        let compiled = Arc::new(
+            compile_projection(ctx, projection, input.schema)
+                .map_err(|d| d.iter().map(|d| d.message.clone()).collect::<Vec<_>>().join("; "))?,
+        );
+        self.compiled.insert((input.table.clone(), index), (input.version, compiled.clone()));
+        Ok(compiled)
+    }
+
+    fn push(&mut self, record: Record, out: &mut Emit) {
+        if self.watermark.is_some_and(|w| record.time < w) {
+            // Late: its place in event-time order has passed.
+            self.stats.late_events += 1;
+            self.kind.on_record(record, out);
+            return;
+        }
+        self.seq += 1;
+        self.queue.push(Reverse(Queued { time: record.time, position: record.position.clone(), seq: self.seq }));
+        self.waiting.insert(self.seq, record);
+    }
+
+    /// Releases every queued record at or before `watermark`, firing timers between them.
+    pub(crate) fn advance(
+        &mut self,
+        ctx: &SessionContext,
+        watermark: EventTime,
+        ttl: std::time::Duration,
+        out: &mut Emit,
+    ) -> Result<(), String> {
+        if self.watermark.is_some_and(|w| watermark < w) {
+            return self.flush(ctx, out);
+        }
+        while let Some(Reverse(top)) = self.queue.peek() {
+            if top.time > watermark {
+                break;
+            }
+            let Some(Reverse(q)) = self.queue.pop() else { break };
+            let Some(record) = self.waiting.remove(&q.seq) else { continue };
+            self.kind.fire_timers(record.time, out);
+            self.kind.on_record(record, out);
+        }
+        self.kind.fire_timers(watermark, out);
+        self.watermark = Some(watermark);
+        let ttl_micros = i64::try_from(ttl.as_micros()).unwrap_or(i64::MAX);
+        self.kind.evict(EventTime::from_micros(watermark.as_micros().saturating_sub(ttl_micros)));
+        self.flush(ctx, out)
+    }
+
+    fn flush(&mut self, ctx: &SessionContext, out: &mut Emit) -> Result<(), String> {
+        let result = self.kind.flush(ctx, out);
+        let bytes = self.kind.state_bytes() + self.waiting.len() * 160;
+        self.stats.state_bytes = bytes as u64;
+        self.stats.pending_records = self.waiting.len() as u64;
+        let limit = out.rule.state.max_state_bytes as usize;
+        if bytes > limit && !self.overloaded {
+            self.overloaded = true;
+            let time = self.watermark.unwrap_or_default();
+            out.finding(
+                vec![("overload".into(), Value::String(out.rule.id.clone()))],
+                time,
+                format!(
+                    "{}: state of about {bytes} bytes exceeds max_state_bytes {limit}; the rule keeps running, raise the limit or shorten state_ttl/within",
+                    out.rule.id
+                ),
+                Vec::new(),
+                None,
+            );
+        } else if bytes < limit / 10 * 9 {
+            self.overloaded = false;
+        }
+        result
+    }
+}
+
+fn compile_projection(
+    ctx: &SessionContext,
+    projection: &Projection,
+    schema: &datafusion::common::DFSchema,
+) -> Result<CompiledProjection, Vec<Diagnostic>> {
+    let mut problems = Vec::new();
+    let filter = match &projection.filter {
+        Some(f) => match compile(ctx, f, schema, Some(DataType::Boolean)) {
+            Ok(p) => Some(p),
+            Err(d) => {
+                problems.push(d);
+                None
+            }
+        },
+        None => None,
+    };
+    let mut exprs = Vec::new();
+    for (_, e) in &projection.exprs {
+        match compile(ctx, e, schema, None) {
+            Ok(p) => exprs.push(p),
+            Err(d) => problems.push(d),
+        }
+    }
+    if problems.is_empty() { Ok(CompiledProjection { filter, exprs }) } else { Err(problems) }
+}
+
+/// Compiles every projection of a kind against a table schema (load-time validation).
+pub(crate) fn check_projection(
+    ctx: &SessionContext,
+    projection: &Projection,
+    schema: &datafusion::common::DFSchema,
+) -> Vec<Diagnostic> {
+    compile_projection(ctx, projection, schema).err().unwrap_or_default()
+}
+
+/// Money at risk from projected amount and currency values.
+pub(crate) fn money_from(amount: Option<&Value>, currency: Option<&Value>) -> Option<Money> {
+    let amount = amount?.clone();
+    if amount.is_null() {
+        return None;
+    }
+    Some(Money {
+        amount,
+        currency: currency.and_then(|c| match c {
+            Value::Null => None,
+            v => Some(v.to_string()),
+        }),
+    })
+}
+
+/// The projection entries for an optional money block, appended after `exprs`.
+pub(crate) fn money_exprs(money: &Option<MoneyExprs>) -> Vec<(String, Expr)> {
+    let mut out = Vec::new();
+    if let Some(m) = money {
+        out.push(("money_amount".to_string(), m.amount.clone()));
+        if let Some(c) = &m.currency {
+            out.push(("money_currency".to_string(), c.clone()));
+        }
+    }
+    out
+}

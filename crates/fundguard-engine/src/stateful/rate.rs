@@ -1,0 +1,187 @@
+//! `rate`: windowed counts and ratios per group, against absolute and baseline thresholds.
+//!
+//! Windows are tumbling and aligned to the epoch (a 10-minute window starts at
+//! :00, :10, ...). A window is judged when the watermark passes its end: below
+//! `min_volume` nothing fires; otherwise the ratio (numerator / all, exact) or the
+//! count is compared with `max_ratio`, `max_count` and `factor` × the mean of the
+//! group's previous non-empty windows.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
+
+use fundguard_core::{Decimal, EventTime, Evidence, Value};
+use fundguard_rules::RateRule;
+
+use super::{Emit, Projection, Record, StatefulKind, key_name};
+
+struct Group {
+    shown: Value,
+    window_start: i64,
+    count: u64,
+    hits: u64,
+    /// The last rows counted, as evidence (a few, not all).
+    sample: Vec<Arc<Evidence>>,
+    history: VecDeque<Decimal>,
+}
+
+pub(crate) struct Rate {
+    rule: RateRule,
+    projections: Vec<Projection>,
+    group_name: String,
+    size: i64,
+    groups: HashMap<String, Group>,
+    closes: BTreeSet<(EventTime, String)>,
+}
+
+impl Rate {
+    pub(crate) fn new(rule: RateRule) -> Self {
+        let mut exprs = vec![("group".to_string(), rule.group.clone())];
+        if let Some(n) = &rule.numerator {
+            exprs.push(("hit".to_string(), n.clone()));
+        }
+        let projections = vec![Projection { table: rule.table.clone(), filter: rule.when.clone(), exprs }];
+        let size = i64::try_from(rule.window.as_micros()).unwrap_or(i64::MAX).max(1);
+        Rate {
+            group_name: key_name(&rule.group),
+            rule,
+            projections,
+            size,
+            groups: HashMap::new(),
+            closes: BTreeSet::new(),
+        }
+    }
+
+    fn judge(&self, g: &Group) -> Option<(Decimal, Vec<String>)> {
+        if g.count < self.rule.min_volume.max(1) {
+            return None;
+        }
+        let metric = if self.rule.numerator.is_some() {
+            Decimal::from(g.hits) / Decimal::from(g.count)
+        } else {
+            Decimal::from(g.count)
+        };
+        let mut reasons = Vec::new();
+        if let Some(max) = self.rule.max_ratio
+            && metric > max
+        {
+            reasons.push(format!("ratio {} above {max}", metric.round_dp(4)));
+        }
+        let counted = if self.rule.numerator.is_some() { g.hits } else { g.count };
+        if let Some(max) = self.rule.max_count
+            && counted > max
+        {
+            reasons.push(format!("count {counted} above {max}"));
+        }
+        if let Some((_, factor)) = self.rule.baseline
+            && !g.history.is_empty()
+        {
+            let mean = g.history.iter().sum::<Decimal>() / Decimal::from(g.history.len() as u64);
+            if metric > mean * factor {
+                reasons.push(format!(
+                    "{} is more than {factor} x the baseline {}",
+                    metric.round_dp(4),
+                    mean.round_dp(4)
+                ));
+            }
+        }
+        Some((metric, reasons))
+    }
+
+    fn close(&mut self, key: &str, out: &mut Emit) {
+        let Some(g) = self.groups.get(key) else { return };
+        let judged = self.judge(g);
+        let start = EventTime::from_micros(g.window_start);
+        let end = EventTime::from_micros(g.window_start.saturating_add(self.size));
+        if let Some((_, reasons)) = &judged
+            && !reasons.is_empty()
+        {
+            let message = format!(
+                "{}: {}={} window {start}..{end}: {} of {} rows; {}",
+                out.rule.id,
+                self.group_name,
+                g.shown,
+                g.hits,
+                g.count,
+                reasons.join("; ")
+            );
+            let key =
+                vec![(self.group_name.clone(), g.shown.clone()), ("window_start".to_string(), Value::Timestamp(start))];
+            out.finding(key, end, message, g.sample.clone(), None);
+        }
+        let keep = self.rule.baseline.map_or(0, |(n, _)| n as usize);
+        if let Some(g) = self.groups.get_mut(key) {
+            if let Some((metric, _)) = judged
+                && keep > 0
+            {
+                g.history.push_back(metric);
+                while g.history.len() > keep {
+                    g.history.pop_front();
+                }
+            }
+            g.count = 0;
+            g.hits = 0;
+            g.sample.clear();
+        }
+    }
+}
+
+impl StatefulKind for Rate {
+    fn projections(&self) -> &[Projection] {
+        &self.projections
+    }
+
+    fn on_record(&mut self, record: Record, out: &mut Emit) {
+        let shown = record.values.first().cloned().unwrap_or_default();
+        if shown.is_null() {
+            return;
+        }
+        let key = shown.to_string();
+        let start = record.time.as_micros().div_euclid(self.size) * self.size;
+        if self.groups.get(&key).is_some_and(|g| g.window_start != start && g.count > 0) {
+            // A late record of a window already judged, or a new window whose predecessor's
+            // close timer has not fired: judge the open window first.
+            let old = self.groups[&key].window_start;
+            self.closes.remove(&(EventTime::from_micros(old.saturating_add(self.size)), key.clone()));
+            self.close(&key, out);
+        }
+        let g = self.groups.entry(key.clone()).or_insert_with(|| Group {
+            shown,
+            window_start: start,
+            count: 0,
+            hits: 0,
+            sample: Vec::new(),
+            history: VecDeque::new(),
+        });
+        if g.count == 0 {
+            g.window_start = start;
+            self.closes.insert((EventTime::from_micros(start.saturating_add(self.size)), key));
+        }
+        g.count += 1;
+        if matches!(record.values.get(1), Some(Value::Bool(true))) {
+            g.hits += 1;
+            if g.sample.len() < 5 {
+                g.sample.push(record.evidence.clone());
+            }
+        }
+    }
+
+    fn fire_timers(&mut self, before: EventTime, out: &mut Emit) {
+        // A window [start, end) is complete once the watermark reaches its end.
+        while let Some((end, _)) = self.closes.first() {
+            if *end > before {
+                break;
+            }
+            let Some((_, key)) = self.closes.pop_first() else { break };
+            self.close(&key, out);
+        }
+    }
+
+    fn evict(&mut self, before: EventTime) {
+        let size = self.size;
+        self.groups.retain(|_, g| g.count > 0 || g.window_start.saturating_add(size) >= before.as_micros());
+    }
+
+    fn state_bytes(&self) -> usize {
+        self.groups.iter().map(|(k, g)| 200 + k.len() + g.history.len() * 16 + g.sample.len() * 8).sum()
+    }
+}

@@ -1,0 +1,180 @@
+//! `transition`: a per-entity state machine over a status column.
+//!
+//! Each entity (by key) remembers its last status, the states it has reached and,
+//! once it reaches a freezing state, the values of its frozen fields. A record
+//! whose status differs from the last one is a move: forbidden moves and moves the
+//! `allowed` table does not list are findings; so is a change of a frozen field.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
+
+use fundguard_core::{EventTime, Evidence, Value};
+use fundguard_rules::{Expr, KeyType, TransitionRule};
+
+use super::{Emit, KeyNorm, Projection, Record, StatefulKind, key_name, money_exprs, money_from};
+
+struct Entity {
+    status: String,
+    reached: BTreeSet<String>,
+    /// Per frozen spec: the field values when the entity first reached one of its states.
+    frozen: Vec<Option<Vec<Value>>>,
+    last: Arc<Evidence>,
+    touched: EventTime,
+}
+
+pub(crate) struct Transition {
+    rule: TransitionRule,
+    projections: Vec<Projection>,
+    /// Column names of the frozen fields, in projection order after key and status.
+    frozen_fields: Vec<String>,
+    money_at: usize,
+    key_name: String,
+    entities: HashMap<String, Entity>,
+    touches: VecDeque<(EventTime, String)>,
+    bytes: usize,
+}
+
+impl Transition {
+    pub(crate) fn new(rule: TransitionRule) -> Self {
+        let mut frozen_fields: Vec<String> = rule.frozen.iter().flat_map(|(_, f)| f.iter().cloned()).collect();
+        frozen_fields.sort();
+        frozen_fields.dedup();
+        let mut exprs = vec![("key".to_string(), rule.key.clone()), ("status".to_string(), rule.status.clone())];
+        for f in &frozen_fields {
+            exprs.push((f.clone(), Expr { sql: format!("after.\"{f}\""), at: rule.status.at.clone() }));
+        }
+        let money_at = exprs.len();
+        exprs.extend(money_exprs(&rule.money));
+        let projections = vec![Projection { table: rule.table.clone(), filter: rule.when.clone(), exprs }];
+        Transition {
+            key_name: key_name(&rule.key),
+            rule,
+            projections,
+            frozen_fields,
+            money_at,
+            entities: HashMap::new(),
+            touches: VecDeque::new(),
+            bytes: 0,
+        }
+    }
+
+    fn field(&self, record: &Record, name: &str) -> Value {
+        let i = self.frozen_fields.iter().position(|f| f == name).map_or(usize::MAX, |i| i + 2);
+        record.values.get(i).cloned().unwrap_or_default()
+    }
+
+    fn move_allowed(&self, from: &str, to: &str) -> Result<(), String> {
+        if self.rule.forbidden.iter().any(|(a, b)| a == from && b == to) {
+            return Err(format!("{from} -> {to} is forbidden"));
+        }
+        if let Some(allowed) = &self.rule.allowed {
+            let ok = allowed.get(from).is_some_and(|next| next.iter().any(|n| n == to));
+            if !ok {
+                return Err(format!("{from} -> {to} is not an allowed transition"));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl StatefulKind for Transition {
+    fn projections(&self) -> &[Projection] {
+        &self.projections
+    }
+
+    fn on_record(&mut self, record: Record, out: &mut Emit) {
+        let norm = KeyNorm(KeyType::Text);
+        let Some(key) = record.values.first().and_then(|v| norm.key(v)) else { return };
+        let status = match record.values.get(1) {
+            Some(Value::Null) | None => return,
+            Some(v) => v.to_string(),
+        };
+        let shown_key = vec![(self.key_name.clone(), record.values[0].clone())];
+        let money = || money_from(record.values.get(self.money_at), record.values.get(self.money_at + 1));
+        let mut problems: Vec<String> = Vec::new();
+        let previous = self.entities.get(&key);
+        match previous {
+            None => {
+                if let Some(initial) = &self.rule.initial
+                    && !initial.contains(&status)
+                {
+                    problems.push(format!("starts in {status}, expected one of {}", initial.join(", ")));
+                }
+            }
+            Some(p) if p.status != status => {
+                if let Err(e) = self.move_allowed(&p.status, &status) {
+                    problems.push(e);
+                }
+            }
+            Some(_) => {}
+        }
+        // Frozen fields: compare with the values captured when a freezing state was first reached.
+        if let Some(p) = previous {
+            for (spec, (_, fields)) in self.rule.frozen.iter().enumerate() {
+                let Some(Some(snapshot)) = p.frozen.get(spec) else { continue };
+                for (field, was) in fields.iter().zip(snapshot) {
+                    let now = self.field(&record, field);
+                    if &now != was {
+                        problems.push(format!(
+                            "{field} changed from {was} to {now} after reaching {}",
+                            self.rule.frozen[spec].0.join("/")
+                        ));
+                    }
+                }
+            }
+        }
+        let evidence_before = previous.map(|p| p.last.clone());
+        if !problems.is_empty() {
+            let mut evidence: Vec<Arc<Evidence>> = evidence_before.into_iter().collect();
+            evidence.push(record.evidence.clone());
+            let message = format!("{}: {}={}: {}", out.rule.id, self.key_name, record.values[0], problems.join("; "));
+            out.finding(shown_key, record.time, message, evidence, money());
+        }
+        let frozen_specs = self.rule.frozen.clone();
+        let snapshot_of = |fields: &[String]| fields.iter().map(|f| self.field(&record, f)).collect::<Vec<_>>();
+        let new_snapshots: Vec<Option<Vec<Value>>> = frozen_specs
+            .iter()
+            .enumerate()
+            .map(|(i, (once, fields))| match previous.and_then(|p| p.frozen.get(i).cloned().flatten()) {
+                Some(existing) => Some(existing),
+                None if once.contains(&status) => Some(snapshot_of(fields)),
+                None => None,
+            })
+            .collect();
+        let entry = self.entities.entry(key.clone()).or_insert_with(|| {
+            self.bytes += 160 + key.len();
+            Entity {
+                status: String::new(),
+                reached: BTreeSet::new(),
+                frozen: Vec::new(),
+                last: record.evidence.clone(),
+                touched: record.time,
+            }
+        });
+        entry.status = status.clone();
+        entry.reached.insert(status);
+        entry.frozen = new_snapshots;
+        entry.last = record.evidence.clone();
+        entry.touched = record.time;
+        self.touches.push_back((record.time, key));
+    }
+
+    fn fire_timers(&mut self, _before: EventTime, _out: &mut Emit) {}
+
+    fn evict(&mut self, before: EventTime) {
+        while let Some((t, _)) = self.touches.front() {
+            if *t >= before {
+                break;
+            }
+            let Some((t, key)) = self.touches.pop_front() else { break };
+            if self.entities.get(&key).is_some_and(|e| e.touched == t) {
+                self.entities.remove(&key);
+                self.bytes = self.bytes.saturating_sub(160 + key.len());
+            }
+        }
+    }
+
+    fn state_bytes(&self) -> usize {
+        self.bytes + self.touches.len() * 48
+    }
+}

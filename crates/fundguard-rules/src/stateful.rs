@@ -1,0 +1,241 @@
+//! Validation of the stateful rule kinds: reconcile, transition, timeout, rate.
+
+use fundguard_core::Decimal;
+use serde_saphyr::Spanned;
+
+use crate::file::{MoneyBody, RateBody, ReconcileBody, SideBody, TimeoutBody, TransitionBody};
+use crate::load::Validator;
+use crate::{
+    AggFunc, Aggregate, Cardinality, Evaluate, Expr, KeyType, Location, MoneyExprs, RateRule, ReconcileRule, Side,
+    SideSpec, TimeoutRule, TransitionRule,
+};
+
+impl Validator {
+    fn table(&mut self, t: &Spanned<String>) -> String {
+        if !t.value.contains('.') {
+            self.error(self.at(t), format!("table `{}`: expected `db.table`", t.value));
+        }
+        t.value.clone()
+    }
+
+    fn required_duration(&mut self, d: &Spanned<String>) -> Option<std::time::Duration> {
+        self.duration(Some(d))
+    }
+
+    fn decimal(&mut self, d: &Spanned<String>) -> Option<Decimal> {
+        match d.value.trim().parse::<Decimal>() {
+            Ok(v) => Some(v),
+            Err(_) => {
+                self.error(self.at(d), format!("`{}`: expected an exact decimal number such as 0.05", d.value));
+                None
+            }
+        }
+    }
+
+    fn money(&self, m: &Option<MoneyBody>) -> Option<MoneyExprs> {
+        m.as_ref()
+            .map(|m| MoneyExprs { amount: self.expr(&m.amount), currency: m.currency.as_ref().map(|c| self.expr(c)) })
+    }
+
+    fn default_key(&self, key: &Option<Spanned<String>>, at: Location) -> Expr {
+        match key {
+            Some(k) => self.expr(k),
+            None => Expr { sql: "coalesce(after.id, before.id)".into(), at },
+        }
+    }
+
+    fn side(&mut self, s: &Spanned<SideBody>) -> SideSpec {
+        SideSpec {
+            table: self.table(&s.value.table),
+            key: self.expr(&s.value.key),
+            when: s.value.when.as_ref().map(|w| self.expr(w)),
+            required: s.value.required,
+        }
+    }
+
+    pub(crate) fn reconcile(&mut self, body: ReconcileBody, at: Location) -> Option<ReconcileRule> {
+        let left = self.side(&body.left);
+        let right = self.side(&body.right);
+        let within = self.required_duration(&body.within);
+        let key_type = match body.key_type.as_ref().map(|k| (k, k.value.as_str())) {
+            None | Some((_, "text")) => KeyType::Text,
+            Some((_, "integer")) => KeyType::Integer,
+            Some((k, other)) => {
+                self.error(self.at(k), format!("key_type `{other}`: expected text or integer"));
+                KeyType::Text
+            }
+        };
+        let cardinality = match body.cardinality.as_ref().map(|c| (c, c.value.as_str())) {
+            None | Some((_, "one_to_one")) => Cardinality::OneToOne,
+            Some((_, "one_to_many")) => Cardinality::OneToMany,
+            Some((_, "many_to_many")) => Cardinality::ManyToMany,
+            Some((c, other)) => {
+                self.error(
+                    self.at(c),
+                    format!("cardinality `{other}`: expected one_to_one, one_to_many or many_to_many"),
+                );
+                Cardinality::OneToOne
+            }
+        };
+        let evaluate = match body.evaluate.as_ref().map(|e| (e, e.value.as_str())) {
+            None if cardinality == Cardinality::ManyToMany => Evaluate::AtDeadline,
+            None | Some((_, "on_match")) => Evaluate::OnMatch,
+            Some((_, "at_deadline")) => Evaluate::AtDeadline,
+            Some((e, other)) => {
+                self.error(self.at(e), format!("evaluate `{other}`: expected on_match or at_deadline"));
+                Evaluate::OnMatch
+            }
+        };
+        let mut aggregates = Vec::new();
+        for (name, spec) in &body.aggregates {
+            match parse_aggregate(&spec.value) {
+                Some((func, side, column)) => aggregates.push(Aggregate { name: name.clone(), func, side, column }),
+                None => self.error(
+                    self.at(spec),
+                    format!(
+                        "aggregate `{}`: expected sum|min|max(left.<column>|right.<column>) or count(left|right)",
+                        spec.value
+                    ),
+                ),
+            }
+        }
+        if cardinality == Cardinality::OneToOne && !aggregates.is_empty() {
+            self.error(at.clone(), "aggregates need cardinality one_to_many or many_to_many");
+        }
+        let tolerance = body.tolerance.as_ref().map(|t| {
+            let at = self.at(t);
+            let l = &t.value.left.value;
+            let r = &t.value.right.value;
+            let abs = t.value.absolute.as_ref().and_then(|a| self.decimal(a));
+            let rel = t.value.relative.as_ref().and_then(|a| self.decimal(a));
+            let bound = match (abs, rel) {
+                (Some(a), Some(r_)) => format!("greatest(CAST({a} AS DECIMAL(38, 10)), {r_} * abs({r}))"),
+                (Some(a), None) => format!("CAST({a} AS DECIMAL(38, 10))"),
+                (None, Some(r_)) => format!("{r_} * abs({r})"),
+                (None, None) => "0".to_string(),
+            };
+            Expr { sql: format!("abs(({l}) - ({r})) <= {bound}"), at }
+        });
+        let expect = match (body.expect.as_ref().map(|e| self.expr(e)), tolerance) {
+            (Some(e), Some(t)) => Some(Expr { sql: format!("({}) AND ({})", e.sql, t.sql), at: e.at }),
+            (e, t) => e.or(t),
+        };
+        Some(ReconcileRule {
+            left,
+            right,
+            within: within?,
+            key_type,
+            cardinality,
+            aggregates,
+            expect,
+            evaluate,
+            duplicates: body.duplicates,
+            message: body.message.as_ref().map(|m| self.expr(m)),
+            money: self.money(&body.money),
+        })
+    }
+
+    pub(crate) fn transition(&mut self, body: TransitionBody) -> Option<TransitionRule> {
+        let table_at = self.at(&body.table);
+        let mut forbidden = Vec::new();
+        for f in &body.forbidden {
+            match f.value.split_once("->") {
+                Some((a, b)) if !a.trim().is_empty() && !b.trim().is_empty() => {
+                    forbidden.push((a.trim().to_string(), b.trim().to_string()))
+                }
+                _ => self.error(self.at(f), format!("forbidden `{}`: expected `FROM -> TO`", f.value)),
+            }
+        }
+        if body.allowed.is_none() && forbidden.is_empty() && body.frozen.is_empty() && body.initial.is_none() {
+            self.error(
+                table_at.clone(),
+                "the transition rule checks nothing: expected allowed, forbidden, frozen or initial",
+            );
+        }
+        Some(TransitionRule {
+            table: self.table(&body.table),
+            key: self.default_key(&body.key, table_at),
+            status: self.expr(&body.status),
+            when: body.when.as_ref().map(|w| self.expr(w)),
+            initial: body.initial,
+            allowed: body.allowed,
+            forbidden,
+            frozen: body.frozen.into_iter().map(|f| (f.once, f.fields)).collect(),
+            money: self.money(&body.money),
+        })
+    }
+
+    pub(crate) fn timeout(&mut self, body: TimeoutBody) -> Option<TimeoutRule> {
+        let table_at = self.at(&body.table);
+        let within = self.required_duration(&body.within);
+        Some(TimeoutRule {
+            table: self.table(&body.table),
+            key: self.default_key(&body.key, table_at),
+            enter: self.expr(&body.enter),
+            exit: self.expr(&body.exit),
+            within: within?,
+            money: self.money(&body.money),
+        })
+    }
+
+    pub(crate) fn rate(&mut self, body: RateBody) -> Option<RateRule> {
+        let window = self.required_duration(&body.window);
+        let max_ratio = body.max_ratio.as_ref().and_then(|r| self.decimal(r));
+        let baseline = match &body.baseline {
+            Some(b) => {
+                let factor = self.decimal(&b.factor)?;
+                if b.windows == 0 {
+                    self.error(self.at(&b.factor), "baseline windows must be at least 1");
+                }
+                Some((b.windows, factor))
+            }
+            None => None,
+        };
+        if max_ratio.is_some() && body.numerator.is_none() {
+            self.error(self.at(&body.group), "max_ratio needs a `numerator` (the rows counted on top of the ratio)");
+        }
+        if max_ratio.is_none() && body.max_count.is_none() && baseline.is_none() {
+            self.error(
+                self.at(&body.group),
+                "the rate rule has no threshold: expected max_ratio, max_count or baseline",
+            );
+        }
+        Some(RateRule {
+            table: self.table(&body.table),
+            when: body.when.as_ref().map(|w| self.expr(w)),
+            group: self.expr(&body.group),
+            numerator: body.numerator.as_ref().map(|n| self.expr(n)),
+            window: window?,
+            min_volume: body.min_volume,
+            max_ratio,
+            max_count: body.max_count,
+            baseline,
+        })
+    }
+}
+
+/// Reads `sum(right.amount)`, `count(left)`.
+fn parse_aggregate(text: &str) -> Option<(AggFunc, Side, Option<String>)> {
+    let (func, rest) = text.trim().split_once('(')?;
+    let inner = rest.strip_suffix(')')?.trim();
+    let func = match func.trim().to_ascii_lowercase().as_str() {
+        "sum" => AggFunc::Sum,
+        "count" => AggFunc::Count,
+        "min" => AggFunc::Min,
+        "max" => AggFunc::Max,
+        _ => return None,
+    };
+    let (side, column) = match inner.split_once('.') {
+        Some((s, c)) => (s, Some(c.trim().to_string())),
+        None => (inner, None),
+    };
+    let side = match side.trim() {
+        "left" => Side::Left,
+        "right" => Side::Right,
+        _ => return None,
+    };
+    if column.is_none() && func != AggFunc::Count {
+        return None;
+    }
+    Some((func, side, column))
+}
