@@ -125,6 +125,18 @@ impl Row {
         Some(&self.columns[i].1)
     }
 
+    /// Like [`Row::try_map_values`], with the shared column name.
+    pub fn try_map_values_named<E>(
+        &mut self,
+        mut f: impl FnMut(&Arc<str>, Value) -> Result<Value, E>,
+    ) -> Result<(), E> {
+        for (name, value) in &mut self.columns {
+            let taken = std::mem::take(value);
+            *value = f(name, taken)?;
+        }
+        Ok(())
+    }
+
     /// Replaces every value through `f`, stopping at the first error.
     pub fn try_map_values<E>(&mut self, mut f: impl FnMut(&str, Value) -> Result<Value, E>) -> Result<(), E> {
         for (name, value) in &mut self.columns {

@@ -194,7 +194,7 @@ impl DebeziumDecoder {
             _ => {}
         }
         out.push(ChangeEvent {
-            table: interner.intern(&format!("{namespace}.{table}")),
+            table: interner.intern_table(namespace, table),
             op,
             before,
             after,

@@ -20,6 +20,7 @@ use crate::DecodeError;
 pub struct Interner {
     names: HashMap<Box<str>, Arc<str>>,
     recent: Vec<Arc<str>>,
+    last_table: Option<(String, String, Arc<str>)>,
 }
 
 impl Interner {
@@ -33,6 +34,19 @@ impl Interner {
         let n: Arc<str> = Arc::from(name);
         self.names.insert(name.into(), n.clone());
         n
+    }
+
+    /// Interns `namespace.table` without building the string when it was the last one seen.
+    pub fn intern_table(&mut self, namespace: &str, table: &str) -> Arc<str> {
+        if let Some((ns, t, name)) = &self.last_table
+            && ns == namespace
+            && t == table
+        {
+            return name.clone();
+        }
+        let name = self.intern(&format!("{namespace}.{table}"));
+        self.last_table = Some((namespace.to_string(), table.to_string(), name.clone()));
+        name
     }
 
     /// Interns the name of the `index`-th column of a row.

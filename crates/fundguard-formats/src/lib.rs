@@ -13,6 +13,7 @@ mod json;
 pub mod maxwell;
 pub mod plain;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use fundguard_core::{ChangeEvent, ColumnType, Position, TableSchemas};
@@ -72,7 +73,7 @@ impl Format {
             Format::Maxwell => Inner::Maxwell,
             Format::Json(config) => Inner::Plain(config.clone()),
         };
-        Decoder { inner, interner, schemas }
+        Decoder { inner, interner, schemas, declared: DeclaredIndex::default() }
     }
 
     pub fn name(&self) -> &'static str {
@@ -98,6 +99,7 @@ pub struct Decoder {
     inner: Inner,
     interner: Interner,
     schemas: Arc<TableSchemas>,
+    declared: DeclaredIndex,
 }
 
 impl Decoder {
@@ -125,7 +127,7 @@ impl Decoder {
             return result;
         }
         if !self.schemas.is_empty()
-            && let Err(e) = apply_declared_types(&self.schemas, &mut out[start..])
+            && let Err(e) = apply_declared_types(&self.schemas, &mut self.declared, &mut out[start..])
         {
             out.truncate(start);
             return Err(e);
@@ -134,27 +136,50 @@ impl Decoder {
     }
 }
 
+/// Declared column types indexed for the hot path: by the addresses of the interned
+/// table and column names (rows of a stream share one `Arc<str>` per name). The index
+/// keeps a clone of every name it keys by, so no address can be reused for another name.
+#[derive(Default)]
+struct DeclaredIndex {
+    entries: HashMap<(usize, usize), (Arc<str>, Arc<str>, Option<ColumnType>)>,
+}
+
+impl DeclaredIndex {
+    fn lookup(&mut self, schemas: &TableSchemas, table: &Arc<str>, column: &Arc<str>) -> Option<ColumnType> {
+        let key = (Arc::as_ptr(table) as *const u8 as usize, Arc::as_ptr(column) as *const u8 as usize);
+        if let Some((_, _, ty)) = self.entries.get(&key) {
+            return *ty;
+        }
+        if self.entries.len() > 100_000 {
+            self.entries.clear();
+        }
+        let ty = schemas.column(table, column);
+        self.entries.insert(key, (table.clone(), column.clone(), ty));
+        ty
+    }
+}
+
 /// Converts values of declared columns to their declared types.
-fn apply_declared_types(schemas: &TableSchemas, events: &mut [ChangeEvent]) -> Result<(), DecodeError> {
+fn apply_declared_types(
+    schemas: &TableSchemas,
+    index: &mut DeclaredIndex,
+    events: &mut [ChangeEvent],
+) -> Result<(), DecodeError> {
     for event in events {
-        let Some(columns) = schemas.table(&event.table) else {
+        if schemas.table(&event.table).is_none() {
             continue;
-        };
+        }
+        let table = event.table.clone();
         for row in [event.before.as_mut(), event.after.as_mut()].into_iter().flatten() {
-            row.try_map_values(|name, value| {
-                let Some(ty) = columns.get(name) else {
-                    return Ok(value);
-                };
+            row.try_map_values_named(|name, value| {
+                let Some(ty) = index.lookup(schemas, &table, name) else { return Ok(value) };
                 // Most values already have their declared type: keep them without a copy.
-                if value.is_null() || ColumnType::of(&value) == Some(*ty) {
+                if value.is_null() || ColumnType::of(&value) == Some(ty) {
                     return Ok(value);
                 }
                 let shown = value.to_string();
                 ty.coerce(value).ok_or_else(|| {
-                    DecodeError::invalid(format!(
-                        "column `{}.{name}` is declared {ty} but holds `{shown}`",
-                        event.table
-                    ))
+                    DecodeError::invalid(format!("column `{table}.{name}` is declared {ty} but holds `{shown}`"))
                 })
             })?;
         }

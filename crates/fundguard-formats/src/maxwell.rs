@@ -82,7 +82,7 @@ pub(crate) fn decode(
         _ => (None, Some(row)),
     };
     out.push(ChangeEvent {
-        table: interner.intern(&format!("{database}.{table}")),
+        table: interner.intern_table(database, table),
         op,
         before,
         after,
