@@ -31,7 +31,7 @@ pub(crate) struct RuleRuntime {
 }
 
 enum Kind {
-    Check(CheckRuntime),
+    Check(Box<CheckRuntime>),
     Stateful(StatefulRuntime),
 }
 
@@ -90,7 +90,7 @@ impl RuleRuntime {
                     }
                     None => None,
                 };
-                Kind::Check(CheckRuntime { check: check.clone(), template, compiled: HashMap::new() })
+                Kind::Check(Box::new(CheckRuntime { check: check.clone(), template, compiled: HashMap::new() }))
             }
             body => {
                 let Some(kind) = stateful::build(body) else { unreachable!("every non-check body is stateful") };

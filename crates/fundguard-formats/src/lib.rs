@@ -141,20 +141,27 @@ impl Decoder {
 /// keeps a clone of every name it keys by, so no address can be reused for another name.
 #[derive(Default)]
 struct DeclaredIndex {
-    entries: HashMap<(usize, usize), (Arc<str>, Arc<str>, Option<ColumnType>)>,
+    entries: HashMap<(usize, usize), Declared>,
+}
+
+/// The declared type of one (table, column), with the names that key it kept alive.
+struct Declared {
+    _table: Arc<str>,
+    _column: Arc<str>,
+    ty: Option<ColumnType>,
 }
 
 impl DeclaredIndex {
     fn lookup(&mut self, schemas: &TableSchemas, table: &Arc<str>, column: &Arc<str>) -> Option<ColumnType> {
         let key = (Arc::as_ptr(table) as *const u8 as usize, Arc::as_ptr(column) as *const u8 as usize);
-        if let Some((_, _, ty)) = self.entries.get(&key) {
-            return *ty;
+        if let Some(d) = self.entries.get(&key) {
+            return d.ty;
         }
         if self.entries.len() > 100_000 {
             self.entries.clear();
         }
         let ty = schemas.column(table, column);
-        self.entries.insert(key, (table.clone(), column.clone(), ty));
+        self.entries.insert(key, Declared { _table: table.clone(), _column: column.clone(), ty });
         ty
     }
 }

@@ -187,12 +187,35 @@ impl Simulator {
         &self.incidents
     }
 
-    /// Runs the simulation, handing each event to `emit` in commit-time order.
+    /// Runs the simulation, handing each event to `emit` in commit-time order, as a
+    /// change log has them. A step may write events a little ahead of its own time
+    /// (a payment 100 ms after its order, a burst over two minutes); they wait in a
+    /// heap until no later step can commit anything before them.
     pub fn run(&mut self, mut emit: impl FnMut(ChangeEvent)) {
         let mut out = Vec::new();
+        let mut ahead: BinaryHeap<Reverse<(i64, u64)>> = BinaryHeap::new();
+        let mut held: HashMap<u64, ChangeEvent> = HashMap::new();
+        let mut n = 0u64;
         while let Some(Reverse((t, _, step, order))) = self.queue.pop() {
             self.step(t, step, order, &mut out);
             for e in out.drain(..) {
+                n += 1;
+                ahead.push(Reverse((e.commit_time.as_micros(), n)));
+                held.insert(n, e);
+            }
+            let horizon = self.queue.peek().map_or(i64::MAX, |Reverse((next, ..))| *next);
+            while let Some(Reverse((time, id))) = ahead.peek().copied() {
+                if time > horizon {
+                    break;
+                }
+                ahead.pop();
+                if let Some(e) = held.remove(&id) {
+                    emit(e);
+                }
+            }
+        }
+        while let Some(Reverse((_, id))) = ahead.pop() {
+            if let Some(e) = held.remove(&id) {
                 emit(e);
             }
         }

@@ -150,11 +150,7 @@ impl Reconcile {
     }
 
     fn single(&self, side: Side) -> bool {
-        match (self.rule.cardinality, side) {
-            (Cardinality::OneToOne, _) => true,
-            (Cardinality::OneToMany, Side::Left) => true,
-            _ => false,
-        }
+        matches!((self.rule.cardinality, side), (Cardinality::OneToOne, _) | (Cardinality::OneToMany, Side::Left))
     }
 
     fn aggregate(&self, entry: &Entry) -> Vec<Value> {

@@ -1,7 +1,9 @@
 //! Integration tests of the engine: check semantics, validation against schemas, determinism.
 
 mod check;
+mod determinism;
 mod props;
+mod stateful;
 mod validation;
 
 use std::sync::Arc;

@@ -51,7 +51,10 @@ tests:
 #[test]
 fn a_rule_needs_a_body() {
     let p = problems("id: a\nowner: t\nseverity: low\n");
-    assert_eq!(p, vec!["1:5: the rule has no body: expected one of the rule kinds (`check`)"]);
+    assert_eq!(
+        p,
+        vec!["1:5: the rule has no body: expected one of the rule kinds (check, reconcile, transition, timeout, rate)"]
+    );
 }
 
 #[test]

@@ -38,7 +38,7 @@ fn reads_every_field() {
     assert_eq!(rule.deadline, Duration::from_secs(300), "high defaults to 5 minutes");
     assert_eq!(rule.tags, vec!["money", "sign"]);
     assert!(rule.enabled);
-    let RuleBody::Check(check) = &rule.body;
+    let RuleBody::Check(check) = &rule.body else { panic!("a check rule") };
     assert_eq!(check.tables, vec!["shop.payments"]);
     assert_eq!(check.assert.sql, "after.amount > 0");
     assert_eq!((check.assert.at.line, check.assert.at.column), (10, 11));
@@ -68,7 +68,79 @@ fn deadline_overrides_the_severity_default() {
 fn default_key_is_the_row_id() {
     let text = RULE.replace("  key: { payment_id: after.id }\n", "");
     let rule = parse(&text).0.unwrap();
-    let RuleBody::Check(check) = &rule.body;
+    let RuleBody::Check(check) = &rule.body else { panic!("a check rule") };
     assert_eq!(check.key[0].0, "id");
     assert_eq!(check.key[0].1.sql, "coalesce(after.id, before.id)");
+}
+
+#[test]
+fn reads_a_reconcile_rule_and_folds_tolerance_into_expect() {
+    let text = r#"
+id: pay-vs-order
+owner: payments
+severity: critical
+allowed_lateness: 10s
+state_ttl: 2d
+max_state_bytes: 1000000
+reconcile:
+  left:  { table: shop.payments, key: after.order_id, when: "after.status = 'SUCCESS'" }
+  right: { table: shop.orders, key: after.id, required: false }
+  within: 5m
+  key_type: integer
+  cardinality: one_to_many
+  aggregates: { refunded: "sum(right.amount)", n: "count(right)" }
+  expect: "left.currency = right.currency"
+  tolerance: { left: left.amount, right: right.pay_amount, absolute: 1, relative: "0.001" }
+"#;
+    let (rule, problems) = parse(text);
+    assert!(problems.is_empty(), "{problems:?}");
+    let rule = rule.unwrap();
+    assert_eq!(rule.state.allowed_lateness, Duration::from_secs(10));
+    assert_eq!(rule.state.ttl, Duration::from_secs(2 * 86400));
+    assert_eq!(rule.state.max_state_bytes, 1_000_000);
+    let RuleBody::Reconcile(r) = &rule.body else { panic!("a reconcile rule") };
+    assert!(r.left.required && !r.right.required);
+    assert_eq!(r.within, Duration::from_secs(300));
+    assert_eq!(r.aggregates.len(), 2);
+    let expect = &r.expect.as_ref().unwrap().sql;
+    assert!(
+        expect
+            .starts_with("(left.currency = right.currency) AND (abs((left.amount) - (right.pay_amount)) <= greatest("),
+        "{expect}"
+    );
+    assert_eq!(rule.body.tables(), vec!["shop.payments", "shop.orders"]);
+}
+
+#[test]
+fn stateful_bodies_report_their_problems() {
+    let text = r#"
+id: bad
+owner: t
+severity: low
+reconcile:
+  left:  { table: payments, key: after.order_id }
+  right: { table: shop.orders, key: after.id }
+  within: 5 minutes later
+  key_type: uuid
+  cardinality: few
+  aggregates: { total: "avg(right.amount)" }
+"#;
+    let p = crate::problems(text);
+    let all = p.join("\n");
+    for expected in [
+        "table `payments`: expected `db.table`",
+        "is not a duration",
+        "key_type `uuid`: expected text or integer",
+        "cardinality `few`",
+        "aggregate `avg(right.amount)`: expected sum|min|max",
+    ] {
+        assert!(all.contains(expected), "missing `{expected}` in:\n{all}");
+    }
+}
+
+#[test]
+fn a_rule_with_two_bodies_is_rejected() {
+    let text = "id: two\nowner: t\nseverity: low\ncheck: { tables: [a.b], assert: 'true' }\ntimeout: { table: a.b, enter: 'true', exit: 'false', within: 1m }\n";
+    let p = crate::problems(text);
+    assert!(p.iter().any(|m| m.contains("several bodies")), "{p:?}");
 }

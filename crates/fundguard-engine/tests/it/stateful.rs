@@ -1,0 +1,220 @@
+//! Stateful kinds on event time: timelines for the edge cases, and determinism.
+
+use std::sync::Arc;
+
+use fundguard_core::{ChangeEvent, EventTime, Finding, Op, Position, TableSchemas, Value};
+use fundguard_engine::Engine;
+use fundguard_rules::Rule;
+
+use crate::{dec, rule};
+
+fn at(secs: i64, table: &str, op: Op, after: &[(&str, Value)]) -> ChangeEvent {
+    ChangeEvent {
+        table: Arc::from(table),
+        op,
+        before: None,
+        after: Some(crate::row(after)),
+        commit_time: EventTime::from_secs(1_700_000_000 + secs),
+        position: Position::Synthetic { seq: secs as u64 },
+    }
+}
+
+fn run_all(rules: &[Rule], events: &[ChangeEvent]) -> (Vec<Finding>, Engine) {
+    let mut engine = Engine::new(rules, &TableSchemas::default()).unwrap();
+    let mut out = Vec::new();
+    engine.process(events, EventTime::default(), &mut out).unwrap();
+    engine.finish(EventTime::default(), &mut out);
+    (out, engine)
+}
+
+fn reconcile(extra: &str) -> Rule {
+    rule(&format!(
+        "id: r\nowner: t\nseverity: critical\nreconcile:\n  left: {{ table: s.pay, key: after.order_id }}\n  right: {{ table: s.ord, key: after.id }}\n  within: 1m\n  key_type: integer\n{extra}"
+    ))
+}
+
+#[test]
+fn tolerance_bounds_are_inclusive() {
+    let r = reconcile("  tolerance: { left: left.amount, right: right.amount, absolute: 2, relative: \"0.01\" }\n");
+    let case = |pay: Value, ord: i64| {
+        let events = vec![
+            at(0, "s.ord", Op::Insert, &[("id", 1.into()), ("amount", ord.into())]),
+            at(1, "s.pay", Op::Insert, &[("id", 9.into()), ("order_id", 1.into()), ("amount", pay)]),
+        ];
+        run_all(std::slice::from_ref(&r), &events).0.len()
+    };
+    // 1% of 1000 is 10, above the absolute 2: the bound is 10.
+    assert_eq!(case(1010.into(), 1000), 0);
+    assert_eq!(case(990.into(), 1000), 0);
+    assert_eq!(case(1011.into(), 1000), 1);
+    assert_eq!(case(dec("1010.01"), 1000), 1, "exact decimals: one hundredth over the bound");
+    // For 100, 1% is 1, below the absolute 2: the bound is 2.
+    assert_eq!(case(102.into(), 100), 0);
+    assert_eq!(case(103.into(), 100), 1);
+}
+
+#[test]
+fn keys_of_different_types_match_when_normalised() {
+    let r = reconcile("  expect: \"left.amount = right.amount\"\n");
+    let events = vec![
+        at(0, "s.ord", Op::Insert, &[("id", 42.into()), ("amount", 5.into())]),
+        at(1, "s.pay", Op::Insert, &[("id", 1.into()), ("order_id", " 42".into()), ("amount", 5.into())]),
+        at(120, "s.ord", Op::Insert, &[("id", 43.into()), ("amount", 5.into())]),
+    ];
+    let (found, _) = run_all(&[r], &events);
+    // 42 matched across string/integer; 43 has no payment yet, but its deadline is after the last event.
+    assert!(found.is_empty(), "{found:?}");
+}
+
+#[test]
+fn missing_counterpart_fires_at_the_deadline_with_money_and_evidence() {
+    let r = reconcile("  money: { amount: \"coalesce(left.amount, right.amount)\" }\n");
+    let events = vec![
+        at(0, "s.pay", Op::Insert, &[("id", 1.into()), ("order_id", 7.into()), ("amount", dec("12.50"))]),
+        at(61, "s.ord", Op::Insert, &[("id", 8.into()), ("amount", 1.into())]),
+    ];
+    let (found, _) = run_all(&[r], &events);
+    assert_eq!(found.len(), 1, "{found:?}");
+    let f = &found[0];
+    assert_eq!(f.key["order_id"], Value::Int(7));
+    assert_eq!(f.event_time, EventTime::from_secs(1_700_000_060), "a finding is dated at the deadline");
+    assert_eq!(f.money_at_risk.as_ref().unwrap().amount, dec("12.50"));
+    assert_eq!(f.evidence.len(), 1);
+    assert_eq!(&*f.evidence[0].table, "s.pay");
+    assert!(f.message.contains("no counterpart"), "{}", f.message);
+}
+
+#[test]
+fn optional_sides_do_not_report_missing() {
+    let r = rule(
+        "id: r\nowner: t\nseverity: low\nreconcile:\n  left: { table: s.pay, key: after.order_id, required: false }\n  right: { table: s.ord, key: after.id, required: false }\n  within: 1m\n",
+    );
+    let events =
+        vec![at(0, "s.pay", Op::Insert, &[("order_id", 7.into())]), at(600, "s.ord", Op::Insert, &[("id", 8.into())])];
+    assert!(run_all(&[r], &events).0.is_empty());
+}
+
+#[test]
+fn deletes_carry_no_after_row_and_are_not_matched() {
+    let r = reconcile("");
+    let mut del = at(0, "s.ord", Op::Delete, &[]);
+    del.after = None;
+    del.before = Some(crate::row(&[("id", 7.into())]));
+    let events = vec![del, at(120, "s.ord", Op::Insert, &[("id", 99.into())])];
+    let (found, _) = run_all(&[r], &events);
+    // Order 99's window is still open at the end; the delete has no after.id, so no key at all.
+    assert!(found.is_empty(), "{found:?}");
+}
+
+#[test]
+fn timeout_fires_when_the_clock_moves_on_an_idle_source() {
+    let r = rule(
+        "id: stuck\nowner: t\nseverity: high\ntimeout:\n  table: s.ord\n  key: after.id\n  enter: \"after.status = 'PAYING'\"\n  exit: \"after.status <> 'PAYING'\"\n  within: 30m\n",
+    );
+    let mut engine = Engine::new(&[r], &TableSchemas::default()).unwrap();
+    let mut out = Vec::new();
+    engine
+        .process(
+            &[at(0, "s.ord", Op::Update, &[("id", 1.into()), ("status", "PAYING".into())])],
+            EventTime::default(),
+            &mut out,
+        )
+        .unwrap();
+    assert!(out.is_empty());
+    // No event for 29 minutes: nothing. The clock passes the deadline (plus lateness): the finding fires.
+    engine.advance_to(EventTime::from_secs(1_700_000_000 + 29 * 60), EventTime::default(), &mut out);
+    assert!(out.is_empty());
+    engine.advance_to(EventTime::from_secs(1_700_000_000 + 30 * 60 + 6), EventTime::default(), &mut out);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].key["id"], Value::Int(1));
+}
+
+#[test]
+fn transition_keeps_state_per_entity() {
+    let r = rule(
+        "id: sm\nowner: t\nseverity: high\ntransition:\n  table: s.ord\n  key: after.id\n  status: after.status\n  forbidden: [\"PAID -> PAYING\"]\n",
+    );
+    let s = |id: i64, status: &str, t: i64| at(t, "s.ord", Op::Update, &[("id", id.into()), ("status", status.into())]);
+    let events = vec![s(1, "PAID", 0), s(2, "PAYING", 1), s(2, "PAID", 2), s(1, "PAYING", 3), s(2, "PAID", 4)];
+    let (found, _) = run_all(&[r], &events);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].key["id"], Value::Int(1));
+    assert_eq!(found[0].evidence.len(), 2, "the previous and the offending row");
+}
+
+#[test]
+fn rate_judges_full_windows_only_above_min_volume() {
+    let r = rule(
+        "id: fail\nowner: t\nseverity: high\nrate:\n  table: s.pay\n  group: after.channel\n  numerator: \"after.status = 'FAILED'\"\n  window: 1m\n  min_volume: 4\n  max_ratio: \"0.5\"\n",
+    );
+    let p = |t: i64, ch: &str, st: &str| at(t, "s.pay", Op::Update, &[("channel", ch.into()), ("status", st.into())]);
+    let events = vec![
+        // window 0: card 3 of 4 failed (0.75 > 0.5); wallet 3 of 3 failed but below min_volume
+        p(1, "card", "FAILED"),
+        p(2, "card", "FAILED"),
+        p(3, "card", "FAILED"),
+        p(4, "card", "SUCCESS"),
+        p(5, "wallet", "FAILED"),
+        p(6, "wallet", "FAILED"),
+        p(7, "wallet", "FAILED"),
+        // window 1: card 2 of 4 failed (0.5, not above)
+        p(61, "card", "FAILED"),
+        p(62, "card", "FAILED"),
+        p(63, "card", "SUCCESS"),
+        p(64, "card", "SUCCESS"),
+        p(200, "card", "SUCCESS"),
+    ];
+    let (found, _) = run_all(&[r], &events);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].key["channel"], Value::String("card".into()));
+    assert!(found[0].message.contains("3 of 4 rows"), "{}", found[0].message);
+}
+
+#[test]
+fn rate_baseline_is_relative_to_previous_windows() {
+    let r = rule(
+        "id: vol\nowner: t\nseverity: high\nrate:\n  table: s.pay\n  group: after.channel\n  window: 1m\n  baseline: { windows: 3, factor: \"2\" }\n",
+    );
+    let mut events = Vec::new();
+    let mut t = 0;
+    for (minute, n) in [(0, 4), (1, 5), (2, 3), (3, 13), (4, 4)] {
+        for i in 0..n {
+            t += 1;
+            events.push(at(
+                minute * 60 + i,
+                "s.pay",
+                Op::Insert,
+                &[("channel", "card".into()), ("n", (t as i64).into())],
+            ));
+        }
+    }
+    events.push(at(400, "s.pay", Op::Insert, &[("channel", "card".into())]));
+    let (found, _) = run_all(&[r], &events);
+    // Minute 3 has 13 rows against a mean of 4: above 2x. Minute 4 (4 rows) is not.
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].message.contains("baseline"), "{}", found[0].message);
+}
+
+#[test]
+fn events_later_than_the_allowed_lateness_are_counted() {
+    let r = reconcile("");
+    let mut engine = Engine::new(&[r], &TableSchemas::default()).unwrap();
+    let mut out = Vec::new();
+    engine.process(&[at(100, "s.ord", Op::Insert, &[("id", 1.into())])], EventTime::default(), &mut out).unwrap();
+    // 100 s behind the newest event: far beyond the default 5 s lateness.
+    engine.process(&[at(0, "s.pay", Op::Insert, &[("order_id", 1.into())])], EventTime::default(), &mut out).unwrap();
+    assert_eq!(engine.stats()[0].late_events, 1);
+}
+
+#[test]
+fn state_over_its_budget_raises_one_overload_finding() {
+    let r = rule(
+        "id: big\nowner: t\nseverity: low\nmax_state_bytes: 2000\ntimeout:\n  table: s.ord\n  key: after.id\n  enter: \"after.status = 'PAYING'\"\n  exit: \"after.status <> 'PAYING'\"\n  within: 1d\n",
+    );
+    let events: Vec<_> =
+        (0..100).map(|i| at(i, "s.ord", Op::Update, &[("id", i.into()), ("status", "PAYING".into())])).collect();
+    let (found, engine) = run_all(&[r], &events);
+    let overloads: Vec<_> = found.iter().filter(|f| f.key.contains_key("overload")).collect();
+    assert_eq!(overloads.len(), 1, "{found:?}");
+    assert!(engine.stats()[0].state_bytes > 2000);
+}
