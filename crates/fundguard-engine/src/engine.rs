@@ -35,6 +35,8 @@ pub struct RuleStats {
     pub late_events: u64,
     /// Stateful rules: estimated bytes of state held now.
     pub state_bytes: u64,
+    /// Stateful rules: keys (entities, groups) with state now.
+    pub state_keys: u64,
 }
 
 struct TableState {
@@ -236,6 +238,7 @@ impl Engine {
             if let Some(s) = rt.state_stats() {
                 self.stats[r].late_events = s.late_events;
                 self.stats[r].state_bytes = s.state_bytes;
+                self.stats[r].state_keys = s.keys;
             }
             into.extend(found.drain(..).map(|f| (r, f)));
         }

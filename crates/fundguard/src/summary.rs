@@ -11,14 +11,14 @@ pub fn write_table(out: &mut dyn Write, stats: &[RuleStats]) -> std::io::Result<
     let width = stats.iter().map(|s| s.rule.len()).max().unwrap_or(4).max(4);
     writeln!(
         out,
-        "{:<width$}  {:<10}  {:>12}  {:>9}  {:>13}  {:>6}  {:>6}  {:>11}",
-        "rule", "kind", "events", "findings", "distinct keys", "errors", "late", "state bytes"
+        "{:<width$}  {:<10}  {:>12}  {:>9}  {:>13}  {:>6}  {:>6}  {:>10}  {:>11}",
+        "rule", "kind", "events", "findings", "distinct keys", "errors", "late", "state keys", "state bytes"
     )?;
     for s in stats {
         writeln!(
             out,
-            "{:<width$}  {:<10}  {:>12}  {:>9}  {:>13}  {:>6}  {:>6}  {:>11}",
-            s.rule, s.kind, s.events, s.findings, s.distinct_keys, s.errors, s.late_events, s.state_bytes
+            "{:<width$}  {:<10}  {:>12}  {:>9}  {:>13}  {:>6}  {:>6}  {:>10}  {:>11}",
+            s.rule, s.kind, s.events, s.findings, s.distinct_keys, s.errors, s.late_events, s.state_keys, s.state_bytes
         )?;
     }
     for s in stats.iter().filter(|s| s.errors > 0) {

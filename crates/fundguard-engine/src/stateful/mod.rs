@@ -104,6 +104,8 @@ pub(crate) trait StatefulKind: Send {
     fn evict(&mut self, before: EventTime);
     /// An estimate of the bytes of state held.
     fn state_bytes(&self) -> usize;
+    /// The number of keys (entities, groups) with state.
+    fn keys(&self) -> usize;
     /// Expressions outside any table (reconcile's `expect`), checked at load time.
     fn check_compiles(&self, _ctx: &SessionContext, _schemas: &fundguard_core::TableSchemas) -> Vec<Diagnostic> {
         Vec::new()
@@ -145,6 +147,7 @@ pub struct StateStats {
     pub late_events: u64,
     pub state_bytes: u64,
     pub pending_records: u64,
+    pub keys: u64,
 }
 
 /// A stateful rule at run time: its kind, its projection cache and its event-time queue.
@@ -297,6 +300,7 @@ impl StatefulRuntime {
         let bytes = self.kind.state_bytes() + self.waiting.len() * 160;
         self.stats.state_bytes = bytes as u64;
         self.stats.pending_records = self.waiting.len() as u64;
+        self.stats.keys = self.kind.keys() as u64;
         let limit = out.rule.state.max_state_bytes as usize;
         if bytes > limit && !self.overloaded {
             self.overloaded = true;

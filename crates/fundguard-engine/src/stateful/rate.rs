@@ -181,6 +181,10 @@ impl StatefulKind for Rate {
         self.groups.retain(|_, g| g.count > 0 || g.window_start.saturating_add(size) >= before.as_micros());
     }
 
+    fn keys(&self) -> usize {
+        self.groups.len()
+    }
+
     fn state_bytes(&self) -> usize {
         self.groups.iter().map(|(k, g)| 200 + k.len() + g.history.len() * 16 + g.sample.len() * 8).sum()
     }

@@ -393,6 +393,10 @@ impl StatefulKind for Reconcile {
         }
     }
 
+    fn keys(&self) -> usize {
+        self.entries.len()
+    }
+
     fn state_bytes(&self) -> usize {
         self.bytes + self.touches.len() * 48 + self.deadlines.len() * 48
     }

@@ -86,6 +86,10 @@ impl StatefulKind for Timeout {
     /// Armed entities are never evicted: their deadline always comes first.
     fn evict(&mut self, _before: EventTime) {}
 
+    fn keys(&self) -> usize {
+        self.armed.len()
+    }
+
     fn state_bytes(&self) -> usize {
         self.armed.keys().map(|k| 2 * k.len() + 200).sum()
     }

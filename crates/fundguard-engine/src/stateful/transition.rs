@@ -1,11 +1,11 @@
 //! `transition`: a per-entity state machine over a status column.
 //!
-//! Each entity (by key) remembers its last status, the states it has reached and,
-//! once it reaches a freezing state, the values of its frozen fields. A record
+//! Each entity (by key) remembers its last status and, once it reaches a freezing
+//! state, the values of its frozen fields. A record
 //! whose status differs from the last one is a move: forbidden moves and moves the
 //! `allowed` table does not list are findings; so is a change of a frozen field.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use fundguard_core::{EventTime, Evidence, Value};
@@ -15,7 +15,6 @@ use super::{Emit, KeyNorm, Projection, Record, StatefulKind, key_name, money_exp
 
 struct Entity {
     status: String,
-    reached: BTreeSet<String>,
     /// Per frozen spec: the field values when the entity first reached one of its states.
     frozen: Vec<Option<Vec<Value>>>,
     last: Arc<Evidence>,
@@ -145,14 +144,12 @@ impl StatefulKind for Transition {
             self.bytes += 160 + key.len();
             Entity {
                 status: String::new(),
-                reached: BTreeSet::new(),
                 frozen: Vec::new(),
                 last: record.evidence.clone(),
                 touched: record.time,
             }
         });
-        entry.status = status.clone();
-        entry.reached.insert(status);
+        entry.status = status;
         entry.frozen = new_snapshots;
         entry.last = record.evidence.clone();
         entry.touched = record.time;
@@ -172,6 +169,10 @@ impl StatefulKind for Transition {
                 self.bytes = self.bytes.saturating_sub(160 + key.len());
             }
         }
+    }
+
+    fn keys(&self) -> usize {
+        self.entities.len()
     }
 
     fn state_bytes(&self) -> usize {
