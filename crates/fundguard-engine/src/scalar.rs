@@ -1,11 +1,31 @@
 //! Arrow cells back to fundguard [`Value`]s (for keys, money and messages).
 
-use datafusion::arrow::array::ArrayRef;
+use datafusion::arrow::array::{Array, ArrayRef, AsArray};
+use datafusion::arrow::datatypes::{DataType, Decimal128Type, Int64Type, TimeUnit, TimestampMicrosecondType};
 use datafusion::common::ScalarValue;
 use fundguard_core::{Decimal, EventTime, Value};
 
 /// Reads row `i` of an array as a value; types fundguard does not model become text.
 pub(crate) fn value_at(array: &ArrayRef, i: usize) -> Value {
+    // The types batches are built from, read directly: this runs for every projected cell.
+    if array.is_null(i) {
+        return Value::Null;
+    }
+    match array.data_type() {
+        DataType::Int64 => return Value::Int(array.as_primitive::<Int64Type>().value(i)),
+        DataType::Utf8 => return Value::String(array.as_string::<i32>().value(i).to_string()),
+        DataType::Boolean => return Value::Bool(array.as_boolean().value(i)),
+        DataType::Decimal128(_, s) => {
+            let v = array.as_primitive::<Decimal128Type>().value(i);
+            if let Ok(d) = Decimal::try_from_i128_with_scale(v, u32::try_from(*s).unwrap_or(0)) {
+                return Value::Decimal(d);
+            }
+        }
+        DataType::Timestamp(TimeUnit::Microsecond, _) => {
+            return Value::Timestamp(EventTime::from_micros(array.as_primitive::<TimestampMicrosecondType>().value(i)));
+        }
+        _ => {}
+    }
     let Ok(scalar) = ScalarValue::try_from_array(array, i) else {
         return Value::Null;
     };

@@ -31,7 +31,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::prelude::SessionContext;
-use fundguard_core::{EventTime, Evidence, Finding, Money, Position, Row, Value};
+use fundguard_core::{EventTime, Evidence, Finding, Money, Op, Position, Row, Value};
 use fundguard_rules::{Diagnostic, Expr, MoneyExprs, Rule, RuleBody};
 
 use crate::compile::compile;
@@ -49,8 +49,57 @@ pub(crate) struct Record {
     pub projection: usize,
     /// The projection's expression values, in order.
     pub values: Vec<Value>,
-    /// The row as evidence: table, op, time, position and the projected columns.
-    pub evidence: Arc<Evidence>,
+    /// Where the row came from; with `values` and the projection's names it is the evidence.
+    pub origin: Origin,
+}
+
+/// Where a projected row came from: enough to show it as evidence without keeping the event.
+#[derive(Debug, Clone)]
+pub(crate) struct Origin {
+    pub table: Arc<str>,
+    pub op: Op,
+    pub time: EventTime,
+    pub position: Position,
+}
+
+impl Origin {
+    /// The evidence of a projected row: its origin and its named values.
+    pub(crate) fn evidence(&self, names: &[Arc<str>], values: &[Value]) -> Evidence {
+        let mut row = Row::with_capacity(values.len());
+        for (name, value) in names.iter().zip(values) {
+            row.push(name.clone(), value.clone());
+        }
+        Evidence {
+            table: self.table.clone(),
+            op: self.op,
+            commit_time: self.time,
+            position: self.position.clone(),
+            before: None,
+            after: Some(row),
+        }
+    }
+}
+
+/// Sweeps idle state no more often than every eighth of the TTL (and at least a second
+/// of event time apart): a full pass, cheaper than tracking every touch.
+pub(crate) struct Sweeper {
+    next: Option<EventTime>,
+}
+
+impl Sweeper {
+    pub(crate) fn new() -> Self {
+        Sweeper { next: None }
+    }
+
+    /// True when a sweep of state older than `before` is due; `period` is the TTL.
+    pub(crate) fn due(&mut self, before: EventTime, now: EventTime) -> bool {
+        if self.next.is_some_and(|n| now < n) {
+            return false;
+        }
+        let period = (now.as_micros() - before.as_micros()).max(8_000_000) / 8;
+        self.next = Some(EventTime::from_micros(now.as_micros().saturating_add(period)));
+        true
+    }
 }
 
 /// Named expressions a kind evaluates over the rows of one table that pass `filter`.
@@ -74,7 +123,7 @@ impl Emit<'_> {
         key: Vec<(String, Value)>,
         time: EventTime,
         message: String,
-        evidence: Vec<Arc<Evidence>>,
+        evidence: Vec<Evidence>,
         money_at_risk: Option<Money>,
     ) {
         self.findings.push(Finding {
@@ -84,7 +133,7 @@ impl Emit<'_> {
             event_time: time,
             detected_at: self.detected_at,
             message,
-            evidence: evidence.iter().map(|e| (**e).clone()).collect(),
+            evidence,
             money_at_risk,
         });
     }
@@ -100,8 +149,8 @@ pub(crate) trait StatefulKind: Send {
     fn flush(&mut self, _ctx: &SessionContext, _out: &mut Emit) -> Result<(), String> {
         Ok(())
     }
-    /// Drops state last touched before `before`.
-    fn evict(&mut self, before: EventTime);
+    /// Drops state last touched before `before` (the watermark minus the TTL); `now` is the watermark.
+    fn evict(&mut self, before: EventTime, now: EventTime);
     /// An estimate of the bytes of state held.
     fn state_bytes(&self) -> usize;
     /// The number of keys (entities, groups) with state.
@@ -127,11 +176,37 @@ pub(crate) fn build(body: &RuleBody) -> Option<Box<dyn StatefulKind>> {
     })
 }
 
-#[derive(PartialEq, Eq, PartialOrd, Ord)]
+/// A record waiting for the watermark, ordered by (time, position, arrival).
 struct Queued {
     time: EventTime,
-    position: Position,
     seq: u64,
+    record: Record,
+}
+
+impl Queued {
+    fn order(&self) -> (EventTime, &Position, u64) {
+        (self.time, &self.record.position, self.seq)
+    }
+}
+
+impl PartialEq for Queued {
+    fn eq(&self, other: &Self) -> bool {
+        self.order() == other.order()
+    }
+}
+
+impl Eq for Queued {}
+
+impl PartialOrd for Queued {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Queued {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.order().cmp(&other.order())
+    }
 }
 
 type PhysExpr = Arc<dyn datafusion::physical_expr::PhysicalExpr>;
@@ -155,7 +230,6 @@ pub(crate) struct StatefulRuntime {
     pub kind: Box<dyn StatefulKind>,
     compiled: HashMap<(Arc<str>, usize), (u64, Arc<CompiledProjection>)>,
     queue: BinaryHeap<Reverse<Queued>>,
-    waiting: HashMap<u64, Record>,
     seq: u64,
     /// Everything at or before this time has been released.
     watermark: Option<EventTime>,
@@ -169,7 +243,6 @@ impl StatefulRuntime {
             kind,
             compiled: HashMap::new(),
             queue: BinaryHeap::new(),
-            waiting: HashMap::new(),
             seq: 0,
             watermark: None,
             overloaded: false,
@@ -208,27 +281,20 @@ impl StatefulRuntime {
                 continue;
             }
             let arrays: Vec<ArrayRef> = compiled.exprs.iter().map(eval).collect::<Result<_, _>>()?;
-            let names: Vec<Arc<str>> = projection.exprs.iter().map(|(n, _)| Arc::from(n.as_str())).collect();
             for row in (0..n).filter(|&r| keep[r]) {
                 let event = &input.events[input.indices[row]];
                 let values: Vec<Value> = arrays.iter().map(|a| value_at(a, row)).collect();
-                let mut shown = Row::with_capacity(values.len());
-                for (name, v) in names.iter().zip(&values) {
-                    shown.push(name.clone(), v.clone());
-                }
                 let record = Record {
                     time: event.commit_time,
                     position: event.position.clone(),
                     projection: index,
                     values,
-                    evidence: Arc::new(Evidence {
+                    origin: Origin {
                         table: event.table.clone(),
                         op: event.op,
-                        commit_time: event.commit_time,
+                        time: event.commit_time,
                         position: event.position.clone(),
-                        before: None,
-                        after: Some(shown),
-                    }),
+                    },
                 };
                 self.push(record, out);
             }
@@ -264,8 +330,7 @@ impl StatefulRuntime {
             return;
         }
         self.seq += 1;
-        self.queue.push(Reverse(Queued { time: record.time, position: record.position.clone(), seq: self.seq }));
-        self.waiting.insert(self.seq, record);
+        self.queue.push(Reverse(Queued { time: record.time, seq: self.seq, record }));
     }
 
     /// Releases every queued record at or before `watermark`, firing timers between them.
@@ -284,22 +349,22 @@ impl StatefulRuntime {
                 break;
             }
             let Some(Reverse(q)) = self.queue.pop() else { break };
-            let Some(record) = self.waiting.remove(&q.seq) else { continue };
-            self.kind.fire_timers(record.time, out);
-            self.kind.on_record(record, out);
+            self.kind.fire_timers(q.time, out);
+            self.kind.on_record(q.record, out);
         }
         self.kind.fire_timers(watermark, out);
         self.watermark = Some(watermark);
+        let result = self.flush(ctx, out);
         let ttl_micros = i64::try_from(ttl.as_micros()).unwrap_or(i64::MAX);
-        self.kind.evict(EventTime::from_micros(watermark.as_micros().saturating_sub(ttl_micros)));
-        self.flush(ctx, out)
+        self.kind.evict(EventTime::from_micros(watermark.as_micros().saturating_sub(ttl_micros)), watermark);
+        result
     }
 
     fn flush(&mut self, ctx: &SessionContext, out: &mut Emit) -> Result<(), String> {
         let result = self.kind.flush(ctx, out);
-        let bytes = self.kind.state_bytes() + self.waiting.len() * 160;
+        let bytes = self.kind.state_bytes() + self.queue.len() * 160;
         self.stats.state_bytes = bytes as u64;
-        self.stats.pending_records = self.waiting.len() as u64;
+        self.stats.pending_records = self.queue.len() as u64;
         self.stats.keys = self.kind.keys() as u64;
         let limit = out.rule.state.max_state_bytes as usize;
         if bytes > limit && !self.overloaded {
@@ -355,6 +420,13 @@ pub(crate) fn check_projection(
     schema: &datafusion::common::DFSchema,
 ) -> Vec<Diagnostic> {
     compile_projection(ctx, projection, schema).err().unwrap_or_default()
+}
+
+/// Compiles a MiniJinja message template, or says what is wrong with it.
+pub(crate) fn template(source: &str) -> Result<minijinja::Environment<'static>, String> {
+    let mut env = minijinja::Environment::new();
+    env.add_template_owned("message", source.to_string()).map_err(|e| format!("message template: {e}"))?;
+    Ok(env)
 }
 
 /// Money at risk from projected amount and currency values.

@@ -19,14 +19,15 @@ struct Group {
     window_start: i64,
     count: u64,
     hits: u64,
-    /// The last rows counted, as evidence (a few, not all).
-    sample: Vec<Arc<Evidence>>,
+    /// The first rows counted in the numerator, as evidence (a few, not all).
+    sample: Vec<Evidence>,
     history: VecDeque<Decimal>,
 }
 
 pub(crate) struct Rate {
     rule: RateRule,
     projections: Vec<Projection>,
+    names: Vec<Arc<str>>,
     group_name: String,
     size: i64,
     groups: HashMap<String, Group>,
@@ -41,10 +42,12 @@ impl Rate {
         }
         let projections = vec![Projection { table: rule.table.clone(), filter: rule.when.clone(), exprs }];
         let size = i64::try_from(rule.window.as_micros()).unwrap_or(i64::MAX).max(1);
+        let names = projections[0].exprs.iter().map(|(n, _)| Arc::from(n.as_str())).collect();
         Rate {
             group_name: key_name(&rule.group),
             rule,
             projections,
+            names,
             size,
             groups: HashMap::new(),
             closes: BTreeSet::new(),
@@ -160,7 +163,7 @@ impl StatefulKind for Rate {
         if matches!(record.values.get(1), Some(Value::Bool(true))) {
             g.hits += 1;
             if g.sample.len() < 5 {
-                g.sample.push(record.evidence.clone());
+                g.sample.push(record.origin.evidence(&self.names, &record.values));
             }
         }
     }
@@ -176,7 +179,7 @@ impl StatefulKind for Rate {
         }
     }
 
-    fn evict(&mut self, before: EventTime) {
+    fn evict(&mut self, before: EventTime, _now: EventTime) {
         let size = self.size;
         self.groups.retain(|_, g| g.count > 0 || g.window_start.saturating_add(size) >= before.as_micros());
     }

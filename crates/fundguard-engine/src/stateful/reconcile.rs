@@ -6,7 +6,7 @@
 //! required side absent, that is a "missing counterpart" finding; a second row on
 //! a side that matches only one row is a duplicate.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use datafusion::prelude::SessionContext;
@@ -14,20 +14,19 @@ use fundguard_core::{EventTime, Evidence, Money, TableSchemas, Value};
 use fundguard_rules::{AggFunc, Cardinality, Diagnostic, Evaluate, Expr, ReconcileRule, Side};
 
 use super::pairs::{PairColumns, PairEval, PairRow};
-use super::{Emit, KeyNorm, Projection, Record, StatefulKind, key_name};
+use super::{Emit, KeyNorm, Origin, Projection, Record, StatefulKind, Sweeper, key_name};
 use crate::columns::{ColumnKind, Image};
 use crate::compile::{Scope, column_refs_in};
 
-/// A row of one side: its identity and the projected columns.
+/// A row of one side: its identity, the compared columns and where it came from.
 #[derive(Debug, Clone)]
 struct SideRow {
-    id: String,
+    id: Value,
     values: Vec<Value>,
-    evidence: Arc<Evidence>,
+    origin: Origin,
 }
 
 struct Entry {
-    shown_key: Value,
     left: Vec<SideRow>,
     right: Vec<SideRow>,
     deadline: EventTime,
@@ -46,20 +45,24 @@ enum Verdict {
 
 struct Pending {
     verdict: Verdict,
-    shown_key: Value,
+    key: Arc<str>,
     time: EventTime,
     row: PairRow,
-    evidence: Vec<Arc<Evidence>>,
+    /// Evidence that is not in the state (the duplicate row).
+    extra: Option<Evidence>,
 }
 
 pub(crate) struct Reconcile {
     rule: ReconcileRule,
     projections: Vec<Projection>,
     key_name: String,
+    /// Column names of each side's rows, for evidence.
+    left_names: Vec<Arc<str>>,
+    right_names: Vec<Arc<str>>,
     eval: PairEval,
-    entries: HashMap<String, Entry>,
-    deadlines: BTreeSet<(EventTime, String)>,
-    touches: VecDeque<(EventTime, String)>,
+    entries: HashMap<Arc<str>, Entry>,
+    deadlines: BTreeSet<(EventTime, Arc<str>)>,
+    sweeper: Sweeper,
     pending: Vec<Pending>,
     template: Option<minijinja::Environment<'static>>,
     problems: Vec<Diagnostic>,
@@ -68,6 +71,18 @@ pub(crate) struct Reconcile {
 
 /// Number of leading projection values that are not columns: key and row identity.
 const FIXED: usize = 2;
+const ENTRY_BYTES: usize = 120;
+
+fn row_bytes(values: &[Value]) -> usize {
+    72 + values.iter().map(value_bytes).sum::<usize>()
+}
+
+pub(crate) fn value_bytes(v: &Value) -> usize {
+    32 + match v {
+        Value::String(s) | Value::Json(s) => s.len(),
+        _ => 0,
+    }
+}
 
 impl Reconcile {
     pub(crate) fn new(rule: ReconcileRule) -> Self {
@@ -124,24 +139,24 @@ impl Reconcile {
         };
         let projections =
             vec![side_projection(&rule.left, &columns.left), side_projection(&rule.right, &columns.right)];
-        let template = rule.message.as_ref().and_then(|m| {
-            let mut env = minijinja::Environment::new();
-            match env.add_template_owned("message", m.sql.clone()) {
-                Ok(()) => Some(env),
-                Err(e) => {
-                    problems.push(Diagnostic::new(m.at.clone(), format!("message template: {e}")));
-                    None
-                }
+        let template = rule.message.as_ref().and_then(|m| match super::template(&m.sql) {
+            Ok(env) => Some(env),
+            Err(e) => {
+                problems.push(Diagnostic::new(m.at.clone(), e));
+                None
             }
         });
+        let names = |cols: &[String]| cols.iter().map(|c| Arc::from(c.as_str())).collect();
         Reconcile {
             key_name: key_name(&rule.left.key),
+            left_names: names(&columns.left),
+            right_names: names(&columns.right),
             eval: PairEval::new(columns, rule.expect.clone(), rule.money.clone()),
             rule,
             projections,
             entries: HashMap::new(),
             deadlines: BTreeSet::new(),
-            touches: VecDeque::new(),
+            sweeper: Sweeper::new(),
             pending: Vec::new(),
             template,
             problems,
@@ -151,6 +166,10 @@ impl Reconcile {
 
     fn single(&self, side: Side) -> bool {
         matches!((self.rule.cardinality, side), (Cardinality::OneToOne, _) | (Cardinality::OneToMany, Side::Left))
+    }
+
+    fn shown_key(&self, key: &str) -> Value {
+        KeyNorm(self.rule.key_type).shown(key)
     }
 
     fn aggregate(&self, entry: &Entry) -> Vec<Value> {
@@ -174,7 +193,7 @@ impl Reconcile {
             .collect()
     }
 
-    fn queue(&mut self, key: &str, verdict: Verdict, time: EventTime, newest: Option<(Side, usize)>) {
+    fn queue(&mut self, key: &Arc<str>, verdict: Verdict, time: EventTime, newest: Option<(Side, usize)>) {
         let Some(entry) = self.entries.get(key) else { return };
         fn pick(rows: &[SideRow], side: Side, newest: Option<(Side, usize)>) -> Option<&SideRow> {
             match newest {
@@ -183,21 +202,29 @@ impl Reconcile {
             }
         }
         let nulls = |n: usize| vec![Value::Null; n];
-        let left = pick(&entry.left, Side::Left, newest);
-        let right = pick(&entry.right, Side::Right, newest);
         let row = PairRow {
-            left: left.map_or_else(|| nulls(self.eval.columns.left.len()), |r| r.values.clone()),
-            right: right.map_or_else(|| nulls(self.eval.columns.right.len()), |r| r.values.clone()),
+            left: pick(&entry.left, Side::Left, newest)
+                .map_or_else(|| nulls(self.eval.columns.left.len()), |r| r.values.clone()),
+            right: pick(&entry.right, Side::Right, newest)
+                .map_or_else(|| nulls(self.eval.columns.right.len()), |r| r.values.clone()),
             agg: self.aggregate(entry),
         };
-        let mut evidence: Vec<Arc<Evidence>> = Vec::new();
-        evidence.extend(entry.left.iter().take(10).map(|r| r.evidence.clone()));
-        evidence.extend(entry.right.iter().take(10).map(|r| r.evidence.clone()));
-        self.pending.push(Pending { verdict, shown_key: entry.shown_key.clone(), time, row, evidence });
+        self.pending.push(Pending { verdict, key: key.clone(), time, row, extra: None });
+    }
+
+    /// Evidence of a finding: the rows of both sides held for the key (at most ten a side).
+    fn evidence(&self, p: &Pending) -> Vec<Evidence> {
+        let mut out = Vec::new();
+        if let Some(entry) = self.entries.get(&p.key) {
+            out.extend(entry.left.iter().take(10).map(|r| r.origin.evidence(&self.left_names, &r.values)));
+            out.extend(entry.right.iter().take(10).map(|r| r.origin.evidence(&self.right_names, &r.values)));
+        }
+        out.extend(p.extra.clone());
+        out
     }
 
     fn message(&self, rule_id: &str, p: &Pending) -> String {
-        let key = format!("{}={}", self.key_name, p.shown_key);
+        let key = format!("{}={}", self.key_name, self.shown_key(&p.key));
         let (l, r) = (&self.rule.left.table, &self.rule.right.table);
         let default = || match p.verdict {
             Verdict::Match => format!(
@@ -230,7 +257,7 @@ impl Reconcile {
         let context = minijinja::context! {
             rule => rule_id,
             verdict => verdict,
-            key => minijinja::Value::from(minijinja::value::Serde(p.shown_key.to_json())),
+            key => minijinja::Value::from(minijinja::value::Serde(self.shown_key(&p.key).to_json())),
             left => minijinja::Value::from(minijinja::value::Serde(as_map(&self.eval.columns.left, &p.row.left))),
             right => minijinja::Value::from(minijinja::value::Serde(as_map(&self.eval.columns.right, &p.row.right))),
             agg => minijinja::Value::from(minijinja::value::Serde(as_map(&self.eval.columns.agg, &p.row.agg))),
@@ -255,11 +282,10 @@ impl StatefulKind for Reconcile {
         kinds.extend(self.eval.columns.left.iter().map(|c| declared(&self.rule.left.table, c)));
         kinds.extend(self.eval.columns.right.iter().map(|c| declared(&self.rule.right.table, c)));
         for a in &self.rule.aggregates {
+            let table = if a.side == Side::Left { &self.rule.left.table } else { &self.rule.right.table };
             kinds.push(match (a.func, &a.column) {
                 (AggFunc::Count, _) => ColumnKind::Int,
-                (_, Some(c)) => {
-                    declared(if a.side == Side::Left { &self.rule.left.table } else { &self.rule.right.table }, c)
-                }
+                (_, Some(c)) => declared(table, c),
                 _ => ColumnKind::Unknown,
             });
         }
@@ -270,56 +296,54 @@ impl StatefulKind for Reconcile {
         let side = if record.projection == 0 { Side::Left } else { Side::Right };
         let norm = KeyNorm(self.rule.key_type);
         let Some(key) = record.values.first().and_then(|v| norm.key(v)) else { return };
-        let row_id = match record.values.get(1) {
-            Some(Value::Null) | None => record.position.to_string(),
-            Some(v) => v.to_string(),
+        let mut values = record.values;
+        let id = match values.get(1) {
+            Some(Value::Null) | None => Value::String(record.position.to_string()),
+            Some(v) => v.clone(),
         };
-        let row = SideRow { id: row_id, values: record.values[FIXED..].to_vec(), evidence: record.evidence.clone() };
-        let within = self.rule.within;
-        let shown = match self.rule.key_type {
-            fundguard_rules::KeyType::Integer => norm.shown(&key),
-            fundguard_rules::KeyType::Text => record.values[0].clone(),
+        let row = SideRow { id, values: values.split_off(FIXED), origin: record.origin };
+        let key: Arc<str> = match self.entries.get_key_value(key.as_str()) {
+            Some((k, _)) => k.clone(),
+            None => {
+                let k: Arc<str> = Arc::from(key);
+                let deadline = record.time.plus(self.rule.within);
+                self.deadlines.insert((deadline, k.clone()));
+                self.entries
+                    .insert(k.clone(), Entry { left: Vec::new(), right: Vec::new(), deadline, touched: record.time });
+                self.bytes += ENTRY_BYTES + 2 * k.len();
+                k
+            }
         };
-        let new_entry = !self.entries.contains_key(&key);
         let single = self.single(side);
-        let entry = self.entries.entry(key.clone()).or_insert_with(|| Entry {
-            shown_key: shown,
-            left: Vec::new(),
-            right: Vec::new(),
-            deadline: record.time.plus(within),
-            touched: record.time,
-        });
-        if new_entry {
-            self.deadlines.insert((entry.deadline, key.clone()));
-            self.bytes += 200 + 2 * key.len();
-        }
+        let duplicates = self.rule.duplicates;
+        let Some(entry) = self.entries.get_mut(&key) else { return };
         entry.touched = record.time;
-        self.touches.push_back((record.time, key.clone()));
         let rows = match side {
             Side::Left => &mut entry.left,
             Side::Right => &mut entry.right,
         };
-        let size = 96 + row.values.len() * 48;
         enum Outcome {
             Stored(usize),
-            Duplicate(Arc<Evidence>, Arc<Evidence>),
+            Duplicate(Evidence),
             Ignored,
         }
+        let names = if side == Side::Left { &self.left_names } else { &self.right_names };
         let outcome = match rows.iter().position(|r| r.id == row.id) {
             Some(i) => {
+                self.bytes = self.bytes + row_bytes(&row.values) - row_bytes(&rows[i].values);
                 rows[i] = row;
                 Outcome::Stored(i)
             }
             None if single && !rows.is_empty() => {
-                if self.rule.duplicates {
-                    Outcome::Duplicate(rows[0].evidence.clone(), row.evidence.clone())
+                if duplicates {
+                    Outcome::Duplicate(row.origin.evidence(names, &row.values))
                 } else {
                     Outcome::Ignored
                 }
             }
             None => {
+                self.bytes += row_bytes(&row.values);
                 rows.push(row);
-                self.bytes += size;
                 Outcome::Stored(rows.len() - 1)
             }
         };
@@ -328,10 +352,10 @@ impl StatefulKind for Reconcile {
             Outcome::Stored(index) if both && self.rule.evaluate == Evaluate::OnMatch => {
                 self.queue(&key, Verdict::Match, record.time, Some((side, index)));
             }
-            Outcome::Duplicate(first, dup) => {
+            Outcome::Duplicate(evidence) => {
                 self.queue(&key, Verdict::Duplicate(side), record.time, None);
                 if let Some(p) = self.pending.last_mut() {
-                    p.evidence = vec![first, dup];
+                    p.extra = Some(evidence);
                 }
             }
             _ => {}
@@ -374,23 +398,28 @@ impl StatefulKind for Reconcile {
                 .filter(|a| !a.is_null())
                 .map(|amount| Money { amount, currency: r.currency.filter(|c| !c.is_null()).map(|c| c.to_string()) });
             let message = self.message(&out.rule.id, p);
-            out.finding(vec![(self.key_name.clone(), p.shown_key.clone())], p.time, message, p.evidence.clone(), money);
+            let key = vec![(self.key_name.clone(), self.shown_key(&p.key))];
+            out.finding(key, p.time, message, self.evidence(p), money);
         }
         Ok(())
     }
 
-    fn evict(&mut self, before: EventTime) {
-        while let Some((t, _)) = self.touches.front() {
-            if *t >= before {
-                break;
-            }
-            let Some((t, key)) = self.touches.pop_front() else { break };
-            let expired = self.entries.get(&key).is_some_and(|e| e.touched == t && e.deadline < before);
-            if expired && let Some(e) = self.entries.remove(&key) {
-                let rows = e.left.len() + e.right.len();
-                self.bytes = self.bytes.saturating_sub(200 + 2 * key.len() + rows * 120);
-            }
+    fn evict(&mut self, before: EventTime, now: EventTime) {
+        if !self.sweeper.due(before, now) {
+            return;
         }
+        let mut freed = 0;
+        self.entries.retain(|k, e| {
+            // A key stays while its window is open or it was touched within the TTL.
+            let keep = e.touched >= before || e.deadline >= before;
+            if !keep {
+                freed += ENTRY_BYTES
+                    + 2 * k.len()
+                    + e.left.iter().chain(&e.right).map(|r| row_bytes(&r.values)).sum::<usize>();
+            }
+            keep
+        });
+        self.bytes = self.bytes.saturating_sub(freed);
     }
 
     fn keys(&self) -> usize {
@@ -398,7 +427,7 @@ impl StatefulKind for Reconcile {
     }
 
     fn state_bytes(&self) -> usize {
-        self.bytes + self.touches.len() * 48 + self.deadlines.len() * 48
+        self.bytes + self.deadlines.len() * 40
     }
 }
 

@@ -6,22 +6,22 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use fundguard_core::{EventTime, Evidence, Money, Value};
+use fundguard_core::{EventTime, Value};
 use fundguard_rules::{KeyType, TimeoutRule};
 
-use super::{Emit, KeyNorm, Projection, Record, StatefulKind, key_name, money_exprs, money_from};
+use super::{Emit, KeyNorm, Origin, Projection, Record, StatefulKind, key_name, money_exprs, money_from};
 
 struct Armed {
     deadline: EventTime,
-    entered: EventTime,
-    shown_key: Value,
-    evidence: Arc<Evidence>,
-    money: Option<Money>,
+    /// The row that entered the state: where it came from and its projected values.
+    origin: Origin,
+    values: Vec<Value>,
 }
 
 pub(crate) struct Timeout {
     rule: TimeoutRule,
     projections: Vec<Projection>,
+    names: Vec<Arc<str>>,
     key_name: String,
     armed: HashMap<String, Armed>,
     deadlines: BTreeSet<(EventTime, String)>,
@@ -36,7 +36,15 @@ impl Timeout {
         ];
         exprs.extend(money_exprs(&rule.money));
         let projections = vec![Projection { table: rule.table.clone(), filter: None, exprs }];
-        Timeout { key_name: key_name(&rule.key), rule, projections, armed: HashMap::new(), deadlines: BTreeSet::new() }
+        let names = projections[0].exprs.iter().map(|(n, _)| Arc::from(n.as_str())).collect();
+        Timeout {
+            key_name: key_name(&rule.key),
+            rule,
+            projections,
+            names,
+            armed: HashMap::new(),
+            deadlines: BTreeSet::new(),
+        }
     }
 }
 
@@ -55,16 +63,7 @@ impl StatefulKind for Timeout {
         } else if is(1) && !self.armed.contains_key(&key) {
             let deadline = record.time.plus(self.rule.within);
             self.deadlines.insert((deadline, key.clone()));
-            self.armed.insert(
-                key,
-                Armed {
-                    deadline,
-                    entered: record.time,
-                    shown_key: record.values[0].clone(),
-                    evidence: record.evidence.clone(),
-                    money: money_from(record.values.get(3), record.values.get(4)),
-                },
-            );
+            self.armed.insert(key, Armed { deadline, origin: record.origin, values: record.values });
         }
     }
 
@@ -75,22 +74,28 @@ impl StatefulKind for Timeout {
             }
             let Some((deadline, key)) = self.deadlines.pop_first() else { break };
             let Some(a) = self.armed.remove(&key) else { continue };
+            let shown_key = a.values.first().cloned().unwrap_or_default();
             let message = format!(
                 "{}: {}={} entered at {} and had not left by its deadline {} ({:?})",
-                out.rule.id, self.key_name, a.shown_key, a.entered, deadline, self.rule.within
+                out.rule.id, self.key_name, shown_key, a.origin.time, deadline, self.rule.within
             );
-            out.finding(vec![(self.key_name.clone(), a.shown_key)], deadline, message, vec![a.evidence], a.money);
+            let money = money_from(a.values.get(3), a.values.get(4));
+            let evidence = vec![a.origin.evidence(&self.names, &a.values)];
+            out.finding(vec![(self.key_name.clone(), shown_key)], deadline, message, evidence, money);
         }
     }
 
     /// Armed entities are never evicted: their deadline always comes first.
-    fn evict(&mut self, _before: EventTime) {}
+    fn evict(&mut self, _before: EventTime, _now: EventTime) {}
 
     fn keys(&self) -> usize {
         self.armed.len()
     }
 
     fn state_bytes(&self) -> usize {
-        self.armed.keys().map(|k| 2 * k.len() + 200).sum()
+        self.armed
+            .iter()
+            .map(|(k, a)| 2 * k.len() + 160 + a.values.iter().map(super::reconcile::value_bytes).sum::<usize>())
+            .sum()
     }
 }

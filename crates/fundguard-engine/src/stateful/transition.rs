@@ -5,31 +5,33 @@
 //! whose status differs from the last one is a move: forbidden moves and moves the
 //! `allowed` table does not list are findings; so is a change of a frozen field.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use fundguard_core::{EventTime, Evidence, Value};
+use fundguard_core::{EventTime, Value};
 use fundguard_rules::{Expr, KeyType, TransitionRule};
 
-use super::{Emit, KeyNorm, Projection, Record, StatefulKind, key_name, money_exprs, money_from};
+use super::{Emit, KeyNorm, Origin, Projection, Record, StatefulKind, Sweeper, key_name, money_exprs, money_from};
 
 struct Entity {
     status: String,
     /// Per frozen spec: the field values when the entity first reached one of its states.
     frozen: Vec<Option<Vec<Value>>>,
-    last: Arc<Evidence>,
+    /// Where the last row came from (its evidence shows key and status).
+    last: Origin,
     touched: EventTime,
 }
 
 pub(crate) struct Transition {
     rule: TransitionRule,
     projections: Vec<Projection>,
+    names: Vec<Arc<str>>,
     /// Column names of the frozen fields, in projection order after key and status.
     frozen_fields: Vec<String>,
     money_at: usize,
     key_name: String,
     entities: HashMap<String, Entity>,
-    touches: VecDeque<(EventTime, String)>,
+    sweeper: Sweeper,
     bytes: usize,
 }
 
@@ -45,14 +47,16 @@ impl Transition {
         let money_at = exprs.len();
         exprs.extend(money_exprs(&rule.money));
         let projections = vec![Projection { table: rule.table.clone(), filter: rule.when.clone(), exprs }];
+        let names = projections[0].exprs.iter().map(|(n, _)| Arc::from(n.as_str())).collect();
         Transition {
+            names,
             key_name: key_name(&rule.key),
             rule,
             projections,
             frozen_fields,
             money_at,
             entities: HashMap::new(),
-            touches: VecDeque::new(),
+            sweeper: Sweeper::new(),
             bytes: 0,
         }
     }
@@ -122,10 +126,13 @@ impl StatefulKind for Transition {
                 }
             }
         }
-        let evidence_before = previous.map(|p| p.last.clone());
         if !problems.is_empty() {
-            let mut evidence: Vec<Arc<Evidence>> = evidence_before.into_iter().collect();
-            evidence.push(record.evidence.clone());
+            let mut evidence = Vec::new();
+            if let Some(p) = previous {
+                let shown = [record.values[0].clone(), Value::String(p.status.clone())];
+                evidence.push(p.last.evidence(&self.names[..2], &shown));
+            }
+            evidence.push(record.origin.evidence(&self.names, &record.values));
             let message = format!("{}: {}={}: {}", out.rule.id, self.key_name, record.values[0], problems.join("; "));
             out.finding(shown_key, record.time, message, evidence, money());
         }
@@ -142,33 +149,29 @@ impl StatefulKind for Transition {
             .collect();
         let entry = self.entities.entry(key.clone()).or_insert_with(|| {
             self.bytes += 160 + key.len();
-            Entity {
-                status: String::new(),
-                frozen: Vec::new(),
-                last: record.evidence.clone(),
-                touched: record.time,
-            }
+            Entity { status: String::new(), frozen: Vec::new(), last: record.origin.clone(), touched: record.time }
         });
         entry.status = status;
         entry.frozen = new_snapshots;
-        entry.last = record.evidence.clone();
+        entry.last = record.origin.clone();
         entry.touched = record.time;
-        self.touches.push_back((record.time, key));
     }
 
     fn fire_timers(&mut self, _before: EventTime, _out: &mut Emit) {}
 
-    fn evict(&mut self, before: EventTime) {
-        while let Some((t, _)) = self.touches.front() {
-            if *t >= before {
-                break;
-            }
-            let Some((t, key)) = self.touches.pop_front() else { break };
-            if self.entities.get(&key).is_some_and(|e| e.touched == t) {
-                self.entities.remove(&key);
-                self.bytes = self.bytes.saturating_sub(160 + key.len());
-            }
+    fn evict(&mut self, before: EventTime, now: EventTime) {
+        if !self.sweeper.due(before, now) {
+            return;
         }
+        let mut freed = 0;
+        self.entities.retain(|k, e| {
+            let keep = e.touched >= before;
+            if !keep {
+                freed += 160 + k.len();
+            }
+            keep
+        });
+        self.bytes = self.bytes.saturating_sub(freed);
     }
 
     fn keys(&self) -> usize {
@@ -176,6 +179,6 @@ impl StatefulKind for Transition {
     }
 
     fn state_bytes(&self) -> usize {
-        self.bytes + self.touches.len() * 48
+        self.bytes
     }
 }
