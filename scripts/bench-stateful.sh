@@ -10,21 +10,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EVENTS=${1:-5000000}
-cargo build --release -p fundguard
-BIN="${CARGO_TARGET_DIR:-target}/release/fundguard"
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
+source scripts/bench-lib.sh
 mkdir "$WORK/no-rules" "$WORK/stateful"
 for f in examples/rules/*.yaml; do
     grep -qE '^(reconcile|transition|timeout):' "$f" && cp "$f" "$WORK/stateful/"
 done
-
-echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-"$BIN" simulate --out "$WORK" --events "$EVENTS" --format debezium --incident-rate 0.001 --seed 1
-LOG="$WORK/debezium.jsonl"
-LINES=$(wc -l < "$LOG")
 echo "input: $LINES lines, $(du -h "$LOG" | cut -f1); rules: $(ls "$WORK/stateful" | tr '\n' ' ')"
-cat "$LOG" > /dev/null
 
 run() { # name, rules dir
     local name=$1 rules=$2 out="$WORK/time.txt"
