@@ -4,5 +4,7 @@
 //! job (`fundguard-formats`), so every source works with every format.
 
 pub mod file;
+pub mod health;
 
 pub use file::{LineSource, open_lines};
+pub use health::SourceHealth;

@@ -2,6 +2,7 @@
 
 mod commands;
 mod examples;
+mod live;
 mod pipeline;
 mod summary;
 
@@ -33,6 +34,8 @@ enum Command {
     Test(commands::test::Args),
     /// Replay recorded change logs through rules and write the findings.
     Backtest(commands::backtest::Args),
+    /// Run as a service over live sources (see docs/sources.md).
+    Run(commands::run::Args),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +46,7 @@ fn main() -> ExitCode {
         Command::Validate(args) => commands::validate::run(args),
         Command::Test(args) => commands::test::run(args),
         Command::Backtest(args) => commands::backtest::run(args),
+        Command::Run(args) => commands::run::run(args),
     };
     match result {
         Ok(code) => code,

@@ -58,8 +58,58 @@ pub struct Counters {
 #[derive(Serialize)]
 struct DeadLetter<'a> {
     position: &'a Position,
-    reason: String,
+    reason: &'a str,
     message: String,
+}
+
+/// The dead-letter file: opened on the first bad message, one JSON line per message
+/// with its position, the reason and the message itself.
+pub struct DeadLetters {
+    path: PathBuf,
+    append: bool,
+    out: Option<BufWriter<File>>,
+}
+
+impl DeadLetters {
+    /// A file that a run replaces (backtests).
+    pub fn new(path: PathBuf) -> Self {
+        DeadLetters { path, append: false, out: None }
+    }
+
+    /// A file that runs add to (a live service across restarts).
+    pub fn appending(path: PathBuf) -> Self {
+        DeadLetters { path, append: true, out: None }
+    }
+
+    pub fn path(&self) -> &PathBuf {
+        &self.path
+    }
+
+    pub fn write(&mut self, message: &[u8], position: &Position, reason: &str) -> anyhow::Result<()> {
+        if self.out.is_none() {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .write(true)
+                .append(self.append)
+                .truncate(!self.append)
+                .open(&self.path)
+                .with_context(|| format!("opening the dead-letter file {}", self.path.display()))?;
+            self.out = Some(BufWriter::new(file));
+        }
+        if let Some(out) = &mut self.out {
+            let letter = DeadLetter { position, reason, message: String::from_utf8_lossy(message).into_owned() };
+            serde_json::to_writer(&mut *out, &letter)?;
+            out.write_all(b"\n")?;
+        }
+        Ok(())
+    }
+
+    pub fn flush(&mut self) -> anyhow::Result<()> {
+        if let Some(out) = &mut self.out {
+            out.flush()?;
+        }
+        Ok(())
+    }
 }
 
 /// One pipeline run.
@@ -70,8 +120,7 @@ pub struct Pipeline<'s> {
     batch: Vec<ChangeEvent>,
     batch_size: usize,
     found: Vec<Finding>,
-    dead_letter_path: PathBuf,
-    dead_letters: Option<BufWriter<File>>,
+    dead_letters: DeadLetters,
     strict: bool,
     pub counters: Counters,
 }
@@ -92,8 +141,7 @@ impl<'s> Pipeline<'s> {
             batch: Vec::with_capacity(batch_size),
             batch_size: batch_size.max(1),
             found: Vec::new(),
-            dead_letter_path,
-            dead_letters: None,
+            dead_letters: DeadLetters::new(dead_letter_path),
             strict,
             counters: Counters::default(),
         }
@@ -120,17 +168,7 @@ impl<'s> Pipeline<'s> {
             anyhow::bail!("{position}: {reason} (--strict stops at the first bad message)");
         }
         self.counters.dead_letters += 1;
-        if self.dead_letters.is_none() {
-            let file = File::create(&self.dead_letter_path)
-                .with_context(|| format!("creating the dead-letter file {}", self.dead_letter_path.display()))?;
-            self.dead_letters = Some(BufWriter::new(file));
-        }
-        if let Some(out) = &mut self.dead_letters {
-            let letter = DeadLetter { position, reason, message: String::from_utf8_lossy(message).into_owned() };
-            serde_json::to_writer(&mut *out, &letter)?;
-            out.write_all(b"\n")?;
-        }
-        Ok(())
+        self.dead_letters.write(message, position, &reason)
     }
 
     fn evaluate(&mut self) -> anyhow::Result<()> {
@@ -158,14 +196,12 @@ impl<'s> Pipeline<'s> {
         }
         self.counters.findings += self.found.len() as u64;
         self.sink.flush()?;
-        if let Some(out) = &mut self.dead_letters {
-            out.flush()?;
-        }
+        self.dead_letters.flush()?;
         Ok((self.counters, self.engine))
     }
 
     pub fn dead_letter_path(&self) -> &PathBuf {
-        &self.dead_letter_path
+        self.dead_letters.path()
     }
 }
 

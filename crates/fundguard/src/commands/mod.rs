@@ -2,6 +2,7 @@
 
 pub mod backtest;
 pub mod demo;
+pub mod run;
 pub mod simulate;
 pub mod test;
 pub mod validate;

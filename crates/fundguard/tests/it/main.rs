@@ -3,6 +3,7 @@
 mod backtest;
 mod cli;
 mod dead_letters;
+mod run;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

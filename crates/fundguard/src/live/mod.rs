@@ -1,0 +1,152 @@
+//! `fundguard run`: a long-running service over live sources.
+//!
+//! Shape: every source is a task that sends batches of raw messages to one
+//! **pipeline thread**, which owns the decoders and the engine, and answers each
+//! batch once it is evaluated — so a source only reads on (and an HTTP client only
+//! gets its 2xx) after the pipeline took its batch. The channel is bounded: when the
+//! pipeline is slow, sources wait instead of buffering without limit. A clock task
+//! moves event time on when sources go quiet, so deadlines still fire; a reload task
+//! swaps in new rules when their files change or on SIGHUP, after validating them.
+
+pub mod config;
+mod sources;
+mod thread;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+use fundguard_engine::Engine;
+use fundguard_rules::load_paths;
+use fundguard_sources::SourceHealth;
+use tokio::sync::mpsc;
+
+use self::config::{Config, SourceKind};
+pub use self::thread::Input;
+
+/// Runs until SIGTERM or Ctrl-C.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
+    let schemas = crate::commands::schemas(config.schema.as_ref())?;
+    let engine = build_engine(&config, &schemas).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let health: Arc<Mutex<Vec<SourceHealth>>> = Arc::new(Mutex::new(
+        config
+            .sources
+            .iter()
+            .map(|s| SourceHealth { name: s.name.clone(), state: "starting".into(), ..Default::default() })
+            .collect(),
+    ));
+    let (inputs, receiver) = mpsc::channel::<Input>(16);
+    let pipeline = thread::spawn(&config, schemas.clone(), engine, receiver, health.clone())?;
+
+    for (index, source) in config.sources.iter().enumerate() {
+        if let SourceKind::File { path, follow } = &source.kind {
+            tokio::spawn(sources::file(index, source.name.clone(), path.clone(), *follow, inputs.clone()));
+        }
+    }
+    let server = match &config.listen {
+        Some(addr) => Some(sources::http(addr, &config, inputs.clone(), health.clone()).await?),
+        None => None,
+    };
+    tokio::spawn(clock(inputs.clone()));
+    tokio::spawn(reload(config.clone(), schemas, inputs.clone()));
+
+    shutdown_signal().await;
+    eprintln!("fundguard: shutting down");
+    if let Some(server) = server {
+        server.abort();
+    }
+    let _ = inputs.send(Input::Shutdown).await;
+    drop(inputs);
+    tokio::task::spawn_blocking(move || pipeline.join()).await.ok();
+    Ok(())
+}
+
+fn build_engine(config: &Config, schemas: &fundguard_core::TableSchemas) -> Result<Engine, String> {
+    let (rules, mut problems) = load_paths(&config.rules);
+    if problems.is_empty() {
+        match Engine::new(&rules, schemas) {
+            Ok(engine) => return Ok(engine),
+            Err(mut more) => problems.append(&mut more),
+        }
+    }
+    Err(problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))
+}
+
+/// The wall clock, as event time: live runs compare commit times with it.
+pub fn now() -> fundguard_core::EventTime {
+    crate::pipeline::wall_clock()
+}
+
+/// Ticks once a second; the pipeline decides whether sources have been idle long enough
+/// for the clock to move event time on.
+async fn clock(inputs: mpsc::Sender<Input>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        if inputs.send(Input::Tick(now())).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Reloads rules when a rule file changes (checked every two seconds) or on SIGHUP.
+/// New rules are validated first; a bad edit keeps the running rules and says why.
+async fn reload(config: Config, schemas: Arc<fundguard_core::TableSchemas>, inputs: mpsc::Sender<Input>) {
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let mut seen = rules_fingerprint(&config);
+    let mut poll = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        let forced = tokio::select! {
+            _ = poll.tick() => false,
+            Some(_) = async { match &mut hangup { Some(h) => h.recv().await, None => std::future::pending().await } } => true,
+        };
+        let current = rules_fingerprint(&config);
+        if !forced && current == seen {
+            continue;
+        }
+        seen = current;
+        match build_engine(&config, &schemas) {
+            Ok(engine) => {
+                let n = engine.rule_ids().count();
+                if inputs.send(Input::Reload(Box::new(engine))).await.is_err() {
+                    return;
+                }
+                eprintln!("fundguard: rules reloaded: {n} rule(s) running");
+            }
+            Err(problems) => {
+                eprintln!("fundguard: rule reload failed; the previous rules keep running:\n{problems}");
+            }
+        }
+    }
+}
+
+/// Names, sizes and modification times of every rule file: a change of any is a reload.
+fn rules_fingerprint(config: &Config) -> Vec<(std::path::PathBuf, u64, Option<SystemTime>)> {
+    fn walk(p: &std::path::Path, out: &mut Vec<(std::path::PathBuf, u64, Option<SystemTime>)>) {
+        if p.is_dir() {
+            if let Ok(dir) = std::fs::read_dir(p) {
+                for e in dir.flatten() {
+                    walk(&e.path(), out);
+                }
+            }
+        } else if let Ok(m) = std::fs::metadata(p) {
+            out.push((p.to_path_buf(), m.len(), m.modified().ok()));
+        }
+    }
+    let mut out = Vec::new();
+    for p in &config.rules {
+        walk(p, &mut out);
+    }
+    out.sort();
+    out
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        Some(_) = async { match &mut term { Some(t) => t.recv().await, None => std::future::pending().await } } => {}
+    }
+}

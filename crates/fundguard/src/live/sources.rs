@@ -1,0 +1,107 @@
+//! The live sources of `fundguard run`: files (read once or followed) and HTTP ingest.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use fundguard_core::Position;
+use fundguard_server::{AppState, IngestBatch, IngestSource};
+use fundguard_sources::{SourceHealth, open_lines};
+use tokio::sync::{mpsc, oneshot};
+
+use super::Input;
+use super::config::{Config, SourceKind};
+
+const FILE_BATCH: usize = 1000;
+
+/// Reads a file in batches, waiting for the pipeline to take each one; with `follow`,
+/// keeps reading what is appended.
+pub async fn file(index: usize, name: String, path: PathBuf, follow: bool, inputs: mpsc::Sender<Input>) {
+    let result = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        let mut lines = open_lines(&path).with_context(|| format!("source `{name}`: opening {}", path.display()))?;
+        loop {
+            let mut batch = Vec::with_capacity(FILE_BATCH);
+            while batch.len() < FILE_BATCH {
+                match lines.next_line()? {
+                    Some((line, position)) => batch.push((line.to_vec(), position)),
+                    None => break,
+                }
+            }
+            let at_end = batch.len() < FILE_BATCH;
+            if !batch.is_empty() {
+                let (reply, verdict) = oneshot::channel();
+                let input = Input::Batch { source: index, messages: batch, all_or_nothing: false, reply };
+                if inputs.blocking_send(input).is_err() || verdict.blocking_recv().is_err() {
+                    return Ok(()); // shutting down
+                }
+            }
+            if at_end {
+                if !follow {
+                    return Ok(());
+                }
+                std::thread::sleep(Duration::from_millis(250));
+            }
+        }
+    })
+    .await;
+    match result {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => eprintln!("fundguard: {e:#}"),
+        Err(e) => eprintln!("fundguard: file source stopped: {e}"),
+    }
+}
+
+/// Binds the HTTP listener, starts the server and the bridge from ingest requests to the pipeline.
+pub async fn http(
+    addr: &str,
+    config: &Config,
+    inputs: mpsc::Sender<Input>,
+    health: Arc<Mutex<Vec<SourceHealth>>>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("listening on {addr} (`listen` in the config)"))?;
+    let local = listener.local_addr()?;
+    eprintln!("fundguard: listening on http://{local}");
+    let mut ingest = HashMap::new();
+    let mut index_of = HashMap::new();
+    for (i, s) in config.sources.iter().enumerate() {
+        if let SourceKind::Http { token, max_body_bytes, max_messages } = &s.kind {
+            ingest.insert(
+                s.name.clone(),
+                IngestSource { token: token.clone(), max_body_bytes: *max_body_bytes, max_messages: *max_messages },
+            );
+            index_of.insert(s.name.clone(), i);
+        }
+    }
+    let max_body = ingest.values().map(|s: &IngestSource| s.max_body_bytes).max().unwrap_or(1 << 20);
+    let (batches, mut received) = mpsc::channel::<IngestBatch>(16);
+    let state = AppState { ingest: Arc::new(ingest), pipeline: batches, health, max_body_bytes: max_body };
+    tokio::spawn(async move {
+        let mut seq: HashMap<usize, u64> = HashMap::new();
+        while let Some(batch) = received.recv().await {
+            let Some(&source) = index_of.get(&batch.source) else { continue };
+            let input_name: Arc<str> = Arc::from(format!("http:{}", batch.source));
+            let counter = seq.entry(source).or_insert(0);
+            let messages = batch
+                .messages
+                .into_iter()
+                .map(|m| {
+                    *counter += 1;
+                    (m, Position::Line { input: input_name.clone(), line: *counter, index: 0 })
+                })
+                .collect();
+            let input = Input::Batch { source, messages, all_or_nothing: true, reply: batch.reply };
+            if inputs.send(input).await.is_err() {
+                return;
+            }
+        }
+    });
+    Ok(tokio::spawn(async move {
+        if let Err(e) = fundguard_server::serve(listener, state, std::future::pending()).await {
+            eprintln!("fundguard: the HTTP server stopped: {e}");
+        }
+    }))
+}

@@ -1,0 +1,175 @@
+//! The pipeline thread: owns the decoders, the engine and the sinks; evaluates batches
+//! in the order sources send them and answers each one.
+
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use anyhow::Context;
+use fundguard_core::{EventTime, Finding, Position, TableSchemas};
+use fundguard_engine::Engine;
+use fundguard_formats::{Decoded, Decoder};
+use fundguard_server::{IngestVerdict, Rejected};
+use fundguard_sources::SourceHealth;
+use tokio::sync::{mpsc, oneshot};
+
+use super::config::{Config, SinkConfig};
+use crate::pipeline::{DeadLetters, FindingSink, JsonLines};
+
+/// What sources and timers send the pipeline.
+pub enum Input {
+    /// Raw messages of one source. With `all_or_nothing` (HTTP), one undecodable message
+    /// refuses the whole batch; otherwise bad messages are dead-lettered.
+    Batch {
+        source: usize,
+        messages: Vec<(Vec<u8>, Position)>,
+        all_or_nothing: bool,
+        reply: oneshot::Sender<IngestVerdict>,
+    },
+    /// The wall clock, once a second.
+    Tick(EventTime),
+    /// Validated new rules.
+    Reload(Box<Engine>),
+    Shutdown,
+}
+
+struct Pipeline {
+    engine: Engine,
+    decoders: Vec<Decoder>,
+    dead_letters: Vec<DeadLetters>,
+    sinks: Vec<Box<dyn FindingSink + Send>>,
+    health: Arc<Mutex<Vec<SourceHealth>>>,
+    idle_after: std::time::Duration,
+    last_event: Instant,
+    found: Vec<Finding>,
+}
+
+/// Starts the pipeline thread.
+pub fn spawn(
+    config: &Config,
+    schemas: Arc<TableSchemas>,
+    engine: Engine,
+    mut inputs: mpsc::Receiver<Input>,
+    health: Arc<Mutex<Vec<SourceHealth>>>,
+) -> anyhow::Result<JoinHandle<()>> {
+    let mut sinks: Vec<Box<dyn FindingSink + Send>> = Vec::new();
+    for sink in &config.sinks {
+        sinks.push(match sink {
+            SinkConfig::Jsonl { path } => {
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .with_context(|| format!("opening the findings file {}", path.display()))?;
+                Box::new(JsonLines(std::io::BufWriter::new(file)))
+            }
+            SinkConfig::Stdout => Box::new(JsonLines(std::io::stdout())),
+        });
+    }
+    let mut pipeline = Pipeline {
+        engine,
+        decoders: config.sources.iter().map(|s| s.format.decoder(schemas.clone())).collect(),
+        dead_letters: config
+            .sources
+            .iter()
+            .map(|s| DeadLetters::appending(config.data_dir.join(format!("dead-letter-{}.jsonl", s.name))))
+            .collect(),
+        sinks,
+        health,
+        idle_after: config.idle_after,
+        last_event: Instant::now(),
+        found: Vec::new(),
+    };
+    Ok(std::thread::Builder::new().name("fundguard-pipeline".into()).spawn(move || {
+        while let Some(input) = inputs.blocking_recv() {
+            match input {
+                Input::Batch { source, messages, all_or_nothing, reply } => {
+                    let verdict = pipeline.batch(source, &messages, all_or_nothing);
+                    let _ = reply.send(verdict);
+                }
+                Input::Tick(now) => pipeline.tick(now),
+                Input::Reload(engine) => pipeline.engine = *engine,
+                Input::Shutdown => break,
+            }
+        }
+        for sink in &mut pipeline.sinks {
+            let _ = sink.flush();
+        }
+        for d in &mut pipeline.dead_letters {
+            let _ = d.flush();
+        }
+    })?)
+}
+
+impl Pipeline {
+    fn batch(&mut self, source: usize, messages: &[(Vec<u8>, Position)], all_or_nothing: bool) -> IngestVerdict {
+        let Some(decoder) = self.decoders.get_mut(source) else { return Ok(0) };
+        let mut events = Vec::with_capacity(messages.len());
+        let mut rejected = Vec::new();
+        let mut dead = 0;
+        for (index, (message, position)) in messages.iter().enumerate() {
+            match decoder.decode(message, position, &mut events) {
+                Ok(Decoded::Events(_) | Decoded::Skipped(_)) => {}
+                Err(e) if all_or_nothing => rejected.push(Rejected { index, reason: e.to_string() }),
+                Err(e) => {
+                    dead += 1;
+                    if let Err(io) = self.dead_letters[source].write(message, position, &e.to_string()) {
+                        eprintln!("fundguard: cannot write a dead letter: {io:#}");
+                    }
+                }
+            }
+        }
+        if !rejected.is_empty() {
+            return Err(rejected);
+        }
+        let _ = self.dead_letters[source].flush();
+        self.found.clear();
+        let now = super::now();
+        if let Err(e) = self.engine.process(&events, now, &mut self.found) {
+            eprintln!("fundguard: evaluating a batch of source #{source} failed: {e}");
+        }
+        self.write_findings();
+        if !events.is_empty() {
+            self.last_event = Instant::now();
+        }
+        if let Ok(mut health) = self.health.lock()
+            && let Some(h) = health.get_mut(source)
+        {
+            h.state = "reading".into();
+            h.events += events.len() as u64;
+            h.dead_letters += dead;
+            if let Some((_, position)) = messages.last() {
+                h.last_position = Some(position.to_string());
+            }
+            if let Some(newest) = events.iter().map(|e| e.commit_time).max() {
+                h.last_commit_time = Some(newest.to_string());
+                h.lag_ms = Some((now.as_micros() - newest.as_micros()) / 1000);
+            }
+        }
+        Ok(events.len())
+    }
+
+    /// When no event arrived for `idle_after`, the clock moves event time on.
+    fn tick(&mut self, now: EventTime) {
+        if self.last_event.elapsed() < self.idle_after {
+            return;
+        }
+        self.found.clear();
+        self.engine.advance_to(now, now, &mut self.found);
+        self.write_findings();
+    }
+
+    fn write_findings(&mut self) {
+        if self.found.is_empty() {
+            return;
+        }
+        for sink in &mut self.sinks {
+            for f in &self.found {
+                if let Err(e) = sink.write(f) {
+                    eprintln!("fundguard: writing a finding failed: {e:#}");
+                }
+            }
+            let _ = sink.flush();
+        }
+    }
+}

@@ -1,0 +1,281 @@
+//! `fundguard run` as a service: HTTP ingest, the idle clock, rule reload, file sources, config errors.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::{path, read_jsonl, repo_root};
+
+/// A running `fundguard run`, killed when dropped; its stderr is collected line by line.
+struct Service {
+    child: Child,
+    stderr: Arc<Mutex<Vec<String>>>,
+}
+
+impl Service {
+    fn start(config: &Path, envs: &[(&str, &str)]) -> Service {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_fundguard"))
+            .args(["run", "--config", path(config)])
+            .envs(envs.iter().copied())
+            .current_dir(repo_root())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let lines = stderr.clone();
+        let pipe = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                lines.lock().unwrap().push(line);
+            }
+        });
+        Service { child, stderr }
+    }
+
+    /// Waits for a stderr line containing `text` and returns it.
+    fn wait_for(&self, text: &str) -> String {
+        wait(Duration::from_secs(20), || self.stderr.lock().unwrap().iter().find(|l| l.contains(text)).cloned())
+            .unwrap_or_else(|| panic!("no `{text}` on stderr: {:?}", self.stderr.lock().unwrap()))
+    }
+
+    fn url(&self) -> String {
+        let line = self.wait_for("listening on http://");
+        line[line.find("http://").unwrap()..].trim().to_string()
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    None
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder().http_status_as_error(false).build().into()
+}
+
+fn post(url: &str, token: Option<&str>, body: &str) -> (u16, serde_json::Value) {
+    let mut req = agent().post(url).header("Content-Type", "application/json");
+    if let Some(t) = token {
+        req = req.header("Authorization", &format!("Bearer {t}"));
+    }
+    let mut resp = req.send(body).unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.body_mut().read_to_string().unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
+}
+
+fn write_config(dir: &Path, body: &str) -> std::path::PathBuf {
+    let config = dir.join("fundguard.yaml");
+    std::fs::write(&config, body).unwrap();
+    config
+}
+
+fn http_config(dir: &Path, rules: &str, table: &str) -> std::path::PathBuf {
+    write_config(
+        dir,
+        &format!(
+            "rules: [{rules}]\nlisten: 127.0.0.1:0\nidle_after: 1s\nsources:\n  - {{ name: msgs, type: http, format: json, table: {table}, token_env: FG_TEST_TOKEN, max_messages: 3 }}\nsinks:\n  - {{ type: jsonl, path: findings.jsonl }}\n"
+        ),
+    )
+}
+
+#[test]
+fn http_ingest_answers_per_message_and_only_then_evaluates() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = repo_root().join("examples/rules");
+    let config = http_config(dir.path(), path(&rules), "shop.refunds");
+    let service = Service::start(&config, &[("FG_TEST_TOKEN", "s3cret")]);
+    let url = format!("{}/v1/ingest/msgs", service.url());
+    let ts = now_ms();
+
+    let (status, _) = post(&url, None, "[]");
+    assert_eq!(status, 401, "no token");
+    let (status, _) = post(&url, Some("wrong"), "[]");
+    assert_eq!(status, 401, "wrong token");
+    let (status, _) = post(&format!("{}/v1/ingest/nope", service.url()), Some("s3cret"), "[]");
+    assert_eq!(status, 404);
+    let (status, body) = post(&url, Some("s3cret"), "{\"not\": \"an array\"}");
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = post(&url, Some("s3cret"), "[{},{},{},{}]");
+    assert_eq!(status, 413, "{body}");
+    let good = format!("{{\"id\":1,\"order_id\":3,\"amount\":-5,\"currency\":\"CNY\",\"ts\":{ts}}}");
+    let (status, body) = post(&url, Some("s3cret"), &format!("[{good}, {{\"id\":2}}]"));
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["rejected"][0]["index"], 1);
+    assert!(body["rejected"][0]["reason"].as_str().unwrap().contains("no `ts` field"), "{body}");
+    // Nothing of a refused batch reaches the rules.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(read_jsonl(&dir.path().join("findings.jsonl")).is_empty());
+
+    let (status, body) = post(&url, Some("s3cret"), &format!("[{good}]"));
+    assert_eq!((status, body["accepted"].as_u64()), (200, Some(1)), "{body}");
+    let findings = wait(Duration::from_secs(10), || {
+        let f = read_jsonl(&dir.path().join("findings.jsonl"));
+        (!f.is_empty()).then_some(f)
+    })
+    .expect("a finding for the negative refund");
+    assert_eq!(findings[0]["rule"], "refund-amount-positive");
+    assert_eq!(findings[0]["key"]["id"], 1);
+
+    let mut resp = agent().get(&format!("{}/v1/sources", service.url())).call().unwrap();
+    let health: serde_json::Value = serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap();
+    assert_eq!(health[0]["name"], "msgs");
+    assert_eq!(health[0]["events"], 1);
+    assert!(health[0]["lag_ms"].as_i64().is_some());
+    let mut resp = agent().get(&format!("{}/healthz", service.url())).call().unwrap();
+    assert_eq!(resp.body_mut().read_to_string().unwrap(), "ok");
+}
+
+#[test]
+fn a_deadline_fires_on_the_clock_when_the_source_goes_quiet() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::copy(repo_root().join("examples/rules/order-stuck-in-paying.yaml"), rules.join("stuck.yaml")).unwrap();
+    let config = http_config(dir.path(), path(&rules), "shop.orders");
+    let service = Service::start(&config, &[("FG_TEST_TOKEN", "t")]);
+    let url = format!("{}/v1/ingest/msgs", service.url());
+    // Entered PAYING 9 min 58 s ago; the rule allows 10 minutes. No other event ever comes.
+    let entered = now_ms() - (10 * 60 - 2) * 1000;
+    let (status, body) = post(&url, Some("t"), &format!("[{{\"id\":5,\"status\":\"PAYING\",\"ts\":{entered}}}]"));
+    assert_eq!(status, 200, "{body}");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(read_jsonl(&dir.path().join("findings.jsonl")).is_empty(), "not yet due");
+    let findings = wait(Duration::from_secs(15), || {
+        let f = read_jsonl(&dir.path().join("findings.jsonl"));
+        (!f.is_empty()).then_some(f)
+    })
+    .expect("the idle clock fires the deadline");
+    assert_eq!(findings[0]["rule"], "order-stuck-in-paying");
+    assert_eq!(findings[0]["key"]["id"], 5);
+}
+
+#[test]
+fn rules_reload_on_change_and_a_bad_edit_keeps_the_old_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    let rule = rules.join("r.yaml");
+    let text = |id: &str, threshold: i64| {
+        format!("id: {id}\nowner: t\nseverity: low\ncheck:\n  tables: [shop.t]\n  assert: after.amount > {threshold}\n")
+    };
+    std::fs::write(&rule, text("first", 0)).unwrap();
+    let config = http_config(dir.path(), path(&rules), "shop.t");
+    let service = Service::start(&config, &[("FG_TEST_TOKEN", "t")]);
+    let url = format!("{}/v1/ingest/msgs", service.url());
+
+    std::fs::write(
+        &rule,
+        "id: broken\nowner: t\nseverity: low\ncheck:\n  tables: [shop.t]\n  assert: after.amount >\n",
+    )
+    .unwrap();
+    service.wait_for("rule reload failed; the previous rules keep running");
+    service.wait_for("r.yaml:6:11");
+    let (status, _) = post(&url, Some("t"), &format!("[{{\"id\":1,\"amount\":-1,\"ts\":{}}}]", now_ms()));
+    assert_eq!(status, 200);
+    let first = wait(Duration::from_secs(10), || {
+        let f = read_jsonl(&dir.path().join("findings.jsonl"));
+        (!f.is_empty()).then_some(f)
+    })
+    .unwrap();
+    assert_eq!(first[0]["rule"], "first", "the old rule still runs");
+
+    std::fs::write(&rule, text("second", 100)).unwrap();
+    service.wait_for("rules reloaded: 1 rule(s) running");
+    let (status, _) = post(&url, Some("t"), &format!("[{{\"id\":2,\"amount\":50,\"ts\":{}}}]", now_ms()));
+    assert_eq!(status, 200);
+    let all = wait(Duration::from_secs(10), || {
+        let f = read_jsonl(&dir.path().join("findings.jsonl"));
+        (f.len() >= 2).then_some(f)
+    })
+    .unwrap();
+    assert_eq!(all[1]["rule"], "second");
+
+    // SIGHUP reloads too, even without a change.
+    let lines_before = service.stderr.lock().unwrap().iter().filter(|l| l.contains("rules reloaded")).count();
+    Command::new("kill").args(["-HUP", &service.child.id().to_string()]).status().unwrap();
+    wait(Duration::from_secs(10), || {
+        let n = service.stderr.lock().unwrap().iter().filter(|l| l.contains("rules reloaded")).count();
+        (n > lines_before).then_some(())
+    })
+    .expect("reloaded on SIGHUP");
+}
+
+#[test]
+fn a_followed_file_is_read_as_it_grows_and_bad_lines_are_dead_lettered() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("maxwell.jsonl");
+    let line = |id: i64, amount: i64| {
+        format!(
+            "{{\"database\":\"shop\",\"table\":\"refunds\",\"type\":\"insert\",\"ts\":1714550401,\"data\":{{\"id\":{id},\"amount\":{amount},\"currency\":\"CNY\"}}}}\n"
+        )
+    };
+    std::fs::write(&log, line(1, -1)).unwrap();
+    let rules = repo_root().join("examples/rules");
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "rules: [{}]\ndata_dir: data\nsources:\n  - {{ name: log, type: file, path: maxwell.jsonl, format: maxwell, follow: true }}\nsinks:\n  - {{ type: jsonl, path: findings.jsonl }}\n",
+            path(&rules)
+        ),
+    );
+    let _service = Service::start(&config, &[]);
+    let findings = |n: usize| {
+        wait(Duration::from_secs(10), || {
+            let f = read_jsonl(&dir.path().join("findings.jsonl"));
+            (f.len() >= n).then_some(f)
+        })
+    };
+    assert_eq!(findings(1).expect("the first line")[0]["key"]["id"], 1);
+    let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    f.write_all(b"{broken\n").unwrap();
+    f.write_all(line(2, -2).as_bytes()).unwrap();
+    f.flush().unwrap();
+    assert_eq!(findings(2).expect("the appended line")[1]["key"]["id"], 2);
+    let letters = read_jsonl(&dir.path().join("data/dead-letter-log.jsonl"));
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0]["position"]["line"], 2);
+}
+
+#[test]
+fn config_problems_are_reported_with_their_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "rules: [examples/rules]\nlisen: 127.0.0.1:0\n");
+    let o = crate::fundguard(&["run", "--config", path(&config)]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = crate::stderr(&o);
+    assert!(err.contains("fundguard.yaml:2:1: error: unknown field `lisen`"), "{err}");
+
+    let config = write_config(
+        dir.path(),
+        "rules: [examples/rules]\nlisten: 127.0.0.1:0\nsources:\n  - { name: a, type: http, format: json, token_env: FG_SURELY_UNSET_TOKEN }\n",
+    );
+    let o = crate::fundguard(&["run", "--config", path(&config)]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        crate::stderr(&o).contains("environment variable FG_SURELY_UNSET_TOKEN is not set"),
+        "{}",
+        crate::stderr(&o)
+    );
+}
