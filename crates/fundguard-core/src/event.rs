@@ -58,6 +58,9 @@ pub enum Position {
     /// Line `line` (1-based) of an input file or stdin; `index` numbers the rows
     /// when one line carries several (a Canal message).
     Line { input: Arc<str>, line: u64, index: u32 },
+    /// A record of a message stream: a NATS JetStream stream sequence, or a Kafka
+    /// topic partition offset.
+    Stream { stream: Arc<str>, partition: u32, offset: u64, index: u32 },
     /// An event made by hand: a rule test or a simulator that emits events directly.
     Synthetic { seq: u64 },
 }
@@ -67,6 +70,9 @@ impl Position {
     pub fn with_index(&self, index: u32) -> Position {
         match self {
             Position::Line { input, line, .. } => Position::Line { input: input.clone(), line: *line, index },
+            Position::Stream { stream, partition, offset, .. } => {
+                Position::Stream { stream: stream.clone(), partition: *partition, offset: *offset, index }
+            }
             Position::Synthetic { seq } => Position::Synthetic { seq: *seq },
         }
     }
@@ -77,6 +83,8 @@ impl fmt::Display for Position {
         match self {
             Position::Line { input, line, index: 0 } => write!(f, "{input}:{line}"),
             Position::Line { input, line, index } => write!(f, "{input}:{line}#{index}"),
+            Position::Stream { stream, partition, offset, index: 0 } => write!(f, "{stream}/{partition}@{offset}"),
+            Position::Stream { stream, partition, offset, index } => write!(f, "{stream}/{partition}@{offset}#{index}"),
             Position::Synthetic { seq } => write!(f, "synthetic#{seq}"),
         }
     }

@@ -378,6 +378,7 @@ pub fn encode(event: &ChangeEvent, columns: &BTreeMap<String, ColumnType>, optio
     write_str(&mut payload, table);
     let pos = match &event.position {
         Position::Line { line, .. } => *line,
+        Position::Stream { offset, .. } => *offset,
         Position::Synthetic { seq } => *seq,
     };
     payload.push_str(&format!(

@@ -49,6 +49,23 @@ enum SourceFile {
         #[serde(default)]
         max_messages: Option<usize>,
     },
+    Nats {
+        name: String,
+        format: String,
+        #[serde(default)]
+        table: Option<String>,
+        #[serde(default)]
+        table_field: Option<String>,
+        #[serde(default)]
+        time_field: Option<String>,
+        url: String,
+        stream: String,
+        #[serde(default)]
+        subjects: Vec<String>,
+        consumer: String,
+        #[serde(default)]
+        create: bool,
+    },
     File {
         name: String,
         path: PathBuf,
@@ -87,6 +104,7 @@ pub struct SourceConfig {
 pub enum SourceKind {
     Http { token: String, max_body_bytes: usize, max_messages: usize },
     File { path: PathBuf, follow: bool },
+    Nats(fundguard_sources::nats::NatsConfig),
 }
 
 /// A validated configuration.
@@ -131,6 +149,7 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config,
     for source in file.sources {
         let (name, format, table, table_field, time_field) = match &source {
             SourceFile::Http { name, format, table, table_field, time_field, .. }
+            | SourceFile::Nats { name, format, table, table_field, time_field, .. }
             | SourceFile::File { name, format, table, table_field, time_field, .. } => {
                 (name.clone(), format.clone(), table.clone(), table_field.clone(), time_field.clone())
             }
@@ -185,6 +204,15 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config,
                 }
             }
             SourceFile::File { path, follow, .. } => SourceKind::File { path: rel(&path), follow },
+            SourceFile::Nats { url, stream, subjects, consumer, create, .. } => {
+                if create && subjects.is_empty() {
+                    problems.push(Diagnostic::new(
+                        at(0, 0),
+                        format!("source `{name}`: `create: true` needs the stream's `subjects`"),
+                    ));
+                }
+                SourceKind::Nats(fundguard_sources::nats::NatsConfig { url, stream, subjects, consumer, create })
+            }
         };
         sources.push(SourceConfig { name, format, kind });
     }

@@ -41,8 +41,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let pipeline = thread::spawn(&config, schemas.clone(), engine, receiver, health.clone())?;
 
     for (index, source) in config.sources.iter().enumerate() {
-        if let SourceKind::File { path, follow } = &source.kind {
-            tokio::spawn(sources::file(index, source.name.clone(), path.clone(), *follow, inputs.clone()));
+        match &source.kind {
+            SourceKind::File { path, follow } => {
+                tokio::spawn(sources::file(index, source.name.clone(), path.clone(), *follow, inputs.clone()));
+            }
+            SourceKind::Nats(nats) => {
+                let (name, nats, inputs, health) = (source.name.clone(), nats.clone(), inputs.clone(), health.clone());
+                tokio::spawn(sources::nats(index, name, nats, inputs, health));
+            }
+            SourceKind::Http { .. } => {} // served by the HTTP listener below
         }
     }
     let server = match &config.listen {

@@ -105,3 +105,63 @@ pub async fn http(
         }
     }))
 }
+
+/// Consumes a NATS JetStream durable consumer: fetch, hand to the pipeline, then ack.
+/// Reconnects with exponential backoff (1 s to 30 s); a configuration error stops the source.
+pub async fn nats(
+    index: usize,
+    name: String,
+    config: fundguard_sources::nats::NatsConfig,
+    inputs: mpsc::Sender<Input>,
+    health: Arc<Mutex<Vec<SourceHealth>>>,
+) {
+    use fundguard_sources::nats::NatsSource;
+    let set_state = |state: String, reconnect: bool| {
+        if let Ok(mut h) = health.lock()
+            && let Some(h) = h.get_mut(index)
+        {
+            h.state = state;
+            if reconnect {
+                h.reconnects += 1;
+            }
+        }
+    };
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        match NatsSource::connect(&config).await {
+            Ok(mut source) => {
+                set_state("connected".into(), false);
+                backoff = Duration::from_secs(1);
+                loop {
+                    let messages = match source.fetch(500, Duration::from_secs(1)).await {
+                        Ok(m) if m.is_empty() => continue,
+                        Ok(m) => m,
+                        Err(e) => {
+                            eprintln!("fundguard: source `{name}`: {e}");
+                            break;
+                        }
+                    };
+                    let (reply, verdict) = oneshot::channel();
+                    let batch = messages.iter().map(|m| (m.payload.clone(), m.position.clone())).collect();
+                    let input = Input::Batch { source: index, messages: batch, all_or_nothing: false, reply };
+                    if inputs.send(input).await.is_err() || verdict.await.is_err() {
+                        return; // shutting down: unacknowledged messages are redelivered next time
+                    }
+                    if let Err(e) = source.ack(&messages).await {
+                        eprintln!("fundguard: source `{name}`: {e}");
+                        break;
+                    }
+                }
+            }
+            Err(e) if !e.retryable => {
+                eprintln!("fundguard: source `{name}` stopped: {e}");
+                set_state(format!("failed: {e}"), false);
+                return;
+            }
+            Err(e) => eprintln!("fundguard: source `{name}`: {e}; retrying in {backoff:?}"),
+        }
+        set_state("disconnected".into(), true);
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
+}

@@ -279,3 +279,78 @@ fn config_problems_are_reported_with_their_place() {
         crate::stderr(&o)
     );
 }
+
+/// Publishes messages to a JetStream subject and waits for the stream's acks.
+fn publish(stream: &str, subject: &str, messages: &[String]) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let client = async_nats::connect("127.0.0.1:4222").await.expect("the machine's NATS server on 4222");
+        let js = async_nats::jetstream::new(client);
+        js.get_or_create_stream(async_nats::jetstream::stream::Config {
+            name: stream.to_string(),
+            subjects: vec![subject.to_string()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        for m in messages {
+            js.publish(subject.to_string(), m.clone().into()).await.unwrap().await.unwrap();
+        }
+    });
+}
+
+fn delete_stream(stream: &str) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        if let Ok(client) = async_nats::connect("127.0.0.1:4222").await {
+            let _ = async_nats::jetstream::new(client).delete_stream(stream).await;
+        }
+    });
+}
+
+#[test]
+fn nats_jetstream_acknowledges_after_processing_and_resumes_after_a_kill() {
+    let unique = format!("{}_{}", std::process::id(), now_ms());
+    let stream = format!("FGTEST_{unique}");
+    let subject = format!("fgtest.{unique}.refunds");
+    let refund = |id: i64| {
+        format!(
+            "{{\"database\":\"shop\",\"table\":\"refunds\",\"type\":\"insert\",\"ts\":1714550401,\"data\":{{\"id\":{id},\"amount\":-{id},\"currency\":\"CNY\"}}}}"
+        )
+    };
+    publish(&stream, &subject, &[refund(1), refund(2)]);
+    let dir = tempfile::tempdir().unwrap();
+    let rules = repo_root().join("examples/rules");
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "rules: [{}]\nsources:\n  - {{ name: bus, type: nats, url: 127.0.0.1:4222, stream: {stream}, subjects: [\"{subject}\"], consumer: fundguard, create: true, format: maxwell }}\nsinks:\n  - {{ type: jsonl, path: findings.jsonl }}\n",
+            path(&rules)
+        ),
+    );
+    let count = |n: usize| {
+        wait(Duration::from_secs(20), || {
+            let f = read_jsonl(&dir.path().join("findings.jsonl"));
+            (f.len() >= n).then_some(f)
+        })
+    };
+    {
+        let service = Service::start(&config, &[]);
+        let found = count(2).unwrap_or_else(|| panic!("two findings; stderr: {:?}", service.stderr.lock().unwrap()));
+        assert_eq!(found.len(), 2);
+        // Give the acknowledgements a moment, then kill without a goodbye.
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    publish(&stream, &subject, &[refund(3)]);
+    let service = Service::start(&config, &[]);
+    let found =
+        count(3).unwrap_or_else(|| panic!("the message sent while down; stderr: {:?}", service.stderr.lock().unwrap()));
+    std::thread::sleep(Duration::from_millis(1500));
+    let found_later = read_jsonl(&dir.path().join("findings.jsonl"));
+    assert_eq!(found_later.len(), 3, "nothing skipped and nothing read twice: {found:?}");
+    let ids: Vec<i64> = found_later.iter().map(|f| f["key"]["id"].as_i64().unwrap()).collect();
+    assert_eq!(ids, vec![1, 2, 3]);
+    assert_eq!(found_later[2]["evidence"][0]["position"]["kind"], "stream");
+    drop(service);
+    delete_stream(&stream);
+}

@@ -1,0 +1,117 @@
+//! NATS JetStream: a durable pull consumer, acknowledged only after processing.
+//!
+//! Messages are fetched in batches; the caller hands a batch to the pipeline and calls
+//! [`NatsSource::ack`] once the pipeline has it. A crash before the ack means JetStream
+//! redelivers the batch (at-least-once; crash safety de-duplicates findings later).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer::PullConsumer};
+use fundguard_core::Position;
+use futures::StreamExt;
+
+/// Where to consume from.
+#[derive(Debug, Clone)]
+pub struct NatsConfig {
+    pub url: String,
+    pub stream: String,
+    /// Subjects of the stream, used when `create` makes it.
+    pub subjects: Vec<String>,
+    /// The durable consumer's name: its acknowledged position survives restarts.
+    pub consumer: String,
+    /// Create the stream and the consumer when they do not exist.
+    pub create: bool,
+}
+
+/// Why the source cannot go on; `retryable` says whether reconnecting may help.
+#[derive(Debug, thiserror::Error)]
+#[error("NATS JetStream source: {message}")]
+pub struct NatsError {
+    pub message: String,
+    pub retryable: bool,
+}
+
+fn failed(what: &str, e: impl std::fmt::Display, retryable: bool) -> NatsError {
+    NatsError { message: format!("{what}: {e}"), retryable }
+}
+
+/// One fetched message: its subject, bytes and stream position.
+pub struct NatsMessage {
+    pub subject: String,
+    pub payload: Vec<u8>,
+    pub position: Position,
+    inner: jetstream::Message,
+}
+
+/// A connected durable consumer.
+pub struct NatsSource {
+    consumer: PullConsumer,
+    stream: Arc<str>,
+}
+
+impl NatsSource {
+    pub async fn connect(config: &NatsConfig) -> Result<NatsSource, NatsError> {
+        let client = async_nats::connect(&config.url)
+            .await
+            .map_err(|e| failed(&format!("connecting to {}", config.url), e, true))?;
+        let js = jetstream::new(client);
+        let stream = if config.create {
+            js.get_or_create_stream(jetstream::stream::Config {
+                name: config.stream.clone(),
+                subjects: config.subjects.clone(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| failed(&format!("creating stream {}", config.stream), e, true))?
+        } else {
+            js.get_stream(&config.stream)
+                .await
+                .map_err(|e| failed(&format!("stream {} (set `create: true` to create it)", config.stream), e, false))?
+        };
+        let consumer: PullConsumer = stream
+            .get_or_create_consumer(
+                &config.consumer,
+                jetstream::consumer::pull::Config {
+                    durable_name: Some(config.consumer.clone()),
+                    ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| failed(&format!("consumer {}", config.consumer), e, true))?;
+        Ok(NatsSource { consumer, stream: Arc::from(config.stream.as_str()) })
+    }
+
+    /// Up to `max` messages, waiting at most `wait` for the first ones.
+    pub async fn fetch(&mut self, max: usize, wait: Duration) -> Result<Vec<NatsMessage>, NatsError> {
+        let mut batch = self
+            .consumer
+            .fetch()
+            .max_messages(max)
+            .expires(wait)
+            .messages()
+            .await
+            .map_err(|e| failed("fetching", e, true))?;
+        let mut out = Vec::new();
+        while let Some(message) = batch.next().await {
+            let message = message.map_err(|e| failed("receiving", e, true))?;
+            let offset = message.info().map(|i| i.stream_sequence).unwrap_or_default();
+            out.push(NatsMessage {
+                subject: message.subject.to_string(),
+                payload: message.payload.to_vec(),
+                position: Position::Stream { stream: self.stream.clone(), partition: 0, offset, index: 0 },
+                inner: message,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Acknowledges messages the pipeline has processed.
+    pub async fn ack(&self, messages: &[NatsMessage]) -> Result<(), NatsError> {
+        for m in messages {
+            m.inner.ack().await.map_err(|e| failed("acknowledging", e, true))?;
+        }
+        Ok(())
+    }
+}
