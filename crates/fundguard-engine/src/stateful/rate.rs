@@ -78,8 +78,11 @@ impl Rate {
         if let Some((_, factor)) = self.rule.baseline
             && !g.history.is_empty()
         {
-            let mean = g.history.iter().sum::<Decimal>() / Decimal::from(g.history.len() as u64);
-            if metric > mean * factor {
+            let total = g.history.iter().try_fold(Decimal::ZERO, |a, b| a.checked_add(*b));
+            let mean = total.and_then(|t| t.checked_div(Decimal::from(g.history.len() as u64)));
+            if let Some(mean) = mean
+                && mean.checked_mul(factor).is_some_and(|bound| metric > bound)
+            {
                 reasons.push(format!(
                     "{} is more than {factor} x the baseline {}",
                     metric.round_dp(4),

@@ -431,22 +431,29 @@ impl StatefulKind for Reconcile {
     }
 }
 
+/// Exact sum of integers and decimals; NULL when it would overflow 28 digits (an input
+/// that large is itself a finding, never a panic).
 fn sum<'a>(values: impl Iterator<Item = &'a Value>) -> Value {
-    let mut int: i64 = 0;
-    let mut dec: Option<fundguard_core::Decimal> = None;
+    use fundguard_core::Decimal;
+    let mut total = Decimal::ZERO;
+    let mut any_decimal = false;
     for v in values {
-        match v {
-            Value::Int(i) => match int.checked_add(*i) {
-                Some(s) => int = s,
-                None => dec = Some(dec.unwrap_or_default() + fundguard_core::Decimal::from(*i)),
-            },
-            Value::Decimal(d) => dec = Some(dec.unwrap_or_default() + *d),
-            _ => {}
+        let add = match v {
+            Value::Int(i) => Decimal::from(*i),
+            Value::Decimal(d) => {
+                any_decimal = true;
+                *d
+            }
+            _ => continue,
+        };
+        match total.checked_add(add) {
+            Some(t) => total = t,
+            None => return Value::Null,
         }
     }
-    match dec {
-        Some(d) => Value::Decimal(d + fundguard_core::Decimal::from(int)),
-        None => Value::Int(int),
+    match (any_decimal, i64::try_from(total)) {
+        (false, Ok(i)) => Value::Int(i),
+        _ => Value::Decimal(total),
     }
 }
 
@@ -460,5 +467,19 @@ fn compare(a: &Value, b: &Value) -> std::cmp::Ordering {
     match (num(a), num(b)) {
         (Some(x), Some(y)) => x.cmp(&y),
         _ => a.to_string().cmp(&b.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sums_are_exact_and_never_panic() {
+        let d = |s: &str| Value::Decimal(s.parse().unwrap());
+        assert_eq!(sum([Value::Int(2), Value::Int(3)].iter()), Value::Int(5));
+        assert_eq!(sum([Value::Int(2), d("0.10"), Value::Null].iter()), d("2.10"));
+        let huge = Value::Decimal(fundguard_core::Decimal::MAX);
+        assert_eq!(sum([huge.clone(), huge].iter()), Value::Null);
     }
 }
