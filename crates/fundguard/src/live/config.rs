@@ -65,6 +65,9 @@ enum SourceFile {
         consumer: String,
         #[serde(default)]
         create: bool,
+        /// JSON format: subject → table, for subjects whose messages are of different types.
+        #[serde(default)]
+        tables: std::collections::BTreeMap<String, String>,
     },
     File {
         name: String,
@@ -104,7 +107,7 @@ pub struct SourceConfig {
 pub enum SourceKind {
     Http { token: String, max_body_bytes: usize, max_messages: usize },
     File { path: PathBuf, follow: bool },
-    Nats(fundguard_sources::nats::NatsConfig),
+    Nats { nats: fundguard_sources::nats::NatsConfig, tables: std::collections::HashMap<String, String> },
 }
 
 /// A validated configuration.
@@ -204,14 +207,23 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config,
                 }
             }
             SourceFile::File { path, follow, .. } => SourceKind::File { path: rel(&path), follow },
-            SourceFile::Nats { url, stream, subjects, consumer, create, .. } => {
+            SourceFile::Nats { url, stream, subjects, consumer, create, tables, .. } => {
                 if create && subjects.is_empty() {
                     problems.push(Diagnostic::new(
                         at(0, 0),
                         format!("source `{name}`: `create: true` needs the stream's `subjects`"),
                     ));
                 }
-                SourceKind::Nats(fundguard_sources::nats::NatsConfig { url, stream, subjects, consumer, create })
+                if !tables.is_empty() && !matches!(format, Format::Json(_)) {
+                    problems.push(Diagnostic::new(
+                        at(0, 0),
+                        format!("source `{name}`: `tables` maps subjects of JSON messages; {} messages name their own table", format.name()),
+                    ));
+                }
+                SourceKind::Nats {
+                    nats: fundguard_sources::nats::NatsConfig { url, stream, subjects, consumer, create },
+                    tables: tables.into_iter().collect(),
+                }
             }
         };
         sources.push(SourceConfig { name, format, kind });

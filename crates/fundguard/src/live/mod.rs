@@ -45,9 +45,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             SourceKind::File { path, follow } => {
                 tokio::spawn(sources::file(index, source.name.clone(), path.clone(), *follow, inputs.clone()));
             }
-            SourceKind::Nats(nats) => {
-                let (name, nats, inputs, health) = (source.name.clone(), nats.clone(), inputs.clone(), health.clone());
-                tokio::spawn(sources::nats(index, name, nats, inputs, health));
+            SourceKind::Nats { nats, tables } => {
+                let (name, nats, tables) = (source.name.clone(), nats.clone(), tables.clone());
+                tokio::spawn(sources::nats(index, name, nats, tables, inputs.clone(), health.clone()));
             }
             SourceKind::Http { .. } => {} // served by the HTTP listener below
         }

@@ -32,7 +32,7 @@ pub async fn file(index: usize, name: String, path: PathBuf, follow: bool, input
             let at_end = batch.len() < FILE_BATCH;
             if !batch.is_empty() {
                 let (reply, verdict) = oneshot::channel();
-                let input = Input::Batch { source: index, messages: batch, all_or_nothing: false, reply };
+                let input = Input::Batch { source: index, messages: batch, table: None, all_or_nothing: false, reply };
                 if inputs.blocking_send(input).is_err() || verdict.blocking_recv().is_err() {
                     return Ok(()); // shutting down
                 }
@@ -93,7 +93,7 @@ pub async fn http(
                     (m, Position::Line { input: input_name.clone(), line: *counter, index: 0 })
                 })
                 .collect();
-            let input = Input::Batch { source, messages, all_or_nothing: true, reply: batch.reply };
+            let input = Input::Batch { source, messages, table: None, all_or_nothing: true, reply: batch.reply };
             if inputs.send(input).await.is_err() {
                 return;
             }
@@ -112,6 +112,7 @@ pub async fn nats(
     index: usize,
     name: String,
     config: fundguard_sources::nats::NatsConfig,
+    tables: HashMap<String, String>,
     inputs: mpsc::Sender<Input>,
     health: Arc<Mutex<Vec<SourceHealth>>>,
 ) {
@@ -141,11 +142,22 @@ pub async fn nats(
                             break;
                         }
                     };
-                    let (reply, verdict) = oneshot::channel();
-                    let batch = messages.iter().map(|m| (m.payload.clone(), m.position.clone())).collect();
-                    let input = Input::Batch { source: index, messages: batch, all_or_nothing: false, reply };
-                    if inputs.send(input).await.is_err() || verdict.await.is_err() {
-                        return; // shutting down: unacknowledged messages are redelivered next time
+                    // Messages of mapped subjects go in one batch per table, in arrival order otherwise.
+                    let mut groups: Vec<(Option<String>, Vec<(Vec<u8>, Position)>)> = Vec::new();
+                    for m in &messages {
+                        let table = tables.get(&m.subject).cloned();
+                        match groups.last_mut() {
+                            Some((t, g)) if *t == table => g.push((m.payload.clone(), m.position.clone())),
+                            _ => groups.push((table, vec![(m.payload.clone(), m.position.clone())])),
+                        }
+                    }
+                    for (table, batch) in groups {
+                        let (reply, verdict) = oneshot::channel();
+                        let input =
+                            Input::Batch { source: index, messages: batch, table, all_or_nothing: false, reply };
+                        if inputs.send(input).await.is_err() || verdict.await.is_err() {
+                            return; // shutting down: unacknowledged messages are redelivered next time
+                        }
                     }
                     if let Err(e) = source.ack(&messages).await {
                         eprintln!("fundguard: source `{name}`: {e}");

@@ -1,6 +1,7 @@
 //! The pipeline thread: owns the decoders, the engine and the sinks; evaluates batches
 //! in the order sources send them and answers each one.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -8,7 +9,8 @@ use std::time::Instant;
 use anyhow::Context;
 use fundguard_core::{EventTime, Finding, Position, TableSchemas};
 use fundguard_engine::Engine;
-use fundguard_formats::{Decoded, Decoder};
+use fundguard_formats::plain::{PlainConfig, TableFrom};
+use fundguard_formats::{Decoded, Decoder, Format};
 use fundguard_server::{IngestVerdict, Rejected};
 use fundguard_sources::SourceHealth;
 use tokio::sync::{mpsc, oneshot};
@@ -23,6 +25,9 @@ pub enum Input {
     Batch {
         source: usize,
         messages: Vec<(Vec<u8>, Position)>,
+        /// JSON sources: the table of every message of this batch, when the source maps
+        /// subjects or topics to tables.
+        table: Option<String>,
         all_or_nothing: bool,
         reply: oneshot::Sender<IngestVerdict>,
     },
@@ -36,6 +41,10 @@ pub enum Input {
 struct Pipeline {
     engine: Engine,
     decoders: Vec<Decoder>,
+    formats: Vec<Format>,
+    /// Decoders of JSON sources whose batches name their table (subject/topic mapping).
+    table_decoders: HashMap<(usize, String), Decoder>,
+    schemas: Arc<TableSchemas>,
     dead_letters: Vec<DeadLetters>,
     sinks: Vec<Box<dyn FindingSink + Send>>,
     health: Arc<Mutex<Vec<SourceHealth>>>,
@@ -69,6 +78,9 @@ pub fn spawn(
     let mut pipeline = Pipeline {
         engine,
         decoders: config.sources.iter().map(|s| s.format.decoder(schemas.clone())).collect(),
+        formats: config.sources.iter().map(|s| s.format.clone()).collect(),
+        table_decoders: HashMap::new(),
+        schemas: schemas.clone(),
         dead_letters: config
             .sources
             .iter()
@@ -83,8 +95,8 @@ pub fn spawn(
     Ok(std::thread::Builder::new().name("fundguard-pipeline".into()).spawn(move || {
         while let Some(input) = inputs.blocking_recv() {
             match input {
-                Input::Batch { source, messages, all_or_nothing, reply } => {
-                    let verdict = pipeline.batch(source, &messages, all_or_nothing);
+                Input::Batch { source, messages, table, all_or_nothing, reply } => {
+                    let verdict = pipeline.batch(source, &messages, table, all_or_nothing);
                     let _ = reply.send(verdict);
                 }
                 Input::Tick(now) => pipeline.tick(now),
@@ -102,8 +114,24 @@ pub fn spawn(
 }
 
 impl Pipeline {
-    fn batch(&mut self, source: usize, messages: &[(Vec<u8>, Position)], all_or_nothing: bool) -> IngestVerdict {
-        let Some(decoder) = self.decoders.get_mut(source) else { return Ok(0) };
+    fn batch(
+        &mut self,
+        source: usize,
+        messages: &[(Vec<u8>, Position)],
+        table: Option<String>,
+        all_or_nothing: bool,
+    ) -> IngestVerdict {
+        let decoder = match (table, self.formats.get(source)) {
+            (Some(table), Some(Format::Json(plain))) => {
+                let format = Format::Json(PlainConfig { table: TableFrom::Fixed(table.clone()), ..plain.clone() });
+                let schemas = self.schemas.clone();
+                self.table_decoders.entry((source, table)).or_insert_with(|| format.decoder(schemas))
+            }
+            _ => match self.decoders.get_mut(source) {
+                Some(d) => d,
+                None => return Ok(0),
+            },
+        };
         let mut events = Vec::with_capacity(messages.len());
         let mut rejected = Vec::new();
         let mut dead = 0;

@@ -354,3 +354,56 @@ fn nats_jetstream_acknowledges_after_processing_and_resumes_after_a_kill() {
     drop(service);
     delete_stream(&stream);
 }
+
+#[test]
+fn nats_subjects_map_to_tables_for_json_messages() {
+    let unique = format!("{}_{}", std::process::id(), now_ms());
+    let stream = format!("FGMAP_{unique}");
+    let refunds = format!("fgmap.{unique}.refunds");
+    let payments = format!("fgmap.{unique}.payments");
+    let ts = now_ms();
+    let msg = |id: i64| format!("{{\"id\":{id},\"amount\":-{id},\"currency\":\"CNY\",\"ts\":{ts}}}");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let js = async_nats::jetstream::new(async_nats::connect("127.0.0.1:4222").await.unwrap());
+        js.get_or_create_stream(async_nats::jetstream::stream::Config {
+            name: stream.clone(),
+            subjects: vec![format!("fgmap.{unique}.>")],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        for (subject, id) in [(&refunds, 1), (&payments, 2), (&refunds, 3)] {
+            js.publish(subject.clone(), msg(id).into()).await.unwrap().await.unwrap();
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "rules: [{}]\nsources:\n  - name: bus\n    type: nats\n    url: 127.0.0.1:4222\n    stream: {stream}\n    consumer: fg\n    format: json\n    tables: {{ \"{refunds}\": shop.refunds, \"{payments}\": shop.payments }}\nsinks:\n  - {{ type: jsonl, path: findings.jsonl }}\n",
+            path(&repo_root().join("examples/rules"))
+        ),
+    );
+    let service = Service::start(&config, &[]);
+    // Only the sign rules: the bare test messages lack columns other payment rules require.
+    let sign = |f: &serde_json::Value| f["rule"].as_str().unwrap().ends_with("-amount-positive");
+    let found = wait(Duration::from_secs(20), || {
+        let f: Vec<_> = read_jsonl(&dir.path().join("findings.jsonl")).into_iter().filter(sign).collect();
+        (f.len() >= 3).then_some(f)
+    })
+    .unwrap_or_else(|| panic!("three findings; stderr: {:?}", service.stderr.lock().unwrap()));
+    let mut seen: Vec<(String, i64)> =
+        found.iter().map(|f| (f["rule"].as_str().unwrap().to_string(), f["key"]["id"].as_i64().unwrap())).collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        vec![
+            ("payment-amount-positive".to_string(), 2),
+            ("refund-amount-positive".to_string(), 1),
+            ("refund-amount-positive".to_string(), 3)
+        ]
+    );
+    drop(service);
+    delete_stream(&stream);
+}
