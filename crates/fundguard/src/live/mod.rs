@@ -22,7 +22,7 @@ use fundguard_sources::SourceHealth;
 use tokio::sync::mpsc;
 
 use self::config::{Config, SourceKind};
-pub use self::thread::Input;
+pub use self::thread::{Input, RawBatch};
 
 /// Runs until SIGTERM or Ctrl-C.
 pub async fn run(config: Config) -> anyhow::Result<()> {

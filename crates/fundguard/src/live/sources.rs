@@ -11,8 +11,8 @@ use fundguard_server::{AppState, IngestBatch, IngestSource};
 use fundguard_sources::{SourceHealth, open_lines};
 use tokio::sync::{mpsc, oneshot};
 
-use super::Input;
 use super::config::{Config, SourceKind};
+use super::{Input, RawBatch};
 
 const FILE_BATCH: usize = 1000;
 
@@ -143,7 +143,7 @@ pub async fn nats(
                         }
                     };
                     // Messages of mapped subjects go in one batch per table, in arrival order otherwise.
-                    let mut groups: Vec<(Option<String>, Vec<(Vec<u8>, Position)>)> = Vec::new();
+                    let mut groups: Vec<(Option<String>, RawBatch)> = Vec::new();
                     for m in &messages {
                         let table = tables.get(&m.subject).cloned();
                         match groups.last_mut() {

@@ -18,13 +18,16 @@ use tokio::sync::{mpsc, oneshot};
 use super::config::{Config, SinkConfig};
 use crate::pipeline::{DeadLetters, FindingSink, JsonLines};
 
+/// Raw messages with their positions, as a source read them.
+pub type RawBatch = Vec<(Vec<u8>, Position)>;
+
 /// What sources and timers send the pipeline.
 pub enum Input {
     /// Raw messages of one source. With `all_or_nothing` (HTTP), one undecodable message
     /// refuses the whole batch; otherwise bad messages are dead-lettered.
     Batch {
         source: usize,
-        messages: Vec<(Vec<u8>, Position)>,
+        messages: RawBatch,
         /// JSON sources: the table of every message of this batch, when the source maps
         /// subjects or topics to tables.
         table: Option<String>,
