@@ -66,6 +66,16 @@ pub enum Position {
 }
 
 impl Position {
+    /// The source this position belongs to (an input file, an HTTP source, a stream):
+    /// event time advances per source.
+    pub fn source(&self) -> &str {
+        match self {
+            Position::Line { input, .. } => input,
+            Position::Stream { stream, .. } => stream,
+            Position::Synthetic { .. } => "synthetic",
+        }
+    }
+
     /// The same position for the `index`-th row of a message that carries several.
     pub fn with_index(&self, index: u32) -> Position {
         match self {

@@ -54,8 +54,17 @@ pub struct Engine {
     stats: Vec<RuleStats>,
     keys_seen: Vec<HashSet<String>>,
     tables: HashMap<Arc<str>, TableState>,
-    /// The newest commit time seen (or given by [`Engine::advance_to`]).
+    /// Event time per source: the watermark follows the slowest source still running.
+    clocks: HashMap<String, SourceClock>,
+}
+
+/// How far one source's commit times have come.
+#[derive(Debug, Clone, Copy, Default)]
+struct SourceClock {
+    /// The newest commit time seen (or given by the clock while the source is idle).
     newest: Option<EventTime>,
+    /// A finished source (the end of an input file) no longer holds event time back.
+    finished: bool,
 }
 
 impl Engine {
@@ -128,7 +137,7 @@ impl Engine {
             .map(|r| RuleStats { rule: r.rule.id.clone(), kind: r.rule.body.kind(), ..Default::default() })
             .collect();
         let keys_seen = vec![HashSet::new(); runtimes.len()];
-        Ok(Engine { ctx, rules: runtimes, stats, keys_seen, tables, newest: None })
+        Ok(Engine { ctx, rules: runtimes, stats, keys_seen, tables, clocks: HashMap::new() })
     }
 
     /// The ids of the rules that run, in order.
@@ -147,9 +156,18 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let mut groups: Vec<(Arc<str>, Vec<usize>)> = Vec::new();
         let mut group_of: HashMap<&str, usize> = HashMap::new();
+        let mut last_source: Option<(&str, EventTime)> = None;
         for (i, e) in events.iter().enumerate() {
-            if self.newest.is_none_or(|n| e.commit_time > n) {
-                self.newest = Some(e.commit_time);
+            // Consecutive events mostly share a source: update its clock once per run of them.
+            let source = e.position.source();
+            match &mut last_source {
+                Some((s, newest)) if *s == source => *newest = (*newest).max(e.commit_time),
+                _ => {
+                    if let Some((s, newest)) = last_source.take() {
+                        self.observe_clock(s, newest);
+                    }
+                    last_source = Some((source, e.commit_time));
+                }
             }
             if !self.tables.contains_key(&*e.table) {
                 continue;
@@ -159,6 +177,9 @@ impl Engine {
                 groups.len() - 1
             });
             groups[g].1.push(i);
+        }
+        if let Some((s, newest)) = last_source {
+            self.observe_clock(s, newest);
         }
         let mut found: Vec<(usize, usize, Finding)> = Vec::new();
         let mut scratch: Vec<Found> = Vec::new();
@@ -200,11 +221,43 @@ impl Engine {
         Ok(())
     }
 
-    /// Moves event time to `now` with no new events: in a live run the caller passes
-    /// the clock after an idle period, so deadlines fire even when sources go quiet.
+    fn observe_clock(&mut self, source: &str, newest: EventTime) {
+        match self.clocks.get_mut(source) {
+            Some(c) => c.newest = Some(c.newest.map_or(newest, |n| n.max(newest))),
+            None => {
+                self.clocks.insert(source.to_string(), SourceClock { newest: Some(newest), finished: false });
+            }
+        }
+    }
+
+    /// Declares a source before its first event, so event time waits for it (a backtest
+    /// names all its inputs first: a later input's older events are then not late).
+    pub fn expect_source(&mut self, source: &str) {
+        self.clocks.entry(source.to_string()).or_default();
+    }
+
+    /// A source has ended (the end of an input file): it no longer holds event time back.
+    pub fn finish_source(&mut self, source: &str, detected_at: EventTime, out: &mut Vec<Finding>) {
+        self.clocks.entry(source.to_string()).or_default().finished = true;
+        let mut stateful = Vec::new();
+        self.advance_stateful(false, detected_at, &mut stateful);
+        self.emit_stateful(stateful, out);
+    }
+
+    /// A source has been quiet: the caller's clock (`now`) stands in for its commit times,
+    /// so it stops holding event time back. Live runs call this after an idle period.
+    pub fn source_idle(&mut self, source: &str, now: EventTime, detected_at: EventTime, out: &mut Vec<Finding>) {
+        self.observe_clock(source, now);
+        let mut stateful = Vec::new();
+        self.advance_stateful(false, detected_at, &mut stateful);
+        self.emit_stateful(stateful, out);
+    }
+
+    /// Moves event time to `now` for every source with no new events: in a live run the
+    /// caller passes the clock after an idle period, so deadlines fire even when sources go quiet.
     pub fn advance_to(&mut self, now: EventTime, detected_at: EventTime, out: &mut Vec<Finding>) {
-        if self.newest.is_none_or(|n| now > n) {
-            self.newest = Some(now);
+        for c in self.clocks.values_mut() {
+            c.newest = Some(c.newest.map_or(now, |n| n.max(now)));
         }
         let mut stateful = Vec::new();
         self.advance_stateful(false, detected_at, &mut stateful);
@@ -214,13 +267,27 @@ impl Engine {
     /// End of input: every queued event is released (no lateness is left to wait for)
     /// and every deadline before the newest event time fires. Deadlines after it stay pending.
     pub fn finish(&mut self, detected_at: EventTime, out: &mut Vec<Finding>) {
+        for c in self.clocks.values_mut() {
+            c.finished = true;
+        }
         let mut stateful = Vec::new();
         self.advance_stateful(true, detected_at, &mut stateful);
         self.emit_stateful(stateful, out);
     }
 
+    /// Event time as far as every running source has come: the slowest running source's
+    /// newest commit time; once all have finished, the newest of all.
+    fn event_time(&self) -> Option<EventTime> {
+        let running: Vec<Option<EventTime>> = self.clocks.values().filter(|c| !c.finished).map(|c| c.newest).collect();
+        if running.is_empty() {
+            return self.clocks.values().filter_map(|c| c.newest).max();
+        }
+        // A running source that has not delivered anything yet holds event time back.
+        running.into_iter().try_fold(None::<EventTime>, |min, n| n.map(|n| Some(min.map_or(n, |m| m.min(n)))))?
+    }
+
     fn advance_stateful(&mut self, at_end: bool, detected_at: EventTime, into: &mut Vec<(usize, Finding)>) {
-        let Some(newest) = self.newest else { return };
+        let Some(newest) = self.event_time() else { return };
         let mut found = Vec::new();
         for (r, rt) in self.rules.iter_mut().enumerate() {
             if !rt.is_stateful() {

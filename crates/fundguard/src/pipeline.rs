@@ -185,6 +185,23 @@ impl<'s> Pipeline<'s> {
         Ok(())
     }
 
+    /// Declares an input before reading it, so event time waits for it.
+    pub fn expect_source(&mut self, source: &str) {
+        self.engine.expect_source(source);
+    }
+
+    /// Marks an input as read to its end: it no longer holds event time back.
+    pub fn finish_source(&mut self, source: &str) -> anyhow::Result<()> {
+        self.evaluate()?;
+        self.found.clear();
+        self.engine.finish_source(source, wall_clock(), &mut self.found);
+        for f in &self.found {
+            self.sink.write(f)?;
+        }
+        self.counters.findings += self.found.len() as u64;
+        Ok(())
+    }
+
     /// Evaluates what is left, closes event time (queued events are released and
     /// deadlines before the last event fire) and flushes every output.
     pub fn finish(mut self) -> anyhow::Result<(Counters, Engine)> {

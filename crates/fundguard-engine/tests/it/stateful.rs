@@ -218,3 +218,58 @@ fn state_over_its_budget_raises_one_overload_finding() {
     assert_eq!(overloads.len(), 1, "{found:?}");
     assert!(engine.stats()[0].state_bytes > 2000);
 }
+
+fn from(source: &str, mut e: ChangeEvent) -> ChangeEvent {
+    e.position = Position::Line { input: Arc::from(source), line: e.commit_time.as_micros() as u64, index: 0 };
+    e
+}
+
+#[test]
+fn event_time_follows_the_slowest_running_source() {
+    let r = reconcile("  expect: \"left.amount = right.amount\"\n");
+    let payments: Vec<_> = (0..50)
+        .map(|i| {
+            from(
+                "payments.jsonl",
+                at(i * 10, "s.pay", Op::Insert, &[("id", i.into()), ("order_id", i.into()), ("amount", 5.into())]),
+            )
+        })
+        .collect();
+    let orders: Vec<_> = (0..50)
+        .map(|i| from("orders.jsonl", at(i * 10 + 1, "s.ord", Op::Insert, &[("id", i.into()), ("amount", 5.into())])))
+        .collect();
+    // Read one input after the other, as a backtest of two files does.
+    let mut engine = Engine::new(&[r], &TableSchemas::default()).unwrap();
+    engine.expect_source("payments.jsonl");
+    engine.expect_source("orders.jsonl");
+    let mut out = Vec::new();
+    engine.process(&payments, EventTime::default(), &mut out).unwrap();
+    engine.finish_source("payments.jsonl", EventTime::default(), &mut out);
+    assert!(out.is_empty(), "nothing is missing while orders.jsonl has not been read: {out:?}");
+    engine.process(&orders, EventTime::default(), &mut out).unwrap();
+    engine.finish_source("orders.jsonl", EventTime::default(), &mut out);
+    engine.finish(EventTime::default(), &mut out);
+    assert_eq!(engine.stats()[0].late_events, 0);
+    assert!(out.is_empty(), "every payment met its order: {out:?}");
+}
+
+#[test]
+fn an_idle_source_stops_holding_event_time_back() {
+    let r = rule(
+        "id: stuck\nowner: t\nseverity: high\ntimeout:\n  table: s.ord\n  key: after.id\n  enter: \"after.status = 'PAYING'\"\n  exit: \"after.status <> 'PAYING'\"\n  within: 1m\n",
+    );
+    let mut engine = Engine::new(&[r], &TableSchemas::default()).unwrap();
+    let mut out = Vec::new();
+    let busy = |t: i64| from("busy", at(t, "s.other", Op::Insert, &[("id", 1.into())]));
+    engine
+        .process(
+            &[from("quiet", at(0, "s.ord", Op::Update, &[("id", 7.into()), ("status", "PAYING".into())]))],
+            EventTime::default(),
+            &mut out,
+        )
+        .unwrap();
+    engine.process(&[busy(0), busy(600)], EventTime::default(), &mut out).unwrap();
+    assert!(out.is_empty(), "the quiet source still holds event time at 0");
+    engine.source_idle("quiet", EventTime::from_secs(1_700_000_000 + 600), EventTime::default(), &mut out);
+    assert_eq!(out.len(), 1, "once idle, the busy source's time lets the deadline fire");
+}

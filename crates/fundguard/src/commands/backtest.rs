@@ -100,6 +100,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         dead_letter,
         args.strict,
     );
+    // Inputs are read one after another; declaring them all first makes event time wait
+    // for every input, so a later file's older events are not late.
+    for input in &args.input {
+        pipeline.expect_source(&input.display().to_string());
+    }
     for input in &args.input {
         let mut lines = open_lines(input).with_context(|| format!("opening {}", input.display()))?;
         while let Some((line, position)) = lines.next_line()? {
@@ -110,6 +115,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 bar.set_position(pipeline.counters.events);
             }
         }
+        pipeline.finish_source(lines.name())?;
     }
     let dead_letter = pipeline.dead_letter_path().clone();
     let (counters, engine) = pipeline.finish()?;

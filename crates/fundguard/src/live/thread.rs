@@ -52,7 +52,8 @@ struct Pipeline {
     sinks: Vec<Box<dyn FindingSink + Send>>,
     health: Arc<Mutex<Vec<SourceHealth>>>,
     idle_after: std::time::Duration,
-    last_event: Instant,
+    /// Per source: its event-time name (from its positions) and when it last delivered.
+    activity: Vec<Option<(String, Instant)>>,
     found: Vec<Finding>,
 }
 
@@ -92,7 +93,7 @@ pub fn spawn(
         sinks,
         health,
         idle_after: config.idle_after,
-        last_event: Instant::now(),
+        activity: vec![None; config.sources.len()],
         found: Vec::new(),
     };
     Ok(std::thread::Builder::new().name("fundguard-pipeline".into()).spawn(move || {
@@ -160,8 +161,10 @@ impl Pipeline {
             eprintln!("fundguard: evaluating a batch of source #{source} failed: {e}");
         }
         self.write_findings();
-        if !events.is_empty() {
-            self.last_event = Instant::now();
+        if let Some(e) = events.first()
+            && let Some(slot) = self.activity.get_mut(source)
+        {
+            *slot = Some((e.position.source().to_string(), Instant::now()));
         }
         if let Ok(mut health) = self.health.lock()
             && let Some(h) = health.get_mut(source)
@@ -180,13 +183,15 @@ impl Pipeline {
         Ok(events.len())
     }
 
-    /// When no event arrived for `idle_after`, the clock moves event time on.
+    /// A source that delivered nothing for `idle_after` stops holding event time back:
+    /// the clock stands in for its commit times, so deadlines fire when sources go quiet.
     fn tick(&mut self, now: EventTime) {
-        if self.last_event.elapsed() < self.idle_after {
-            return;
-        }
         self.found.clear();
-        self.engine.advance_to(now, now, &mut self.found);
+        for (name, last) in self.activity.iter().flatten() {
+            if last.elapsed() >= self.idle_after {
+                self.engine.source_idle(name, now, now, &mut self.found);
+            }
+        }
         self.write_findings();
     }
 
