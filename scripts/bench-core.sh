@@ -15,14 +15,6 @@ mkdir "$WORK/no-rules" "$WORK/checks"
 for f in examples/rules/*.yaml; do grep -q '^check:' "$f" && cp "$f" "$WORK/checks/"; done
 echo "input: $LINES lines, $(du -h "$LOG" | cut -f1)"
 
-run() { # name, rules dir
-    local name=$1 rules=$2 out="$WORK/time.txt"
-    /usr/bin/time -f "%e %M %P" -o "$out" "$BIN" backtest --rules "$rules" --input "$LOG" --format debezium \
-        --schema "$WORK/schema.yaml" --findings "$WORK/findings.jsonl" > "$WORK/$name.report"
-    read -r secs kb cpu < "$out"
-    printf '%-34s %8.2f s  %12.0f events/s  %6d MiB peak  %s CPU\n' "$name" "$secs" \
-        "$(echo "$LINES / $secs" | bc -l)" "$((kb / 1024))" "$cpu"
-}
 run "floor: decode only" "$WORK/no-rules"
 run "fundguard: $(ls "$WORK/checks" | wc -l) check rules" "$WORK/checks"
 echo "findings: $(wc -l < "$WORK/findings.jsonl")"

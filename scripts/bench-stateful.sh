@@ -17,15 +17,6 @@ for f in examples/rules/*.yaml; do
 done
 echo "input: $LINES lines, $(du -h "$LOG" | cut -f1); rules: $(ls "$WORK/stateful" | tr '\n' ' ')"
 
-run() { # name, rules dir
-    local name=$1 rules=$2 out="$WORK/time.txt"
-    /usr/bin/time -f "%e %M %P" -o "$out" "$BIN" backtest --rules "$rules" --input "$LOG" --format debezium \
-        --schema "$WORK/schema.yaml" --findings "$WORK/findings.jsonl" > "$WORK/report.txt"
-    read -r secs kb cpu < "$out"
-    printf '%-34s %8.2f s  %12.0f events/s  %6d MiB peak  %s CPU\n' "$name" "$secs" \
-        "$(echo "$LINES / $secs" | bc -l)" "$((kb / 1024))" "$cpu"
-    LAST_KB=$kb
-}
 run "floor: decode only" "$WORK/no-rules"
 FLOOR_KB=$LAST_KB
 run "fundguard: stateful rules" "$WORK/stateful"

@@ -388,7 +388,7 @@ pub fn encode(event: &ChangeEvent, columns: &BTreeMap<String, ColumnType>, optio
     if !options.schema_wrapper {
         return payload;
     }
-    let value_schema = row_schema(&event.table, columns, event.current_row(), options);
+    let value_schema = row_schema(&event.table, columns, event, options);
     format!(
         "{{\"schema\":{{\"type\":\"struct\",\"fields\":[{b},{a},{{\"type\":\"struct\",\"fields\":[{{\"type\":\"string\",\"optional\":false,\"field\":\"connector\"}},{{\"type\":\"int64\",\"optional\":false,\"field\":\"ts_ms\"}},{{\"type\":\"string\",\"optional\":false,\"field\":\"db\"}},{{\"type\":\"string\",\"optional\":true,\"field\":\"table\"}}],\"optional\":false,\"name\":\"io.debezium.connector.mysql.Source\",\"field\":\"source\"}},{{\"type\":\"string\",\"optional\":false,\"field\":\"op\"}},{{\"type\":\"int64\",\"optional\":true,\"field\":\"ts_ms\"}}],\"optional\":false,\"name\":\"{t}.Envelope\",\"version\":1}},\"payload\":{payload}}}",
         b = value_schema.replace("@FIELD@", "before"),
@@ -420,24 +420,36 @@ fn write_image(out: &mut String, row: Option<&Row>, options: EncodeOptions) {
     out.push('}');
 }
 
+/// The `Value` struct schema of a table. A DECIMAL column's scale is a property of the
+/// column, so it is taken from whichever image holds a value for it.
 fn row_schema(
     table: &str,
     columns: &BTreeMap<String, ColumnType>,
-    row: Option<&Row>,
+    event: &ChangeEvent,
     options: EncodeOptions,
 ) -> String {
     let mut fields = Vec::new();
-    for (name, value) in row.into_iter().flat_map(|r| r.iter()) {
-        let ty = columns.get(name).copied().or_else(|| ColumnType::of(value)).unwrap_or(ColumnType::String);
+    let row = event.current_row();
+    let scale_of = |name: &str| {
+        [event.after.as_ref(), event.before.as_ref()].into_iter().flatten().find_map(|r| match r.get(name) {
+            Some(Value::Decimal(d)) => Some(d.scale()),
+            _ => None,
+        })
+    };
+    let type_of = |name: &str| {
+        [event.after.as_ref(), event.before.as_ref()]
+            .into_iter()
+            .flatten()
+            .find_map(|r| r.get(name).and_then(ColumnType::of))
+    };
+    for (name, _) in row.into_iter().flat_map(|r| r.iter()) {
+        let ty = columns.get(name).copied().or_else(|| type_of(name)).unwrap_or(ColumnType::String);
         let field = match ty {
             ColumnType::Int => {
                 format!("{{\"type\":\"int64\",\"optional\":true,\"field\":\"{name}\"}}")
             }
             ColumnType::Decimal => {
-                let scale = match value {
-                    Value::Decimal(d) => d.scale(),
-                    _ => 0,
-                };
+                let scale = scale_of(name).unwrap_or(0);
                 match options.decimal_mode {
                     DecimalMode::Precise => format!(
                         "{{\"type\":\"bytes\",\"optional\":true,\"name\":\"org.apache.kafka.connect.data.Decimal\",\"version\":1,\"parameters\":{{\"scale\":\"{scale}\",\"connect.decimal.precision\":\"20\"}},\"field\":\"{name}\"}}"
