@@ -14,6 +14,17 @@ use anyhow::Context;
 use fundguard_core::TableSchemas;
 use fundguard_rules::{Rule, load_paths, load_schemas};
 
+/// The rule files a command reads, and the optional schema file that types their tables.
+#[derive(clap::Args)]
+pub struct RuleFiles {
+    /// Rule files or directories of them.
+    #[arg(required = true)]
+    pub rules: Vec<PathBuf>,
+    /// Declared column types (`tables: {db.table: {column: type}}`): enables unknown-column and type checks.
+    #[arg(long)]
+    pub schema: Option<PathBuf>,
+}
+
 /// Loads the optional schema file.
 pub(crate) fn schemas(path: Option<&PathBuf>) -> anyhow::Result<Arc<TableSchemas>> {
     match path {

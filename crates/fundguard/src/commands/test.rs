@@ -1,23 +1,18 @@
 //! `fundguard test`: runs the tests inside rule files and reports like a test runner.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use fundguard_engine::run_rule_tests;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Rule files or directories of them.
-    #[arg(required = true)]
-    rules: Vec<PathBuf>,
-    /// Declared column types for the tables the rules read.
-    #[arg(long)]
-    schema: Option<PathBuf>,
+    #[command(flatten)]
+    files: super::RuleFiles,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let schemas = super::schemas(args.schema.as_ref())?;
-    let rules = super::rules(&args.rules)?;
+    let schemas = super::schemas(args.files.schema.as_ref())?;
+    let rules = super::rules(&args.files.rules)?;
     let outcomes = run_rule_tests(&rules, &schemas);
     let mut failed = 0;
     for o in &outcomes {

@@ -1,6 +1,5 @@
 //! `fundguard validate`: every problem in the rule files at once, with file, line and column.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use fundguard_engine::{Engine, sort_diagnostics};
@@ -8,17 +7,13 @@ use fundguard_rules::load_paths;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Rule files or directories of them.
-    #[arg(required = true)]
-    rules: Vec<PathBuf>,
-    /// Declared column types (`tables: {db.table: {column: type}}`): enables unknown-column and type checks.
-    #[arg(long)]
-    schema: Option<PathBuf>,
+    #[command(flatten)]
+    files: super::RuleFiles,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let schemas = super::schemas(args.schema.as_ref())?;
-    let (rules, mut problems) = load_paths(&args.rules);
+    let schemas = super::schemas(args.files.schema.as_ref())?;
+    let (rules, mut problems) = load_paths(&args.files.rules);
     if let Err(mut more) = Engine::new(&rules, &schemas) {
         problems.append(&mut more);
     }
