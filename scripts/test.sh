@@ -10,6 +10,9 @@ if [ -n "${CI:-}" ]; then
     export PROPTEST_RNG_SEED="${PROPTEST_RNG_SEED:-20261125}"
 fi
 
+# Test-only tools: wal2json for PostgreSQL, the Tansu Kafka broker (idempotent, quick when present).
+scripts/install-test-deps.sh
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo nextest run --workspace --locked --no-fail-fast

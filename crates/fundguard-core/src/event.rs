@@ -61,6 +61,10 @@ pub enum Position {
     /// A record of a message stream: a NATS JetStream stream sequence, or a Kafka
     /// topic partition offset.
     Stream { stream: Arc<str>, partition: u32, offset: u64, index: u32 },
+    /// A row of a database's replication log: `at` is a MySQL/MariaDB binlog
+    /// `file:offset` (with the transaction's GTID when the server has them) or a
+    /// PostgreSQL commit LSN; `index` numbers the rows of one log event.
+    Log { source: Arc<str>, at: Arc<str>, index: u32 },
     /// An event made by hand: a rule test or a simulator that emits events directly.
     Synthetic { seq: u64 },
 }
@@ -72,6 +76,7 @@ impl Position {
         match self {
             Position::Line { input, .. } => input,
             Position::Stream { stream, .. } => stream,
+            Position::Log { source, .. } => source,
             Position::Synthetic { .. } => "synthetic",
         }
     }
@@ -83,6 +88,7 @@ impl Position {
             Position::Stream { stream, partition, offset, .. } => {
                 Position::Stream { stream: stream.clone(), partition: *partition, offset: *offset, index }
             }
+            Position::Log { source, at, .. } => Position::Log { source: source.clone(), at: at.clone(), index },
             Position::Synthetic { seq } => Position::Synthetic { seq: *seq },
         }
     }
@@ -95,6 +101,8 @@ impl fmt::Display for Position {
             Position::Line { input, line, index } => write!(f, "{input}:{line}#{index}"),
             Position::Stream { stream, partition, offset, index: 0 } => write!(f, "{stream}/{partition}@{offset}"),
             Position::Stream { stream, partition, offset, index } => write!(f, "{stream}/{partition}@{offset}#{index}"),
+            Position::Log { source, at, index: 0 } => write!(f, "{source}@{at}"),
+            Position::Log { source, at, index } => write!(f, "{source}@{at}#{index}"),
             Position::Synthetic { seq } => write!(f, "synthetic#{seq}"),
         }
     }

@@ -379,6 +379,7 @@ pub fn encode(event: &ChangeEvent, columns: &BTreeMap<String, ColumnType>, optio
     let pos = match &event.position {
         Position::Line { line, .. } => *line,
         Position::Stream { offset, .. } => *offset,
+        Position::Log { index, .. } => u64::from(*index),
         Position::Synthetic { seq } => *seq,
     };
     payload.push_str(&format!(

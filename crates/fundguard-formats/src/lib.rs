@@ -73,7 +73,7 @@ impl Format {
             Format::Maxwell => Inner::Maxwell,
             Format::Json(config) => Inner::Plain(config.clone()),
         };
-        Decoder { inner, interner, schemas, declared: DeclaredIndex::default() }
+        Decoder { inner, interner, declared: DeclaredTypes::new(schemas) }
     }
 
     pub fn name(&self) -> &'static str {
@@ -98,8 +98,7 @@ enum Inner {
 pub struct Decoder {
     inner: Inner,
     interner: Interner,
-    schemas: Arc<TableSchemas>,
-    declared: DeclaredIndex,
+    declared: DeclaredTypes,
 }
 
 impl Decoder {
@@ -126,13 +125,48 @@ impl Decoder {
             out.truncate(start);
             return result;
         }
-        if !self.schemas.is_empty()
-            && let Err(e) = apply_declared_types(&self.schemas, &mut self.declared, &mut out[start..])
-        {
+        if let Err(e) = out[start..].iter_mut().try_for_each(|event| self.declared.apply(event)) {
             out.truncate(start);
             return Err(e);
         }
         result
+    }
+}
+
+/// Converts values of declared columns (`schema.yaml`) to their declared types. Every
+/// decoder applies it; sources that decode themselves (binlog, logical decoding) too.
+pub struct DeclaredTypes {
+    schemas: Arc<TableSchemas>,
+    index: DeclaredIndex,
+}
+
+impl DeclaredTypes {
+    pub fn new(schemas: Arc<TableSchemas>) -> Self {
+        DeclaredTypes { schemas, index: DeclaredIndex::default() }
+    }
+
+    /// Converts `event`'s declared columns in place; a value that cannot be read as its
+    /// declared type is an error naming the column (the caller dead-letters the event).
+    pub fn apply(&mut self, event: &mut ChangeEvent) -> Result<(), DecodeError> {
+        if self.schemas.is_empty() || self.schemas.table(&event.table).is_none() {
+            return Ok(());
+        }
+        let (schemas, index) = (&self.schemas, &mut self.index);
+        let table = event.table.clone();
+        for row in [event.before.as_mut(), event.after.as_mut()].into_iter().flatten() {
+            row.try_map_values_named(|name, value| {
+                let Some(ty) = index.lookup(schemas, &table, name) else { return Ok(value) };
+                // Most values already have their declared type: keep them without a copy.
+                if value.is_null() || ColumnType::of(&value) == Some(ty) {
+                    return Ok(value);
+                }
+                let shown = value.to_string();
+                ty.coerce(value).ok_or_else(|| {
+                    DecodeError::invalid(format!("column `{table}.{name}` is declared {ty} but holds `{shown}`"))
+                })
+            })?;
+        }
+        Ok(())
     }
 }
 
@@ -164,32 +198,4 @@ impl DeclaredIndex {
         self.entries.insert(key, Declared { _table: table.clone(), _column: column.clone(), ty });
         ty
     }
-}
-
-/// Converts values of declared columns to their declared types.
-fn apply_declared_types(
-    schemas: &TableSchemas,
-    index: &mut DeclaredIndex,
-    events: &mut [ChangeEvent],
-) -> Result<(), DecodeError> {
-    for event in events {
-        if schemas.table(&event.table).is_none() {
-            continue;
-        }
-        let table = event.table.clone();
-        for row in [event.before.as_mut(), event.after.as_mut()].into_iter().flatten() {
-            row.try_map_values_named(|name, value| {
-                let Some(ty) = index.lookup(schemas, &table, name) else { return Ok(value) };
-                // Most values already have their declared type: keep them without a copy.
-                if value.is_null() || ColumnType::of(&value) == Some(ty) {
-                    return Ok(value);
-                }
-                let shown = value.to_string();
-                ty.coerce(value).ok_or_else(|| {
-                    DecodeError::invalid(format!("column `{table}.{name}` is declared {ty} but holds `{shown}`"))
-                })
-            })?;
-        }
-    }
-    Ok(())
 }

@@ -1,12 +1,23 @@
-//! Where change events come from: recorded logs in files (plain or gzip) and stdin, and
-//! NATS JetStream.
+//! Where change events come from.
 //!
-//! A source yields raw messages with their [`Position`]; decoding is the format's
-//! job (`fundguard-formats`), so every source works with every format.
+//! Two kinds of source live here:
+//! - **message sources** (files and stdin, NATS JetStream, Kafka) yield raw messages
+//!   with their [`Position`](fundguard_core::Position); decoding is the format's job
+//!   (`fundguard-formats`), so every message source works with every format;
+//! - **database log sources** (MySQL/MariaDB binlog, PostgreSQL logical decoding)
+//!   decode their server's own protocol into [`DecodedBatch`]es, and store where to
+//!   resume in a [`PositionStore`].
 
+mod batch;
+pub mod binlog;
 pub mod file;
 pub mod health;
+pub mod kafka;
 pub mod nats;
+mod position_store;
+pub mod postgres;
 
+pub use batch::{DeadLetter, DecodedBatch};
 pub use file::{LineSource, open_lines};
 pub use health::SourceHealth;
+pub use position_store::{PositionError, PositionStore};

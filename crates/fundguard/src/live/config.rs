@@ -69,6 +69,66 @@ enum SourceFile {
         #[serde(default)]
         tables: std::collections::BTreeMap<String, String>,
     },
+    Kafka {
+        name: String,
+        format: String,
+        #[serde(default)]
+        table: Option<String>,
+        #[serde(default)]
+        table_field: Option<String>,
+        #[serde(default)]
+        time_field: Option<String>,
+        brokers: String,
+        group: String,
+        topics: Vec<String>,
+        /// JSON format: topic → table.
+        #[serde(default)]
+        tables: std::collections::BTreeMap<String, String>,
+        /// Where a new consumer group starts: `earliest` (default) or `latest`.
+        #[serde(default)]
+        start: Option<String>,
+        /// Static group membership id; defaults to `fundguard-<source name>`.
+        #[serde(default)]
+        instance_id: Option<String>,
+    },
+    Mysql {
+        name: String,
+        url: String,
+        #[serde(default)]
+        password_env: Option<String>,
+        #[serde(default)]
+        server_id: Option<u32>,
+        /// `end` (default) or `beginning`, when no position is stored and none is given.
+        #[serde(default)]
+        start: Option<String>,
+        #[serde(default)]
+        start_file: Option<String>,
+        #[serde(default)]
+        start_offset: Option<u64>,
+        #[serde(default)]
+        start_gtid: Option<String>,
+        #[serde(default)]
+        include: Vec<String>,
+        #[serde(default)]
+        exclude: Vec<String>,
+        /// The zone of DATETIME columns, `+08:00`; UTC when absent.
+        #[serde(default)]
+        datetime_offset: Option<String>,
+    },
+    Postgres {
+        name: String,
+        url: String,
+        #[serde(default)]
+        password_env: Option<String>,
+        slot: String,
+        #[serde(default)]
+        create_slot: bool,
+        /// `schema.table` patterns to read; empty reads every table.
+        #[serde(default)]
+        include: Vec<String>,
+        #[serde(default)]
+        poll_interval: Option<String>,
+    },
     File {
         name: String,
         path: PathBuf,
@@ -99,7 +159,8 @@ pub enum SinkConfig {
 #[derive(Debug, Clone)]
 pub struct SourceConfig {
     pub name: String,
-    pub format: Format,
+    /// How messages are decoded; `None` for database logs, which sources decode themselves.
+    pub format: Option<Format>,
     pub kind: SourceKind,
 }
 
@@ -108,6 +169,9 @@ pub enum SourceKind {
     Http { token: String, max_body_bytes: usize, max_messages: usize },
     File { path: PathBuf, follow: bool },
     Nats { nats: fundguard_sources::nats::NatsConfig, tables: std::collections::HashMap<String, String> },
+    Kafka { kafka: fundguard_sources::kafka::KafkaConfig, tables: std::collections::HashMap<String, String> },
+    Mysql(fundguard_sources::binlog::BinlogConfig),
+    Postgres(fundguard_sources::postgres::PostgresConfig),
 }
 
 /// A validated configuration.
@@ -120,6 +184,51 @@ pub struct Config {
     pub idle_after: Duration,
     pub sources: Vec<SourceConfig>,
     pub sinks: Vec<SinkConfig>,
+}
+
+/// The replica id fundguard registers with a MySQL/MariaDB server unless told otherwise.
+pub const DEFAULT_SERVER_ID: u32 = 4_242_001;
+
+/// How a message source's messages are decoded.
+fn message_format(
+    format: &str,
+    table: Option<String>,
+    table_field: Option<String>,
+    time_field: Option<String>,
+) -> Result<Format, String> {
+    Ok(match format {
+        "debezium" => Format::Debezium,
+        "canal" => Format::Canal,
+        "maxwell" => Format::Maxwell,
+        "json" => Format::Json(PlainConfig {
+            table: match (table, table_field) {
+                (Some(t), _) => TableFrom::Fixed(t),
+                (None, Some(f)) => TableFrom::Field(f),
+                (None, None) => TableFrom::Field("type".into()),
+            },
+            time_field: time_field.unwrap_or_else(|| "ts".into()),
+        }),
+        other => return Err(format!("format `{other}`: expected debezium, canal, maxwell or json")),
+    })
+}
+
+/// `+08:00`, `-05:30`, `Z` → seconds east of UTC.
+fn parse_utc_offset(text: &str) -> Result<i32, String> {
+    let bad = || format!("`{text}` is not a UTC offset: expected +HH:MM or -HH:MM (or Z)");
+    if text == "Z" || text == "UTC" {
+        return Ok(0);
+    }
+    let (sign, rest) = match text.as_bytes().first() {
+        Some(b'+') => (1, &text[1..]),
+        Some(b'-') => (-1, &text[1..]),
+        _ => return Err(bad()),
+    };
+    let (h, m) = rest.split_once(':').ok_or_else(bad)?;
+    let (h, m): (i32, i32) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+    if h > 14 || m > 59 {
+        return Err(bad());
+    }
+    Ok(sign * (h * 3600 + m * 60))
 }
 
 /// Reads and validates a config file; paths in it are relative to the file's directory.
@@ -150,36 +259,35 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config,
     }
     let mut sources = Vec::new();
     for source in file.sources {
-        let (name, format, table, table_field, time_field) = match &source {
+        let (name, format) = match &source {
             SourceFile::Http { name, format, table, table_field, time_field, .. }
             | SourceFile::Nats { name, format, table, table_field, time_field, .. }
+            | SourceFile::Kafka { name, format, table, table_field, time_field, .. }
             | SourceFile::File { name, format, table, table_field, time_field, .. } => {
-                (name.clone(), format.clone(), table.clone(), table_field.clone(), time_field.clone())
+                match message_format(format, table.clone(), table_field.clone(), time_field.clone()) {
+                    Ok(format) => (name.clone(), Some(format)),
+                    Err(e) => {
+                        problems.push(Diagnostic::new(at(0, 0), format!("source `{name}`: {e}")));
+                        continue;
+                    }
+                }
             }
+            SourceFile::Mysql { name, .. } | SourceFile::Postgres { name, .. } => (name.clone(), None),
         };
         if sources.iter().any(|s: &SourceConfig| s.name == name) {
             problems
                 .push(Diagnostic::new(at(0, 0), format!("source `{name}` is declared twice: names must be unique")));
         }
-        let format = match format.as_str() {
-            "debezium" => Format::Debezium,
-            "canal" => Format::Canal,
-            "maxwell" => Format::Maxwell,
-            "json" => Format::Json(PlainConfig {
-                table: match (table, table_field) {
-                    (Some(t), _) => TableFrom::Fixed(t),
-                    (None, Some(f)) => TableFrom::Field(f),
-                    (None, None) => TableFrom::Field("type".into()),
-                },
-                time_field: time_field.unwrap_or_else(|| "ts".into()),
-            }),
-            other => {
-                problems.push(Diagnostic::new(
+        let is_json = matches!(format, Some(Format::Json(_)));
+        let format_name = format.as_ref().map(Format::name).unwrap_or_default();
+        let secret = |var: &Option<String>| -> Result<Option<String>, Diagnostic> {
+            let Some(var) = var else { return Ok(None) };
+            env(var).filter(|v| !v.is_empty()).map(Some).ok_or_else(|| {
+                Diagnostic::new(
                     at(0, 0),
-                    format!("source `{name}`: format `{other}`: expected debezium, canal, maxwell or json"),
-                ));
-                continue;
-            }
+                    format!("source `{name}`: environment variable {var} is not set: export the secret there (never in this file)"),
+                )
+            })
         };
         let kind = match source {
             SourceFile::Http { token_env, max_body_bytes, max_messages, .. } => {
@@ -191,17 +299,15 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config,
                         ),
                     ));
                 }
-                match env(&token_env).filter(|t| !t.is_empty()) {
-                    Some(token) => SourceKind::Http {
+                match secret(&Some(token_env.clone())) {
+                    Ok(Some(token)) => SourceKind::Http {
                         token,
                         max_body_bytes: max_body_bytes.unwrap_or(1 << 20),
                         max_messages: max_messages.unwrap_or(10_000),
                     },
-                    None => {
-                        problems.push(Diagnostic::new(
-                            at(0, 0),
-                            format!("source `{name}`: environment variable {token_env} is not set: export the ingest token there (never in this file)"),
-                        ));
+                    Ok(None) => continue,
+                    Err(problem) => {
+                        problems.push(problem);
                         continue;
                     }
                 }
@@ -214,16 +320,145 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config,
                         format!("source `{name}`: `create: true` needs the stream's `subjects`"),
                     ));
                 }
-                if !tables.is_empty() && !matches!(format, Format::Json(_)) {
+                if !tables.is_empty() && !is_json {
                     problems.push(Diagnostic::new(
                         at(0, 0),
-                        format!("source `{name}`: `tables` maps subjects of JSON messages; {} messages name their own table", format.name()),
+                        format!("source `{name}`: `tables` maps subjects of JSON messages; {format_name} messages name their own table"),
                     ));
                 }
                 SourceKind::Nats {
                     nats: fundguard_sources::nats::NatsConfig { url, stream, subjects, consumer, create },
                     tables: tables.into_iter().collect(),
                 }
+            }
+            SourceFile::Kafka { brokers, group, topics, tables, start, instance_id, .. } => {
+                if !tables.is_empty() && !is_json {
+                    problems.push(Diagnostic::new(
+                        at(0, 0),
+                        format!("source `{name}`: `tables` maps topics of JSON messages; {format_name} messages name their own table"),
+                    ));
+                }
+                if topics.is_empty() {
+                    problems.push(Diagnostic::new(
+                        at(0, 0),
+                        format!("source `{name}`: `topics` is empty: list the topics to consume"),
+                    ));
+                }
+                let start = match start.as_deref() {
+                    None | Some("earliest") => fundguard_sources::kafka::StartAt::Earliest,
+                    Some("latest") => fundguard_sources::kafka::StartAt::Latest,
+                    Some(other) => {
+                        problems.push(Diagnostic::new(
+                            at(0, 0),
+                            format!("source `{name}`: start `{other}`: expected earliest or latest"),
+                        ));
+                        continue;
+                    }
+                };
+                SourceKind::Kafka {
+                    kafka: fundguard_sources::kafka::KafkaConfig {
+                        brokers,
+                        group,
+                        topics,
+                        start,
+                        instance_id: instance_id.unwrap_or_else(|| format!("fundguard-{name}")),
+                    },
+                    tables: tables.into_iter().collect(),
+                }
+            }
+            SourceFile::Mysql {
+                url,
+                password_env,
+                server_id,
+                start,
+                start_file,
+                start_offset,
+                start_gtid,
+                include,
+                exclude,
+                datetime_offset,
+                ..
+            } => {
+                use fundguard_sources::binlog::{BinlogConfig, BinlogPosition, GtidState, StartAt};
+                let password = match secret(&password_env) {
+                    Ok(p) => p,
+                    Err(problem) => {
+                        problems.push(problem);
+                        continue;
+                    }
+                };
+                let start = match (start.as_deref(), start_file, start_gtid) {
+                    (_, Some(file), None) => StartAt::At(BinlogPosition {
+                        file,
+                        offset: start_offset.unwrap_or(4),
+                        gtid: GtidState::default(),
+                    }),
+                    (_, None, Some(gtid)) => match GtidState::parse(&gtid) {
+                        Ok(gtid) => StartAt::At(BinlogPosition { file: String::new(), offset: 4, gtid }),
+                        Err(e) => {
+                            problems.push(Diagnostic::new(at(0, 0), format!("source `{name}`: start_gtid: {e}")));
+                            continue;
+                        }
+                    },
+                    (_, Some(_), Some(_)) => {
+                        problems.push(Diagnostic::new(
+                            at(0, 0),
+                            format!("source `{name}`: give start_file (with start_offset) or start_gtid, not both"),
+                        ));
+                        continue;
+                    }
+                    (None | Some("end"), None, None) => StartAt::End,
+                    (Some("beginning"), None, None) => StartAt::Beginning,
+                    (Some(other), None, None) => {
+                        problems.push(Diagnostic::new(
+                            at(0, 0),
+                            format!("source `{name}`: start `{other}`: expected end or beginning (or start_file / start_gtid)"),
+                        ));
+                        continue;
+                    }
+                };
+                let datetime_offset_secs = match datetime_offset.as_deref().map(parse_utc_offset) {
+                    None => 0,
+                    Some(Ok(secs)) => secs,
+                    Some(Err(e)) => {
+                        problems.push(Diagnostic::new(at(0, 0), format!("source `{name}`: datetime_offset: {e}")));
+                        continue;
+                    }
+                };
+                SourceKind::Mysql(BinlogConfig {
+                    url,
+                    password,
+                    server_id: server_id.unwrap_or(DEFAULT_SERVER_ID),
+                    start,
+                    include,
+                    exclude,
+                    datetime_offset_secs,
+                })
+            }
+            SourceFile::Postgres { url, password_env, slot, create_slot, include, poll_interval, .. } => {
+                let password = match secret(&password_env) {
+                    Ok(p) => p,
+                    Err(problem) => {
+                        problems.push(problem);
+                        continue;
+                    }
+                };
+                let poll_interval = match poll_interval.as_deref().map(parse_duration) {
+                    None => Duration::from_millis(100),
+                    Some(Ok(d)) => d,
+                    Some(Err(e)) => {
+                        problems.push(Diagnostic::new(at(0, 0), format!("source `{name}`: poll_interval: {e}")));
+                        continue;
+                    }
+                };
+                SourceKind::Postgres(fundguard_sources::postgres::PostgresConfig {
+                    url,
+                    password,
+                    slot,
+                    create_slot,
+                    include,
+                    poll_interval,
+                })
             }
         };
         sources.push(SourceConfig { name, format, kind });

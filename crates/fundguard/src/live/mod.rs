@@ -38,6 +38,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             .collect(),
     ));
     let (inputs, receiver) = mpsc::channel::<Input>(16);
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let mut database_sources = Vec::new();
     let pipeline = thread::spawn(&config, schemas.clone(), engine, receiver, health.clone())?;
 
     for (index, source) in config.sources.iter().enumerate() {
@@ -48,6 +50,26 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             SourceKind::Nats { nats, tables } => {
                 let (name, nats, tables) = (source.name.clone(), nats.clone(), tables.clone());
                 tokio::spawn(sources::nats(index, name, nats, tables, inputs.clone(), health.clone()));
+            }
+            SourceKind::Kafka { kafka, tables } => {
+                let (name, kafka, tables) = (source.name.clone(), kafka.clone(), tables.clone());
+                tokio::spawn(sources::kafka(index, name, kafka, tables, inputs.clone(), health.clone()));
+            }
+            SourceKind::Mysql(binlog) => {
+                let store = fundguard_sources::PositionStore::new(&config.data_dir, &source.name);
+                database_sources.push(tokio::spawn(sources::binlog(
+                    index,
+                    source.name.clone(),
+                    binlog.clone(),
+                    store,
+                    inputs.clone(),
+                    health.clone(),
+                    stopping.clone(),
+                )));
+            }
+            SourceKind::Postgres(pg) => {
+                let name = source.name.clone();
+                tokio::spawn(sources::postgres(index, name, pg.clone(), inputs.clone(), health.clone()));
             }
             SourceKind::Http { .. } => {} // served by the HTTP listener below
         }
@@ -63,6 +85,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     eprintln!("fundguard: shutting down");
     if let Some(server) = server {
         server.abort();
+    }
+    // Database sources store their last processed position before the pipeline stops.
+    let _ = stop.send(true);
+    for task in database_sources {
+        let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
     }
     let _ = inputs.send(Input::Shutdown).await;
     drop(inputs);

@@ -1,4 +1,8 @@
-//! The live sources of `fundguard run`: files (read once or followed) and HTTP ingest.
+//! The live sources of `fundguard run`: one task per source, handing batches to the
+//! pipeline thread and moving on only once it has processed them.
+//!
+//! Message sources (files, HTTP, NATS, Kafka) send raw messages; database logs
+//! (binlog, PostgreSQL) send events they decoded, then store where to resume.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -8,8 +12,8 @@ use std::time::Duration;
 use anyhow::Context;
 use fundguard_core::Position;
 use fundguard_server::{AppState, IngestBatch, IngestSource};
-use fundguard_sources::{SourceHealth, open_lines};
-use tokio::sync::{mpsc, oneshot};
+use fundguard_sources::{DecodedBatch, PositionStore, SourceHealth, open_lines};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::config::{Config, SourceKind};
 use super::{Input, RawBatch};
@@ -117,22 +121,13 @@ pub async fn nats(
     health: Arc<Mutex<Vec<SourceHealth>>>,
 ) {
     use fundguard_sources::nats::NatsSource;
-    let set_state = |state: String, reconnect: bool| {
-        if let Ok(mut h) = health.lock()
-            && let Some(h) = h.get_mut(index)
-        {
-            h.state = state;
-            if reconnect {
-                h.reconnects += 1;
-            }
-        }
-    };
-    let mut backoff = Duration::from_secs(1);
+    let health = HealthHandle { health, index };
+    let mut backoff = Backoff::default();
     loop {
         match NatsSource::connect(&config).await {
             Ok(mut source) => {
-                set_state("connected".into(), false);
-                backoff = Duration::from_secs(1);
+                health.set("connected");
+                backoff.reset();
                 loop {
                     let messages = match source.fetch(500, Duration::from_secs(1)).await {
                         Ok(m) if m.is_empty() => continue,
@@ -142,22 +137,10 @@ pub async fn nats(
                             break;
                         }
                     };
-                    // Messages of mapped subjects go in one batch per table, in arrival order otherwise.
-                    let mut groups: Vec<(Option<String>, RawBatch)> = Vec::new();
-                    for m in &messages {
-                        let table = tables.get(&m.subject).cloned();
-                        match groups.last_mut() {
-                            Some((t, g)) if *t == table => g.push((m.payload.clone(), m.position.clone())),
-                            _ => groups.push((table, vec![(m.payload.clone(), m.position.clone())])),
-                        }
-                    }
-                    for (table, batch) in groups {
-                        let (reply, verdict) = oneshot::channel();
-                        let input =
-                            Input::Batch { source: index, messages: batch, table, all_or_nothing: false, reply };
-                        if inputs.send(input).await.is_err() || verdict.await.is_err() {
-                            return; // shutting down: unacknowledged messages are redelivered next time
-                        }
+                    let grouped =
+                        group_by_table(messages.iter().map(|m| (&m.subject, &m.payload, &m.position)), &tables);
+                    if !send_grouped(index, grouped, &inputs).await {
+                        return; // shutting down: unacknowledged messages are redelivered next time
                     }
                     if let Err(e) = source.ack(&messages).await {
                         eprintln!("fundguard: source `{name}`: {e}");
@@ -165,15 +148,284 @@ pub async fn nats(
                     }
                 }
             }
-            Err(e) if !e.retryable => {
-                eprintln!("fundguard: source `{name}` stopped: {e}");
-                set_state(format!("failed: {e}"), false);
-                return;
-            }
-            Err(e) => eprintln!("fundguard: source `{name}`: {e}; retrying in {backoff:?}"),
+            Err(e) if !e.retryable => return health.fail(&name, &e),
+            Err(e) => eprintln!("fundguard: source `{name}`: {e}; retrying in {:?}", backoff.next),
         }
-        set_state("disconnected".into(), true);
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(30));
+        health.disconnected();
+        backoff.wait().await;
+    }
+}
+
+/// Consumes Kafka topics as a consumer group: fetch, hand to the pipeline, then commit.
+pub async fn kafka(
+    index: usize,
+    name: String,
+    config: fundguard_sources::kafka::KafkaConfig,
+    tables: HashMap<String, String>,
+    inputs: mpsc::Sender<Input>,
+    health: Arc<Mutex<Vec<SourceHealth>>>,
+) {
+    use fundguard_sources::kafka::KafkaSource;
+    let health = HealthHandle { health, index };
+    let mut backoff = Backoff::default();
+    loop {
+        match KafkaSource::connect(&config) {
+            Ok(mut source) => {
+                health.set("connected");
+                backoff.reset();
+                loop {
+                    let messages = match source.fetch(1000, Duration::from_secs(1)).await {
+                        Ok(m) if m.is_empty() => continue,
+                        Ok(m) => m,
+                        Err(e) => {
+                            eprintln!("fundguard: source `{name}`: {e}");
+                            break;
+                        }
+                    };
+                    let grouped = group_by_table(messages.iter().map(|m| (&m.topic, &m.payload, &m.position)), &tables);
+                    if !send_grouped(index, grouped, &inputs).await {
+                        return; // shutting down: uncommitted offsets are read again next time
+                    }
+                    if let Err(e) = source.commit(&messages) {
+                        eprintln!("fundguard: source `{name}`: {e}");
+                        break;
+                    }
+                }
+            }
+            Err(e) if !e.retryable => return health.fail(&name, &e),
+            Err(e) => eprintln!("fundguard: source `{name}`: {e}; retrying in {:?}", backoff.next),
+        }
+        health.disconnected();
+        backoff.wait().await;
+    }
+}
+
+/// Reads a MySQL/MariaDB binlog; stores the position after each processed batch.
+pub async fn binlog(
+    index: usize,
+    name: String,
+    config: fundguard_sources::binlog::BinlogConfig,
+    store: PositionStore,
+    inputs: mpsc::Sender<Input>,
+    health: Arc<Mutex<Vec<SourceHealth>>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    use fundguard_sources::binlog::{BinlogPosition, BinlogSource};
+    let health = HealthHandle { health, index };
+    let mut acked: Option<BinlogPosition> = match store.load() {
+        Ok(p) => p,
+        Err(e) => return health.fail(&name, &e),
+    };
+    let mut saver = PositionSaver::new(store);
+    let mut backoff = Backoff::default();
+    loop {
+        let connected = tokio::select! {
+            c = BinlogSource::connect(&name, &config, acked.as_ref()) => c,
+            _ = stop.changed() => return,
+        };
+        match connected {
+            Ok(mut source) => {
+                health.set("connected");
+                backoff.reset();
+                eprintln!("fundguard: source `{name}`: reading the binlog from {}", source.position());
+                loop {
+                    let next = tokio::select! {
+                        next = source.next_batch(2000) => next,
+                        _ = stop.changed() => return saver.flush(&name),
+                    };
+                    let (batch, position) = match next {
+                        Ok(next) => next,
+                        Err(e) if !e.retryable => {
+                            saver.flush(&name);
+                            return health.fail(&name, &e);
+                        }
+                        Err(e) => {
+                            eprintln!("fundguard: source `{name}`: {e}");
+                            break;
+                        }
+                    };
+                    if !batch.is_empty() && !send_decoded(index, batch, position.to_string(), &inputs).await {
+                        return saver.flush(&name);
+                    }
+                    saver.processed(&name, &position);
+                    acked = Some(position);
+                }
+            }
+            Err(e) if !e.retryable => return health.fail(&name, &e),
+            Err(e) => eprintln!("fundguard: source `{name}`: {e}; retrying in {:?}", backoff.next),
+        }
+        saver.flush(&name);
+        health.disconnected();
+        tokio::select! {
+            _ = backoff.wait() => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Reads a PostgreSQL logical replication slot; confirms it after each processed batch.
+pub async fn postgres(
+    index: usize,
+    name: String,
+    config: fundguard_sources::postgres::PostgresConfig,
+    inputs: mpsc::Sender<Input>,
+    health: Arc<Mutex<Vec<SourceHealth>>>,
+) {
+    use fundguard_sources::postgres::PostgresSource;
+    let health = HealthHandle { health, index };
+    let mut backoff = Backoff::default();
+    loop {
+        match PostgresSource::connect(&name, &config).await {
+            Ok(mut source) => {
+                health.set("connected");
+                backoff.reset();
+                loop {
+                    let next = match source.next_batch(5000).await {
+                        Ok(next) => next,
+                        Err(e) if !e.retryable => return health.fail(&name, &e),
+                        Err(e) => {
+                            eprintln!("fundguard: source `{name}`: {e}");
+                            break;
+                        }
+                    };
+                    let Some(lsn) = next.confirm else { continue };
+                    if !send_decoded(index, next.batch, lsn.clone(), &inputs).await {
+                        return; // shutting down: the slot re-delivers what was not confirmed
+                    }
+                    if let Err(e) = source.confirm(&lsn).await {
+                        eprintln!("fundguard: source `{name}`: {e}");
+                        break;
+                    }
+                }
+            }
+            Err(e) if !e.retryable => return health.fail(&name, &e),
+            Err(e) => eprintln!("fundguard: source `{name}`: {e}; retrying in {:?}", backoff.next),
+        }
+        health.disconnected();
+        backoff.wait().await;
+    }
+}
+
+/// Messages of mapped subjects or topics go in one batch per table; the rest keep
+/// their arrival order in batches between them.
+fn group_by_table<'a>(
+    messages: impl Iterator<Item = (&'a String, &'a Vec<u8>, &'a Position)>,
+    tables: &HashMap<String, String>,
+) -> Vec<(Option<String>, RawBatch)> {
+    let mut groups: Vec<(Option<String>, RawBatch)> = Vec::new();
+    for (channel, payload, position) in messages {
+        let table = tables.get(channel).cloned();
+        match groups.last_mut() {
+            Some((t, g)) if *t == table => g.push((payload.clone(), position.clone())),
+            _ => groups.push((table, vec![(payload.clone(), position.clone())])),
+        }
+    }
+    groups
+}
+
+/// Sends grouped raw batches and waits for each to be processed; `false` when shutting down.
+async fn send_grouped(index: usize, groups: Vec<(Option<String>, RawBatch)>, inputs: &mpsc::Sender<Input>) -> bool {
+    for (table, batch) in groups {
+        let (reply, verdict) = oneshot::channel();
+        let input = Input::Batch { source: index, messages: batch, table, all_or_nothing: false, reply };
+        if inputs.send(input).await.is_err() || verdict.await.is_err() {
+            return false;
+        }
+    }
+    true
+}
+
+/// Sends a decoded batch and waits until it is processed; `false` when shutting down.
+async fn send_decoded(index: usize, batch: DecodedBatch, position: String, inputs: &mpsc::Sender<Input>) -> bool {
+    let (reply, done) = oneshot::channel();
+    inputs.send(Input::Events { source: index, batch, position, reply }).await.is_ok() && done.await.is_ok()
+}
+
+/// One source's slot in the shared health table.
+struct HealthHandle {
+    health: Arc<Mutex<Vec<SourceHealth>>>,
+    index: usize,
+}
+
+impl HealthHandle {
+    fn update(&self, f: impl FnOnce(&mut SourceHealth)) {
+        if let Ok(mut all) = self.health.lock()
+            && let Some(h) = all.get_mut(self.index)
+        {
+            f(h);
+        }
+    }
+
+    fn set(&self, state: &str) {
+        self.update(|h| h.state = state.to_string());
+    }
+
+    fn disconnected(&self) {
+        self.update(|h| {
+            h.state = "disconnected".into();
+            h.reconnects += 1;
+        });
+    }
+
+    /// A problem reconnecting cannot fix: the source stops and says why.
+    fn fail(&self, name: &str, e: &dyn std::fmt::Display) {
+        eprintln!("fundguard: source `{name}` stopped: {e}");
+        self.update(|h| h.state = format!("failed: {e}"));
+    }
+}
+
+/// Exponential backoff between reconnects: 1 s doubling to 30 s.
+struct Backoff {
+    next: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff { next: Duration::from_secs(1) }
+    }
+}
+
+impl Backoff {
+    fn reset(&mut self) {
+        self.next = Duration::from_secs(1);
+    }
+
+    async fn wait(&mut self) {
+        tokio::time::sleep(self.next).await;
+        self.next = (self.next * 2).min(Duration::from_secs(30));
+    }
+}
+
+/// Stores a database source's position at most every 200 ms (each save is an fsync);
+/// what a crash loses is only re-read, never skipped.
+struct PositionSaver<T> {
+    store: PositionStore,
+    unsaved: Option<T>,
+    last_save: Option<std::time::Instant>,
+}
+
+impl<T: serde::Serialize + Clone> PositionSaver<T> {
+    fn new(store: PositionStore) -> Self {
+        PositionSaver { store, unsaved: None, last_save: None }
+    }
+
+    /// Called after every batch, and on the source's heartbeats when it is quiet.
+    fn processed(&mut self, name: &str, position: &T) {
+        self.unsaved = Some(position.clone());
+        if self.last_save.is_none_or(|at| at.elapsed() >= Duration::from_millis(200)) {
+            self.flush(name);
+        }
+    }
+
+    fn flush(&mut self, name: &str) {
+        if let Some(position) = self.unsaved.take() {
+            if let Err(e) = self.store.save(&position) {
+                eprintln!(
+                    "fundguard: source `{name}`: cannot store its position in {}: {e}",
+                    self.store.path().display()
+                );
+            }
+            self.last_save = Some(std::time::Instant::now());
+        }
     }
 }

@@ -7,12 +7,12 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use anyhow::Context;
-use fundguard_core::{EventTime, Finding, Position, TableSchemas};
+use fundguard_core::{ChangeEvent, EventTime, Finding, Position, TableSchemas};
 use fundguard_engine::Engine;
 use fundguard_formats::plain::{PlainConfig, TableFrom};
-use fundguard_formats::{Decoded, Decoder, Format};
+use fundguard_formats::{DeclaredTypes, Decoded, Decoder, Format};
 use fundguard_server::{IngestVerdict, Rejected};
-use fundguard_sources::SourceHealth;
+use fundguard_sources::{DecodedBatch, SourceHealth};
 use tokio::sync::{mpsc, oneshot};
 
 use super::config::{Config, SinkConfig};
@@ -34,6 +34,13 @@ pub enum Input {
         all_or_nothing: bool,
         reply: oneshot::Sender<IngestVerdict>,
     },
+    /// Events a database-log source decoded itself; `position` is where it resumes after them.
+    Events {
+        source: usize,
+        batch: DecodedBatch,
+        position: String,
+        reply: oneshot::Sender<()>,
+    },
     /// The wall clock, once a second.
     Tick(EventTime),
     /// Validated new rules.
@@ -43,8 +50,11 @@ pub enum Input {
 
 struct Pipeline {
     engine: Engine,
-    decoders: Vec<Decoder>,
-    formats: Vec<Format>,
+    /// Per source: its decoder and format (`None` for database logs).
+    decoders: Vec<Option<Decoder>>,
+    formats: Vec<Option<Format>>,
+    /// Declared column types for events that database-log sources decoded.
+    declared: DeclaredTypes,
     /// Decoders of JSON sources whose batches name their table (subject/topic mapping).
     table_decoders: HashMap<(usize, String), Decoder>,
     schemas: Arc<TableSchemas>,
@@ -81,8 +91,9 @@ pub fn spawn(
     }
     let mut pipeline = Pipeline {
         engine,
-        decoders: config.sources.iter().map(|s| s.format.decoder(schemas.clone())).collect(),
+        decoders: config.sources.iter().map(|s| s.format.as_ref().map(|f| f.decoder(schemas.clone()))).collect(),
         formats: config.sources.iter().map(|s| s.format.clone()).collect(),
+        declared: DeclaredTypes::new(schemas.clone()),
         table_decoders: HashMap::new(),
         schemas: schemas.clone(),
         dead_letters: config
@@ -102,6 +113,10 @@ pub fn spawn(
                 Input::Batch { source, messages, table, all_or_nothing, reply } => {
                     let verdict = pipeline.batch(source, &messages, table, all_or_nothing);
                     let _ = reply.send(verdict);
+                }
+                Input::Events { source, batch, position, reply } => {
+                    pipeline.events(source, batch, position);
+                    let _ = reply.send(());
                 }
                 Input::Tick(now) => pipeline.tick(now),
                 Input::Reload(engine) => pipeline.engine = *engine,
@@ -126,14 +141,14 @@ impl Pipeline {
         all_or_nothing: bool,
     ) -> IngestVerdict {
         let decoder = match (table, self.formats.get(source)) {
-            (Some(table), Some(Format::Json(plain))) => {
+            (Some(table), Some(Some(Format::Json(plain)))) => {
                 let format = Format::Json(PlainConfig { table: TableFrom::Fixed(table.clone()), ..plain.clone() });
                 let schemas = self.schemas.clone();
                 self.table_decoders.entry((source, table)).or_insert_with(|| format.decoder(schemas))
             }
             _ => match self.decoders.get_mut(source) {
-                Some(d) => d,
-                None => return Ok(0),
+                Some(Some(d)) => d,
+                _ => return Ok(0),
             },
         };
         let mut events = Vec::with_capacity(messages.len());
@@ -154,10 +169,43 @@ impl Pipeline {
         if !rejected.is_empty() {
             return Err(rejected);
         }
+        let last_position = messages.last().map(|(_, p)| p.to_string());
+        self.evaluate(source, &events, dead, last_position);
+        Ok(events.len())
+    }
+
+    /// A batch a database-log source decoded: declared types applied, bad rows
+    /// dead-lettered, the rest evaluated.
+    fn events(&mut self, source: usize, batch: DecodedBatch, position: String) {
+        let mut dead = 0;
+        let mut write_dead = |this: &mut Self, payload: &[u8], position: &Position, reason: &str| {
+            dead += 1;
+            if let Err(io) = this.dead_letters[source].write(payload, position, reason) {
+                eprintln!("fundguard: cannot write a dead letter: {io:#}");
+            }
+        };
+        for letter in &batch.dead_letters {
+            write_dead(self, &letter.payload, &letter.position, &letter.reason);
+        }
+        let mut events = Vec::with_capacity(batch.events.len());
+        for mut event in batch.events {
+            match self.declared.apply(&mut event) {
+                Ok(()) => events.push(event),
+                Err(e) => {
+                    let payload = serde_json::to_vec(&event).unwrap_or_default();
+                    write_dead(self, &payload, &event.position, &e.to_string());
+                }
+            }
+        }
+        self.evaluate(source, &events, dead, Some(position));
+    }
+
+    /// Evaluates decoded events and records the source's progress.
+    fn evaluate(&mut self, source: usize, events: &[ChangeEvent], dead: u64, last_position: Option<String>) {
         let _ = self.dead_letters[source].flush();
         self.found.clear();
         let now = super::now();
-        if let Err(e) = self.engine.process(&events, now, &mut self.found) {
+        if let Err(e) = self.engine.process(events, now, &mut self.found) {
             eprintln!("fundguard: evaluating a batch of source #{source} failed: {e}");
         }
         self.write_findings();
@@ -172,15 +220,14 @@ impl Pipeline {
             h.state = "reading".into();
             h.events += events.len() as u64;
             h.dead_letters += dead;
-            if let Some((_, position)) = messages.last() {
-                h.last_position = Some(position.to_string());
+            if last_position.is_some() {
+                h.last_position = last_position;
             }
             if let Some(newest) = events.iter().map(|e| e.commit_time).max() {
                 h.last_commit_time = Some(newest.to_string());
                 h.lag_ms = Some((now.as_micros() - newest.as_micros()) / 1000);
             }
         }
-        Ok(events.len())
     }
 
     /// A source that delivered nothing for `idle_after` stops holding event time back:

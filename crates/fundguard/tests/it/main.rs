@@ -2,8 +2,12 @@
 
 mod backtest;
 mod cli;
+mod databases;
 mod dead_letters;
+mod kafka;
 mod run;
+mod servers;
+mod service;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,94 +1,11 @@
 //! `fundguard run` as a service: HTTP ingest, the idle clock, rule reload, file sources, config errors.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::process::Command;
+use std::time::Duration;
 
+use crate::service::{Service, agent, now_ms, post, wait, write_config};
 use crate::{path, read_jsonl, repo_root};
-
-/// A running `fundguard run`, killed when dropped; its stderr is collected line by line.
-struct Service {
-    child: Child,
-    stderr: Arc<Mutex<Vec<String>>>,
-}
-
-impl Service {
-    fn start(config: &Path, envs: &[(&str, &str)]) -> Service {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_fundguard"))
-            .args(["run", "--config", path(config)])
-            .envs(envs.iter().copied())
-            .current_dir(repo_root())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let lines = stderr.clone();
-        let pipe = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                lines.lock().unwrap().push(line);
-            }
-        });
-        Service { child, stderr }
-    }
-
-    /// Waits for a stderr line containing `text` and returns it.
-    fn wait_for(&self, text: &str) -> String {
-        wait(Duration::from_secs(20), || self.stderr.lock().unwrap().iter().find(|l| l.contains(text)).cloned())
-            .unwrap_or_else(|| panic!("no `{text}` on stderr: {:?}", self.stderr.lock().unwrap()))
-    }
-
-    fn url(&self) -> String {
-        let line = self.wait_for("listening on http://");
-        line[line.find("http://").unwrap()..].trim().to_string()
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn wait<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    None
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_millis() as i64
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder().http_status_as_error(false).build().into()
-}
-
-fn post(url: &str, token: Option<&str>, body: &str) -> (u16, serde_json::Value) {
-    let mut req = agent().post(url).header("Content-Type", "application/json");
-    if let Some(t) = token {
-        req = req.header("Authorization", &format!("Bearer {t}"));
-    }
-    let mut resp = req.send(body).unwrap();
-    let status = resp.status().as_u16();
-    let text = resp.body_mut().read_to_string().unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
-}
-
-fn write_config(dir: &Path, body: &str) -> std::path::PathBuf {
-    let config = dir.join("fundguard.yaml");
-    std::fs::write(&config, body).unwrap();
-    config
-}
 
 fn http_config(dir: &Path, rules: &str, table: &str) -> std::path::PathBuf {
     write_config(

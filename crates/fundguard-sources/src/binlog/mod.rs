@@ -1,0 +1,514 @@
+//! MySQL / MariaDB binlog: fundguard connects as a replica and reads row changes as the
+//! server commits them.
+//!
+//! The server must write ROW events with FULL row images (checked on connect, with an
+//! error naming the setting). Column names come from `binlog_row_metadata=FULL`, else
+//! from information_schema (looked up again after DDL). Events are handed out in
+//! batches that end on a transaction boundary, each with the position after it: the
+//! caller stores that position once the pipeline has processed the batch, so a
+//! restart resumes after the last whole transaction processed — at-least-once, never
+//! skipping. MariaDB resumes by GTID; MySQL (and MariaDB without GTIDs) by file and offset.
+
+mod position;
+mod row;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fundguard_core::{ChangeEvent, EventTime, Op, Position};
+use futures::{FutureExt, StreamExt};
+use mysql_async::binlog::events::{Event, EventData, RowsEventData};
+use mysql_async::prelude::Queryable;
+use mysql_async::{BinlogStream, BinlogStreamRequest, Conn, Opts, OptsBuilder};
+
+pub use self::position::{BinlogPosition, GtidParseError, GtidState};
+use self::row::TableInfo;
+use crate::{DeadLetter, DecodedBatch};
+
+/// MariaDB's own GTID event (not decoded by mysql_common): sequence u64, domain u32, flags u8.
+const MARIADB_GTID_EVENT: u8 = 162;
+/// The server's keep-alive while there is nothing to send (`@master_heartbeat_period`).
+const HEARTBEAT_EVENT: u8 = 27;
+/// MariaDB GTID flag: the transaction is a single statement (DDL) without BEGIN/COMMIT.
+const MARIADB_FL_STANDALONE: u8 = 1;
+/// No event, not even a heartbeat, for this long means the connection is dead.
+const SILENCE_LIMIT: Duration = Duration::from_secs(30);
+
+/// Where to read from and what to keep.
+#[derive(Debug, Clone)]
+pub struct BinlogConfig {
+    /// `mysql://user@host:port`; the password comes separately (from the environment).
+    pub url: String,
+    pub password: Option<String>,
+    /// The replica id fundguard registers with; unique among the server's replicas.
+    pub server_id: u32,
+    /// Where to start when no position is stored.
+    pub start: StartAt,
+    /// `db.table` patterns (`*` wildcards); empty means every table.
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+    /// The zone of DATETIME values (seconds east of UTC); TIMESTAMPs are instants anyway.
+    pub datetime_offset_secs: i32,
+}
+
+/// Where a source without a stored position starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartAt {
+    /// The server's current end: only changes committed from now on.
+    End,
+    /// The oldest binlog the server still has.
+    Beginning,
+    /// A given file and offset, or GTID.
+    At(BinlogPosition),
+}
+
+/// Why the source stopped; `retryable` says whether reconnecting may help.
+#[derive(Debug, thiserror::Error)]
+#[error("binlog source: {message}")]
+pub struct BinlogError {
+    pub message: String,
+    pub retryable: bool,
+}
+
+fn failed(message: impl Into<String>, retryable: bool) -> BinlogError {
+    BinlogError { message: message.into(), retryable }
+}
+
+/// Classifies a client error: server refusals that reconnecting cannot fix are final.
+fn client_error(what: &str, e: mysql_async::Error) -> BinlogError {
+    match &e {
+        mysql_async::Error::Server(s) => {
+            let hint = match s.code {
+                1045 => " (check the user and the password environment variable)",
+                1227 | 1142 | 1044 => " (grant the user REPLICATION SLAVE, REPLICATION CLIENT and SELECT)",
+                1236 => {
+                    " (the server no longer has that binlog position; delete the stored position file to start from `start`)"
+                }
+                _ => "",
+            };
+            // 1236 and grant/auth problems need a person; other server errors may pass.
+            let retryable = !matches!(s.code, 1045 | 1227 | 1142 | 1044 | 1236);
+            failed(format!("{what}: {e}{hint}"), retryable)
+        }
+        mysql_async::Error::Url(_) => failed(format!("{what}: {e}"), false),
+        _ => failed(format!("{what}: {e}"), true),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flavor {
+    MariaDb,
+    MySql,
+}
+
+/// A connected replication stream.
+pub struct BinlogSource {
+    stream: BinlogStream,
+    /// A second connection for information_schema lookups (servers without FULL metadata).
+    metadata: Conn,
+    config: BinlogConfig,
+    source: Arc<str>,
+    /// Table maps seen, by table id.
+    tables: HashMap<u64, TableInfo>,
+    /// Column names from information_schema, by `db.table`; cleared on DDL.
+    column_names: HashMap<Arc<str>, Vec<Arc<str>>>,
+    /// The binlog file being read.
+    file: String,
+    /// GTID state after the last whole transaction.
+    gtid: GtidState,
+    /// The GTID of the open transaction, applied to `gtid` at its commit.
+    open_gtid: Option<(u32, u32, u64)>,
+    open_mysql_gtid: Option<([u8; 16], u64)>,
+    in_transaction: bool,
+    standalone: bool,
+    /// Where the open transaction's events start in `pending`.
+    transaction_start: usize,
+    /// Position after the last whole transaction read.
+    committed: BinlogPosition,
+    pending: DecodedBatch,
+}
+
+impl BinlogSource {
+    /// Connects, checks the server's binlog settings and requests the stream from
+    /// `resume` (a stored position) or else the configured start. `name` is the
+    /// source's name in positions and event time.
+    pub async fn connect(
+        name: &str,
+        config: &BinlogConfig,
+        resume: Option<&BinlogPosition>,
+    ) -> Result<BinlogSource, BinlogError> {
+        let opts = Opts::from_url(&config.url).map_err(|e| failed(format!("`url` {}: {e}", config.url), false))?;
+        let mut opts = OptsBuilder::from_opts(opts);
+        if let Some(password) = &config.password {
+            opts = opts.pass(Some(password.clone()));
+        }
+        let opts: Opts = opts.into();
+        let mut conn = Conn::new(opts.clone()).await.map_err(|e| client_error("connecting", e))?;
+        let flavor = check_server(&mut conn).await?;
+        let start = match (resume, &config.start) {
+            (Some(stored), _) => stored.clone(),
+            (None, StartAt::At(at)) => at.clone(),
+            (None, StartAt::Beginning) => BinlogPosition { file: String::new(), offset: 4, gtid: GtidState::default() },
+            (None, StartAt::End) => current_end(&mut conn, flavor).await?,
+        };
+        // A heartbeat every second lets a silent stream tell a quiet server from a dead link.
+        conn.query_drop("SET @master_heartbeat_period = 1000000000")
+            .await
+            .map_err(|e| client_error("setting the heartbeat", e))?;
+        let mut file = start.file.clone();
+        let mut offset = start.offset.max(4);
+        if flavor == Flavor::MariaDb {
+            // Without this capability MariaDB turns GTID events into BEGIN queries.
+            conn.query_drop("SET @mariadb_slave_capability = 4")
+                .await
+                .map_err(|e| client_error("asking for MariaDB GTID events", e))?;
+            if let Some(state) = start.gtid.mariadb_connect_state() {
+                conn.query_drop(format!("SET @slave_connect_state = '{state}'"))
+                    .await
+                    .map_err(|e| client_error("setting the GTID to resume from", e))?;
+                conn.query_drop("SET @slave_gtid_strict_mode = 0")
+                    .await
+                    .map_err(|e| client_error("setting the GTID mode", e))?;
+                file.clear();
+                offset = 4;
+            }
+        }
+        let metadata = Conn::new(opts).await.map_err(|e| client_error("connecting for metadata", e))?;
+        let request = BinlogStreamRequest::new(config.server_id).with_filename(file.as_bytes()).with_pos(offset);
+        let stream = conn.get_binlog_stream(request).await.map_err(|e| client_error("requesting the binlog", e))?;
+        Ok(BinlogSource {
+            stream,
+            metadata,
+            config: config.clone(),
+            source: Arc::from(name),
+            tables: HashMap::new(),
+            column_names: HashMap::new(),
+            file: start.file.clone(),
+            gtid: start.gtid.clone(),
+            open_gtid: None,
+            open_mysql_gtid: None,
+            in_transaction: false,
+            standalone: false,
+            transaction_start: 0,
+            committed: start,
+            pending: DecodedBatch::default(),
+        })
+    }
+
+    /// The position after the last whole transaction read.
+    pub fn position(&self) -> &BinlogPosition {
+        &self.committed
+    }
+
+    /// The next batch of changes, ending on a transaction boundary, with the position
+    /// after it. Returns as soon as the server has nothing more ready (low latency
+    /// when live), or at about `max` events (throughput when catching up); an empty
+    /// batch on a heartbeat while the server is quiet.
+    pub async fn next_batch(&mut self, max: usize) -> Result<(DecodedBatch, BinlogPosition), BinlogError> {
+        loop {
+            let at_boundary = !self.in_transaction;
+            let ready_to_send = at_boundary && !self.pending.is_empty();
+            let event = if ready_to_send {
+                if self.pending.len() >= max {
+                    return Ok(self.take());
+                }
+                // Anything more already here? If not, send what we have now.
+                match self.stream.next().now_or_never() {
+                    None => return Ok(self.take()),
+                    Some(next) => next,
+                }
+            } else {
+                match tokio::time::timeout(SILENCE_LIMIT, self.stream.next()).await {
+                    Ok(next) => next,
+                    Err(_) => return Err(failed(format!("no event or heartbeat for {SILENCE_LIMIT:?}"), true)),
+                }
+            };
+            let event = match event {
+                Some(Ok(event)) => event,
+                Some(Err(e)) => return Err(client_error("reading the binlog", e)),
+                None => return Err(failed("the server closed the binlog stream", true)),
+            };
+            let heartbeat = event.header().event_type_raw() == HEARTBEAT_EVENT;
+            self.handle(&event).await?;
+            // A quiet server still beats once a second: an empty batch lets the caller
+            // store the position it has processed.
+            if heartbeat && self.pending.is_empty() && !self.in_transaction {
+                return Ok(self.take());
+            }
+            // A huge transaction is sent in parts; its position moves only at its end.
+            if self.pending.len() >= max * 4 {
+                return Ok(self.take());
+            }
+        }
+    }
+
+    fn take(&mut self) -> (DecodedBatch, BinlogPosition) {
+        self.transaction_start = 0;
+        (std::mem::take(&mut self.pending), self.committed.clone())
+    }
+
+    async fn handle(&mut self, event: &Event) -> Result<(), BinlogError> {
+        let header = event.header();
+        if header.event_type_raw() == MARIADB_GTID_EVENT {
+            let data = event.data();
+            if data.len() >= 13 {
+                let sequence = u64::from_le_bytes(data[0..8].try_into().unwrap_or_default());
+                let domain = u32::from_le_bytes(data[8..12].try_into().unwrap_or_default());
+                self.open_gtid = Some((domain, header.server_id(), sequence));
+                self.standalone = data[12] & MARIADB_FL_STANDALONE != 0;
+                self.begin();
+            }
+            return Ok(());
+        }
+        let data = match event.read_data() {
+            Ok(Some(data)) => data,
+            Ok(None) => return Ok(()),
+            Err(e) => {
+                let position = self.event_position(header.log_pos());
+                self.pending.dead_letters.push(DeadLetter {
+                    payload: hex(event.data()).into_bytes(),
+                    position,
+                    reason: format!("undecodable binlog event (type {}): {e}", header.event_type_raw()),
+                });
+                return Ok(());
+            }
+        };
+        match data {
+            EventData::RotateEvent(rotate) => {
+                self.file = binlog_file_name(&rotate.name());
+                if !self.in_transaction {
+                    self.committed =
+                        BinlogPosition { file: self.file.clone(), offset: rotate.position(), gtid: self.gtid.clone() };
+                }
+            }
+            EventData::GtidEvent(gtid) => self.open_mysql_gtid = Some((gtid.sid(), gtid.gno())),
+            EventData::QueryEvent(query) => {
+                let text = query.query();
+                let text = text.trim();
+                if text.eq_ignore_ascii_case("BEGIN") {
+                    self.begin();
+                } else if text.eq_ignore_ascii_case("COMMIT") || text.eq_ignore_ascii_case("ROLLBACK") {
+                    self.commit(header.log_pos(), header.timestamp());
+                } else {
+                    // DDL: table maps and names may have changed.
+                    self.tables.clear();
+                    self.column_names.clear();
+                    if !self.in_transaction || self.standalone {
+                        self.commit(header.log_pos(), header.timestamp());
+                    }
+                }
+            }
+            EventData::XidEvent(_) => self.commit(header.log_pos(), header.timestamp()),
+            EventData::TableMapEvent(map) => {
+                let id = map.table_id();
+                if self.tables.get(&id).is_some_and(|t| t.map_bytes == event.data()) {
+                    return Ok(());
+                }
+                let (mut info, named) = TableInfo::from_map(&map, event.data());
+                info.included = self.included(&info.name);
+                if !named && info.included {
+                    self.name_columns(&mut info, map.database_name().as_ref(), map.table_name().as_ref()).await?;
+                }
+                self.tables.insert(id, info);
+            }
+            EventData::RowsEvent(rows) => self.rows(&rows, header.log_pos(), header.timestamp()),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn begin(&mut self) {
+        self.in_transaction = true;
+        self.transaction_start = self.pending.events.len();
+    }
+
+    /// A transaction ended at `log_pos`: its events get its commit time, and the
+    /// position after it becomes the resumable one.
+    fn commit(&mut self, log_pos: u32, timestamp: u32) {
+        if let Some((domain, server, sequence)) = self.open_gtid.take() {
+            self.gtid.mariadb(domain, server, sequence);
+        }
+        if let Some((uuid, number)) = self.open_mysql_gtid.take() {
+            self.gtid.mysql(uuid, number);
+        }
+        let commit_time = EventTime::from_secs(i64::from(timestamp));
+        for event in self.pending.events.get_mut(self.transaction_start..).unwrap_or_default() {
+            event.commit_time = commit_time;
+        }
+        self.in_transaction = false;
+        self.standalone = false;
+        self.transaction_start = self.pending.events.len();
+        self.committed =
+            BinlogPosition { file: self.file.clone(), offset: u64::from(log_pos), gtid: self.gtid.clone() };
+    }
+
+    fn event_position(&self, log_pos: u32) -> Position {
+        Position::Log { source: self.source.clone(), at: Arc::from(format!("{}:{log_pos}", self.file)), index: 0 }
+    }
+
+    fn rows(&mut self, rows: &RowsEventData<'_>, log_pos: u32, timestamp: u32) {
+        let id = rows.table_id();
+        let position = self.event_position(log_pos);
+        let Some(info) = self.tables.get(&id) else {
+            self.pending.dead_letters.push(DeadLetter {
+                payload: hex(rows.rows_data()).into_bytes(),
+                position,
+                reason: format!("rows of table id {id} arrived without its table map"),
+            });
+            return;
+        };
+        if !info.included {
+            return;
+        }
+        let Some(map) = self.stream.get_tme(id) else { return };
+        let op = match rows {
+            RowsEventData::WriteRowsEvent(_) | RowsEventData::WriteRowsEventV1(_) => Op::Insert,
+            RowsEventData::DeleteRowsEvent(_) | RowsEventData::DeleteRowsEventV1(_) => Op::Delete,
+            _ => Op::Update,
+        };
+        let commit_time = EventTime::from_secs(i64::from(timestamp));
+        let offset = self.config.datetime_offset_secs;
+        for (index, images) in rows.rows(map).enumerate() {
+            let position = position.with_index(index as u32);
+            let describe = || format!("{op} on {} in {position}", info.name).into_bytes();
+            let (before, after) = match images {
+                Ok(images) => images,
+                Err(e) => {
+                    // The rows of one event share a buffer: after a bad one the rest cannot be found.
+                    let reason = format!("undecodable row image: {e}");
+                    self.pending.dead_letters.push(DeadLetter { payload: describe(), position, reason });
+                    break;
+                }
+            };
+            let converted = (|| {
+                let before = before.map(|r| info.row(r.unwrap(), offset)).transpose()?;
+                let after = after.map(|r| info.row(r.unwrap(), offset)).transpose()?;
+                Ok::<_, String>((before, after))
+            })();
+            match converted {
+                Ok((before, after)) => self.pending.events.push(ChangeEvent {
+                    table: info.name.clone(),
+                    op,
+                    before,
+                    after,
+                    commit_time,
+                    position,
+                }),
+                Err(reason) => self.pending.dead_letters.push(DeadLetter { payload: describe(), position, reason }),
+            }
+        }
+    }
+
+    fn included(&self, table: &str) -> bool {
+        let include = self.config.include.is_empty() || self.config.include.iter().any(|p| row::matches(p, table));
+        include && !self.config.exclude.iter().any(|p| row::matches(p, table))
+    }
+
+    /// Names columns from information_schema when the binlog does not carry them.
+    async fn name_columns(&mut self, info: &mut TableInfo, database: &str, table: &str) -> Result<(), BinlogError> {
+        if !self.column_names.contains_key(&info.name) {
+            let names: Vec<String> = self
+                .metadata
+                .exec(
+                    "SELECT COLUMN_NAME FROM information_schema.COLUMNS \
+                     WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
+                    (database, table),
+                )
+                .await
+                .map_err(|e| client_error(&format!("reading the columns of {}", info.name), e))?;
+            self.column_names.insert(info.name.clone(), names.into_iter().map(Arc::from).collect());
+        }
+        let names = &self.column_names[&info.name];
+        if names.len() == info.columns.len() {
+            for (column, name) in info.columns.iter_mut().zip(names) {
+                column.name = name.clone();
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Checks that the server writes what fundguard can read; tells which setting to change.
+async fn check_server(conn: &mut Conn) -> Result<Flavor, BinlogError> {
+    let settings: Option<(String, String, String, String)> = conn
+        .query_first("SELECT CAST(@@log_bin AS CHAR), @@binlog_format, @@binlog_row_image, VERSION()")
+        .await
+        .map_err(|e| client_error("reading the server's binlog settings", e))?;
+    let Some((log_bin, format, image, version)) = settings else {
+        return Err(failed("the server did not report its binlog settings", true));
+    };
+    if !matches!(log_bin.as_str(), "1" | "ON") {
+        return Err(failed(
+            "binary logging is off on the server: start it with log_bin (e.g. --log-bin=mysql-bin)",
+            false,
+        ));
+    }
+    if !format.eq_ignore_ascii_case("ROW") {
+        return Err(failed(
+            format!("binlog_format is {format}; fundguard reads row events: set binlog_format=ROW on the server"),
+            false,
+        ));
+    }
+    if !image.eq_ignore_ascii_case("FULL") {
+        return Err(failed(
+            format!("binlog_row_image is {image}; fundguard needs whole rows: set binlog_row_image=FULL on the server"),
+            false,
+        ));
+    }
+    let metadata: Option<String> = conn.query_first("SELECT @@binlog_row_metadata").await.ok().flatten();
+    if !metadata.as_deref().is_some_and(|m| m.eq_ignore_ascii_case("FULL")) {
+        eprintln!(
+            "fundguard: binlog_row_metadata is not FULL: column names come from information_schema, \
+             which shows the current schema, not the one of older events; set binlog_row_metadata=FULL"
+        );
+    }
+    Ok(if version.contains("MariaDB") { Flavor::MariaDb } else { Flavor::MySql })
+}
+
+/// The server's current end of binlog, with MariaDB's GTID position there.
+async fn current_end(conn: &mut Conn, flavor: Flavor) -> Result<BinlogPosition, BinlogError> {
+    let status: Option<mysql_async::Row> =
+        conn.query_first("SHOW MASTER STATUS").await.map_err(|e| client_error("SHOW MASTER STATUS", e))?;
+    let status = status.ok_or_else(|| failed("SHOW MASTER STATUS is empty: is log_bin on?", false))?;
+    let file: String = status.get(0).unwrap_or_default();
+    let offset: u64 = status.get(1).unwrap_or(4);
+    let gtid = if flavor == Flavor::MariaDb {
+        let text: Option<String> = conn
+            .query_first("SELECT @@gtid_binlog_pos")
+            .await
+            .map_err(|e| client_error("reading gtid_binlog_pos", e))?;
+        GtidState::parse(text.as_deref().unwrap_or_default()).map_err(|e| failed(e.to_string(), false))?
+    } else {
+        GtidState::default()
+    };
+    Ok(BinlogPosition { file, offset, gtid })
+}
+
+/// The server's first (artificial) rotate event arrives before the format description,
+/// so its name still carries the 4 checksum bytes: keep `base.NNNNNN` only.
+fn binlog_file_name(raw: &str) -> String {
+    match raw.rfind('.') {
+        Some(dot) => {
+            let digits = raw[dot + 1..].bytes().take_while(u8::is_ascii_digit).count();
+            raw[..dot + 1 + digits].to_string()
+        }
+        None => raw.to_string(),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rotate_names_lose_their_checksum_bytes() {
+        assert_eq!(binlog_file_name("mysql-bin.000001\u{1f}\u{e}\u{fffd}h"), "mysql-bin.000001");
+        assert_eq!(binlog_file_name("mysql-bin.000012"), "mysql-bin.000012");
+        assert_eq!(binlog_file_name("odd"), "odd");
+    }
+}

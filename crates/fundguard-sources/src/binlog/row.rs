@@ -1,0 +1,337 @@
+//! From binlog rows to fundguard rows: table maps give each column its name and
+//! type, and every value is converted exactly (DECIMAL as a decimal, ENUM and SET
+//! as their names, TIMESTAMP as the instant it is, DATETIME in the configured zone).
+
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use fundguard_core::{Decimal, EventTime, Row, Value};
+use mysql_async::binlog::events::{OptionalMetadataField, TableMapEvent};
+use mysql_async::binlog::value::BinlogValue;
+use mysql_async::consts::ColumnType;
+
+/// A table as its latest table-map event describes it.
+pub(super) struct TableInfo {
+    /// `database.table`.
+    pub name: Arc<str>,
+    /// Whether the include/exclude filters let its rows through.
+    pub included: bool,
+    pub columns: Vec<ColumnInfo>,
+    /// The table map's bytes: a transaction repeats the map, and an identical one
+    /// needs no new `TableInfo`.
+    pub map_bytes: Vec<u8>,
+}
+
+pub(super) struct ColumnInfo {
+    pub name: Arc<str>,
+    pub kind: Kind,
+}
+
+/// How to read a column's values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Kind {
+    Plain,
+    Float,
+    Decimal,
+    /// TIMESTAMP: seconds since the epoch, an instant.
+    Timestamp,
+    /// DATETIME: a wall-clock time in the server's zone (`datetime_offset`).
+    DateTime,
+    Date,
+    Time,
+    Year,
+    Bit,
+    Enum(Vec<String>),
+    Set(Vec<String>),
+    Json,
+}
+
+impl TableInfo {
+    /// Reads a table map. Column names come from `binlog_row_metadata=FULL`; without
+    /// it they are `None` and the caller asks information_schema.
+    pub fn from_map(map: &TableMapEvent<'_>, map_bytes: &[u8]) -> (TableInfo, bool) {
+        let count = map.columns_count() as usize;
+        let mut kinds: Vec<Kind> = (0..count)
+            .map(|i| match map.get_column_type(i) {
+                Ok(Some(ty)) => kind_of(ty),
+                _ => Kind::Plain,
+            })
+            .collect();
+        let mut names: Vec<Option<Arc<str>>> = vec![None; count];
+        let mut enums = Vec::new();
+        let mut sets = Vec::new();
+        for field in map.iter_optional_meta().flatten() {
+            match field {
+                OptionalMetadataField::ColumnName(columns) => {
+                    for (slot, name) in names.iter_mut().zip(columns.iter_names().flatten()) {
+                        *slot = Some(Arc::from(name.name().as_ref()));
+                    }
+                }
+                OptionalMetadataField::EnumStrValue(values) => {
+                    for column in values.iter_values().flatten() {
+                        enums.push(column.values().iter().map(|v| v.value().into_owned()).collect::<Vec<_>>());
+                    }
+                }
+                OptionalMetadataField::SetStrValue(values) => {
+                    for column in values.iter_values().flatten() {
+                        sets.push(column.values().iter().map(|v| v.value().into_owned()).collect::<Vec<_>>());
+                    }
+                }
+                _ => {}
+            }
+        }
+        let (mut enums, mut sets) = (enums.into_iter(), sets.into_iter());
+        for kind in &mut kinds {
+            match kind {
+                Kind::Enum(names) => *names = enums.next().unwrap_or_default(),
+                Kind::Set(names) => *names = sets.next().unwrap_or_default(),
+                _ => {}
+            }
+        }
+        let named = names.iter().all(Option::is_some);
+        let columns = kinds
+            .into_iter()
+            .zip(names)
+            .enumerate()
+            .map(|(i, (kind, name))| ColumnInfo { name: name.unwrap_or_else(|| Arc::from(format!("@{i}"))), kind })
+            .collect();
+        let name = Arc::from(format!("{}.{}", map.database_name(), map.table_name()));
+        (TableInfo { name, included: true, columns, map_bytes: map_bytes.to_vec() }, named)
+    }
+
+    /// Converts one row image; `offset_secs` is the zone of DATETIME values.
+    pub fn row(&self, values: Vec<BinlogValue<'_>>, offset_secs: i32) -> Result<Row, String> {
+        if values.len() != self.columns.len() {
+            return Err(format!(
+                "the row image of {} has {} of its {} columns: set binlog_row_image=FULL on the server",
+                self.name,
+                values.len(),
+                self.columns.len()
+            ));
+        }
+        let mut row = Row::with_capacity(values.len());
+        for (column, value) in self.columns.iter().zip(values) {
+            let value = convert(&column.kind, value, offset_secs)
+                .map_err(|e| format!("column `{}.{}`: {e}", self.name, column.name))?;
+            row.push(column.name.clone(), value);
+        }
+        Ok(row)
+    }
+}
+
+fn kind_of(ty: ColumnType) -> Kind {
+    use ColumnType::*;
+    match ty {
+        MYSQL_TYPE_DECIMAL | MYSQL_TYPE_NEWDECIMAL => Kind::Decimal,
+        MYSQL_TYPE_FLOAT | MYSQL_TYPE_DOUBLE => Kind::Float,
+        MYSQL_TYPE_TIMESTAMP | MYSQL_TYPE_TIMESTAMP2 => Kind::Timestamp,
+        MYSQL_TYPE_DATETIME | MYSQL_TYPE_DATETIME2 => Kind::DateTime,
+        MYSQL_TYPE_DATE | MYSQL_TYPE_NEWDATE => Kind::Date,
+        MYSQL_TYPE_TIME | MYSQL_TYPE_TIME2 => Kind::Time,
+        MYSQL_TYPE_YEAR => Kind::Year,
+        MYSQL_TYPE_BIT => Kind::Bit,
+        MYSQL_TYPE_ENUM => Kind::Enum(Vec::new()),
+        MYSQL_TYPE_SET => Kind::Set(Vec::new()),
+        MYSQL_TYPE_JSON => Kind::Json,
+        _ => Kind::Plain,
+    }
+}
+
+/// Converts one binlog value. Never rounds: a value that does not fit exactly is an error.
+pub(super) fn convert(kind: &Kind, value: BinlogValue<'_>, offset_secs: i32) -> Result<Value, String> {
+    use mysql_async::Value as My;
+    let value = match value {
+        BinlogValue::Value(v) => v,
+        BinlogValue::Jsonb(j) => {
+            let json = serde_json::Value::try_from(j).map_err(|e| format!("JSON value: {e}"))?;
+            return Ok(Value::Json(json.to_string()));
+        }
+        BinlogValue::JsonDiff(_) => {
+            return Err("a partial JSON update carries no full value: set binlog_row_value_options='' (MySQL)".into());
+        }
+    };
+    Ok(match (kind, value) {
+        (_, My::NULL) => Value::Null,
+        (Kind::Enum(names), My::Int(i)) => match usize::try_from(i).ok().and_then(|i| i.checked_sub(1)) {
+            Some(at) if at < names.len() => Value::String(names[at].clone()),
+            // Index 0 is MySQL's "invalid value" marker: its name is the empty string.
+            _ if i == 0 => Value::String(String::new()),
+            // Without FULL metadata the names are unknown: keep the index.
+            _ if names.is_empty() => Value::Int(i),
+            _ => return Err(format!("ENUM index {i} is beyond the column's {} values", names.len())),
+        },
+        (Kind::Set(names), My::Bytes(bits)) => {
+            let mut mask = 0u64;
+            for (i, b) in bits.iter().enumerate().take(8) {
+                mask |= u64::from(*b) << (8 * i);
+            }
+            if names.is_empty() {
+                Value::Int(mask as i64)
+            } else {
+                let chosen: Vec<&str> =
+                    names.iter().enumerate().filter(|(i, _)| mask & (1 << i) != 0).map(|(_, n)| n.as_str()).collect();
+                Value::String(chosen.join(","))
+            }
+        }
+        (Kind::Timestamp, My::Int(secs)) => Value::Timestamp(EventTime::from_secs(secs)),
+        (Kind::Timestamp, My::Bytes(text)) => Value::Timestamp(epoch_text(&text)?),
+        (Kind::Decimal, My::Bytes(text)) => {
+            let text = std::str::from_utf8(&text).map_err(|_| "DECIMAL is not text".to_string())?;
+            Value::Decimal(
+                Decimal::from_str_exact(text)
+                    .map_err(|e| format!("DECIMAL {text} does not fit fundguard's 28 digits exactly: {e}"))?,
+            )
+        }
+        (Kind::Float, My::Float(f)) => float(f64::from(f).to_string().as_str(), f.is_finite())?,
+        (Kind::Float, My::Double(d)) => float(d.to_string().as_str(), d.is_finite())?,
+        (Kind::Year, My::Bytes(text)) => {
+            Value::Int(std::str::from_utf8(&text).ok().and_then(|t| t.parse().ok()).ok_or("YEAR is not a number")?)
+        }
+        (Kind::Bit, My::Bytes(bytes)) => {
+            if bytes.len() > 8 {
+                return Err(format!("BIT({}) is wider than 64 bits", bytes.len() * 8));
+            }
+            Value::Int(bytes.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)) as i64)
+        }
+        (Kind::DateTime | Kind::Date, My::Date(0, 0, 0, ..)) => Value::Null, // MySQL's zero date
+        (_, My::Date(y, m, d, h, mi, s, us)) => {
+            let at = NaiveDate::from_ymd_opt(i32::from(y), u32::from(m), u32::from(d))
+                .and_then(|date| date.and_hms_micro_opt(u32::from(h), u32::from(mi), u32::from(s), us))
+                .ok_or_else(|| format!("{y:04}-{m:02}-{d:02} {h:02}:{mi:02}:{s:02} is not a valid date and time"))?;
+            let micros = at.and_utc().timestamp_micros() - i64::from(offset_secs) * 1_000_000;
+            Value::Timestamp(EventTime::from_micros(micros))
+        }
+        (_, My::Time(negative, days, h, m, s, us)) => {
+            let hours = u64::from(days) * 24 + u64::from(h);
+            let sign = if negative { "-" } else { "" };
+            let fraction = if us == 0 { String::new() } else { format!(".{us:06}") };
+            Value::String(format!("{sign}{hours:02}:{m:02}:{s:02}{fraction}"))
+        }
+        (_, My::Int(i)) => Value::Int(i),
+        (_, My::UInt(u)) => match i64::try_from(u) {
+            Ok(i) => Value::Int(i),
+            Err(_) => Value::Decimal(Decimal::from(u)),
+        },
+        (_, My::Float(f)) => float(f64::from(f).to_string().as_str(), f.is_finite())?,
+        (_, My::Double(d)) => float(d.to_string().as_str(), d.is_finite())?,
+        (Kind::Json, My::Bytes(text)) => Value::Json(String::from_utf8_lossy(&text).into_owned()),
+        (_, My::Bytes(bytes)) => Value::String(match String::from_utf8(bytes) {
+            Ok(text) => text,
+            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+        }),
+    })
+}
+
+/// FLOAT and DOUBLE are approximate at the source already; fundguard keeps the shortest
+/// decimal that prints the same number, so they never turn into binary floats downstream.
+fn float(text: &str, finite: bool) -> Result<Value, String> {
+    if !finite {
+        return Err(format!("{text} is not a finite number"));
+    }
+    Decimal::from_str_exact(text)
+        .or_else(|_| Decimal::from_scientific(text))
+        .map(Value::Decimal)
+        .map_err(|e| format!("{text} does not fit a decimal: {e}"))
+}
+
+/// `seconds[.micros]` since the epoch, as the binlog writes TIMESTAMP(n).
+fn epoch_text(text: &[u8]) -> Result<EventTime, String> {
+    let text = std::str::from_utf8(text).map_err(|_| "TIMESTAMP is not text".to_string())?;
+    let (secs, micros) = text.split_once('.').unwrap_or((text, "0"));
+    let secs: i64 = secs.parse().map_err(|_| format!("TIMESTAMP `{text}` is not seconds since the epoch"))?;
+    let micros: i64 = format!("{micros:0<6}")
+        .get(..6)
+        .and_then(|m| m.parse().ok())
+        .ok_or_else(|| format!("TIMESTAMP `{text}` has a bad fraction"))?;
+    Ok(EventTime::from_micros(secs.saturating_mul(1_000_000).saturating_add(micros)))
+}
+
+/// `db.table` patterns with `*` wildcards (`shop.*`, `*.payments`, `shop.pay*`).
+pub(super) fn matches(pattern: &str, name: &str) -> bool {
+    let (p, n) = (pattern.as_bytes(), name.as_bytes());
+    let (mut pi, mut ni, mut star, mut mark) = (0, 0, None, 0);
+    while ni < n.len() {
+        if pi < p.len() && (p[pi] == n[ni]) {
+            pi += 1;
+            ni += 1;
+        } else if pi < p.len() && p[pi] == b'*' {
+            star = Some(pi);
+            mark = ni;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ni = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == b'*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mysql_async::Value as My;
+    use proptest::prelude::*;
+
+    fn value(kind: Kind, v: My) -> Result<Value, String> {
+        convert(&kind, BinlogValue::Value(v), 0)
+    }
+
+    #[test]
+    fn values_convert_exactly() {
+        assert_eq!(
+            value(Kind::Decimal, My::Bytes(b"12345678901234567890.12".to_vec())).unwrap().to_string(),
+            "12345678901234567890.12"
+        );
+        assert!(value(Kind::Decimal, My::Bytes(b"1234567890123456789012345678901.5".to_vec())).is_err());
+        let enum_kind = Kind::Enum(vec!["PAYING".into(), "PAID".into()]);
+        assert_eq!(value(enum_kind.clone(), My::Int(2)).unwrap(), Value::from("PAID"));
+        assert!(value(enum_kind, My::Int(3)).is_err());
+        let set = Kind::Set(vec!["a".into(), "b".into(), "c".into()]);
+        assert_eq!(value(set, My::Bytes(vec![0b101])).unwrap(), Value::from("a,c"));
+        assert_eq!(
+            value(Kind::Timestamp, My::Bytes(b"1700000000.5".to_vec())).unwrap(),
+            Value::Timestamp(EventTime::from_micros(1_700_000_000_500_000))
+        );
+        let datetime =
+            convert(&Kind::DateTime, BinlogValue::Value(My::Date(2024, 5, 1, 8, 0, 0, 0)), 8 * 3600).unwrap();
+        assert_eq!(datetime.to_string(), "2024-05-01T00:00:00Z");
+        assert_eq!(value(Kind::DateTime, My::Date(0, 0, 0, 0, 0, 0, 0)).unwrap(), Value::Null);
+        assert!(value(Kind::DateTime, My::Date(2024, 2, 30, 0, 0, 0, 0)).is_err());
+        assert_eq!(value(Kind::Plain, My::UInt(u64::MAX)).unwrap().to_string(), "18446744073709551615");
+        assert_eq!(value(Kind::Float, My::Double(0.1)).unwrap().to_string(), "0.1");
+        assert_eq!(value(Kind::Bit, My::Bytes(vec![1, 0])).unwrap(), Value::Int(256));
+        assert_eq!(value(Kind::Time, My::Time(true, 1, 2, 3, 4, 0)).unwrap(), Value::from("-26:03:04"));
+    }
+
+    #[test]
+    fn table_patterns() {
+        assert!(matches("shop.*", "shop.orders"));
+        assert!(matches("*.orders", "shop.orders"));
+        assert!(matches("shop.pay*", "shop.payments"));
+        assert!(!matches("shop.pay*", "shop.orders"));
+        assert!(!matches("shop.orders", "shop.orders_archive"));
+        assert!(matches("*", "x.y"));
+    }
+
+    proptest! {
+        #[test]
+        fn no_value_panics(bytes in proptest::collection::vec(any::<u8>(), 0..40), i in any::<i64>(), kind in 0usize..13) {
+            let kinds = [Kind::Plain, Kind::Float, Kind::Decimal, Kind::Timestamp, Kind::DateTime, Kind::Date, Kind::Time,
+                Kind::Year, Kind::Bit, Kind::Enum(vec!["x".into()]), Kind::Set(vec!["x".into()]), Kind::Json, Kind::Enum(vec![])];
+            let kind = &kinds[kind];
+            let _ = convert(kind, BinlogValue::Value(My::Bytes(bytes.clone())), 0);
+            let _ = convert(kind, BinlogValue::Value(My::Int(i)), 0);
+            let _ = convert(kind, BinlogValue::Value(My::UInt(i as u64)), 0);
+            let _ = convert(kind, BinlogValue::Value(My::Date((i as u16) % 10000, bytes.len() as u8, (i >> 8) as u8, (i >> 16) as u8, 61, (i >> 24) as u8, (i as u32) % 2_000_000)), -3600);
+        }
+
+        #[test]
+        fn decimals_round_trip(units in any::<i64>(), scale in 0u32..10) {
+            let d = Decimal::new(units, scale);
+            prop_assert_eq!(value(Kind::Decimal, My::Bytes(d.to_string().into_bytes())).unwrap(), Value::Decimal(d));
+        }
+    }
+}

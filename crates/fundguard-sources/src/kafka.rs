@@ -1,0 +1,138 @@
+//! Kafka: a consumer group over one or more topics, with offsets committed only after
+//! the pipeline has processed the messages before them.
+//!
+//! Auto-commit is off: [`KafkaSource::commit`] commits, per partition, the offset after
+//! the last message handed back. A crash before the commit means the group re-reads
+//! those messages (at-least-once; crash safety de-duplicates findings later).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fundguard_core::Position;
+use futures::FutureExt;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+
+/// Where to consume from.
+#[derive(Debug, Clone)]
+pub struct KafkaConfig {
+    /// `host:port[,host:port…]`.
+    pub brokers: String,
+    /// The consumer group: its committed offsets survive restarts.
+    pub group: String,
+    pub topics: Vec<String>,
+    /// Where a group with no committed offset starts.
+    pub start: StartAt,
+    /// This member's static id in the group (one per running fundguard).
+    pub instance_id: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartAt {
+    Earliest,
+    Latest,
+}
+
+/// Why the source cannot go on; `retryable` says whether reconnecting may help.
+#[derive(Debug, thiserror::Error)]
+#[error("Kafka source: {message}")]
+pub struct KafkaError {
+    pub message: String,
+    pub retryable: bool,
+}
+
+fn failed(what: &str, e: impl std::fmt::Display, retryable: bool) -> KafkaError {
+    KafkaError { message: format!("{what}: {e}"), retryable }
+}
+
+/// One consumed record: its topic, bytes and partition offset.
+pub struct KafkaMessage {
+    pub topic: String,
+    pub payload: Vec<u8>,
+    pub position: Position,
+    partition: i32,
+    offset: i64,
+}
+
+/// A subscribed consumer-group member.
+pub struct KafkaSource {
+    consumer: StreamConsumer,
+    topics: BTreeMap<String, Arc<str>>,
+}
+
+impl KafkaSource {
+    pub fn connect(config: &KafkaConfig) -> Result<KafkaSource, KafkaError> {
+        let consumer: StreamConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &config.brokers)
+            .set("group.id", &config.group)
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "false")
+            // Static membership: a restarted fundguard takes its partitions back at once
+            // instead of waiting for the broker to time out its previous incarnation.
+            .set("group.instance.id", &config.instance_id)
+            .set("session.timeout.ms", "10000")
+            .set(
+                "auto.offset.reset",
+                match config.start {
+                    StartAt::Earliest => "earliest",
+                    StartAt::Latest => "latest",
+                },
+            )
+            .create()
+            .map_err(|e| failed("creating the consumer", e, false))?;
+        let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
+        consumer.subscribe(&topics).map_err(|e| failed(&format!("subscribing to {topics:?}"), e, true))?;
+        Ok(KafkaSource { consumer, topics: config.topics.iter().map(|t| (t.clone(), Arc::from(t.as_str()))).collect() })
+    }
+
+    /// Up to `max` messages: waits at most `wait` for the first, then takes what is ready.
+    pub async fn fetch(&mut self, max: usize, wait: Duration) -> Result<Vec<KafkaMessage>, KafkaError> {
+        let mut out = Vec::new();
+        let first = match tokio::time::timeout(wait, self.consumer.recv()).await {
+            Err(_) => return Ok(out),
+            Ok(received) => received,
+        };
+        let mut next = Some(first);
+        while let Some(received) = next {
+            let message = received.map_err(|e| failed("receiving", e, true))?;
+            let topic = message.topic().to_string();
+            let stream = self.topics.get(&topic).cloned().unwrap_or_else(|| Arc::from(topic.as_str()));
+            out.push(KafkaMessage {
+                payload: message.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+                position: Position::Stream {
+                    stream,
+                    partition: message.partition().max(0) as u32,
+                    offset: message.offset().max(0) as u64,
+                    index: 0,
+                },
+                partition: message.partition(),
+                offset: message.offset(),
+                topic,
+            });
+            if out.len() >= max {
+                break;
+            }
+            next = self.consumer.recv().now_or_never();
+        }
+        Ok(out)
+    }
+
+    /// Commits, per partition, the offset after the last of `messages`.
+    pub fn commit(&self, messages: &[KafkaMessage]) -> Result<(), KafkaError> {
+        let mut next: BTreeMap<(&str, i32), i64> = BTreeMap::new();
+        for m in messages {
+            let entry = next.entry((m.topic.as_str(), m.partition)).or_insert(0);
+            *entry = (*entry).max(m.offset + 1);
+        }
+        if next.is_empty() {
+            return Ok(());
+        }
+        let mut list = TopicPartitionList::new();
+        for ((topic, partition), offset) in next {
+            list.add_partition_offset(topic, partition, Offset::Offset(offset))
+                .map_err(|e| failed("listing offsets", e, true))?;
+        }
+        self.consumer.commit(&list, CommitMode::Async).map_err(|e| failed("committing offsets", e, true))
+    }
+}

@@ -1,0 +1,80 @@
+//! Where a database source resumes after a restart: one small JSON file per source in
+//! the data directory, replaced atomically (write a temporary file, sync, rename), so a
+//! crash leaves either the old position or the new one, never half of either.
+//!
+//! Sources save a position only after the pipeline has processed everything before it:
+//! a restart may replay a little (at-least-once), but never skips.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// The stored position of one source.
+#[derive(Debug, Clone)]
+pub struct PositionStore {
+    path: PathBuf,
+}
+
+/// A stored position that exists but cannot be read.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the stored position {path} cannot be read: {reason}; fix or delete the file (deleting it restarts the source from its configured `start`)"
+)]
+pub struct PositionError {
+    pub path: PathBuf,
+    pub reason: String,
+}
+
+impl PositionStore {
+    /// The position file of `source` under `data_dir/positions/`.
+    pub fn new(data_dir: &Path, source: &str) -> Self {
+        PositionStore { path: data_dir.join("positions").join(format!("{source}.json")) }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The stored position, or `None` when the source has never saved one.
+    pub fn load<T: DeserializeOwned>(&self) -> Result<Option<T>, PositionError> {
+        let error = |reason: String| PositionError { path: self.path.clone(), reason };
+        match std::fs::read(&self.path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| error(e.to_string())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(error(e.to_string())),
+        }
+    }
+
+    /// Replaces the stored position.
+    pub fn save<T: Serialize>(&self, position: &T) -> std::io::Result<()> {
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let temporary = self.path.with_extension("json.tmp");
+        let mut file = std::fs::File::create(&temporary)?;
+        serde_json::to_writer(&mut file, position)?;
+        file.write_all(b"\n")?;
+        file.sync_all()?;
+        std::fs::rename(&temporary, &self.path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn saves_and_loads_and_reports_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = PositionStore::new(dir.path(), "orders");
+        assert_eq!(store.load::<u64>().unwrap(), None);
+        store.save(&42u64).unwrap();
+        store.save(&43u64).unwrap();
+        assert_eq!(store.load::<u64>().unwrap(), Some(43));
+        std::fs::write(store.path(), b"{not json").unwrap();
+        let error = store.load::<u64>().unwrap_err().to_string();
+        assert!(error.contains("orders.json") && error.contains("delete the file"), "{error}");
+    }
+}

@@ -1,0 +1,320 @@
+//! Database change logs read live: the same simulated changes are committed to a private
+//! MariaDB (binlog) or PostgreSQL (logical decoding) and written as a Debezium log, and the
+//! findings from the database must equal the findings from the log — across a kill of
+//! fundguard, a restart of the database and a DDL change mid-stream.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fundguard_core::{ChangeEvent, ColumnType, Op, Value};
+use fundguard_formats::Format;
+
+use crate::servers::{MariaDb, Postgres};
+use crate::service::{Service, wait, write_config};
+use crate::{fundguard, path, read_jsonl, repo_root, stderr};
+
+/// Simulated changes: the Debezium log on disk and its events.
+struct Changes {
+    dir: tempfile::TempDir,
+    events: Vec<ChangeEvent>,
+}
+
+impl Changes {
+    fn simulate(orders: u32) -> Changes {
+        let dir = tempfile::tempdir().unwrap();
+        let o = fundguard(&[
+            "simulate",
+            "--out",
+            path(dir.path()),
+            "--format",
+            "debezium",
+            "--orders",
+            &orders.to_string(),
+            "--incident-rate",
+            "0.15",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let mut decoder = Format::Debezium.decoder(Arc::new(fundguard_sim::schema()));
+        let mut events = Vec::new();
+        let text = std::fs::read_to_string(dir.path().join("debezium.jsonl")).unwrap();
+        for (i, line) in text.lines().enumerate() {
+            let position = fundguard_core::Position::Synthetic { seq: i as u64 };
+            decoder.decode(line.as_bytes(), &position, &mut events).unwrap();
+        }
+        // Check rules are stateless and time-independent, so a kill of fundguard (which
+        // loses rule state until checkpoints exist) and real commit times change nothing.
+        let rules = dir.path().join("rules");
+        std::fs::create_dir(&rules).unwrap();
+        for entry in std::fs::read_dir(repo_root().join("examples/rules")).unwrap() {
+            let file = entry.unwrap().path();
+            let text = std::fs::read_to_string(&file).unwrap();
+            if text.lines().any(|l| l.starts_with("check:")) {
+                std::fs::copy(&file, rules.join(file.file_name().unwrap())).unwrap();
+            }
+        }
+        Changes { dir, events }
+    }
+
+    fn rules(&self) -> std::path::PathBuf {
+        self.dir.path().join("rules")
+    }
+
+    fn schema(&self) -> std::path::PathBuf {
+        self.dir.path().join("schema.yaml")
+    }
+
+    /// The findings a backtest of the Debezium log gives, as (rule, key).
+    fn expected(&self) -> BTreeSet<(String, String)> {
+        let findings = self.dir.path().join("expected.jsonl");
+        let o = fundguard(&[
+            "backtest",
+            "--rules",
+            path(&self.rules()),
+            "--input",
+            path(&self.dir.path().join("debezium.jsonl")),
+            "--format",
+            "debezium",
+            "--schema",
+            path(&self.schema()),
+            "--findings",
+            path(&findings),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let expected = rule_keys(&findings);
+        assert!(expected.len() > 10, "the simulated incidents make findings: {expected:?}");
+        expected
+    }
+
+    /// `CREATE TABLE`s for the simulator's schema.
+    fn tables(&self, dialect: Dialect) -> String {
+        let mut sql = String::from("CREATE SCHEMA shop;\n");
+        for (table, columns) in &fundguard_sim::schema().tables {
+            let columns: Vec<String> = columns
+                .iter()
+                .map(|(name, ty)| {
+                    let ty = match (ty, dialect) {
+                        (ColumnType::Int, _) => "BIGINT",
+                        (ColumnType::Decimal, _) => "DECIMAL(20,6)",
+                        (ColumnType::String, Dialect::MariaDb) => "VARCHAR(64)",
+                        (ColumnType::String, Dialect::Postgres) => "TEXT",
+                        (ColumnType::Bool, _) => "BOOLEAN",
+                        (ColumnType::Timestamp, Dialect::MariaDb) => "DATETIME(6)",
+                        (ColumnType::Timestamp, Dialect::Postgres) => "TIMESTAMP(6)",
+                        (ColumnType::Json, _) => "TEXT",
+                    };
+                    format!("{name} {ty}")
+                })
+                .collect();
+            sql.push_str(&format!("CREATE TABLE {table} ({}, PRIMARY KEY (id));\n", columns.join(", ")));
+            if dialect == Dialect::Postgres {
+                sql.push_str(&format!("ALTER TABLE {table} REPLICA IDENTITY FULL;\n"));
+            }
+        }
+        sql
+    }
+
+    /// Events `range` as SQL, committed 25 statements per transaction.
+    fn sql(&self, range: std::ops::Range<usize>) -> String {
+        let mut sql = String::new();
+        for chunk in self.events[range].chunks(25) {
+            sql.push_str("BEGIN;\n");
+            for e in chunk {
+                sql.push_str(&statement(e));
+                sql.push_str(";\n");
+            }
+            sql.push_str("COMMIT;\n");
+        }
+        sql
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Dialect {
+    MariaDb,
+    Postgres,
+}
+
+fn literal(v: &Value) -> String {
+    match v {
+        Value::Null => "NULL".into(),
+        Value::Bool(b) => if *b { "TRUE" } else { "FALSE" }.into(),
+        Value::Int(i) => i.to_string(),
+        Value::Decimal(d) => d.to_string(),
+        Value::String(s) | Value::Json(s) => format!("'{}'", s.replace('\'', "''")),
+        Value::Timestamp(t) => {
+            let micros = t.as_micros();
+            let at = chrono::DateTime::from_timestamp_micros(micros).unwrap();
+            format!("'{}'", at.format("%Y-%m-%d %H:%M:%S%.6f"))
+        }
+    }
+}
+
+fn statement(e: &ChangeEvent) -> String {
+    let id = |row: &fundguard_core::Row| literal(row.get("id").unwrap());
+    match e.op {
+        Op::Insert | Op::Message => {
+            let after = e.after.as_ref().unwrap();
+            let (names, values): (Vec<&str>, Vec<String>) = after.iter().map(|(n, v)| (n, literal(v))).unzip();
+            format!("INSERT INTO {} ({}) VALUES ({})", e.table, names.join(", "), values.join(", "))
+        }
+        Op::Update => {
+            let after = e.after.as_ref().unwrap();
+            let sets: Vec<String> = after.iter().map(|(n, v)| format!("{n} = {}", literal(v))).collect();
+            let key = e.before.as_ref().map_or_else(|| id(after), id);
+            format!("UPDATE {} SET {} WHERE id = {key}", e.table, sets.join(", "))
+        }
+        Op::Delete => format!("DELETE FROM {} WHERE id = {}", e.table, id(e.before.as_ref().unwrap())),
+    }
+}
+
+fn rule_keys(findings: &Path) -> BTreeSet<(String, String)> {
+    read_jsonl(findings).iter().map(|f| (f["rule"].as_str().unwrap().to_string(), f["key"].to_string())).collect()
+}
+
+/// Waits until the live findings equal `expected`, then asserts it (showing the difference).
+fn assert_findings_converge(service: &Service, findings: &Path, expected: &BTreeSet<(String, String)>) {
+    let reached = wait(Duration::from_secs(90), || (rule_keys(findings) == *expected).then_some(()));
+    if reached.is_none() {
+        let live = rule_keys(findings);
+        let missing: Vec<_> = expected.difference(&live).collect();
+        let extra: Vec<_> = live.difference(expected).collect();
+        let dead = std::fs::read_dir(findings.parent().unwrap().join("data"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("dead-letter"))
+            .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+            .collect::<String>();
+        panic!(
+            "live findings differ from the Debezium log's: missing {missing:?}, extra {extra:?}\nsources: {}\ndead letters: {dead}\nstderr: {:?}",
+            service.sources(),
+            service.stderr.lock().unwrap()
+        );
+    }
+}
+
+#[test]
+fn binlog_findings_equal_the_debezium_log_across_kills_restarts_and_ddl() {
+    let changes = Changes::simulate(150);
+    let expected = changes.expected();
+    let mut db = MariaDb::start(&[]);
+    db.sql(&changes.tables(Dialect::MariaDb));
+
+    let work = tempfile::tempdir().unwrap();
+    let config = write_config(
+        work.path(),
+        &format!(
+            "rules: [{}]\nschema: {}\ndata_dir: data\nlisten: 127.0.0.1:0\nsources:\n  - {{ name: shopdb, type: mysql, url: \"{}\", server_id: 901, include: [\"shop.*\"] }}\nsinks:\n  - {{ type: jsonl, path: findings.jsonl }}\n",
+            path(&changes.rules()),
+            path(&changes.schema()),
+            db.url()
+        ),
+    );
+    let findings = work.path().join("findings.jsonl");
+    let n = changes.events.len();
+    let (first, second) = (n / 3, 2 * n / 3);
+
+    let service = Service::start(&config, &[]);
+    service.wait_for("reading the binlog from");
+    db.sql(&changes.sql(0..first));
+    let processed = wait(Duration::from_secs(60), || {
+        (service.sources()[0]["events"].as_u64().unwrap_or(0) >= first as u64).then_some(())
+    });
+    assert!(processed.is_some(), "the first third arrives: {}", service.sources());
+    drop(service); // SIGKILL: the stored position is at most a moment old
+
+    // While fundguard is down: more changes, then the database restarts.
+    db.sql(&changes.sql(first..second));
+    db.restart();
+    let service = Service::start(&config, &[]);
+    service.wait_for("reading the binlog from");
+    // DDL mid-stream: a new column appears in later rows.
+    db.sql("ALTER TABLE shop.payments ADD COLUMN note VARCHAR(32) NULL AFTER channel;");
+    db.sql(&changes.sql(second..n));
+    assert_findings_converge(&service, &findings, &expected);
+
+    let health = &service.sources()[0];
+    assert_eq!(health["dead_letters"], 0, "{health}");
+    assert!(health["last_position"].as_str().unwrap().contains("gtid 0-1-"), "{health}");
+    service.terminate();
+    let stored = std::fs::read_to_string(work.path().join("data/positions/shopdb.json")).unwrap();
+    assert!(stored.contains("\"gtid\":\"0-1-"), "the position is stored by GTID: {stored}");
+}
+
+#[test]
+fn a_server_without_a_row_binlog_is_refused_naming_the_setting() {
+    let db = MariaDb::start(&["--binlog-format=STATEMENT"]);
+    let work = tempfile::tempdir().unwrap();
+    let config = write_config(
+        work.path(),
+        &format!(
+            "rules: [{}]\nlisten: 127.0.0.1:0\nsources:\n  - {{ name: shopdb, type: mysql, url: \"{}\" }}\n",
+            path(&repo_root().join("examples/rules")),
+            db.url()
+        ),
+    );
+    let service = Service::start(&config, &[]);
+    let line = service.wait_for("source `shopdb` stopped");
+    assert!(line.contains("binlog_format is STATEMENT") && line.contains("set binlog_format=ROW"), "{line}");
+    let state = service.sources()[0]["state"].as_str().unwrap().to_string();
+    assert!(state.starts_with("failed: ") && state.contains("binlog_format"), "{state}");
+}
+
+#[test]
+fn logical_decoding_findings_equal_the_debezium_log_across_kills_restarts_and_ddl() {
+    let changes = Changes::simulate(150);
+    let expected = changes.expected();
+    let db = Postgres::start("logical");
+    db.sql(&changes.tables(Dialect::Postgres));
+
+    let work = tempfile::tempdir().unwrap();
+    let config = write_config(
+        work.path(),
+        &format!(
+            "rules: [{}]\nschema: {}\ndata_dir: data\nlisten: 127.0.0.1:0\nsources:\n  - {{ name: pg, type: postgres, url: \"{}\", slot: fundguard, create_slot: true, include: [\"shop.*\"], poll_interval: 50ms }}\nsinks:\n  - {{ type: jsonl, path: findings.jsonl }}\n",
+            path(&changes.rules()),
+            path(&changes.schema()),
+            db.url()
+        ),
+    );
+    let findings = work.path().join("findings.jsonl");
+    let n = changes.events.len();
+    let (first, second) = (n / 3, 2 * n / 3);
+
+    let service = Service::start(&config, &[]);
+    let connected = wait(Duration::from_secs(20), || (service.sources()[0]["state"] == "connected").then_some(()));
+    assert!(connected.is_some(), "{}", service.sources());
+    db.sql(&changes.sql(0..first));
+    let processed = wait(Duration::from_secs(60), || {
+        (service.sources()[0]["events"].as_u64().unwrap_or(0) >= first as u64).then_some(())
+    });
+    assert!(processed.is_some(), "the first third arrives: {}", service.sources());
+    drop(service); // SIGKILL: the slot holds everything not yet confirmed
+
+    db.sql(&changes.sql(first..second));
+    db.restart();
+    let service = Service::start(&config, &[]);
+    db.sql("ALTER TABLE shop.payments ADD COLUMN note TEXT NULL;");
+    db.sql(&changes.sql(second..n));
+    assert_findings_converge(&service, &findings, &expected);
+    assert_eq!(service.sources()[0]["dead_letters"], 0, "{}", service.sources());
+}
+
+#[test]
+fn a_server_without_logical_wal_is_refused_naming_the_setting() {
+    let db = Postgres::start("replica");
+    let work = tempfile::tempdir().unwrap();
+    let config = write_config(
+        work.path(),
+        &format!(
+            "rules: [{}]\nlisten: 127.0.0.1:0\nsources:\n  - {{ name: pg, type: postgres, url: \"{}\", slot: fg, create_slot: true }}\n",
+            path(&repo_root().join("examples/rules")),
+            db.url()
+        ),
+    );
+    let service = Service::start(&config, &[]);
+    let line = service.wait_for("source `pg` stopped");
+    assert!(line.contains("wal_level is replica") && line.contains("wal_level=logical"), "{line}");
+}

