@@ -25,8 +25,9 @@ struct ConfigFile {
     listen: Option<String>,
     #[serde(default)]
     idle_after: Option<String>,
+    /// Each entry keeps its place in the file, so a problem with it names its line.
     #[serde(default)]
-    sources: Vec<SourceFile>,
+    sources: Vec<serde_saphyr::Spanned<SourceFile>>,
     #[serde(default)]
     sinks: Vec<SinkConfig>,
 }
@@ -258,7 +259,10 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config,
         problems.push(Diagnostic::new(at(0, 0), "`rules` is empty: expected at least one rule file or directory"));
     }
     let mut sources = Vec::new();
-    for source in file.sources {
+    for spanned in file.sources {
+        let (line, column) = (spanned.referenced.line() as usize, spanned.referenced.column() as usize);
+        let source = spanned.value;
+        let here = at(line, column);
         let (name, format) = match &source {
             SourceFile::Http { name, format, table, table_field, time_field, .. }
             | SourceFile::Nats { name, format, table, table_field, time_field, .. }
@@ -267,7 +271,7 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config,
                 match message_format(format, table.clone(), table_field.clone(), time_field.clone()) {
                     Ok(format) => (name.clone(), Some(format)),
                     Err(e) => {
-                        problems.push(Diagnostic::new(at(0, 0), format!("source `{name}`: {e}")));
+                        problems.push(Diagnostic::new(here.clone(), format!("source `{name}`: {e}")));
                         continue;
                     }
                 }
@@ -276,7 +280,7 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config,
         };
         if sources.iter().any(|s: &SourceConfig| s.name == name) {
             problems
-                .push(Diagnostic::new(at(0, 0), format!("source `{name}` is declared twice: names must be unique")));
+                .push(Diagnostic::new(here.clone(), format!("source `{name}` is declared twice: names must be unique")));
         }
         let is_json = matches!(format, Some(Format::Json(_)));
         let format_name = format.as_ref().map(Format::name).unwrap_or_default();
@@ -284,7 +288,7 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config,
             let Some(var) = var else { return Ok(None) };
             env(var).filter(|v| !v.is_empty()).map(Some).ok_or_else(|| {
                 Diagnostic::new(
-                    at(0, 0),
+                    here.clone(),
                     format!("source `{name}`: environment variable {var} is not set: export the secret there (never in this file)"),
                 )
             })
@@ -293,7 +297,7 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config,
             SourceFile::Http { token_env, max_body_bytes, max_messages, .. } => {
                 if file.listen.is_none() {
                     problems.push(Diagnostic::new(
-                        at(0, 0),
+                        here.clone(),
                         format!(
                             "source `{name}` is an HTTP source but `listen` is not set: add `listen: 127.0.0.1:8080`"
                         ),
@@ -316,13 +320,13 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config,
             SourceFile::Nats { url, stream, subjects, consumer, create, tables, .. } => {
                 if create && subjects.is_empty() {
                     problems.push(Diagnostic::new(
-                        at(0, 0),
+                        here.clone(),
                         format!("source `{name}`: `create: true` needs the stream's `subjects`"),
                     ));
                 }
                 if !tables.is_empty() && !is_json {
                     problems.push(Diagnostic::new(
-                        at(0, 0),
+                        here.clone(),
                         format!("source `{name}`: `tables` maps subjects of JSON messages; {format_name} messages name their own table"),
                     ));
                 }
@@ -334,13 +338,13 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config,
             SourceFile::Kafka { brokers, group, topics, tables, start, instance_id, .. } => {
                 if !tables.is_empty() && !is_json {
                     problems.push(Diagnostic::new(
-                        at(0, 0),
+                        here.clone(),
                         format!("source `{name}`: `tables` maps topics of JSON messages; {format_name} messages name their own table"),
                     ));
                 }
                 if topics.is_empty() {
                     problems.push(Diagnostic::new(
-                        at(0, 0),
+                        here.clone(),
                         format!("source `{name}`: `topics` is empty: list the topics to consume"),
                     ));
                 }
@@ -349,7 +353,7 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config,
                     Some("latest") => fundguard_sources::kafka::StartAt::Latest,
                     Some(other) => {
                         problems.push(Diagnostic::new(
-                            at(0, 0),
+                            here.clone(),
                             format!("source `{name}`: start `{other}`: expected earliest or latest"),
                         ));
                         continue;
@@ -396,13 +400,13 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config,
                     (_, None, Some(gtid)) => match GtidState::parse(&gtid) {
                         Ok(gtid) => StartAt::At(BinlogPosition { file: String::new(), offset: 4, gtid }),
                         Err(e) => {
-                            problems.push(Diagnostic::new(at(0, 0), format!("source `{name}`: start_gtid: {e}")));
+                            problems.push(Diagnostic::new(here.clone(), format!("source `{name}`: start_gtid: {e}")));
                             continue;
                         }
                     },
                     (_, Some(_), Some(_)) => {
                         problems.push(Diagnostic::new(
-                            at(0, 0),
+                            here.clone(),
                             format!("source `{name}`: give start_file (with start_offset) or start_gtid, not both"),
                         ));
                         continue;
@@ -411,7 +415,7 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config,
                     (Some("beginning"), None, None) => StartAt::Beginning,
                     (Some(other), None, None) => {
                         problems.push(Diagnostic::new(
-                            at(0, 0),
+                            here.clone(),
                             format!("source `{name}`: start `{other}`: expected end or beginning (or start_file / start_gtid)"),
                         ));
                         continue;
@@ -421,7 +425,7 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config,
                     None => 0,
                     Some(Ok(secs)) => secs,
                     Some(Err(e)) => {
-                        problems.push(Diagnostic::new(at(0, 0), format!("source `{name}`: datetime_offset: {e}")));
+                        problems.push(Diagnostic::new(here.clone(), format!("source `{name}`: datetime_offset: {e}")));
                         continue;
                     }
                 };
@@ -447,7 +451,7 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config,
                     None => Duration::from_millis(100),
                     Some(Ok(d)) => d,
                     Some(Err(e)) => {
-                        problems.push(Diagnostic::new(at(0, 0), format!("source `{name}`: poll_interval: {e}")));
+                        problems.push(Diagnostic::new(here.clone(), format!("source `{name}`: poll_interval: {e}")));
                         continue;
                     }
                 };

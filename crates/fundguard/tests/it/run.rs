@@ -191,10 +191,20 @@ fn config_problems_are_reported_with_their_place() {
     let o = crate::fundguard(&["run", "--config", path(&config)]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
-        crate::stderr(&o).contains("environment variable FG_SURELY_UNSET_TOKEN is not set"),
+        crate::stderr(&o).contains("fundguard.yaml:4:5: error: source `a`: environment variable FG_SURELY_UNSET_TOKEN is not set"),
         "{}",
         crate::stderr(&o)
     );
+
+    let config = write_config(
+        dir.path(),
+        "rules: [examples/rules]\nsources:\n  - name: k\n    type: kafka\n    format: debezium\n    brokers: b:9092\n    group: g\n    topics: []\n  - name: db\n    type: mysql\n    url: mysql://u@h\n    start: yesterday\n    datetime_offset: \"+25:00\"\n",
+    );
+    let o = crate::fundguard(&["run", "--config", path(&config)]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = crate::stderr(&o);
+    assert!(err.contains("fundguard.yaml:3:5: error: source `k`: `topics` is empty"), "{err}");
+    assert!(err.contains("fundguard.yaml:9:5: error: source `db`: start `yesterday`: expected end or beginning"), "{err}");
 }
 
 /// Publishes messages to a JetStream subject and waits for the stream's acks.
