@@ -16,5 +16,8 @@ pub struct SourceHealth {
     pub last_commit_time: Option<String>,
     /// Now minus that commit time, in milliseconds, when last measured.
     pub lag_ms: Option<i64>,
+    /// Messages waiting upstream that the source has not read yet (Kafka consumer lag,
+    /// JetStream pending), where the transport tells.
+    pub lag_events: Option<u64>,
     pub reconnects: u64,
 }

@@ -7,12 +7,13 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use fundguard_core::Position;
 use futures::FutureExt;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::{ClientConfig, ClientContext, Message, Offset, Statistics, TopicPartitionList};
 
 /// Where to consume from.
 #[derive(Debug, Clone)]
@@ -57,13 +58,36 @@ pub struct KafkaMessage {
 
 /// A subscribed consumer-group member.
 pub struct KafkaSource {
-    consumer: StreamConsumer,
+    consumer: StreamConsumer<LagContext>,
     topics: BTreeMap<String, Arc<str>>,
+    lag: Arc<AtomicI64>,
 }
+
+/// Receives librdkafka's statistics (every 5 s) and keeps the group's lag: messages in
+/// the assigned partitions not yet consumed, summed.
+struct LagContext {
+    lag: Arc<AtomicI64>,
+}
+
+impl ClientContext for LagContext {
+    fn stats(&self, statistics: Statistics) {
+        let lag: i64 = statistics
+            .topics
+            .values()
+            .flat_map(|t| t.partitions.values())
+            .filter(|p| p.partition >= 0)
+            .map(|p| p.consumer_lag.max(0))
+            .sum();
+        self.lag.store(lag, Ordering::Relaxed);
+    }
+}
+
+impl ConsumerContext for LagContext {}
 
 impl KafkaSource {
     pub fn connect(config: &KafkaConfig) -> Result<KafkaSource, KafkaError> {
-        let consumer: StreamConsumer = ClientConfig::new()
+        let lag = Arc::new(AtomicI64::new(-1));
+        let consumer: StreamConsumer<LagContext> = ClientConfig::new()
             .set("bootstrap.servers", &config.brokers)
             .set("group.id", &config.group)
             .set("enable.auto.commit", "false")
@@ -72,6 +96,7 @@ impl KafkaSource {
             // instead of waiting for the broker to time out its previous incarnation.
             .set("group.instance.id", &config.instance_id)
             .set("session.timeout.ms", "10000")
+            .set("statistics.interval.ms", "5000")
             .set(
                 "auto.offset.reset",
                 match config.start {
@@ -79,11 +104,17 @@ impl KafkaSource {
                     StartAt::Latest => "latest",
                 },
             )
-            .create()
+            .create_with_context(LagContext { lag: lag.clone() })
             .map_err(|e| failed("creating the consumer", e, false))?;
         let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics).map_err(|e| failed(&format!("subscribing to {topics:?}"), e, true))?;
-        Ok(KafkaSource { consumer, topics: config.topics.iter().map(|t| (t.clone(), Arc::from(t.as_str()))).collect() })
+        let topics = config.topics.iter().map(|t| (t.clone(), Arc::from(t.as_str()))).collect();
+        Ok(KafkaSource { consumer, topics, lag })
+    }
+
+    /// Messages in the assigned partitions not consumed yet, as of the last statistics.
+    pub fn lag_events(&self) -> Option<u64> {
+        u64::try_from(self.lag.load(Ordering::Relaxed)).ok()
     }
 
     /// Up to `max` messages: waits at most `wait` for the first, then takes what is ready.

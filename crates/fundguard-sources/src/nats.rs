@@ -41,6 +41,8 @@ pub struct NatsMessage {
     pub subject: String,
     pub payload: Vec<u8>,
     pub position: Position,
+    /// Messages the consumer has not been sent yet, after this one.
+    pub pending: u64,
     inner: jetstream::Message,
 }
 
@@ -96,11 +98,12 @@ impl NatsSource {
         let mut out = Vec::new();
         while let Some(message) = batch.next().await {
             let message = message.map_err(|e| failed("receiving", e, true))?;
-            let offset = message.info().map(|i| i.stream_sequence).unwrap_or_default();
+            let (offset, pending) = message.info().map(|i| (i.stream_sequence, i.pending)).unwrap_or_default();
             out.push(NatsMessage {
                 subject: message.subject.to_string(),
                 payload: message.payload.to_vec(),
                 position: Position::Stream { stream: self.stream.clone(), partition: 0, offset, index: 0 },
+                pending,
                 inner: message,
             });
         }

@@ -279,8 +279,10 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config,
             SourceFile::Mysql { name, .. } | SourceFile::Postgres { name, .. } => (name.clone(), None),
         };
         if sources.iter().any(|s: &SourceConfig| s.name == name) {
-            problems
-                .push(Diagnostic::new(here.clone(), format!("source `{name}` is declared twice: names must be unique")));
+            problems.push(Diagnostic::new(
+                here.clone(),
+                format!("source `{name}` is declared twice: names must be unique"),
+            ));
         }
         let is_json = matches!(format, Some(Format::Json(_)));
         let format_name = format.as_ref().map(Format::name).unwrap_or_default();

@@ -142,6 +142,8 @@ pub async fn nats(
                     if !send_grouped(index, grouped, &inputs).await {
                         return; // shutting down: unacknowledged messages are redelivered next time
                     }
+                    let pending = messages.last().map(|m| m.pending);
+                    health.update(|h| h.lag_events = pending);
                     if let Err(e) = source.ack(&messages).await {
                         eprintln!("fundguard: source `{name}`: {e}");
                         break;
@@ -186,6 +188,8 @@ pub async fn kafka(
                     if !send_grouped(index, grouped, &inputs).await {
                         return; // shutting down: uncommitted offsets are read again next time
                     }
+                    let lag = source.lag_events();
+                    health.update(|h| h.lag_events = lag);
                     if let Err(e) = source.commit(&messages) {
                         eprintln!("fundguard: source `{name}`: {e}");
                         break;

@@ -171,6 +171,9 @@ fn kafka_consumer_groups_commit_processed_offsets_and_skip_nothing_across_a_kill
             service.sources()
         );
     }
+    // Consumer lag comes from librdkafka's statistics, every 5 s.
+    let caught_up = wait(Duration::from_secs(15), || (service.sources()[0]["lag_events"] == 0).then_some(()));
+    assert!(caught_up.is_some(), "lag reported and zero: {}", service.sources());
     // The restarted group resumed near where the first run stopped: not from the start.
     let second_run = service.sources()[0]["events"].as_u64().unwrap();
     assert!(

@@ -191,7 +191,8 @@ fn config_problems_are_reported_with_their_place() {
     let o = crate::fundguard(&["run", "--config", path(&config)]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
-        crate::stderr(&o).contains("fundguard.yaml:4:5: error: source `a`: environment variable FG_SURELY_UNSET_TOKEN is not set"),
+        crate::stderr(&o)
+            .contains("fundguard.yaml:4:5: error: source `a`: environment variable FG_SURELY_UNSET_TOKEN is not set"),
         "{}",
         crate::stderr(&o)
     );
@@ -204,7 +205,10 @@ fn config_problems_are_reported_with_their_place() {
     assert_eq!(o.status.code(), Some(1));
     let err = crate::stderr(&o);
     assert!(err.contains("fundguard.yaml:3:5: error: source `k`: `topics` is empty"), "{err}");
-    assert!(err.contains("fundguard.yaml:9:5: error: source `db`: start `yesterday`: expected end or beginning"), "{err}");
+    assert!(
+        err.contains("fundguard.yaml:9:5: error: source `db`: start `yesterday`: expected end or beginning"),
+        "{err}"
+    );
 }
 
 /// Publishes messages to a JetStream subject and waits for the stream's acks.
@@ -251,7 +255,7 @@ fn nats_jetstream_acknowledges_after_processing_and_resumes_after_a_kill() {
     let config = write_config(
         dir.path(),
         &format!(
-            "rules: [{}]\nsources:\n  - {{ name: bus, type: nats, url: 127.0.0.1:4222, stream: {stream}, subjects: [\"{subject}\"], consumer: fundguard, create: true, format: maxwell }}\nsinks:\n  - {{ type: jsonl, path: findings.jsonl }}\n",
+            "rules: [{}]\nlisten: 127.0.0.1:0\nsources:\n  - {{ name: bus, type: nats, url: 127.0.0.1:4222, stream: {stream}, subjects: [\"{subject}\"], consumer: fundguard, create: true, format: maxwell }}\nsinks:\n  - {{ type: jsonl, path: findings.jsonl }}\n",
             path(&rules)
         ),
     );
@@ -278,6 +282,7 @@ fn nats_jetstream_acknowledges_after_processing_and_resumes_after_a_kill() {
     let ids: Vec<i64> = found_later.iter().map(|f| f["key"]["id"].as_i64().unwrap()).collect();
     assert_eq!(ids, vec![1, 2, 3]);
     assert_eq!(found_later[2]["evidence"][0]["position"]["kind"], "stream");
+    assert_eq!(service.sources()[0]["lag_events"], 0, "nothing left pending: {}", service.sources());
     drop(service);
     delete_stream(&stream);
 }
