@@ -141,6 +141,29 @@ impl Engine {
     }
 
     /// The ids of the rules that run, in order.
+    /// After a rule reload: keeps the event-time clocks of `old`, and the state and
+    /// counters of every rule whose definition did not change (same id, same text, same
+    /// place), so a reload does not forget pending counterparts or deadlines. Returns the
+    /// ids of the rules whose state was kept.
+    pub fn carry_over(&mut self, old: Engine) -> Vec<String> {
+        self.clocks = old.clocks;
+        let mut kept = Vec::new();
+        let old_rules = old.rules.into_iter().zip(old.stats).zip(old.keys_seen);
+        for ((old_rule, old_stats), old_keys) in old_rules {
+            let Some(i) = self.rules.iter().position(|r| r.rule.id == old_rule.rule.id) else { continue };
+            // `Rule` holds expressions with their locations: its debug text is its definition.
+            if format!("{:?}", self.rules[i].rule) != format!("{:?}", old_rule.rule) {
+                continue;
+            }
+            if self.rules[i].adopt_state(old_rule) {
+                kept.push(self.stats[i].rule.clone());
+            }
+            self.stats[i] = old_stats;
+            self.keys_seen[i] = old_keys;
+        }
+        kept
+    }
+
     pub fn rule_ids(&self) -> impl Iterator<Item = &str> {
         self.rules.iter().map(|r| r.rule.id.as_str())
     }

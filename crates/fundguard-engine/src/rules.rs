@@ -67,6 +67,20 @@ pub(crate) struct TableBatch<'a> {
 pub(crate) type Found = (usize, Finding);
 
 impl RuleRuntime {
+    /// Takes over `old`'s state when both are the same stateful rule: pending keys,
+    /// timers, the event-time queue and its watermark. Compiled projections are not
+    /// kept — they index columns of the old engine's table layouts.
+    pub(crate) fn adopt_state(&mut self, old: RuleRuntime) -> bool {
+        match (&mut self.kind, old.kind) {
+            (Kind::Stateful(new), Kind::Stateful(mut old)) => {
+                old.forget_compiled();
+                *new = old;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Prepares a rule: reads its column references and compiles its template.
     /// Returns the runtime with every problem found; a rule with problems must not run.
     pub(crate) fn new(rule: Arc<Rule>) -> (RuleRuntime, Vec<Diagnostic>) {

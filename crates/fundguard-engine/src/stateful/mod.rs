@@ -250,6 +250,11 @@ impl StatefulRuntime {
         }
     }
 
+    /// Drops compiled projections (they belong to one engine's table layouts).
+    pub(crate) fn forget_compiled(&mut self) {
+        self.compiled.clear();
+    }
+
     /// Evaluates the projections of this table over the batch and queues the records.
     pub(crate) fn project(&mut self, ctx: &SessionContext, input: &TableBatch, out: &mut Emit) -> Result<(), String> {
         let projections: Vec<(usize, Projection)> = self

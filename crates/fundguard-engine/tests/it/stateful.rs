@@ -273,3 +273,32 @@ fn an_idle_source_stops_holding_event_time_back() {
     engine.source_idle("quiet", EventTime::from_secs(1_700_000_000 + 600), EventTime::default(), &mut out);
     assert_eq!(out.len(), 1, "once idle, the busy source's time lets the deadline fire");
 }
+
+#[test]
+fn a_reload_keeps_the_state_and_clocks_of_unchanged_rules_only() {
+    let pay = at(0, "s.pay", Op::Insert, &[("id", 1.into()), ("order_id", 7.into())]);
+    let ord = at(10, "s.ord", Op::Insert, &[("id", 7.into())]);
+    // Moves event time past every deadline of order 7.
+    let later = at(300, "s.pay", Op::Insert, &[("id", 2.into()), ("order_id", 99.into())]);
+    // `within` changed: a different rule, whose state starts empty.
+    let changed = rule(
+        "id: r\nowner: t\nseverity: critical\nreconcile:\n  left: { table: s.pay, key: after.order_id }\n  right: { table: s.ord, key: after.id }\n  within: 2m\n  key_type: integer\n",
+    );
+    for (reloaded, kept) in [(reconcile(""), true), (changed, false)] {
+        let mut engine = Engine::new(&[reconcile("")], &TableSchemas::default()).unwrap();
+        let mut out = Vec::new();
+        engine.process(std::slice::from_ref(&pay), EventTime::default(), &mut out).unwrap();
+        let mut next = Engine::new(&[reloaded], &TableSchemas::default()).unwrap();
+        let carried = next.carry_over(engine);
+        assert_eq!(carried == ["r"], kept, "{carried:?}");
+        next.process(&[ord.clone(), later.clone()], EventTime::default(), &mut out).unwrap();
+        next.finish(EventTime::default(), &mut out);
+        if kept {
+            assert!(out.is_empty(), "the payment before the reload meets its order after it: {out:?}");
+            assert_eq!(next.stats()[0].events, 3, "counters carry over too");
+        } else {
+            assert_eq!(out.len(), 1, "the order alone has no counterpart: {out:?}");
+            assert_eq!(out[0].key["order_id"], Value::Int(7));
+        }
+    }
+}

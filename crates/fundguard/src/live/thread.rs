@@ -119,7 +119,13 @@ pub fn spawn(
                     let _ = reply.send(());
                 }
                 Input::Tick(now) => pipeline.tick(now),
-                Input::Reload(engine) => pipeline.engine = *engine,
+                Input::Reload(engine) => {
+                    let old = std::mem::replace(&mut pipeline.engine, *engine);
+                    let kept = pipeline.engine.carry_over(old);
+                    if !kept.is_empty() {
+                        eprintln!("fundguard: state kept for unchanged stateful rules: {}", kept.join(", "));
+                    }
+                }
                 Input::Shutdown => break,
             }
         }
