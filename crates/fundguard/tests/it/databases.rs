@@ -1,7 +1,8 @@
 //! Database change logs read live: the same simulated changes are committed to a private
 //! MariaDB (binlog) or PostgreSQL (logical decoding) and written as a Debezium log, and the
 //! findings from the database must equal the findings from the log — across a kill of
-//! fundguard, a restart of the database and a DDL change mid-stream.
+//! fundguard (changes made while it is down), a restart of the database under a running
+//! fundguard, and a DDL change mid-stream.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -173,6 +174,13 @@ fn rule_keys(findings: &Path) -> BTreeSet<(String, String)> {
     read_jsonl(findings).iter().map(|f| (f["rule"].as_str().unwrap().to_string(), f["key"].to_string())).collect()
 }
 
+/// Waits until the running service has read at least `n` events.
+fn wait_for_events(service: &Service, n: u64) {
+    let read =
+        wait(Duration::from_secs(60), || (service.sources()[0]["events"].as_u64().unwrap_or(0) >= n).then_some(()));
+    assert!(read.is_some(), "{n} events read: {}", service.sources());
+}
+
 /// Waits until the live findings equal `expected`, then asserts it (showing the difference).
 fn assert_findings_converge(service: &Service, findings: &Path, expected: &BTreeSet<(String, String)>) {
     let reached = wait(Duration::from_secs(90), || (rule_keys(findings) == *expected).then_some(()));
@@ -225,22 +233,72 @@ fn binlog_findings_equal_the_debezium_log_across_kills_restarts_and_ddl() {
     assert!(processed.is_some(), "the first third arrives: {}", service.sources());
     drop(service); // SIGKILL: the stored position is at most a moment old
 
-    // While fundguard is down: more changes, then the database restarts.
+    // While fundguard is down: more changes. It resumes from its stored position.
     db.sql(&changes.sql(first..second));
-    db.restart();
     let service = Service::start(&config, &[]);
     service.wait_for("reading the binlog from");
+    wait_for_events(&service, (second - first) as u64);
+    // The database restarts under a running fundguard: it reconnects and resumes.
+    db.restart();
     // DDL mid-stream: a new column appears in later rows.
     db.sql("ALTER TABLE shop.payments ADD COLUMN note VARCHAR(32) NULL AFTER channel;");
     db.sql(&changes.sql(second..n));
     assert_findings_converge(&service, &findings, &expected);
-
+    assert!(service.sources()[0]["reconnects"].as_u64().unwrap() >= 1, "{}", service.sources());
     let health = &service.sources()[0];
     assert_eq!(health["dead_letters"], 0, "{health}");
     assert!(health["last_position"].as_str().unwrap().contains("gtid 0-1-"), "{health}");
     service.terminate();
     let stored = std::fs::read_to_string(work.path().join("data/positions/shopdb.json")).unwrap();
     assert!(stored.contains("\"gtid\":\"0-1-"), "the position is stored by GTID: {stored}");
+}
+
+#[test]
+fn binlog_sources_start_where_configured() {
+    let db = MariaDb::start(&[]);
+    db.sql("CREATE DATABASE shop; CREATE TABLE shop.refunds (id BIGINT PRIMARY KEY, order_id BIGINT, amount BIGINT, currency VARCHAR(8), status ENUM('PENDING','SUCCESS'));");
+    db.sql("INSERT INTO shop.refunds VALUES (1, 10, -1, 'CNY', 'SUCCESS');");
+    let gtid = db.query("SELECT @@gtid_binlog_pos");
+    let file = db.query("SHOW MASTER STATUS");
+    let offset = {
+        let out = std::process::Command::new("mariadb")
+            .args(["-h127.0.0.1", &format!("-P{}", db.port), "-uroot", "-N", "-B", "-e", "SHOW MASTER STATUS"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).split('\t').nth(1).unwrap().trim().to_string()
+    };
+    db.sql("INSERT INTO shop.refunds VALUES (2, 20, -2, 'CNY', 'SUCCESS');");
+    let rules = repo_root().join("examples/rules");
+    for (start, expected) in [
+        ("start: beginning".to_string(), vec![1, 2]),
+        (format!("start_gtid: \"{gtid}\""), vec![2]),
+        (format!("start_file: {file}, start_offset: {offset}"), vec![2]),
+    ] {
+        let work = tempfile::tempdir().unwrap();
+        let config = write_config(
+            work.path(),
+            &format!(
+                "rules: [{}]\ndata_dir: data\nsources:\n  - {{ name: shopdb, type: mysql, url: \"{}\", {start} }}\nsinks:\n  - {{ type: jsonl, path: findings.jsonl }}\n",
+                path(&rules),
+                db.url()
+            ),
+        );
+        let _service = Service::start(&config, &[]);
+        let ids = |f: &[serde_json::Value]| -> Vec<i64> {
+            f.iter()
+                .filter(|f| f["rule"] == "refund-amount-positive")
+                .map(|f| f["key"]["id"].as_i64().unwrap())
+                .collect()
+        };
+        let findings = work.path().join("findings.jsonl");
+        let found = wait(Duration::from_secs(20), || {
+            let got = ids(&read_jsonl(&findings));
+            (got.len() >= expected.len()).then_some(got)
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(found, Some(expected.clone()), "{start}");
+        assert_eq!(ids(&read_jsonl(&findings)), expected, "{start}: nothing more");
+    }
 }
 
 #[test]
@@ -294,11 +352,13 @@ fn logical_decoding_findings_equal_the_debezium_log_across_kills_restarts_and_dd
     drop(service); // SIGKILL: the slot holds everything not yet confirmed
 
     db.sql(&changes.sql(first..second));
-    db.restart();
     let service = Service::start(&config, &[]);
+    wait_for_events(&service, (second - first) as u64);
+    db.restart();
     db.sql("ALTER TABLE shop.payments ADD COLUMN note TEXT NULL;");
     db.sql(&changes.sql(second..n));
     assert_findings_converge(&service, &findings, &expected);
+    assert!(service.sources()[0]["reconnects"].as_u64().unwrap() >= 1, "{}", service.sources());
     assert_eq!(service.sources()[0]["dead_letters"], 0, "{}", service.sources());
 }
 

@@ -105,6 +105,23 @@ impl MariaDb {
         format!("mysql://root@127.0.0.1:{}", self.port)
     }
 
+    /// The first column of the first row of a query, as text.
+    pub fn query(&self, sql: &str) -> String {
+        let out = Command::new("mariadb")
+            .args(["-h127.0.0.1", &format!("-P{}", self.port), "-uroot", "-N", "-B", "-e", sql])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{sql}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .split('\t')
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    }
+
     /// Runs SQL through the `mariadb` client; panics on any error.
     pub fn sql(&self, sql: &str) {
         use std::io::Write;
