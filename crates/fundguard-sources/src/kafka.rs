@@ -13,7 +13,9 @@ use std::time::Duration;
 use fundguard_core::Position;
 use futures::FutureExt;
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
-use rdkafka::{ClientConfig, ClientContext, Message, Offset, Statistics, TopicPartitionList};
+use rdkafka::{ClientConfig, ClientContext, Message as _, Offset, Statistics, TopicPartitionList};
+
+use crate::message::{Message, MessageSource, SourceError};
 
 /// Where to consume from.
 #[derive(Debug, Clone)]
@@ -35,16 +37,8 @@ pub enum StartAt {
     Latest,
 }
 
-/// Why the source cannot go on; `retryable` says whether reconnecting may help.
-#[derive(Debug, thiserror::Error)]
-#[error("Kafka source: {message}")]
-pub struct KafkaError {
-    pub message: String,
-    pub retryable: bool,
-}
-
-fn failed(what: &str, e: impl std::fmt::Display, retryable: bool) -> KafkaError {
-    KafkaError { message: format!("{what}: {e}"), retryable }
+fn failed(what: &str, e: impl std::fmt::Display, retryable: bool) -> SourceError {
+    SourceError::new("Kafka", format!("{what}: {e}"), retryable)
 }
 
 /// One consumed record: its topic, bytes and partition offset.
@@ -84,8 +78,25 @@ impl ClientContext for LagContext {
 
 impl ConsumerContext for LagContext {}
 
-impl KafkaSource {
-    pub fn connect(config: &KafkaConfig) -> Result<KafkaSource, KafkaError> {
+impl Message for KafkaMessage {
+    fn channel(&self) -> &str {
+        &self.topic
+    }
+
+    fn payload(&self) -> &[u8] {
+        &self.payload
+    }
+
+    fn position(&self) -> &Position {
+        &self.position
+    }
+}
+
+impl MessageSource for KafkaSource {
+    type Config = KafkaConfig;
+    type Message = KafkaMessage;
+
+    async fn connect(config: &KafkaConfig) -> Result<KafkaSource, SourceError> {
         let lag = Arc::new(AtomicI64::new(-1));
         let consumer: StreamConsumer<LagContext> = ClientConfig::new()
             .set("bootstrap.servers", &config.brokers)
@@ -113,12 +124,12 @@ impl KafkaSource {
     }
 
     /// Messages in the assigned partitions not consumed yet, as of the last statistics.
-    pub fn lag_events(&self) -> Option<u64> {
+    fn lag_events(&self, _fetched: &[KafkaMessage]) -> Option<u64> {
         u64::try_from(self.lag.load(Ordering::Relaxed)).ok()
     }
 
     /// Up to `max` messages: waits at most `wait` for the first, then takes what is ready.
-    pub async fn fetch(&mut self, max: usize, wait: Duration) -> Result<Vec<KafkaMessage>, KafkaError> {
+    async fn fetch(&mut self, max: usize, wait: Duration) -> Result<Vec<KafkaMessage>, SourceError> {
         let mut out = Vec::new();
         let first = match tokio::time::timeout(wait, self.consumer.recv()).await {
             Err(_) => return Ok(out),
@@ -150,7 +161,7 @@ impl KafkaSource {
     }
 
     /// Commits, per partition, the offset after the last of `messages`.
-    pub fn commit(&self, messages: &[KafkaMessage]) -> Result<(), KafkaError> {
+    async fn acknowledge(&mut self, messages: &[KafkaMessage]) -> Result<(), SourceError> {
         let mut next: BTreeMap<(&str, i32), i64> = BTreeMap::new();
         for m in messages {
             let entry = next.entry((m.topic.as_str(), m.partition)).or_insert(0);

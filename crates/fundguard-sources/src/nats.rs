@@ -11,6 +11,8 @@ use async_nats::jetstream::{self, consumer::PullConsumer};
 use fundguard_core::Position;
 use futures::StreamExt;
 
+use crate::message::{Message, MessageSource, SourceError};
+
 /// Where to consume from.
 #[derive(Debug, Clone)]
 pub struct NatsConfig {
@@ -24,16 +26,8 @@ pub struct NatsConfig {
     pub create: bool,
 }
 
-/// Why the source cannot go on; `retryable` says whether reconnecting may help.
-#[derive(Debug, thiserror::Error)]
-#[error("NATS JetStream source: {message}")]
-pub struct NatsError {
-    pub message: String,
-    pub retryable: bool,
-}
-
-fn failed(what: &str, e: impl std::fmt::Display, retryable: bool) -> NatsError {
-    NatsError { message: format!("{what}: {e}"), retryable }
+fn failed(what: &str, e: impl std::fmt::Display, retryable: bool) -> SourceError {
+    SourceError::new("NATS JetStream", format!("{what}: {e}"), retryable)
 }
 
 /// One fetched message: its subject, bytes and stream position.
@@ -52,8 +46,25 @@ pub struct NatsSource {
     stream: Arc<str>,
 }
 
-impl NatsSource {
-    pub async fn connect(config: &NatsConfig) -> Result<NatsSource, NatsError> {
+impl Message for NatsMessage {
+    fn channel(&self) -> &str {
+        &self.subject
+    }
+
+    fn payload(&self) -> &[u8] {
+        &self.payload
+    }
+
+    fn position(&self) -> &Position {
+        &self.position
+    }
+}
+
+impl MessageSource for NatsSource {
+    type Config = NatsConfig;
+    type Message = NatsMessage;
+
+    async fn connect(config: &NatsConfig) -> Result<NatsSource, SourceError> {
         let client = async_nats::connect(&config.url)
             .await
             .map_err(|e| failed(&format!("connecting to {}", config.url), e, true))?;
@@ -85,8 +96,7 @@ impl NatsSource {
         Ok(NatsSource { consumer, stream: Arc::from(config.stream.as_str()) })
     }
 
-    /// Up to `max` messages, waiting at most `wait` for the first ones.
-    pub async fn fetch(&mut self, max: usize, wait: Duration) -> Result<Vec<NatsMessage>, NatsError> {
+    async fn fetch(&mut self, max: usize, wait: Duration) -> Result<Vec<NatsMessage>, SourceError> {
         let mut batch = self
             .consumer
             .fetch()
@@ -110,11 +120,14 @@ impl NatsSource {
         Ok(out)
     }
 
-    /// Acknowledges messages the pipeline has processed.
-    pub async fn ack(&self, messages: &[NatsMessage]) -> Result<(), NatsError> {
+    async fn acknowledge(&mut self, messages: &[NatsMessage]) -> Result<(), SourceError> {
         for m in messages {
             m.inner.ack().await.map_err(|e| failed("acknowledging", e, true))?;
         }
         Ok(())
+    }
+
+    fn lag_events(&self, fetched: &[NatsMessage]) -> Option<u64> {
+        fetched.last().map(|m| m.pending)
     }
 }

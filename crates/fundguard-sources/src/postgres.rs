@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio_postgres::{Client, NoTls};
 
-use crate::{DeadLetter, DecodedBatch};
+use crate::{DeadLetter, DecodedBatch, SourceError};
 
 /// Where to read from.
 #[derive(Debug, Clone)]
@@ -34,19 +34,11 @@ pub struct PostgresConfig {
     pub poll_interval: Duration,
 }
 
-/// Why the source stopped; `retryable` says whether reconnecting may help.
-#[derive(Debug, thiserror::Error)]
-#[error("PostgreSQL source: {message}")]
-pub struct PostgresError {
-    pub message: String,
-    pub retryable: bool,
+fn failed(message: impl Into<String>, retryable: bool) -> SourceError {
+    SourceError::new("PostgreSQL", message, retryable)
 }
 
-fn failed(message: impl Into<String>, retryable: bool) -> PostgresError {
-    PostgresError { message: message.into(), retryable }
-}
-
-fn client_error(what: &str, e: tokio_postgres::Error) -> PostgresError {
+fn client_error(what: &str, e: tokio_postgres::Error) -> SourceError {
     // Errors the server reports (a missing slot, a denied permission) need a person;
     // lost connections do not.
     let retryable = e.as_db_error().is_none();
@@ -70,7 +62,7 @@ pub struct PostgresBatch {
 
 impl PostgresSource {
     /// Connects, checks `wal_level` and the slot (creating it when asked).
-    pub async fn connect(name: &str, config: &PostgresConfig) -> Result<PostgresSource, PostgresError> {
+    pub async fn connect(name: &str, config: &PostgresConfig) -> Result<PostgresSource, SourceError> {
         let mut pg: tokio_postgres::Config =
             config.url.parse().map_err(|e| failed(format!("`url` {}: {e}", config.url), false))?;
         if let Some(password) = &config.password {
@@ -122,7 +114,7 @@ impl PostgresSource {
 
     /// Whole transactions, about `max` changes, from the last confirmed position; an
     /// empty batch after `poll_interval` when there are none.
-    pub async fn next_batch(&mut self, max: usize) -> Result<PostgresBatch, PostgresError> {
+    pub async fn next_batch(&mut self, max: usize) -> Result<PostgresBatch, SourceError> {
         let rows = self.peek(max).await?;
         if rows.is_empty() {
             tokio::time::sleep(self.config.poll_interval).await;
@@ -130,7 +122,7 @@ impl PostgresSource {
         Ok(decode_changes(&self.source, &rows))
     }
 
-    async fn peek(&self, max: usize) -> Result<Vec<(String, String)>, PostgresError> {
+    async fn peek(&self, max: usize) -> Result<Vec<(String, String)>, SourceError> {
         let max = i32::try_from(max).unwrap_or(i32::MAX);
         let base = "SELECT lsn::text, data FROM pg_logical_slot_peek_changes($1, NULL, $2, \
                     'format-version', '2', 'include-timestamp', '1', 'include-types', '1', \
@@ -146,7 +138,7 @@ impl PostgresSource {
     }
 
     /// Confirms everything up to `lsn` (a commit LSN from a processed batch).
-    pub async fn confirm(&self, lsn: &str) -> Result<(), PostgresError> {
+    pub async fn confirm(&self, lsn: &str) -> Result<(), SourceError> {
         self.client
             .execute("SELECT pg_replication_slot_advance($1, $2::text::pg_lsn)", &[&self.config.slot, &lsn])
             .await

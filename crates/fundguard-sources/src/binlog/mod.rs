@@ -24,7 +24,7 @@ use mysql_async::{BinlogStream, BinlogStreamRequest, Conn, Opts, OptsBuilder};
 
 pub use self::position::{BinlogPosition, GtidParseError, GtidState};
 use self::row::TableInfo;
-use crate::{DeadLetter, DecodedBatch};
+use crate::{DeadLetter, DecodedBatch, SourceError};
 
 /// MariaDB's own GTID event (not decoded by mysql_common): sequence u64, domain u32, flags u8.
 const MARIADB_GTID_EVENT: u8 = 162;
@@ -63,20 +63,12 @@ pub enum StartAt {
     At(BinlogPosition),
 }
 
-/// Why the source stopped; `retryable` says whether reconnecting may help.
-#[derive(Debug, thiserror::Error)]
-#[error("binlog source: {message}")]
-pub struct BinlogError {
-    pub message: String,
-    pub retryable: bool,
-}
-
-fn failed(message: impl Into<String>, retryable: bool) -> BinlogError {
-    BinlogError { message: message.into(), retryable }
+fn failed(message: impl Into<String>, retryable: bool) -> SourceError {
+    SourceError::new("binlog", message, retryable)
 }
 
 /// Classifies a client error: server refusals that reconnecting cannot fix are final.
-fn client_error(what: &str, e: mysql_async::Error) -> BinlogError {
+fn client_error(what: &str, e: mysql_async::Error) -> SourceError {
     match &e {
         mysql_async::Error::Server(s) => {
             let hint = match s.code {
@@ -137,7 +129,7 @@ impl BinlogSource {
         name: &str,
         config: &BinlogConfig,
         resume: Option<&BinlogPosition>,
-    ) -> Result<BinlogSource, BinlogError> {
+    ) -> Result<BinlogSource, SourceError> {
         let opts = Opts::from_url(&config.url).map_err(|e| failed(format!("`url` {}: {e}", config.url), false))?;
         let mut opts = OptsBuilder::from_opts(opts);
         if let Some(password) = &config.password {
@@ -205,7 +197,7 @@ impl BinlogSource {
     /// after it. Returns as soon as the server has nothing more ready (low latency
     /// when live), or at about `max` events (throughput when catching up); an empty
     /// batch on a heartbeat while the server is quiet.
-    pub async fn next_batch(&mut self, max: usize) -> Result<(DecodedBatch, BinlogPosition), BinlogError> {
+    pub async fn next_batch(&mut self, max: usize) -> Result<(DecodedBatch, BinlogPosition), SourceError> {
         loop {
             let at_boundary = !self.in_transaction;
             let ready_to_send = at_boundary && !self.pending.is_empty();
@@ -248,7 +240,7 @@ impl BinlogSource {
         (std::mem::take(&mut self.pending), self.committed.clone())
     }
 
-    async fn handle(&mut self, event: &Event) -> Result<(), BinlogError> {
+    async fn handle(&mut self, event: &Event) -> Result<(), SourceError> {
         let header = event.header();
         if header.event_type_raw() == MARIADB_GTID_EVENT {
             let data = event.data();
@@ -406,7 +398,7 @@ impl BinlogSource {
     }
 
     /// Names columns from information_schema when the binlog does not carry them.
-    async fn name_columns(&mut self, info: &mut TableInfo, database: &str, table: &str) -> Result<(), BinlogError> {
+    async fn name_columns(&mut self, info: &mut TableInfo, database: &str, table: &str) -> Result<(), SourceError> {
         if !self.column_names.contains_key(&info.name) {
             let names: Vec<String> = self
                 .metadata
@@ -430,7 +422,7 @@ impl BinlogSource {
 }
 
 /// Checks that the server writes what fundguard can read; tells which setting to change.
-async fn check_server(conn: &mut Conn) -> Result<Flavor, BinlogError> {
+async fn check_server(conn: &mut Conn) -> Result<Flavor, SourceError> {
     let settings: Option<(String, String, String, String)> = conn
         .query_first("SELECT CAST(@@log_bin AS CHAR), @@binlog_format, @@binlog_row_image, VERSION()")
         .await
@@ -467,7 +459,7 @@ async fn check_server(conn: &mut Conn) -> Result<Flavor, BinlogError> {
 }
 
 /// The server's current end of binlog, with MariaDB's GTID position there.
-async fn current_end(conn: &mut Conn, flavor: Flavor) -> Result<BinlogPosition, BinlogError> {
+async fn current_end(conn: &mut Conn, flavor: Flavor) -> Result<BinlogPosition, SourceError> {
     let status: Option<mysql_async::Row> =
         conn.query_first("SHOW MASTER STATUS").await.map_err(|e| client_error("SHOW MASTER STATUS", e))?;
     let status = status.ok_or_else(|| failed("SHOW MASTER STATUS is empty: is log_bin on?", false))?;

@@ -49,11 +49,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             }
             SourceKind::Nats { nats, tables } => {
                 let (name, nats, tables) = (source.name.clone(), nats.clone(), tables.clone());
-                tokio::spawn(sources::nats(index, name, nats, tables, inputs.clone(), health.clone()));
+                let task = sources::messages::<fundguard_sources::nats::NatsSource>;
+                tokio::spawn(task(index, name, nats, tables, inputs.clone(), health.clone()));
             }
             SourceKind::Kafka { kafka, tables } => {
                 let (name, kafka, tables) = (source.name.clone(), kafka.clone(), tables.clone());
-                tokio::spawn(sources::kafka(index, name, kafka, tables, inputs.clone(), health.clone()));
+                let task = sources::messages::<fundguard_sources::kafka::KafkaSource>;
+                tokio::spawn(task(index, name, kafka, tables, inputs.clone(), health.clone()));
             }
             SourceKind::Mysql(binlog) => {
                 let store = fundguard_sources::PositionStore::new(&config.data_dir, &source.name);

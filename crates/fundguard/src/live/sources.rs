@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::Context;
 use fundguard_core::Position;
 use fundguard_server::{AppState, IngestBatch, IngestSource};
-use fundguard_sources::{DecodedBatch, PositionStore, SourceHealth, open_lines};
+use fundguard_sources::{DecodedBatch, Message, MessageSource, PositionStore, SourceHealth, open_lines};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::config::{Config, SourceKind};
@@ -110,68 +110,21 @@ pub async fn http(
     }))
 }
 
-/// Consumes a NATS JetStream durable consumer: fetch, hand to the pipeline, then ack.
-/// Reconnects with exponential backoff (1 s to 30 s); a configuration error stops the source.
-pub async fn nats(
+/// Consumes a message transport (NATS JetStream, Kafka): fetch, hand to the pipeline,
+/// then acknowledge. Reconnects with exponential backoff (1 s to 30 s); a problem
+/// reconnecting cannot fix stops the source and says why.
+pub async fn messages<S: MessageSource>(
     index: usize,
     name: String,
-    config: fundguard_sources::nats::NatsConfig,
+    config: S::Config,
     tables: HashMap<String, String>,
     inputs: mpsc::Sender<Input>,
     health: Arc<Mutex<Vec<SourceHealth>>>,
 ) {
-    use fundguard_sources::nats::NatsSource;
     let health = HealthHandle { health, index };
     let mut backoff = Backoff::default();
     loop {
-        match NatsSource::connect(&config).await {
-            Ok(mut source) => {
-                health.set("connected");
-                backoff.reset();
-                loop {
-                    let messages = match source.fetch(500, Duration::from_secs(1)).await {
-                        Ok(m) if m.is_empty() => continue,
-                        Ok(m) => m,
-                        Err(e) => {
-                            eprintln!("fundguard: source `{name}`: {e}");
-                            break;
-                        }
-                    };
-                    let grouped =
-                        group_by_table(messages.iter().map(|m| (&m.subject, &m.payload, &m.position)), &tables);
-                    if !send_grouped(index, grouped, &inputs).await {
-                        return; // shutting down: unacknowledged messages are redelivered next time
-                    }
-                    let pending = messages.last().map(|m| m.pending);
-                    health.update(|h| h.lag_events = pending);
-                    if let Err(e) = source.ack(&messages).await {
-                        eprintln!("fundguard: source `{name}`: {e}");
-                        break;
-                    }
-                }
-            }
-            Err(e) if !e.retryable => return health.fail(&name, &e),
-            Err(e) => eprintln!("fundguard: source `{name}`: {e}; retrying in {:?}", backoff.next),
-        }
-        health.disconnected();
-        backoff.wait().await;
-    }
-}
-
-/// Consumes Kafka topics as a consumer group: fetch, hand to the pipeline, then commit.
-pub async fn kafka(
-    index: usize,
-    name: String,
-    config: fundguard_sources::kafka::KafkaConfig,
-    tables: HashMap<String, String>,
-    inputs: mpsc::Sender<Input>,
-    health: Arc<Mutex<Vec<SourceHealth>>>,
-) {
-    use fundguard_sources::kafka::KafkaSource;
-    let health = HealthHandle { health, index };
-    let mut backoff = Backoff::default();
-    loop {
-        match KafkaSource::connect(&config) {
+        match S::connect(&config).await {
             Ok(mut source) => {
                 health.set("connected");
                 backoff.reset();
@@ -184,13 +137,12 @@ pub async fn kafka(
                             break;
                         }
                     };
-                    let grouped = group_by_table(messages.iter().map(|m| (&m.topic, &m.payload, &m.position)), &tables);
-                    if !send_grouped(index, grouped, &inputs).await {
-                        return; // shutting down: uncommitted offsets are read again next time
+                    if !send_grouped(index, group_by_table(&messages, &tables), &inputs).await {
+                        return; // shutting down: what was not acknowledged is delivered again next time
                     }
-                    let lag = source.lag_events();
+                    let lag = source.lag_events(&messages);
                     health.update(|h| h.lag_events = lag);
-                    if let Err(e) = source.commit(&messages) {
+                    if let Err(e) = source.acknowledge(&messages).await {
                         eprintln!("fundguard: source `{name}`: {e}");
                         break;
                     }
@@ -312,16 +264,14 @@ pub async fn postgres(
 
 /// Messages of mapped subjects or topics go in one batch per table; the rest keep
 /// their arrival order in batches between them.
-fn group_by_table<'a>(
-    messages: impl Iterator<Item = (&'a String, &'a Vec<u8>, &'a Position)>,
-    tables: &HashMap<String, String>,
-) -> Vec<(Option<String>, RawBatch)> {
+fn group_by_table(messages: &[impl Message], tables: &HashMap<String, String>) -> Vec<(Option<String>, RawBatch)> {
     let mut groups: Vec<(Option<String>, RawBatch)> = Vec::new();
-    for (channel, payload, position) in messages {
-        let table = tables.get(channel).cloned();
+    for m in messages {
+        let table = tables.get(m.channel()).cloned();
+        let message = (m.payload().to_vec(), m.position().clone());
         match groups.last_mut() {
-            Some((t, g)) if *t == table => g.push((payload.clone(), position.clone())),
-            _ => groups.push((table, vec![(payload.clone(), position.clone())])),
+            Some((t, g)) if *t == table => g.push(message),
+            _ => groups.push((table, vec![message])),
         }
     }
     groups
