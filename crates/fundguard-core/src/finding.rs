@@ -32,6 +32,8 @@ pub struct Evidence {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Finding {
     pub rule: String,
+    /// The team that owns the rule, and so the alert.
+    pub owner: String,
     pub severity: Severity,
     /// The columns that identify the entity, e.g. `{"order_id": 42}`.
     pub key: BTreeMap<String, Value>,

@@ -322,6 +322,7 @@ fn evaluate_check(
         });
         let mut finding = Finding {
             rule: rule.id.clone(),
+            owner: rule.owner.clone(),
             severity: rule.severity,
             key,
             event_time: event.commit_time,

@@ -128,6 +128,7 @@ impl Emit<'_> {
     ) {
         self.findings.push(Finding {
             rule: self.rule.id.clone(),
+            owner: self.rule.owner.clone(),
             severity: self.rule.severity,
             key: key.into_iter().collect(),
             event_time: time,

@@ -1,0 +1,314 @@
+//! The embedded alert store: one SQLite file (WAL mode) in fundguard's data directory.
+//!
+//! Times are stored as microseconds since the epoch, so they sort and subtract in SQL;
+//! evidence and money are JSON text. The schema is versioned with `user_version` and
+//! migrated forward on open; a file from a newer fundguard is refused, never misread.
+
+use std::path::{Path, PathBuf};
+
+use fundguard_core::{EventTime, Finding, Severity};
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
+
+use crate::AlertStore;
+use crate::model::{Alert, AlertError, Change, Filter, Recorded, Status, TimelineEntry, fingerprint};
+
+/// Schema migrations, in order; `user_version` counts how many have run.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE alerts (
+    id              INTEGER PRIMARY KEY,
+    fingerprint     TEXT NOT NULL UNIQUE,
+    rule            TEXT NOT NULL,
+    key_json        TEXT NOT NULL,
+    severity        TEXT NOT NULL,
+    owner           TEXT NOT NULL,
+    status          TEXT NOT NULL,
+    assignee        TEXT,
+    message         TEXT NOT NULL,
+    count           INTEGER NOT NULL,
+    event_time      INTEGER NOT NULL,
+    first_seen      INTEGER NOT NULL,
+    last_seen       INTEGER NOT NULL,
+    acknowledged_at INTEGER,
+    resolved_at     INTEGER,
+    root_cause      TEXT,
+    money_json      TEXT,
+    evidence_json   TEXT NOT NULL
+);
+CREATE INDEX alerts_by_status ON alerts (status, last_seen);
+CREATE INDEX alerts_by_owner ON alerts (owner, status, last_seen);
+CREATE INDEX alerts_by_rule ON alerts (rule, status, last_seen);
+CREATE INDEX alerts_by_last_seen ON alerts (last_seen);
+CREATE TABLE timeline (
+    id       INTEGER PRIMARY KEY,
+    alert_id INTEGER NOT NULL REFERENCES alerts (id),
+    at       INTEGER NOT NULL,
+    actor    TEXT NOT NULL,
+    action   TEXT NOT NULL,
+    detail   TEXT
+);
+CREATE INDEX timeline_by_alert ON timeline (alert_id, id);
+"#];
+
+/// The actor of changes fundguard itself makes (opening, reopening).
+pub const SYSTEM_ACTOR: &str = "fundguard";
+
+const COLUMNS: &str = "id, fingerprint, rule, key_json, severity, owner, status, assignee, message, count, \
+                       event_time, first_seen, last_seen, acknowledged_at, resolved_at, root_cause, money_json, evidence_json";
+
+pub struct SqliteStore {
+    conn: Connection,
+    path: String,
+}
+
+impl SqliteStore {
+    /// Opens (creating when missing) the store at `path` and migrates its schema.
+    pub fn open(path: &Path) -> Result<SqliteStore, AlertError> {
+        let shown = path.display().to_string();
+        let error = |source| AlertError::Store { path: shown.clone(), source };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| error(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
+        }
+        let mut conn = Connection::open(path).map_err(error)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(error)?;
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(error)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(error)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(error)?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(error)?;
+        let known = MIGRATIONS.len() as i64;
+        if version > known {
+            return Err(AlertError::NewerSchema { path: shown, found: version, known });
+        }
+        let tx = conn.transaction().map_err(error)?;
+        for migration in &MIGRATIONS[version as usize..] {
+            tx.execute_batch(migration).map_err(error)?;
+        }
+        tx.pragma_update(None, "user_version", known).map_err(error)?;
+        tx.commit().map_err(error)?;
+        Ok(SqliteStore { conn, path: shown })
+    }
+
+    /// The default place: `alerts.db` in the data directory.
+    pub fn default_path(data_dir: &Path) -> PathBuf {
+        data_dir.join("alerts.db")
+    }
+
+    fn error(&self, source: rusqlite::Error) -> AlertError {
+        AlertError::Store { path: self.path.clone(), source }
+    }
+}
+
+fn micros(t: EventTime) -> i64 {
+    t.as_micros()
+}
+
+fn timeline(
+    tx: &Transaction<'_>,
+    alert: i64,
+    at: i64,
+    actor: &str,
+    action: &str,
+    detail: Option<&str>,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO timeline (alert_id, at, actor, action, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![alert, at, actor, action, detail],
+    )
+    .map(|_| ())
+}
+
+fn record_one(tx: &Transaction<'_>, finding: &Finding) -> rusqlite::Result<Recorded> {
+    let fp = fingerprint(finding);
+    let evidence = serde_json::to_string(&finding.evidence).unwrap_or_else(|_| "[]".into());
+    let money = finding.money_at_risk.as_ref().and_then(|m| serde_json::to_string(m).ok());
+    let seen = micros(finding.detected_at);
+    let existing: Option<(i64, String)> = tx
+        .query_row("SELECT id, status FROM alerts WHERE fingerprint = ?1", [&fp], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    match existing {
+        None => {
+            let key: serde_json::Map<String, serde_json::Value> =
+                finding.key.iter().map(|(k, v)| (k.clone(), v.to_json())).collect();
+            tx.execute(
+                "INSERT INTO alerts (fingerprint, rule, key_json, severity, owner, status, message, count, \
+                 event_time, first_seen, last_seen, money_json, evidence_json) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'open', ?6, 1, ?7, ?8, ?8, ?9, ?10)",
+                params![
+                    fp,
+                    finding.rule,
+                    serde_json::Value::Object(key).to_string(),
+                    finding.severity.as_str(),
+                    finding.owner,
+                    finding.message,
+                    micros(finding.event_time),
+                    seen,
+                    money,
+                    evidence
+                ],
+            )?;
+            let id = tx.last_insert_rowid();
+            timeline(tx, id, seen, SYSTEM_ACTOR, "opened", Some(&finding.message))?;
+            Ok(Recorded::Opened(id))
+        }
+        Some((id, status)) => {
+            tx.execute(
+                "UPDATE alerts SET count = count + 1, last_seen = max(last_seen, ?2), message = ?3, \
+                 money_json = ?4, evidence_json = ?5 WHERE id = ?1",
+                params![id, seen, finding.message, money, evidence],
+            )?;
+            if status == Status::Resolved.as_str() {
+                tx.execute(
+                    "UPDATE alerts SET status = 'open', acknowledged_at = NULL, resolved_at = NULL, \
+                     event_time = ?2, first_seen = ?3 WHERE id = ?1",
+                    params![id, micros(finding.event_time), seen],
+                )?;
+                timeline(tx, id, seen, SYSTEM_ACTOR, "reopened", Some(&finding.message))?;
+                Ok(Recorded::Reopened(id))
+            } else {
+                Ok(Recorded::Updated(id))
+            }
+        }
+    }
+}
+
+fn alert_from(r: &Row<'_>) -> rusqlite::Result<Alert> {
+    let json = |i: usize| -> rusqlite::Result<serde_json::Value> {
+        let text: String = r.get(i)?;
+        Ok(serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
+    };
+    let time = |i: usize| -> rusqlite::Result<Option<EventTime>> {
+        Ok(r.get::<_, Option<i64>>(i)?.map(EventTime::from_micros))
+    };
+    let severity: String = r.get(4)?;
+    let status: String = r.get(6)?;
+    let money: Option<String> = r.get(16)?;
+    Ok(Alert {
+        id: r.get(0)?,
+        fingerprint: r.get(1)?,
+        rule: r.get(2)?,
+        key: json(3)?,
+        severity: serde_json::from_value(serde_json::Value::String(severity)).unwrap_or(Severity::Critical),
+        owner: r.get(5)?,
+        status: Status::parse(&status).unwrap_or(Status::Open),
+        assignee: r.get(7)?,
+        message: r.get(8)?,
+        count: r.get::<_, i64>(9)? as u64,
+        event_time: EventTime::from_micros(r.get(10)?),
+        first_seen: EventTime::from_micros(r.get(11)?),
+        last_seen: EventTime::from_micros(r.get(12)?),
+        acknowledged_at: time(13)?,
+        resolved_at: time(14)?,
+        root_cause: r.get(15)?,
+        money_at_risk: money.and_then(|m| serde_json::from_str(&m).ok()),
+        evidence: json(17)?,
+    })
+}
+
+impl AlertStore for SqliteStore {
+    fn record(&mut self, findings: &[Finding]) -> Result<Vec<Recorded>, AlertError> {
+        let path = self.path.clone();
+        let error = |source| AlertError::Store { path: path.clone(), source };
+        let tx = self.conn.transaction().map_err(error)?;
+        let mut out = Vec::with_capacity(findings.len());
+        for f in findings {
+            out.push(record_one(&tx, f).map_err(error)?);
+        }
+        tx.commit().map_err(error)?;
+        Ok(out)
+    }
+
+    fn list(&self, filter: &Filter) -> Result<Vec<Alert>, AlertError> {
+        let mut sql = format!("SELECT {COLUMNS} FROM alerts WHERE 1 = 1");
+        let mut args: Vec<Box<dyn rusqlite::ToSql>> = Vec::new();
+        let mut add = |clause: &str, value: Box<dyn rusqlite::ToSql>| {
+            args.push(value);
+            sql.push_str(&format!(" AND {clause} ?{}", args.len()));
+        };
+        if let Some(s) = filter.status {
+            add("status =", Box::new(s.as_str()));
+        }
+        if let Some(o) = &filter.owner {
+            add("owner =", Box::new(o.clone()));
+        }
+        if let Some(r) = &filter.rule {
+            add("rule =", Box::new(r.clone()));
+        }
+        if let Some(s) = filter.severity {
+            add("severity =", Box::new(s.as_str()));
+        }
+        if let Some(t) = filter.since {
+            add("last_seen >=", Box::new(t.as_micros()));
+        }
+        let limit = if filter.limit == 0 { 100 } else { filter.limit };
+        sql.push_str(&format!(" ORDER BY last_seen DESC, id DESC LIMIT {limit} OFFSET {}", filter.offset));
+        let mut statement = self.conn.prepare(&sql).map_err(|e| self.error(e))?;
+        let rows = statement
+            .query_map(rusqlite::params_from_iter(args.iter().map(|a| a.as_ref())), alert_from)
+            .map_err(|e| self.error(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.error(e))
+    }
+
+    fn get(&self, id: i64) -> Result<(Alert, Vec<TimelineEntry>), AlertError> {
+        let alert = self
+            .conn
+            .query_row(&format!("SELECT {COLUMNS} FROM alerts WHERE id = ?1"), [id], alert_from)
+            .optional()
+            .map_err(|e| self.error(e))?
+            .ok_or(AlertError::NotFound(id))?;
+        let mut statement = self
+            .conn
+            .prepare("SELECT at, actor, action, detail FROM timeline WHERE alert_id = ?1 ORDER BY id")
+            .map_err(|e| self.error(e))?;
+        let entries = statement
+            .query_map([id], |r| {
+                Ok(TimelineEntry {
+                    at: EventTime::from_micros(r.get(0)?),
+                    actor: r.get(1)?,
+                    action: r.get(2)?,
+                    detail: r.get(3)?,
+                })
+            })
+            .map_err(|e| self.error(e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.error(e))?;
+        Ok((alert, entries))
+    }
+
+    fn change(&mut self, id: i64, change: &Change, actor: &str, now: EventTime) -> Result<Alert, AlertError> {
+        let path = self.path.clone();
+        let error = |source| AlertError::Store { path: path.clone(), source };
+        let tx = self.conn.transaction().map_err(error)?;
+        let status: String = tx
+            .query_row("SELECT status FROM alerts WHERE id = ?1", [id], |r| r.get(0))
+            .optional()
+            .map_err(error)?
+            .ok_or(AlertError::NotFound(id))?;
+        let from = Status::parse(&status).unwrap_or(Status::Open);
+        let to = change.apply_to(id, from)?;
+        let at = micros(now);
+        let detail = match change {
+            Change::Acknowledge => None,
+            Change::Resolve { root_cause: t }
+            | Change::FalsePositive { reason: t }
+            | Change::Expected { reason: t }
+            | Change::Assign { to: t }
+            | Change::Note { text: t } => Some(t.as_str()),
+        };
+        let update = match change {
+            Change::Acknowledge => tx.execute(
+                "UPDATE alerts SET status = ?2, acknowledged_at = ?3 WHERE id = ?1",
+                params![id, to.as_str(), at],
+            ),
+            Change::Resolve { .. } | Change::FalsePositive { .. } | Change::Expected { .. } => tx.execute(
+                "UPDATE alerts SET status = ?2, resolved_at = ?3, root_cause = ?4, \
+                 acknowledged_at = coalesce(acknowledged_at, ?3) WHERE id = ?1",
+                params![id, to.as_str(), at, detail],
+            ),
+            Change::Assign { to: who } => tx.execute("UPDATE alerts SET assignee = ?2 WHERE id = ?1", params![id, who]),
+            Change::Note { .. } => Ok(0),
+        };
+        update.map_err(error)?;
+        timeline(&tx, id, at, actor, change.action(), detail).map_err(error)?;
+        tx.commit().map_err(error)?;
+        Ok(self.get(id)?.0)
+    }
+}
