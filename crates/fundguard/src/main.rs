@@ -36,12 +36,15 @@ enum Command {
     Backtest(commands::backtest::Args),
     /// Run as a service over live sources (see docs/sources.md).
     Run(commands::run::Args),
+    /// List, show and work alerts: acknowledge, resolve with a root cause, close, assign, note.
+    Alerts(commands::alerts::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo(args) => commands::demo::run(args),
+        Command::Alerts(args) => commands::alerts::run(args),
         Command::Simulate(args) => commands::simulate::run(args),
         Command::Validate(args) => commands::validate::run(args),
         Command::Test(args) => commands::test::run(args),

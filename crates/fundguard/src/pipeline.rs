@@ -36,6 +36,44 @@ impl<W: Write> FindingSink for JsonLines<W> {
     }
 }
 
+/// Findings recorded as alerts (one per fingerprint) in an alert store, a batch per flush.
+pub struct AlertSink<S> {
+    store: S,
+    pending: Vec<Finding>,
+}
+
+impl<S: fundguard_alerts::AlertStore> AlertSink<S> {
+    pub fn new(store: S) -> Self {
+        AlertSink { store, pending: Vec::new() }
+    }
+}
+
+impl<S: fundguard_alerts::AlertStore> FindingSink for AlertSink<S> {
+    fn write(&mut self, finding: &Finding) -> anyhow::Result<()> {
+        self.pending.push(finding.clone());
+        Ok(())
+    }
+    fn flush(&mut self) -> anyhow::Result<()> {
+        if !self.pending.is_empty() {
+            self.store.record(&self.pending)?;
+            self.pending.clear();
+        }
+        Ok(())
+    }
+}
+
+/// Several sinks, each given every finding.
+pub struct Sinks(pub Vec<Box<dyn FindingSink + Send>>);
+
+impl FindingSink for Sinks {
+    fn write(&mut self, finding: &Finding) -> anyhow::Result<()> {
+        self.0.iter_mut().try_for_each(|s| s.write(finding))
+    }
+    fn flush(&mut self) -> anyhow::Result<()> {
+        self.0.iter_mut().try_for_each(|s| s.flush())
+    }
+}
+
 impl FindingSink for Vec<Finding> {
     fn write(&mut self, finding: &Finding) -> anyhow::Result<()> {
         self.push(finding.clone());

@@ -13,7 +13,7 @@ use fundguard_formats::plain::{PlainConfig, TableFrom};
 use fundguard_sources::open_lines;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::pipeline::{FindingSink, JsonLines, Pipeline};
+use crate::pipeline::{AlertSink, FindingSink, JsonLines, Pipeline, Sinks};
 use crate::summary;
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -37,6 +37,10 @@ pub struct Args {
     /// Write findings here as JSON lines (default: stdout).
     #[arg(long)]
     findings: Option<PathBuf>,
+    /// Also record findings as alerts in this SQLite alert store (a backtest's own store:
+    /// keep it apart from the live one so history is not polluted).
+    #[arg(long)]
+    alerts: Option<PathBuf>,
     /// Where undecodable messages go (default: dead-letter.jsonl, or FINDINGS.dead-letter.jsonl).
     #[arg(long)]
     dead_letter: Option<PathBuf>,
@@ -84,22 +88,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(f) => PathBuf::from(format!("{}.dead-letter.jsonl", f.display())),
         None => PathBuf::from("dead-letter.jsonl"),
     });
-    let mut sink: Box<dyn FindingSink> = match &args.findings {
+    let json: Box<dyn FindingSink + Send> = match &args.findings {
         Some(path) => Box::new(JsonLines(std::io::BufWriter::new(
             std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
         ))),
-        None => Box::new(JsonLines(std::io::BufWriter::new(std::io::stdout().lock()))),
+        None => Box::new(JsonLines(std::io::BufWriter::new(std::io::stdout()))),
     };
+    let mut sinks = vec![json];
+    if let Some(path) = &args.alerts {
+        sinks.push(Box::new(AlertSink::new(fundguard_alerts::SqliteStore::open(path)?)));
+    }
+    let mut sink = Sinks(sinks);
     let started = Instant::now();
     let progress = progress_bar();
-    let mut pipeline = Pipeline::new(
-        format.decoder(schemas.clone()),
-        engine,
-        sink.as_mut(),
-        args.batch_size,
-        dead_letter,
-        args.strict,
-    );
+    let mut pipeline =
+        Pipeline::new(format.decoder(schemas.clone()), engine, &mut sink, args.batch_size, dead_letter, args.strict);
     // Inputs are read one after another; declaring them all first makes event time wait
     // for every input, so a later file's older events are not late.
     for input in &args.input {

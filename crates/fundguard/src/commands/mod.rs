@@ -1,5 +1,6 @@
 //! One module per subcommand: its arguments (`Args`) and its `run`.
 
+pub mod alerts;
 pub mod backtest;
 pub mod demo;
 pub mod run;

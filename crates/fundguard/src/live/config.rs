@@ -154,6 +154,11 @@ pub enum SinkConfig {
         path: PathBuf,
     },
     Stdout,
+    /// Findings recorded as alerts in the SQLite alert store (default `DATA_DIR/alerts.db`).
+    Alerts {
+        #[serde(default)]
+        path: Option<PathBuf>,
+    },
 }
 
 /// A validated source.
@@ -472,18 +477,22 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config,
     if !problems.is_empty() {
         return Err(problems);
     }
+    let data_dir = rel(&file.data_dir.clone().unwrap_or_else(|| PathBuf::from("fundguard-data")));
     let sinks = if file.sinks.is_empty() { vec![SinkConfig::Stdout] } else { file.sinks };
     let sinks = sinks
         .into_iter()
         .map(|s| match s {
             SinkConfig::Jsonl { path } => SinkConfig::Jsonl { path: rel(&path) },
+            SinkConfig::Alerts { path } => {
+                SinkConfig::Alerts { path: Some(path.map_or_else(|| data_dir.join("alerts.db"), |p| rel(&p))) }
+            }
             other => other,
         })
         .collect();
     Ok(Config {
         rules: file.rules.iter().map(|p| rel(p)).collect(),
         schema: file.schema.as_deref().map(rel),
-        data_dir: rel(&file.data_dir.unwrap_or_else(|| PathBuf::from("fundguard-data"))),
+        data_dir,
         listen: file.listen,
         idle_after,
         sources,

@@ -16,7 +16,7 @@ use fundguard_sources::{DecodedBatch, SourceHealth};
 use tokio::sync::{mpsc, oneshot};
 
 use super::config::{Config, SinkConfig};
-use crate::pipeline::{DeadLetters, FindingSink, JsonLines};
+use crate::pipeline::{AlertSink, DeadLetters, FindingSink, JsonLines};
 
 /// Raw messages with their positions, as a source read them.
 pub type RawBatch = Vec<(Vec<u8>, Position)>;
@@ -87,6 +87,10 @@ pub fn spawn(
                 Box::new(JsonLines(std::io::BufWriter::new(file)))
             }
             SinkConfig::Stdout => Box::new(JsonLines(std::io::stdout())),
+            SinkConfig::Alerts { path } => {
+                let path = path.clone().unwrap_or_else(|| config.data_dir.join("alerts.db"));
+                Box::new(AlertSink::new(fundguard_alerts::SqliteStore::open(&path)?))
+            }
         });
     }
     let mut pipeline = Pipeline {

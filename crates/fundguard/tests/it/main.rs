@@ -1,5 +1,6 @@
 //! End-to-end tests: the `fundguard` binary run as a user runs it.
 
+mod alerts;
 mod backtest;
 mod cli;
 mod databases;

@@ -1,0 +1,137 @@
+//! The alert store against a real SQLite file: dedup, lifecycle, audit, filters, schema versions.
+
+use std::collections::BTreeMap;
+
+use fundguard_alerts::{AlertError, AlertStore, Change, Filter, Recorded, SqliteStore, Status};
+use fundguard_core::{EventTime, Finding, Severity, Value};
+use proptest::prelude::*;
+
+fn finding(rule: &str, id: i64, at_secs: i64) -> Finding {
+    Finding {
+        rule: rule.into(),
+        owner: if rule.starts_with("pay") { "payments".into() } else { "refunds".into() },
+        severity: Severity::Critical,
+        key: BTreeMap::from([("id".to_string(), Value::Int(id))]),
+        event_time: EventTime::from_secs(1_700_000_000 + at_secs),
+        detected_at: EventTime::from_secs(1_700_000_001 + at_secs),
+        message: format!("{rule} broken for {id}"),
+        evidence: Vec::new(),
+        money_at_risk: None,
+    }
+}
+
+fn store() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("data/alerts.db")).unwrap();
+    (dir, store)
+}
+
+#[test]
+fn the_same_fingerprint_updates_one_alert() {
+    let (_dir, mut store) = store();
+    let recorded =
+        store.record(&[finding("pay-amount", 1, 0), finding("pay-amount", 1, 5), finding("pay-amount", 2, 6)]).unwrap();
+    assert_eq!(recorded, vec![Recorded::Opened(1), Recorded::Updated(1), Recorded::Opened(2)]);
+    let (alert, timeline) = store.get(1).unwrap();
+    assert_eq!((alert.count, alert.status, alert.owner.as_str()), (2, Status::Open, "payments"));
+    assert_eq!(alert.first_seen, EventTime::from_secs(1_700_000_001));
+    assert_eq!(alert.last_seen, EventTime::from_secs(1_700_000_006));
+    assert_eq!(alert.detection_micros(), 1_000_000);
+    assert_eq!(timeline.len(), 1, "updates do not spam the timeline");
+}
+
+#[test]
+fn the_lifecycle_is_audited_and_a_resolved_alert_reopens() {
+    let (_dir, mut store) = store();
+    store.record(&[finding("refund-sign", 9, 0)]).unwrap();
+    let now = EventTime::from_secs(1_700_000_100);
+    store.change(1, &Change::Acknowledge, "ana", now).unwrap();
+    let refused = store.change(1, &Change::Resolve { root_cause: " ".into() }, "ana", now).unwrap_err();
+    assert!(matches!(refused, AlertError::InvalidChange(_)), "{refused}");
+    assert_eq!(store.get(1).unwrap().0.status, Status::Acknowledged, "nothing half-applied");
+    let resolved =
+        store.change(1, &Change::Resolve { root_cause: "refund job wrote yuan as fen".into() }, "ana", now).unwrap();
+    assert_eq!(resolved.status, Status::Resolved);
+    assert_eq!(resolved.root_cause.as_deref(), Some("refund job wrote yuan as fen"));
+    assert_eq!(resolved.resolved_at, Some(now));
+    let again = store.change(1, &Change::Acknowledge, "bo", now).unwrap_err().to_string();
+    assert_eq!(again, "alert 1 is resolved: only open alerts can be acknowledged");
+
+    assert_eq!(store.record(&[finding("refund-sign", 9, 300)]).unwrap(), vec![Recorded::Reopened(1)]);
+    let (alert, timeline) = store.get(1).unwrap();
+    assert_eq!((alert.status, alert.count, alert.resolved_at), (Status::Open, 2, None));
+    let actions: Vec<(&str, &str)> = timeline.iter().map(|t| (t.actor.as_str(), t.action.as_str())).collect();
+    assert_eq!(
+        actions,
+        [("fundguard", "opened"), ("ana", "acknowledged"), ("ana", "resolved"), ("fundguard", "reopened")]
+    );
+    assert!(matches!(store.get(42), Err(AlertError::NotFound(42))));
+}
+
+#[test]
+fn false_positives_stay_closed_and_only_count() {
+    let (_dir, mut store) = store();
+    store.record(&[finding("pay-amount", 3, 0)]).unwrap();
+    store.change(1, &Change::FalsePositive { reason: "test merchant".into() }, "ana", EventTime::from_secs(1)).unwrap();
+    assert_eq!(store.record(&[finding("pay-amount", 3, 10)]).unwrap(), vec![Recorded::Updated(1)]);
+    let alert = store.get(1).unwrap().0;
+    assert_eq!((alert.status, alert.count), (Status::FalsePositive, 2));
+}
+
+#[test]
+fn lists_filter_and_page() {
+    let (_dir, mut store) = store();
+    let findings: Vec<Finding> =
+        (0..30).map(|i| finding(if i % 3 == 0 { "refund-sign" } else { "pay-amount" }, i, i)).collect();
+    store.record(&findings).unwrap();
+    store.change(2, &Change::Acknowledge, "ana", EventTime::from_secs(1)).unwrap();
+    let all = store.list(&Filter::default()).unwrap();
+    assert_eq!(all.len(), 30);
+    assert_eq!(all[0].key["id"], 29, "most recently seen first");
+    let refunds = store.list(&Filter { owner: Some("refunds".into()), ..Filter::default() }).unwrap();
+    assert_eq!(refunds.len(), 10);
+    assert!(refunds.iter().all(|a| a.rule == "refund-sign"));
+    let acked = store.list(&Filter { status: Some(Status::Acknowledged), ..Filter::default() }).unwrap();
+    assert_eq!(acked.iter().map(|a| a.id).collect::<Vec<_>>(), [2]);
+    let page = store.list(&Filter { limit: 5, offset: 5, ..Filter::default() }).unwrap();
+    assert_eq!(page.iter().map(|a| a.key["id"].as_i64().unwrap()).collect::<Vec<_>>(), [24, 23, 22, 21, 20]);
+    let recent = store.list(&Filter { since: Some(EventTime::from_secs(1_700_000_026)), ..Filter::default() }).unwrap();
+    assert_eq!(recent.len(), 5);
+}
+
+#[test]
+fn the_schema_is_versioned() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("alerts.db");
+    {
+        let mut store = SqliteStore::open(&path).unwrap();
+        store.record(&[finding("pay-amount", 1, 0)]).unwrap();
+    }
+    // Reopening migrates nothing and keeps the data.
+    assert_eq!(SqliteStore::open(&path).unwrap().list(&Filter::default()).unwrap().len(), 1);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.pragma_update(None, "user_version", 99).unwrap();
+    drop(conn);
+    let error = SqliteStore::open(&path).err().unwrap().to_string();
+    assert!(error.contains("newer fundguard") && error.contains("schema 99"), "{error}");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+    #[test]
+    fn one_alert_per_fingerprint_and_every_finding_counted(
+        picks in proptest::collection::vec((0usize..3, 0i64..6), 1..60),
+    ) {
+        let (_dir, mut store) = store();
+        let rules = ["pay-amount", "refund-sign", "pay-currency"];
+        let findings: Vec<Finding> = picks.iter().enumerate().map(|(i, (r, id))| finding(rules[*r], *id, i as i64)).collect();
+        // Record in uneven batches.
+        for chunk in findings.chunks(7) {
+            store.record(chunk).unwrap();
+        }
+        let distinct: std::collections::BTreeSet<_> = picks.iter().collect();
+        let alerts = store.list(&Filter { limit: 1000, ..Filter::default() }).unwrap();
+        prop_assert_eq!(alerts.len(), distinct.len());
+        prop_assert_eq!(alerts.iter().map(|a| a.count).sum::<u64>(), findings.len() as u64);
+    }
+}

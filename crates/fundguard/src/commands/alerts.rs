@@ -1,0 +1,239 @@
+//! `fundguard alerts`: the alert lifecycle from the command line — list, show,
+//! acknowledge, resolve with a root cause, close as false positive or expected,
+//! assign, note. Every change is written to the alert's timeline with its actor.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use fundguard_alerts::{Alert, AlertError, AlertStore, Change, Filter, SqliteStore, Status};
+use fundguard_core::Severity;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The alert store (default: fundguard-data/alerts.db, where `fundguard run` keeps it
+    /// with the default data_dir).
+    #[arg(long, global = true)]
+    store: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Alerts, most recently seen first.
+    List {
+        /// open, acknowledged, resolved, false_positive or expected.
+        #[arg(long)]
+        status: Option<String>,
+        /// The owning team.
+        #[arg(long)]
+        team: Option<String>,
+        #[arg(long)]
+        rule: Option<String>,
+        /// critical, high, medium or low.
+        #[arg(long)]
+        severity: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[arg(long, default_value_t = 0)]
+        offset: usize,
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One alert with its evidence and timeline.
+    Show {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Take an open alert: the clock to respond stops.
+    Ack {
+        id: i64,
+        #[command(flatten)]
+        actor: Actor,
+    },
+    /// Close an alert with its root cause.
+    Resolve {
+        id: i64,
+        #[arg(long)]
+        root_cause: String,
+        #[command(flatten)]
+        actor: Actor,
+    },
+    /// Close an alert that was not a real problem; later findings only count.
+    FalsePositive {
+        id: i64,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        actor: Actor,
+    },
+    /// Close an alert for a known, accepted situation; later findings only count.
+    Expected {
+        id: i64,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        actor: Actor,
+    },
+    Assign {
+        id: i64,
+        #[arg(long)]
+        to: String,
+        #[command(flatten)]
+        actor: Actor,
+    },
+    Note {
+        id: i64,
+        #[arg(long)]
+        text: String,
+        #[command(flatten)]
+        actor: Actor,
+    },
+}
+
+#[derive(clap::Args)]
+struct Actor {
+    /// Who makes the change (default: $USER).
+    #[arg(long)]
+    by: Option<String>,
+}
+
+impl Actor {
+    fn name(&self) -> String {
+        self.by.clone().or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "cli".into())
+    }
+}
+
+/// A request the store refuses (an unknown id, a change the status does not allow, a bad
+/// filter) exits 1 with the reason; a broken store exits 2 like every other failure.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    match work(args) {
+        Err(e) if e.downcast_ref::<Refused>().is_some() || e.downcast_ref::<AlertError>().is_some_and(refused) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::from(1))
+        }
+        Err(e) if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) => {
+            Ok(ExitCode::SUCCESS) // the reader (`| head`) has what it wanted
+        }
+        other => other,
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Refused(String);
+
+fn refused(e: &AlertError) -> bool {
+    matches!(e, AlertError::InvalidChange(_) | AlertError::NotFound(_))
+}
+
+fn work(args: Args) -> anyhow::Result<ExitCode> {
+    let path = args.store.unwrap_or_else(|| SqliteStore::default_path(&PathBuf::from("fundguard-data")));
+    if !path.exists() {
+        anyhow::bail!(
+            "no alert store at {}: pass --store, or run fundguard with an `alerts` sink first",
+            path.display()
+        );
+    }
+    let mut store = SqliteStore::open(&path)?;
+    let now = crate::pipeline::wall_clock();
+    let (id, change, actor) = match args.command {
+        Command::List { status, team, rule, severity, limit, offset, json } => {
+            let status = status
+                .map(|s| {
+                    Status::parse(&s).ok_or_else(|| {
+                        Refused(format!(
+                            "--status {s}: expected one of open, acknowledged, resolved, false_positive, expected"
+                        ))
+                    })
+                })
+                .transpose()?;
+            let severity = severity
+                .map(|s| {
+                    serde_json::from_value::<Severity>(serde_json::Value::String(s.clone()))
+                        .map_err(|_| Refused(format!("--severity {s}: expected critical, high, medium or low")))
+                })
+                .transpose()?;
+            let alerts = store.list(&Filter { status, owner: team, rule, severity, since: None, limit, offset })?;
+            let mut out = std::io::stdout().lock();
+            if json {
+                for a in &alerts {
+                    writeln!(out, "{}", serde_json::to_string(a)?)?;
+                }
+            } else {
+                print_table(&mut out, &alerts)?;
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Show { id, json } => {
+            let (alert, timeline) = store.get(id)?;
+            let mut out = std::io::stdout().lock();
+            if json {
+                writeln!(out, "{}", serde_json::json!({ "alert": alert, "timeline": timeline }))?;
+            } else {
+                print_alert(&mut out, &alert)?;
+                writeln!(out, "timeline:")?;
+                for t in timeline {
+                    let detail = t.detail.map(|d| format!(": {d}")).unwrap_or_default();
+                    writeln!(out, "  {}  {:<14} by {}{detail}", t.at, t.action, t.actor)?;
+                }
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Ack { id, actor } => (id, Change::Acknowledge, actor),
+        Command::Resolve { id, root_cause, actor } => (id, Change::Resolve { root_cause }, actor),
+        Command::FalsePositive { id, reason, actor } => (id, Change::FalsePositive { reason }, actor),
+        Command::Expected { id, reason, actor } => (id, Change::Expected { reason }, actor),
+        Command::Assign { id, to, actor } => (id, Change::Assign { to }, actor),
+        Command::Note { id, text, actor } => (id, Change::Note { text }, actor),
+    };
+    let alert = store.change(id, &change, &actor.name(), now)?;
+    println!("alert {}: {} ({})", alert.id, alert.status, change.action());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_table(out: &mut impl Write, alerts: &[Alert]) -> std::io::Result<()> {
+    let header = ("id", "status", "severity", "team", "rule", "count", "last seen");
+    writeln!(
+        out,
+        "{:>6}  {:<13} {:<8} {:<12} {:<30} {:>5}  {:<27} message",
+        header.0, header.1, header.2, header.3, header.4, header.5, header.6
+    )?;
+    for a in alerts {
+        writeln!(
+            out,
+            "{:>6}  {:<13} {:<8} {:<12} {:<30} {:>5}  {:<27} {}",
+            a.id,
+            a.status.as_str(),
+            a.severity.as_str(),
+            a.owner,
+            a.rule,
+            a.count,
+            a.last_seen.to_string(),
+            a.message
+        )?;
+    }
+    Ok(())
+}
+
+fn print_alert(out: &mut impl Write, a: &Alert) -> std::io::Result<()> {
+    writeln!(out, "alert {} — {} {} ({})", a.id, a.severity, a.rule, a.status)?;
+    writeln!(out, "  team:        {}", a.owner)?;
+    writeln!(out, "  key:         {}", a.key)?;
+    writeln!(out, "  message:     {}", a.message)?;
+    writeln!(out, "  findings:    {} (first {}, last {})", a.count, a.first_seen, a.last_seen)?;
+    writeln!(out, "  detected in: {} ms after the commit", a.detection_micros() / 1000)?;
+    if let Some(m) = &a.money_at_risk {
+        writeln!(out, "  money:       {m}")?;
+    }
+    if let Some(who) = &a.assignee {
+        writeln!(out, "  assignee:    {who}")?;
+    }
+    if let Some(cause) = &a.root_cause {
+        writeln!(out, "  root cause:  {cause}")?;
+    }
+    writeln!(out, "  evidence:    {}", a.evidence)
+}
