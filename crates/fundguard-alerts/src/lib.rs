@@ -3,7 +3,8 @@
 //!
 //! - [`model`]: what an alert is, its lifecycle and the changes people make to it;
 //! - [`AlertStore`]: the one interface every store implements;
-//! - [`sqlite::SqliteStore`]: the embedded default, one file in the data directory.
+//! - [`sqlite::SqliteStore`]: the embedded default, one file in the data directory;
+//! - [`slo`]: deadlines per severity, overdue alerts, MTTD/MTTA/MTTR per team and rule.
 //!
 //! **Dedup:** a finding's fingerprint is its rule plus its key; findings with the same
 //! fingerprint update one alert (count, last seen, latest evidence) instead of opening
@@ -12,9 +13,11 @@
 //! only counts.
 
 pub mod model;
+pub mod slo;
 pub mod sqlite;
 
 pub use model::{Alert, AlertError, Change, Filter, Recorded, Status, TimelineEntry, fingerprint};
+pub use slo::{Deadlines, Overdue, Slo, SloFigures, SloReport};
 pub use sqlite::SqliteStore;
 
 use fundguard_core::{EventTime, Finding};

@@ -6,7 +6,9 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use fundguard_alerts::{Alert, AlertError, AlertStore, Change, Filter, SqliteStore, Status};
+use fundguard_alerts::{
+    Alert, AlertError, AlertStore, Change, Filter, Slo, SloFigures, SloReport, SqliteStore, Status,
+};
 use fundguard_core::Severity;
 
 #[derive(clap::Args)]
@@ -42,7 +44,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// One alert with its evidence and timeline.
+    /// SLO figures per team and per rule: alerts, open, overdue, false positives, MTTD/MTTA/MTTR
+    /// (default deadlines: critical 1 min detect, 5 min respond, 10 min resolve).
+    Slo {
+        #[arg(long)]
+        json: bool,
+    },
+    /// One alert with its evidence, SLO clocks and timeline.
     Show {
         id: i64,
         #[arg(long)]
@@ -168,13 +176,32 @@ fn work(args: Args) -> anyhow::Result<ExitCode> {
             }
             return Ok(ExitCode::SUCCESS);
         }
-        Command::Show { id, json } => {
-            let (alert, timeline) = store.get(id)?;
+        Command::Slo { json } => {
+            let alerts = store.list(&Filter { limit: usize::MAX >> 1, ..Filter::default() })?;
+            let report = SloReport::compute(&alerts, &Slo::default(), now);
             let mut out = std::io::stdout().lock();
             if json {
-                writeln!(out, "{}", serde_json::json!({ "alert": alert, "timeline": timeline }))?;
+                writeln!(out, "{}", serde_json::to_string(&report)?)?;
+            } else {
+                print_slo(&mut out, "team", &report.by_team)?;
+                writeln!(out)?;
+                print_slo(&mut out, "rule", &report.by_rule)?;
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Show { id, json } => {
+            let (alert, timeline) = store.get(id)?;
+            let overdue = Slo::default().overdue(&alert, now);
+            let mut out = std::io::stdout().lock();
+            if json {
+                writeln!(out, "{}", serde_json::json!({ "alert": alert, "overdue": overdue, "timeline": timeline }))?;
             } else {
                 print_alert(&mut out, &alert)?;
+                writeln!(
+                    out,
+                    "  overdue:     detect {}, respond {}, resolve {}",
+                    overdue.detect, overdue.respond, overdue.resolve
+                )?;
                 writeln!(out, "timeline:")?;
                 for t in timeline {
                     let detail = t.detail.map(|d| format!(": {d}")).unwrap_or_default();
@@ -236,4 +263,31 @@ fn print_alert(out: &mut impl Write, a: &Alert) -> std::io::Result<()> {
         writeln!(out, "  root cause:  {cause}")?;
     }
     writeln!(out, "  evidence:    {}", a.evidence)
+}
+
+fn print_slo(
+    out: &mut impl Write,
+    by: &str,
+    rows: &std::collections::BTreeMap<String, SloFigures>,
+) -> std::io::Result<()> {
+    let ms = |v: Option<i64>| v.map_or_else(|| "-".to_string(), |v| format!("{:.1} s", v as f64 / 1000.0));
+    writeln!(
+        out,
+        "{by:<32} {:>7} {:>6} {:>8} {:>6} {:>10} {:>10} {:>10}",
+        "alerts", "open", "overdue", "false+", "MTTD", "MTTA", "MTTR"
+    )?;
+    for (name, f) in rows {
+        writeln!(
+            out,
+            "{name:<32} {:>7} {:>6} {:>8} {:>6} {:>10} {:>10} {:>10}",
+            f.alerts,
+            f.open,
+            f.overdue,
+            f.false_positives,
+            ms(f.mttd_ms),
+            ms(f.mtta_ms),
+            ms(f.mttr_ms)
+        )?;
+    }
+    Ok(())
 }

@@ -82,6 +82,15 @@ fn a_backtest_records_alerts_that_the_cli_works_through_their_lifecycle() {
     assert_eq!(actions, ["opened", "acknowledged", "resolved"]);
     assert_eq!(shown["timeline"][2]["actor"], "ana");
     assert_eq!(list(&store, &["--status", "resolved"]).len(), 1);
+    let o = alerts(&store, &["slo", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let slo: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let figures = &slo["by_team"][team.as_str()];
+    assert!(figures["alerts"].as_u64().unwrap() >= 1 && figures["mttr_ms"].is_i64(), "{slo}");
+    assert_eq!(
+        slo["by_rule"].as_object().unwrap().values().map(|f| f["alerts"].as_u64().unwrap()).sum::<u64>(),
+        all.len() as u64
+    );
     let o = alerts(&store, &["list", "--status", "closed"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("expected one of open"), "{}", stderr(&o));
