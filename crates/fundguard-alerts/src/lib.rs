@@ -13,14 +13,17 @@
 //! only counts.
 
 pub mod model;
+pub mod routes;
 pub mod slo;
 pub mod sqlite;
 
 pub use model::{Alert, AlertError, Change, Filter, Recorded, Status, TimelineEntry, fingerprint};
+pub use routes::{Route, Routes};
 pub use slo::{Deadlines, Overdue, Slo, SloFigures, SloReport};
 pub use sqlite::SqliteStore;
 
 use fundguard_core::{EventTime, Finding};
+use serde::Serialize;
 
 /// Where alerts live. Every operation is atomic: a change is applied with its timeline
 /// entry, or not at all.
@@ -37,4 +40,37 @@ pub trait AlertStore {
     /// Applies a person's change; refused (and nothing written) when the alert's status
     /// does not allow it.
     fn change(&mut self, id: i64, change: &Change, actor: &str, now: EventTime) -> Result<Alert, AlertError>;
+
+    /// Notifications due at `now` (not delivered, not given up), oldest first.
+    fn due_notifications(&self, now: EventTime, limit: usize) -> Result<Vec<Notification>, AlertError>;
+
+    /// Records the outcome of one delivery attempt: delivered, retried at `retry_at`, or
+    /// given up for good (`retry_at` None) with the error kept for people to see.
+    fn delivery_attempted(
+        &mut self,
+        id: i64,
+        outcome: Result<(), String>,
+        retry_at: Option<EventTime>,
+        now: EventTime,
+    ) -> Result<(), AlertError>;
+
+    /// Notifications per state, for health and metrics: (pending, delivered, failed).
+    fn notification_counts(&self) -> Result<(u64, u64, u64), AlertError>;
+}
+
+/// One message to one channel about one alert event, kept in the store's outbox until
+/// it is delivered: written in the same transaction as the alert change that caused it,
+/// so a crash can delay a notification but never lose it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Notification {
+    /// Unique and stable: receivers can use it to drop a repeat after a crash.
+    pub id: i64,
+    pub alert_id: i64,
+    pub channel: String,
+    /// `opened`, `reopened` or `resolved`.
+    pub event: String,
+    /// The alert as it was when the event happened.
+    pub alert: Alert,
+    pub attempts: u32,
+    pub last_error: Option<String>,
 }

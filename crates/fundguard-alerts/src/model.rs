@@ -3,7 +3,7 @@
 use std::fmt;
 
 use fundguard_core::{EventTime, Finding, Severity};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Where an alert stands.
 ///
@@ -11,7 +11,7 @@ use serde::Serialize;
 /// open ──ack──▶ acknowledged ──resolve (root cause)──▶ resolved ──fires again──▶ open
 ///   └──────────────┴──false positive / expected──▶ closed for good (counts only)
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Open,
@@ -52,7 +52,7 @@ impl fmt::Display for Status {
 }
 
 /// One alert: every finding of one fingerprint.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Alert {
     pub id: i64,
     pub fingerprint: String,

@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use fundguard_core::{EventTime, Finding, Severity};
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 
-use crate::AlertStore;
+use crate::routes::Routes;
+use crate::{AlertStore, Notification};
 use crate::model::{Alert, AlertError, Change, Filter, Recorded, Status, TimelineEntry, fingerprint};
 
 /// Schema migrations, in order; `user_version` counts how many have run.
@@ -47,6 +48,21 @@ CREATE TABLE timeline (
     detail   TEXT
 );
 CREATE INDEX timeline_by_alert ON timeline (alert_id, id);
+"#, r#"
+CREATE TABLE outbox (
+    id              INTEGER PRIMARY KEY,
+    alert_id        INTEGER NOT NULL REFERENCES alerts (id),
+    channel         TEXT NOT NULL,
+    event           TEXT NOT NULL,
+    alert_json      TEXT NOT NULL,
+    created_at      INTEGER NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL,
+    delivered_at    INTEGER,
+    failed_at       INTEGER,
+    last_error      TEXT
+);
+CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE delivered_at IS NULL AND failed_at IS NULL;
 "#];
 
 /// The actor of changes fundguard itself makes (opening, reopening).
@@ -58,6 +74,7 @@ const COLUMNS: &str = "id, fingerprint, rule, key_json, severity, owner, status,
 pub struct SqliteStore {
     conn: Connection,
     path: String,
+    routes: Routes,
 }
 
 impl SqliteStore {
@@ -84,7 +101,13 @@ impl SqliteStore {
         }
         tx.pragma_update(None, "user_version", known).map_err(error)?;
         tx.commit().map_err(error)?;
-        Ok(SqliteStore { conn, path: shown })
+        Ok(SqliteStore { conn, path: shown, routes: Routes::default() })
+    }
+
+    /// Notifications of alert events go to the channels this table names.
+    pub fn with_routes(mut self, routes: Routes) -> SqliteStore {
+        self.routes = routes;
+        self
     }
 
     /// The default place: `alerts.db` in the data directory.
@@ -116,7 +139,25 @@ fn timeline(
     .map(|_| ())
 }
 
-fn record_one(tx: &Transaction<'_>, finding: &Finding) -> rusqlite::Result<Recorded> {
+/// Queues one notification per routed channel about `event` of alert `id`, in the
+/// caller's transaction.
+fn enqueue(tx: &Transaction<'_>, routes: &Routes, id: i64, event: &str, at: i64) -> rusqlite::Result<()> {
+    if routes.0.is_empty() {
+        return Ok(());
+    }
+    let alert = tx.query_row(&format!("SELECT {COLUMNS} FROM alerts WHERE id = ?1"), [id], alert_from)?;
+    let json = serde_json::to_string(&alert).unwrap_or_default();
+    for channel in routes.channels_for(&alert) {
+        tx.execute(
+            "INSERT INTO outbox (alert_id, channel, event, alert_json, created_at, next_attempt_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+            params![id, channel, event, json, at],
+        )?;
+    }
+    Ok(())
+}
+
+fn record_one(tx: &Transaction<'_>, routes: &Routes, finding: &Finding) -> rusqlite::Result<Recorded> {
     let fp = fingerprint(finding);
     let evidence = serde_json::to_string(&finding.evidence).unwrap_or_else(|_| "[]".into());
     let money = finding.money_at_risk.as_ref().and_then(|m| serde_json::to_string(m).ok());
@@ -147,6 +188,7 @@ fn record_one(tx: &Transaction<'_>, finding: &Finding) -> rusqlite::Result<Recor
             )?;
             let id = tx.last_insert_rowid();
             timeline(tx, id, seen, SYSTEM_ACTOR, "opened", Some(&finding.message))?;
+            enqueue(tx, routes, id, "opened", seen)?;
             Ok(Recorded::Opened(id))
         }
         Some((id, status)) => {
@@ -162,6 +204,7 @@ fn record_one(tx: &Transaction<'_>, finding: &Finding) -> rusqlite::Result<Recor
                     params![id, micros(finding.event_time), seen],
                 )?;
                 timeline(tx, id, seen, SYSTEM_ACTOR, "reopened", Some(&finding.message))?;
+                enqueue(tx, routes, id, "reopened", seen)?;
                 Ok(Recorded::Reopened(id))
             } else {
                 Ok(Recorded::Updated(id))
@@ -210,7 +253,7 @@ impl AlertStore for SqliteStore {
         let tx = self.conn.transaction().map_err(error)?;
         let mut out = Vec::with_capacity(findings.len());
         for f in findings {
-            out.push(record_one(&tx, f).map_err(error)?);
+            out.push(record_one(&tx, &self.routes, f).map_err(error)?);
         }
         tx.commit().map_err(error)?;
         Ok(out)
@@ -308,7 +351,70 @@ impl AlertStore for SqliteStore {
         };
         update.map_err(error)?;
         timeline(&tx, id, at, actor, change.action(), detail).map_err(error)?;
+        if to == Status::Resolved {
+            enqueue(&tx, &self.routes, id, "resolved", at).map_err(error)?;
+        }
         tx.commit().map_err(error)?;
         Ok(self.get(id)?.0)
+    }
+
+    fn due_notifications(&self, now: EventTime, limit: usize) -> Result<Vec<Notification>, AlertError> {
+        let mut statement = self
+            .conn
+            .prepare(
+                "SELECT id, alert_id, channel, event, alert_json, attempts, last_error FROM outbox \
+                 WHERE delivered_at IS NULL AND failed_at IS NULL AND next_attempt_at <= ?1 \
+                 ORDER BY next_attempt_at, id LIMIT ?2",
+            )
+            .map_err(|e| self.error(e))?;
+        let rows = statement
+            .query_map(params![now.as_micros(), limit as i64], |r| {
+                let json: String = r.get(4)?;
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, json, r.get::<_, i64>(5)?, r.get(6)?))
+            })
+            .map_err(|e| self.error(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, alert_id, channel, event, json, attempts, last_error) = row.map_err(|e| self.error(e))?;
+            let Ok(alert) = serde_json::from_str::<Alert>(&json) else { continue };
+            out.push(Notification { id, alert_id, channel, event, alert, attempts: attempts as u32, last_error });
+        }
+        Ok(out)
+    }
+
+    fn delivery_attempted(
+        &mut self,
+        id: i64,
+        outcome: Result<(), String>,
+        retry_at: Option<EventTime>,
+        now: EventTime,
+    ) -> Result<(), AlertError> {
+        let at = now.as_micros();
+        let result = match (outcome, retry_at) {
+            (Ok(()), _) => self.conn.execute(
+                "UPDATE outbox SET attempts = attempts + 1, delivered_at = ?2, last_error = NULL WHERE id = ?1",
+                params![id, at],
+            ),
+            (Err(e), Some(retry)) => self.conn.execute(
+                "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?2, last_error = ?3 WHERE id = ?1",
+                params![id, retry.as_micros(), e],
+            ),
+            (Err(e), None) => self.conn.execute(
+                "UPDATE outbox SET attempts = attempts + 1, failed_at = ?2, last_error = ?3 WHERE id = ?1",
+                params![id, at, e],
+            ),
+        };
+        result.map(|_| ()).map_err(|e| self.error(e))
+    }
+
+    fn notification_counts(&self) -> Result<(u64, u64, u64), AlertError> {
+        self.conn
+            .query_row(
+                "SELECT count(*) FILTER (WHERE delivered_at IS NULL AND failed_at IS NULL), \
+                        count(delivered_at), count(failed_at) FROM outbox",
+                [],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64, r.get::<_, i64>(2)? as u64)),
+            )
+            .map_err(|e| self.error(e))
     }
 }
