@@ -9,12 +9,13 @@ use std::path::{Path, PathBuf};
 use fundguard_core::{EventTime, Finding, Severity};
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 
+use crate::model::{Alert, AlertError, Change, Filter, Recorded, Status, TimelineEntry, fingerprint};
 use crate::routes::Routes;
 use crate::{AlertStore, Notification};
-use crate::model::{Alert, AlertError, Change, Filter, Recorded, Status, TimelineEntry, fingerprint};
 
 /// Schema migrations, in order; `user_version` counts how many have run.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE alerts (
     id              INTEGER PRIMARY KEY,
     fingerprint     TEXT NOT NULL UNIQUE,
@@ -48,7 +49,8 @@ CREATE TABLE timeline (
     detail   TEXT
 );
 CREATE INDEX timeline_by_alert ON timeline (alert_id, id);
-"#, r#"
+"#,
+    r#"
 CREATE TABLE outbox (
     id              INTEGER PRIMARY KEY,
     alert_id        INTEGER NOT NULL REFERENCES alerts (id),
@@ -63,7 +65,8 @@ CREATE TABLE outbox (
     last_error      TEXT
 );
 CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE delivered_at IS NULL AND failed_at IS NULL;
-"#];
+"#,
+];
 
 /// The actor of changes fundguard itself makes (opening, reopening).
 pub const SYSTEM_ACTOR: &str = "fundguard";

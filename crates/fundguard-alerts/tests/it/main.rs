@@ -142,14 +142,22 @@ fn alert_events_queue_notifications_for_routed_channels_until_delivered() {
     let dir = tempfile::tempdir().unwrap();
     let routes = Routes(vec![
         Route { severities: vec![Severity::Critical], channels: vec!["oncall".into()], ..Route::default() },
-        Route { owners: vec!["refunds".into()], channels: vec!["refunds-hook".into(), "oncall".into()], ..Route::default() },
+        Route {
+            owners: vec!["refunds".into()],
+            channels: vec!["refunds-hook".into(), "oncall".into()],
+            ..Route::default()
+        },
     ]);
     let mut store = SqliteStore::open(&dir.path().join("alerts.db")).unwrap().with_routes(routes);
     store.record(&[finding("refund-sign", 1, 0), finding("refund-sign", 1, 1), finding("pay-amount", 2, 2)]).unwrap();
     let now = EventTime::from_secs(1_800_000_000);
     let due = store.due_notifications(now, 100).unwrap();
     let sent: Vec<(i64, &str, &str)> = due.iter().map(|n| (n.alert_id, n.channel.as_str(), n.event.as_str())).collect();
-    assert_eq!(sent, [(1, "oncall", "opened"), (1, "refunds-hook", "opened"), (2, "oncall", "opened")], "a repeat finding notifies nobody");
+    assert_eq!(
+        sent,
+        [(1, "oncall", "opened"), (1, "refunds-hook", "opened"), (2, "oncall", "opened")],
+        "a repeat finding notifies nobody"
+    );
 
     store.delivery_attempted(due[0].id, Ok(()), None, now).unwrap();
     let retry_at = EventTime::from_secs(1_800_000_060);
@@ -161,7 +169,8 @@ fn alert_events_queue_notifications_for_routed_channels_until_delivered() {
     assert_eq!(store.notification_counts().unwrap(), (1, 1, 1));
 
     store.change(1, &Change::Resolve { root_cause: "fixed".into() }, "ana", now).unwrap();
-    let resolved: Vec<String> = store.due_notifications(retry_at, 100).unwrap().iter().map(|n| format!("{}:{}", n.channel, n.event)).collect();
+    let resolved: Vec<String> =
+        store.due_notifications(retry_at, 100).unwrap().iter().map(|n| format!("{}:{}", n.channel, n.event)).collect();
     // Due order: the resolution (due now) before the retry (due a minute later).
     assert_eq!(resolved, ["oncall:resolved", "refunds-hook:resolved", "refunds-hook:opened"]);
     assert_eq!(store.due_notifications(retry_at, 100).unwrap()[0].alert.status, Status::Resolved);

@@ -30,6 +30,67 @@ struct ConfigFile {
     sources: Vec<serde_saphyr::Spanned<SourceFile>>,
     #[serde(default)]
     sinks: Vec<SinkConfig>,
+    #[serde(default)]
+    notify: Option<NotifyFile>,
+}
+
+/// Notification channels and the routing table (needs an `alerts` sink).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NotifyFile {
+    #[serde(default)]
+    channels: Vec<serde_saphyr::Spanned<ChannelFile>>,
+    #[serde(default)]
+    routes: Vec<serde_saphyr::Spanned<RouteFile>>,
+    /// Base URL of alert pages, for links in messages.
+    #[serde(default)]
+    link: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+enum ChannelFile {
+    Webhook {
+        name: String,
+        url: String,
+        /// The HMAC signing secret comes from this environment variable.
+        #[serde(default)]
+        secret_env: Option<String>,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RouteFile {
+    #[serde(default)]
+    severity: Vec<fundguard_core::Severity>,
+    #[serde(default)]
+    owner: Vec<String>,
+    #[serde(default)]
+    rule: Vec<String>,
+    channels: Vec<String>,
+}
+
+/// A validated notification channel.
+#[derive(Debug, Clone)]
+pub enum ChannelConfig {
+    Webhook { name: String, url: String, secret: Option<String> },
+}
+
+impl ChannelConfig {
+    pub fn name(&self) -> &str {
+        match self {
+            ChannelConfig::Webhook { name, .. } => name,
+        }
+    }
+}
+
+/// Validated notification settings.
+#[derive(Debug, Clone, Default)]
+pub struct NotifyConfig {
+    pub channels: Vec<ChannelConfig>,
+    pub routes: fundguard_alerts::Routes,
+    pub link: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -190,6 +251,17 @@ pub struct Config {
     pub idle_after: Duration,
     pub sources: Vec<SourceConfig>,
     pub sinks: Vec<SinkConfig>,
+    pub notify: NotifyConfig,
+}
+
+impl Config {
+    /// The alert store of the `alerts` sink, if there is one.
+    pub fn alert_store(&self) -> Option<PathBuf> {
+        self.sinks.iter().find_map(|s| match s {
+            SinkConfig::Alerts { path } => Some(path.clone().unwrap_or_else(|| self.data_dir.join("alerts.db"))),
+            _ => None,
+        })
+    }
 }
 
 /// The replica id fundguard registers with a MySQL/MariaDB server unless told otherwise.
@@ -474,6 +546,57 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config,
         };
         sources.push(SourceConfig { name, format, kind });
     }
+    let mut notify = NotifyConfig { link: None, ..NotifyConfig::default() };
+    if let Some(file_notify) = file.notify {
+        notify.link = file_notify.link;
+        if !file.sinks.iter().any(|s| matches!(s, SinkConfig::Alerts { .. })) {
+            problems
+                .push(Diagnostic::new(at(0, 0), "`notify` needs an alerts sink: add `- { type: alerts }` to `sinks`"));
+        }
+        for spanned in file_notify.channels {
+            let here = at(spanned.referenced.line() as usize, spanned.referenced.column() as usize);
+            match spanned.value {
+                ChannelFile::Webhook { name, url, secret_env } => {
+                    let secret = match &secret_env {
+                        None => None,
+                        Some(var) => match env(var).filter(|v| !v.is_empty()) {
+                            Some(v) => Some(v),
+                            None => {
+                                problems.push(Diagnostic::new(
+                                    here,
+                                    format!("channel `{name}`: environment variable {var} is not set: export the signing secret there (never in this file)"),
+                                ));
+                                continue;
+                            }
+                        },
+                    };
+                    if notify.channels.iter().any(|c| c.name() == name) {
+                        problems.push(Diagnostic::new(here, format!("channel `{name}` is declared twice")));
+                        continue;
+                    }
+                    notify.channels.push(ChannelConfig::Webhook { name, url, secret });
+                }
+            }
+        }
+        for spanned in file_notify.routes {
+            let here = at(spanned.referenced.line() as usize, spanned.referenced.column() as usize);
+            let route = spanned.value;
+            for c in &route.channels {
+                if !notify.channels.iter().any(|k| k.name() == c) {
+                    problems.push(Diagnostic::new(
+                        here.clone(),
+                        format!("route names channel `{c}`, which `notify.channels` does not declare"),
+                    ));
+                }
+            }
+            notify.routes.0.push(fundguard_alerts::Route {
+                severities: route.severity,
+                owners: route.owner,
+                rules: route.rule,
+                channels: route.channels,
+            });
+        }
+    }
     if !problems.is_empty() {
         return Err(problems);
     }
@@ -497,5 +620,6 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config,
         idle_after,
         sources,
         sinks,
+        notify,
     })
 }

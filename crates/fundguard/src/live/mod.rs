@@ -80,6 +80,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         Some(addr) => Some(sources::http(addr, &config, inputs.clone(), health.clone()).await?),
         None => None,
     };
+    let notifier = notifier(&config)?;
     tokio::spawn(clock(inputs.clone()));
     tokio::spawn(reload(config.clone(), schemas, inputs.clone()));
 
@@ -96,7 +97,43 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let _ = inputs.send(Input::Shutdown).await;
     drop(inputs);
     tokio::task::spawn_blocking(move || pipeline.join()).await.ok();
+    if let Some((stop, thread)) = notifier {
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+    }
     Ok(())
+}
+
+/// The notifier thread: delivers due notifications from the alert store's outbox to the
+/// configured channels, four times a second, until told to stop.
+fn notifier(
+    config: &Config,
+) -> anyhow::Result<Option<(Arc<std::sync::atomic::AtomicBool>, std::thread::JoinHandle<()>)>> {
+    use fundguard_notify::{Channel, Notifier, Retry, webhook::Webhook};
+    let Some(path) = config.alert_store().filter(|_| !config.notify.channels.is_empty()) else { return Ok(None) };
+    let store = fundguard_alerts::SqliteStore::open(&path)?;
+    let channels: std::collections::HashMap<String, Box<dyn Channel>> = config
+        .notify
+        .channels
+        .iter()
+        .map(|c| match c {
+            config::ChannelConfig::Webhook { name, url, secret } => {
+                (name.clone(), Box::new(Webhook::new(url.clone(), secret.clone())) as Box<dyn Channel>)
+            }
+        })
+        .collect();
+    let mut notifier = Notifier::new(store, channels, Retry::default(), config.notify.link.clone());
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopping = stop.clone();
+    let thread = std::thread::Builder::new().name("fundguard-notifier".into()).spawn(move || {
+        while !stopping.load(std::sync::atomic::Ordering::Relaxed) {
+            if let Err(e) = notifier.deliver_due(now(), 100) {
+                eprintln!("fundguard: notifications: {e}");
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    })?;
+    Ok(Some((stop, thread)))
 }
 
 fn build_engine(config: &Config, schemas: &fundguard_core::TableSchemas) -> Result<Engine, String> {

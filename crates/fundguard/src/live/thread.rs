@@ -89,7 +89,8 @@ pub fn spawn(
             SinkConfig::Stdout => Box::new(JsonLines(std::io::stdout())),
             SinkConfig::Alerts { path } => {
                 let path = path.clone().unwrap_or_else(|| config.data_dir.join("alerts.db"));
-                Box::new(AlertSink::new(fundguard_alerts::SqliteStore::open(&path)?))
+                let store = fundguard_alerts::SqliteStore::open(&path)?.with_routes(config.notify.routes.clone());
+                Box::new(AlertSink::new(store))
             }
         });
     }

@@ -6,6 +6,7 @@ mod cli;
 mod databases;
 mod dead_letters;
 mod kafka;
+mod notify;
 mod run;
 mod servers;
 mod service;

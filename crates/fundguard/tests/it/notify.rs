@@ -1,0 +1,95 @@
+//! Notifications through a real local webhook receiver: signed, and delivered exactly
+//! once although the receiver is down at first and fundguard is killed meanwhile.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hmac::{Hmac, KeyInit, Mac};
+
+use crate::service::{Service, free_port, now_ms, post, wait, write_config};
+use crate::{path, repo_root};
+
+/// One received request: its headers (lower-case names) and body.
+type Received = (HashMap<String, String>, String);
+
+/// A minimal HTTP/1.1 receiver answering 200 to every POST, recording each request.
+fn receiver(port: u16) -> Arc<Mutex<Vec<Received>>> {
+    let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let record = got.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut headers = HashMap::new();
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            loop {
+                line.clear();
+                if reader.read_line(&mut line).unwrap() == 0 || line.trim().is_empty() {
+                    break;
+                }
+                if let Some((k, v)) = line.trim().split_once(':') {
+                    headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+                }
+            }
+            let length: usize = headers.get("content-length").and_then(|l| l.parse().ok()).unwrap_or(0);
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            record.lock().unwrap().push((headers, String::from_utf8(body).unwrap()));
+            let mut stream = stream;
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+        }
+    });
+    got
+}
+
+#[test]
+fn a_webhook_down_during_a_kill_still_gets_every_notification_once_and_signed() {
+    let dir = tempfile::tempdir().unwrap();
+    let hook = free_port();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "rules: [{rules}]\ndata_dir: data\nlisten: 127.0.0.1:0\nsources:\n  - {{ name: msgs, type: http, format: json, table: shop.refunds, token_env: FG_TOKEN }}\nsinks:\n  - {{ type: alerts }}\nnotify:\n  link: https://fundguard.example/alerts\n  channels:\n    - {{ name: refunds-hook, type: webhook, url: \"http://127.0.0.1:{hook}/hook\", secret_env: FG_HOOK_SECRET }}\n  routes:\n    - {{ owner: [refunds], channels: [refunds-hook] }}\n",
+            rules = path(&repo_root().join("examples/rules"))
+        ),
+    );
+    let envs = [("FG_TOKEN", "t"), ("FG_HOOK_SECRET", "hook-secret")];
+    {
+        let service = Service::start(&config, &envs);
+        let url = format!("{}/v1/ingest/msgs", service.url());
+        let ts = now_ms();
+        let batch: Vec<String> = (1..=3)
+            .map(|id| format!("{{\"id\":{id},\"order_id\":{id},\"amount\":-{id}00,\"currency\":\"CNY\",\"ts\":{ts}}}"))
+            .collect();
+        let (status, body) = post(&url, Some("t"), &format!("[{}]", batch.join(",")));
+        assert_eq!(status, 200, "{body}");
+        // The receiver is down: attempts fail and are retried; then fundguard dies.
+        std::thread::sleep(Duration::from_millis(1500));
+    }
+    let got = receiver(hook);
+    let _service = Service::start(&config, &envs);
+    let all = wait(Duration::from_secs(30), || (got.lock().unwrap().len() >= 3).then_some(()));
+    assert!(all.is_some(), "three notifications arrive once the receiver is up");
+    std::thread::sleep(Duration::from_secs(2));
+    let got = got.lock().unwrap();
+    assert_eq!(got.len(), 3, "each exactly once: {got:?}");
+    let mut deliveries: Vec<&str> = got.iter().map(|(h, _)| h["x-fundguard-delivery"].as_str()).collect();
+    deliveries.sort();
+    deliveries.dedup();
+    assert_eq!(deliveries.len(), 3);
+    for (headers, body) in got.iter() {
+        let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(b"hook-secret").unwrap();
+        mac.update(body.as_bytes());
+        let expected = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+        assert_eq!(headers["x-fundguard-signature"], expected, "signed with the secret");
+        let json: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(json["event"], "opened");
+        assert_eq!(json["alert"]["rule"], "refund-amount-positive");
+        let text = json["text"].as_str().unwrap();
+        assert!(text.contains("money at risk: -") && text.contains("https://fundguard.example/alerts/"), "{text}");
+    }
+}
