@@ -7,7 +7,8 @@
 //! batches that end on a transaction boundary, each with the position after it: the
 //! caller stores that position once the pipeline has processed the batch, so a
 //! restart resumes after the last whole transaction processed — at-least-once, never
-//! skipping. MariaDB resumes by GTID; MySQL (and MariaDB without GTIDs) by file and offset.
+//! skipping. MariaDB resumes by GTID (`@slave_connect_state`), MySQL with `gtid_mode=ON`
+//! by GTID set (`COM_BINLOG_DUMP_GTID`), others by file and offset.
 
 mod position;
 mod row;
@@ -166,8 +167,27 @@ impl BinlogSource {
                 offset = 4;
             }
         }
+        let mut sids = Vec::new();
+        if flavor == Flavor::MySql && !start.gtid.mysql_executed().is_empty() {
+            let mode: Option<String> = conn.query_first("SELECT @@gtid_mode").await.ok().flatten();
+            if mode.as_deref() == Some("ON") {
+                sids = start
+                    .gtid
+                    .mysql_executed()
+                    .into_iter()
+                    .map(|(uuid, last)| {
+                        mysql_async::Sid::new(uuid).with_interval(mysql_async::GnoInterval::new(1, last + 1))
+                    })
+                    .collect();
+                file.clear();
+                offset = 4;
+            }
+        }
         let metadata = Conn::new(opts).await.map_err(|e| client_error("connecting for metadata", e))?;
-        let request = BinlogStreamRequest::new(config.server_id).with_filename(file.as_bytes()).with_pos(offset);
+        let mut request = BinlogStreamRequest::new(config.server_id).with_filename(file.as_bytes()).with_pos(offset);
+        if !sids.is_empty() {
+            request = request.with_gtid().with_gtid_set(sids);
+        }
         let stream = conn.get_binlog_stream(request).await.map_err(|e| client_error("requesting the binlog", e))?;
         Ok(BinlogSource {
             stream,

@@ -3,7 +3,8 @@
 //! MariaDB GTIDs are `domain-server-sequence`, one per replication domain; a replica
 //! resumes by sending the last one of each domain (`@slave_connect_state`). MySQL GTIDs
 //! are `source_uuid:transaction_number`; fundguard records the last one per source
-//! and resumes MySQL by file and offset.
+//! UUID and resumes MySQL (with `gtid_mode=ON`) from the set `uuid:1-last` per UUID —
+//! what a primary's `gtid_executed` is unless transactions were skipped by hand.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -100,6 +101,23 @@ impl GtidState {
     }
 }
 
+impl GtidState {
+    /// The MySQL GTID set to resume from: per source UUID, its transactions 1 to last.
+    pub fn mysql_executed(&self) -> Vec<([u8; 16], u64)> {
+        self.mysql
+            .iter()
+            .filter_map(|(uuid, last)| {
+                let hex: String = uuid.chars().filter(|c| *c != '-').collect();
+                let mut bytes = [0u8; 16];
+                for (i, b) in bytes.iter_mut().enumerate() {
+                    *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+                }
+                Some((bytes, *last))
+            })
+            .collect()
+    }
+}
+
 impl fmt::Display for GtidState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mariadb = self.mariadb.iter().map(|(d, (s, n))| format!("{d}-{s}-{n}"));
@@ -144,6 +162,9 @@ mod tests {
             24,
         );
         assert_eq!(mysql.to_string(), "3e11fa47-71ca-11e1-9e33-c80aa9429562:24");
+        let executed = mysql.mysql_executed();
+        assert_eq!(executed.len(), 1);
+        assert_eq!((executed[0].0[0], executed[0].0[15], executed[0].1), (0x3e, 0x62, 24));
         for bad in ["0-1", "a-b-c", "0-1-2-3", "xyz:5", "0-99999999999-1"] {
             assert!(GtidState::parse(bad).is_err(), "{bad}");
         }
