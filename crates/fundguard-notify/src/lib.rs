@@ -7,9 +7,14 @@
 //! never loses it. Each message carries its outbox id (`X-Fundguard-Delivery`) so a
 //! receiver can drop the rare repeat after a crash between sending and recording.
 //!
-//! A channel is one module implementing [`Channel`]: `webhook.rs` so far.
+//! A channel is one module implementing [`Channel`]: `webhook.rs` (generic JSON, signed),
+//! `slack.rs`, `feishu.rs` (Feishu/Lark, signed), `dingtalk.rs` (signed), `wecom.rs`.
 
+pub mod dingtalk;
+pub mod feishu;
+pub mod slack;
 pub mod webhook;
+pub mod wecom;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -28,6 +33,71 @@ pub struct SendError {
 /// A destination for notifications.
 pub trait Channel: Send {
     fn send(&self, notification: &Notification, text: &str) -> Result<(), SendError>;
+}
+
+/// Posts a JSON body and judges the answer: a 2xx whose body `accepted` approves is
+/// delivered; a 4xx other than 408/429 (and a refusal in the body) will not get better
+/// by retrying; anything else is retried.
+pub(crate) fn post_json(
+    agent: &ureq::Agent,
+    url: &str,
+    body: &str,
+    headers: &[(&str, String)],
+    accepted: fn(&str) -> Result<(), String>,
+) -> Result<(), SendError> {
+    let mut request = agent.post(url).header("Content-Type", "application/json");
+    for (name, value) in headers {
+        request = request.header(*name, value);
+    }
+    // Error messages name the host only: bot URLs carry their access tokens.
+    let host = url.split('/').take(3).collect::<Vec<_>>().join("/");
+    match request.send(body.as_bytes()) {
+        Ok(mut response) if response.status().is_success() => {
+            let text = response.body_mut().read_to_string().unwrap_or_default();
+            accepted(&text)
+                .map_err(|why| SendError { message: format!("{host} refused the message: {why}"), permanent: true })
+        }
+        Ok(response) => {
+            let status = response.status().as_u16();
+            let permanent = (400..500).contains(&status) && status != 408 && status != 429;
+            Err(SendError { message: format!("{host} answered HTTP {status}"), permanent })
+        }
+        Err(e) => Err(SendError { message: format!("{host}: {e}"), permanent: false }),
+    }
+}
+
+/// An HTTP client with a 10 s limit per request that reports every status itself.
+pub(crate) fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(10)))
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+/// Accepts any 2xx body.
+pub(crate) fn any_body(_: &str) -> Result<(), String> {
+    Ok(())
+}
+
+/// Bots answering `{"errcode": 0}` (DingTalk, WeCom) or `{"code": 0}` (Feishu) on success.
+pub(crate) fn zero_code(body: &str) -> Result<(), String> {
+    let v: serde_json::Value = serde_json::from_str(body).map_err(|_| format!("unexpected answer `{body}`"))?;
+    let code = v.get("errcode").or_else(|| v.get("code")).and_then(serde_json::Value::as_i64).unwrap_or(0);
+    if code == 0 { Ok(()) } else { Err(body.to_string()) }
+}
+
+/// HMAC-SHA256 of `message` under `key`.
+pub(crate) fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
+    use hmac::{Hmac, KeyInit, Mac};
+    let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes keys of any length");
+    mac.update(message);
+    mac.finalize().into_bytes().to_vec()
+}
+
+/// Milliseconds since the epoch, for the bots' signed timestamps.
+pub(crate) fn unix_millis() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or_default()
 }
 
 /// Retry policy: the wait doubles from `first_retry` up to `max_wait`, each wait jittered

@@ -47,16 +47,32 @@ struct NotifyFile {
     link: Option<String>,
 }
 
+/// A notification channel as written: `type` says which kind; bot URLs carry access
+/// tokens, so every URL may come from an environment variable instead (`url_env`).
 #[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-enum ChannelFile {
-    Webhook {
-        name: String,
-        url: String,
-        /// The HMAC signing secret comes from this environment variable.
-        #[serde(default)]
-        secret_env: Option<String>,
-    },
+#[serde(deny_unknown_fields)]
+struct ChannelFile {
+    name: String,
+    #[serde(rename = "type")]
+    kind: ChannelKind,
+    #[serde(default)]
+    url: Option<String>,
+    #[serde(default)]
+    url_env: Option<String>,
+    /// The signing secret (webhook HMAC, Feishu/Lark and DingTalk signatures).
+    #[serde(default)]
+    secret_env: Option<String>,
+}
+
+/// The kinds of notification channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChannelKind {
+    Webhook,
+    Slack,
+    Feishu,
+    Dingtalk,
+    Wecom,
 }
 
 #[derive(Debug, Deserialize)]
@@ -73,16 +89,11 @@ struct RouteFile {
 
 /// A validated notification channel.
 #[derive(Debug, Clone)]
-pub enum ChannelConfig {
-    Webhook { name: String, url: String, secret: Option<String> },
-}
-
-impl ChannelConfig {
-    pub fn name(&self) -> &str {
-        match self {
-            ChannelConfig::Webhook { name, .. } => name,
-        }
-    }
+pub struct ChannelConfig {
+    pub name: String,
+    pub kind: ChannelKind,
+    pub url: String,
+    pub secret: Option<String>,
 }
 
 /// Validated notification settings.
@@ -555,34 +566,48 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config,
         }
         for spanned in file_notify.channels {
             let here = at(spanned.referenced.line() as usize, spanned.referenced.column() as usize);
-            match spanned.value {
-                ChannelFile::Webhook { name, url, secret_env } => {
-                    let secret = match &secret_env {
-                        None => None,
-                        Some(var) => match env(var).filter(|v| !v.is_empty()) {
-                            Some(v) => Some(v),
-                            None => {
-                                problems.push(Diagnostic::new(
-                                    here,
-                                    format!("channel `{name}`: environment variable {var} is not set: export the signing secret there (never in this file)"),
-                                ));
-                                continue;
-                            }
-                        },
-                    };
-                    if notify.channels.iter().any(|c| c.name() == name) {
-                        problems.push(Diagnostic::new(here, format!("channel `{name}` is declared twice")));
-                        continue;
-                    }
-                    notify.channels.push(ChannelConfig::Webhook { name, url, secret });
+            let ChannelFile { name, kind, url, url_env, secret_env } = spanned.value;
+            let from_env = |problems: &mut Vec<Diagnostic>, var: &str, what: &str| {
+                let value = env(var).filter(|v| !v.is_empty());
+                if value.is_none() {
+                    problems.push(Diagnostic::new(
+                        here.clone(),
+                        format!("channel `{name}`: environment variable {var} is not set: export the {what} there (never in this file)"),
+                    ));
                 }
+                value
+            };
+            let url = match (url, url_env) {
+                (Some(url), None) => Some(url),
+                (None, Some(var)) => from_env(&mut problems, &var, "URL"),
+                _ => {
+                    problems.push(Diagnostic::new(
+                        here.clone(),
+                        format!("channel `{name}`: give `url` or `url_env` (one of them)"),
+                    ));
+                    None
+                }
+            };
+            let secret = secret_env.as_deref().and_then(|var| from_env(&mut problems, var, "signing secret"));
+            if secret_env.is_some() && matches!(kind, ChannelKind::Slack | ChannelKind::Wecom) {
+                problems.push(Diagnostic::new(
+                    here.clone(),
+                    format!("channel `{name}`: {kind:?} bots are not signed: drop `secret_env`"),
+                ));
+            }
+            if notify.channels.iter().any(|c| c.name == name) {
+                problems.push(Diagnostic::new(here, format!("channel `{name}` is declared twice")));
+                continue;
+            }
+            if let Some(url) = url {
+                notify.channels.push(ChannelConfig { name, kind, url, secret });
             }
         }
         for spanned in file_notify.routes {
             let here = at(spanned.referenced.line() as usize, spanned.referenced.column() as usize);
             let route = spanned.value;
             for c in &route.channels {
-                if !notify.channels.iter().any(|k| k.name() == c) {
+                if !notify.channels.iter().any(|k| &k.name == c) {
                     problems.push(Diagnostic::new(
                         here.clone(),
                         format!("route names channel `{c}`, which `notify.channels` does not declare"),

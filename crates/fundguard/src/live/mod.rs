@@ -109,17 +109,24 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 fn notifier(
     config: &Config,
 ) -> anyhow::Result<Option<(Arc<std::sync::atomic::AtomicBool>, std::thread::JoinHandle<()>)>> {
-    use fundguard_notify::{Channel, Notifier, Retry, webhook::Webhook};
+    use config::ChannelKind;
+    use fundguard_notify::{Channel, Notifier, Retry, dingtalk, feishu, slack, webhook, wecom};
     let Some(path) = config.alert_store().filter(|_| !config.notify.channels.is_empty()) else { return Ok(None) };
     let store = fundguard_alerts::SqliteStore::open(&path)?;
     let channels: std::collections::HashMap<String, Box<dyn Channel>> = config
         .notify
         .channels
         .iter()
-        .map(|c| match c {
-            config::ChannelConfig::Webhook { name, url, secret } => {
-                (name.clone(), Box::new(Webhook::new(url.clone(), secret.clone())) as Box<dyn Channel>)
-            }
+        .map(|c| {
+            let (url, secret) = (c.url.clone(), c.secret.clone());
+            let channel: Box<dyn Channel> = match c.kind {
+                ChannelKind::Webhook => Box::new(webhook::Webhook::new(url, secret)),
+                ChannelKind::Slack => Box::new(slack::Slack::new(url)),
+                ChannelKind::Feishu => Box::new(feishu::Feishu::new(url, secret)),
+                ChannelKind::Dingtalk => Box::new(dingtalk::DingTalk::new(url, secret)),
+                ChannelKind::Wecom => Box::new(wecom::WeCom::new(url)),
+            };
+            (c.name.clone(), channel)
         })
         .collect();
     let mut notifier = Notifier::new(store, channels, Retry::default(), config.notify.link.clone());

@@ -26,6 +26,7 @@ fn receiver(port: u16) -> Arc<Mutex<Vec<Received>>> {
             let mut headers = HashMap::new();
             let mut line = String::new();
             reader.read_line(&mut line).unwrap();
+            headers.insert(":target".to_string(), line.split_whitespace().nth(1).unwrap_or_default().to_string());
             loop {
                 line.clear();
                 if reader.read_line(&mut line).unwrap() == 0 || line.trim().is_empty() {
@@ -92,4 +93,55 @@ fn a_webhook_down_during_a_kill_still_gets_every_notification_once_and_signed() 
         let text = json["text"].as_str().unwrap();
         assert!(text.contains("money at risk: -") && text.contains("https://fundguard.example/alerts/"), "{text}");
     }
+}
+
+#[test]
+fn chat_bots_get_their_own_payloads_and_signatures() {
+    use base64::Engine;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let got = receiver(port);
+    let base = format!("http://127.0.0.1:{port}");
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "rules: [{rules}]\ndata_dir: data\nlisten: 127.0.0.1:0\nsources:\n  - {{ name: msgs, type: http, format: json, table: shop.refunds, token_env: FG_TOKEN }}\nsinks:\n  - {{ type: alerts }}\nnotify:\n  channels:\n    - {{ name: s, type: slack, url_env: FG_SLACK_URL }}\n    - {{ name: f, type: feishu, url: \"{base}/feishu\", secret_env: FG_BOT_SECRET }}\n    - {{ name: d, type: dingtalk, url: \"{base}/ding?access_token=x\", secret_env: FG_BOT_SECRET }}\n    - {{ name: w, type: wecom, url: \"{base}/wecom?key=k\" }}\n  routes:\n    - {{ severity: [critical], channels: [s, f, d, w] }}\n",
+            rules = path(&repo_root().join("examples/rules"))
+        ),
+    );
+    let slack_url = format!("{base}/slack");
+    let envs = [("FG_TOKEN", "t"), ("FG_BOT_SECRET", "bot-secret"), ("FG_SLACK_URL", slack_url.as_str())];
+    let service = Service::start(&config, &envs);
+    let body = format!("[{{\"id\":7,\"order_id\":7,\"amount\":-1,\"currency\":\"CNY\",\"ts\":{}}}]", now_ms());
+    assert_eq!(post(&format!("{}/v1/ingest/msgs", service.url()), Some("t"), &body).0, 200);
+    assert!(wait(Duration::from_secs(15), || (got.lock().unwrap().len() >= 4).then_some(())).is_some());
+    let got = got.lock().unwrap();
+    let by_path =
+        |p: &str| got.iter().find(|(h, _)| h[":target"].starts_with(p)).unwrap_or_else(|| panic!("{p}: {got:?}"));
+    let json = |b: &str| serde_json::from_str::<serde_json::Value>(b).unwrap();
+
+    let slack = json(&by_path("/slack").1);
+    assert!(slack["text"].as_str().unwrap().contains("refund-amount-positive"), "{slack}");
+    let wecom = json(&by_path("/wecom?key=k").1);
+    assert_eq!(wecom["msgtype"], "text");
+    assert!(wecom["text"]["content"].as_str().unwrap().contains("[CRITICAL]"), "{wecom}");
+
+    let feishu = json(&by_path("/feishu").1);
+    assert_eq!(feishu["msg_type"], "text");
+    let timestamp = feishu["timestamp"].as_str().unwrap();
+    let mut mac =
+        <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(format!("{timestamp}\nbot-secret").as_bytes()).unwrap();
+    mac.update(b"");
+    let expected = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    assert_eq!(feishu["sign"], expected.as_str(), "Feishu signature");
+
+    let (ding_headers, ding_body) = by_path("/ding?access_token=x");
+    assert_eq!(json(ding_body)["msgtype"], "text");
+    let query: HashMap<&str, &str> =
+        ding_headers[":target"].split('?').nth(1).unwrap().split('&').filter_map(|kv| kv.split_once('=')).collect();
+    let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(b"bot-secret").unwrap();
+    mac.update(format!("{}\nbot-secret", query["timestamp"]).as_bytes());
+    let expected = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    let expected = expected.replace('+', "%2B").replace('/', "%2F").replace('=', "%3D");
+    assert_eq!(query["sign"], expected, "DingTalk signature");
 }

@@ -1,0 +1,23 @@
+//! WeCom (企业微信) group bots: `{"msgtype": "text", …}`; success is `{"errcode": 0}`.
+
+use fundguard_alerts::Notification;
+
+use crate::{Channel, SendError, agent, post_json, zero_code};
+
+pub struct WeCom {
+    url: String,
+    agent: ureq::Agent,
+}
+
+impl WeCom {
+    pub fn new(url: String) -> Self {
+        WeCom { url, agent: agent() }
+    }
+}
+
+impl Channel for WeCom {
+    fn send(&self, _: &Notification, text: &str) -> Result<(), SendError> {
+        let body = serde_json::json!({ "msgtype": "text", "text": { "content": text } }).to_string();
+        post_json(&self.agent, &self.url, &body, &[], zero_code)
+    }
+}
