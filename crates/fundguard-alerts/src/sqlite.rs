@@ -142,15 +142,27 @@ fn timeline(
     .map(|_| ())
 }
 
-/// Queues one notification per routed channel about `event` of alert `id`, in the
-/// caller's transaction.
+/// Queues one notification per channel about `event` of alert `id`, in the caller's
+/// transaction: the routed channels, and — for a resolution — every channel that heard
+/// of the alert opening (so a resolution made from the CLI, which has no routing
+/// table, still reaches them).
 fn enqueue(tx: &Transaction<'_>, routes: &Routes, id: i64, event: &str, at: i64) -> rusqlite::Result<()> {
-    if routes.0.is_empty() {
+    let alert = tx.query_row(&format!("SELECT {COLUMNS} FROM alerts WHERE id = ?1"), [id], alert_from)?;
+    let mut channels = routes.channels_for(&alert);
+    if event == "resolved" {
+        let mut told = tx.prepare("SELECT DISTINCT channel FROM outbox WHERE alert_id = ?1 AND event <> 'resolved' ORDER BY id")?;
+        for channel in told.query_map([id], |r| r.get::<_, String>(0))? {
+            let channel = channel?;
+            if !channels.contains(&channel) {
+                channels.push(channel);
+            }
+        }
+    }
+    if channels.is_empty() {
         return Ok(());
     }
-    let alert = tx.query_row(&format!("SELECT {COLUMNS} FROM alerts WHERE id = ?1"), [id], alert_from)?;
     let json = serde_json::to_string(&alert).unwrap_or_default();
-    for channel in routes.channels_for(&alert) {
+    for channel in channels {
         tx.execute(
             "INSERT INTO outbox (alert_id, channel, event, alert_json, created_at, next_attempt_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?5)",

@@ -8,8 +8,10 @@
 //! receiver can drop the rare repeat after a crash between sending and recording.
 //!
 //! A channel is one module implementing [`Channel`]: `webhook.rs` (generic JSON, signed),
-//! `slack.rs`, `feishu.rs` (Feishu/Lark, signed), `dingtalk.rs` (signed), `wecom.rs`.
+//! `alertmanager.rs` (API v2, firing and resolved), `slack.rs`, `feishu.rs` (Feishu/Lark,
+//! signed), `dingtalk.rs` (signed), `wecom.rs`.
 
+pub mod alertmanager;
 pub mod dingtalk;
 pub mod feishu;
 pub mod slack;

@@ -69,6 +69,7 @@ struct ChannelFile {
 #[serde(rename_all = "snake_case")]
 pub enum ChannelKind {
     Webhook,
+    Alertmanager,
     Slack,
     Feishu,
     Dingtalk,
@@ -589,10 +590,12 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config,
                 }
             };
             let secret = secret_env.as_deref().and_then(|var| from_env(&mut problems, var, "signing secret"));
-            if secret_env.is_some() && matches!(kind, ChannelKind::Slack | ChannelKind::Wecom) {
+            if secret_env.is_some()
+                && matches!(kind, ChannelKind::Slack | ChannelKind::Wecom | ChannelKind::Alertmanager)
+            {
                 problems.push(Diagnostic::new(
                     here.clone(),
-                    format!("channel `{name}`: {kind:?} bots are not signed: drop `secret_env`"),
+                    format!("channel `{name}`: {kind:?} messages are not signed: drop `secret_env`"),
                 ));
             }
             if notify.channels.iter().any(|c| c.name == name) {

@@ -110,7 +110,7 @@ fn notifier(
     config: &Config,
 ) -> anyhow::Result<Option<(Arc<std::sync::atomic::AtomicBool>, std::thread::JoinHandle<()>)>> {
     use config::ChannelKind;
-    use fundguard_notify::{Channel, Notifier, Retry, dingtalk, feishu, slack, webhook, wecom};
+    use fundguard_notify::{Channel, Notifier, Retry, alertmanager, dingtalk, feishu, slack, webhook, wecom};
     let Some(path) = config.alert_store().filter(|_| !config.notify.channels.is_empty()) else { return Ok(None) };
     let store = fundguard_alerts::SqliteStore::open(&path)?;
     let channels: std::collections::HashMap<String, Box<dyn Channel>> = config
@@ -121,6 +121,7 @@ fn notifier(
             let (url, secret) = (c.url.clone(), c.secret.clone());
             let channel: Box<dyn Channel> = match c.kind {
                 ChannelKind::Webhook => Box::new(webhook::Webhook::new(url, secret)),
+                ChannelKind::Alertmanager => Box::new(alertmanager::Alertmanager::new(url)),
                 ChannelKind::Slack => Box::new(slack::Slack::new(url)),
                 ChannelKind::Feishu => Box::new(feishu::Feishu::new(url, secret)),
                 ChannelKind::Dingtalk => Box::new(dingtalk::DingTalk::new(url, secret)),

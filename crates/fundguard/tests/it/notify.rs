@@ -145,3 +145,43 @@ fn chat_bots_get_their_own_payloads_and_signatures() {
     let expected = expected.replace('+', "%2B").replace('/', "%2F").replace('=', "%3D");
     assert_eq!(query["sign"], expected, "DingTalk signature");
 }
+
+#[test]
+fn alertmanager_receives_firing_alerts_and_their_resolution() {
+    let am = crate::servers::Alertmanager::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "rules: [{rules}]\ndata_dir: data\nlisten: 127.0.0.1:0\nsources:\n  - {{ name: msgs, type: http, format: json, table: shop.refunds, token_env: FG_TOKEN }}\nsinks:\n  - {{ type: alerts }}\nnotify:\n  channels:\n    - {{ name: am, type: alertmanager, url: \"{}\" }}\n  routes:\n    - {{ channels: [am] }}\n",
+            am.url,
+            rules = path(&repo_root().join("examples/rules"))
+        ),
+    );
+    let service = Service::start(&config, &[("FG_TOKEN", "t")]);
+    let ts = now_ms();
+    let body = format!(
+        "[{{\"id\":1,\"order_id\":1,\"amount\":-1,\"currency\":\"CNY\",\"ts\":{ts}}},{{\"id\":2,\"order_id\":2,\"amount\":-2,\"currency\":\"CNY\",\"ts\":{ts}}}]"
+    );
+    assert_eq!(post(&format!("{}/v1/ingest/msgs", service.url()), Some("t"), &body).0, 200);
+    let firing = wait(Duration::from_secs(15), || {
+        let alerts = am.alerts();
+        (alerts.iter().filter(|a| a["labels"]["alertname"] == "refund-amount-positive").count() == 2).then_some(alerts)
+    })
+    .expect("both alerts fire in Alertmanager");
+    let first = firing.iter().find(|a| a["labels"]["fundguard_alert"] == "1").unwrap();
+    assert_eq!(first["labels"]["team"], "refunds");
+    assert_eq!(first["labels"]["severity"], "critical");
+    assert_eq!(first["status"]["state"], "active");
+
+    let store = dir.path().join("data/alerts.db");
+    let o = crate::fundguard(&["alerts", "--store", path(&store), "resolve", "1", "--root-cause", "test data"]);
+    assert!(o.status.success(), "{}", crate::stderr(&o));
+    let resolved = wait(Duration::from_secs(15), || {
+        let alerts = am.alerts();
+        let ids: Vec<String> =
+            alerts.iter().map(|a| a["labels"]["fundguard_alert"].as_str().unwrap_or_default().to_string()).collect();
+        (ids == ["2"]).then_some(())
+    });
+    assert!(resolved.is_some(), "the resolved alert leaves Alertmanager's active list: {:?}", am.alerts());
+}

@@ -286,3 +286,50 @@ impl Drop for Tansu {
         let _ = self.child.wait();
     }
 }
+
+/// A Prometheus Alertmanager (Debian's package) with a do-nothing receiver.
+pub struct Alertmanager {
+    child: Child,
+    _dir: tempfile::TempDir,
+    pub url: String,
+}
+
+impl Alertmanager {
+    pub fn start() -> Alertmanager {
+        let binary = tool("prometheus-alertmanager", "apt-get install prometheus-alertmanager");
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("alertmanager.yml");
+        std::fs::write(&config, "route:\n  receiver: none\n  group_by: [alertname]\nreceivers:\n  - name: none\n")
+            .unwrap();
+        let port = free_port();
+        let child = Command::new(binary)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.path={}", dir.path().join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--cluster.listen-address=")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let url = format!("http://127.0.0.1:{port}");
+        let ready = wait(Duration::from_secs(20), || std::net::TcpStream::connect(("127.0.0.1", port)).ok());
+        assert!(ready.is_some(), "alertmanager did not start");
+        Alertmanager { child, _dir: dir, url }
+    }
+
+    /// `GET /api/v2/alerts`: the active alerts.
+    pub fn alerts(&self) -> Vec<serde_json::Value> {
+        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        match agent.get(&format!("{}/api/v2/alerts", self.url)).call() {
+            Ok(mut r) => serde_json::from_str(&r.body_mut().read_to_string().unwrap_or_default()).unwrap_or_default(),
+            Err(_) => Vec::new(),
+        }
+    }
+}
+
+impl Drop for Alertmanager {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,48 @@
+//! Prometheus Alertmanager (API v2): an opened alert is posted firing, a resolved one is
+//! posted again with `endsAt`, so Alertmanager groups, routes, silences and resolves it
+//! like any other. Labels: `alertname` (the rule), `severity`, `team`, `fundguard_alert`
+//! (the alert id) and `key`.
+
+use fundguard_alerts::Notification;
+use fundguard_core::EventTime;
+
+use crate::{Channel, SendError, agent, any_body, post_json};
+
+/// How long a firing alert stays active in Alertmanager without news: fundguard sends no
+/// repeats, so the end is set a day ahead and a resolution replaces it.
+const FIRING_FOR_MICROS: i64 = 24 * 3600 * 1_000_000;
+
+pub struct Alertmanager {
+    /// The base URL, e.g. `http://alertmanager:9093`.
+    url: String,
+    agent: ureq::Agent,
+}
+
+impl Alertmanager {
+    pub fn new(url: String) -> Self {
+        Alertmanager { url: url.trim_end_matches('/').to_string(), agent: agent() }
+    }
+}
+
+impl Channel for Alertmanager {
+    fn send(&self, n: &Notification, text: &str) -> Result<(), SendError> {
+        let a = &n.alert;
+        let ends = match (n.event.as_str(), a.resolved_at) {
+            ("resolved", Some(at)) => at,
+            _ => EventTime::from_micros(a.first_seen.as_micros() + FIRING_FOR_MICROS),
+        };
+        let alert = serde_json::json!([{
+            "labels": {
+                "alertname": a.rule,
+                "severity": a.severity.as_str(),
+                "team": a.owner,
+                "fundguard_alert": a.id.to_string(),
+                "key": a.key.to_string(),
+            },
+            "annotations": { "summary": a.message, "description": text },
+            "startsAt": a.first_seen.to_string(),
+            "endsAt": ends.to_string(),
+        }]);
+        post_json(&self.agent, &format!("{}/api/v2/alerts", self.url), &alert.to_string(), &[], any_body)
+    }
+}
