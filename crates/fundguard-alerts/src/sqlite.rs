@@ -150,7 +150,8 @@ fn enqueue(tx: &Transaction<'_>, routes: &Routes, id: i64, event: &str, at: i64)
     let alert = tx.query_row(&format!("SELECT {COLUMNS} FROM alerts WHERE id = ?1"), [id], alert_from)?;
     let mut channels = routes.channels_for(&alert);
     if event == "resolved" {
-        let mut told = tx.prepare("SELECT DISTINCT channel FROM outbox WHERE alert_id = ?1 AND event <> 'resolved' ORDER BY id")?;
+        let mut told =
+            tx.prepare("SELECT DISTINCT channel FROM outbox WHERE alert_id = ?1 AND event <> 'resolved' ORDER BY id")?;
         for channel in told.query_map([id], |r| r.get::<_, String>(0))? {
             let channel = channel?;
             if !channels.contains(&channel) {

@@ -9,10 +9,11 @@
 //!
 //! A channel is one module implementing [`Channel`]: `webhook.rs` (generic JSON, signed),
 //! `alertmanager.rs` (API v2, firing and resolved), `slack.rs`, `feishu.rs` (Feishu/Lark,
-//! signed), `dingtalk.rs` (signed), `wecom.rs`.
+//! signed), `dingtalk.rs` (signed), `wecom.rs`, `email.rs` (SMTP).
 
 pub mod alertmanager;
 pub mod dingtalk;
+pub mod email;
 pub mod feishu;
 pub mod slack;
 pub mod webhook;

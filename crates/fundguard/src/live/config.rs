@@ -62,6 +62,11 @@ struct ChannelFile {
     /// The signing secret (webhook HMAC, Feishu/Lark and DingTalk signatures).
     #[serde(default)]
     secret_env: Option<String>,
+    /// Email: the sender and the recipients.
+    #[serde(default)]
+    from: Option<String>,
+    #[serde(default)]
+    to: Vec<String>,
 }
 
 /// The kinds of notification channel.
@@ -74,6 +79,7 @@ pub enum ChannelKind {
     Feishu,
     Dingtalk,
     Wecom,
+    Email,
 }
 
 #[derive(Debug, Deserialize)]
@@ -95,6 +101,9 @@ pub struct ChannelConfig {
     pub kind: ChannelKind,
     pub url: String,
     pub secret: Option<String>,
+    /// Email only.
+    pub from: String,
+    pub to: Vec<String>,
 }
 
 /// Validated notification settings.
@@ -567,7 +576,15 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config,
         }
         for spanned in file_notify.channels {
             let here = at(spanned.referenced.line() as usize, spanned.referenced.column() as usize);
-            let ChannelFile { name, kind, url, url_env, secret_env } = spanned.value;
+            let ChannelFile { name, kind, url, url_env, secret_env, from, to } = spanned.value;
+            if (kind == ChannelKind::Email) != (from.is_some() && !to.is_empty()) {
+                let why = if kind == ChannelKind::Email {
+                    "needs `from` and `to`"
+                } else {
+                    "takes `from` and `to` only for email"
+                };
+                problems.push(Diagnostic::new(here.clone(), format!("channel `{name}`: {kind:?} {why}")));
+            }
             let from_env = |problems: &mut Vec<Diagnostic>, var: &str, what: &str| {
                 let value = env(var).filter(|v| !v.is_empty());
                 if value.is_none() {
@@ -591,7 +608,10 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config,
             };
             let secret = secret_env.as_deref().and_then(|var| from_env(&mut problems, var, "signing secret"));
             if secret_env.is_some()
-                && matches!(kind, ChannelKind::Slack | ChannelKind::Wecom | ChannelKind::Alertmanager)
+                && matches!(
+                    kind,
+                    ChannelKind::Slack | ChannelKind::Wecom | ChannelKind::Alertmanager | ChannelKind::Email
+                )
             {
                 problems.push(Diagnostic::new(
                     here.clone(),
@@ -603,7 +623,7 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config,
                 continue;
             }
             if let Some(url) = url {
-                notify.channels.push(ChannelConfig { name, kind, url, secret });
+                notify.channels.push(ChannelConfig { name, kind, url, secret, from: from.unwrap_or_default(), to });
             }
         }
         for spanned in file_notify.routes {

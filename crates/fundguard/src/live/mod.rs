@@ -110,14 +110,14 @@ fn notifier(
     config: &Config,
 ) -> anyhow::Result<Option<(Arc<std::sync::atomic::AtomicBool>, std::thread::JoinHandle<()>)>> {
     use config::ChannelKind;
-    use fundguard_notify::{Channel, Notifier, Retry, alertmanager, dingtalk, feishu, slack, webhook, wecom};
+    use fundguard_notify::{Channel, Notifier, Retry, alertmanager, dingtalk, email, feishu, slack, webhook, wecom};
     let Some(path) = config.alert_store().filter(|_| !config.notify.channels.is_empty()) else { return Ok(None) };
     let store = fundguard_alerts::SqliteStore::open(&path)?;
     let channels: std::collections::HashMap<String, Box<dyn Channel>> = config
         .notify
         .channels
         .iter()
-        .map(|c| {
+        .map(|c| -> anyhow::Result<(String, Box<dyn Channel>)> {
             let (url, secret) = (c.url.clone(), c.secret.clone());
             let channel: Box<dyn Channel> = match c.kind {
                 ChannelKind::Webhook => Box::new(webhook::Webhook::new(url, secret)),
@@ -126,10 +126,14 @@ fn notifier(
                 ChannelKind::Feishu => Box::new(feishu::Feishu::new(url, secret)),
                 ChannelKind::Dingtalk => Box::new(dingtalk::DingTalk::new(url, secret)),
                 ChannelKind::Wecom => Box::new(wecom::WeCom::new(url)),
+                ChannelKind::Email => Box::new(
+                    email::Email::new(&url, &c.from, &c.to)
+                        .map_err(|e| anyhow::anyhow!("channel `{}`: {e}", c.name))?,
+                ),
             };
-            (c.name.clone(), channel)
+            Ok((c.name.clone(), channel))
         })
-        .collect();
+        .collect::<anyhow::Result<_>>()?;
     let mut notifier = Notifier::new(store, channels, Retry::default(), config.notify.link.clone());
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let stopping = stop.clone();

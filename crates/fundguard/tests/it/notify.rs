@@ -185,3 +185,67 @@ fn alertmanager_receives_firing_alerts_and_their_resolution() {
     });
     assert!(resolved.is_some(), "the resolved alert leaves Alertmanager's active list: {:?}", am.alerts());
 }
+
+/// A minimal SMTP receiver: accepts every message and keeps its DATA.
+fn smtp_receiver(port: u16) -> Arc<Mutex<Vec<String>>> {
+    let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let record = got.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut out = stream.try_clone().unwrap();
+            let mut reader = BufReader::new(stream);
+            let _ = out.write_all(b"220 localhost ESMTP test\r\n");
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap_or(0) > 0 {
+                let command = line.trim_end().to_ascii_uppercase();
+                let reply: &[u8] = if command.starts_with("DATA") {
+                    let _ = out.write_all(b"354 end with .\r\n");
+                    let mut data = String::new();
+                    let mut l = String::new();
+                    while reader.read_line(&mut l).unwrap_or(0) > 0 && l.trim_end() != "." {
+                        data.push_str(&l);
+                        l.clear();
+                    }
+                    record.lock().unwrap().push(data);
+                    b"250 queued\r\n"
+                } else if command.starts_with("QUIT") {
+                    let _ = out.write_all(b"221 bye\r\n");
+                    break;
+                } else if command.starts_with("EHLO") || command.starts_with("HELO") {
+                    b"250 localhost\r\n"
+                } else {
+                    b"250 OK\r\n"
+                };
+                let _ = out.write_all(reply);
+                line.clear();
+            }
+        }
+    });
+    got
+}
+
+#[test]
+fn email_goes_out_over_smtp() {
+    let port = free_port();
+    let got = smtp_receiver(port);
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "rules: [{rules}]\ndata_dir: data\nlisten: 127.0.0.1:0\nsources:\n  - {{ name: msgs, type: http, format: json, table: shop.refunds, token_env: FG_TOKEN }}\nsinks:\n  - {{ type: alerts }}\nnotify:\n  channels:\n    - {{ name: mail, type: email, url: \"smtp://127.0.0.1:{port}\", from: \"fundguard <fg@example.com>\", to: [\"refunds@example.com\"] }}\n  routes:\n    - {{ owner: [refunds], channels: [mail] }}\n",
+            rules = path(&repo_root().join("examples/rules"))
+        ),
+    );
+    let service = Service::start(&config, &[("FG_TOKEN", "t")]);
+    let body = format!("[{{\"id\":5,\"order_id\":5,\"amount\":-5,\"currency\":\"CNY\",\"ts\":{}}}]", now_ms());
+    assert_eq!(post(&format!("{}/v1/ingest/msgs", service.url()), Some("t"), &body).0, 200);
+    assert!(
+        wait(Duration::from_secs(15), || (!got.lock().unwrap().is_empty()).then_some(())).is_some(),
+        "an email arrives"
+    );
+    // Undo quoted-printable soft line breaks (the body is QP-encoded) and header folding.
+    let mail = got.lock().unwrap()[0].replace("=\r\n", "").replace("=\n", "").replace("\r\n ", " ").replace("\n ", " ");
+    assert!(mail.contains("Subject: [fundguard critical] refund-amount-positive opened"), "{mail}");
+    assert!(mail.contains("To: refunds@example.com") && mail.contains("money at risk: -5 CNY"), "{mail}");
+}
