@@ -4,7 +4,8 @@
 //! - [`model`]: what an alert is, its lifecycle and the changes people make to it;
 //! - [`AlertStore`]: the one interface every store implements;
 //! - [`sqlite::SqliteStore`]: the embedded default, one file in the data directory;
-//! - [`slo`]: deadlines per severity, overdue alerts, MTTD/MTTA/MTTR per team and rule.
+//! - [`slo`]: deadlines per severity, overdue alerts, MTTD/MTTA/MTTR per team and rule;
+//! - [`report`]: the daily clearing report per team (text, Markdown, HTML).
 //!
 //! **Dedup:** a finding's fingerprint is its rule plus its key; findings with the same
 //! fingerprint update one alert (count, last seen, latest evidence) instead of opening
@@ -13,11 +14,13 @@
 //! only counts.
 
 pub mod model;
+pub mod report;
 pub mod routes;
 pub mod slo;
 pub mod sqlite;
 
 pub use model::{Alert, AlertError, Change, Filter, Recorded, Status, TimelineEntry, fingerprint};
+pub use report::{DailyReport, TeamDay};
 pub use routes::{Route, Routes};
 pub use slo::{Deadlines, Overdue, Slo, SloFigures, SloReport};
 pub use sqlite::SqliteStore;

@@ -38,6 +38,8 @@ enum Command {
     Run(commands::run::Args),
     /// List, show and work alerts: acknowledge, resolve with a root cause, close, assign, note.
     Alerts(commands::alerts::Args),
+    /// Reports over the alert store: `report daily` is the daily clearing per team.
+    Report(commands::report::Args),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +47,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Demo(args) => commands::demo::run(args),
         Command::Alerts(args) => commands::alerts::run(args),
+        Command::Report(args) => commands::report::run(args),
         Command::Simulate(args) => commands::simulate::run(args),
         Command::Validate(args) => commands::validate::run(args),
         Command::Test(args) => commands::test::run(args),

@@ -3,6 +3,7 @@
 pub mod alerts;
 pub mod backtest;
 pub mod demo;
+pub mod report;
 pub mod run;
 pub mod simulate;
 pub mod test;

@@ -91,6 +91,20 @@ fn a_backtest_records_alerts_that_the_cli_works_through_their_lifecycle() {
         slo["by_rule"].as_object().unwrap().values().map(|f| f["alerts"].as_u64().unwrap()).sum::<u64>(),
         all.len() as u64
     );
+    // The daily clearing report of today: every alert is new today, one resolved.
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    for format in ["text", "markdown", "html"] {
+        let o = fundguard(&["report", "daily", "--store", path(&store), "--date", &today, "--format", format]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let text = stdout(&o);
+        assert!(text.contains(&today) && text.contains(&team), "{format}: {text}");
+    }
+    let o = fundguard(&["report", "daily", "--store", path(&store), "--date", &today, "--format", "markdown"]);
+    let row = stdout(&o).lines().find(|l| l.starts_with(&format!("| {team} |"))).unwrap().to_string();
+    let cells: Vec<&str> = row.split(" | ").collect();
+    let new_for_team = all.iter().filter(|a| a["owner"] == team.as_str()).count();
+    assert_eq!(cells[1], new_for_team.to_string(), "{row}");
+    assert_eq!(cells[4], "1", "one resolved today: {row}");
     let o = alerts(&store, &["list", "--status", "closed"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("expected one of open"), "{}", stderr(&o));

@@ -1,0 +1,227 @@
+//! The daily clearing report: per team, what the day brought and what is still open —
+//! new, open, overdue, resolved and false-positive alerts, MTTA/MTTR and money at risk.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use fundguard_core::{Decimal, EventTime};
+use serde::Serialize;
+
+use crate::model::{Alert, Status};
+use crate::slo::Slo;
+
+/// One team's line of the report.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct TeamDay {
+    /// Alerts first seen that day.
+    pub new: u64,
+    /// Open or acknowledged now.
+    pub open: u64,
+    /// Open now and past an SLO deadline.
+    pub overdue: u64,
+    /// Resolved that day.
+    pub resolved: u64,
+    /// Closed as false positive that day.
+    pub false_positives: u64,
+    /// Mean time to acknowledge / resolve of alerts acknowledged / resolved that day (ms).
+    pub mtta_ms: Option<i64>,
+    pub mttr_ms: Option<i64>,
+    /// Money at risk of the day's new alerts, exact, per currency.
+    pub money_at_risk: BTreeMap<String, Decimal>,
+}
+
+/// The report for one day `[start, start + 24 h)`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DailyReport {
+    pub day: String,
+    pub teams: BTreeMap<String, TeamDay>,
+}
+
+fn mean_ms(v: &[i64]) -> Option<i64> {
+    (!v.is_empty()).then(|| (v.iter().map(|&m| i128::from(m)).sum::<i128>() / v.len() as i128 / 1000) as i64)
+}
+
+/// The exact amount of a finding's money JSON (`"12.50"` or `1250`), if it has one.
+fn amount(money: &serde_json::Value) -> Option<(String, Decimal)> {
+    let value = match &money["amount"] {
+        serde_json::Value::String(s) => s.parse().ok()?,
+        serde_json::Value::Number(n) => n.to_string().parse().ok()?,
+        _ => return None,
+    };
+    Some((money["currency"].as_str().unwrap_or("?").to_string(), value))
+}
+
+impl DailyReport {
+    /// The report of `day` (its label) starting at `start`, over `alerts`, as of `now`.
+    pub fn compute(alerts: &[Alert], day: &str, start: EventTime, slo: &Slo, now: EventTime) -> DailyReport {
+        let end = EventTime::from_micros(start.as_micros() + 24 * 3600 * 1_000_000);
+        let within = |t: Option<EventTime>| t.is_some_and(|t| t >= start && t < end);
+        let mut teams: BTreeMap<String, (TeamDay, Vec<i64>, Vec<i64>)> = BTreeMap::new();
+        for a in alerts {
+            let (team, acks, fixes) = teams.entry(a.owner.clone()).or_default();
+            if within(Some(a.first_seen)) {
+                team.new += 1;
+                if let Some((currency, value)) = a.money_at_risk.as_ref().and_then(amount) {
+                    *team.money_at_risk.entry(currency).or_default() += value;
+                }
+            }
+            if a.status.is_active() {
+                team.open += 1;
+                team.overdue += u64::from(slo.overdue(a, now).any());
+            }
+            if within(a.resolved_at) {
+                match a.status {
+                    Status::Resolved => {
+                        team.resolved += 1;
+                        fixes.push(a.resolved_at.map_or(0, |t| t.as_micros() - a.first_seen.as_micros()));
+                    }
+                    Status::FalsePositive => team.false_positives += 1,
+                    _ => {}
+                }
+            }
+            if within(a.acknowledged_at) {
+                acks.push(a.acknowledged_at.map_or(0, |t| t.as_micros() - a.first_seen.as_micros()));
+            }
+        }
+        let teams = teams
+            .into_iter()
+            .map(|(name, (mut day, acks, fixes))| {
+                day.mtta_ms = mean_ms(&acks);
+                day.mttr_ms = mean_ms(&fixes);
+                (name, day)
+            })
+            .collect();
+        DailyReport { day: day.to_string(), teams }
+    }
+
+    fn rows(&self) -> Vec<[String; 9]> {
+        let ms =
+            |v: Option<i64>| v.map_or_else(|| "-".to_string(), |v| format!("{}m{:02}s", v / 60_000, v / 1000 % 60));
+        self.teams
+            .iter()
+            .map(|(name, t)| {
+                let money = if t.money_at_risk.is_empty() {
+                    "-".to_string()
+                } else {
+                    t.money_at_risk.iter().map(|(c, v)| format!("{v} {c}")).collect::<Vec<_>>().join(", ")
+                };
+                [
+                    name.clone(),
+                    t.new.to_string(),
+                    t.open.to_string(),
+                    t.overdue.to_string(),
+                    t.resolved.to_string(),
+                    t.false_positives.to_string(),
+                    ms(t.mtta_ms),
+                    ms(t.mttr_ms),
+                    money,
+                ]
+            })
+            .collect()
+    }
+
+    const HEADER: [&'static str; 9] =
+        ["team", "new", "open", "overdue", "resolved", "false positives", "MTTA", "MTTR", "money at risk (new)"];
+
+    pub fn text(&self) -> String {
+        let mut out = format!("fundguard daily clearing — {}\n\n", self.day);
+        let rows = self.rows();
+        let widths: Vec<usize> =
+            (0..9).map(|i| rows.iter().map(|r| r[i].len()).chain([Self::HEADER[i].len()]).max().unwrap_or(0)).collect();
+        let line = |cells: Vec<&str>| {
+            cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect::<Vec<_>>().join("  ")
+        };
+        let _ = writeln!(out, "{}", line(Self::HEADER.to_vec()).trim_end());
+        for r in &rows {
+            let _ = writeln!(out, "{}", line(r.iter().map(String::as_str).collect()).trim_end());
+        }
+        out
+    }
+
+    pub fn markdown(&self) -> String {
+        let mut out = format!(
+            "# fundguard daily clearing — {}\n\n| {} |\n|{}\n",
+            self.day,
+            Self::HEADER.join(" | "),
+            "---|".repeat(9)
+        );
+        for r in self.rows() {
+            let _ = writeln!(out, "| {} |", r.map(|c| c.replace('|', "\\|")).join(" | "));
+        }
+        out
+    }
+
+    pub fn html(&self) -> String {
+        let escape = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+        let mut out = format!(
+            "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>fundguard daily clearing — {0}</title></head>\n<body>\n<h1>fundguard daily clearing — {0}</h1>\n<table>\n<tr>{1}</tr>\n",
+            escape(&self.day),
+            Self::HEADER.iter().map(|h| format!("<th>{h}</th>")).collect::<String>()
+        );
+        for r in self.rows() {
+            let _ =
+                writeln!(out, "<tr>{}</tr>", r.iter().map(|c| format!("<td>{}</td>", escape(c))).collect::<String>());
+        }
+        out.push_str("</table>\n</body></html>\n");
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fundguard_core::Severity;
+
+    fn alert(owner: &str, money: serde_json::Value, status: Status, resolved: Option<i64>) -> Alert {
+        let t = |s: i64| EventTime::from_secs(1_700_006_400 + s); // 2023-11-15T00:00:00Z + s
+        Alert {
+            id: 1,
+            fingerprint: String::new(),
+            rule: "r".into(),
+            key: serde_json::json!({}),
+            severity: Severity::Low,
+            owner: owner.into(),
+            status,
+            assignee: None,
+            message: String::new(),
+            count: 1,
+            event_time: t(0),
+            first_seen: t(10),
+            last_seen: t(10),
+            acknowledged_at: resolved.map(t),
+            resolved_at: resolved.map(t),
+            root_cause: None,
+            money_at_risk: Some(money),
+            evidence: serde_json::json!([]),
+        }
+    }
+
+    #[test]
+    fn money_adds_up_exactly_per_currency_and_team() {
+        let alerts = [
+            alert("refunds", serde_json::json!({"amount": "0.10", "currency": "CNY"}), Status::Open, None),
+            alert("refunds", serde_json::json!({"amount": "0.20", "currency": "CNY"}), Status::Resolved, Some(610)),
+            alert("refunds", serde_json::json!({"amount": 5, "currency": "USD"}), Status::FalsePositive, Some(20)),
+            alert("payments", serde_json::json!({"amount": "1"}), Status::Open, None),
+        ];
+        let start = EventTime::from_secs(1_700_006_400);
+        let report =
+            DailyReport::compute(&alerts, "2023-11-15", start, &Slo::default(), EventTime::from_secs(1_700_010_000));
+        let refunds = &report.teams["refunds"];
+        assert_eq!((refunds.new, refunds.open, refunds.resolved, refunds.false_positives), (3, 1, 1, 1));
+        assert_eq!(refunds.money_at_risk["CNY"].to_string(), "0.30");
+        assert_eq!(refunds.money_at_risk["USD"].to_string(), "5");
+        assert_eq!(refunds.mttr_ms, Some(600_000));
+        assert!(report.markdown().contains("| refunds | 3 | 1 | 0 | 1 | 1 |"), "{}", report.markdown());
+        assert!(report.html().contains("<td>0.30 CNY, 5 USD</td>"), "{}", report.html());
+        // The next day sees none of them as new.
+        let next = DailyReport::compute(
+            &alerts,
+            "2023-11-16",
+            start.plus(std::time::Duration::from_secs(86_400)),
+            &Slo::default(),
+            EventTime::from_secs(1_700_100_000),
+        );
+        assert_eq!(next.teams["refunds"].new, 0);
+    }
+}

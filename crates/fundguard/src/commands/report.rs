@@ -1,0 +1,65 @@
+//! `fundguard report daily`: the daily clearing report per team, as text, Markdown or HTML.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use fundguard_alerts::{AlertStore, DailyReport, Filter, Slo, SqliteStore};
+use fundguard_core::EventTime;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    report: Report,
+}
+
+#[derive(clap::Subcommand)]
+enum Report {
+    /// Per team: new, open, overdue, resolved and false-positive alerts, MTTA/MTTR and money at risk.
+    Daily {
+        /// The day (UTC), `YYYY-MM-DD`; default yesterday.
+        #[arg(long)]
+        date: Option<String>,
+        /// text, markdown or html.
+        #[arg(long, default_value = "text")]
+        format: String,
+        /// The alert store (default: fundguard-data/alerts.db).
+        #[arg(long)]
+        store: Option<PathBuf>,
+        /// Write the report here instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let Report::Daily { date, format, store, out } = args.report;
+    let now = crate::pipeline::wall_clock();
+    const DAY: i64 = 24 * 3600 * 1_000_000;
+    let start = match &date {
+        Some(d) => EventTime::parse(d).map_err(|e| anyhow::anyhow!("--date: {e}"))?,
+        None => EventTime::from_micros((now.as_micros().div_euclid(DAY) - 1) * DAY),
+    };
+    let label = start.to_string().get(..10).unwrap_or_default().to_string();
+    let path = store.unwrap_or_else(|| SqliteStore::default_path(&PathBuf::from("fundguard-data")));
+    if !path.exists() {
+        anyhow::bail!("no alert store at {}: pass --store", path.display());
+    }
+    let store = SqliteStore::open(&path)?;
+    let alerts = store.list(&Filter { limit: usize::MAX >> 1, ..Filter::default() })?;
+    let report = DailyReport::compute(&alerts, &label, start, &Slo::default(), now);
+    let text = match format.as_str() {
+        "text" => report.text(),
+        "markdown" | "md" => report.markdown(),
+        "html" => report.html(),
+        other => {
+            eprintln!("error: --format {other}: expected text, markdown or html");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    match out {
+        Some(path) => std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?,
+        None => print!("{text}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
