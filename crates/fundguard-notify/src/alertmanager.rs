@@ -25,24 +25,32 @@ impl Alertmanager {
 }
 
 impl Channel for Alertmanager {
-    fn send(&self, n: &Notification, text: &str) -> Result<(), SendError> {
-        let a = &n.alert;
-        let ends = match (n.event.as_str(), a.resolved_at) {
-            ("resolved", Some(at)) => at,
-            _ => EventTime::from_micros(a.first_seen.as_micros() + FIRING_FOR_MICROS),
-        };
-        let alert = serde_json::json!([{
-            "labels": {
-                "alertname": a.rule,
-                "severity": a.severity.as_str(),
-                "team": a.owner,
-                "fundguard_alert": a.id.to_string(),
-                "key": a.key.to_string(),
-            },
-            "annotations": { "summary": a.message, "description": text },
-            "startsAt": a.first_seen.to_string(),
-            "endsAt": ends.to_string(),
-        }]);
-        post_json(&self.agent, &format!("{}/api/v2/alerts", self.url), &alert.to_string(), &[], any_body)
+    /// Every alert of a group is posted as itself: Alertmanager does its own grouping.
+    fn send(&self, batch: &[&Notification], text: &str) -> Result<(), SendError> {
+        let alerts: Vec<serde_json::Value> = batch
+            .iter()
+            .map(|n| {
+                let a = &n.alert;
+                let ends = match (n.event.as_str(), a.resolved_at) {
+                    ("resolved", Some(at)) => at,
+                    _ => EventTime::from_micros(a.first_seen.as_micros() + FIRING_FOR_MICROS),
+                };
+                let description = if batch.len() == 1 { text.to_string() } else { crate::message_text(n, None) };
+                serde_json::json!({
+                    "labels": {
+                        "alertname": a.rule,
+                        "severity": a.severity.as_str(),
+                        "team": a.owner,
+                        "fundguard_alert": a.id.to_string(),
+                        "key": a.key.to_string(),
+                    },
+                    "annotations": { "summary": a.message, "description": description },
+                    "startsAt": a.first_seen.to_string(),
+                    "endsAt": ends.to_string(),
+                })
+            })
+            .collect();
+        let body = serde_json::Value::Array(alerts).to_string();
+        post_json(&self.agent, &format!("{}/api/v2/alerts", self.url), &body, &[], any_body)
     }
 }

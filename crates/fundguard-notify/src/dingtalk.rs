@@ -27,7 +27,7 @@ pub fn sign(timestamp: u128, secret: &str) -> String {
 }
 
 impl Channel for DingTalk {
-    fn send(&self, _: &Notification, text: &str) -> Result<(), SendError> {
+    fn send(&self, _: &[&Notification], text: &str) -> Result<(), SendError> {
         let body = serde_json::json!({ "msgtype": "text", "text": { "content": text } }).to_string();
         let url = match &self.secret {
             Some(secret) => {

@@ -29,16 +29,23 @@ impl Email {
 }
 
 impl Channel for Email {
-    fn send(&self, n: &Notification, text: &str) -> Result<(), SendError> {
+    fn send(&self, batch: &[&Notification], text: &str) -> Result<(), SendError> {
+        let Some(n) = batch.first() else { return Ok(()) };
         let a = &n.alert;
-        let subject = format!("[fundguard {}] {} {}: {}", a.severity.as_str(), a.rule, n.event, a.message);
+        let subject = match batch.len() {
+            1 => format!("[fundguard {}] {} {}: {}", a.severity.as_str(), a.rule, n.event, a.message),
+            count => format!("[fundguard {}] {} {}: {count} alerts", a.severity.as_str(), a.rule, n.event),
+        };
         let mut message = Message::builder().from(self.from.clone()).subject(subject);
         for to in &self.to {
             message = message.to(to.clone());
         }
         let message = message
             .header(lettre::message::header::ContentType::TEXT_PLAIN)
-            .body(format!("{text}\n\nDelivery: {}\n", n.id))
+            .body(format!(
+                "{text}\n\nDelivery: {}\n",
+                batch.iter().map(|n| n.id.to_string()).collect::<Vec<_>>().join(", ")
+            ))
             .map_err(|e| SendError { message: format!("building the email: {e}"), permanent: true })?;
         self.transport.send(&message).map(|_| ()).map_err(|e| SendError {
             message: format!("SMTP: {e}"),

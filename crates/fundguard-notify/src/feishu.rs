@@ -26,7 +26,7 @@ pub fn sign(timestamp: u64, secret: &str) -> String {
 }
 
 impl Channel for Feishu {
-    fn send(&self, _: &Notification, text: &str) -> Result<(), SendError> {
+    fn send(&self, _: &[&Notification], text: &str) -> Result<(), SendError> {
         let mut body = serde_json::json!({ "msg_type": "text", "content": { "text": text } });
         if let Some(secret) = &self.secret {
             let timestamp = (unix_millis() / 1000) as u64;

@@ -35,8 +35,14 @@ pub struct SendError {
 
 /// A destination for notifications.
 pub trait Channel: Send {
-    fn send(&self, notification: &Notification, text: &str) -> Result<(), SendError>;
+    /// Sends one message about `batch` — one notification, or a group of the same
+    /// rule, event and channel (a storm) — with its human `text`.
+    fn send(&self, batch: &[&Notification], text: &str) -> Result<(), SendError>;
 }
+
+/// From this many notifications of one rule and event for one channel in a round, they
+/// go as one grouped message with a count instead of one message each.
+pub const GROUP_FROM: usize = 5;
 
 /// Posts a JSON body and judges the answer: a 2xx whose body `accepted` approves is
 /// delivered; a 4xx other than 408/429 (and a refusal in the body) will not get better
@@ -144,29 +150,79 @@ impl<S: AlertStore> Notifier<S> {
     }
 
     /// Sends everything due at `now` (up to `limit`); returns how many were delivered.
+    /// Notifications of one channel, rule and event form a group; a group of
+    /// [`GROUP_FROM`] or more goes as one message with a count.
     pub fn deliver_due(&mut self, now: EventTime, limit: usize) -> Result<usize, fundguard_alerts::AlertError> {
+        let due = self.store.due_notifications(now, limit)?;
+        let mut groups: Vec<Vec<&Notification>> = Vec::new();
+        for n in &due {
+            let same = |g: &&mut Vec<&Notification>| {
+                g[0].channel == n.channel && g[0].alert.rule == n.alert.rule && g[0].event == n.event
+            };
+            match groups.iter_mut().find(|g| same(g)) {
+                Some(g) if g.len() < limit => g.push(n),
+                _ => groups.push(vec![n]),
+            }
+        }
+        let mut batches: Vec<Vec<&Notification>> = Vec::new();
+        for g in groups {
+            if g.len() >= GROUP_FROM {
+                batches.push(g);
+            } else {
+                batches.extend(g.into_iter().map(|n| vec![n]));
+            }
+        }
         let mut delivered = 0;
-        for n in self.store.due_notifications(now, limit)? {
-            let text = message_text(&n, self.link.as_deref());
-            let outcome = match self.channels.get(&n.channel) {
-                Some(channel) => channel.send(&n, &text),
+        for batch in batches {
+            let first = batch[0];
+            let text = match batch.len() {
+                1 => message_text(first, self.link.as_deref()),
+                _ => group_text(&batch, self.link.as_deref()),
+            };
+            let outcome = match self.channels.get(&first.channel) {
+                Some(channel) => channel.send(&batch, &text),
                 None => Err(SendError {
-                    message: format!("no channel named `{}` in the config", n.channel),
+                    message: format!("no channel named `{}` in the config", first.channel),
                     permanent: true,
                 }),
             };
-            let (outcome, retry_at) = match outcome {
-                Ok(()) => {
-                    delivered += 1;
-                    (Ok(()), None)
-                }
-                Err(e) if e.permanent || n.attempts + 1 >= self.retry.max_attempts => (Err(e.message), None),
-                Err(e) => (Err(e.message), Some(now.plus(self.retry.wait(n.attempts)))),
-            };
-            self.store.delivery_attempted(n.id, outcome, retry_at, now)?;
+            for n in &batch {
+                let (result, retry_at) = match &outcome {
+                    Ok(()) => {
+                        delivered += 1;
+                        (Ok(()), None)
+                    }
+                    Err(e) if e.permanent || n.attempts + 1 >= self.retry.max_attempts => {
+                        (Err(e.message.clone()), None)
+                    }
+                    Err(e) => (Err(e.message.clone()), Some(now.plus(self.retry.wait(n.attempts)))),
+                };
+                self.store.delivery_attempted(n.id, result, retry_at, now)?;
+            }
         }
         Ok(delivered)
     }
+}
+
+/// The text of a grouped message: the rule, how many alerts, their keys (the first ten)
+/// and where to look.
+pub fn group_text(batch: &[&Notification], link: Option<&str>) -> String {
+    let a = &batch[0].alert;
+    let keys: Vec<String> = batch.iter().take(10).map(|n| format!("#{} {}", n.alert.id, n.alert.key)).collect();
+    let more = if batch.len() > 10 { format!(" and {} more", batch.len() - 10) } else { String::new() };
+    let open = match link {
+        Some(base) => base.trim_end_matches('/').to_string(),
+        None => format!("fundguard alerts list --rule {}", a.rule),
+    };
+    format!(
+        "[{}] {}: {} alerts {} (team {}): {}{more}. Open: {open}",
+        a.severity.as_str().to_uppercase(),
+        a.rule,
+        batch.len(),
+        batch[0].event,
+        a.owner,
+        keys.join(", ")
+    )
 }
 
 /// The human text of a notification: rule, key, money at risk and where to look.

@@ -16,7 +16,7 @@ impl Slack {
 }
 
 impl Channel for Slack {
-    fn send(&self, _: &Notification, text: &str) -> Result<(), SendError> {
+    fn send(&self, _: &[&Notification], text: &str) -> Result<(), SendError> {
         post_json(&self.agent, &self.url, &serde_json::json!({ "text": text }).to_string(), &[], any_body)
     }
 }

@@ -23,14 +23,16 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
 }
 
 impl Channel for Webhook {
-    fn send(&self, n: &Notification, text: &str) -> Result<(), SendError> {
-        let body = serde_json::json!({
-            "delivery": n.id,
-            "event": n.event,
-            "text": text,
-            "alert": n.alert,
-        })
-        .to_string();
+    /// One alert: `{"delivery", "event", "text", "alert"}`; a group adds `"alerts"` (all of
+    /// them) and `"deliveries"`, and `delivery` is the first one's.
+    fn send(&self, batch: &[&Notification], text: &str) -> Result<(), SendError> {
+        let Some(n) = batch.first() else { return Ok(()) };
+        let mut body = serde_json::json!({ "delivery": n.id, "event": n.event, "text": text, "alert": n.alert });
+        if batch.len() > 1 {
+            body["alerts"] = batch.iter().map(|n| serde_json::to_value(&n.alert).unwrap_or_default()).collect();
+            body["deliveries"] = batch.iter().map(|n| n.id).collect();
+        }
+        let body = body.to_string();
         let mut headers = vec![("X-Fundguard-Delivery", n.id.to_string()), ("X-Fundguard-Event", n.event.clone())];
         if let Some(secret) = &self.secret {
             headers.push(("X-Fundguard-Signature", signature(secret, body.as_bytes())));

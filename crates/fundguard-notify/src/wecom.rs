@@ -16,7 +16,7 @@ impl WeCom {
 }
 
 impl Channel for WeCom {
-    fn send(&self, _: &Notification, text: &str) -> Result<(), SendError> {
+    fn send(&self, _: &[&Notification], text: &str) -> Result<(), SendError> {
         let body = serde_json::json!({ "msgtype": "text", "text": { "content": text } }).to_string();
         post_json(&self.agent, &self.url, &body, &[], zero_code)
     }

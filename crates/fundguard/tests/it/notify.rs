@@ -249,3 +249,30 @@ fn email_goes_out_over_smtp() {
     assert!(mail.contains("Subject: [fundguard critical] refund-amount-positive opened"), "{mail}");
     assert!(mail.contains("To: refunds@example.com") && mail.contains("money at risk: -5 CNY"), "{mail}");
 }
+
+#[test]
+fn a_storm_of_findings_from_one_rule_is_one_grouped_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let hook = free_port();
+    let got = receiver(hook);
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "rules: [{rules}]\ndata_dir: data\nlisten: 127.0.0.1:0\nsources:\n  - {{ name: msgs, type: http, format: json, table: shop.refunds, token_env: FG_TOKEN }}\nsinks:\n  - {{ type: alerts }}\nnotify:\n  channels:\n    - {{ name: hook, type: webhook, url: \"http://127.0.0.1:{hook}/\" }}\n  routes:\n    - {{ channels: [hook] }}\n",
+            rules = path(&repo_root().join("examples/rules"))
+        ),
+    );
+    let service = Service::start(&config, &[("FG_TOKEN", "t")]);
+    let ts = now_ms();
+    let storm: Vec<String> = (1..=30)
+        .map(|id| format!("{{\"id\":{id},\"order_id\":{id},\"amount\":-1,\"currency\":\"CNY\",\"ts\":{ts}}}"))
+        .collect();
+    assert_eq!(post(&format!("{}/v1/ingest/msgs", service.url()), Some("t"), &format!("[{}]", storm.join(","))).0, 200);
+    assert!(wait(Duration::from_secs(15), || (!got.lock().unwrap().is_empty()).then_some(())).is_some());
+    std::thread::sleep(Duration::from_secs(1));
+    let got = got.lock().unwrap();
+    assert_eq!(got.len(), 1, "one message for the storm");
+    let body: serde_json::Value = serde_json::from_str(&got[0].1).unwrap();
+    assert_eq!(body["alerts"].as_array().unwrap().len(), 30);
+    assert!(body["text"].as_str().unwrap().contains("refund-amount-positive: 30 alerts opened"), "{body}");
+}
