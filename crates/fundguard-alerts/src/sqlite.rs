@@ -179,7 +179,8 @@ fn record_one(tx: &Transaction<'_>, routes: &Routes, finding: &Finding) -> rusql
     let money = finding.money_at_risk.as_ref().and_then(|m| serde_json::to_string(m).ok());
     let seen = micros(finding.detected_at);
     let existing: Option<(i64, String)> = tx
-        .query_row("SELECT id, status FROM alerts WHERE fingerprint = ?1", [&fp], |r| Ok((r.get(0)?, r.get(1)?)))
+        .prepare_cached("SELECT id, status FROM alerts WHERE fingerprint = ?1")?
+        .query_row([&fp], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     match existing {
         None => {
@@ -208,11 +209,11 @@ fn record_one(tx: &Transaction<'_>, routes: &Routes, finding: &Finding) -> rusql
             Ok(Recorded::Opened(id))
         }
         Some((id, status)) => {
-            tx.execute(
+            tx.prepare_cached(
                 "UPDATE alerts SET count = count + 1, last_seen = max(last_seen, ?2), message = ?3, \
                  money_json = ?4, evidence_json = ?5 WHERE id = ?1",
-                params![id, seen, finding.message, money, evidence],
-            )?;
+            )?
+            .execute(params![id, seen, finding.message, money, evidence])?;
             if status == Status::Resolved.as_str() {
                 tx.execute(
                     "UPDATE alerts SET status = 'open', acknowledged_at = NULL, resolved_at = NULL, \
