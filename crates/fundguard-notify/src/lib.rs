@@ -19,7 +19,7 @@ pub mod slack;
 pub mod webhook;
 pub mod wecom;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use fundguard_alerts::{AlertStore, Notification};
@@ -142,11 +142,34 @@ pub struct Notifier<S> {
     retry: Retry,
     /// Where a person opens an alert: `{link}/{id}` in messages (the console, later).
     link: Option<String>,
+    /// Per channel: at most this many messages a minute, and when the last ones went.
+    limits: HashMap<String, (usize, VecDeque<EventTime>)>,
 }
 
 impl<S: AlertStore> Notifier<S> {
     pub fn new(store: S, channels: HashMap<String, Box<dyn Channel>>, retry: Retry, link: Option<String>) -> Self {
-        Notifier { store, channels, retry, link }
+        Notifier { store, channels, retry, link, limits: HashMap::new() }
+    }
+
+    /// Sends at most `per_minute` messages a minute to `channel`; the rest wait, due, for
+    /// a later round (and group up meanwhile) — never dropped.
+    pub fn limit(mut self, channel: &str, per_minute: usize) -> Self {
+        self.limits.insert(channel.to_string(), (per_minute, VecDeque::new()));
+        self
+    }
+
+    /// Whether `channel` may send one more message at `now`; counts it when so.
+    fn admit(&mut self, channel: &str, now: EventTime) -> bool {
+        let Some((per_minute, sent)) = self.limits.get_mut(channel) else { return true };
+        let minute_ago = now.as_micros() - 60_000_000;
+        while sent.front().is_some_and(|t| t.as_micros() <= minute_ago) {
+            sent.pop_front();
+        }
+        if sent.len() >= *per_minute {
+            return false;
+        }
+        sent.push_back(now);
+        true
     }
 
     /// Sends everything due at `now` (up to `limit`); returns how many were delivered.
@@ -175,6 +198,9 @@ impl<S: AlertStore> Notifier<S> {
         let mut delivered = 0;
         for batch in batches {
             let first = batch[0];
+            if !self.admit(&first.channel, now) {
+                continue; // over the channel's rate: still due next round
+            }
             let text = match batch.len() {
                 1 => message_text(first, self.link.as_deref()),
                 _ => group_text(&batch, self.link.as_deref()),
@@ -254,4 +280,70 @@ pub fn message_text(n: &Notification, link: Option<&str>) -> String {
         a.owner,
         a.count
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+
+    use fundguard_alerts::{Route, Routes, SqliteStore};
+    use fundguard_core::{Finding, Severity, Value};
+
+    use super::*;
+
+    /// Counts what it is asked to send.
+    struct Counting(Arc<Mutex<Vec<usize>>>);
+
+    impl Channel for Counting {
+        fn send(&self, batch: &[&Notification], _: &str) -> Result<(), SendError> {
+            self.0.lock().unwrap().push(batch.len());
+            Ok(())
+        }
+    }
+
+    fn finding(rule: &str, id: i64) -> Finding {
+        Finding {
+            rule: rule.into(),
+            owner: "t".into(),
+            severity: Severity::High,
+            key: BTreeMap::from([("id".to_string(), Value::Int(id))]),
+            event_time: EventTime::from_secs(1_700_000_000),
+            detected_at: EventTime::from_secs(1_700_000_001),
+            message: "m".into(),
+            evidence: Vec::new(),
+            money_at_risk: None,
+        }
+    }
+
+    #[test]
+    fn a_rate_limited_channel_sends_the_rest_later_and_loses_nothing() {
+        let dir = std::env::temp_dir().join(format!("fg-notify-{}", std::process::id()));
+        let routes = Routes(vec![Route { channels: vec!["c".into()], ..Route::default() }]);
+        let mut store = SqliteStore::open(&dir.join("a.db")).unwrap().with_routes(routes);
+        // Three rules with two alerts each: six single messages (below the grouping threshold).
+        let findings: Vec<Finding> = ["a", "b", "c"].iter().flat_map(|r| [finding(r, 1), finding(r, 2)]).collect();
+        fundguard_alerts::AlertStore::record(&mut store, &findings).unwrap();
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let channels: HashMap<String, Box<dyn Channel>> =
+            HashMap::from([("c".to_string(), Box::new(Counting(sent.clone())) as Box<dyn Channel>)]);
+        let mut notifier =
+            Notifier::new(SqliteStore::open(&dir.join("a.db")).unwrap(), channels, Retry::default(), None)
+                .limit("c", 4);
+        let t0 = EventTime::from_secs(1_800_000_000);
+        assert_eq!(notifier.deliver_due(t0, 100).unwrap(), 4, "four a minute");
+        assert_eq!(notifier.deliver_due(t0.plus(Duration::from_secs(30)), 100).unwrap(), 0, "still the same minute");
+        assert_eq!(notifier.deliver_due(t0.plus(Duration::from_secs(61)), 100).unwrap(), 2, "the rest a minute later");
+        assert_eq!(sent.lock().unwrap().len(), 6);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn retries_back_off_exponentially_with_jitter_up_to_the_cap() {
+        let retry = Retry::default();
+        for (attempts, base) in [(0u32, 1.0f64), (3, 8.0), (20, 300.0)] {
+            let wait = retry.wait(attempts).as_secs_f64();
+            assert!(wait >= base * 0.8 && wait <= base * 1.2, "attempt {attempts}: {wait}");
+        }
+    }
 }

@@ -67,6 +67,9 @@ struct ChannelFile {
     from: Option<String>,
     #[serde(default)]
     to: Vec<String>,
+    /// At most this many messages a minute; the rest wait (and group up), never dropped.
+    #[serde(default)]
+    max_per_minute: Option<usize>,
 }
 
 /// The kinds of notification channel.
@@ -104,6 +107,7 @@ pub struct ChannelConfig {
     /// Email only.
     pub from: String,
     pub to: Vec<String>,
+    pub max_per_minute: Option<usize>,
 }
 
 /// Validated notification settings.
@@ -576,7 +580,7 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config,
         }
         for spanned in file_notify.channels {
             let here = at(spanned.referenced.line() as usize, spanned.referenced.column() as usize);
-            let ChannelFile { name, kind, url, url_env, secret_env, from, to } = spanned.value;
+            let ChannelFile { name, kind, url, url_env, secret_env, from, to, max_per_minute } = spanned.value;
             if (kind == ChannelKind::Email) != (from.is_some() && !to.is_empty()) {
                 let why = if kind == ChannelKind::Email {
                     "needs `from` and `to`"
@@ -623,7 +627,15 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config,
                 continue;
             }
             if let Some(url) = url {
-                notify.channels.push(ChannelConfig { name, kind, url, secret, from: from.unwrap_or_default(), to });
+                notify.channels.push(ChannelConfig {
+                    name,
+                    kind,
+                    url,
+                    secret,
+                    from: from.unwrap_or_default(),
+                    to,
+                    max_per_minute,
+                });
             }
         }
         for spanned in file_notify.routes {

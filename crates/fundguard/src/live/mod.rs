@@ -135,6 +135,11 @@ fn notifier(
         })
         .collect::<anyhow::Result<_>>()?;
     let mut notifier = Notifier::new(store, channels, Retry::default(), config.notify.link.clone());
+    for c in &config.notify.channels {
+        if let Some(per_minute) = c.max_per_minute {
+            notifier = notifier.limit(&c.name, per_minute);
+        }
+    }
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let stopping = stop.clone();
     let thread = std::thread::Builder::new().name("fundguard-notifier".into()).spawn(move || {
