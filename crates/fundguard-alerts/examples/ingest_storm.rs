@@ -1,19 +1,24 @@
 //! Benchmark: a storm of findings recorded into the SQLite alert store with dedup.
 //!
-//! `cargo run --release -p fundguard-alerts --example ingest_storm [FINDINGS] [FINGERPRINTS] [BATCH]`
-//! (defaults 1,000,000 / 10,000 / 1,000). Prints findings/s and what the store holds.
+//! `cargo run --release -p fundguard-alerts --example ingest_storm [FINDINGS] [FINGERPRINTS] [BATCH] [POSTGRES_URL]`
+//! (defaults 1,000,000 / 10,000 / 1,000, SQLite in a temporary directory; with a URL, the
+//! PostgreSQL store in that — empty — database). Prints findings/s and what the store holds.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use fundguard_alerts::{AlertStore, Filter, SqliteStore};
+use fundguard_alerts::{AlertStore, Filter, StoreLocation};
 use fundguard_core::{EventTime, Finding, Money, Severity, Value};
 
 fn main() {
     let arg = |i: usize, default: usize| std::env::args().nth(i).and_then(|a| a.parse().ok()).unwrap_or(default);
     let (total, fingerprints, batch) = (arg(1, 1_000_000), arg(2, 10_000), arg(3, 1_000));
     let dir = std::env::temp_dir().join(format!("fundguard-ingest-{}", std::process::id()));
-    let mut store = SqliteStore::open(&dir.join("alerts.db")).expect("open the store");
+    let location = match std::env::args().nth(4) {
+        Some(url) => StoreLocation::Postgres(url),
+        None => StoreLocation::Sqlite(dir.join("alerts.db")),
+    };
+    let mut store = location.open(Default::default()).expect("open the store");
     let started = Instant::now();
     let mut findings = Vec::with_capacity(batch);
     for i in 0..total {
@@ -39,7 +44,7 @@ fn main() {
     let alerts = store.list(&Filter { limit: usize::MAX >> 1, ..Filter::default() }).expect("list");
     let counted: u64 = alerts.iter().map(|a| a.count).sum();
     println!(
-        "{total} findings over {fingerprints} fingerprints, batches of {batch}: {secs:.1} s = {:.0} findings/s; \
+        "{location:?}: {total} findings over {fingerprints} fingerprints, batches of {batch}: {secs:.1} s = {:.0} findings/s; \
          {} alerts holding {counted} findings",
         total as f64 / secs,
         alerts.len()

@@ -4,6 +4,7 @@
 //! - [`model`]: what an alert is, its lifecycle and the changes people make to it;
 //! - [`AlertStore`]: the one interface every store implements;
 //! - [`sqlite::SqliteStore`]: the embedded default, one file in the data directory;
+//! - [`postgres::PostgresStore`]: the shared store, with the same schema and behaviour;
 //! - [`slo`]: deadlines per severity, overdue alerts, MTTD/MTTA/MTTR per team and rule;
 //! - [`report`]: the daily clearing report per team (text, Markdown, HTML).
 //!
@@ -13,13 +14,16 @@
 //! one closed as false positive or expected stays closed (that is what those mean) and
 //! only counts.
 
+mod columns;
 pub mod model;
+pub mod postgres;
 pub mod report;
 pub mod routes;
 pub mod slo;
 pub mod sqlite;
 
 pub use model::{Alert, AlertError, Change, Filter, Recorded, Status, TimelineEntry, fingerprint};
+pub use postgres::PostgresStore;
 pub use report::{DailyReport, TeamDay};
 pub use routes::{Route, Routes};
 pub use slo::{Deadlines, Overdue, Slo, SloFigures, SloReport};
@@ -59,6 +63,53 @@ pub trait AlertStore {
 
     /// Notifications per state, for health and metrics: (pending, delivered, failed).
     fn notification_counts(&self) -> Result<(u64, u64, u64), AlertError>;
+}
+
+impl<T: AlertStore + ?Sized> AlertStore for Box<T> {
+    fn record(&mut self, findings: &[Finding]) -> Result<Vec<Recorded>, AlertError> {
+        (**self).record(findings)
+    }
+    fn list(&self, filter: &Filter) -> Result<Vec<Alert>, AlertError> {
+        (**self).list(filter)
+    }
+    fn get(&self, id: i64) -> Result<(Alert, Vec<TimelineEntry>), AlertError> {
+        (**self).get(id)
+    }
+    fn change(&mut self, id: i64, change: &Change, actor: &str, now: EventTime) -> Result<Alert, AlertError> {
+        (**self).change(id, change, actor, now)
+    }
+    fn due_notifications(&self, now: EventTime, limit: usize) -> Result<Vec<Notification>, AlertError> {
+        (**self).due_notifications(now, limit)
+    }
+    fn delivery_attempted(
+        &mut self,
+        id: i64,
+        outcome: Result<(), String>,
+        retry_at: Option<EventTime>,
+        now: EventTime,
+    ) -> Result<(), AlertError> {
+        (**self).delivery_attempted(id, outcome, retry_at, now)
+    }
+    fn notification_counts(&self) -> Result<(u64, u64, u64), AlertError> {
+        (**self).notification_counts()
+    }
+}
+
+/// Where alerts live: an SQLite file, or a PostgreSQL database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreLocation {
+    Sqlite(std::path::PathBuf),
+    Postgres(String),
+}
+
+impl StoreLocation {
+    /// Opens (and migrates) the store, routing notifications with `routes`.
+    pub fn open(&self, routes: Routes) -> Result<Box<dyn AlertStore + Send>, AlertError> {
+        Ok(match self {
+            StoreLocation::Sqlite(path) => Box::new(SqliteStore::open(path)?.with_routes(routes)),
+            StoreLocation::Postgres(url) => Box::new(PostgresStore::open(url)?.with_routes(routes)),
+        })
+    }
 }
 
 /// One message to one channel about one alert event, kept in the store's outbox until

@@ -197,6 +197,8 @@ pub enum AlertError {
     InvalidChange(String),
     #[error("the alert store {path}: {source}")]
     Store { path: String, source: rusqlite::Error },
+    #[error("the PostgreSQL alert store {url}: {message}")]
+    Postgres { url: String, message: String },
     #[error(
         "the alert store {path} was written by a newer fundguard (schema {found}, this one knows {known}): upgrade fundguard"
     )]

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use fundguard_core::{EventTime, Finding, Severity};
+use fundguard_core::{EventTime, Finding};
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 
 use crate::model::{Alert, AlertError, Change, Filter, Recorded, Status, TimelineEntry, fingerprint};
@@ -71,8 +71,7 @@ CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE delivered_at IS NULL A
 /// The actor of changes fundguard itself makes (opening, reopening).
 pub const SYSTEM_ACTOR: &str = "fundguard";
 
-const COLUMNS: &str = "id, fingerprint, rule, key_json, severity, owner, status, assignee, message, count, \
-                       event_time, first_seen, last_seen, acknowledged_at, resolved_at, root_cause, money_json, evidence_json";
+use crate::columns::COLUMNS;
 
 pub struct SqliteStore {
     conn: Connection,
@@ -231,36 +230,23 @@ fn record_one(tx: &Transaction<'_>, routes: &Routes, finding: &Finding) -> rusql
 }
 
 fn alert_from(r: &Row<'_>) -> rusqlite::Result<Alert> {
-    let json = |i: usize| -> rusqlite::Result<serde_json::Value> {
-        let text: String = r.get(i)?;
-        Ok(serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
-    };
-    let time = |i: usize| -> rusqlite::Result<Option<EventTime>> {
-        Ok(r.get::<_, Option<i64>>(i)?.map(EventTime::from_micros))
-    };
-    let severity: String = r.get(4)?;
-    let status: String = r.get(6)?;
-    let money: Option<String> = r.get(16)?;
-    Ok(Alert {
-        id: r.get(0)?,
-        fingerprint: r.get(1)?,
-        rule: r.get(2)?,
-        key: json(3)?,
-        severity: serde_json::from_value(serde_json::Value::String(severity)).unwrap_or(Severity::Critical),
-        owner: r.get(5)?,
-        status: Status::parse(&status).unwrap_or(Status::Open),
-        assignee: r.get(7)?,
-        message: r.get(8)?,
-        count: r.get::<_, i64>(9)? as u64,
-        event_time: EventTime::from_micros(r.get(10)?),
-        first_seen: EventTime::from_micros(r.get(11)?),
-        last_seen: EventTime::from_micros(r.get(12)?),
-        acknowledged_at: time(13)?,
-        resolved_at: time(14)?,
-        root_cause: r.get(15)?,
-        money_at_risk: money.and_then(|m| serde_json::from_str(&m).ok()),
-        evidence: json(17)?,
-    })
+    crate::columns::alert_from(r)
+}
+
+impl crate::columns::Columns for Row<'_> {
+    type Error = rusqlite::Error;
+    fn text(&self, i: usize) -> rusqlite::Result<String> {
+        self.get(i)
+    }
+    fn opt_text(&self, i: usize) -> rusqlite::Result<Option<String>> {
+        self.get(i)
+    }
+    fn int(&self, i: usize) -> rusqlite::Result<i64> {
+        self.get(i)
+    }
+    fn opt_int(&self, i: usize) -> rusqlite::Result<Option<i64>> {
+        self.get(i)
+    }
 }
 
 impl AlertStore for SqliteStore {

@@ -1,8 +1,10 @@
-//! The alert store against a real SQLite file: dedup, lifecycle, audit, filters, schema versions.
+//! Every alert store against the same suite — SQLite (a real file) and PostgreSQL (the
+//! machine's shared server, a fresh database per test): dedup, lifecycle, audit, filters,
+//! outbox, schema versions.
 
 use std::collections::BTreeMap;
 
-use fundguard_alerts::{AlertError, AlertStore, Change, Filter, Recorded, SqliteStore, Status};
+use fundguard_alerts::{AlertError, AlertStore, Change, Filter, PostgresStore, Recorded, Routes, SqliteStore, Status};
 use fundguard_core::{EventTime, Finding, Severity, Value};
 use proptest::prelude::*;
 
@@ -20,83 +22,131 @@ fn finding(rule: &str, id: i64, at_secs: i64) -> Finding {
     }
 }
 
-fn store() -> (tempfile::TempDir, SqliteStore) {
+/// Keeps a store's backing alive: the SQLite directory, or the PostgreSQL database
+/// (dropped at the end of the test).
+enum Backing {
+    File(#[allow(dead_code)] tempfile::TempDir),
+    Database(String),
+}
+
+impl Drop for Backing {
+    fn drop(&mut self) {
+        if let Backing::Database(name) = self
+            && let Ok(mut admin) = postgres::Client::connect(ADMIN_URL, postgres::NoTls)
+        {
+            let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+        }
+    }
+}
+
+const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// A fresh, empty database on the shared PostgreSQL server.
+fn fresh_database() -> (String, Backing) {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let name = format!("fg_alerts_{}_{}", std::process::id(), NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    let mut admin = postgres::Client::connect(ADMIN_URL, postgres::NoTls).expect("the machine's PostgreSQL on 5432");
+    admin.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+    (format!("postgres://postgres@127.0.0.1:5432/{name}"), Backing::Database(name))
+}
+
+/// One store of each kind, empty, with `routes`.
+fn stores_with(routes: Routes) -> Vec<(&'static str, Box<dyn AlertStore>, Backing)> {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("data/alerts.db")).unwrap();
-    (dir, store)
+    let sqlite = SqliteStore::open(&dir.path().join("data/alerts.db")).unwrap().with_routes(routes.clone());
+    let (url, database) = fresh_database();
+    let postgres = PostgresStore::open(&url).unwrap().with_routes(routes);
+    vec![("sqlite", Box::new(sqlite), Backing::File(dir)), ("postgres", Box::new(postgres), database)]
+}
+
+fn stores() -> Vec<(&'static str, Box<dyn AlertStore>, Backing)> {
+    stores_with(Routes::default())
 }
 
 #[test]
 fn the_same_fingerprint_updates_one_alert() {
-    let (_dir, mut store) = store();
-    let recorded =
-        store.record(&[finding("pay-amount", 1, 0), finding("pay-amount", 1, 5), finding("pay-amount", 2, 6)]).unwrap();
-    assert_eq!(recorded, vec![Recorded::Opened(1), Recorded::Updated(1), Recorded::Opened(2)]);
-    let (alert, timeline) = store.get(1).unwrap();
-    assert_eq!((alert.count, alert.status, alert.owner.as_str()), (2, Status::Open, "payments"));
-    assert_eq!(alert.first_seen, EventTime::from_secs(1_700_000_001));
-    assert_eq!(alert.last_seen, EventTime::from_secs(1_700_000_006));
-    assert_eq!(alert.detection_micros(), 1_000_000);
-    assert_eq!(timeline.len(), 1, "updates do not spam the timeline");
+    for (kind, mut store, _backing) in stores() {
+        eprintln!("store: {kind}");
+        let recorded = store
+            .record(&[finding("pay-amount", 1, 0), finding("pay-amount", 1, 5), finding("pay-amount", 2, 6)])
+            .unwrap();
+        assert_eq!(recorded, vec![Recorded::Opened(1), Recorded::Updated(1), Recorded::Opened(2)]);
+        let (alert, timeline) = store.get(1).unwrap();
+        assert_eq!((alert.count, alert.status, alert.owner.as_str()), (2, Status::Open, "payments"));
+        assert_eq!(alert.first_seen, EventTime::from_secs(1_700_000_001));
+        assert_eq!(alert.last_seen, EventTime::from_secs(1_700_000_006));
+        assert_eq!(alert.detection_micros(), 1_000_000);
+        assert_eq!(timeline.len(), 1, "updates do not spam the timeline");
+    }
 }
 
 #[test]
 fn the_lifecycle_is_audited_and_a_resolved_alert_reopens() {
-    let (_dir, mut store) = store();
-    store.record(&[finding("refund-sign", 9, 0)]).unwrap();
-    let now = EventTime::from_secs(1_700_000_100);
-    store.change(1, &Change::Acknowledge, "ana", now).unwrap();
-    let refused = store.change(1, &Change::Resolve { root_cause: " ".into() }, "ana", now).unwrap_err();
-    assert!(matches!(refused, AlertError::InvalidChange(_)), "{refused}");
-    assert_eq!(store.get(1).unwrap().0.status, Status::Acknowledged, "nothing half-applied");
-    let resolved =
-        store.change(1, &Change::Resolve { root_cause: "refund job wrote yuan as fen".into() }, "ana", now).unwrap();
-    assert_eq!(resolved.status, Status::Resolved);
-    assert_eq!(resolved.root_cause.as_deref(), Some("refund job wrote yuan as fen"));
-    assert_eq!(resolved.resolved_at, Some(now));
-    let again = store.change(1, &Change::Acknowledge, "bo", now).unwrap_err().to_string();
-    assert_eq!(again, "alert 1 is resolved: only open alerts can be acknowledged");
+    for (kind, mut store, _backing) in stores() {
+        eprintln!("store: {kind}");
+        store.record(&[finding("refund-sign", 9, 0)]).unwrap();
+        let now = EventTime::from_secs(1_700_000_100);
+        store.change(1, &Change::Acknowledge, "ana", now).unwrap();
+        let refused = store.change(1, &Change::Resolve { root_cause: " ".into() }, "ana", now).unwrap_err();
+        assert!(matches!(refused, AlertError::InvalidChange(_)), "{refused}");
+        assert_eq!(store.get(1).unwrap().0.status, Status::Acknowledged, "nothing half-applied");
+        let resolved = store
+            .change(1, &Change::Resolve { root_cause: "refund job wrote yuan as fen".into() }, "ana", now)
+            .unwrap();
+        assert_eq!(resolved.status, Status::Resolved);
+        assert_eq!(resolved.root_cause.as_deref(), Some("refund job wrote yuan as fen"));
+        assert_eq!(resolved.resolved_at, Some(now));
+        let again = store.change(1, &Change::Acknowledge, "bo", now).unwrap_err().to_string();
+        assert_eq!(again, "alert 1 is resolved: only open alerts can be acknowledged");
 
-    assert_eq!(store.record(&[finding("refund-sign", 9, 300)]).unwrap(), vec![Recorded::Reopened(1)]);
-    let (alert, timeline) = store.get(1).unwrap();
-    assert_eq!((alert.status, alert.count, alert.resolved_at), (Status::Open, 2, None));
-    let actions: Vec<(&str, &str)> = timeline.iter().map(|t| (t.actor.as_str(), t.action.as_str())).collect();
-    assert_eq!(
-        actions,
-        [("fundguard", "opened"), ("ana", "acknowledged"), ("ana", "resolved"), ("fundguard", "reopened")]
-    );
-    assert!(matches!(store.get(42), Err(AlertError::NotFound(42))));
+        assert_eq!(store.record(&[finding("refund-sign", 9, 300)]).unwrap(), vec![Recorded::Reopened(1)]);
+        let (alert, timeline) = store.get(1).unwrap();
+        assert_eq!((alert.status, alert.count, alert.resolved_at), (Status::Open, 2, None));
+        let actions: Vec<(&str, &str)> = timeline.iter().map(|t| (t.actor.as_str(), t.action.as_str())).collect();
+        assert_eq!(
+            actions,
+            [("fundguard", "opened"), ("ana", "acknowledged"), ("ana", "resolved"), ("fundguard", "reopened")]
+        );
+        assert!(matches!(store.get(42), Err(AlertError::NotFound(42))));
+    }
 }
 
 #[test]
 fn false_positives_stay_closed_and_only_count() {
-    let (_dir, mut store) = store();
-    store.record(&[finding("pay-amount", 3, 0)]).unwrap();
-    store.change(1, &Change::FalsePositive { reason: "test merchant".into() }, "ana", EventTime::from_secs(1)).unwrap();
-    assert_eq!(store.record(&[finding("pay-amount", 3, 10)]).unwrap(), vec![Recorded::Updated(1)]);
-    let alert = store.get(1).unwrap().0;
-    assert_eq!((alert.status, alert.count), (Status::FalsePositive, 2));
+    for (kind, mut store, _backing) in stores() {
+        eprintln!("store: {kind}");
+        store.record(&[finding("pay-amount", 3, 0)]).unwrap();
+        store
+            .change(1, &Change::FalsePositive { reason: "test merchant".into() }, "ana", EventTime::from_secs(1))
+            .unwrap();
+        assert_eq!(store.record(&[finding("pay-amount", 3, 10)]).unwrap(), vec![Recorded::Updated(1)]);
+        let alert = store.get(1).unwrap().0;
+        assert_eq!((alert.status, alert.count), (Status::FalsePositive, 2));
+    }
 }
 
 #[test]
 fn lists_filter_and_page() {
-    let (_dir, mut store) = store();
-    let findings: Vec<Finding> =
-        (0..30).map(|i| finding(if i % 3 == 0 { "refund-sign" } else { "pay-amount" }, i, i)).collect();
-    store.record(&findings).unwrap();
-    store.change(2, &Change::Acknowledge, "ana", EventTime::from_secs(1)).unwrap();
-    let all = store.list(&Filter::default()).unwrap();
-    assert_eq!(all.len(), 30);
-    assert_eq!(all[0].key["id"], 29, "most recently seen first");
-    let refunds = store.list(&Filter { owner: Some("refunds".into()), ..Filter::default() }).unwrap();
-    assert_eq!(refunds.len(), 10);
-    assert!(refunds.iter().all(|a| a.rule == "refund-sign"));
-    let acked = store.list(&Filter { status: Some(Status::Acknowledged), ..Filter::default() }).unwrap();
-    assert_eq!(acked.iter().map(|a| a.id).collect::<Vec<_>>(), [2]);
-    let page = store.list(&Filter { limit: 5, offset: 5, ..Filter::default() }).unwrap();
-    assert_eq!(page.iter().map(|a| a.key["id"].as_i64().unwrap()).collect::<Vec<_>>(), [24, 23, 22, 21, 20]);
-    let recent = store.list(&Filter { since: Some(EventTime::from_secs(1_700_000_026)), ..Filter::default() }).unwrap();
-    assert_eq!(recent.len(), 5);
+    for (kind, mut store, _backing) in stores() {
+        eprintln!("store: {kind}");
+        let findings: Vec<Finding> =
+            (0..30).map(|i| finding(if i % 3 == 0 { "refund-sign" } else { "pay-amount" }, i, i)).collect();
+        store.record(&findings).unwrap();
+        store.change(2, &Change::Acknowledge, "ana", EventTime::from_secs(1)).unwrap();
+        let all = store.list(&Filter::default()).unwrap();
+        assert_eq!(all.len(), 30);
+        assert_eq!(all[0].key["id"], 29, "most recently seen first");
+        let refunds = store.list(&Filter { owner: Some("refunds".into()), ..Filter::default() }).unwrap();
+        assert_eq!(refunds.len(), 10);
+        assert!(refunds.iter().all(|a| a.rule == "refund-sign"));
+        let acked = store.list(&Filter { status: Some(Status::Acknowledged), ..Filter::default() }).unwrap();
+        assert_eq!(acked.iter().map(|a| a.id).collect::<Vec<_>>(), [2]);
+        let page = store.list(&Filter { limit: 5, offset: 5, ..Filter::default() }).unwrap();
+        assert_eq!(page.iter().map(|a| a.key["id"].as_i64().unwrap()).collect::<Vec<_>>(), [24, 23, 22, 21, 20]);
+        let recent =
+            store.list(&Filter { since: Some(EventTime::from_secs(1_700_000_026)), ..Filter::default() }).unwrap();
+        assert_eq!(recent.len(), 5);
+    }
 }
 
 #[test]
@@ -114,6 +164,14 @@ fn the_schema_is_versioned() {
     drop(conn);
     let error = SqliteStore::open(&path).err().unwrap().to_string();
     assert!(error.contains("newer fundguard") && error.contains("schema 99"), "{error}");
+
+    let (url, _database) = fresh_database();
+    PostgresStore::open(&url).unwrap().record(&[finding("pay-amount", 1, 0)]).unwrap();
+    assert_eq!(PostgresStore::open(&url).unwrap().list(&Filter::default()).unwrap().len(), 1, "reopened, data kept");
+    let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    client.batch_execute("UPDATE fundguard_schema SET version = 99").unwrap();
+    let error = PostgresStore::open(&url).err().unwrap().to_string();
+    assert!(error.contains("newer fundguard") && error.contains("schema 99"), "{error}");
 }
 
 proptest! {
@@ -122,7 +180,8 @@ proptest! {
     fn one_alert_per_fingerprint_and_every_finding_counted(
         picks in proptest::collection::vec((0usize..3, 0i64..6), 1..60),
     ) {
-        let (_dir, mut store) = store();
+        for (kind, mut store, _backing) in stores() {
+            eprintln!("store: {kind}");
         let rules = ["pay-amount", "refund-sign", "pay-currency"];
         let findings: Vec<Finding> = picks.iter().enumerate().map(|(i, (r, id))| finding(rules[*r], *id, i as i64)).collect();
         // Record in uneven batches.
@@ -133,13 +192,13 @@ proptest! {
         let alerts = store.list(&Filter { limit: 1000, ..Filter::default() }).unwrap();
         prop_assert_eq!(alerts.len(), distinct.len());
         prop_assert_eq!(alerts.iter().map(|a| a.count).sum::<u64>(), findings.len() as u64);
+        }
     }
 }
 
 #[test]
 fn alert_events_queue_notifications_for_routed_channels_until_delivered() {
-    use fundguard_alerts::{Route, Routes};
-    let dir = tempfile::tempdir().unwrap();
+    use fundguard_alerts::Route;
     let routes = Routes(vec![
         Route { severities: vec![Severity::Critical], channels: vec!["oncall".into()], ..Route::default() },
         Route {
@@ -148,30 +207,39 @@ fn alert_events_queue_notifications_for_routed_channels_until_delivered() {
             ..Route::default()
         },
     ]);
-    let mut store = SqliteStore::open(&dir.path().join("alerts.db")).unwrap().with_routes(routes);
-    store.record(&[finding("refund-sign", 1, 0), finding("refund-sign", 1, 1), finding("pay-amount", 2, 2)]).unwrap();
-    let now = EventTime::from_secs(1_800_000_000);
-    let due = store.due_notifications(now, 100).unwrap();
-    let sent: Vec<(i64, &str, &str)> = due.iter().map(|n| (n.alert_id, n.channel.as_str(), n.event.as_str())).collect();
-    assert_eq!(
-        sent,
-        [(1, "oncall", "opened"), (1, "refunds-hook", "opened"), (2, "oncall", "opened")],
-        "a repeat finding notifies nobody"
-    );
+    for (kind, mut store, _backing) in stores_with(routes) {
+        eprintln!("store: {kind}");
+        store
+            .record(&[finding("refund-sign", 1, 0), finding("refund-sign", 1, 1), finding("pay-amount", 2, 2)])
+            .unwrap();
+        let now = EventTime::from_secs(1_800_000_000);
+        let due = store.due_notifications(now, 100).unwrap();
+        let sent: Vec<(i64, &str, &str)> =
+            due.iter().map(|n| (n.alert_id, n.channel.as_str(), n.event.as_str())).collect();
+        assert_eq!(
+            sent,
+            [(1, "oncall", "opened"), (1, "refunds-hook", "opened"), (2, "oncall", "opened")],
+            "a repeat finding notifies nobody"
+        );
 
-    store.delivery_attempted(due[0].id, Ok(()), None, now).unwrap();
-    let retry_at = EventTime::from_secs(1_800_000_060);
-    store.delivery_attempted(due[1].id, Err("503".into()), Some(retry_at), now).unwrap();
-    store.delivery_attempted(due[2].id, Err("404 Not Found".into()), None, now).unwrap();
-    assert!(store.due_notifications(now, 100).unwrap().is_empty());
-    let later = store.due_notifications(retry_at, 100).unwrap();
-    assert_eq!((later.len(), later[0].attempts, later[0].last_error.as_deref()), (1, 1, Some("503")));
-    assert_eq!(store.notification_counts().unwrap(), (1, 1, 1));
+        store.delivery_attempted(due[0].id, Ok(()), None, now).unwrap();
+        let retry_at = EventTime::from_secs(1_800_000_060);
+        store.delivery_attempted(due[1].id, Err("503".into()), Some(retry_at), now).unwrap();
+        store.delivery_attempted(due[2].id, Err("404 Not Found".into()), None, now).unwrap();
+        assert!(store.due_notifications(now, 100).unwrap().is_empty());
+        let later = store.due_notifications(retry_at, 100).unwrap();
+        assert_eq!((later.len(), later[0].attempts, later[0].last_error.as_deref()), (1, 1, Some("503")));
+        assert_eq!(store.notification_counts().unwrap(), (1, 1, 1));
 
-    store.change(1, &Change::Resolve { root_cause: "fixed".into() }, "ana", now).unwrap();
-    let resolved: Vec<String> =
-        store.due_notifications(retry_at, 100).unwrap().iter().map(|n| format!("{}:{}", n.channel, n.event)).collect();
-    // Due order: the resolution (due now) before the retry (due a minute later).
-    assert_eq!(resolved, ["oncall:resolved", "refunds-hook:resolved", "refunds-hook:opened"]);
-    assert_eq!(store.due_notifications(retry_at, 100).unwrap()[0].alert.status, Status::Resolved);
+        store.change(1, &Change::Resolve { root_cause: "fixed".into() }, "ana", now).unwrap();
+        let resolved: Vec<String> = store
+            .due_notifications(retry_at, 100)
+            .unwrap()
+            .iter()
+            .map(|n| format!("{}:{}", n.channel, n.event))
+            .collect();
+        // Due order: the resolution (due now) before the retry (due a minute later).
+        assert_eq!(resolved, ["oncall:resolved", "refunds-hook:resolved", "refunds-hook:opened"]);
+        assert_eq!(store.due_notifications(retry_at, 100).unwrap()[0].alert.status, Status::Resolved);
+    }
 }

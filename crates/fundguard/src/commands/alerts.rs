@@ -3,20 +3,15 @@
 //! assign, note. Every change is written to the alert's timeline with its actor.
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use fundguard_alerts::{
-    Alert, AlertError, AlertStore, Change, Filter, Slo, SloFigures, SloReport, SqliteStore, Status,
-};
+use fundguard_alerts::{Alert, AlertError, AlertStore, Change, Filter, Slo, SloFigures, SloReport, Status};
 use fundguard_core::Severity;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The alert store (default: fundguard-data/alerts.db, where `fundguard run` keeps it
-    /// with the default data_dir).
-    #[arg(long, global = true)]
-    store: Option<PathBuf>,
+    #[command(flatten)]
+    store: super::StoreArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -139,14 +134,7 @@ fn refused(e: &AlertError) -> bool {
 }
 
 fn work(args: Args) -> anyhow::Result<ExitCode> {
-    let path = args.store.unwrap_or_else(|| SqliteStore::default_path(&PathBuf::from("fundguard-data")));
-    if !path.exists() {
-        anyhow::bail!(
-            "no alert store at {}: pass --store, or run fundguard with an `alerts` sink first",
-            path.display()
-        );
-    }
-    let mut store = SqliteStore::open(&path)?;
+    let mut store = args.store.open()?;
     let now = crate::pipeline::wall_clock();
     let (id, change, actor) = match args.command {
         Command::List { status, team, rule, severity, limit, offset, json } => {

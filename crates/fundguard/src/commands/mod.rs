@@ -48,3 +48,38 @@ pub(crate) fn rules(paths: &[PathBuf]) -> anyhow::Result<Vec<Rule>> {
     }
     Ok(rules)
 }
+
+/// Which alert store a command works on: the SQLite file, or a PostgreSQL database.
+#[derive(clap::Args)]
+pub struct StoreArgs {
+    /// The SQLite alert store (default: fundguard-data/alerts.db, where `fundguard run`
+    /// keeps it with the default data_dir).
+    #[arg(long, global = true)]
+    store: Option<PathBuf>,
+    /// Use the PostgreSQL alert store at the URL held by this environment variable.
+    #[arg(long, global = true, conflicts_with = "store")]
+    postgres_env: Option<String>,
+}
+
+impl StoreArgs {
+    pub fn open(&self) -> anyhow::Result<Box<dyn fundguard_alerts::AlertStore + Send>> {
+        use fundguard_alerts::{Routes, SqliteStore, StoreLocation};
+        let location = match &self.postgres_env {
+            Some(var) => StoreLocation::Postgres(
+                std::env::var(var).with_context(|| format!("--postgres-env {var}: the variable is not set"))?,
+            ),
+            None => {
+                let path =
+                    self.store.clone().unwrap_or_else(|| SqliteStore::default_path(&PathBuf::from("fundguard-data")));
+                if !path.exists() {
+                    anyhow::bail!(
+                        "no alert store at {}: pass --store, or run fundguard with an `alerts` sink first",
+                        path.display()
+                    );
+                }
+                StoreLocation::Sqlite(path)
+            }
+        };
+        Ok(location.open(Routes::default())?)
+    }
+}

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use fundguard_alerts::{AlertStore, DailyReport, Filter, Slo, SqliteStore};
+use fundguard_alerts::{AlertStore, DailyReport, Filter, Slo};
 use fundguard_core::EventTime;
 
 #[derive(clap::Args)]
@@ -23,9 +23,8 @@ enum Report {
         /// text, markdown or html.
         #[arg(long, default_value = "text")]
         format: String,
-        /// The alert store (default: fundguard-data/alerts.db).
-        #[arg(long)]
-        store: Option<PathBuf>,
+        #[command(flatten)]
+        store: super::StoreArgs,
         /// Write the report here instead of stdout.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -41,11 +40,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         None => EventTime::from_micros((now.as_micros().div_euclid(DAY) - 1) * DAY),
     };
     let label = start.to_string().get(..10).unwrap_or_default().to_string();
-    let path = store.unwrap_or_else(|| SqliteStore::default_path(&PathBuf::from("fundguard-data")));
-    if !path.exists() {
-        anyhow::bail!("no alert store at {}: pass --store", path.display());
-    }
-    let store = SqliteStore::open(&path)?;
+    let store = store.open()?;
     let alerts = store.list(&Filter { limit: usize::MAX >> 1, ..Filter::default() })?;
     let report = DailyReport::compute(&alerts, &label, start, &Slo::default(), now);
     let text = match format.as_str() {

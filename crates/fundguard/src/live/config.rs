@@ -240,10 +240,16 @@ pub enum SinkConfig {
         path: PathBuf,
     },
     Stdout,
-    /// Findings recorded as alerts in the SQLite alert store (default `DATA_DIR/alerts.db`).
+    /// Findings recorded as alerts: in the SQLite store (default `DATA_DIR/alerts.db`), or
+    /// in PostgreSQL at the URL in the environment variable `postgres_env`.
     Alerts {
         #[serde(default)]
         path: Option<PathBuf>,
+        #[serde(default)]
+        postgres_env: Option<String>,
+        /// The URL read from `postgres_env` at load time.
+        #[serde(skip)]
+        postgres_url: Option<String>,
     },
 }
 
@@ -281,9 +287,14 @@ pub struct Config {
 
 impl Config {
     /// The alert store of the `alerts` sink, if there is one.
-    pub fn alert_store(&self) -> Option<PathBuf> {
+    pub fn alert_store(&self) -> Option<fundguard_alerts::StoreLocation> {
         self.sinks.iter().find_map(|s| match s {
-            SinkConfig::Alerts { path } => Some(path.clone().unwrap_or_else(|| self.data_dir.join("alerts.db"))),
+            SinkConfig::Alerts { postgres_url: Some(url), .. } => {
+                Some(fundguard_alerts::StoreLocation::Postgres(url.clone()))
+            }
+            SinkConfig::Alerts { path, .. } => Some(fundguard_alerts::StoreLocation::Sqlite(
+                path.clone().unwrap_or_else(|| self.data_dir.join("alerts.db")),
+            )),
             _ => None,
         })
     }
@@ -657,6 +668,16 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config,
             });
         }
     }
+    for sink in &file.sinks {
+        if let SinkConfig::Alerts { postgres_env: Some(var), .. } = sink
+            && env(var).filter(|v| !v.is_empty()).is_none()
+        {
+            problems.push(Diagnostic::new(
+                at(0, 0),
+                format!("the alerts sink: environment variable {var} is not set: export the PostgreSQL URL there"),
+            ));
+        }
+    }
     if !problems.is_empty() {
         return Err(problems);
     }
@@ -666,9 +687,11 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config,
         .into_iter()
         .map(|s| match s {
             SinkConfig::Jsonl { path } => SinkConfig::Jsonl { path: rel(&path) },
-            SinkConfig::Alerts { path } => {
-                SinkConfig::Alerts { path: Some(path.map_or_else(|| data_dir.join("alerts.db"), |p| rel(&p))) }
-            }
+            SinkConfig::Alerts { path, postgres_env, .. } => SinkConfig::Alerts {
+                path: Some(path.map_or_else(|| data_dir.join("alerts.db"), |p| rel(&p))),
+                postgres_url: postgres_env.as_deref().and_then(&env),
+                postgres_env,
+            },
             other => other,
         })
         .collect();

@@ -104,6 +104,18 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Opens an alert store from a plain thread: the PostgreSQL client runs its own small
+/// runtime, which may not start inside this one. The store is then used only from the
+/// pipeline or notifier thread, never from async code.
+pub fn open_alert_store(
+    location: &fundguard_alerts::StoreLocation,
+    routes: fundguard_alerts::Routes,
+) -> anyhow::Result<Box<dyn fundguard_alerts::AlertStore + Send>> {
+    std::thread::scope(|s| s.spawn(|| location.open(routes)).join())
+        .map_err(|_| anyhow::anyhow!("opening the alert store panicked"))?
+        .map_err(Into::into)
+}
+
 /// The notifier thread: delivers due notifications from the alert store's outbox to the
 /// configured channels, four times a second, until told to stop.
 fn notifier(
@@ -111,8 +123,8 @@ fn notifier(
 ) -> anyhow::Result<Option<(Arc<std::sync::atomic::AtomicBool>, std::thread::JoinHandle<()>)>> {
     use config::ChannelKind;
     use fundguard_notify::{Channel, Notifier, Retry, alertmanager, dingtalk, email, feishu, slack, webhook, wecom};
-    let Some(path) = config.alert_store().filter(|_| !config.notify.channels.is_empty()) else { return Ok(None) };
-    let store = fundguard_alerts::SqliteStore::open(&path)?;
+    let Some(location) = config.alert_store().filter(|_| !config.notify.channels.is_empty()) else { return Ok(None) };
+    let store = open_alert_store(&location, fundguard_alerts::Routes::default())?;
     let channels: std::collections::HashMap<String, Box<dyn Channel>> = config
         .notify
         .channels

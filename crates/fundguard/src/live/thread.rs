@@ -87,10 +87,9 @@ pub fn spawn(
                 Box::new(JsonLines(std::io::BufWriter::new(file)))
             }
             SinkConfig::Stdout => Box::new(JsonLines(std::io::stdout())),
-            SinkConfig::Alerts { path } => {
-                let path = path.clone().unwrap_or_else(|| config.data_dir.join("alerts.db"));
-                let store = fundguard_alerts::SqliteStore::open(&path)?.with_routes(config.notify.routes.clone());
-                Box::new(AlertSink::new(store))
+            SinkConfig::Alerts { .. } => {
+                let location = config.alert_store().context("an alerts sink has a store")?;
+                Box::new(AlertSink::new(super::open_alert_store(&location, config.notify.routes.clone())?))
             }
         });
     }

@@ -137,3 +137,54 @@ fn a_live_run_records_alerts_and_dedups_repeated_findings() {
     assert_eq!(alert["owner"], "refunds");
     assert!(alert["message"].as_str().unwrap().contains("-6"), "the latest finding's message: {alert}");
 }
+
+#[test]
+fn a_live_run_and_the_cli_share_a_postgresql_alert_store() {
+    // A fresh database on the machine's shared PostgreSQL.
+    let database = format!("fg_live_alerts_{}", std::process::id());
+    let psql = |sql: &str| {
+        let o = std::process::Command::new("psql")
+            .args(["-X", "-q", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-c", sql])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    psql(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"));
+    psql(&format!("CREATE DATABASE {database}"));
+    let url = format!("postgres://postgres@127.0.0.1:5432/{database}");
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "rules: [{}]\ndata_dir: data\nlisten: 127.0.0.1:0\nsources:\n  - {{ name: msgs, type: http, format: json, table: shop.refunds, token_env: FG_TOKEN }}\nsinks:\n  - {{ type: alerts, postgres_env: FG_ALERTS_PG }}\n",
+            path(&repo_root().join("examples/rules"))
+        ),
+    );
+    let service = Service::start(&config, &[("FG_TOKEN", "t"), ("FG_ALERTS_PG", &url)]);
+    let body = format!("[{{\"id\":4,\"order_id\":4,\"amount\":-4,\"currency\":\"CNY\",\"ts\":{}}}]", now_ms());
+    assert_eq!(post(&format!("{}/v1/ingest/msgs", service.url()), Some("t"), &body).0, 200);
+    let cli = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_fundguard"))
+            .args(["alerts", "--postgres-env", "FG_ALERTS_PG"])
+            .args(args)
+            .env("FG_ALERTS_PG", &url)
+            .output()
+            .unwrap()
+    };
+    let listed = wait(Duration::from_secs(10), || {
+        let o = cli(&["list", "--json"]);
+        let text = stdout(&o);
+        text.contains("refund-amount-positive").then_some(text)
+    })
+    .expect("the live run's alert is in PostgreSQL");
+    let alert: serde_json::Value = serde_json::from_str(listed.lines().next().unwrap()).unwrap();
+    let id = alert["id"].to_string();
+    let o = cli(&["resolve", &id, "--root-cause", "test data", "--by", "ana"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = cli(&["show", &id, "--json"]);
+    let shown: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(shown["alert"]["status"], "resolved");
+    assert_eq!(shown["timeline"][1]["actor"], "ana");
+    drop(service);
+    psql(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"));
+}
