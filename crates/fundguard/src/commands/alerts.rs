@@ -45,6 +45,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The notification outbox: how many are pending, delivered and failed for good.
+    Outbox,
     /// One alert with its evidence, SLO clocks and timeline.
     Show {
         id: i64,
@@ -176,6 +178,11 @@ fn work(args: Args) -> anyhow::Result<ExitCode> {
                 print_slo(&mut out, "rule", &report.by_rule)?;
             }
             return Ok(ExitCode::SUCCESS);
+        }
+        Command::Outbox => {
+            let (pending, delivered, failed) = store.notification_counts()?;
+            writeln!(std::io::stdout().lock(), "pending {pending}, delivered {delivered}, failed {failed}")?;
+            return Ok(if failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS });
         }
         Command::Show { id, json } => {
             let (alert, timeline) = store.get(id)?;

@@ -82,6 +82,9 @@ fn a_webhook_down_during_a_kill_still_gets_every_notification_once_and_signed() 
     deliveries.sort();
     deliveries.dedup();
     assert_eq!(deliveries.len(), 3);
+    let store = dir.path().join("data/alerts.db");
+    let o = crate::fundguard(&["alerts", "--store", path(&store), "outbox"]);
+    assert_eq!(crate::stdout(&o).trim(), "pending 0, delivered 3, failed 0", "{}", crate::stderr(&o));
     for (headers, body) in got.iter() {
         let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(b"hook-secret").unwrap();
         mac.update(body.as_bytes());
