@@ -176,6 +176,10 @@ fn alertmanager_receives_firing_alerts_and_their_resolution() {
     assert_eq!(first["labels"]["team"], "refunds");
     assert_eq!(first["labels"]["severity"], "critical");
     assert_eq!(first["status"]["state"], "active");
+    // Alertmanager groups them (its route groups by alertname): one group of two.
+    let groups = am.groups();
+    let group = groups.iter().find(|g| g["labels"]["alertname"] == "refund-amount-positive").expect("a group per rule");
+    assert_eq!(group["alerts"].as_array().unwrap().len(), 2, "{groups:?}");
 
     let store = dir.path().join("data/alerts.db");
     let o = crate::fundguard(&["alerts", "--store", path(&store), "resolve", "1", "--root-cause", "test data"]);

@@ -319,8 +319,17 @@ impl Alertmanager {
 
     /// `GET /api/v2/alerts`: the active alerts.
     pub fn alerts(&self) -> Vec<serde_json::Value> {
+        self.get("alerts")
+    }
+
+    /// `GET /api/v2/alerts/groups`: the active alerts as Alertmanager grouped them.
+    pub fn groups(&self) -> Vec<serde_json::Value> {
+        self.get("alerts/groups")
+    }
+
+    fn get(&self, what: &str) -> Vec<serde_json::Value> {
         let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-        match agent.get(&format!("{}/api/v2/alerts", self.url)).call() {
+        match agent.get(&format!("{}/api/v2/{what}", self.url)).call() {
             Ok(mut r) => serde_json::from_str(&r.body_mut().read_to_string().unwrap_or_default()).unwrap_or_default(),
             Err(_) => Vec::new(),
         }
