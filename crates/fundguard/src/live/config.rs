@@ -31,7 +31,7 @@ struct ConfigFile {
     #[serde(default)]
     sinks: Vec<SinkConfig>,
     #[serde(default)]
-    notify: Option<NotifyFile>,
+    notify: Option<serde_saphyr::Spanned<NotifyFile>>,
 }
 
 /// Notification channels and the routing table (needs an `alerts` sink).
@@ -583,11 +583,12 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config,
         sources.push(SourceConfig { name, format, kind });
     }
     let mut notify = NotifyConfig { link: None, ..NotifyConfig::default() };
-    if let Some(file_notify) = file.notify {
+    if let Some(spanned) = file.notify {
+        let here = at(spanned.referenced.line() as usize, spanned.referenced.column() as usize);
+        let file_notify = spanned.value;
         notify.link = file_notify.link;
         if !file.sinks.iter().any(|s| matches!(s, SinkConfig::Alerts { .. })) {
-            problems
-                .push(Diagnostic::new(at(0, 0), "`notify` needs an alerts sink: add `- { type: alerts }` to `sinks`"));
+            problems.push(Diagnostic::new(here, "`notify` needs an alerts sink: add `- { type: alerts }` to `sinks`"));
         }
         for spanned in file_notify.channels {
             let here = at(spanned.referenced.line() as usize, spanned.referenced.column() as usize);

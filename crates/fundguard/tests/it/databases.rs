@@ -14,78 +14,26 @@ use fundguard_formats::Format;
 
 use crate::servers::{MariaDb, Postgres};
 use crate::service::{Service, wait, write_config};
-use crate::{fundguard, path, read_jsonl, repo_root, stderr};
+use crate::simulated::Simulated;
+use crate::{path, read_jsonl, repo_root};
 
 /// Simulated changes: the Debezium log on disk and its events.
 struct Changes {
-    dir: tempfile::TempDir,
+    sim: Simulated,
     events: Vec<ChangeEvent>,
 }
 
 impl Changes {
     fn simulate(orders: u32) -> Changes {
-        let dir = tempfile::tempdir().unwrap();
-        let o = fundguard(&[
-            "simulate",
-            "--out",
-            path(dir.path()),
-            "--format",
-            "debezium",
-            "--orders",
-            &orders.to_string(),
-            "--incident-rate",
-            "0.15",
-        ]);
-        assert!(o.status.success(), "{}", stderr(&o));
+        let sim = Simulated::new("debezium", orders);
         let mut decoder = Format::Debezium.decoder(Arc::new(fundguard_sim::schema()));
         let mut events = Vec::new();
-        let text = std::fs::read_to_string(dir.path().join("debezium.jsonl")).unwrap();
+        let text = std::fs::read_to_string(sim.file("debezium.jsonl")).unwrap();
         for (i, line) in text.lines().enumerate() {
             let position = fundguard_core::Position::Synthetic { seq: i as u64 };
             decoder.decode(line.as_bytes(), &position, &mut events).unwrap();
         }
-        // Check rules are stateless and time-independent, so a kill of fundguard (which
-        // loses rule state until checkpoints exist) and real commit times change nothing.
-        let rules = dir.path().join("rules");
-        std::fs::create_dir(&rules).unwrap();
-        for entry in std::fs::read_dir(repo_root().join("examples/rules")).unwrap() {
-            let file = entry.unwrap().path();
-            let text = std::fs::read_to_string(&file).unwrap();
-            if text.lines().any(|l| l.starts_with("check:")) {
-                std::fs::copy(&file, rules.join(file.file_name().unwrap())).unwrap();
-            }
-        }
-        Changes { dir, events }
-    }
-
-    fn rules(&self) -> std::path::PathBuf {
-        self.dir.path().join("rules")
-    }
-
-    fn schema(&self) -> std::path::PathBuf {
-        self.dir.path().join("schema.yaml")
-    }
-
-    /// The findings a backtest of the Debezium log gives, as (rule, key).
-    fn expected(&self) -> BTreeSet<(String, String)> {
-        let findings = self.dir.path().join("expected.jsonl");
-        let o = fundguard(&[
-            "backtest",
-            "--rules",
-            path(&self.rules()),
-            "--input",
-            path(&self.dir.path().join("debezium.jsonl")),
-            "--format",
-            "debezium",
-            "--schema",
-            path(&self.schema()),
-            "--findings",
-            path(&findings),
-        ]);
-        assert!(o.status.success(), "{}", stderr(&o));
-        let expected = rule_keys(&findings);
-        assert!(expected.len() > 10, "the simulated incidents make findings: {expected:?}");
-        expected
+        Changes { sim, events }
     }
 
     /// `CREATE TABLE`s for the simulator's schema.
@@ -206,7 +154,7 @@ fn assert_findings_converge(service: &Service, findings: &Path, expected: &BTree
 #[test]
 fn binlog_findings_equal_the_debezium_log_across_kills_restarts_and_ddl() {
     let changes = Changes::simulate(150);
-    let expected = changes.expected();
+    let expected = changes.sim.expected();
     let mut db = MariaDb::start(&[]);
     db.sql(&changes.tables(Dialect::MariaDb));
 
@@ -215,8 +163,8 @@ fn binlog_findings_equal_the_debezium_log_across_kills_restarts_and_ddl() {
         work.path(),
         &format!(
             "rules: [{}]\nschema: {}\ndata_dir: data\nlisten: 127.0.0.1:0\nsources:\n  - {{ name: shopdb, type: mysql, url: \"{}\", server_id: 901, include: [\"shop.*\"] }}\nsinks:\n  - {{ type: jsonl, path: findings.jsonl }}\n",
-            path(&changes.rules()),
-            path(&changes.schema()),
+            path(&changes.sim.rules()),
+            path(&changes.sim.schema()),
             db.url()
         ),
     );
@@ -323,7 +271,7 @@ fn a_server_without_a_row_binlog_is_refused_naming_the_setting() {
 #[test]
 fn logical_decoding_findings_equal_the_debezium_log_across_kills_restarts_and_ddl() {
     let changes = Changes::simulate(150);
-    let expected = changes.expected();
+    let expected = changes.sim.expected();
     let db = Postgres::start("logical");
     db.sql(&changes.tables(Dialect::Postgres));
 
@@ -332,8 +280,8 @@ fn logical_decoding_findings_equal_the_debezium_log_across_kills_restarts_and_dd
         work.path(),
         &format!(
             "rules: [{}]\nschema: {}\ndata_dir: data\nlisten: 127.0.0.1:0\nsources:\n  - {{ name: pg, type: postgres, url: \"{}\", slot: fundguard, create_slot: true, include: [\"shop.*\"], poll_interval: 50ms }}\nsinks:\n  - {{ type: jsonl, path: findings.jsonl }}\n",
-            path(&changes.rules()),
-            path(&changes.schema()),
+            path(&changes.sim.rules()),
+            path(&changes.sim.schema()),
             db.url()
         ),
     );

@@ -12,11 +12,12 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use crate::servers::Tansu;
 use crate::service::{Service, wait, write_config};
-use crate::{fundguard, path, read_jsonl, repo_root, stderr};
+use crate::simulated::Simulated;
+use crate::{path, read_jsonl};
 
 /// Simulated logs in both formats, split by table, and the check rules' expected findings.
 struct Logs {
-    dir: tempfile::TempDir,
+    sim: Simulated,
     /// (table, line) per format, in log order.
     debezium: Vec<(String, String)>,
     canal: Vec<String>,
@@ -31,48 +32,12 @@ fn table_of(line: &str) -> String {
 
 impl Logs {
     fn simulate() -> Logs {
-        let dir = tempfile::tempdir().unwrap();
-        let o = fundguard(&[
-            "simulate",
-            "--out",
-            path(dir.path()),
-            "--format",
-            "debezium,canal",
-            "--orders",
-            "120",
-            "--incident-rate",
-            "0.15",
-        ]);
-        assert!(o.status.success(), "{}", stderr(&o));
-        let rules = dir.path().join("rules");
-        std::fs::create_dir(&rules).unwrap();
-        for entry in std::fs::read_dir(repo_root().join("examples/rules")).unwrap() {
-            let file = entry.unwrap().path();
-            if std::fs::read_to_string(&file).unwrap().lines().any(|l| l.starts_with("check:")) {
-                std::fs::copy(&file, rules.join(file.file_name().unwrap())).unwrap();
-            }
-        }
-        let findings = dir.path().join("expected.jsonl");
-        let o = fundguard(&[
-            "backtest",
-            "--rules",
-            path(&rules),
-            "--input",
-            path(&dir.path().join("debezium.jsonl")),
-            "--format",
-            "debezium",
-            "--schema",
-            path(&dir.path().join("schema.yaml")),
-            "--findings",
-            path(&findings),
-        ]);
-        assert!(o.status.success(), "{}", stderr(&o));
-        let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap();
+        let sim = Simulated::new("debezium,canal", 120);
+        let expected = sim.expected();
+        let read = |name: &str| std::fs::read_to_string(sim.file(name)).unwrap();
         let debezium = read("debezium.jsonl").lines().map(|l| (table_of(l), l.to_string())).collect();
         let canal = read("canal.jsonl").lines().map(str::to_string).collect();
-        let expected = rule_keys(&read_jsonl(&findings), |_| true);
-        assert!(expected.len() > 10, "{expected:?}");
-        Logs { dir, debezium, canal, expected }
+        Logs { sim, debezium, canal, expected }
     }
 }
 
@@ -132,8 +97,8 @@ fn kafka_consumer_groups_commit_processed_offsets_and_skip_nothing_across_a_kill
         work.path(),
         &format!(
             "rules: [{rules}]\nschema: {schema}\ndata_dir: data\nlisten: 127.0.0.1:0\nsources:\n  - {{ name: dbz, type: kafka, format: debezium, brokers: \"{b}\", group: fg-dbz, topics: [{t}] }}\n  - {{ name: canal, type: kafka, format: canal, brokers: \"{b}\", group: fg-canal, topics: [canal-shop] }}\nsinks:\n  - {{ type: jsonl, path: findings.jsonl }}\n",
-            rules = path(&logs.dir.path().join("rules")),
-            schema = path(&logs.dir.path().join("schema.yaml")),
+            rules = path(&logs.sim.rules()),
+            schema = path(&logs.sim.schema()),
             b = broker.brokers,
             t = dbz_topics.join(", "),
         ),

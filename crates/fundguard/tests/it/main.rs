@@ -10,6 +10,7 @@ mod notify;
 mod run;
 mod servers;
 mod service;
+mod simulated;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
