@@ -33,6 +33,8 @@ fn main() {
             message: format!("order {id}: amount mismatch"),
             evidence: Vec::new(),
             money_at_risk: Some(Money { amount: Value::Int(1999), currency: Some("CNY".into()) }),
+            tags: Default::default(),
+            action: None,
         });
         if findings.len() == batch {
             store.record(&findings).expect("record");

@@ -6,7 +6,7 @@ use crate::model::{Alert, Status};
 
 /// The columns of `alerts`, in the order [`alert_from`] reads them.
 pub(crate) const COLUMNS: &str = "id, fingerprint, rule, key_json, severity, owner, status, assignee, message, count, \
-    event_time, first_seen, last_seen, acknowledged_at, resolved_at, root_cause, money_json, evidence_json";
+    event_time, first_seen, last_seen, acknowledged_at, resolved_at, root_cause, money_json, evidence_json, tags_json";
 
 /// Typed access to one result row, whatever the database.
 pub(crate) trait Columns {
@@ -43,5 +43,6 @@ pub(crate) fn alert_from<R: Columns>(r: &R) -> Result<Alert, R::Error> {
         root_cause: r.opt_text(15)?,
         money_at_risk: r.opt_text(16)?.and_then(|m| serde_json::from_str(&m).ok()),
         evidence: json(17)?,
+        tags: serde_json::from_str(&r.text(18)?).unwrap_or_default(),
     })
 }

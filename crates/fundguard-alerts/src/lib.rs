@@ -51,18 +51,22 @@ pub trait AlertStore {
     /// Notifications due at `now` (not delivered, not given up), oldest first.
     fn due_notifications(&self, now: EventTime, limit: usize) -> Result<Vec<Notification>, AlertError>;
 
-    /// Records the outcome of one delivery attempt: delivered, retried at `retry_at`, or
-    /// given up for good (`retry_at` None) with the error kept for people to see.
+    /// Records the outcome of one delivery attempt: delivered (with what the receiver
+    /// said), retried at `retry_at`, or given up for good (`retry_at` None) with the error
+    /// kept for people to see. An action's outcome also goes into its alert's timeline.
     fn delivery_attempted(
         &mut self,
         id: i64,
-        outcome: Result<(), String>,
+        outcome: Result<String, String>,
         retry_at: Option<EventTime>,
         now: EventTime,
     ) -> Result<(), AlertError>;
 
     /// Notifications per state, for health and metrics: (pending, delivered, failed).
     fn notification_counts(&self) -> Result<(u64, u64, u64), AlertError>;
+
+    /// Notifications given up for good, newest first, with their last error.
+    fn failed_notifications(&self, limit: usize) -> Result<Vec<Notification>, AlertError>;
 }
 
 impl<T: AlertStore + ?Sized> AlertStore for Box<T> {
@@ -84,7 +88,7 @@ impl<T: AlertStore + ?Sized> AlertStore for Box<T> {
     fn delivery_attempted(
         &mut self,
         id: i64,
-        outcome: Result<(), String>,
+        outcome: Result<String, String>,
         retry_at: Option<EventTime>,
         now: EventTime,
     ) -> Result<(), AlertError> {
@@ -92,6 +96,9 @@ impl<T: AlertStore + ?Sized> AlertStore for Box<T> {
     }
     fn notification_counts(&self) -> Result<(u64, u64, u64), AlertError> {
         (**self).notification_counts()
+    }
+    fn failed_notifications(&self, limit: usize) -> Result<Vec<Notification>, AlertError> {
+        (**self).failed_notifications(limit)
     }
 }
 
@@ -121,10 +128,44 @@ pub struct Notification {
     pub id: i64,
     pub alert_id: i64,
     pub channel: String,
-    /// `opened`, `reopened` or `resolved`.
+    /// `opened`, `reopened` or `resolved`; `action` on the [`ACTION_CHANNEL`].
     pub event: String,
     /// The alert as it was when the event happened.
     pub alert: Alert,
     pub attempts: u32,
     pub last_error: Option<String>,
+    /// The containment action to run, on the [`ACTION_CHANNEL`].
+    pub action: Option<fundguard_core::Action>,
 }
+
+/// The timeline entry (action, detail) for a containment action just queued.
+pub(crate) fn action_queued(action: &fundguard_core::Action) -> (&'static str, String) {
+    use fundguard_core::ActionMode;
+    let what = format!("{}: {} {}", action.name, action.method, action.url);
+    match action.mode {
+        ActionMode::Run => ("action_queued", what),
+        ActionMode::DryRun => ("action_queued", format!("{what} (dry run: recorded, not called)")),
+        ActionMode::Approval => {
+            ("action_awaiting_approval", format!("{what}: `fundguard alerts approve` runs it, `reject` cancels it"))
+        }
+    }
+}
+
+/// The timeline entry (action, detail) for one attempt at a containment action: every
+/// success and final failure, and the first failure (not each of a hundred retries).
+pub(crate) fn action_attempted(
+    outcome: &Result<String, String>,
+    retry_at: Option<EventTime>,
+    attempts_before: i64,
+) -> Option<(&'static str, String)> {
+    match (outcome, retry_at) {
+        (Ok(said), _) => Some(("action_succeeded", said.clone())),
+        (Err(e), Some(at)) if attempts_before == 0 => Some(("action_failed", format!("{e}; retrying from {at}"))),
+        (Err(_), Some(_)) => None,
+        (Err(e), None) => Some(("action_gave_up", e.clone())),
+    }
+}
+
+/// The outbox channel of containment actions: an action is queued, retried and recorded
+/// like a notification, and its outcome also goes into the alert's timeline.
+pub const ACTION_CHANNEL: &str = "action";

@@ -79,6 +79,9 @@ pub struct Alert {
     /// The latest finding's money at risk and evidence, as JSON.
     pub money_at_risk: Option<serde_json::Value>,
     pub evidence: serde_json::Value,
+    /// The rule's tags when the alert opened.
+    #[serde(default)]
+    pub tags: Vec<String>,
 }
 
 impl Alert {
@@ -101,11 +104,27 @@ pub struct TimelineEntry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     Acknowledge,
-    Resolve { root_cause: String },
-    FalsePositive { reason: String },
-    Expected { reason: String },
-    Assign { to: String },
-    Note { text: String },
+    Resolve {
+        root_cause: String,
+    },
+    FalsePositive {
+        reason: String,
+    },
+    Expected {
+        reason: String,
+    },
+    Assign {
+        to: String,
+    },
+    Note {
+        text: String,
+    },
+    /// Lets the alert's containment action that waits for approval run.
+    ApproveAction,
+    /// Cancels the alert's containment action that waits for approval.
+    RejectAction {
+        reason: String,
+    },
 }
 
 impl Change {
@@ -117,6 +136,21 @@ impl Change {
             Change::Expected { .. } => "expected",
             Change::Assign { .. } => "assigned",
             Change::Note { .. } => "note",
+            Change::ApproveAction => "action_approved",
+            Change::RejectAction { .. } => "action_rejected",
+        }
+    }
+
+    /// The text the timeline keeps with the change, if any.
+    pub fn detail(&self) -> Option<&str> {
+        match self {
+            Change::Acknowledge | Change::ApproveAction => None,
+            Change::Resolve { root_cause: t }
+            | Change::FalsePositive { reason: t }
+            | Change::Expected { reason: t }
+            | Change::Assign { to: t }
+            | Change::Note { text: t }
+            | Change::RejectAction { reason: t } => Some(t),
         }
     }
 
@@ -153,6 +187,9 @@ impl Change {
                 if from.is_active() { Ok(from) } else { Err(refuse("closed alerts are not assigned")) }
             }
             Change::Note { text } => closing_text(text, "a note").map(|()| from),
+            Change::ApproveAction if from.is_active() => Ok(from),
+            Change::ApproveAction => Err(refuse("an action of a closed alert is not run; reject it instead")),
+            Change::RejectAction { reason } => closing_text(reason, "the reason").map(|()| from),
         }
     }
 }
@@ -232,6 +269,9 @@ mod tests {
         assert_eq!(fp.apply_to(1, Status::Open).unwrap(), Status::FalsePositive);
         assert!(Change::Assign { to: "ana".into() }.apply_to(1, Status::Expected).is_err());
         assert_eq!(Change::Note { text: "looking".into() }.apply_to(1, Status::Resolved).unwrap(), Status::Resolved);
+        assert_eq!(Change::ApproveAction.apply_to(1, Status::Acknowledged).unwrap(), Status::Acknowledged);
+        assert!(Change::ApproveAction.apply_to(1, Status::Resolved).is_err());
+        assert!(Change::RejectAction { reason: " ".into() }.apply_to(1, Status::Open).is_err());
         for s in Status::ALL {
             assert_eq!(Status::parse(s.as_str()), Some(s));
         }

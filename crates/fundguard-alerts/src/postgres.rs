@@ -2,14 +2,14 @@
 //! and people share one queue. Same schema, same lifecycle, same tests as SQLite; the
 //! schema version lives in `fundguard_schema`.
 
-use fundguard_core::{EventTime, Finding};
+use fundguard_core::{Action, ActionMode, EventTime, Finding};
 use postgres::{Client, GenericClient, NoTls, Row, Transaction};
 
 use crate::columns::COLUMNS;
 use crate::model::{Alert, AlertError, Change, Filter, Recorded, Status, TimelineEntry, fingerprint};
 use crate::routes::Routes;
 use crate::sqlite::SYSTEM_ACTOR;
-use crate::{AlertStore, Notification};
+use crate::{ACTION_CHANNEL, AlertStore, Notification};
 
 const MIGRATIONS: &[&str] = &[
     r#"
@@ -62,6 +62,15 @@ CREATE TABLE outbox (
     last_error      TEXT
 );
 CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE delivered_at IS NULL AND failed_at IS NULL;
+"#,
+    r#"
+ALTER TABLE alerts ADD COLUMN tags_json TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE outbox ADD COLUMN action_json TEXT;
+ALTER TABLE outbox ADD COLUMN awaiting_approval INTEGER NOT NULL DEFAULT 0;
+DROP INDEX outbox_due;
+CREATE INDEX outbox_due ON outbox (next_attempt_at)
+    WHERE delivered_at IS NULL AND failed_at IS NULL AND awaiting_approval = 0;
+CREATE INDEX outbox_failed ON outbox (failed_at) WHERE failed_at IS NOT NULL;
 "#,
 ];
 
@@ -150,7 +159,8 @@ fn enqueue(tx: &mut Transaction<'_>, routes: &Routes, id: i64, event: &str, at: 
     let mut channels = routes.channels_for(&alert);
     if event == "resolved" {
         for row in tx.query(
-            "SELECT channel FROM outbox WHERE alert_id = $1 AND event <> 'resolved' GROUP BY channel ORDER BY min(id)",
+            "SELECT channel FROM outbox WHERE alert_id = $1 AND event <> 'resolved' AND channel <> 'action' \
+             GROUP BY channel ORDER BY min(id)",
             &[&id],
         )? {
             let channel: String = row.get(0);
@@ -169,6 +179,45 @@ fn enqueue(tx: &mut Transaction<'_>, routes: &Routes, id: i64, event: &str, at: 
     Ok(())
 }
 
+/// Queues the rule's containment action for a newly opened alert (see the SQLite store).
+fn queue_action(tx: &mut Transaction<'_>, id: i64, action: &Action, at: i64) -> Result<(), postgres::Error> {
+    let Some(alert) = get_alert(tx, id)? else { return Ok(()) };
+    let awaiting = i32::from(action.mode == ActionMode::Approval);
+    tx.execute(
+        "INSERT INTO outbox (alert_id, channel, event, alert_json, created_at, next_attempt_at, action_json, \
+         awaiting_approval) VALUES ($1, $2, 'action', $3, $4, $4, $5, $6)",
+        &[
+            &id,
+            &ACTION_CHANNEL,
+            &serde_json::to_string(&alert).unwrap_or_default(),
+            &at,
+            &serde_json::to_string(action).unwrap_or_default(),
+            &awaiting,
+        ],
+    )?;
+    let (entry, detail) = crate::action_queued(action);
+    timeline(tx, id, at, SYSTEM_ACTOR, entry, Some(&detail))
+}
+
+/// The outbox columns [`notification_from`] reads.
+const NOTIFICATION_COLUMNS: &str = "id, alert_id, channel, event, alert_json, attempts, last_error, action_json";
+
+/// A notification from a row of [`NOTIFICATION_COLUMNS`]; `None` when its alert JSON
+/// cannot be read, so one bad row blocks nothing.
+fn notification_from(r: &Row) -> Option<Notification> {
+    let alert = serde_json::from_str::<Alert>(&r.get::<_, String>(4)).ok()?;
+    Some(Notification {
+        id: r.get(0),
+        alert_id: r.get(1),
+        channel: r.get(2),
+        event: r.get(3),
+        alert,
+        attempts: r.get::<_, i32>(5) as u32,
+        last_error: r.get(6),
+        action: r.get::<_, Option<String>>(7).and_then(|a| serde_json::from_str(&a).ok()),
+    })
+}
+
 fn record_one(tx: &mut Transaction<'_>, routes: &Routes, finding: &Finding) -> Result<Recorded, postgres::Error> {
     let fp = fingerprint(finding);
     let evidence = serde_json::to_string(&finding.evidence).unwrap_or_else(|_| "[]".into());
@@ -182,8 +231,8 @@ fn record_one(tx: &mut Transaction<'_>, routes: &Routes, finding: &Finding) -> R
             let id: i64 = tx
                 .query_one(
                     "INSERT INTO alerts (fingerprint, rule, key_json, severity, owner, status, message, count, \
-                     event_time, first_seen, last_seen, money_json, evidence_json) \
-                     VALUES ($1, $2, $3, $4, $5, 'open', $6, 1, $7, $8, $8, $9, $10) RETURNING id",
+                     event_time, first_seen, last_seen, money_json, evidence_json, tags_json) \
+                     VALUES ($1, $2, $3, $4, $5, 'open', $6, 1, $7, $8, $8, $9, $10, $11) RETURNING id",
                     &[
                         &fp,
                         &finding.rule,
@@ -195,11 +244,15 @@ fn record_one(tx: &mut Transaction<'_>, routes: &Routes, finding: &Finding) -> R
                         &seen,
                         &money,
                         &evidence,
+                        &serde_json::to_string(&finding.tags).unwrap_or_else(|_| "[]".into()),
                     ],
                 )?
                 .get(0);
             timeline(tx, id, seen, SYSTEM_ACTOR, "opened", Some(&finding.message))?;
             enqueue(tx, routes, id, "opened", seen)?;
+            if let Some(action) = &finding.action {
+                queue_action(tx, id, action, seen)?;
+            }
             Ok(Recorded::Opened(id))
         }
         Some(row) => {
@@ -298,16 +351,9 @@ impl AlertStore for PostgresStore {
             .get(0);
         let to = change.apply_to(id, Status::parse(&status).unwrap_or(Status::Open))?;
         let at = now.as_micros();
-        let detail = match change {
-            Change::Acknowledge => None,
-            Change::Resolve { root_cause: t }
-            | Change::FalsePositive { reason: t }
-            | Change::Expected { reason: t }
-            | Change::Assign { to: t }
-            | Change::Note { text: t } => Some(t.as_str()),
-        };
+        let detail = change.detail();
         let to_text = to.as_str();
-        match change {
+        let touched = match change {
             Change::Acknowledge => {
                 tx.execute("UPDATE alerts SET status = $2, acknowledged_at = $3 WHERE id = $1", &[&id, &to_text, &at])
             }
@@ -318,8 +364,21 @@ impl AlertStore for PostgresStore {
             ),
             Change::Assign { to: who } => tx.execute("UPDATE alerts SET assignee = $2 WHERE id = $1", &[&id, who]),
             Change::Note { .. } => Ok(0),
+            Change::ApproveAction => tx.execute(
+                "UPDATE outbox SET awaiting_approval = 0, next_attempt_at = $2 \
+                 WHERE alert_id = $1 AND channel = 'action' AND awaiting_approval = 1",
+                &[&id, &at],
+            ),
+            Change::RejectAction { reason } => tx.execute(
+                "UPDATE outbox SET awaiting_approval = 0, failed_at = $2, last_error = $3 \
+                 WHERE alert_id = $1 AND channel = 'action' AND awaiting_approval = 1",
+                &[&id, &at, &format!("rejected by {actor}: {reason}")],
+            ),
         }
         .map_err(error)?;
+        if matches!(change, Change::ApproveAction | Change::RejectAction { .. }) && touched == 0 {
+            return Err(AlertError::InvalidChange(format!("alert {id} has no action waiting for approval")));
+        }
         timeline(&mut tx, id, at, actor, change.action(), detail).map_err(error)?;
         if to == Status::Resolved {
             enqueue(&mut tx, &self.routes, id, "resolved", at).map_err(error)?;
@@ -332,53 +391,65 @@ impl AlertStore for PostgresStore {
         let mut client = self.client.borrow_mut();
         let rows = client
             .query(
-                "SELECT id, alert_id, channel, event, alert_json, attempts, last_error FROM outbox \
-                 WHERE delivered_at IS NULL AND failed_at IS NULL AND next_attempt_at <= $1 \
-                 ORDER BY next_attempt_at, id LIMIT $2",
+                &format!(
+                    "SELECT {NOTIFICATION_COLUMNS} FROM outbox WHERE delivered_at IS NULL AND failed_at IS NULL \
+                     AND awaiting_approval = 0 AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2"
+                ),
                 &[&now.as_micros(), &(limit as i64)],
             )
             .map_err(|e| store_error(&self.url, e))?;
-        Ok(rows
-            .iter()
-            .filter_map(|r| {
-                let alert = serde_json::from_str::<Alert>(&r.get::<_, String>(4)).ok()?;
-                Some(Notification {
-                    id: r.get(0),
-                    alert_id: r.get(1),
-                    channel: r.get(2),
-                    event: r.get(3),
-                    alert,
-                    attempts: r.get::<_, i32>(5) as u32,
-                    last_error: r.get(6),
-                })
-            })
-            .collect())
+        Ok(rows.iter().filter_map(notification_from).collect())
+    }
+
+    fn failed_notifications(&self, limit: usize) -> Result<Vec<Notification>, AlertError> {
+        let mut client = self.client.borrow_mut();
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {NOTIFICATION_COLUMNS} FROM outbox WHERE failed_at IS NOT NULL \
+                     ORDER BY failed_at DESC, id DESC LIMIT $1"
+                ),
+                &[&(limit as i64)],
+            )
+            .map_err(|e| store_error(&self.url, e))?;
+        Ok(rows.iter().filter_map(notification_from).collect())
     }
 
     fn delivery_attempted(
         &mut self,
         id: i64,
-        outcome: Result<(), String>,
+        outcome: Result<String, String>,
         retry_at: Option<EventTime>,
         now: EventTime,
     ) -> Result<(), AlertError> {
         let at = now.as_micros();
-        let client = self.client.get_mut();
+        let url = self.url.clone();
+        let error = |e| store_error(&url, e);
+        let mut tx = self.client.get_mut().transaction().map_err(error)?;
+        let row =
+            tx.query_one("SELECT alert_id, channel, attempts FROM outbox WHERE id = $1", &[&id]).map_err(error)?;
+        let (alert, channel, attempts): (i64, String, i32) = (row.get(0), row.get(1), row.get(2));
+        if channel == ACTION_CHANNEL
+            && let Some((entry, detail)) = crate::action_attempted(&outcome, retry_at, attempts.into())
+        {
+            timeline(&mut tx, alert, at, SYSTEM_ACTOR, entry, Some(&detail)).map_err(error)?;
+        }
         let result = match (outcome, retry_at) {
-            (Ok(()), _) => client.execute(
+            (Ok(_), _) => tx.execute(
                 "UPDATE outbox SET attempts = attempts + 1, delivered_at = $2, last_error = NULL WHERE id = $1",
                 &[&id, &at],
             ),
-            (Err(e), Some(retry)) => client.execute(
+            (Err(e), Some(retry)) => tx.execute(
                 "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $2, last_error = $3 WHERE id = $1",
                 &[&id, &retry.as_micros(), &e],
             ),
-            (Err(e), None) => client.execute(
+            (Err(e), None) => tx.execute(
                 "UPDATE outbox SET attempts = attempts + 1, failed_at = $2, last_error = $3 WHERE id = $1",
                 &[&id, &at, &e],
             ),
         };
-        result.map(|_| ()).map_err(|e| store_error(&self.url, e))
+        result.map_err(error)?;
+        tx.commit().map_err(error)
     }
 
     fn notification_counts(&self) -> Result<(u64, u64, u64), AlertError> {

@@ -193,6 +193,7 @@ mod tests {
             root_cause: None,
             money_at_risk: Some(money),
             evidence: serde_json::json!([]),
+            tags: Vec::new(),
         }
     }
 

@@ -11,6 +11,8 @@ pub struct Route {
     pub severities: Vec<Severity>,
     pub owners: Vec<String>,
     pub rules: Vec<String>,
+    /// The alert's rule carries at least one of these tags.
+    pub tags: Vec<String>,
     pub channels: Vec<String>,
 }
 
@@ -25,7 +27,8 @@ impl Routes {
         for route in &self.0 {
             let matches = (route.severities.is_empty() || route.severities.contains(&alert.severity))
                 && (route.owners.is_empty() || route.owners.contains(&alert.owner))
-                && (route.rules.is_empty() || route.rules.contains(&alert.rule));
+                && (route.rules.is_empty() || route.rules.contains(&alert.rule))
+                && (route.tags.is_empty() || route.tags.iter().any(|t| alert.tags.contains(t)));
             if matches {
                 for c in &route.channels {
                     if !out.contains(c) {

@@ -77,7 +77,8 @@ impl Overdue {
 }
 
 impl Slo {
-    fn of(&self, severity: Severity) -> Deadlines {
+    /// The deadlines of one severity.
+    pub fn of(&self, severity: Severity) -> Deadlines {
         self.deadlines.get(&severity).copied().unwrap_or(Slo::default().deadlines[&severity])
     }
 
@@ -192,6 +193,7 @@ mod tests {
             resolved_at: resolved.map(t),
             root_cause: None,
             money_at_risk: None,
+            tags: Default::default(),
             evidence: serde_json::json!([]),
         }
     }

@@ -6,12 +6,12 @@
 
 use std::path::{Path, PathBuf};
 
-use fundguard_core::{EventTime, Finding};
+use fundguard_core::{Action, ActionMode, EventTime, Finding};
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 
 use crate::model::{Alert, AlertError, Change, Filter, Recorded, Status, TimelineEntry, fingerprint};
 use crate::routes::Routes;
-use crate::{AlertStore, Notification};
+use crate::{ACTION_CHANNEL, AlertStore, Notification};
 
 /// Schema migrations, in order; `user_version` counts how many have run.
 const MIGRATIONS: &[&str] = &[
@@ -65,6 +65,15 @@ CREATE TABLE outbox (
     last_error      TEXT
 );
 CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE delivered_at IS NULL AND failed_at IS NULL;
+"#,
+    r#"
+ALTER TABLE alerts ADD COLUMN tags_json TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE outbox ADD COLUMN action_json TEXT;
+ALTER TABLE outbox ADD COLUMN awaiting_approval INTEGER NOT NULL DEFAULT 0;
+DROP INDEX outbox_due;
+CREATE INDEX outbox_due ON outbox (next_attempt_at)
+    WHERE delivered_at IS NULL AND failed_at IS NULL AND awaiting_approval = 0;
+CREATE INDEX outbox_failed ON outbox (failed_at) WHERE failed_at IS NOT NULL;
 "#,
 ];
 
@@ -149,8 +158,10 @@ fn enqueue(tx: &Transaction<'_>, routes: &Routes, id: i64, event: &str, at: i64)
     let alert = tx.query_row(&format!("SELECT {COLUMNS} FROM alerts WHERE id = ?1"), [id], alert_from)?;
     let mut channels = routes.channels_for(&alert);
     if event == "resolved" {
-        let mut told =
-            tx.prepare("SELECT DISTINCT channel FROM outbox WHERE alert_id = ?1 AND event <> 'resolved' ORDER BY id")?;
+        let mut told = tx.prepare(
+            "SELECT DISTINCT channel FROM outbox WHERE alert_id = ?1 AND event <> 'resolved' \
+             AND channel <> 'action' ORDER BY id",
+        )?;
         for channel in told.query_map([id], |r| r.get::<_, String>(0))? {
             let channel = channel?;
             if !channels.contains(&channel) {
@@ -172,6 +183,26 @@ fn enqueue(tx: &Transaction<'_>, routes: &Routes, id: i64, event: &str, at: i64)
     Ok(())
 }
 
+/// Queues the rule's containment action for a newly opened alert, in the caller's
+/// transaction; one that needs approval waits until a person gives it.
+fn queue_action(tx: &Transaction<'_>, id: i64, action: &Action, at: i64) -> rusqlite::Result<()> {
+    let alert = tx.query_row(&format!("SELECT {COLUMNS} FROM alerts WHERE id = ?1"), [id], alert_from)?;
+    tx.execute(
+        "INSERT INTO outbox (alert_id, channel, event, alert_json, created_at, next_attempt_at, action_json, \
+         awaiting_approval) VALUES (?1, ?2, 'action', ?3, ?4, ?4, ?5, ?6)",
+        params![
+            id,
+            ACTION_CHANNEL,
+            serde_json::to_string(&alert).unwrap_or_default(),
+            at,
+            serde_json::to_string(action).unwrap_or_default(),
+            action.mode == ActionMode::Approval
+        ],
+    )?;
+    let (entry, detail) = crate::action_queued(action);
+    timeline(tx, id, at, SYSTEM_ACTOR, entry, Some(&detail))
+}
+
 fn record_one(tx: &Transaction<'_>, routes: &Routes, finding: &Finding) -> rusqlite::Result<Recorded> {
     let fp = fingerprint(finding);
     let evidence = serde_json::to_string(&finding.evidence).unwrap_or_else(|_| "[]".into());
@@ -187,8 +218,8 @@ fn record_one(tx: &Transaction<'_>, routes: &Routes, finding: &Finding) -> rusql
                 finding.key.iter().map(|(k, v)| (k.clone(), v.to_json())).collect();
             tx.execute(
                 "INSERT INTO alerts (fingerprint, rule, key_json, severity, owner, status, message, count, \
-                 event_time, first_seen, last_seen, money_json, evidence_json) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'open', ?6, 1, ?7, ?8, ?8, ?9, ?10)",
+                 event_time, first_seen, last_seen, money_json, evidence_json, tags_json) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'open', ?6, 1, ?7, ?8, ?8, ?9, ?10, ?11)",
                 params![
                     fp,
                     finding.rule,
@@ -199,12 +230,16 @@ fn record_one(tx: &Transaction<'_>, routes: &Routes, finding: &Finding) -> rusql
                     micros(finding.event_time),
                     seen,
                     money,
-                    evidence
+                    evidence,
+                    serde_json::to_string(&finding.tags).unwrap_or_else(|_| "[]".into())
                 ],
             )?;
             let id = tx.last_insert_rowid();
             timeline(tx, id, seen, SYSTEM_ACTOR, "opened", Some(&finding.message))?;
             enqueue(tx, routes, id, "opened", seen)?;
+            if let Some(action) = &finding.action {
+                queue_action(tx, id, action, seen)?;
+            }
             Ok(Recorded::Opened(id))
         }
         Some((id, status)) => {
@@ -227,6 +262,33 @@ fn record_one(tx: &Transaction<'_>, routes: &Routes, finding: &Finding) -> rusql
             }
         }
     }
+}
+
+/// The outbox columns [`notification_from`] reads.
+const NOTIFICATION_COLUMNS: &str = "id, alert_id, channel, event, alert_json, attempts, last_error, action_json";
+
+/// A notification from a row of [`NOTIFICATION_COLUMNS`]; `None` when its alert JSON
+/// cannot be read (written by a future version), so one bad row blocks nothing.
+fn notification_from(r: &Row<'_>) -> rusqlite::Result<Option<Notification>> {
+    let Ok(alert) = serde_json::from_str::<Alert>(&r.get::<_, String>(4)?) else { return Ok(None) };
+    Ok(Some(Notification {
+        id: r.get(0)?,
+        alert_id: r.get(1)?,
+        channel: r.get(2)?,
+        event: r.get(3)?,
+        alert,
+        attempts: r.get::<_, i64>(5)? as u32,
+        last_error: r.get(6)?,
+        action: r.get::<_, Option<String>>(7)?.and_then(|a| serde_json::from_str(&a).ok()),
+    }))
+}
+
+fn notifications<I>(rows: rusqlite::Result<I>) -> rusqlite::Result<Vec<Notification>>
+where
+    I: Iterator<Item = rusqlite::Result<Option<Notification>>>,
+{
+    let rows: Vec<Option<Notification>> = rows?.collect::<Result<_, _>>()?;
+    Ok(rows.into_iter().flatten().collect())
 }
 
 fn alert_from(r: &Row<'_>) -> rusqlite::Result<Alert> {
@@ -331,14 +393,7 @@ impl AlertStore for SqliteStore {
         let from = Status::parse(&status).unwrap_or(Status::Open);
         let to = change.apply_to(id, from)?;
         let at = micros(now);
-        let detail = match change {
-            Change::Acknowledge => None,
-            Change::Resolve { root_cause: t }
-            | Change::FalsePositive { reason: t }
-            | Change::Expected { reason: t }
-            | Change::Assign { to: t }
-            | Change::Note { text: t } => Some(t.as_str()),
-        };
+        let detail = change.detail();
         let update = match change {
             Change::Acknowledge => tx.execute(
                 "UPDATE alerts SET status = ?2, acknowledged_at = ?3 WHERE id = ?1",
@@ -351,8 +406,21 @@ impl AlertStore for SqliteStore {
             ),
             Change::Assign { to: who } => tx.execute("UPDATE alerts SET assignee = ?2 WHERE id = ?1", params![id, who]),
             Change::Note { .. } => Ok(0),
+            Change::ApproveAction => tx.execute(
+                "UPDATE outbox SET awaiting_approval = 0, next_attempt_at = ?2 \
+                 WHERE alert_id = ?1 AND channel = 'action' AND awaiting_approval = 1",
+                params![id, at],
+            ),
+            Change::RejectAction { reason } => tx.execute(
+                "UPDATE outbox SET awaiting_approval = 0, failed_at = ?2, last_error = ?3 \
+                 WHERE alert_id = ?1 AND channel = 'action' AND awaiting_approval = 1",
+                params![id, at, format!("rejected by {actor}: {reason}")],
+            ),
         };
-        update.map_err(error)?;
+        let touched = update.map_err(error)?;
+        if matches!(change, Change::ApproveAction | Change::RejectAction { .. }) && touched == 0 {
+            return Err(AlertError::InvalidChange(format!("alert {id} has no action waiting for approval")));
+        }
         timeline(&tx, id, at, actor, change.action(), detail).map_err(error)?;
         if to == Status::Resolved {
             enqueue(&tx, &self.routes, id, "resolved", at).map_err(error)?;
@@ -364,50 +432,64 @@ impl AlertStore for SqliteStore {
     fn due_notifications(&self, now: EventTime, limit: usize) -> Result<Vec<Notification>, AlertError> {
         let mut statement = self
             .conn
-            .prepare(
-                "SELECT id, alert_id, channel, event, alert_json, attempts, last_error FROM outbox \
-                 WHERE delivered_at IS NULL AND failed_at IS NULL AND next_attempt_at <= ?1 \
+            .prepare(&format!(
+                "SELECT {NOTIFICATION_COLUMNS} FROM outbox \
+                 WHERE delivered_at IS NULL AND failed_at IS NULL AND awaiting_approval = 0 AND next_attempt_at <= ?1 \
                  ORDER BY next_attempt_at, id LIMIT ?2",
-            )
+            ))
             .map_err(|e| self.error(e))?;
-        let rows = statement
-            .query_map(params![now.as_micros(), limit as i64], |r| {
-                let json: String = r.get(4)?;
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, json, r.get::<_, i64>(5)?, r.get(6)?))
-            })
+        let rows = statement.query_map(params![now.as_micros(), limit as i64], notification_from);
+        notifications(rows).map_err(|e| self.error(e))
+    }
+
+    fn failed_notifications(&self, limit: usize) -> Result<Vec<Notification>, AlertError> {
+        let mut statement = self
+            .conn
+            .prepare(&format!(
+                "SELECT {NOTIFICATION_COLUMNS} FROM outbox WHERE failed_at IS NOT NULL ORDER BY failed_at DESC, id DESC LIMIT ?1"
+            ))
             .map_err(|e| self.error(e))?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (id, alert_id, channel, event, json, attempts, last_error) = row.map_err(|e| self.error(e))?;
-            let Ok(alert) = serde_json::from_str::<Alert>(&json) else { continue };
-            out.push(Notification { id, alert_id, channel, event, alert, attempts: attempts as u32, last_error });
-        }
-        Ok(out)
+        let rows = statement.query_map(params![limit as i64], notification_from);
+        notifications(rows).map_err(|e| self.error(e))
     }
 
     fn delivery_attempted(
         &mut self,
         id: i64,
-        outcome: Result<(), String>,
+        outcome: Result<String, String>,
         retry_at: Option<EventTime>,
         now: EventTime,
     ) -> Result<(), AlertError> {
         let at = now.as_micros();
+        let path = self.path.clone();
+        let error = |source| AlertError::Store { path: path.clone(), source };
+        let tx = self.conn.transaction().map_err(error)?;
+        let (alert, channel, attempts): (i64, String, i64) = tx
+            .query_row("SELECT alert_id, channel, attempts FROM outbox WHERE id = ?1", [id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .map_err(error)?;
+        if channel == ACTION_CHANNEL
+            && let Some((entry, detail)) = crate::action_attempted(&outcome, retry_at, attempts)
+        {
+            timeline(&tx, alert, at, SYSTEM_ACTOR, entry, Some(&detail)).map_err(error)?;
+        }
         let result = match (outcome, retry_at) {
-            (Ok(()), _) => self.conn.execute(
+            (Ok(_), _) => tx.execute(
                 "UPDATE outbox SET attempts = attempts + 1, delivered_at = ?2, last_error = NULL WHERE id = ?1",
                 params![id, at],
             ),
-            (Err(e), Some(retry)) => self.conn.execute(
+            (Err(e), Some(retry)) => tx.execute(
                 "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?2, last_error = ?3 WHERE id = ?1",
                 params![id, retry.as_micros(), e],
             ),
-            (Err(e), None) => self.conn.execute(
+            (Err(e), None) => tx.execute(
                 "UPDATE outbox SET attempts = attempts + 1, failed_at = ?2, last_error = ?3 WHERE id = ?1",
                 params![id, at, e],
             ),
         };
-        result.map(|_| ()).map_err(|e| self.error(e))
+        result.map_err(error)?;
+        tx.commit().map_err(error)
     }
 
     fn notification_counts(&self) -> Result<(u64, u64, u64), AlertError> {

@@ -1,10 +1,11 @@
 //! Findings: one violation of one rule by concrete data.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::{EventTime, Op, Position, Row, Severity, TableName, Value};
+use crate::{Action, EventTime, Op, Position, Row, Severity, TableName, Value};
 
 /// Money at risk in a finding: an exact amount and its currency when known.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -45,6 +46,12 @@ pub struct Finding {
     pub evidence: Vec<Evidence>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub money_at_risk: Option<Money>,
+    /// The rule's tags: notification routes can match on them.
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    pub tags: Arc<[String]>,
+    /// The rule's containment action, run when the finding opens an alert.
+    #[serde(skip)]
+    pub action: Option<Arc<Action>>,
 }
 
 impl Finding {

@@ -4,6 +4,7 @@
 //! [`ChangeEvent`]s, the engine turns them into [`Finding`]s, and sinks write
 //! findings out; all of them agree on the types defined here.
 
+mod action;
 mod event;
 mod finding;
 mod schema;
@@ -11,6 +12,7 @@ mod severity;
 mod time;
 mod value;
 
+pub use action::{Action, ActionMode};
 pub use event::{ChangeEvent, Op, Position, Row, TableName};
 pub use finding::{Evidence, Finding, Money};
 pub use schema::{ColumnType, TableSchemas};

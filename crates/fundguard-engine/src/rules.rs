@@ -337,6 +337,8 @@ fn evaluate_check(
                 after: event.after.clone(),
             }],
             money_at_risk,
+            tags: rule.tags.clone(),
+            action: rule.action.clone(),
         };
         finding.message = render_message(rule, check, &finding, event);
         out.push((event_index, finding));

@@ -5,7 +5,7 @@
 use base64::Engine;
 use fundguard_alerts::Notification;
 
-use crate::{Channel, SendError, agent, hmac_sha256, post_json, unix_millis, zero_code};
+use crate::{Channel, Report, SendError, agent, hmac_sha256, post_json, unix_millis, zero_code};
 
 pub struct DingTalk {
     url: String,
@@ -38,5 +38,9 @@ impl Channel for DingTalk {
             None => self.url.clone(),
         };
         post_json(&self.agent, &url, &body, &[], zero_code)
+    }
+
+    fn send_report(&self, report: &Report) -> Result<(), SendError> {
+        self.send(&[], &format!("{}\n\n{}", report.title, report.text))
     }
 }

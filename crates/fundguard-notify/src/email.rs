@@ -6,7 +6,7 @@ use fundguard_alerts::Notification;
 use lettre::message::Mailbox;
 use lettre::{Message, SmtpTransport, Transport};
 
-use crate::{Channel, SendError};
+use crate::{Channel, Report, SendError};
 
 pub struct Email {
     transport: SmtpTransport,
@@ -28,7 +28,33 @@ impl Email {
     }
 }
 
+impl Email {
+    fn deliver(&self, message: Result<Message, lettre::error::Error>) -> Result<(), SendError> {
+        let message =
+            message.map_err(|e| SendError { message: format!("building the email: {e}"), permanent: true })?;
+        self.transport.send(&message).map(|_| ()).map_err(|e| SendError {
+            message: format!("SMTP: {e}"),
+            // A permanent SMTP refusal (5xx) will not pass on retry; the rest may.
+            permanent: e.is_permanent(),
+        })
+    }
+
+    fn builder(&self, subject: String) -> lettre::message::MessageBuilder {
+        let mut message = Message::builder().from(self.from.clone()).subject(subject);
+        for to in &self.to {
+            message = message.to(to.clone());
+        }
+        message
+    }
+}
+
 impl Channel for Email {
+    /// The report as one message with a plain-text and an HTML part.
+    fn send_report(&self, report: &Report) -> Result<(), SendError> {
+        let body = lettre::message::MultiPart::alternative_plain_html(report.text.clone(), report.html.clone());
+        self.deliver(self.builder(format!("[fundguard] {}", report.title)).multipart(body))
+    }
+
     fn send(&self, batch: &[&Notification], text: &str) -> Result<(), SendError> {
         let Some(n) = batch.first() else { return Ok(()) };
         let a = &n.alert;
@@ -36,21 +62,10 @@ impl Channel for Email {
             1 => format!("[fundguard {}] {} {}: {}", a.severity.as_str(), a.rule, n.event, a.message),
             count => format!("[fundguard {}] {} {}: {count} alerts", a.severity.as_str(), a.rule, n.event),
         };
-        let mut message = Message::builder().from(self.from.clone()).subject(subject);
-        for to in &self.to {
-            message = message.to(to.clone());
-        }
-        let message = message
-            .header(lettre::message::header::ContentType::TEXT_PLAIN)
-            .body(format!(
-                "{text}\n\nDelivery: {}\n",
-                batch.iter().map(|n| n.id.to_string()).collect::<Vec<_>>().join(", ")
-            ))
-            .map_err(|e| SendError { message: format!("building the email: {e}"), permanent: true })?;
-        self.transport.send(&message).map(|_| ()).map_err(|e| SendError {
-            message: format!("SMTP: {e}"),
-            // A permanent SMTP refusal (5xx) will not pass on retry; the rest may.
-            permanent: e.is_permanent(),
-        })
+        let message = self.builder(subject).header(lettre::message::header::ContentType::TEXT_PLAIN).body(format!(
+            "{text}\n\nDelivery: {}\n",
+            batch.iter().map(|n| n.id.to_string()).collect::<Vec<_>>().join(", ")
+        ));
+        self.deliver(message)
     }
 }

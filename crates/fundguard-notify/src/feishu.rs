@@ -5,7 +5,7 @@
 use base64::Engine;
 use fundguard_alerts::Notification;
 
-use crate::{Channel, SendError, agent, hmac_sha256, post_json, unix_millis, zero_code};
+use crate::{Channel, Report, SendError, agent, hmac_sha256, post_json, unix_millis, zero_code};
 
 pub struct Feishu {
     url: String,
@@ -34,5 +34,9 @@ impl Channel for Feishu {
             body["sign"] = sign(timestamp, secret).into();
         }
         post_json(&self.agent, &self.url, &body.to_string(), &[], zero_code)
+    }
+
+    fn send_report(&self, report: &Report) -> Result<(), SendError> {
+        self.send(&[], &format!("{}\n\n{}", report.title, report.text))
     }
 }

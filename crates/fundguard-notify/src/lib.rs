@@ -11,6 +11,7 @@
 //! `alertmanager.rs` (API v2, firing and resolved), `slack.rs`, `feishu.rs` (Feishu/Lark,
 //! signed), `dingtalk.rs` (signed), `wecom.rs`, `email.rs` (SMTP).
 
+pub mod action;
 pub mod alertmanager;
 pub mod dingtalk;
 pub mod email;
@@ -22,7 +23,7 @@ pub mod wecom;
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
-use fundguard_alerts::{AlertStore, Notification};
+use fundguard_alerts::{ACTION_CHANNEL, AlertStore, Filter, Notification, Routes, Status};
 use fundguard_core::EventTime;
 
 /// Why a send failed; `permanent` failures (a 4xx, a bad address) are not retried.
@@ -38,15 +39,37 @@ pub trait Channel: Send {
     /// Sends one message about `batch` — one notification, or a group of the same
     /// rule, event and channel (a storm) — with its human `text`.
     fn send(&self, batch: &[&Notification], text: &str) -> Result<(), SendError>;
+
+    /// Sends a report for people (the daily clearing report). Channels that carry
+    /// alerts only (Alertmanager) refuse.
+    fn send_report(&self, report: &Report) -> Result<(), SendError> {
+        let _ = report;
+        Err(SendError {
+            message: "this channel carries alerts, not reports: route reports elsewhere".into(),
+            permanent: true,
+        })
+    }
+
+    /// Whether firing alerts are posted to it again periodically (Alertmanager forgets
+    /// an alert that is not repeated).
+    fn wants_repeats(&self) -> bool {
+        false
+    }
+}
+
+/// A report for people: a title, its plain text and its HTML (email sends both).
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub title: String,
+    pub text: String,
+    pub html: String,
 }
 
 /// From this many notifications of one rule and event for one channel in a round, they
 /// go as one grouped message with a count instead of one message each.
 pub const GROUP_FROM: usize = 5;
 
-/// Posts a JSON body and judges the answer: a 2xx whose body `accepted` approves is
-/// delivered; a 4xx other than 408/429 (and a refusal in the body) will not get better
-/// by retrying; anything else is retried.
+/// Posts a JSON body and [`judge`]s the answer.
 pub(crate) fn post_json(
     agent: &ureq::Agent,
     url: &str,
@@ -58,12 +81,24 @@ pub(crate) fn post_json(
     for (name, value) in headers {
         request = request.header(*name, value);
     }
+    judge(url, request.send(body.as_bytes()), accepted).map(|_| ())
+}
+
+/// Judges an HTTP answer: a 2xx whose body `accepted` approves is delivered (its status
+/// returned); a 4xx other than 408/429 (and a refusal in the body) will not get better by
+/// retrying; anything else is retried.
+pub(crate) fn judge(
+    url: &str,
+    answer: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    accepted: fn(&str) -> Result<(), String>,
+) -> Result<u16, SendError> {
     // Error messages name the host only: bot URLs carry their access tokens.
     let host = url.split('/').take(3).collect::<Vec<_>>().join("/");
-    match request.send(body.as_bytes()) {
+    match answer {
         Ok(mut response) if response.status().is_success() => {
             let text = response.body_mut().read_to_string().unwrap_or_default();
             accepted(&text)
+                .map(|()| response.status().as_u16())
                 .map_err(|why| SendError { message: format!("{host} refused the message: {why}"), permanent: true })
         }
         Ok(response) => {
@@ -144,12 +179,77 @@ pub struct Notifier<S> {
     link: Option<String>,
     /// Per channel: at most this many messages a minute, and when the last ones went.
     limits: HashMap<String, (usize, VecDeque<EventTime>)>,
+    actions: action::ActionRunner,
+    /// Firing alerts are repeated to channels that want it, per this routing table.
+    repeats: Option<(Routes, Duration)>,
+    next_repeat: EventTime,
 }
 
 impl<S: AlertStore> Notifier<S> {
     pub fn new(store: S, channels: HashMap<String, Box<dyn Channel>>, retry: Retry, link: Option<String>) -> Self {
-        Notifier { store, channels, retry, link, limits: HashMap::new() }
+        Notifier {
+            store,
+            channels,
+            retry,
+            link,
+            limits: HashMap::new(),
+            actions: action::ActionRunner::default(),
+            repeats: None,
+            next_repeat: EventTime::from_micros(0),
+        }
     }
+
+    /// Posts the active alerts routed (by `routes`) to channels that want repeats — every
+    /// `every`, starting with the first call of [`Notifier::repeat_firing`].
+    pub fn repeating(mut self, routes: Routes, every: Duration) -> Self {
+        self.repeats = Some((routes, every));
+        self
+    }
+
+    /// Repeats firing alerts when due (see [`Notifier::repeating`]); returns how many were
+    /// posted. A failure is reported and tried again next time: repeats are not queued,
+    /// they only keep receivers' state fresh.
+    pub fn repeat_firing(&mut self, now: EventTime) -> Result<usize, fundguard_alerts::AlertError> {
+        let Some((routes, every)) = &self.repeats else { return Ok(0) };
+        if now < self.next_repeat {
+            return Ok(0);
+        }
+        self.next_repeat = now.plus(*every);
+        let wanting: Vec<&String> = self.channels.iter().filter(|(_, c)| c.wants_repeats()).map(|(n, _)| n).collect();
+        if wanting.is_empty() {
+            return Ok(0);
+        }
+        let mut active = Vec::new();
+        for status in [Status::Open, Status::Acknowledged] {
+            active.extend(self.store.list(&Filter { status: Some(status), limit: 100_000, ..Filter::default() })?);
+        }
+        let mut posted = 0;
+        for name in wanting {
+            let firing: Vec<Notification> = active
+                .iter()
+                .filter(|a| routes.channels_for(a).contains(name))
+                .map(|a| Notification {
+                    id: 0,
+                    alert_id: a.id,
+                    channel: name.clone(),
+                    event: "firing".into(),
+                    alert: a.clone(),
+                    attempts: 0,
+                    last_error: None,
+                    action: None,
+                })
+                .collect();
+            for chunk in firing.chunks(100) {
+                let batch: Vec<&Notification> = chunk.iter().collect();
+                match self.channels[name].send(&batch, "") {
+                    Ok(()) => posted += batch.len(),
+                    Err(e) => eprintln!("fundguard: repeating firing alerts to `{name}`: {e}"),
+                }
+            }
+        }
+        Ok(posted)
+    }
+
 
     /// Sends at most `per_minute` messages a minute to `channel`; the rest wait, due, for
     /// a later round (and group up meanwhile) — never dropped.
@@ -177,6 +277,15 @@ impl<S: AlertStore> Notifier<S> {
     /// [`GROUP_FROM`] or more goes as one message with a count.
     pub fn deliver_due(&mut self, now: EventTime, limit: usize) -> Result<usize, fundguard_alerts::AlertError> {
         let due = self.store.due_notifications(now, limit)?;
+        let (actions, due): (Vec<Notification>, Vec<Notification>) =
+            due.into_iter().partition(|n| n.channel == ACTION_CHANNEL);
+        let mut delivered = 0;
+        for n in &actions {
+            // Actions are never grouped or rate-limited: each contains one incident.
+            let outcome = self.actions.run(n);
+            delivered += usize::from(outcome.is_ok());
+            self.attempted(n, outcome, now)?;
+        }
         let mut groups: Vec<Vec<&Notification>> = Vec::new();
         for n in &due {
             let same = |g: &&mut Vec<&Notification>| {
@@ -195,7 +304,6 @@ impl<S: AlertStore> Notifier<S> {
                 batches.extend(g.into_iter().map(|n| vec![n]));
             }
         }
-        let mut delivered = 0;
         for batch in batches {
             let first = batch[0];
             if !self.admit(&first.channel, now) {
@@ -213,20 +321,43 @@ impl<S: AlertStore> Notifier<S> {
                 }),
             };
             for n in &batch {
-                let (result, retry_at) = match &outcome {
-                    Ok(()) => {
-                        delivered += 1;
-                        (Ok(()), None)
-                    }
-                    Err(e) if e.permanent || n.attempts + 1 >= self.retry.max_attempts => {
-                        (Err(e.message.clone()), None)
-                    }
-                    Err(e) => (Err(e.message.clone()), Some(now.plus(self.retry.wait(n.attempts)))),
-                };
-                self.store.delivery_attempted(n.id, result, retry_at, now)?;
+                delivered += usize::from(outcome.is_ok());
+                let outcome = outcome
+                    .as_ref()
+                    .map(|()| "delivered".to_string())
+                    .map_err(|e| SendError { message: e.message.clone(), permanent: e.permanent });
+                self.attempted(n, outcome, now)?;
             }
         }
         Ok(delivered)
+    }
+
+    /// Records one attempt: delivered, retried after a backoff, or given up (permanent
+    /// failures and the last attempt).
+    fn attempted(
+        &mut self,
+        n: &Notification,
+        outcome: Result<String, SendError>,
+        now: EventTime,
+    ) -> Result<(), fundguard_alerts::AlertError> {
+        let (result, retry_at) = match outcome {
+            Ok(said) => (Ok(said), None),
+            Err(e) if e.permanent || n.attempts + 1 >= self.retry.max_attempts => {
+                // Given up: say so where operators look, besides `fundguard alerts outbox`.
+                eprintln!(
+                    "fundguard: gave up on {} #{} (alert {}) to `{}` after {} attempt(s): {}",
+                    n.event,
+                    n.id,
+                    n.alert_id,
+                    n.channel,
+                    n.attempts + 1,
+                    e.message
+                );
+                (Err(e.message), None)
+            }
+            Err(e) => (Err(e.message), Some(now.plus(self.retry.wait(n.attempts)))),
+        };
+        self.store.delivery_attempted(n.id, result, retry_at, now)
     }
 }
 
@@ -313,6 +444,8 @@ mod tests {
             message: "m".into(),
             evidence: Vec::new(),
             money_at_risk: None,
+            tags: Default::default(),
+            action: None,
         }
     }
 

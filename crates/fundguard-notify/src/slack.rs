@@ -2,7 +2,7 @@
 
 use fundguard_alerts::Notification;
 
-use crate::{Channel, SendError, agent, any_body, post_json};
+use crate::{Channel, Report, SendError, agent, any_body, post_json};
 
 pub struct Slack {
     url: String,
@@ -18,5 +18,9 @@ impl Slack {
 impl Channel for Slack {
     fn send(&self, _: &[&Notification], text: &str) -> Result<(), SendError> {
         post_json(&self.agent, &self.url, &serde_json::json!({ "text": text }).to_string(), &[], any_body)
+    }
+
+    fn send_report(&self, report: &Report) -> Result<(), SendError> {
+        self.send(&[], &format!("*{}*\n```{}```", report.title, report.text))
     }
 }

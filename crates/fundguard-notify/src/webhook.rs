@@ -3,7 +3,7 @@
 
 use fundguard_alerts::Notification;
 
-use crate::{Channel, SendError, agent, any_body, hmac_sha256, post_json};
+use crate::{Channel, Report, SendError, agent, any_body, hmac_sha256, post_json};
 
 pub struct Webhook {
     pub url: String,
@@ -33,10 +33,24 @@ impl Channel for Webhook {
             body["deliveries"] = batch.iter().map(|n| n.id).collect();
         }
         let body = body.to_string();
-        let mut headers = vec![("X-Fundguard-Delivery", n.id.to_string()), ("X-Fundguard-Event", n.event.clone())];
+        let headers = vec![("X-Fundguard-Delivery", n.id.to_string()), ("X-Fundguard-Event", n.event.clone())];
+        self.post(&body, headers)
+    }
+
+    /// `{"event": "report", "title", "text", "html"}`.
+    fn send_report(&self, report: &Report) -> Result<(), SendError> {
+        let body =
+            serde_json::json!({ "event": "report", "title": report.title, "text": report.text, "html": report.html });
+        self.post(&body.to_string(), vec![("X-Fundguard-Event", "report".to_string())])
+    }
+}
+
+impl Webhook {
+    /// Posts `body`, signed when a secret is configured.
+    fn post(&self, body: &str, mut headers: Vec<(&str, String)>) -> Result<(), SendError> {
         if let Some(secret) = &self.secret {
             headers.push(("X-Fundguard-Signature", signature(secret, body.as_bytes())));
         }
-        post_json(&self.agent, &self.url, &body, &headers, any_body)
+        post_json(&self.agent, &self.url, body, &headers, any_body)
     }
 }

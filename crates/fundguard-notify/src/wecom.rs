@@ -2,7 +2,7 @@
 
 use fundguard_alerts::Notification;
 
-use crate::{Channel, SendError, agent, post_json, zero_code};
+use crate::{Channel, Report, SendError, agent, post_json, zero_code};
 
 pub struct WeCom {
     url: String,
@@ -19,5 +19,9 @@ impl Channel for WeCom {
     fn send(&self, _: &[&Notification], text: &str) -> Result<(), SendError> {
         let body = serde_json::json!({ "msgtype": "text", "text": { "content": text } }).to_string();
         post_json(&self.agent, &self.url, &body, &[], zero_code)
+    }
+
+    fn send_report(&self, report: &Report) -> Result<(), SendError> {
+        self.send(&[], &format!("{}\n\n{}", report.title, report.text))
     }
 }

@@ -46,8 +46,26 @@ pub struct RuleFile {
     /// Stateful rules: the state budget in bytes; above it the rule raises an overload finding.
     #[serde(default)]
     pub max_state_bytes: Option<u64>,
+    /// A containment action run when the rule's first finding opens an alert.
+    #[serde(default)]
+    pub action: Option<Spanned<ActionBody>>,
     #[serde(default)]
     pub tests: Vec<TestCase>,
+}
+
+/// `action:` — an HTTP call that contains the loss (see `fundguard_core::Action`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionBody {
+    pub name: Spanned<String>,
+    pub url: Spanned<String>,
+    #[serde(default)]
+    pub method: Option<Spanned<String>>,
+    /// `run` (default), `dry_run` or `approval`.
+    #[serde(default)]
+    pub mode: Option<Spanned<String>>,
+    #[serde(default)]
+    pub secret_env: Option<String>,
 }
 
 fn yes() -> bool {

@@ -4,10 +4,10 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use fundguard_core::{ChangeEvent, EventTime, Op, Position, Row, TableSchemas, Value};
+use fundguard_core::{Action, ActionMode, ChangeEvent, EventTime, Op, Position, Row, TableSchemas, Value};
 use serde_saphyr::Spanned;
 
-use crate::file::{CheckBody, RuleFile, TestCase};
+use crate::file::{ActionBody, CheckBody, RuleFile, TestCase};
 use crate::{
     CheckRule, Diagnostic, ExpectedFinding, Expr, Location, MoneyExprs, Rule, RuleBody, RuleTest, StateOptions,
     TestEvent, parse_duration,
@@ -195,15 +195,17 @@ impl Validator {
             max_state_bytes: file.max_state_bytes.unwrap_or(defaults.max_state_bytes),
         };
         let tests = file.tests.into_iter().filter_map(|t| self.test(t)).collect();
+        let action = file.action.and_then(|a| self.action(a.value)).map(Arc::new);
         Some(Rule {
             id,
             description: file.description,
             owner: file.owner.value,
             severity,
             deadline,
-            tags: file.tags,
+            tags: file.tags.into(),
             enabled: file.enabled,
             body,
+            action,
             state,
             tests,
             at,
@@ -220,6 +222,53 @@ impl Validator {
                 None
             }
         }
+    }
+
+    fn action(&mut self, body: ActionBody) -> Option<Action> {
+        let mut ok = true;
+        let name = body.name.value.trim().to_string();
+        if name.is_empty() {
+            ok = false;
+            self.error(self.at(&body.name), "the action's name is empty: expected a short name like `pause-payouts`");
+        }
+        let url = body.url.value.trim().to_string();
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            ok = false;
+            self.error(self.at(&body.url), format!("action url `{url}`: expected an http:// or https:// URL"));
+        }
+        let method = match &body.method {
+            Some(m) => {
+                let upper = m.value.trim().to_ascii_uppercase();
+                if !matches!(upper.as_str(), "POST" | "PUT" | "PATCH" | "DELETE" | "GET") {
+                    ok = false;
+                    self.error(
+                        self.at(m),
+                        format!("action method `{}`: expected POST, PUT, PATCH, DELETE or GET", m.value),
+                    );
+                }
+                upper
+            }
+            None => "POST".to_string(),
+        };
+        let mode = match body.mode.as_ref().map(|m| (m, m.value.trim())) {
+            None | Some((_, "run")) => ActionMode::Run,
+            Some((_, "dry_run")) => ActionMode::DryRun,
+            Some((_, "approval")) => ActionMode::Approval,
+            Some((m, other)) => {
+                ok = false;
+                self.error(self.at(m), format!("action mode `{other}`: expected run, dry_run or approval"));
+                ActionMode::Run
+            }
+        };
+        let action = Action { name, method, url, mode, secret_env: body.secret_env };
+        for unknown in action.unknown_placeholders() {
+            ok = false;
+            self.error(
+                self.at(&body.url),
+                format!("action url placeholder `{unknown}`: expected {{key.COLUMN}}, {{rule}} or {{alert}}"),
+            );
+        }
+        ok.then_some(action)
     }
 
     fn check(&mut self, body: CheckBody, at: Location) -> Option<CheckRule> {

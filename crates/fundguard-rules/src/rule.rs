@@ -1,9 +1,10 @@
 //! Validated rules: what the engine compiles and runs.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
-use fundguard_core::{ChangeEvent, Decimal, Severity, Value};
+use fundguard_core::{Action, ChangeEvent, Decimal, Severity, Value};
 
 use crate::Location;
 
@@ -23,9 +24,12 @@ pub struct Rule {
     pub severity: Severity,
     /// The detection deadline: the severity's default unless the file sets one.
     pub deadline: Duration,
-    pub tags: Vec<String>,
+    /// Labels for people and for notification routes; shared with every finding.
+    pub tags: Arc<[String]>,
     pub enabled: bool,
     pub body: RuleBody,
+    /// The containment action, shared with every finding.
+    pub action: Option<Arc<Action>>,
     /// Event-time and state settings (used by stateful kinds).
     pub state: StateOptions,
     pub tests: Vec<RuleTest>,

@@ -4,8 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use fundguard_alerts::{AlertError, AlertStore, Change, Filter, PostgresStore, Recorded, Routes, SqliteStore, Status};
-use fundguard_core::{EventTime, Finding, Severity, Value};
+use fundguard_alerts::{
+    ACTION_CHANNEL, AlertError, AlertStore, Change, Filter, PostgresStore, Recorded, Routes, SqliteStore, Status,
+};
+use fundguard_core::{Action, ActionMode, EventTime, Finding, Severity, Value};
 use proptest::prelude::*;
 
 fn finding(rule: &str, id: i64, at_secs: i64) -> Finding {
@@ -19,6 +21,8 @@ fn finding(rule: &str, id: i64, at_secs: i64) -> Finding {
         message: format!("{rule} broken for {id}"),
         evidence: Vec::new(),
         money_at_risk: None,
+        tags: Default::default(),
+        action: None,
     }
 }
 
@@ -222,7 +226,7 @@ fn alert_events_queue_notifications_for_routed_channels_until_delivered() {
             "a repeat finding notifies nobody"
         );
 
-        store.delivery_attempted(due[0].id, Ok(()), None, now).unwrap();
+        store.delivery_attempted(due[0].id, Ok("delivered".into()), None, now).unwrap();
         let retry_at = EventTime::from_secs(1_800_000_060);
         store.delivery_attempted(due[1].id, Err("503".into()), Some(retry_at), now).unwrap();
         store.delivery_attempted(due[2].id, Err("404 Not Found".into()), None, now).unwrap();
@@ -230,6 +234,9 @@ fn alert_events_queue_notifications_for_routed_channels_until_delivered() {
         let later = store.due_notifications(retry_at, 100).unwrap();
         assert_eq!((later.len(), later[0].attempts, later[0].last_error.as_deref()), (1, 1, Some("503")));
         assert_eq!(store.notification_counts().unwrap(), (1, 1, 1));
+        let failed = store.failed_notifications(10).unwrap();
+        assert_eq!(failed.len(), 1, "the permanent failure is listed");
+        assert_eq!((failed[0].alert_id, failed[0].last_error.as_deref()), (2, Some("404 Not Found")));
 
         store.change(1, &Change::Resolve { root_cause: "fixed".into() }, "ana", now).unwrap();
         let resolved: Vec<String> = store
@@ -241,5 +248,103 @@ fn alert_events_queue_notifications_for_routed_channels_until_delivered() {
         // Due order: the resolution (due now) before the retry (due a minute later).
         assert_eq!(resolved, ["oncall:resolved", "refunds-hook:resolved", "refunds-hook:opened"]);
         assert_eq!(store.due_notifications(retry_at, 100).unwrap()[0].alert.status, Status::Resolved);
+    }
+}
+
+fn with_action(mut f: Finding, mode: ActionMode) -> Finding {
+    f.action = Some(std::sync::Arc::new(Action {
+        name: "pause-payouts".into(),
+        method: "POST".into(),
+        url: "http://payouts.internal/merchants/{key.id}/pause".into(),
+        mode,
+        secret_env: None,
+    }));
+    f
+}
+
+fn timeline_actions(store: &dyn AlertStore, id: i64) -> Vec<String> {
+    store.get(id).unwrap().1.into_iter().map(|t| t.action).collect()
+}
+
+#[test]
+fn a_rules_action_is_queued_once_when_its_alert_opens_and_its_outcome_is_audited() {
+    for (kind, mut store, _backing) in stores() {
+        eprintln!("store: {kind}");
+        let f = with_action(finding("pay-amount", 1, 0), ActionMode::Run);
+        store.record(&[f.clone(), f.clone()]).unwrap();
+        let now = EventTime::from_secs(1_800_000_000);
+        let due = store.due_notifications(now, 100).unwrap();
+        assert_eq!(due.len(), 1, "one action per alert, however many findings");
+        assert_eq!((due[0].channel.as_str(), due[0].event.as_str()), (ACTION_CHANNEL, "action"));
+        assert_eq!(due[0].action.as_ref().unwrap().name, "pause-payouts");
+        assert_eq!(timeline_actions(&*store, 1), ["opened", "action_queued"]);
+
+        // A failure is recorded once, its retries are not, the success is.
+        let retry = EventTime::from_secs(1_800_000_010);
+        store.delivery_attempted(due[0].id, Err("HTTP 503".into()), Some(retry), now).unwrap();
+        let again = store.due_notifications(retry, 100).unwrap();
+        store.delivery_attempted(again[0].id, Err("HTTP 503".into()), Some(retry), retry).unwrap();
+        store.delivery_attempted(again[0].id, Ok("HTTP 200".into()), None, retry).unwrap();
+        let (_, timeline) = store.get(1).unwrap();
+        let tail: Vec<(&str, Option<&str>)> =
+            timeline[2..].iter().map(|t| (t.action.as_str(), t.detail.as_deref())).collect();
+        assert_eq!(tail.len(), 2, "{tail:?}");
+        assert_eq!(tail[0].0, "action_failed");
+        assert!(tail[0].1.unwrap().starts_with("HTTP 503; retrying"), "{tail:?}");
+        assert_eq!(tail[1], ("action_succeeded", Some("HTTP 200")));
+
+        // Resolving tells the alert channels, never re-runs the action.
+        store.change(1, &Change::Resolve { root_cause: "fixed".into() }, "ana", retry).unwrap();
+        store.record(&[f]).unwrap();
+        assert!(store.due_notifications(retry, 100).unwrap().is_empty(), "no action on reopen, no channels routed");
+    }
+}
+
+#[test]
+fn an_action_needing_approval_waits_for_a_person() {
+    for (kind, mut store, _backing) in stores() {
+        eprintln!("store: {kind}");
+        store
+            .record(&[
+                with_action(finding("pay-amount", 1, 0), ActionMode::Approval),
+                with_action(finding("pay-amount", 2, 0), ActionMode::Approval),
+                finding("pay-amount", 3, 0),
+            ])
+            .unwrap();
+        let now = EventTime::from_secs(1_800_000_000);
+        assert!(store.due_notifications(now, 100).unwrap().is_empty(), "nothing runs unapproved");
+        assert_eq!(timeline_actions(&*store, 1), ["opened", "action_awaiting_approval"]);
+
+        let refused = store.change(3, &Change::ApproveAction, "ana", now).unwrap_err().to_string();
+        assert_eq!(refused, "alert 3 has no action waiting for approval");
+        assert_eq!(timeline_actions(&*store, 3), ["opened"], "a refused change writes nothing");
+
+        store.change(1, &Change::ApproveAction, "ana", now).unwrap();
+        let due = store.due_notifications(now, 100).unwrap();
+        assert_eq!((due.len(), due[0].alert_id), (1, 1));
+        assert!(store.change(1, &Change::ApproveAction, "ana", now).is_err(), "approved once");
+
+        store.change(2, &Change::RejectAction { reason: "payday, keep paying".into() }, "bo", now).unwrap();
+        let failed = store.failed_notifications(10).unwrap();
+        assert_eq!(failed[0].last_error.as_deref(), Some("rejected by bo: payday, keep paying"));
+        assert_eq!(timeline_actions(&*store, 2), ["opened", "action_awaiting_approval", "action_rejected"]);
+        assert_eq!(store.get(2).unwrap().0.status, Status::Open, "rejecting the action leaves the alert open");
+    }
+}
+
+#[test]
+fn routes_match_the_rules_tags() {
+    use fundguard_alerts::Route;
+    let routes =
+        Routes(vec![Route { tags: vec!["payouts".into()], channels: vec!["treasury".into()], ..Route::default() }]);
+    for (kind, mut store, _backing) in stores_with(routes.clone()) {
+        eprintln!("store: {kind}");
+        let mut tagged = finding("pay-amount", 1, 0);
+        tagged.tags = vec!["money".to_string(), "payouts".to_string()].into();
+        store.record(&[tagged, finding("pay-amount", 2, 0)]).unwrap();
+        let due = store.due_notifications(EventTime::from_secs(1_800_000_000), 100).unwrap();
+        let to: Vec<(i64, &str)> = due.iter().map(|n| (n.alert_id, n.channel.as_str())).collect();
+        assert_eq!(to, [(1, "treasury")]);
+        assert_eq!(store.get(1).unwrap().0.tags, ["money", "payouts"]);
     }
 }

@@ -136,6 +136,8 @@ impl Emit<'_> {
             message,
             evidence,
             money_at_risk,
+            tags: self.rule.tags.clone(),
+            action: self.rule.action.clone(),
         });
     }
 }

@@ -76,3 +76,26 @@ fn duplicate_ids_across_files() {
     assert!(problems[0].message.starts_with("duplicate rule id `same`: already defined at"), "{problems:?}");
     assert!(problems[0].location.file.ends_with("b.yaml"));
 }
+
+#[test]
+fn a_bad_action_is_pointed_at() {
+    let text = "\
+id: coupon-overuse
+owner: growth
+severity: high
+check:
+  tables: [shop.orders]
+  assert: 'true'
+action:
+  name: pause-campaign
+  url: 'ftp://campaigns/{campaign}'
+  method: YEET
+  mode: maybe
+";
+    let p = problems(text);
+    assert_eq!(p.len(), 4, "{p:#?}");
+    assert!(p[0].starts_with("9:8: action url `ftp://campaigns/{campaign}`: expected an http"), "{p:?}");
+    assert!(p[1].starts_with("10:11: action method `YEET`"), "{p:?}");
+    assert!(p[2].starts_with("11:9: action mode `maybe`: expected run, dry_run or approval"), "{p:?}");
+    assert!(p[3].contains("placeholder `{campaign}`: expected {key.COLUMN}, {rule} or {alert}"), "{p:?}");
+}

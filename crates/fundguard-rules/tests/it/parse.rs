@@ -36,7 +36,7 @@ fn reads_every_field() {
     assert_eq!(rule.owner, "payments");
     assert_eq!(rule.severity, Severity::High);
     assert_eq!(rule.deadline, Duration::from_secs(300), "high defaults to 5 minutes");
-    assert_eq!(rule.tags, vec!["money", "sign"]);
+    assert_eq!(&*rule.tags, ["money", "sign"]);
     assert!(rule.enabled);
     let RuleBody::Check(check) = &rule.body else { panic!("a check rule") };
     assert_eq!(check.tables, vec!["shop.payments"]);
@@ -143,4 +143,17 @@ fn a_rule_with_two_bodies_is_rejected() {
     let text = "id: two\nowner: t\nseverity: low\ncheck: { tables: [a.b], assert: 'true' }\ntimeout: { table: a.b, enter: 'true', exit: 'false', within: 1m }\n";
     let p = crate::problems(text);
     assert!(p.iter().any(|m| m.contains("several bodies")), "{p:?}");
+}
+
+#[test]
+fn reads_an_action() {
+    let text = format!(
+        "{RULE}action:\n  name: pause-payouts\n  url: 'https://payouts/merchants/{{key.payment_id}}/pause'\n  mode: approval\n  secret_env: PAYOUTS_SECRET\n"
+    );
+    let (rule, problems) = parse(&text);
+    assert!(problems.is_empty(), "{problems:?}");
+    let action = rule.unwrap().action.expect("an action");
+    assert_eq!((action.name.as_str(), action.method.as_str()), ("pause-payouts", "POST"));
+    assert_eq!(action.mode, fundguard_core::ActionMode::Approval);
+    assert_eq!(action.secret_env.as_deref(), Some("PAYOUTS_SECRET"));
 }

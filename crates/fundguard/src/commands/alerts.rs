@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use fundguard_alerts::{Alert, AlertError, AlertStore, Change, Filter, Slo, SloFigures, SloReport, Status};
+use fundguard_alerts::{Alert, AlertError, AlertStore, Change, Filter, SloFigures, SloReport, Status};
 use fundguard_core::Severity;
 
 #[derive(clap::Args)]
@@ -40,13 +40,19 @@ enum Command {
         json: bool,
     },
     /// SLO figures per team and per rule: alerts, open, overdue, false positives, MTTD/MTTA/MTTR
-    /// (default deadlines: critical 1 min detect, 5 min respond, 10 min resolve).
+    /// (default deadlines: critical 1 min detect, 5 min respond, 10 min resolve; `slo:` in
+    /// the --config file changes them).
     Slo {
         #[arg(long)]
         json: bool,
     },
-    /// The notification outbox: how many are pending, delivered and failed for good.
-    Outbox,
+    /// The notification outbox: how many are pending, delivered and failed for good, and
+    /// the failed ones with their errors (exit 1 when any failed).
+    Outbox {
+        /// How many failed notifications to list.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
     /// One alert with its evidence, SLO clocks and timeline.
     Show {
         id: i64,
@@ -97,6 +103,20 @@ enum Command {
         #[command(flatten)]
         actor: Actor,
     },
+    /// Let the alert's containment action that waits for approval run.
+    Approve {
+        id: i64,
+        #[command(flatten)]
+        actor: Actor,
+    },
+    /// Cancel the alert's containment action that waits for approval.
+    Reject {
+        id: i64,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        actor: Actor,
+    },
 }
 
 #[derive(clap::Args)]
@@ -136,7 +156,7 @@ fn refused(e: &AlertError) -> bool {
 }
 
 fn work(args: Args) -> anyhow::Result<ExitCode> {
-    let mut store = args.store.open()?;
+    let super::AlertsAt { mut store, slo, .. } = args.store.open()?;
     let now = crate::pipeline::wall_clock();
     let (id, change, actor) = match args.command {
         Command::List { status, team, rule, severity, limit, offset, json } => {
@@ -168,7 +188,7 @@ fn work(args: Args) -> anyhow::Result<ExitCode> {
         }
         Command::Slo { json } => {
             let alerts = store.list(&Filter { limit: usize::MAX >> 1, ..Filter::default() })?;
-            let report = SloReport::compute(&alerts, &Slo::default(), now);
+            let report = SloReport::compute(&alerts, &slo, now);
             let mut out = std::io::stdout().lock();
             if json {
                 writeln!(out, "{}", serde_json::to_string(&report)?)?;
@@ -179,14 +199,23 @@ fn work(args: Args) -> anyhow::Result<ExitCode> {
             }
             return Ok(ExitCode::SUCCESS);
         }
-        Command::Outbox => {
+        Command::Outbox { limit } => {
             let (pending, delivered, failed) = store.notification_counts()?;
-            writeln!(std::io::stdout().lock(), "pending {pending}, delivered {delivered}, failed {failed}")?;
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "pending {pending}, delivered {delivered}, failed {failed}")?;
+            for n in store.failed_notifications(limit)? {
+                let error = n.last_error.as_deref().unwrap_or("-");
+                writeln!(
+                    out,
+                    "  failed #{}: alert {} {} to {} after {} attempt(s): {error}",
+                    n.id, n.alert_id, n.event, n.channel, n.attempts
+                )?;
+            }
             return Ok(if failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS });
         }
         Command::Show { id, json } => {
             let (alert, timeline) = store.get(id)?;
-            let overdue = Slo::default().overdue(&alert, now);
+            let overdue = slo.overdue(&alert, now);
             let mut out = std::io::stdout().lock();
             if json {
                 writeln!(out, "{}", serde_json::json!({ "alert": alert, "overdue": overdue, "timeline": timeline }))?;
@@ -200,7 +229,7 @@ fn work(args: Args) -> anyhow::Result<ExitCode> {
                 writeln!(out, "timeline:")?;
                 for t in timeline {
                     let detail = t.detail.map(|d| format!(": {d}")).unwrap_or_default();
-                    writeln!(out, "  {}  {:<14} by {}{detail}", t.at, t.action, t.actor)?;
+                    writeln!(out, "  {}  {:<24} by {}{detail}", t.at, t.action, t.actor)?;
                 }
             }
             return Ok(ExitCode::SUCCESS);
@@ -211,6 +240,8 @@ fn work(args: Args) -> anyhow::Result<ExitCode> {
         Command::Expected { id, reason, actor } => (id, Change::Expected { reason }, actor),
         Command::Assign { id, to, actor } => (id, Change::Assign { to }, actor),
         Command::Note { id, text, actor } => (id, Change::Note { text }, actor),
+        Command::Approve { id, actor } => (id, Change::ApproveAction, actor),
+        Command::Reject { id, reason, actor } => (id, Change::RejectAction { reason }, actor),
     };
     let alert = store.change(id, &change, &actor.name(), now)?;
     println!("alert {}: {} ({})", alert.id, alert.status, change.action());
@@ -250,6 +281,9 @@ fn print_alert(out: &mut impl Write, a: &Alert) -> std::io::Result<()> {
     writeln!(out, "  detected in: {} ms after the commit", a.detection_micros() / 1000)?;
     if let Some(m) = &a.money_at_risk {
         writeln!(out, "  money:       {m}")?;
+    }
+    if !a.tags.is_empty() {
+        writeln!(out, "  tags:        {}", a.tags.join(", "))?;
     }
     if let Some(who) = &a.assignee {
         writeln!(out, "  assignee:    {who}")?;

@@ -49,7 +49,9 @@ pub(crate) fn rules(paths: &[PathBuf]) -> anyhow::Result<Vec<Rule>> {
     Ok(rules)
 }
 
-/// Which alert store a command works on: the SQLite file, or a PostgreSQL database.
+/// Which alert store a command works on: the SQLite file, a PostgreSQL database, or
+/// the one a `fundguard.yaml` names (which also gives the routing table, the SLO
+/// deadlines and the notification channels).
 #[derive(clap::Args)]
 pub struct StoreArgs {
     /// The SQLite alert store (default: fundguard-data/alerts.db, where `fundguard run`
@@ -59,11 +61,36 @@ pub struct StoreArgs {
     /// Use the PostgreSQL alert store at the URL held by this environment variable.
     #[arg(long, global = true, conflicts_with = "store")]
     postgres_env: Option<String>,
+    /// Take the store, routes, SLO deadlines and channels from this fundguard.yaml.
+    #[arg(long, global = true, conflicts_with_all = ["store", "postgres_env"])]
+    config: Option<PathBuf>,
+}
+
+/// An opened alert store and the settings that go with it.
+pub struct AlertsAt {
+    pub store: Box<dyn fundguard_alerts::AlertStore + Send>,
+    pub slo: fundguard_alerts::Slo,
+    /// The config file, when one was given.
+    pub config: Option<crate::live::config::Config>,
 }
 
 impl StoreArgs {
-    pub fn open(&self) -> anyhow::Result<Box<dyn fundguard_alerts::AlertStore + Send>> {
-        use fundguard_alerts::{Routes, SqliteStore, StoreLocation};
+    pub fn open(&self) -> anyhow::Result<AlertsAt> {
+        use fundguard_alerts::{Routes, Slo, SqliteStore, StoreLocation};
+        if let Some(path) = &self.config {
+            let config = crate::live::config::load(path, |v| std::env::var(v).ok()).map_err(|problems| {
+                let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
+                anyhow::anyhow!("{}", list.join("\n"))
+            })?;
+            let location = config.alert_store().with_context(|| {
+                format!(
+                    "{}: no `alerts` sink, so no alert store: add `- {{ type: alerts }}` to `sinks`",
+                    path.display()
+                )
+            })?;
+            let store = location.open(config.notify.routes.clone())?;
+            return Ok(AlertsAt { store, slo: config.slo.clone(), config: Some(config) });
+        }
         let location = match &self.postgres_env {
             Some(var) => StoreLocation::Postgres(
                 std::env::var(var).with_context(|| format!("--postgres-env {var}: the variable is not set"))?,
@@ -73,13 +100,13 @@ impl StoreArgs {
                     self.store.clone().unwrap_or_else(|| SqliteStore::default_path(&PathBuf::from("fundguard-data")));
                 if !path.exists() {
                     anyhow::bail!(
-                        "no alert store at {}: pass --store, or run fundguard with an `alerts` sink first",
+                        "no alert store at {}: pass --store or --config, or run fundguard with an `alerts` sink first",
                         path.display()
                     );
                 }
                 StoreLocation::Sqlite(path)
             }
         };
-        Ok(location.open(Routes::default())?)
+        Ok(AlertsAt { store: location.open(Routes::default())?, slo: Slo::default(), config: None })
     }
 }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use fundguard_alerts::{AlertStore, DailyReport, Filter, Slo};
+use fundguard_alerts::{AlertStore, DailyReport, Filter};
 use fundguard_core::EventTime;
 
 #[derive(clap::Args)]
@@ -28,11 +28,15 @@ enum Report {
         /// Write the report here instead of stdout.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Send the report through these notification channels of the --config file
+        /// (email gets text and HTML; bots and webhooks the text), repeatable.
+        #[arg(long = "send", requires = "config")]
+        send: Vec<String>,
     },
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let Report::Daily { date, format, store, out } = args.report;
+    let Report::Daily { date, format, store, out, send } = args.report;
     let now = crate::pipeline::wall_clock();
     const DAY: i64 = 24 * 3600 * 1_000_000;
     let start = match &date {
@@ -40,9 +44,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         None => EventTime::from_micros((now.as_micros().div_euclid(DAY) - 1) * DAY),
     };
     let label = start.to_string().get(..10).unwrap_or_default().to_string();
-    let store = store.open()?;
-    let alerts = store.list(&Filter { limit: usize::MAX >> 1, ..Filter::default() })?;
-    let report = DailyReport::compute(&alerts, &label, start, &Slo::default(), now);
+    let opened = store.open()?;
+    let alerts = opened.store.list(&Filter { limit: usize::MAX >> 1, ..Filter::default() })?;
+    let report = DailyReport::compute(&alerts, &label, start, &opened.slo, now);
     let text = match format.as_str() {
         "text" => report.text(),
         "markdown" | "md" => report.markdown(),
@@ -54,7 +58,29 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     match out {
         Some(path) => std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?,
-        None => print!("{text}"),
+        None if send.is_empty() => print!("{text}"),
+        None => {}
     }
-    Ok(ExitCode::SUCCESS)
+    let mut failed = false;
+    if let Some(config) = opened.config.filter(|_| !send.is_empty()) {
+        let channels = crate::live::channels(&config)?;
+        let message = fundguard_notify::Report {
+            title: format!("fundguard daily clearing report {label}"),
+            text: report.text(),
+            html: report.html(),
+        };
+        for name in &send {
+            let Some(channel) = channels.get(name) else {
+                anyhow::bail!("--send {name}: the config declares no such channel (notify.channels)");
+            };
+            match channel.send_report(&message) {
+                Ok(()) => eprintln!("sent the report to `{name}`"),
+                Err(e) => {
+                    eprintln!("error: sending the report to `{name}`: {e}");
+                    failed = true;
+                }
+            }
+        }
+    }
+    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }

@@ -32,6 +32,8 @@ struct ConfigFile {
     sinks: Vec<SinkConfig>,
     #[serde(default)]
     notify: Option<serde_saphyr::Spanned<NotifyFile>>,
+    #[serde(default)]
+    slo: std::collections::BTreeMap<fundguard_core::Severity, DeadlinesFile>,
 }
 
 /// Notification channels and the routing table (needs an `alerts` sink).
@@ -45,6 +47,9 @@ struct NotifyFile {
     /// Base URL of alert pages, for links in messages.
     #[serde(default)]
     link: Option<String>,
+    /// How often firing alerts are posted again to Alertmanager (default 5m).
+    #[serde(default)]
+    resend_every: Option<serde_saphyr::Spanned<String>>,
 }
 
 /// A notification channel as written: `type` says which kind; bot URLs carry access
@@ -94,7 +99,22 @@ struct RouteFile {
     owner: Vec<String>,
     #[serde(default)]
     rule: Vec<String>,
+    /// Any of the rule's tags.
+    #[serde(default)]
+    tags: Vec<String>,
     channels: Vec<String>,
+}
+
+/// `slo:` — deadlines per severity; what is not given keeps the practice's default.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeadlinesFile {
+    #[serde(default)]
+    detect: Option<serde_saphyr::Spanned<String>>,
+    #[serde(default)]
+    respond: Option<serde_saphyr::Spanned<String>>,
+    #[serde(default)]
+    resolve: Option<serde_saphyr::Spanned<String>>,
 }
 
 /// A validated notification channel.
@@ -111,11 +131,24 @@ pub struct ChannelConfig {
 }
 
 /// Validated notification settings.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct NotifyConfig {
     pub channels: Vec<ChannelConfig>,
     pub routes: fundguard_alerts::Routes,
     pub link: Option<String>,
+    /// How often firing alerts are posted again to Alertmanager, so it never times them out.
+    pub resend_every: Duration,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        NotifyConfig {
+            channels: Vec::new(),
+            routes: fundguard_alerts::Routes::default(),
+            link: None,
+            resend_every: Duration::from_secs(300),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -283,6 +316,8 @@ pub struct Config {
     pub sources: Vec<SourceConfig>,
     pub sinks: Vec<SinkConfig>,
     pub notify: NotifyConfig,
+    /// SLO deadlines per severity.
+    pub slo: fundguard_alerts::Slo,
 }
 
 impl Config {
@@ -582,11 +617,34 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config,
         };
         sources.push(SourceConfig { name, format, kind });
     }
-    let mut notify = NotifyConfig { link: None, ..NotifyConfig::default() };
+    let duration = |problems: &mut Vec<Diagnostic>, d: &serde_saphyr::Spanned<String>| match parse_duration(&d.value) {
+        Ok(d) => Some(d),
+        Err(e) => {
+            problems.push(Diagnostic::new(at(d.referenced.line() as usize, d.referenced.column() as usize), e));
+            None
+        }
+    };
+    let mut slo = fundguard_alerts::Slo::default();
+    for (severity, deadlines) in &file.slo {
+        let entry = slo.deadlines.entry(*severity).or_insert_with(|| fundguard_alerts::Slo::default().of(*severity));
+        for (given, field) in [
+            (&deadlines.detect, &mut entry.detect),
+            (&deadlines.respond, &mut entry.respond),
+            (&deadlines.resolve, &mut entry.resolve),
+        ] {
+            if let Some(d) = given.as_ref().and_then(|d| duration(&mut problems, d)) {
+                *field = d;
+            }
+        }
+    }
+    let mut notify = NotifyConfig::default();
     if let Some(spanned) = file.notify {
         let here = at(spanned.referenced.line() as usize, spanned.referenced.column() as usize);
         let file_notify = spanned.value;
         notify.link = file_notify.link;
+        if let Some(d) = file_notify.resend_every.as_ref().and_then(|d| duration(&mut problems, d)) {
+            notify.resend_every = d;
+        }
         if !file.sinks.iter().any(|s| matches!(s, SinkConfig::Alerts { .. })) {
             problems.push(Diagnostic::new(here, "`notify` needs an alerts sink: add `- { type: alerts }` to `sinks`"));
         }
@@ -665,6 +723,7 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config,
                 severities: route.severity,
                 owners: route.owner,
                 rules: route.rule,
+                tags: route.tags,
                 channels: route.channels,
             });
         }
@@ -705,5 +764,6 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config,
         sources,
         sinks,
         notify,
+        slo,
     })
 }

@@ -116,16 +116,13 @@ pub fn open_alert_store(
         .map_err(Into::into)
 }
 
-/// The notifier thread: delivers due notifications from the alert store's outbox to the
-/// configured channels, four times a second, until told to stop.
-fn notifier(
+/// The configured notification channels, by name.
+pub fn channels(
     config: &Config,
-) -> anyhow::Result<Option<(Arc<std::sync::atomic::AtomicBool>, std::thread::JoinHandle<()>)>> {
+) -> anyhow::Result<std::collections::HashMap<String, Box<dyn fundguard_notify::Channel>>> {
     use config::ChannelKind;
-    use fundguard_notify::{Channel, Notifier, Retry, alertmanager, dingtalk, email, feishu, slack, webhook, wecom};
-    let Some(location) = config.alert_store().filter(|_| !config.notify.channels.is_empty()) else { return Ok(None) };
-    let store = open_alert_store(&location, fundguard_alerts::Routes::default())?;
-    let channels: std::collections::HashMap<String, Box<dyn Channel>> = config
+    use fundguard_notify::{Channel, alertmanager, dingtalk, email, feishu, slack, webhook, wecom};
+    config
         .notify
         .channels
         .iter()
@@ -145,8 +142,20 @@ fn notifier(
             };
             Ok((c.name.clone(), channel))
         })
-        .collect::<anyhow::Result<_>>()?;
-    let mut notifier = Notifier::new(store, channels, Retry::default(), config.notify.link.clone());
+        .collect()
+}
+
+/// The notifier thread: delivers due notifications and containment actions from the
+/// alert store's outbox, four times a second, and repeats firing alerts to Alertmanager,
+/// until told to stop.
+fn notifier(
+    config: &Config,
+) -> anyhow::Result<Option<(Arc<std::sync::atomic::AtomicBool>, std::thread::JoinHandle<()>)>> {
+    use fundguard_notify::{Notifier, Retry};
+    let Some(location) = config.alert_store() else { return Ok(None) };
+    let store = open_alert_store(&location, fundguard_alerts::Routes::default())?;
+    let mut notifier = Notifier::new(store, channels(config)?, Retry::default(), config.notify.link.clone())
+        .repeating(config.notify.routes.clone(), config.notify.resend_every);
     for c in &config.notify.channels {
         if let Some(per_minute) = c.max_per_minute {
             notifier = notifier.limit(&c.name, per_minute);
@@ -156,7 +165,7 @@ fn notifier(
     let stopping = stop.clone();
     let thread = std::thread::Builder::new().name("fundguard-notifier".into()).spawn(move || {
         while !stopping.load(std::sync::atomic::Ordering::Relaxed) {
-            if let Err(e) = notifier.deliver_due(now(), 100) {
+            if let Err(e) = notifier.deliver_due(now(), 100).and_then(|_| notifier.repeat_firing(now())) {
                 eprintln!("fundguard: notifications: {e}");
             }
             std::thread::sleep(Duration::from_millis(250));

@@ -156,7 +156,7 @@ fn alertmanager_receives_firing_alerts_and_their_resolution() {
     let config = write_config(
         dir.path(),
         &format!(
-            "rules: [{rules}]\ndata_dir: data\nlisten: 127.0.0.1:0\nsources:\n  - {{ name: msgs, type: http, format: json, table: shop.refunds, token_env: FG_TOKEN }}\nsinks:\n  - {{ type: alerts }}\nnotify:\n  channels:\n    - {{ name: am, type: alertmanager, url: \"{}\" }}\n  routes:\n    - {{ channels: [am] }}\n",
+            "rules: [{rules}]\ndata_dir: data\nlisten: 127.0.0.1:0\nsources:\n  - {{ name: msgs, type: http, format: json, table: shop.refunds, token_env: FG_TOKEN }}\nsinks:\n  - {{ type: alerts }}\nnotify:\n  resend_every: 1s\n  channels:\n    - {{ name: am, type: alertmanager, url: \"{}\" }}\n  routes:\n    - {{ channels: [am] }}\n",
             am.url,
             rules = path(&repo_root().join("examples/rules"))
         ),
@@ -180,6 +180,14 @@ fn alertmanager_receives_firing_alerts_and_their_resolution() {
     let groups = am.groups();
     let group = groups.iter().find(|g| g["labels"]["alertname"] == "refund-amount-positive").expect("a group per rule");
     assert_eq!(group["alerts"].as_array().unwrap().len(), 2, "{groups:?}");
+    // Firing alerts are repeated, so Alertmanager keeps them active for as long as they are open.
+    let ends = |alerts: &[serde_json::Value]| {
+        let a = alerts.iter().find(|a| a["labels"]["fundguard_alert"] == "2").unwrap();
+        chrono::DateTime::parse_from_rfc3339(a["endsAt"].as_str().unwrap()).unwrap()
+    };
+    let before = ends(&firing);
+    let repeated = wait(Duration::from_secs(10), || (ends(&am.alerts()) > before).then_some(()));
+    assert!(repeated.is_some(), "the firing alert was posted again with a later end");
 
     let store = dir.path().join("data/alerts.db");
     let o = crate::fundguard(&["alerts", "--store", path(&store), "resolve", "1", "--root-cause", "test data"]);
@@ -282,4 +290,176 @@ fn a_storm_of_findings_from_one_rule_is_one_grouped_message() {
     let body: serde_json::Value = serde_json::from_str(&got[0].1).unwrap();
     assert_eq!(body["alerts"].as_array().unwrap().len(), 30);
     assert!(body["text"].as_str().unwrap().contains("refund-amount-positive: 30 alerts opened"), "{body}");
+}
+
+/// `fundguard` with environment variables (the config names secrets by variable).
+fn fundguard_with(envs: &[(&str, &str)], args: &[&str]) -> std::process::Output {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_fundguard"));
+    command.args(args).current_dir(repo_root());
+    for (k, v) in envs {
+        command.env(k, v);
+    }
+    command.output().unwrap()
+}
+
+/// A refund rule whose violation calls `url` in `mode`.
+fn rule_with_action(id: &str, mode: &str, url: &str) -> String {
+    format!(
+        "id: {id}\nowner: refunds\nseverity: critical\ncheck:\n  tables: [shop.refunds]\n  assert: after.amount > 0\n  key: {{ order_id: after.order_id }}\naction:\n  name: freeze-{mode}\n  url: '{url}'\n  mode: {mode}\n  secret_env: FG_ACTION_SECRET\n"
+    )
+}
+
+#[test]
+fn containment_actions_run_dry_run_or_wait_for_approval_and_land_in_the_timeline() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let got = receiver(port);
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    for mode in ["run", "dry_run", "approval"] {
+        let url = format!("http://127.0.0.1:{port}/{mode}/orders/{{key.order_id}}/freeze");
+        std::fs::write(rules.join(format!("{mode}.yaml")), rule_with_action(&format!("refund-{mode}"), mode, &url))
+            .unwrap();
+    }
+    let config = write_config(
+        dir.path(),
+        "rules: [rules]\ndata_dir: data\nlisten: 127.0.0.1:0\nsources:\n  - { name: msgs, type: http, format: json, table: shop.refunds, token_env: FG_TOKEN }\nsinks:\n  - { type: alerts }\n",
+    );
+    let envs = [("FG_TOKEN", "t"), ("FG_ACTION_SECRET", "action-secret")];
+    let service = Service::start(&config, &envs);
+    let body = format!("[{{\"id\":1,\"order_id\":77,\"amount\":-5,\"currency\":\"CNY\",\"ts\":{}}}]", now_ms());
+    assert_eq!(post(&format!("{}/v1/ingest/msgs", service.url()), Some("t"), &body).0, 200);
+    // A second finding of the same alerts runs nothing again.
+    assert_eq!(post(&format!("{}/v1/ingest/msgs", service.url()), Some("t"), &body).0, 200);
+
+    let ran =
+        wait(Duration::from_secs(15), || got.lock().unwrap().first().cloned()).expect("the `run` action is called");
+    assert_eq!(ran.0[":target"], "/run/orders/77/freeze", "the key fills the URL");
+    let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(b"action-secret").unwrap();
+    mac.update(ran.1.as_bytes());
+    assert_eq!(ran.0["x-fundguard-signature"], format!("sha256={}", hex::encode(mac.finalize().into_bytes())));
+    let json: serde_json::Value = serde_json::from_str(&ran.1).unwrap();
+    assert_eq!((json["action"].as_str(), json["alert"]["key"]["order_id"].as_i64()), (Some("freeze-run"), Some(77)));
+
+    let cli = |args: &[&str]| fundguard_with(&envs, &[&["alerts", "--config", path(&config)], args].concat());
+    let timeline = |rule: &str| -> Vec<(String, String)> {
+        let list = crate::stdout(&cli(&["list", "--rule", rule, "--json"]));
+        let alert: serde_json::Value = serde_json::from_str(list.lines().next().expect("the rule's alert")).unwrap();
+        let id = alert["id"].to_string();
+        let shown: serde_json::Value = serde_json::from_str(&crate::stdout(&cli(&["show", &id, "--json"]))).unwrap();
+        shown["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| (t["action"].as_str().unwrap().to_string(), t["detail"].as_str().unwrap_or("").to_string()))
+            .collect()
+    };
+    let id_of = |rule: &str| {
+        let list = crate::stdout(&cli(&["list", "--rule", rule, "--json"]));
+        serde_json::from_str::<serde_json::Value>(list.lines().next().unwrap()).unwrap()["id"].to_string()
+    };
+    let done = wait(Duration::from_secs(10), || {
+        let t = timeline("refund-run");
+        t.iter().any(|(a, _)| a == "action_succeeded").then_some(t)
+    })
+    .expect("the outcome is recorded");
+    assert!(
+        done.iter().any(|(a, d)| a == "action_succeeded" && d.ends_with("/run/orders/77/freeze: HTTP 200")),
+        "{done:?}"
+    );
+
+    let dry = wait(Duration::from_secs(10), || {
+        let t = timeline("refund-dry_run");
+        t.iter().any(|(a, _)| a == "action_succeeded").then_some(t)
+    })
+    .expect("the dry run is recorded");
+    assert!(
+        dry.iter().any(|(_, d)| d.starts_with("dry run: would have called freeze-dry_run POST http://")),
+        "{dry:?}"
+    );
+
+    assert!(timeline("refund-approval").iter().any(|(a, _)| a == "action_awaiting_approval"));
+    std::thread::sleep(Duration::from_secs(1));
+    let targets: Vec<String> = got.lock().unwrap().iter().map(|(h, _)| h[":target"].clone()).collect();
+    assert_eq!(targets, ["/run/orders/77/freeze"], "dry run and unapproved actions call nothing");
+
+    let approval = id_of("refund-approval");
+    let o = cli(&["approve", &approval, "--by", "ana"]);
+    assert!(o.status.success(), "{}", crate::stderr(&o));
+    assert!(
+        wait(Duration::from_secs(10), || (got.lock().unwrap().len() == 2).then_some(())).is_some(),
+        "the approved action is called"
+    );
+    assert_eq!(got.lock().unwrap()[1].0[":target"], "/approval/orders/77/freeze");
+    let approved = wait(Duration::from_secs(10), || {
+        let t = timeline("refund-approval");
+        t.iter().any(|(a, _)| a == "action_succeeded").then_some(t)
+    })
+    .expect("its outcome is recorded");
+    let actions: Vec<&str> = approved.iter().map(|(a, _)| a.as_str()).collect();
+    assert_eq!(actions, ["opened", "action_awaiting_approval", "action_approved", "action_succeeded"]);
+    let again = cli(&["approve", &approval]);
+    assert_eq!(again.status.code(), Some(1), "approved once only");
+    assert!(crate::stderr(&again).contains("no action waiting for approval"));
+}
+
+#[test]
+fn the_daily_report_goes_out_through_channels_and_slo_deadlines_come_from_the_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let hook = free_port();
+    let got = receiver(hook);
+    let smtp = free_port();
+    let mails = smtp_receiver(smtp);
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "rules: [{rules}]\ndata_dir: data\nlisten: 127.0.0.1:0\nsources:\n  - {{ name: msgs, type: http, format: json, table: shop.refunds, token_env: FG_TOKEN }}\nsinks:\n  - {{ type: alerts }}\nslo:\n  critical: {{ respond: 1s }}\nnotify:\n  channels:\n    - {{ name: hook, type: webhook, url: \"http://127.0.0.1:{hook}/\" }}\n    - {{ name: mail, type: email, url: \"smtp://127.0.0.1:{smtp}\", from: \"fundguard <fg@example.com>\", to: [\"finance@example.com\"] }}\n",
+            rules = path(&repo_root().join("examples/rules"))
+        ),
+    );
+    let envs = [("FG_TOKEN", "t")];
+    let service = Service::start(&config, &envs);
+    let body = format!("[{{\"id\":3,\"order_id\":3,\"amount\":-250,\"currency\":\"CNY\",\"ts\":{}}}]", now_ms());
+    assert_eq!(post(&format!("{}/v1/ingest/msgs", service.url()), Some("t"), &body).0, 200);
+    let store = dir.path().join("data/alerts.db");
+    assert!(
+        wait(Duration::from_secs(10), || {
+            crate::stdout(&crate::fundguard(&["alerts", "--store", path(&store), "list", "--json"]))
+                .lines()
+                .next()
+                .map(|_| ())
+        })
+        .is_some()
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    // A critical alert unanswered after 1.5 s: overdue under the config's 1 s, not the default 5 min.
+    let overdue = |args: &[&str]| -> bool {
+        let o = fundguard_with(&envs, &[&["alerts"], args, &["show", "1", "--json"]].concat());
+        serde_json::from_str::<serde_json::Value>(&crate::stdout(&o)).unwrap()["overdue"]["respond"] == true
+    };
+    assert!(overdue(&["--config", path(&config)]));
+    assert!(!overdue(&["--store", path(&store)]));
+
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let args = ["report", "daily", "--date", &today, "--config", path(&config), "--send", "hook", "--send", "mail"];
+    let o = fundguard_with(&envs, &args);
+    assert!(o.status.success(), "{}", crate::stderr(&o));
+    let reports: Vec<serde_json::Value> = got
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(h, _)| h.get("x-fundguard-event").is_some_and(|e| e == "report"))
+        .map(|(_, b)| serde_json::from_str(b).unwrap())
+        .collect();
+    assert_eq!(reports.len(), 1);
+    assert!(reports[0]["title"].as_str().unwrap().contains(&today));
+    let text = reports[0]["text"].as_str().unwrap();
+    assert!(text.contains("refunds") && text.contains("-250"), "{text}");
+    assert!(reports[0]["html"].as_str().unwrap().contains("<table"), "{}", reports[0]["html"]);
+    let mail = mails.lock().unwrap().join("\n");
+    assert!(mail.contains("Subject: [fundguard] fundguard daily clearing report"), "{mail}");
+    assert!(mail.contains("text/plain") && mail.contains("text/html"), "text and HTML parts: {mail}");
+
+    let o = fundguard_with(&envs, &["report", "daily", "--config", path(&config), "--send", "nope"]);
+    assert!(!o.status.success() && crate::stderr(&o).contains("--send nope: the config declares no such channel"));
 }
