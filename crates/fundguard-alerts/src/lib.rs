@@ -24,7 +24,7 @@ pub mod sqlite;
 
 pub use model::{Alert, AlertError, Change, Filter, Recorded, Status, TimelineEntry, fingerprint};
 pub use postgres::PostgresStore;
-pub use report::{DailyReport, TeamDay};
+pub use report::{DailyReport, TeamDay, money_at_risk};
 pub use routes::{Route, Routes};
 pub use slo::{Deadlines, Overdue, Slo, SloFigures, SloReport};
 pub use sqlite::SqliteStore;
@@ -67,6 +67,9 @@ pub trait AlertStore {
 
     /// Notifications given up for good, newest first, with their last error.
     fn failed_notifications(&self, limit: usize) -> Result<Vec<Notification>, AlertError>;
+
+    /// How many alerts have each status (statuses without alerts are left out).
+    fn status_counts(&self) -> Result<Vec<(Status, u64)>, AlertError>;
 }
 
 impl<T: AlertStore + ?Sized> AlertStore for Box<T> {
@@ -99,6 +102,9 @@ impl<T: AlertStore + ?Sized> AlertStore for Box<T> {
     }
     fn failed_notifications(&self, limit: usize) -> Result<Vec<Notification>, AlertError> {
         (**self).failed_notifications(limit)
+    }
+    fn status_counts(&self) -> Result<Vec<(Status, u64)>, AlertError> {
+        (**self).status_counts()
     }
 }
 

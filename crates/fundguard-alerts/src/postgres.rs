@@ -401,6 +401,17 @@ impl AlertStore for PostgresStore {
         Ok(rows.iter().filter_map(notification_from).collect())
     }
 
+    fn status_counts(&self) -> Result<Vec<(Status, u64)>, AlertError> {
+        let mut client = self.client.borrow_mut();
+        let rows = client
+            .query("SELECT status, count(*) FROM alerts GROUP BY status", &[])
+            .map_err(|e| store_error(&self.url, e))?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| Some((Status::parse(&r.get::<_, String>(0))?, r.get::<_, i64>(1) as u64)))
+            .collect())
+    }
+
     fn failed_notifications(&self, limit: usize) -> Result<Vec<Notification>, AlertError> {
         let mut client = self.client.borrow_mut();
         let rows = client

@@ -51,6 +51,17 @@ fn amount(money: &serde_json::Value) -> Option<(String, Decimal)> {
     Some((money["currency"].as_str().unwrap_or("?").to_string(), value))
 }
 
+/// Money at risk of `alerts` per team and currency, summed exactly.
+pub fn money_at_risk<'a>(alerts: impl IntoIterator<Item = &'a Alert>) -> BTreeMap<String, BTreeMap<String, Decimal>> {
+    let mut out: BTreeMap<String, BTreeMap<String, Decimal>> = BTreeMap::new();
+    for a in alerts {
+        if let Some((currency, value)) = a.money_at_risk.as_ref().and_then(amount) {
+            *out.entry(a.owner.clone()).or_default().entry(currency).or_default() += value;
+        }
+    }
+    out
+}
+
 impl DailyReport {
     /// The report of `day` (its label) starting at `start`, over `alerts`, as of `now`.
     pub fn compute(alerts: &[Alert], day: &str, start: EventTime, slo: &Slo, now: EventTime) -> DailyReport {

@@ -442,6 +442,17 @@ impl AlertStore for SqliteStore {
         notifications(rows).map_err(|e| self.error(e))
     }
 
+    fn status_counts(&self) -> Result<Vec<(Status, u64)>, AlertError> {
+        let mut statement =
+            self.conn.prepare("SELECT status, count(*) FROM alerts GROUP BY status").map_err(|e| self.error(e))?;
+        let rows = statement
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))
+            .map_err(|e| self.error(e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.error(e))?;
+        Ok(rows.into_iter().filter_map(|(s, n)| Some((Status::parse(&s)?, n))).collect())
+    }
+
     fn failed_notifications(&self, limit: usize) -> Result<Vec<Notification>, AlertError> {
         let mut statement = self
             .conn

@@ -183,7 +183,12 @@ pub struct Notifier<S> {
     /// Firing alerts are repeated to channels that want it, per this routing table.
     repeats: Option<(Routes, Duration)>,
     next_repeat: EventTime,
+    /// Told of every attempt: (channel, `delivered` | `retried` | `failed`), for metrics.
+    observer: Option<Observer>,
 }
+
+/// Told of every delivery attempt: the channel and `delivered`, `retried` or `failed`.
+pub type Observer = Box<dyn Fn(&str, &str) + Send>;
 
 impl<S: AlertStore> Notifier<S> {
     pub fn new(store: S, channels: HashMap<String, Box<dyn Channel>>, retry: Retry, link: Option<String>) -> Self {
@@ -196,7 +201,14 @@ impl<S: AlertStore> Notifier<S> {
             actions: action::ActionRunner::default(),
             repeats: None,
             next_repeat: EventTime::from_micros(0),
+            observer: None,
         }
+    }
+
+    /// Reports every attempt's outcome to `observer`.
+    pub fn observed(mut self, observer: Observer) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// Posts the active alerts routed (by `routes`) to channels that want repeats — every
@@ -249,7 +261,6 @@ impl<S: AlertStore> Notifier<S> {
         }
         Ok(posted)
     }
-
 
     /// Sends at most `per_minute` messages a minute to `channel`; the rest wait, due, for
     /// a later round (and group up meanwhile) — never dropped.
@@ -357,6 +368,14 @@ impl<S: AlertStore> Notifier<S> {
             }
             Err(e) => (Err(e.message), Some(now.plus(self.retry.wait(n.attempts)))),
         };
+        if let Some(observe) = &self.observer {
+            let outcome = match (&result, retry_at) {
+                (Ok(_), _) => "delivered",
+                (Err(_), Some(_)) => "retried",
+                (Err(_), None) => "failed",
+            };
+            observe(&n.channel, outcome);
+        }
         self.store.delivery_attempted(n.id, result, retry_at, now)
     }
 }

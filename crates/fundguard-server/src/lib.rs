@@ -1,11 +1,20 @@
-//! fundguard's HTTP server: the ingest endpoint for business messages, health and
-//! readiness, and the status of every source.
+//! fundguard's HTTP server: the ingest endpoint for business messages, the console and
+//! its API, Prometheus metrics, health and readiness.
 //!
-//! The server does not decode or evaluate anything: an ingest request becomes an
-//! [`IngestBatch`] sent to the pipeline, and the response waits for the pipeline's
-//! verdict, so a 2xx means the batch was accepted into it.
+//! - `ingest.rs`: `POST /v1/ingest/{source}`. The server does not decode or evaluate
+//!   anything: an ingest request becomes an [`IngestBatch`] sent to the pipeline, and the
+//!   response waits for the pipeline's verdict, so a 2xx means the batch was accepted.
+//! - `api.rs`: `/api/v1/…` — alerts and their lifecycle, rules, SLO figures, dashboard;
+//! - `auth.rs`: tokens, logins, roles and CSRF for the API;
+//! - `console.rs`: the web console's assets, built in;
+//! - `metrics.rs`: [`Telemetry`], what `/metrics` and the dashboard show;
+//! - `openapi.json`: the API's description, served at `/api/openapi.json`.
 
+pub mod api;
+pub mod auth;
+mod console;
 mod ingest;
+pub mod metrics;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -18,7 +27,10 @@ use fundguard_sources::SourceHealth;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
+pub use api::{Console, RuleCatalog, RuleInfo};
+pub use auth::{Auth, Credential, Role};
 pub use ingest::{IngestBatch, IngestVerdict, Rejected};
+pub use metrics::Telemetry;
 
 /// An HTTP ingest source as the server needs it.
 #[derive(Clone)]
@@ -39,18 +51,70 @@ pub struct AppState {
     pub health: Arc<Mutex<Vec<SourceHealth>>>,
     /// The largest body any source accepts: requests above it are refused (413) unread.
     pub max_body_bytes: usize,
+    /// What `/metrics` reports.
+    pub telemetry: Arc<Telemetry>,
+    /// The console and its API, when there is an alert store to show.
+    pub console: Option<Arc<Console>>,
 }
 
-/// The routes: `POST /v1/ingest/{source}`, `GET /v1/sources`, `GET /healthz`, `GET /readyz`.
+/// The largest request body the console API accepts.
+pub const API_BODY_LIMIT: usize = 64 * 1024;
+
+/// The API's OpenAPI description (checked against the routes by the tests).
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// The routes: `POST /v1/ingest/{source}`, `GET /v1/sources`, `GET /healthz`, `GET /readyz`,
+/// `GET /metrics`, `GET /api/openapi.json`, and — with a console — `/`, `/assets/…` and `/api/v1/…`.
 pub fn router(state: AppState) -> Router {
     let limit = state.max_body_bytes;
-    Router::new()
+    let registry = Arc::new(state.telemetry.registry());
+    let mut app = Router::new()
         .route("/v1/ingest/{source}", post(ingest::ingest))
         .route("/v1/sources", get(sources))
+        .layer(axum::extract::DefaultBodyLimit::max(limit))
+        .with_state(state.clone())
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(|| async { "ready" }))
-        .layer(axum::extract::DefaultBodyLimit::max(limit))
-        .with_state(state)
+        .route(
+            "/metrics",
+            get(move || {
+                let registry = registry.clone();
+                async move {
+                    (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        )],
+                        metrics::render(&registry),
+                    )
+                }
+            }),
+        )
+        .route(
+            "/api/openapi.json",
+            get(|| async { ([(axum::http::header::CONTENT_TYPE, "application/json")], OPENAPI) }),
+        );
+    if let Some(console) = state.console {
+        let api = Router::new()
+            .route("/api/v1/login", post(api::login))
+            .route("/api/v1/logout", post(api::logout))
+            .route("/api/v1/session", get(api::session))
+            .route("/api/v1/alerts", get(api::list_alerts))
+            .route("/api/v1/alerts/{id}", get(api::show_alert))
+            .route("/api/v1/alerts/{id}/{change}", post(api::change_alert))
+            .route("/api/v1/rules", get(api::list_rules))
+            .route("/api/v1/rules/{id}/{toggle}", post(api::toggle_rule))
+            .route("/api/v1/slo", get(api::slo))
+            .route("/api/v1/dashboard", get(api::dashboard))
+            .route("/api/v1/health", get(api::health))
+            .layer(axum::extract::DefaultBodyLimit::max(API_BODY_LIMIT))
+            .with_state(console)
+            .route("/", get(console::index))
+            .route("/assets/app.js", get(console::script))
+            .route("/assets/style.css", get(console::style));
+        app = app.merge(api);
+    }
+    app
 }
 
 async fn sources(State(state): State<AppState>) -> Json<Vec<SourceHealth>> {

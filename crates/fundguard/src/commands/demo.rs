@@ -1,9 +1,15 @@
-//! `fundguard demo`: a simulated shop with injected incidents, checked by the built-in example rules.
+//! `fundguard demo`: a simulated shop with injected incidents, checked by the built-in
+//! example rules.
 //!
-//! The simulator's events are written as Debezium JSON and read back through the
-//! same decoder and pipeline a backtest uses, so the demo exercises the real path.
-//! It ends with the per-rule table and, per incident kind, how many injected
-//! incidents the rules caught.
+//! By default it is the whole product, live: the simulator feeds change events in real
+//! time through the example rules into an SQLite alert store, and the console is served
+//! on 127.0.0.1 — a visitor sees alerts arrive within seconds. It is an ordinary
+//! `fundguard run` over a config the demo writes (a `simulator` source), so it exercises
+//! the real service.
+//!
+//! `--batch` runs the simulation at full speed instead: its events are written as
+//! Debezium JSON and read back through the pipeline a backtest uses, ending with the
+//! per-rule table and, per incident kind, how many injected incidents the rules caught.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -22,9 +28,21 @@ use crate::summary;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Number of simulated orders.
-    #[arg(long, default_value_t = 3000)]
-    orders: u64,
+    /// Run the simulation at full speed and print what the rules caught, instead of serving the console.
+    #[arg(long)]
+    batch: bool,
+    /// Live demo: where the console listens.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// Live demo: where the alert store, rules and positions go.
+    #[arg(long, default_value = "fundguard-demo")]
+    data_dir: PathBuf,
+    /// Live demo: simulated seconds per real second.
+    #[arg(long, default_value_t = 60)]
+    speed: u32,
+    /// Number of simulated orders (live default: 50,000 over a simulated day).
+    #[arg(long)]
+    orders: Option<u64>,
     /// Fraction of orders carrying an incident.
     #[arg(long, default_value_t = 0.02)]
     incident_rate: f64,
@@ -36,13 +54,68 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if args.batch { batch(args) } else { live(args) }
+}
+
+/// The password of the demo's users: `FG_DEMO_PASSWORD`, or a fresh random one.
+const PASSWORD_VAR: &str = "FG_DEMO_PASSWORD";
+
+fn live(args: Args) -> anyhow::Result<ExitCode> {
+    use anyhow::Context;
+    let rules_dir = args.data_dir.join("rules");
+    std::fs::create_dir_all(&rules_dir).with_context(|| format!("creating {}", rules_dir.display()))?;
+    for (name, text) in crate::examples::EXAMPLE_RULES {
+        std::fs::write(rules_dir.join(name), text)?;
+    }
+    let password = std::env::var(PASSWORD_VAR)
+        .ok()
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| fundguard_server::auth::random_secret()[..16].to_string());
+    let config_path = args.data_dir.join("fundguard.yaml");
+    let orders = args.orders.unwrap_or(50_000);
+    let users: String = ["admin", "operator", "viewer"]
+        .iter()
+        .map(|role| format!("    - {{ name: {role}, role: {role}, password_env: {PASSWORD_VAR} }}\n"))
+        .collect();
+    std::fs::write(
+        &config_path,
+        format!(
+            "# Written by `fundguard demo`: a live shop simulator checked by the example rules.\n\
+             rules: [rules]\ndata_dir: .\nlisten: {listen}\nidle_after: 2s\n\
+             sources:\n  - {{ name: shop, type: simulator, orders: {orders}, incident_rate: {rate}, seed: {seed}, speed: {speed} }}\n\
+             sinks:\n  - {{ type: alerts }}\nconsole:\n  users:\n{users}",
+            listen = args.listen,
+            rate = args.incident_rate,
+            seed = args.seed,
+            speed = args.speed,
+        ),
+    )?;
+    let config = crate::live::config::load(&config_path, |var| {
+        if var == PASSWORD_VAR { Some(password.clone()) } else { std::env::var(var).ok() }
+    })
+    .map_err(|problems| {
+        anyhow::anyhow!("{}", problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))
+    })?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    runtime.block_on(async move {
+        let listen = config.listen.clone().unwrap_or_default();
+        println!("fundguard demo: a simulated shop ({orders} orders over a simulated day, {}x speed) checked by {} example rules", args.speed, crate::examples::EXAMPLE_RULES.len());
+        println!("console: http://{listen}/  (users admin, operator, viewer; password {password})");
+        println!("alerts are stored in {}; Ctrl-C stops", args.data_dir.join("alerts.db").display());
+        crate::live::run(config).await
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn batch(args: Args) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
+    let orders = args.orders.unwrap_or(3000);
     let rules = example_rules().map_err(|d| anyhow::anyhow!("built-in rules are invalid: {d:?}"))?;
     let tables = schema();
     let engine = Engine::new(&rules, &tables).map_err(|d| anyhow::anyhow!("built-in rules are invalid: {d:?}"))?;
     let mut sim = Simulator::new(SimConfig {
         seed: args.seed,
-        orders: args.orders,
+        orders,
         incident_rate: args.incident_rate,
         ..SimConfig::default()
     });
@@ -70,7 +143,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 
     let mut out = std::io::stdout();
-    println!("fundguard demo: {} simulated orders, {} rules (built in)\n", args.orders, rules.len());
+    println!("fundguard demo: {orders} simulated orders, {} rules (built in)\n", rules.len());
     summary::write_table(&mut out, engine.stats())?;
     println!();
     summary::write_counters(&mut out, &counters, started.elapsed().as_secs_f64())?;

@@ -34,6 +34,8 @@ struct ConfigFile {
     notify: Option<serde_saphyr::Spanned<NotifyFile>>,
     #[serde(default)]
     slo: std::collections::BTreeMap<fundguard_core::Severity, DeadlinesFile>,
+    #[serde(default)]
+    console: Option<ConsoleFile>,
 }
 
 /// Notification channels and the routing table (needs an `alerts` sink).
@@ -262,6 +264,50 @@ enum SourceFile {
         #[serde(default)]
         follow: bool,
     },
+    /// The built-in shop simulator, replayed in real time with injected incidents: a
+    /// source that needs nothing else (what `fundguard demo` runs).
+    Simulator {
+        name: String,
+        #[serde(default)]
+        orders: Option<u64>,
+        /// Fraction of orders carrying an incident.
+        #[serde(default)]
+        incident_rate: Option<f64>,
+        #[serde(default)]
+        seed: Option<u64>,
+        /// Simulated seconds per real second.
+        #[serde(default)]
+        speed: Option<u32>,
+    },
+}
+
+/// `console:` — who may use the console and the API. Secrets come from the environment.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConsoleFile {
+    #[serde(default)]
+    users: Vec<serde_saphyr::Spanned<PrincipalFile>>,
+    #[serde(default)]
+    tokens: Vec<serde_saphyr::Spanned<PrincipalFile>>,
+}
+
+/// A console user (`password_env`) or an API token (`token_env`) with its role.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PrincipalFile {
+    name: String,
+    role: String,
+    #[serde(default)]
+    password_env: Option<String>,
+    #[serde(default)]
+    token_env: Option<String>,
+}
+
+/// Validated console access: users (name, password) and API tokens (name, token).
+#[derive(Debug, Clone, Default)]
+pub struct ConsoleConfig {
+    pub users: Vec<fundguard_server::Credential>,
+    pub tokens: Vec<fundguard_server::Credential>,
 }
 
 /// Where findings are written.
@@ -298,6 +344,7 @@ pub struct SourceConfig {
 #[derive(Debug, Clone)]
 pub enum SourceKind {
     Http { token: String, max_body_bytes: usize, max_messages: usize },
+    Simulator { orders: u64, incident_rate: f64, seed: u64, speed: u32 },
     File { path: PathBuf, follow: bool },
     Nats { nats: fundguard_sources::nats::NatsConfig, tables: std::collections::HashMap<String, String> },
     Kafka { kafka: fundguard_sources::kafka::KafkaConfig, tables: std::collections::HashMap<String, String> },
@@ -318,6 +365,8 @@ pub struct Config {
     pub notify: NotifyConfig,
     /// SLO deadlines per severity.
     pub slo: fundguard_alerts::Slo,
+    /// Console and API access (served on `listen` when there is an alerts sink).
+    pub console: ConsoleConfig,
 }
 
 impl Config {
@@ -424,7 +473,9 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config,
                     }
                 }
             }
-            SourceFile::Mysql { name, .. } | SourceFile::Postgres { name, .. } => (name.clone(), None),
+            SourceFile::Mysql { name, .. } | SourceFile::Postgres { name, .. } | SourceFile::Simulator { name, .. } => {
+                (name.clone(), None)
+            }
         };
         if sources.iter().any(|s: &SourceConfig| s.name == name) {
             problems.push(Diagnostic::new(
@@ -467,6 +518,21 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config,
                 }
             }
             SourceFile::File { path, follow, .. } => SourceKind::File { path: rel(&path), follow },
+            SourceFile::Simulator { orders, incident_rate, seed, speed, .. } => {
+                let incident_rate = incident_rate.unwrap_or(0.02);
+                if !(0.0..=1.0).contains(&incident_rate) {
+                    problems.push(Diagnostic::new(
+                        here.clone(),
+                        format!("source `{name}`: incident_rate {incident_rate}: expected a fraction from 0 to 1"),
+                    ));
+                }
+                SourceKind::Simulator {
+                    orders: orders.unwrap_or(50_000),
+                    incident_rate,
+                    seed: seed.unwrap_or(7),
+                    speed: speed.unwrap_or(60).max(1),
+                }
+            }
             SourceFile::Nats { url, stream, subjects, consumer, create, tables, .. } => {
                 if create && subjects.is_empty() {
                     problems.push(Diagnostic::new(
@@ -637,6 +703,41 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config,
             }
         }
     }
+    let mut console = ConsoleConfig::default();
+    for (spanned, is_user) in
+        file.console.iter().flat_map(|c| c.users.iter().map(|u| (u, true)).chain(c.tokens.iter().map(|t| (t, false))))
+    {
+        let here = at(spanned.referenced.line() as usize, spanned.referenced.column() as usize);
+        let p = &spanned.value;
+        let Some(role) = fundguard_server::Role::parse(&p.role) else {
+            problems.push(Diagnostic::new(
+                here,
+                format!("`{}`: role `{}`: expected viewer, operator or admin", p.name, p.role),
+            ));
+            continue;
+        };
+        let (var, what) = match (is_user, &p.password_env, &p.token_env) {
+            (true, Some(var), None) => (var, "password"),
+            (false, None, Some(var)) => (var, "API token"),
+            _ => {
+                let expected = if is_user { "a user needs `password_env`" } else { "a token needs `token_env`" };
+                problems.push(Diagnostic::new(here, format!("`{}`: {expected} (and nothing else)", p.name)));
+                continue;
+            }
+        };
+        let Some(secret) = env(var).filter(|v| !v.is_empty()) else {
+            problems.push(Diagnostic::new(
+                here,
+                format!(
+                    "`{}`: environment variable {var} is not set: export the {what} there (never in this file)",
+                    p.name
+                ),
+            ));
+            continue;
+        };
+        let credential = fundguard_server::Credential { name: p.name.clone(), secret, role };
+        if is_user { console.users.push(credential) } else { console.tokens.push(credential) }
+    }
     let mut notify = NotifyConfig::default();
     if let Some(spanned) = file.notify {
         let here = at(spanned.referenced.line() as usize, spanned.referenced.column() as usize);
@@ -765,5 +866,6 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config,
         sinks,
         notify,
         slo,
+        console,
     })
 }

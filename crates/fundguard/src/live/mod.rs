@@ -8,6 +8,7 @@
 //! moves event time on when sources go quiet, so deadlines still fire; a reload task
 //! swaps in new rules when their files change or on SIGHUP, after validating them.
 
+mod catalog;
 pub mod config;
 mod sources;
 mod thread;
@@ -16,8 +17,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
-use fundguard_engine::Engine;
-use fundguard_rules::load_paths;
 use fundguard_sources::SourceHealth;
 use tokio::sync::mpsc;
 
@@ -29,7 +28,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
     let schemas = crate::commands::schemas(config.schema.as_ref())?;
-    let engine = build_engine(&config, &schemas).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let catalog = Arc::new(catalog::Catalog::new(&config));
+    let engine = catalog.build_engine(&schemas).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let telemetry = Arc::new(fundguard_server::Telemetry::default());
     let health: Arc<Mutex<Vec<SourceHealth>>> = Arc::new(Mutex::new(
         config
             .sources
@@ -40,7 +41,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let (inputs, receiver) = mpsc::channel::<Input>(16);
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let mut database_sources = Vec::new();
-    let pipeline = thread::spawn(&config, schemas.clone(), engine, receiver, health.clone())?;
+    let pipeline = thread::spawn(&config, schemas.clone(), engine, receiver, health.clone(), telemetry.clone())?;
 
     for (index, source) in config.sources.iter().enumerate() {
         match &source.kind {
@@ -73,16 +74,28 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 let name = source.name.clone();
                 tokio::spawn(sources::postgres(index, name, pg.clone(), inputs.clone(), health.clone()));
             }
+            SourceKind::Simulator { orders, incident_rate, seed, speed } => {
+                let sim = sources::SimulatorSettings {
+                    orders: *orders,
+                    incident_rate: *incident_rate,
+                    seed: *seed,
+                    speed: *speed,
+                };
+                tokio::spawn(sources::simulator(index, source.name.clone(), sim, inputs.clone(), health.clone()));
+            }
             SourceKind::Http { .. } => {} // served by the HTTP listener below
         }
     }
     let server = match &config.listen {
-        Some(addr) => Some(sources::http(addr, &config, inputs.clone(), health.clone()).await?),
+        Some(addr) => {
+            let console = console(&config, catalog.clone(), telemetry.clone(), health.clone())?;
+            Some(sources::http(addr, &config, inputs.clone(), health.clone(), telemetry.clone(), console).await?)
+        }
         None => None,
     };
-    let notifier = notifier(&config)?;
+    let notifier = notifier(&config, telemetry.clone())?;
     tokio::spawn(clock(inputs.clone()));
-    tokio::spawn(reload(config.clone(), schemas, inputs.clone()));
+    tokio::spawn(reload(config.clone(), catalog, schemas, inputs.clone()));
 
     shutdown_signal().await;
     eprintln!("fundguard: shutting down");
@@ -114,6 +127,25 @@ pub fn open_alert_store(
     std::thread::scope(|s| s.spawn(|| location.open(routes)).join())
         .map_err(|_| anyhow::anyhow!("opening the alert store panicked"))?
         .map_err(Into::into)
+}
+
+/// The console and its API over the alert store, when there is one.
+fn console(
+    config: &Config,
+    catalog: Arc<catalog::Catalog>,
+    telemetry: Arc<fundguard_server::Telemetry>,
+    health: Arc<Mutex<Vec<SourceHealth>>>,
+) -> anyhow::Result<Option<Arc<fundguard_server::Console>>> {
+    let Some(location) = config.alert_store() else { return Ok(None) };
+    let store = open_alert_store(&location, config.notify.routes.clone())?;
+    Ok(Some(Arc::new(fundguard_server::Console {
+        store: Arc::new(Mutex::new(store)),
+        slo: config.slo.clone(),
+        auth: fundguard_server::Auth::new(config.console.users.clone(), config.console.tokens.clone()),
+        rules: catalog,
+        telemetry,
+        health,
+    })))
 }
 
 /// The configured notification channels, by name.
@@ -150,12 +182,16 @@ pub fn channels(
 /// until told to stop.
 fn notifier(
     config: &Config,
+    telemetry: Arc<fundguard_server::Telemetry>,
 ) -> anyhow::Result<Option<(Arc<std::sync::atomic::AtomicBool>, std::thread::JoinHandle<()>)>> {
     use fundguard_notify::{Notifier, Retry};
     let Some(location) = config.alert_store() else { return Ok(None) };
     let store = open_alert_store(&location, fundguard_alerts::Routes::default())?;
+    let counts = open_alert_store(&location, fundguard_alerts::Routes::default())?;
+    let observed = telemetry.clone();
     let mut notifier = Notifier::new(store, channels(config)?, Retry::default(), config.notify.link.clone())
-        .repeating(config.notify.routes.clone(), config.notify.resend_every);
+        .repeating(config.notify.routes.clone(), config.notify.resend_every)
+        .observed(Box::new(move |channel, outcome| observed.notification(channel, outcome)));
     for c in &config.notify.channels {
         if let Some(per_minute) = c.max_per_minute {
             notifier = notifier.limit(&c.name, per_minute);
@@ -164,25 +200,23 @@ fn notifier(
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let stopping = stop.clone();
     let thread = std::thread::Builder::new().name("fundguard-notifier".into()).spawn(move || {
+        let mut counted = std::time::Instant::now() - Duration::from_secs(60);
         while !stopping.load(std::sync::atomic::Ordering::Relaxed) {
             if let Err(e) = notifier.deliver_due(now(), 100).and_then(|_| notifier.repeat_firing(now())) {
                 eprintln!("fundguard: notifications: {e}");
+            }
+            // Alert counts for /metrics: a GROUP BY every five seconds, not per scrape.
+            if counted.elapsed() >= Duration::from_secs(5) {
+                counted = std::time::Instant::now();
+                if let Ok(by_status) = counts.status_counts() {
+                    telemetry
+                        .alerts_by_status(by_status.into_iter().map(|(s, n)| (s.as_str().to_string(), n)).collect());
+                }
             }
             std::thread::sleep(Duration::from_millis(250));
         }
     })?;
     Ok(Some((stop, thread)))
-}
-
-fn build_engine(config: &Config, schemas: &fundguard_core::TableSchemas) -> Result<Engine, String> {
-    let (rules, mut problems) = load_paths(&config.rules);
-    if problems.is_empty() {
-        match Engine::new(&rules, schemas) {
-            Ok(engine) => return Ok(engine),
-            Err(mut more) => problems.append(&mut more),
-        }
-    }
-    Err(problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))
 }
 
 /// The wall clock, as event time: live runs compare commit times with it.
@@ -202,15 +236,22 @@ async fn clock(inputs: mpsc::Sender<Input>) {
     }
 }
 
-/// Reloads rules when a rule file changes (checked every two seconds) or on SIGHUP.
+/// Reloads rules when a rule file changes (checked every two seconds), on SIGHUP, or
+/// when a rule is switched on or off from the console.
 /// New rules are validated first; a bad edit keeps the running rules and says why.
-async fn reload(config: Config, schemas: Arc<fundguard_core::TableSchemas>, inputs: mpsc::Sender<Input>) {
+async fn reload(
+    config: Config,
+    catalog: Arc<catalog::Catalog>,
+    schemas: Arc<fundguard_core::TableSchemas>,
+    inputs: mpsc::Sender<Input>,
+) {
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     let mut seen = rules_fingerprint(&config);
     let mut poll = tokio::time::interval(Duration::from_secs(2));
     loop {
         let forced = tokio::select! {
             _ = poll.tick() => false,
+            _ = catalog.changed.notified() => true,
             Some(_) = async { match &mut hangup { Some(h) => h.recv().await, None => std::future::pending().await } } => true,
         };
         let current = rules_fingerprint(&config);
@@ -218,7 +259,7 @@ async fn reload(config: Config, schemas: Arc<fundguard_core::TableSchemas>, inpu
             continue;
         }
         seen = current;
-        match build_engine(&config, &schemas) {
+        match catalog.build_engine(&schemas) {
             Ok(engine) => {
                 let n = engine.rule_ids().count();
                 if inputs.send(Input::Reload(Box::new(engine))).await.is_err() {

@@ -63,6 +63,8 @@ pub async fn http(
     config: &Config,
     inputs: mpsc::Sender<Input>,
     health: Arc<Mutex<Vec<SourceHealth>>>,
+    telemetry: Arc<fundguard_server::Telemetry>,
+    console: Option<Arc<fundguard_server::Console>>,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -82,7 +84,8 @@ pub async fn http(
     }
     let max_body = ingest.values().map(|s: &IngestSource| s.max_body_bytes).max().unwrap_or(1 << 20);
     let (batches, mut received) = mpsc::channel::<IngestBatch>(16);
-    let state = AppState { ingest: Arc::new(ingest), pipeline: batches, health, max_body_bytes: max_body };
+    let state =
+        AppState { ingest: Arc::new(ingest), pipeline: batches, health, max_body_bytes: max_body, telemetry, console };
     tokio::spawn(async move {
         let mut seq: HashMap<usize, u64> = HashMap::new();
         while let Some(batch) = received.recv().await {
@@ -287,6 +290,72 @@ async fn send_grouped(index: usize, groups: Vec<(Option<String>, RawBatch)>, inp
         }
     }
     true
+}
+
+/// What the simulator source simulates.
+pub struct SimulatorSettings {
+    pub orders: u64,
+    pub incident_rate: f64,
+    pub seed: u64,
+    /// Simulated seconds per real second.
+    pub speed: u32,
+}
+
+/// Replays the built-in shop simulator (a simulated day) in real time, `speed` times
+/// faster: every event is sent when its moment comes, stamped with the wall-clock time
+/// it stands for, so the rules see a live shop with injected incidents.
+pub async fn simulator(
+    index: usize,
+    name: String,
+    settings: SimulatorSettings,
+    inputs: mpsc::Sender<Input>,
+    health: Arc<Mutex<Vec<SourceHealth>>>,
+) {
+    use fundguard_core::EventTime;
+    use fundguard_sim::{SimConfig, Simulator};
+    let health = HealthHandle { health, index };
+    let generated = tokio::task::spawn_blocking(move || {
+        let mut sim = Simulator::new(SimConfig {
+            seed: settings.seed,
+            orders: settings.orders,
+            incident_rate: settings.incident_rate,
+            hours: 24,
+            ..SimConfig::default()
+        });
+        let mut events = Vec::new();
+        sim.run(|e| events.push(e));
+        events.sort_by_key(|e| e.commit_time);
+        events
+    })
+    .await;
+    let Ok(events) = generated else { return health.fail(&name, &"the simulator failed") };
+    let Some(sim_start) = events.first().map(|e| e.commit_time.as_micros()) else { return health.set("finished") };
+    let real_start = super::now().as_micros();
+    let speed = i64::from(settings.speed);
+    health.set("reading");
+    let mut pending = events.into_iter().peekable();
+    let mut seq = 0u64;
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    while pending.peek().is_some() {
+        tick.tick().await;
+        let due = sim_start + (super::now().as_micros() - real_start) * speed;
+        let mut batch = Vec::new();
+        while let Some(mut event) = pending.next_if(|e| e.commit_time.as_micros() <= due) {
+            seq += 1;
+            event.commit_time =
+                EventTime::from_micros(real_start + (event.commit_time.as_micros() - sim_start) / speed);
+            event.position = Position::Synthetic { seq };
+            batch.push(event);
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        let position = format!("{name}#{seq}");
+        if !send_decoded(index, DecodedBatch { events: batch, dead_letters: Vec::new() }, position, &inputs).await {
+            return;
+        }
+    }
+    health.set("finished");
 }
 
 /// Sends a decoded batch and waits until it is processed; `false` when shutting down.

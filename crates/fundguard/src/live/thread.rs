@@ -65,6 +65,9 @@ struct Pipeline {
     /// Per source: its event-time name (from its positions) and when it last delivered.
     activity: Vec<Option<(String, Instant)>>,
     found: Vec<Finding>,
+    /// Source names, by index, for metrics.
+    names: Vec<String>,
+    telemetry: Arc<fundguard_server::Telemetry>,
 }
 
 /// Starts the pipeline thread.
@@ -74,6 +77,7 @@ pub fn spawn(
     engine: Engine,
     mut inputs: mpsc::Receiver<Input>,
     health: Arc<Mutex<Vec<SourceHealth>>>,
+    telemetry: Arc<fundguard_server::Telemetry>,
 ) -> anyhow::Result<JoinHandle<()>> {
     let mut sinks: Vec<Box<dyn FindingSink + Send>> = Vec::new();
     for sink in &config.sinks {
@@ -110,6 +114,8 @@ pub fn spawn(
         idle_after: config.idle_after,
         activity: vec![None; config.sources.len()],
         found: Vec::new(),
+        names: config.sources.iter().map(|s| s.name.clone()).collect(),
+        telemetry,
     };
     Ok(std::thread::Builder::new().name("fundguard-pipeline".into()).spawn(move || {
         while let Some(input) = inputs.blocking_recv() {
@@ -219,6 +225,20 @@ impl Pipeline {
             eprintln!("fundguard: evaluating a batch of source #{source} failed: {e}");
         }
         self.write_findings();
+        let name = self.names.get(source).map(String::as_str).unwrap_or("?");
+        let mut per_table: HashMap<&str, u64> = HashMap::new();
+        for e in events {
+            *per_table.entry(&e.table).or_default() += 1;
+        }
+        for (table, n) in per_table {
+            self.telemetry.events_in(name, table, n);
+        }
+        if dead > 0 {
+            self.telemetry.dead_letters(name, dead);
+        }
+        if let Some(newest) = events.iter().map(|e| e.commit_time).max() {
+            self.telemetry.watermark_lag(name, (now.as_micros() - newest.as_micros()) as f64 / 1e6);
+        }
         if let Some(e) = events.first()
             && let Some(slot) = self.activity.get_mut(source)
         {
@@ -253,8 +273,27 @@ impl Pipeline {
     }
 
     fn write_findings(&mut self) {
+        self.telemetry.rules(
+            self.engine
+                .stats()
+                .iter()
+                .map(|s| fundguard_server::metrics::RuleFigures {
+                    rule: s.rule.clone(),
+                    kind: s.kind.to_string(),
+                    events: s.events,
+                    findings: s.findings,
+                    errors: s.errors,
+                    last_error: s.last_error.clone(),
+                    state_bytes: s.state_bytes,
+                    state_keys: s.state_keys,
+                })
+                .collect(),
+        );
         if self.found.is_empty() {
             return;
+        }
+        for f in &self.found {
+            self.telemetry.finding(&f.rule, f.severity, f.event_time, f.detected_at);
         }
         for sink in &mut self.sinks {
             for f in &self.found {

@@ -76,7 +76,7 @@ tests:
 
 #[test]
 fn demo_catches_every_injected_incident() {
-    let o = fundguard(&["demo", "--orders", "1200"]);
+    let o = fundguard(&["demo", "--batch", "--orders", "1200"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
     assert!(out.contains("distinct keys"), "{out}");

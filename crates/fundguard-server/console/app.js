@@ -1,0 +1,292 @@
+// The fundguard console: a small single-page app over /api/v1, no build step.
+// Views: #/alerts (queue), #/alerts/ID (detail), #/dashboard, #/rules. The current view
+// refreshes every 3 seconds, so alerts arrive without a reload.
+"use strict";
+
+const state = { session: null, filters: { status: "", severity: "", team: "", rule: "", since: "" }, offset: 0 };
+const $ = (sel) => document.querySelector(sel);
+const SEVERITIES = ["critical", "high", "medium", "low"];
+const STATUSES = ["open", "acknowledged", "resolved", "false_positive", "expected"];
+
+function esc(text) {
+  return String(text ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+}
+
+function showError(message) {
+  const box = $("#error");
+  box.textContent = message || "";
+  box.hidden = !message;
+}
+
+async function api(path, options = {}) {
+  const headers = { "Content-Type": "application/json" };
+  if (options.method && options.method !== "GET" && state.session) headers["X-CSRF-Token"] = state.session.csrf;
+  const response = await fetch(path, { credentials: "same-origin", ...options, headers });
+  if (response.status === 401 && path !== "/api/v1/login") {
+    state.session = null;
+    render();
+    throw new Error("please log in");
+  }
+  const text = await response.text();
+  const body = text ? JSON.parse(text) : null;
+  if (!response.ok) throw new Error((body && body.error) || `HTTP ${response.status}`);
+  return body;
+}
+
+const post = (path, body) => api(path, { method: "POST", body: JSON.stringify(body || {}) });
+
+function can(role) {
+  const order = ["viewer", "operator", "admin"];
+  return state.session && order.indexOf(state.session.role) >= order.indexOf(role);
+}
+
+function time(t) {
+  return t ? new Date(t).toLocaleString() : "—";
+}
+
+function money(m) {
+  if (!m) return "—";
+  return `${esc(m.amount)} ${esc(m.currency || "")}`;
+}
+
+// ---- alert queue ----------------------------------------------------------------
+
+function sinceParam(choice) {
+  const hours = { "1h": 1, "24h": 24, "7d": 168 }[choice];
+  return hours ? new Date(Date.now() - hours * 3600e3).toISOString() : "";
+}
+
+async function renderAlerts(view) {
+  const f = state.filters;
+  if (!view.querySelector("#alerts-table")) {
+    const options = (list, chosen) =>
+      ['<option value="">any</option>'].concat(list.map((v) => `<option ${v === chosen ? "selected" : ""}>${v}</option>`)).join("");
+    view.innerHTML = `
+      <div class="filters">
+        <label>Status <select id="f-status">${options(STATUSES, f.status)}</select></label>
+        <label>Severity <select id="f-severity">${options(SEVERITIES, f.severity)}</select></label>
+        <label>Team <input id="f-team" value="${esc(f.team)}" placeholder="any"></label>
+        <label>Rule <input id="f-rule" value="${esc(f.rule)}" placeholder="any"></label>
+        <label>Seen <select id="f-since">${options(["1h", "24h", "7d"], f.since)}</select></label>
+      </div>
+      <table id="alerts-table"><thead><tr><th>#</th><th>Severity</th><th>Status</th><th>Team</th><th>Rule</th>
+        <th>Key</th><th>Money at risk</th><th>Findings</th><th>Last seen</th><th>Message</th></tr></thead><tbody></tbody></table>
+      <div class="pager"><button class="secondary" id="prev">Previous</button><button class="secondary" id="next">Next</button>
+        <span class="muted" id="page"></span></div>`;
+    for (const id of ["status", "severity", "team", "rule", "since"]) {
+      view.querySelector(`#f-${id}`).addEventListener("change", (e) => {
+        state.filters[id] = e.target.value.trim();
+        state.offset = 0;
+        refresh();
+      });
+    }
+    view.querySelector("#prev").addEventListener("click", () => { state.offset = Math.max(0, state.offset - 50); refresh(); });
+    view.querySelector("#next").addEventListener("click", () => { state.offset += 50; refresh(); });
+  }
+  const params = new URLSearchParams({ limit: "50", offset: String(state.offset) });
+  for (const key of ["status", "severity", "team", "rule"]) if (f[key]) params.set(key, f[key]);
+  if (f.since) params.set("since", sinceParam(f.since));
+  const page = await api(`/api/v1/alerts?${params}`);
+  const rows = page.alerts.map((a) => `
+    <tr class="clickable" data-id="${a.id}">
+      <td>${a.id}</td><td><span class="sev ${a.severity}">${a.severity}</span></td>
+      <td class="status">${a.status}</td><td>${esc(a.owner)}</td><td>${esc(a.rule)}</td>
+      <td><code>${esc(JSON.stringify(a.key))}</code></td><td>${money(a.money_at_risk)}</td><td>${a.count}</td>
+      <td>${time(a.last_seen)}</td><td>${esc(a.message)}</td></tr>`);
+  const body = view.querySelector("#alerts-table tbody");
+  body.innerHTML = rows.join("") || '<tr><td colspan="10" class="muted">No alerts match.</td></tr>';
+  body.querySelectorAll("tr[data-id]").forEach((tr) => tr.addEventListener("click", () => { location.hash = `#/alerts/${tr.dataset.id}`; }));
+  view.querySelector("#prev").disabled = state.offset === 0;
+  view.querySelector("#next").disabled = page.next_offset === null;
+  view.querySelector("#page").textContent = `alerts ${state.offset + 1}–${state.offset + page.alerts.length}`;
+}
+
+// ---- alert detail ---------------------------------------------------------------
+
+function pendingApproval(timeline) {
+  let waiting = false;
+  for (const t of timeline) {
+    if (t.action === "action_awaiting_approval") waiting = true;
+    if (t.action === "action_approved" || t.action === "action_rejected") waiting = false;
+  }
+  return waiting;
+}
+
+async function renderAlert(view, id) {
+  const { alert: a, overdue, timeline } = await api(`/api/v1/alerts/${id}`);
+  const typing = document.activeElement && ["INPUT", "TEXTAREA"].includes(document.activeElement.tagName);
+  if (typing && view.dataset.alert === String(id)) return; // do not wipe what someone is typing
+  view.dataset.alert = String(id);
+  const active = a.status === "open" || a.status === "acknowledged";
+  const evidence = (Array.isArray(a.evidence) ? a.evidence : []).map((e) => `
+      <tr><td>${esc(e.table)}</td>
+      <td>${esc(e.op)}</td><td>${time(e.commit_time)}</td>
+      <td><pre>${esc(JSON.stringify(e.before ?? null, null, 1))}</pre></td><td><pre>${esc(JSON.stringify(e.after ?? null, null, 1))}</pre></td></tr>`);
+  view.innerHTML = `
+    <p><a href="#/alerts">← all alerts</a></p>
+    <div class="grid">
+      <div class="card"><h2>Alert ${a.id} · <span class="sev ${a.severity}">${a.severity}</span> <span id="alert-status" class="status">${a.status}</span></h2>
+        <dl class="facts">
+          <dt>Rule</dt><dd>${esc(a.rule)}</dd><dt>Team</dt><dd>${esc(a.owner)}</dd>
+          <dt>Key</dt><dd><code>${esc(JSON.stringify(a.key))}</code></dd><dt>Message</dt><dd>${esc(a.message)}</dd>
+          <dt>Money at risk</dt><dd id="alert-money">${money(a.money_at_risk)}</dd>
+          <dt>Findings</dt><dd>${a.count} (first ${time(a.first_seen)}, last ${time(a.last_seen)})</dd>
+          <dt>Detected in</dt><dd>${((new Date(a.first_seen) - new Date(a.event_time)) / 1000).toFixed(3)} s after the commit</dd>
+          <dt>Assignee</dt><dd>${esc(a.assignee || "—")}</dd><dt>Root cause</dt><dd id="alert-root-cause">${esc(a.root_cause || "—")}</dd>
+          <dt>Overdue</dt><dd>${["detect", "respond", "resolve"].filter((k) => overdue[k]).join(", ") || "no"}</dd>
+        </dl></div>
+      <div class="card"><h2>Actions</h2><div class="actions">
+        ${can("operator") ? `
+        <div class="row"><button id="ack" ${a.status === "open" ? "" : "disabled"}>Acknowledge</button></div>
+        <div class="row"><input id="root-cause" placeholder="Root cause (required to resolve)"><button id="resolve" ${active ? "" : "disabled"}>Resolve</button></div>
+        <div class="row"><input id="fp-reason" placeholder="Why it is not a real problem"><button class="secondary" id="false-positive" ${active ? "" : "disabled"}>False positive</button></div>
+        <div class="row"><input id="assignee" placeholder="Assign to"><button class="secondary" id="assign" ${active ? "" : "disabled"}>Assign</button></div>
+        <div class="row"><input id="note" placeholder="Note"><button class="secondary" id="add-note">Add note</button></div>` : '<p class="muted">Viewers can read alerts; an operator works them.</p>'}
+        ${can("admin") && pendingApproval(timeline) ? `
+        <div class="row"><button id="approve-action">Approve containment action</button>
+          <input id="reject-reason" placeholder="Why not"><button class="secondary" id="reject-action">Reject</button></div>` : ""}
+      </div></div>
+      <div class="card"><h2>Timeline</h2><ol id="timeline">${timeline.map((t) =>
+        `<li data-action="${esc(t.action)}"><b>${esc(t.action)}</b> by ${esc(t.actor)} · ${time(t.at)}${t.detail ? `<br><span class="muted">${esc(t.detail)}</span>` : ""}</li>`).join("")}</ol></div>
+    </div>
+    <div class="card" style="margin-top:1rem"><h2>Evidence</h2>
+      <table id="evidence"><thead><tr><th>Table</th><th>Op</th><th>Commit</th><th>Before</th><th>After</th></tr></thead><tbody>${evidence.join("")}</tbody></table></div>`;
+  const act = (button, change, body) => {
+    const b = view.querySelector(button);
+    if (!b) return;
+    b.addEventListener("click", async () => {
+      try {
+        await post(`/api/v1/alerts/${a.id}/${change}`, body ? body() : {});
+        showError("");
+        view.dataset.alert = "";
+        document.activeElement.blur();
+        refresh();
+      } catch (e) { showError(e.message); }
+    });
+  };
+  const value = (sel) => view.querySelector(sel).value;
+  act("#ack", "ack");
+  act("#resolve", "resolve", () => ({ root_cause: value("#root-cause") }));
+  act("#false-positive", "false-positive", () => ({ reason: value("#fp-reason") }));
+  act("#assign", "assign", () => ({ to: value("#assignee") }));
+  act("#add-note", "note", () => ({ text: value("#note") }));
+  act("#approve-action", "approve-action");
+  act("#reject-action", "reject-action", () => ({ reason: value("#reject-reason") }));
+}
+
+// ---- dashboard ------------------------------------------------------------------
+
+const COLORS = { critical: "#c62828", high: "#ef6c00", medium: "#f9a825", low: "#2e7d32" };
+
+function barChart(id, bars, { stacked = null, height = 160, label = (b) => b.label } = {}) {
+  const width = 560, pad = 24, n = Math.max(bars.length, 1), w = (width - pad) / n;
+  const total = (b) => (stacked ? stacked.reduce((s, k) => s + b[k], 0) : b.value);
+  const max = Math.max(1, ...bars.map(total));
+  const y = (v) => (height - 18) * (v / max);
+  let rects = "";
+  bars.forEach((b, i) => {
+    let top = height - 18;
+    for (const key of stacked || ["value"]) {
+      const h = y(b[key]);
+      if (h > 0) rects += `<rect x="${pad + i * w + 1}" y="${top - h}" width="${Math.max(w - 2, 1)}" height="${h}" fill="${COLORS[key] || "#1f6feb"}"><title>${esc(label(b))}: ${b[key]}</title></rect>`;
+      top -= h;
+    }
+    if (bars.length <= 16 || i % Math.ceil(bars.length / 8) === 0) rects += `<text x="${pad + i * w}" y="${height - 4}">${esc(label(b))}</text>`;
+  });
+  return `<svg id="${id}" viewBox="0 0 ${width} ${height}" width="100%" role="img"><text x="0" y="10">${max}</text>${rects}</svg>`;
+}
+
+async function renderDashboard(view) {
+  const d = await api("/api/v1/dashboard?minutes=60");
+  const minutes = d.findings_per_minute.map((m) => ({ ...m, label: new Date(m.at).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }) }));
+  let previous = 0;
+  const latency = d.detection_latency.buckets.map(([le, cumulative]) => {
+    const value = cumulative - previous;
+    previous = cumulative;
+    return { label: `≤${le}s`, value };
+  });
+  const compliance = d.slo_compliance.map((c) => ({ label: c.team, value: Math.round(c.percent) }));
+  const moneyRows = Object.entries(d.money_at_risk).flatMap(([team, byCurrency]) =>
+    Object.entries(byCurrency).map(([currency, amount]) => `<tr><td>${esc(team)}</td><td>${esc(currency)}</td><td data-testid="money-${esc(team)}-${esc(currency)}">${esc(amount)}</td></tr>`));
+  view.innerHTML = `
+    <div class="counters">${Object.entries(d.active_alerts).filter(([s]) => s === "open" || s === "acknowledged").map(([s, n]) =>
+      `<div class="counter"><span class="muted">${s}</span><b data-testid="active-${s}">${n}</b></div>`).join("")}
+      <div class="counter"><span class="muted">findings (latency samples)</span><b data-testid="findings-total">${d.detection_latency.count}</b></div></div>
+    <div class="grid" style="margin-top:1rem">
+      <div class="card"><h2>Findings per minute, by severity</h2>${barChart("chart-findings", minutes, { stacked: SEVERITIES })}</div>
+      <div class="card"><h2>Detection latency (commit → finding)</h2>${barChart("chart-latency", latency)}</div>
+      <div class="card"><h2>SLO compliance per team (% of alerts within every deadline, last 7 days)</h2>${barChart("chart-slo", compliance)}
+        <table id="slo-table"><thead><tr><th>Team</th><th>Alerts</th><th>Overdue</th><th>%</th></tr></thead><tbody>${d.slo_compliance.map((c) =>
+          `<tr><td>${esc(c.team)}</td><td>${c.alerts}</td><td>${c.overdue}</td><td>${c.percent.toFixed(1)}</td></tr>`).join("")}</tbody></table></div>
+      <div class="card"><h2>Open money at risk</h2><table id="money-table"><thead><tr><th>Team</th><th>Currency</th><th>Amount</th></tr></thead>
+        <tbody>${moneyRows.join("") || '<tr><td colspan="3" class="muted">Nothing at risk.</td></tr>'}</tbody></table></div>
+    </div>`;
+}
+
+// ---- rules ----------------------------------------------------------------------
+
+async function renderRules(view) {
+  const rules = await api("/api/v1/rules");
+  view.innerHTML = `<table id="rules-table"><thead><tr><th>Rule</th><th>Team</th><th>Severity</th><th>Kind</th><th>Enabled</th>
+    <th>Events</th><th>Findings</th><th>Open alerts</th><th>Errors</th><th>State</th><th></th></tr></thead><tbody>${rules.map((r) => `
+    <tr data-rule="${esc(r.id)}"><td title="${esc(r.description)}">${esc(r.id)}</td><td>${esc(r.owner)}</td>
+      <td><span class="sev ${r.severity}">${r.severity}</span></td><td>${esc(r.kind)}</td><td>${r.enabled ? "yes" : "no"}</td>
+      <td>${r.events}</td><td>${r.findings}</td><td>${r.open_alerts}</td>
+      <td title="${esc(r.last_error || "")}">${r.errors}</td><td>${r.state_bytes ? `${(r.state_bytes / 1024).toFixed(1)} KiB` : "—"}</td>
+      <td>${can("admin") ? `<button class="secondary toggle" data-id="${esc(r.id)}" data-to="${r.enabled ? "disable" : "enable"}">${r.enabled ? "Disable" : "Enable"}</button>` : ""}</td></tr>`).join("")}</tbody></table>`;
+  view.querySelectorAll("button.toggle").forEach((b) => b.addEventListener("click", async () => {
+    try { await post(`/api/v1/rules/${encodeURIComponent(b.dataset.id)}/${b.dataset.to}`); showError(""); refresh(); } catch (e) { showError(e.message); }
+  }));
+}
+
+// ---- shell ----------------------------------------------------------------------
+
+function route() {
+  const [, view, id] = (location.hash || "#/alerts").split("/");
+  return { view: view || "alerts", id };
+}
+
+let busy = false;
+async function refresh() {
+  if (!state.session || busy) return;
+  busy = true;
+  const { view, id } = route();
+  const el = $("#view");
+  if (el.dataset.view !== view + (id || "")) { el.innerHTML = ""; el.dataset.view = view + (id || ""); el.dataset.alert = ""; }
+  document.querySelectorAll("#nav a").forEach((a) => a.classList.toggle("active", a.dataset.view === view));
+  try {
+    if (view === "alerts" && id) await renderAlert(el, id);
+    else if (view === "dashboard") await renderDashboard(el);
+    else if (view === "rules") await renderRules(el);
+    else await renderAlerts(el);
+  } catch (e) { showError(e.message); } finally { busy = false; }
+}
+
+function render() {
+  const logged = !!state.session;
+  $("#login").hidden = logged;
+  $("#nav").hidden = !logged;
+  $("#logout").hidden = !logged;
+  $("#view").hidden = !logged;
+  $("#who").textContent = logged ? `${state.session.user} (${state.session.role})` : "";
+  if (logged) refresh();
+}
+
+$("#login").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  try {
+    state.session = await post("/api/v1/login", { user: $("#login-user").value, password: $("#login-password").value });
+    showError("");
+    render();
+  } catch (err) { showError(err.message); }
+});
+
+$("#logout").addEventListener("click", async () => {
+  try { await post("/api/v1/logout"); } catch (_) { /* the session is gone either way */ }
+  state.session = null;
+  render();
+});
+
+window.addEventListener("hashchange", refresh);
+setInterval(refresh, 3000);
+api("/api/v1/session").then((s) => { state.session = s; render(); }).catch(() => render());

@@ -1,0 +1,465 @@
+//! The console's HTTP API under `/api/v1`: alerts and their lifecycle, rules, figures.
+//!
+//! Every answer is JSON; every refusal is a 4xx with `{"error": "<what to do>"}` and
+//! changes nothing — an unknown filter, bad paging, a state change the alert's status
+//! does not allow (resolving without a root cause), a body over 64 KiB. The alert store
+//! is synchronous, so its calls run on tokio's blocking pool, one at a time.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use fundguard_alerts::{Alert, AlertError, AlertStore, Change, Filter, Slo, SloReport, Status};
+use fundguard_core::{EventTime, Severity};
+use fundguard_sources::SourceHealth;
+use serde::{Deserialize, Serialize};
+
+use crate::auth::{Auth, Role, SESSION_COOKIE};
+use crate::metrics::Telemetry;
+
+/// A refusal: its status and what to do about it.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError { status, message: message.into() }
+    }
+
+    fn bad(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(serde_json::json!({ "error": self.message }))).into_response()
+    }
+}
+
+impl From<AlertError> for ApiError {
+    fn from(e: AlertError) -> ApiError {
+        let status = match e {
+            AlertError::NotFound(_) => StatusCode::NOT_FOUND,
+            AlertError::InvalidChange(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, e.to_string())
+    }
+}
+
+/// One rule as the catalogue shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleInfo {
+    pub id: String,
+    pub description: String,
+    pub owner: String,
+    pub severity: Severity,
+    pub kind: String,
+    pub tags: Vec<String>,
+    pub enabled: bool,
+}
+
+/// The running rules, and switching one on or off (the binary implements it: it owns
+/// the engine).
+pub trait RuleCatalog: Send + Sync {
+    fn rules(&self) -> Vec<RuleInfo>;
+    /// Enables or disables a rule; `Err` says why not (an unknown rule).
+    fn set_enabled(&self, id: &str, enabled: bool) -> Result<(), String>;
+}
+
+/// What the console and its API work on.
+pub struct Console {
+    pub store: Arc<Mutex<Box<dyn AlertStore + Send>>>,
+    pub slo: Slo,
+    pub auth: Auth,
+    pub rules: Arc<dyn RuleCatalog>,
+    pub telemetry: Arc<Telemetry>,
+    pub health: Arc<Mutex<Vec<SourceHealth>>>,
+}
+
+type Shared = State<Arc<Console>>;
+
+fn wall_clock() -> EventTime {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    EventTime::from_micros(now.as_micros() as i64)
+}
+
+impl Console {
+    /// Runs `f` on the store, off the async threads.
+    async fn store<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&mut dyn AlertStore) -> Result<T, AlertError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = store.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            f(guard.as_mut())
+        })
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("the store task failed: {e}")))?
+        .map_err(ApiError::from)
+    }
+}
+
+/// Parses a JSON body, refusing unreadable ones with the parser's reason.
+fn body<T: for<'de> Deserialize<'de>>(bytes: &Bytes) -> Result<T, ApiError> {
+    let bytes: &[u8] = if bytes.is_empty() { b"{}" } else { bytes };
+    serde_json::from_slice(bytes).map_err(|e| ApiError::bad(format!("the JSON body: {e}")))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LoginBody {
+    user: String,
+    password: String,
+}
+
+/// `POST /api/v1/login` `{"user", "password"}` → the session cookie and `{"user", "role", "csrf"}`.
+pub(crate) async fn login(State(c): Shared, bytes: Bytes) -> Result<Response, ApiError> {
+    let LoginBody { user, password } = body(&bytes)?;
+    let login = c
+        .auth
+        .login(&user, &password)
+        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "wrong user name or password"))?;
+    let cookie = format!("{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict", login.session);
+    let mut response =
+        Json(serde_json::json!({ "user": login.principal.name, "role": login.principal.role, "csrf": login.csrf }))
+            .into_response();
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    Ok(response)
+}
+
+/// `POST /api/v1/logout`: ends the session.
+pub(crate) async fn logout(State(c): Shared, headers: HeaderMap) -> Response {
+    c.auth.logout(&headers);
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    let expired = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
+    if let Ok(value) = HeaderValue::from_str(&expired) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response
+}
+
+/// `GET /api/v1/session`: who is logged in, and the CSRF token to send with changes.
+pub(crate) async fn session(State(c): Shared, headers: HeaderMap) -> Result<Json<serde_json::Value>, ApiError> {
+    let who = c.auth.authorize(&headers, &Method::GET, Role::Viewer)?;
+    let csrf = c.auth.csrf_of(&headers);
+    Ok(Json(serde_json::json!({ "user": who.name, "role": who.role, "csrf": csrf })))
+}
+
+/// The filters `GET /api/v1/alerts` understands.
+const ALERT_FILTERS: [&str; 7] = ["status", "severity", "team", "rule", "since", "limit", "offset"];
+
+/// The largest page.
+const MAX_PAGE: usize = 500;
+
+fn parse_filter(query: &HashMap<String, String>) -> Result<Filter, ApiError> {
+    if let Some(unknown) = query.keys().find(|k| !ALERT_FILTERS.contains(&k.as_str())) {
+        return Err(ApiError::bad(format!("unknown filter `{unknown}`: expected one of {}", ALERT_FILTERS.join(", "))));
+    }
+    let status = query
+        .get("status")
+        .map(|s| {
+            Status::parse(s).ok_or_else(|| {
+                ApiError::bad(format!(
+                    "status `{s}`: expected open, acknowledged, resolved, false_positive or expected"
+                ))
+            })
+        })
+        .transpose()?;
+    let severity = query
+        .get("severity")
+        .map(|s| {
+            serde_json::from_value::<Severity>(serde_json::Value::String(s.clone()))
+                .map_err(|_| ApiError::bad(format!("severity `{s}`: expected critical, high, medium or low")))
+        })
+        .transpose()?;
+    let since = query
+        .get("since")
+        .map(|s| EventTime::parse(s).map_err(|e| ApiError::bad(format!("since `{s}`: {e}"))))
+        .transpose()?;
+    let number = |name: &str, default: usize| -> Result<usize, ApiError> {
+        match query.get(name) {
+            None => Ok(default),
+            Some(v) => v.parse().map_err(|_| ApiError::bad(format!("{name} `{v}`: expected a whole number"))),
+        }
+    };
+    let limit = number("limit", 50)?;
+    if limit == 0 || limit > MAX_PAGE {
+        return Err(ApiError::bad(format!("limit {limit}: expected 1 to {MAX_PAGE}")));
+    }
+    Ok(Filter {
+        status,
+        severity,
+        owner: query.get("team").cloned(),
+        rule: query.get("rule").cloned(),
+        since,
+        limit,
+        offset: number("offset", 0)?,
+    })
+}
+
+/// A page of alerts; `next_offset` is where the next page starts, if there is one.
+#[derive(Serialize)]
+pub(crate) struct AlertPage {
+    alerts: Vec<Alert>,
+    limit: usize,
+    offset: usize,
+    next_offset: Option<usize>,
+}
+
+/// `GET /api/v1/alerts?status=&severity=&team=&rule=&since=&limit=&offset=`, most recently seen first.
+pub(crate) async fn list_alerts(
+    State(c): Shared,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<AlertPage>, ApiError> {
+    c.auth.authorize(&headers, &Method::GET, Role::Viewer)?;
+    let filter = parse_filter(&query)?;
+    let (limit, offset) = (filter.limit, filter.offset);
+    // One more than asked tells whether another page follows, without counting them all.
+    let mut alerts = c.store(move |s| s.list(&Filter { limit: limit + 1, ..filter })).await?;
+    let more = alerts.len() > limit;
+    alerts.truncate(limit);
+    Ok(Json(AlertPage { alerts, limit, offset, next_offset: more.then_some(offset + limit) }))
+}
+
+/// `GET /api/v1/alerts/{id}`: the alert with its evidence, SLO clocks and timeline.
+pub(crate) async fn show_alert(
+    State(c): Shared,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    c.auth.authorize(&headers, &Method::GET, Role::Viewer)?;
+    let (alert, timeline) = c.store(move |s| s.get(id)).await?;
+    let overdue = c.slo.overdue(&alert, wall_clock());
+    Ok(Json(serde_json::json!({ "alert": alert, "overdue": overdue, "timeline": timeline })))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ChangeBody {
+    #[serde(default)]
+    root_cause: String,
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    to: String,
+    #[serde(default)]
+    text: String,
+}
+
+/// The changes `POST /api/v1/alerts/{id}/{change}` knows, with the role each needs.
+pub const CHANGES: [&str; 8] =
+    ["ack", "resolve", "false-positive", "expected", "assign", "note", "approve-action", "reject-action"];
+
+/// `POST /api/v1/alerts/{id}/{change}` with `{"root_cause"}`, `{"reason"}`, `{"to"}` or
+/// `{"text"}` as the change needs; answers the changed alert. The actor in the timeline
+/// is the logged-in user or the token's name.
+pub(crate) async fn change_alert(
+    State(c): Shared,
+    method: Method,
+    headers: HeaderMap,
+    Path((id, change)): Path<(i64, String)>,
+    bytes: Bytes,
+) -> Result<Json<Alert>, ApiError> {
+    let b: ChangeBody = body(&bytes)?;
+    let (change, needed) = match change.as_str() {
+        "ack" => (Change::Acknowledge, Role::Operator),
+        "resolve" => (Change::Resolve { root_cause: b.root_cause }, Role::Operator),
+        "false-positive" => (Change::FalsePositive { reason: b.reason }, Role::Operator),
+        "expected" => (Change::Expected { reason: b.reason }, Role::Operator),
+        "assign" => (Change::Assign { to: b.to }, Role::Operator),
+        "note" => (Change::Note { text: b.text }, Role::Operator),
+        "approve-action" => (Change::ApproveAction, Role::Admin),
+        "reject-action" => (Change::RejectAction { reason: b.reason }, Role::Admin),
+        other => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("no change `{other}`: expected one of {}", CHANGES.join(", ")),
+            ));
+        }
+    };
+    let who = c.auth.authorize(&headers, &method, needed)?;
+    let alert = c.store(move |s| s.change(id, &change, &who.name, wall_clock())).await?;
+    Ok(Json(alert))
+}
+
+/// One rule with its figures and how many of its alerts are open.
+#[derive(Serialize)]
+pub(crate) struct RuleRow {
+    #[serde(flatten)]
+    info: RuleInfo,
+    events: u64,
+    findings: u64,
+    errors: u64,
+    last_error: Option<String>,
+    state_bytes: u64,
+    open_alerts: u64,
+}
+
+/// `GET /api/v1/rules`: the catalogue with each rule's health.
+pub(crate) async fn list_rules(State(c): Shared, headers: HeaderMap) -> Result<Json<Vec<RuleRow>>, ApiError> {
+    c.auth.authorize(&headers, &Method::GET, Role::Viewer)?;
+    let active = c.store(|s| active_alerts(s)).await?;
+    let mut open: HashMap<String, u64> = HashMap::new();
+    for a in &active {
+        *open.entry(a.rule.clone()).or_default() += 1;
+    }
+    let figures: HashMap<String, crate::metrics::RuleFigures> =
+        c.telemetry.rule_figures().into_iter().map(|f| (f.rule.clone(), f)).collect();
+    let rows = c
+        .rules
+        .rules()
+        .into_iter()
+        .map(|info| {
+            let f = figures.get(&info.id).cloned().unwrap_or_default();
+            RuleRow {
+                open_alerts: open.get(&info.id).copied().unwrap_or(0),
+                events: f.events,
+                findings: f.findings,
+                errors: f.errors,
+                last_error: f.last_error,
+                state_bytes: f.state_bytes,
+                info,
+            }
+        })
+        .collect();
+    Ok(Json(rows))
+}
+
+/// `POST /api/v1/rules/{id}/enable` and `/disable` (admin).
+pub(crate) async fn toggle_rule(
+    State(c): Shared,
+    method: Method,
+    headers: HeaderMap,
+    Path((id, toggle)): Path<(String, String)>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let enabled = match toggle.as_str() {
+        "enable" => true,
+        "disable" => false,
+        other => return Err(ApiError::new(StatusCode::NOT_FOUND, format!("no `{other}`: expected enable or disable"))),
+    };
+    c.auth.authorize(&headers, &method, Role::Admin)?;
+    c.rules.set_enabled(&id, enabled).map_err(|e| ApiError::new(StatusCode::NOT_FOUND, e))?;
+    Ok(Json(serde_json::json!({ "id": id, "enabled": enabled })))
+}
+
+/// Open and acknowledged alerts (at most 100,000: figures over a storm stay cheap).
+fn active_alerts(s: &mut dyn AlertStore) -> Result<Vec<Alert>, AlertError> {
+    let mut out = Vec::new();
+    for status in [Status::Open, Status::Acknowledged] {
+        out.extend(s.list(&Filter { status: Some(status), limit: 100_000, ..Filter::default() })?);
+    }
+    Ok(out)
+}
+
+/// `GET /api/v1/slo`: MTTD/MTTA/MTTR and overdue per team and rule, over the alerts
+/// seen in the last 7 days.
+pub(crate) async fn slo(State(c): Shared, headers: HeaderMap) -> Result<Json<SloReport>, ApiError> {
+    c.auth.authorize(&headers, &Method::GET, Role::Viewer)?;
+    Ok(Json(slo_report(&c).await?))
+}
+
+async fn slo_report(c: &Arc<Console>) -> Result<SloReport, ApiError> {
+    let now = wall_clock();
+    let since = EventTime::from_micros(now.as_micros() - 7 * 24 * 3600 * 1_000_000);
+    let alerts = c.store(move |s| s.list(&Filter { since: Some(since), limit: 100_000, ..Filter::default() })).await?;
+    Ok(SloReport::compute(&alerts, &c.slo, now))
+}
+
+/// SLO compliance of one team: the share of its alerts that met every deadline.
+#[derive(Serialize)]
+pub(crate) struct Compliance {
+    team: String,
+    alerts: u64,
+    overdue: u64,
+    percent: f64,
+}
+
+/// `GET /api/v1/dashboard?minutes=60`: findings per minute per severity, the detection
+/// latency distribution, SLO compliance per team, open money at risk per team, alert
+/// counts per status.
+pub(crate) async fn dashboard(
+    State(c): Shared,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    c.auth.authorize(&headers, &Method::GET, Role::Viewer)?;
+    if let Some(unknown) = query.keys().find(|k| k.as_str() != "minutes") {
+        return Err(ApiError::bad(format!("unknown parameter `{unknown}`: expected minutes")));
+    }
+    let minutes = match query.get("minutes") {
+        None => 60,
+        Some(m) => match m.parse::<usize>() {
+            Ok(m) if (1..=1440).contains(&m) => m,
+            _ => return Err(ApiError::bad(format!("minutes `{m}`: expected 1 to 1440"))),
+        },
+    };
+    let report = slo_report(&c).await?;
+    let compliance: Vec<Compliance> = report
+        .by_team
+        .iter()
+        .map(|(team, f)| Compliance {
+            team: team.clone(),
+            alerts: f.alerts,
+            overdue: f.overdue,
+            percent: if f.alerts == 0 { 100.0 } else { 100.0 * (f.alerts - f.overdue) as f64 / f.alerts as f64 },
+        })
+        .collect();
+    let active = c.store(|s| active_alerts(s)).await?;
+    let money: BTreeMap<String, BTreeMap<String, String>> = fundguard_alerts::money_at_risk(&active)
+        .into_iter()
+        .map(|(team, by_currency)| (team, by_currency.into_iter().map(|(cur, v)| (cur, v.to_string())).collect()))
+        .collect();
+    let mut by_status: BTreeMap<&str, u64> = Status::ALL.iter().map(|s| (s.as_str(), 0)).collect();
+    for a in &active {
+        *by_status.entry(a.status.as_str()).or_default() += 1;
+    }
+    Ok(Json(serde_json::json!({
+        "findings_per_minute": c.telemetry.findings_per_minute(minutes),
+        "detection_latency": c.telemetry.latency(),
+        "slo_compliance": compliance,
+        "money_at_risk": money,
+        "active_alerts": by_status,
+    })))
+}
+
+/// `GET /api/v1/health`: every source's state, for the console and for people.
+pub(crate) async fn health(State(c): Shared, headers: HeaderMap) -> Result<Json<Vec<SourceHealth>>, ApiError> {
+    c.auth.authorize(&headers, &Method::GET, Role::Viewer)?;
+    Ok(Json(c.health.lock().map(|h| h.clone()).unwrap_or_default()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn filters_are_checked_before_the_store_is_asked() {
+        let f =
+            parse_filter(&q(&[("status", "open"), ("team", "refunds"), ("limit", "20"), ("offset", "40")])).unwrap();
+        assert_eq!((f.status, f.owner.as_deref(), f.limit, f.offset), (Some(Status::Open), Some("refunds"), 20, 40));
+        let refuse = |pairs: &[(&str, &str)]| parse_filter(&q(pairs)).unwrap_err().message;
+        assert!(refuse(&[("colour", "red")]).starts_with("unknown filter `colour`"));
+        assert!(refuse(&[("status", "sleeping")]).contains("expected open, acknowledged"));
+        assert!(refuse(&[("limit", "0")]).contains("expected 1 to 500"));
+        assert!(refuse(&[("limit", "501")]).contains("expected 1 to 500"));
+        assert!(refuse(&[("offset", "-1")]).contains("expected a whole number"));
+        assert!(refuse(&[("since", "yesterday")]).starts_with("since `yesterday`"));
+    }
+}

@@ -1,0 +1,117 @@
+//! The rule catalogue of a running fundguard: which rules run, which are switched off
+//! from the console, and the one place rules are loaded into an engine.
+//!
+//! Rules switched off are remembered in `DATA_DIR/disabled-rules.json`, so a restart
+//! keeps them off; switching one triggers the same validated reload as editing a file.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use fundguard_engine::Engine;
+use fundguard_rules::{Rule, RuleBody, load_paths};
+use fundguard_server::{RuleCatalog, RuleInfo};
+
+use super::config::Config;
+
+pub struct Catalog {
+    rules: Vec<PathBuf>,
+    info: Mutex<Vec<RuleInfo>>,
+    disabled: Mutex<BTreeSet<String>>,
+    disabled_file: PathBuf,
+    /// Woken when a rule is switched on or off: the reload task rebuilds the engine.
+    pub changed: Arc<tokio::sync::Notify>,
+}
+
+fn kind(rule: &Rule) -> &'static str {
+    match &rule.body {
+        RuleBody::Check(_) => "check",
+        RuleBody::Reconcile(_) => "reconcile",
+        RuleBody::Transition(_) => "transition",
+        RuleBody::Timeout(_) => "timeout",
+        RuleBody::Rate(_) => "rate",
+    }
+}
+
+impl Catalog {
+    pub fn new(config: &Config) -> Catalog {
+        let disabled_file = config.data_dir.join("disabled-rules.json");
+        let disabled = std::fs::read_to_string(&disabled_file)
+            .ok()
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .unwrap_or_default();
+        Catalog {
+            rules: config.rules.clone(),
+            info: Mutex::new(Vec::new()),
+            disabled: Mutex::new(disabled),
+            disabled_file,
+            changed: Arc::new(tokio::sync::Notify::new()),
+        }
+    }
+
+    fn disabled(&self) -> BTreeSet<String> {
+        self.disabled.lock().map(|d| d.clone()).unwrap_or_default()
+    }
+
+    /// Loads and validates the rule files (minus the rules switched off) into an engine;
+    /// every problem, one per line, when they do not validate.
+    pub fn build_engine(&self, schemas: &fundguard_core::TableSchemas) -> Result<Engine, String> {
+        let (mut rules, mut problems) = load_paths(&self.rules);
+        if problems.is_empty() {
+            let disabled = self.disabled();
+            for rule in &mut rules {
+                if disabled.contains(&rule.id) {
+                    rule.enabled = false;
+                }
+            }
+            match Engine::new(&rules, schemas) {
+                Ok(engine) => {
+                    let info = rules
+                        .iter()
+                        .map(|r| RuleInfo {
+                            id: r.id.clone(),
+                            description: r.description.clone(),
+                            owner: r.owner.clone(),
+                            severity: r.severity,
+                            kind: kind(r).to_string(),
+                            tags: r.tags.to_vec(),
+                            enabled: r.enabled,
+                        })
+                        .collect();
+                    if let Ok(mut slot) = self.info.lock() {
+                        *slot = info;
+                    }
+                    return Ok(engine);
+                }
+                Err(mut more) => problems.append(&mut more),
+            }
+        }
+        Err(problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))
+    }
+}
+
+impl RuleCatalog for Catalog {
+    fn rules(&self) -> Vec<RuleInfo> {
+        self.info.lock().map(|i| i.clone()).unwrap_or_default()
+    }
+
+    fn set_enabled(&self, id: &str, enabled: bool) -> Result<(), String> {
+        if !self.rules().iter().any(|r| r.id == id) {
+            return Err(format!("no rule `{id}`: GET /api/v1/rules lists them"));
+        }
+        let snapshot = {
+            let mut disabled = self.disabled.lock().map_err(|_| "the rule catalogue is unavailable".to_string())?;
+            if enabled {
+                disabled.remove(id);
+            } else {
+                disabled.insert(id.to_string());
+            }
+            disabled.clone()
+        };
+        let text = serde_json::to_string_pretty(&snapshot).unwrap_or_default();
+        std::fs::write(&self.disabled_file, text)
+            .map_err(|e| format!("remembering the switch in {}: {e}", self.disabled_file.display()))?;
+        self.changed.notify_one();
+        Ok(())
+    }
+}
