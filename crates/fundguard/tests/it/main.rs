@@ -1,8 +1,10 @@
 //! End-to-end tests: the `fundguard` binary run as a user runs it.
 
 mod alerts;
+mod api;
 mod backtest;
 mod cli;
+mod console;
 mod databases;
 mod dead_letters;
 mod kafka;

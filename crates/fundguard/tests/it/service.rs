@@ -16,8 +16,13 @@ pub struct Service {
 
 impl Service {
     pub fn start(config: &Path, envs: &[(&str, &str)]) -> Service {
+        Service::spawn(&["run", "--config", path(config)], envs)
+    }
+
+    /// Any long-running fundguard command (`demo`, say).
+    pub fn spawn(args: &[&str], envs: &[(&str, &str)]) -> Service {
         let mut child = Command::new(env!("CARGO_BIN_EXE_fundguard"))
-            .args(["run", "--config", path(config)])
+            .args(args)
             .envs(envs.iter().copied())
             .current_dir(repo_root())
             .stdout(Stdio::null())

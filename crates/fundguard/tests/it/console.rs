@@ -1,0 +1,213 @@
+//! The web console in a real browser: headless Chromium driven over WebDriver
+//! (ChromeDriver, both from Debian, installed by scripts/install-test-deps.sh) against
+//! `fundguard demo`. Screenshots of every page go to target/test-artifacts/console/.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+
+use crate::servers::tool;
+use crate::service::{Service, free_port, wait};
+use crate::{path, repo_root};
+
+/// A ChromeDriver on a free port, stopped when dropped.
+struct ChromeDriver {
+    child: Child,
+    url: String,
+}
+
+impl ChromeDriver {
+    fn start() -> ChromeDriver {
+        let port = free_port();
+        let driver = tool("chromedriver", "apt-get install chromium chromium-driver");
+        let child = Command::new(driver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let url = format!("http://127.0.0.1:{port}");
+        let up = wait(Duration::from_secs(20), || std::net::TcpStream::connect(("127.0.0.1", port)).ok());
+        assert!(up.is_some(), "chromedriver listens on {port}");
+        ChromeDriver { child, url }
+    }
+}
+
+impl Drop for ChromeDriver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn browser(driver: &ChromeDriver) -> Client {
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": tool("chromium", "apt-get install chromium").to_str().unwrap(),
+            "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1366,900"],
+        }),
+    );
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(capabilities)
+        .connect(&driver.url)
+        .await
+        .expect("a Chromium session")
+}
+
+fn artifacts() -> PathBuf {
+    let dir = repo_root().join("target/test-artifacts/console");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn screenshot(client: &Client, name: &str) {
+    let png = client.screenshot().await.unwrap();
+    assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot");
+    std::fs::write(artifacts().join(format!("{name}.png")), png).unwrap();
+}
+
+/// Polls `f` every 200 ms for up to `secs` seconds.
+async fn eventually<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn text(client: &Client, css: &str) -> Option<String> {
+    client.find(Locator::Css(css)).await.ok()?.text().await.ok()
+}
+
+async fn log_in(client: &Client, url: &str, user: &str) {
+    client.goto(url).await.unwrap();
+    client.wait().for_element(Locator::Css("#login-user")).await.unwrap().send_keys(user).await.unwrap();
+    client.find(Locator::Css("#login-password")).await.unwrap().send_keys("demo-pw").await.unwrap();
+    client.find(Locator::Css("#login-submit")).await.unwrap().click().await.unwrap();
+    let who =
+        eventually(10, "the logged-in user", || async { text(client, "#who").await.filter(|t| !t.is_empty()) }).await;
+    assert!(who.starts_with(user), "{who}");
+}
+
+async fn click(client: &Client, css: &str) {
+    client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}")).click().await.unwrap();
+}
+
+async fn type_into(client: &Client, css: &str, value: &str) {
+    client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}")).send_keys(value).await.unwrap();
+}
+
+#[test]
+fn an_operator_works_an_alert_from_the_demo_and_a_viewer_only_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("demo");
+    let demo = Service::spawn(
+        &["demo", "--listen", "127.0.0.1:0", "--data-dir", path(&data), "--speed", "600", "--orders", "4000"],
+        &[("FG_DEMO_PASSWORD", "demo-pw")],
+    );
+    let url = demo.url();
+    let driver = ChromeDriver::start();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let client = browser(&driver).await;
+        log_in(&client, &url, "operator").await;
+
+        // Alerts arrive from the live simulator without a reload.
+        eventually(60, "alerts in the queue", || async {
+            client.find(Locator::Css("#alerts-table tbody tr[data-id]")).await.ok()
+        })
+        .await;
+        screenshot(&client, "alerts").await;
+
+        // Filter to open alerts, then open the first.
+        client.find(Locator::Css("#f-status")).await.unwrap().select_by_value("open").await.unwrap();
+        // The queue refreshes every 3 s: a row found just before a refresh goes stale, so retry.
+        let id = eventually(20, "an open alert to open", || async {
+            let row = client.find(Locator::Css("#alerts-table tbody tr[data-id]")).await.ok()?;
+            let status = row.find(Locator::Css("td.status")).await.ok()?.text().await.ok()?;
+            let id = row.attr("data-id").await.ok()??;
+            (status == "open" && row.click().await.is_ok()).then_some(id)
+        })
+        .await;
+        eventually(10, "the alert page", || async { text(&client, "#alert-status").await.filter(|s| s == "open") })
+            .await;
+        let money = text(&client, "#alert-money").await.unwrap();
+        assert!(!money.is_empty(), "money at risk shown");
+        assert!(client.find(Locator::Css("#evidence tbody tr")).await.is_ok(), "evidence rows shown");
+        screenshot(&client, "alert-open").await;
+
+        click(&client, "#ack").await;
+        eventually(10, "acknowledged", || async {
+            text(&client, "#alert-status").await.filter(|s| s == "acknowledged")
+        })
+        .await;
+        // Resolving without a root cause is refused, with the reason shown.
+        click(&client, "#resolve").await;
+        let refused =
+            eventually(10, "the refusal", || async { text(&client, "#error").await.filter(|t| !t.is_empty()) }).await;
+        assert!(refused.contains("root cause"), "{refused}");
+        type_into(&client, "#root-cause", "demo incident: amount written in yuan, read as fen").await;
+        click(&client, "#resolve").await;
+        eventually(10, "resolved", || async { text(&client, "#alert-status").await.filter(|s| s == "resolved") }).await;
+        let timeline = text(&client, "#timeline").await.unwrap();
+        assert!(
+            timeline.contains("acknowledged by operator") && timeline.contains("resolved by operator"),
+            "{timeline}"
+        );
+        assert!(text(&client, "#alert-root-cause").await.unwrap().contains("yuan"));
+        screenshot(&client, "alert-resolved").await;
+
+        // The dashboard shows the run and keeps updating.
+        client.goto(&format!("{url}#/dashboard")).await.unwrap();
+        let first: u64 = eventually(20, "dashboard figures", || async {
+            text(&client, "[data-testid=findings-total]").await?.parse().ok().filter(|n| *n > 0)
+        })
+        .await;
+        for chart in ["#chart-findings", "#chart-latency", "#chart-slo", "#money-table"] {
+            assert!(client.find(Locator::Css(chart)).await.is_ok(), "{chart} on the dashboard");
+        }
+        screenshot(&client, "dashboard").await;
+        eventually(30, "the dashboard to update", || async {
+            let now: u64 = text(&client, "[data-testid=findings-total]").await?.parse().ok()?;
+            (now > first).then_some(())
+        })
+        .await;
+
+        client.goto(&format!("{url}#/rules")).await.unwrap();
+        let rules = eventually(10, "the rule catalogue", || async {
+            let rows = client.find_all(Locator::Css("#rules-table tbody tr")).await.ok()?;
+            (!rows.is_empty()).then_some(rows.len())
+        })
+        .await;
+        assert_eq!(rules, 29, "every example rule listed");
+        screenshot(&client, "rules").await;
+
+        // A viewer sees the alert but gets no buttons to change it.
+        click(&client, "#logout").await;
+        eventually(10, "the login form", || async {
+            client.find(Locator::Css("#login")).await.ok()?.is_displayed().await.ok()?.then_some(())
+        })
+        .await;
+        log_in(&client, &url, "viewer").await;
+        client.goto(&format!("{url}#/alerts/{id}")).await.unwrap();
+        eventually(10, "the alert as a viewer", || async {
+            text(&client, "#alert-status").await.filter(|s| s == "resolved")
+        })
+        .await;
+        assert!(client.find(Locator::Css("#resolve")).await.is_err(), "no resolve button for a viewer");
+        assert!(client.find(Locator::Css("#ack")).await.is_err());
+        screenshot(&client, "alert-viewer").await;
+        client.close().await.unwrap();
+    });
+}
