@@ -92,11 +92,17 @@ async fn text(client: &Client, css: &str) -> Option<String> {
 
 async fn log_in(client: &Client, url: &str, user: &str) {
     client.goto(url).await.unwrap();
-    client.wait().for_element(Locator::Css("#login-user")).await.unwrap().send_keys(user).await.unwrap();
+    // The form shows once the page has asked for a session and found none.
+    let field = eventually(20, "the login form", || async {
+        let field = client.find(Locator::Css("#login-user")).await.ok()?;
+        field.is_displayed().await.ok()?.then_some(field)
+    })
+    .await;
+    field.send_keys(user).await.unwrap();
     client.find(Locator::Css("#login-password")).await.unwrap().send_keys("demo-pw").await.unwrap();
     client.find(Locator::Css("#login-submit")).await.unwrap().click().await.unwrap();
     let who =
-        eventually(10, "the logged-in user", || async { text(client, "#who").await.filter(|t| !t.is_empty()) }).await;
+        eventually(20, "the logged-in user", || async { text(client, "#who").await.filter(|t| !t.is_empty()) }).await;
     assert!(who.starts_with(user), "{who}");
 }
 
@@ -140,7 +146,7 @@ fn an_operator_works_an_alert_from_the_demo_and_a_viewer_only_reads() {
             (status == "open" && row.click().await.is_ok()).then_some(id)
         })
         .await;
-        eventually(10, "the alert page", || async { text(&client, "#alert-status").await.filter(|s| s == "open") })
+        eventually(20, "the alert page", || async { text(&client, "#alert-status").await.filter(|s| s == "open") })
             .await;
         let money = text(&client, "#alert-money").await.unwrap();
         assert!(!money.is_empty(), "money at risk shown");
@@ -148,18 +154,18 @@ fn an_operator_works_an_alert_from_the_demo_and_a_viewer_only_reads() {
         screenshot(&client, "alert-open").await;
 
         click(&client, "#ack").await;
-        eventually(10, "acknowledged", || async {
+        eventually(20, "acknowledged", || async {
             text(&client, "#alert-status").await.filter(|s| s == "acknowledged")
         })
         .await;
         // Resolving without a root cause is refused, with the reason shown.
         click(&client, "#resolve").await;
         let refused =
-            eventually(10, "the refusal", || async { text(&client, "#error").await.filter(|t| !t.is_empty()) }).await;
+            eventually(20, "the refusal", || async { text(&client, "#error").await.filter(|t| !t.is_empty()) }).await;
         assert!(refused.contains("root cause"), "{refused}");
         type_into(&client, "#root-cause", "demo incident: amount written in yuan, read as fen").await;
         click(&client, "#resolve").await;
-        eventually(10, "resolved", || async { text(&client, "#alert-status").await.filter(|s| s == "resolved") }).await;
+        eventually(20, "resolved", || async { text(&client, "#alert-status").await.filter(|s| s == "resolved") }).await;
         let timeline = text(&client, "#timeline").await.unwrap();
         assert!(
             timeline.contains("acknowledged by operator") && timeline.contains("resolved by operator"),
@@ -185,7 +191,7 @@ fn an_operator_works_an_alert_from_the_demo_and_a_viewer_only_reads() {
         .await;
 
         client.goto(&format!("{url}#/rules")).await.unwrap();
-        let rules = eventually(10, "the rule catalogue", || async {
+        let rules = eventually(20, "the rule catalogue", || async {
             let rows = client.find_all(Locator::Css("#rules-table tbody tr")).await.ok()?;
             (!rows.is_empty()).then_some(rows.len())
         })
@@ -195,13 +201,13 @@ fn an_operator_works_an_alert_from_the_demo_and_a_viewer_only_reads() {
 
         // A viewer sees the alert but gets no buttons to change it.
         click(&client, "#logout").await;
-        eventually(10, "the login form", || async {
+        eventually(20, "the login form", || async {
             client.find(Locator::Css("#login")).await.ok()?.is_displayed().await.ok()?.then_some(())
         })
         .await;
         log_in(&client, &url, "viewer").await;
         client.goto(&format!("{url}#/alerts/{id}")).await.unwrap();
-        eventually(10, "the alert as a viewer", || async {
+        eventually(20, "the alert as a viewer", || async {
             text(&client, "#alert-status").await.filter(|s| s == "resolved")
         })
         .await;
