@@ -71,10 +71,10 @@ pub fn router(state: AppState) -> Router {
     let mut app = Router::new()
         .route("/v1/ingest/{source}", post(ingest::ingest))
         .route("/v1/sources", get(sources))
+        .route("/readyz", get(readyz))
         .layer(axum::extract::DefaultBodyLimit::max(limit))
         .with_state(state.clone())
         .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(|| async { "ready" }))
         .route(
             "/metrics",
             get(move || {
@@ -115,6 +115,23 @@ pub fn router(state: AppState) -> Router {
         app = app.merge(api);
     }
     app
+}
+
+/// Ready once every source has started and is connected (none waiting to reconnect or
+/// failed for good): 503 naming the sources holding it back otherwise, so a load
+/// balancer or orchestrator waits.
+async fn readyz(State(state): State<AppState>) -> (axum::http::StatusCode, String) {
+    let health = state.health.lock().map(|h| h.clone()).unwrap_or_default();
+    let waiting: Vec<String> = health
+        .iter()
+        .filter(|h| matches!(h.state.as_str(), "starting" | "disconnected") || h.state.starts_with("failed"))
+        .map(|h| format!("{}: {}", h.name, h.state))
+        .collect();
+    if waiting.is_empty() {
+        (axum::http::StatusCode::OK, "ready".into())
+    } else {
+        (axum::http::StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {}", waiting.join("; ")))
+    }
 }
 
 async fn sources(State(state): State<AppState>) -> Json<Vec<SourceHealth>> {

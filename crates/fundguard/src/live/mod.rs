@@ -46,6 +46,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     for (index, source) in config.sources.iter().enumerate() {
         match &source.kind {
             SourceKind::File { path, follow } => {
+                set_state(&health, index, "reading");
                 tokio::spawn(sources::file(index, source.name.clone(), path.clone(), *follow, inputs.clone()));
             }
             SourceKind::Nats { nats, tables } => {
@@ -89,7 +90,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let server = match &config.listen {
         Some(addr) => {
             let console = console(&config, catalog.clone(), telemetry.clone(), health.clone())?;
-            Some(sources::http(addr, &config, inputs.clone(), health.clone(), telemetry.clone(), console).await?)
+            let server =
+                sources::http(addr, &config, inputs.clone(), health.clone(), telemetry.clone(), console).await?;
+            for (index, source) in config.sources.iter().enumerate() {
+                if matches!(source.kind, SourceKind::Http { .. }) {
+                    set_state(&health, index, "listening");
+                }
+            }
+            Some(server)
         }
         None => None,
     };
@@ -127,6 +135,15 @@ pub fn open_alert_store(
     std::thread::scope(|s| s.spawn(|| location.open(routes)).join())
         .map_err(|_| anyhow::anyhow!("opening the alert store panicked"))?
         .map_err(Into::into)
+}
+
+/// Sets a source's state in the health table (sources without a task of their own).
+fn set_state(health: &Mutex<Vec<SourceHealth>>, index: usize, state: &str) {
+    if let Ok(mut all) = health.lock()
+        && let Some(h) = all.get_mut(index)
+    {
+        h.state = state.to_string();
+    }
 }
 
 /// The console and its API over the alert store, when there is one.

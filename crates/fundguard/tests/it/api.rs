@@ -270,3 +270,29 @@ fn the_openapi_document_describes_the_served_routes() {
         }
     }
 }
+
+#[test]
+fn readiness_waits_for_every_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_service, url) = service(dir.path());
+    let ready = agent().get(&format!("{url}/readyz")).call().unwrap().body_mut().read_to_string().unwrap();
+    assert_eq!(ready, "ready", "an HTTP source is ready once it listens");
+
+    // A database source that cannot connect holds readiness back, and says so.
+    let closed = crate::service::free_port();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "rules: [{rules}]\ndata_dir: data2\nlisten: 127.0.0.1:0\nsources:\n  - {{ name: ledger-db, type: postgres, url: \"postgres://postgres@127.0.0.1:{closed}/x\", slot: s }}\n",
+            rules = path(&repo_root().join("examples/rules"))
+        ),
+    );
+    let down = Service::start(&config, &[]);
+    let url = down.url();
+    let answer = wait(Duration::from_secs(10), || {
+        let mut r = agent().get(&format!("{url}/readyz")).call().unwrap();
+        let body = r.body_mut().read_to_string().unwrap();
+        (r.status() == 503 && body.contains("ledger-db")).then_some(body)
+    });
+    assert!(answer.is_some(), "503 naming the source");
+}
