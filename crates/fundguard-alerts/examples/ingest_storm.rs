@@ -38,6 +38,7 @@ fn main() {
             money_at_risk: Some(Money { amount: Value::Int(1999), currency: Some("CNY".into()) }),
             tags: Default::default(),
             action: None,
+            fingerprint_by: None,
         });
         if findings.len() == batch {
             store.record(&findings).expect("record");

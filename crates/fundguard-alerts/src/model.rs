@@ -242,12 +242,22 @@ pub enum AlertError {
     NewerSchema { path: String, found: i64, known: i64 },
 }
 
-/// Rule plus entity key: the identity of an alert. Keys are ordered maps, so the
-/// same entity always gives the same text.
+/// The part of a finding's key that identifies its alert: the columns of the rule's
+/// `fingerprint`, or the whole key.
+pub fn alert_key(finding: &Finding) -> serde_json::Value {
+    let key: serde_json::Map<String, serde_json::Value> = finding
+        .key
+        .iter()
+        .filter(|(k, _)| finding.fingerprint_by.as_ref().is_none_or(|by| by.contains(k)))
+        .map(|(k, v)| (k.clone(), v.to_json()))
+        .collect();
+    serde_json::Value::Object(key)
+}
+
+/// Rule plus alert key: the identity of an alert. Keys are ordered maps, so the same
+/// entity always gives the same text.
 pub fn fingerprint(finding: &Finding) -> String {
-    let key: serde_json::Map<String, serde_json::Value> =
-        finding.key.iter().map(|(k, v)| (k.clone(), v.to_json())).collect();
-    format!("{}|{}", finding.rule, serde_json::Value::Object(key))
+    format!("{}|{}", finding.rule, alert_key(finding))
 }
 
 #[cfg(test)]

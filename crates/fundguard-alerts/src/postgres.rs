@@ -226,8 +226,6 @@ fn record_one(tx: &mut Transaction<'_>, routes: &Routes, finding: &Finding) -> R
     let existing = tx.query_opt("SELECT id, status FROM alerts WHERE fingerprint = $1", &[&fp])?;
     match existing {
         None => {
-            let key: serde_json::Map<String, serde_json::Value> =
-                finding.key.iter().map(|(k, v)| (k.clone(), v.to_json())).collect();
             let id: i64 = tx
                 .query_one(
                     "INSERT INTO alerts (fingerprint, rule, key_json, severity, owner, status, message, count, \
@@ -236,7 +234,7 @@ fn record_one(tx: &mut Transaction<'_>, routes: &Routes, finding: &Finding) -> R
                     &[
                         &fp,
                         &finding.rule,
-                        &serde_json::Value::Object(key).to_string(),
+                        &crate::model::alert_key(finding).to_string(),
                         &finding.severity.as_str(),
                         &finding.owner,
                         &finding.message,

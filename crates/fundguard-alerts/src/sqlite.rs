@@ -214,8 +214,6 @@ fn record_one(tx: &Transaction<'_>, routes: &Routes, finding: &Finding) -> rusql
         .optional()?;
     match existing {
         None => {
-            let key: serde_json::Map<String, serde_json::Value> =
-                finding.key.iter().map(|(k, v)| (k.clone(), v.to_json())).collect();
             tx.execute(
                 "INSERT INTO alerts (fingerprint, rule, key_json, severity, owner, status, message, count, \
                  event_time, first_seen, last_seen, money_json, evidence_json, tags_json) \
@@ -223,7 +221,7 @@ fn record_one(tx: &Transaction<'_>, routes: &Routes, finding: &Finding) -> rusql
                 params![
                     fp,
                     finding.rule,
-                    serde_json::Value::Object(key).to_string(),
+                    crate::model::alert_key(finding).to_string(),
                     finding.severity.as_str(),
                     finding.owner,
                     finding.message,

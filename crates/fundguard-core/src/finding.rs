@@ -52,6 +52,9 @@ pub struct Finding {
     /// The rule's containment action, run when the finding opens an alert.
     #[serde(skip)]
     pub action: Option<Arc<Action>>,
+    /// The key columns that identify an alert (the rule's `fingerprint`); `None`: all of them.
+    #[serde(skip)]
+    pub fingerprint_by: Option<Arc<[String]>>,
 }
 
 impl Finding {

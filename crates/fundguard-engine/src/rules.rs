@@ -339,6 +339,7 @@ fn evaluate_check(
             money_at_risk,
             tags: rule.tags.clone(),
             action: rule.action.clone(),
+            fingerprint_by: rule.fingerprint_by.clone(),
         };
         finding.message = render_message(rule, check, &finding, event);
         out.push((event_index, finding));

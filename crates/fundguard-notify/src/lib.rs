@@ -465,6 +465,7 @@ mod tests {
             money_at_risk: None,
             tags: Default::default(),
             action: None,
+            fingerprint_by: None,
         }
     }
 

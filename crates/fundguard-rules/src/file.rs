@@ -46,6 +46,10 @@ pub struct RuleFile {
     /// Stateful rules: the state budget in bytes; above it the rule raises an overload finding.
     #[serde(default)]
     pub max_state_bytes: Option<u64>,
+    /// The key columns that identify an alert (default: the whole key), e.g. one alert per
+    /// merchant for a rule keyed by merchant and order.
+    #[serde(default)]
+    pub fingerprint: Option<Spanned<Vec<String>>>,
     /// A containment action run when the rule's first finding opens an alert.
     #[serde(default)]
     pub action: Option<Spanned<ActionBody>>,

@@ -196,6 +196,33 @@ impl Validator {
         };
         let tests = file.tests.into_iter().filter_map(|t| self.test(t)).collect();
         let action = file.action.and_then(|a| self.action(a.value)).map(Arc::new);
+        let fingerprint_by = match file.fingerprint {
+            Some(columns) if columns.value.is_empty() || columns.value.iter().any(|c| c.trim().is_empty()) => {
+                self.error(
+                    self.at(&columns),
+                    "`fingerprint` lists no columns: expected key column names, e.g. [merchant_id]",
+                );
+                None
+            }
+            Some(columns) => {
+                if let RuleBody::Check(check) = &body {
+                    for c in &columns.value {
+                        if !check.key.iter().any(|(name, _)| name == c) {
+                            let known: Vec<&str> = check.key.iter().map(|(n, _)| n.as_str()).collect();
+                            self.error(
+                                self.at(&columns),
+                                format!(
+                                    "`fingerprint` column `{c}` is not in the key: expected one of {}",
+                                    known.join(", ")
+                                ),
+                            );
+                        }
+                    }
+                }
+                Some(columns.value.into())
+            }
+            None => None,
+        };
         Some(Rule {
             id,
             description: file.description,
@@ -206,6 +233,7 @@ impl Validator {
             enabled: file.enabled,
             body,
             action,
+            fingerprint_by,
             state,
             tests,
             at,

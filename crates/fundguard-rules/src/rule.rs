@@ -30,6 +30,8 @@ pub struct Rule {
     pub body: RuleBody,
     /// The containment action, shared with every finding.
     pub action: Option<Arc<Action>>,
+    /// The key columns that identify an alert; `None`: the whole key.
+    pub fingerprint_by: Option<Arc<[String]>>,
     /// Event-time and state settings (used by stateful kinds).
     pub state: StateOptions,
     pub tests: Vec<RuleTest>,

@@ -23,6 +23,7 @@ fn finding(rule: &str, id: i64, at_secs: i64) -> Finding {
         money_at_risk: None,
         tags: Default::default(),
         action: None,
+        fingerprint_by: None,
     }
 }
 
@@ -346,5 +347,23 @@ fn routes_match_the_rules_tags() {
         let to: Vec<(i64, &str)> = due.iter().map(|n| (n.alert_id, n.channel.as_str())).collect();
         assert_eq!(to, [(1, "treasury")]);
         assert_eq!(store.get(1).unwrap().0.tags, ["money", "payouts"]);
+    }
+}
+
+#[test]
+fn a_rules_fingerprint_can_group_findings_by_part_of_their_key() {
+    for (kind, mut store, _backing) in stores() {
+        eprintln!("store: {kind}");
+        let per_merchant = |order: i64| {
+            let mut f = finding("pay-amount", order, order);
+            f.key = BTreeMap::from([("merchant".to_string(), Value::Int(9)), ("order".to_string(), Value::Int(order))]);
+            f.fingerprint_by = Some(vec!["merchant".to_string()].into());
+            f
+        };
+        let recorded = store.record(&[per_merchant(1), per_merchant(2), finding("pay-amount", 1, 3)]).unwrap();
+        assert_eq!(recorded, vec![Recorded::Opened(1), Recorded::Updated(1), Recorded::Opened(2)]);
+        let (alert, _) = store.get(1).unwrap();
+        assert_eq!((alert.count, alert.key.to_string()), (2, r#"{"merchant":9}"#.to_string()));
+        assert_eq!(alert.fingerprint, r#"pay-amount|{"merchant":9}"#);
     }
 }

@@ -138,6 +138,7 @@ impl Emit<'_> {
             money_at_risk,
             tags: self.rule.tags.clone(),
             action: self.rule.action.clone(),
+            fingerprint_by: self.rule.fingerprint_by.clone(),
         });
     }
 }

@@ -99,3 +99,23 @@ action:
     assert!(p[2].starts_with("11:9: action mode `maybe`: expected run, dry_run or approval"), "{p:?}");
     assert!(p[3].contains("placeholder `{campaign}`: expected {key.COLUMN}, {rule} or {alert}"), "{p:?}");
 }
+
+#[test]
+fn a_fingerprint_names_key_columns() {
+    let text = "\
+id: refund-per-merchant
+owner: refunds
+severity: high
+fingerprint: [merchant]
+check:
+  tables: [shop.refunds]
+  assert: after.amount > 0
+  key: { merchant_id: after.merchant_id, refund_id: after.id }
+";
+    let p = problems(text);
+    assert_eq!(p.len(), 1, "{p:#?}");
+    assert!(p[0].starts_with("4:14: `fingerprint` column `merchant` is not in the key: expected one of merchant_id, refund_id"), "{p:?}");
+    let (rule, problems) = crate::parse(&text.replace("[merchant]", "[merchant_id]"));
+    assert!(problems.is_empty(), "{problems:?}");
+    assert_eq!(rule.unwrap().fingerprint_by.as_deref(), Some(&["merchant_id".to_string()][..]));
+}
