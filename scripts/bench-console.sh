@@ -8,7 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ALERTS=${1:-1000000}
 REQUESTS=${2:-200}
-cargo build --release -p fundguard -p fundguard-alerts --example ingest_storm
+cargo build --release -p fundguard
+cargo build --release -p fundguard-alerts --example ingest_storm
 TARGET="$(realpath "${CARGO_TARGET_DIR:-target}")/release"
 WORK=$(mktemp -d)
 cleanup() {

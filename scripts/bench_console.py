@@ -19,11 +19,13 @@ def get(path):
     return (time.perf_counter() - started) * 1000, json.loads(body)
 
 
-for _ in range(100):  # wait for the service
+for attempt in range(300):  # wait for the service
     try:
         get("/api/v1/session")
         break
     except Exception:
+        if attempt == 299:
+            raise
         time.sleep(0.2)
 
 QUERIES = {
