@@ -60,6 +60,7 @@ pub struct Latency {
 struct Counts {
     events_in: BTreeMap<(String, String), u64>,
     dead_letters: BTreeMap<String, u64>,
+    decode_errors: BTreeMap<String, u64>,
     watermark_lag_seconds: BTreeMap<String, f64>,
     findings: BTreeMap<(String, Severity), u64>,
     rules: Vec<RuleFigures>,
@@ -91,6 +92,12 @@ impl Telemetry {
     /// Messages of `source` that could not be decoded and went to its dead-letter file.
     pub fn dead_letters(&self, source: &str, n: u64) {
         self.with(|c| *c.dead_letters.entry(source.to_string()).or_default() += n);
+    }
+
+    /// Messages of `source` that could not be decoded: dead-lettered, or refused with
+    /// their HTTP batch.
+    pub fn decode_errors(&self, source: &str, n: u64) {
+        self.with(|c| *c.decode_errors.entry(source.to_string()).or_default() += n);
     }
 
     /// How far `source`'s newest commit time is behind the wall clock.
@@ -221,6 +228,13 @@ impl Collector for Scrape {
             "Messages that could not be decoded (written to the source's dead-letter file).",
             true,
             c.dead_letters.iter().map(|(s, n)| (l(&[("source", s)]), *n as f64)),
+        )?;
+        family(
+            &mut encoder,
+            "fundguard_decode_errors",
+            "Messages that could not be decoded, dead-lettered or refused with their batch.",
+            true,
+            c.decode_errors.iter().map(|(s, n)| (l(&[("source", s)]), *n as f64)),
         )?;
         family(
             &mut encoder,

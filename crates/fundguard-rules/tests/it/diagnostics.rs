@@ -114,7 +114,12 @@ check:
 ";
     let p = problems(text);
     assert_eq!(p.len(), 1, "{p:#?}");
-    assert!(p[0].starts_with("4:14: `fingerprint` column `merchant` is not in the key: expected one of merchant_id, refund_id"), "{p:?}");
+    assert!(
+        p[0].starts_with(
+            "4:14: `fingerprint` column `merchant` is not in the key: expected one of merchant_id, refund_id"
+        ),
+        "{p:?}"
+    );
     let (rule, problems) = crate::parse(&text.replace("[merchant]", "[merchant_id]"));
     assert!(problems.is_empty(), "{problems:?}");
     assert_eq!(rule.unwrap().fingerprint_by.as_deref(), Some(&["merchant_id".to_string()][..]));

@@ -183,6 +183,9 @@ impl Pipeline {
             }
         }
         if !rejected.is_empty() {
+            if let Some(name) = self.names.get(source) {
+                self.telemetry.decode_errors(name, rejected.len() as u64);
+            }
             return Err(rejected);
         }
         let last_position = messages.last().map(|(_, p)| p.to_string());
@@ -235,6 +238,7 @@ impl Pipeline {
         }
         if dead > 0 {
             self.telemetry.dead_letters(name, dead);
+            self.telemetry.decode_errors(name, dead);
         }
         if let Some(newest) = events.iter().map(|e| e.commit_time).max() {
             self.telemetry.watermark_lag(name, (now.as_micros() - newest.as_micros()) as f64 / 1e6);

@@ -218,6 +218,8 @@ fn an_admin_switches_a_rule_off_and_on_and_metrics_show_the_run() {
     });
     assert!(found.is_some(), "switched on again, it finds");
 
+    let (status, _) = post(&format!("{url}/v1/ingest/msgs"), Some("ingest"), "[{\"id\": 1}]");
+    assert_eq!(status, 422, "a message without its event time is refused");
     let metrics = wait(Duration::from_secs(10), || {
         let text = agent().get(&format!("{url}/metrics")).call().unwrap().body_mut().read_to_string().unwrap();
         text.contains("fundguard_alerts{status=\"open\"}").then_some(text)
@@ -229,6 +231,7 @@ fn an_admin_switches_a_rule_off_and_on_and_metrics_show_the_run() {
         "fundguard_detection_latency_seconds_bucket{le=\"+Inf\"}",
         &format!("fundguard_rule_evaluations_total{{rule=\"{rule}\",kind=\"check\"}}"),
         "fundguard_watermark_lag_seconds{source=\"msgs\"}",
+        "fundguard_decode_errors_total{source=\"msgs\"} 1",
     ] {
         assert!(metrics.contains(family), "{family} in:\n{metrics}");
     }
