@@ -97,13 +97,15 @@ fn live(args: Args) -> anyhow::Result<ExitCode> {
         anyhow::anyhow!("{}", problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))
     })?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    runtime.block_on(async move {
+    let result = runtime.block_on(async move {
         let listen = config.listen.clone().unwrap_or_default();
         println!("fundguard demo: a simulated shop ({orders} orders over a simulated day, {}x speed) checked by {} example rules", args.speed, crate::examples::EXAMPLE_RULES.len());
         println!("console: http://{listen}/  (users admin, operator, viewer; password {password})");
         println!("alerts are stored in {}; Ctrl-C stops", args.data_dir.join("alerts.db").display());
         crate::live::run(config).await
-    })?;
+    });
+    runtime.shutdown_background();
+    result?;
     Ok(ExitCode::SUCCESS)
 }
 

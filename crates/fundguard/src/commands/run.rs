@@ -24,6 +24,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    runtime.block_on(live::run(config))?;
+    let result = runtime.block_on(live::run(config));
+    // Tasks still running after the drain (or its timeout) must not hold the exit up.
+    runtime.shutdown_background();
+    result?;
     Ok(ExitCode::SUCCESS)
 }

@@ -25,6 +25,9 @@ struct ConfigFile {
     listen: Option<String>,
     #[serde(default)]
     idle_after: Option<String>,
+    /// How long a SIGTERM may take to drain (default 30s).
+    #[serde(default)]
+    shutdown_timeout: Option<String>,
     /// Each entry keeps its place in the file, so a problem with it names its line.
     #[serde(default)]
     sources: Vec<serde_saphyr::Spanned<SourceFile>>,
@@ -360,6 +363,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub listen: Option<String>,
     pub idle_after: Duration,
+    /// How long stopping may take: stop reading, drain the pipeline, store positions, exit.
+    pub shutdown_timeout: Duration,
     pub sources: Vec<SourceConfig>,
     pub sinks: Vec<SinkConfig>,
     pub notify: NotifyConfig,
@@ -451,6 +456,13 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config,
             Duration::from_secs(5)
         }),
         None => Duration::from_secs(5),
+    };
+    let shutdown_timeout = match &file.shutdown_timeout {
+        Some(d) => parse_duration(d).unwrap_or_else(|e| {
+            problems.push(Diagnostic::new(at(0, 0), format!("shutdown_timeout: {e}")));
+            Duration::from_secs(30)
+        }),
+        None => Duration::from_secs(30),
     };
     if file.rules.is_empty() {
         problems.push(Diagnostic::new(at(0, 0), "`rules` is empty: expected at least one rule file or directory"));
@@ -862,6 +874,7 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config,
         data_dir,
         listen: file.listen,
         idle_after,
+        shutdown_timeout,
         sources,
         sinks,
         notify,

@@ -106,22 +106,33 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tokio::spawn(reload(config.clone(), catalog, schemas, inputs.clone()));
 
     shutdown_signal().await;
-    eprintln!("fundguard: shutting down");
-    if let Some(server) = server {
-        server.abort();
+    eprintln!("fundguard: shutting down (at most {:?}, `shutdown_timeout`)", config.shutdown_timeout);
+    let drain = async move {
+        // Stop reading first: no new requests, database sources store their last
+        // processed position; then the pipeline finishes what it has and flushes sinks.
+        if let Some(server) = server {
+            server.abort();
+        }
+        let _ = stop.send(true);
+        for task in database_sources {
+            let _ = task.await;
+        }
+        let _ = inputs.send(Input::Shutdown).await;
+        drop(inputs);
+        tokio::task::spawn_blocking(move || pipeline.join()).await.ok();
+        if let Some((stop, thread)) = notifier {
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    };
+    if tokio::time::timeout(config.shutdown_timeout, drain).await.is_err() {
+        anyhow::bail!(
+            "shutdown took longer than {:?} (`shutdown_timeout`): stopped without a complete drain; \
+             sources resume from their last stored positions",
+            config.shutdown_timeout
+        );
     }
-    // Database sources store their last processed position before the pipeline stops.
-    let _ = stop.send(true);
-    for task in database_sources {
-        let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
-    }
-    let _ = inputs.send(Input::Shutdown).await;
-    drop(inputs);
-    tokio::task::spawn_blocking(move || pipeline.join()).await.ok();
-    if let Some((stop, thread)) = notifier {
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
-    }
+    eprintln!("fundguard: stopped cleanly");
     Ok(())
 }
 

@@ -339,3 +339,22 @@ fn nats_subjects_map_to_tables_for_json_messages() {
     drop(service);
     delete_stream(&stream);
 }
+
+#[test]
+fn sigterm_drains_flushes_and_exits_within_the_shutdown_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = http_config(dir.path(), path(&repo_root().join("examples/rules")), "shop.refunds");
+    let text = std::fs::read_to_string(&config).unwrap() + "shutdown_timeout: 10s\n";
+    std::fs::write(&config, text).unwrap();
+    let mut service = Service::start(&config, &[("FG_TEST_TOKEN", "t")]);
+    let body = format!("[{{\"id\":1,\"order_id\":1,\"amount\":-1,\"currency\":\"CNY\",\"ts\":{}}}]", now_ms());
+    assert_eq!(post(&format!("{}/v1/ingest/msgs", service.url()), Some("t"), &body).0, 200);
+    let started = std::time::Instant::now();
+    let _ = std::process::Command::new("kill").args(["-TERM", &service.pid().to_string()]).status();
+    let status = service.child.wait().unwrap();
+    assert!(status.success(), "a clean stop exits 0: {:?}", service.stderr.lock().unwrap());
+    assert!(started.elapsed() < Duration::from_secs(10), "within the timeout");
+    service.wait_for("fundguard: stopped cleanly");
+    let findings = read_jsonl(&dir.path().join("findings.jsonl"));
+    assert_eq!(findings.len(), 1, "the finding was flushed before the exit");
+}
