@@ -24,7 +24,7 @@ pub mod sqlite;
 
 pub use model::{Alert, AlertError, Change, Filter, Recorded, Status, TimelineEntry, fingerprint};
 pub use postgres::PostgresStore;
-pub use report::{DailyReport, TeamDay, money_at_risk};
+pub use report::{ActiveFigures, DailyReport, TeamDay, money_at_risk};
 pub use routes::{Route, Routes};
 pub use slo::{Deadlines, Overdue, Slo, SloFigures, SloReport};
 pub use sqlite::SqliteStore;
@@ -70,6 +70,9 @@ pub trait AlertStore {
 
     /// How many alerts have each status (statuses without alerts are left out).
     fn status_counts(&self) -> Result<Vec<(Status, u64)>, AlertError>;
+
+    /// Open and acknowledged alerts per rule and status, and their money at risk.
+    fn active_figures(&self) -> Result<ActiveFigures, AlertError>;
 }
 
 impl<T: AlertStore + ?Sized> AlertStore for Box<T> {
@@ -105,6 +108,9 @@ impl<T: AlertStore + ?Sized> AlertStore for Box<T> {
     }
     fn status_counts(&self) -> Result<Vec<(Status, u64)>, AlertError> {
         (**self).status_counts()
+    }
+    fn active_figures(&self) -> Result<ActiveFigures, AlertError> {
+        (**self).active_figures()
     }
 }
 

@@ -399,6 +399,18 @@ impl AlertStore for PostgresStore {
         Ok(rows.iter().filter_map(notification_from).collect())
     }
 
+    fn active_figures(&self) -> Result<crate::ActiveFigures, AlertError> {
+        let mut client = self.client.borrow_mut();
+        let rows = client
+            .query("SELECT rule, owner, status, money_json FROM alerts WHERE status IN ('open', 'acknowledged')", &[])
+            .map_err(|e| store_error(&self.url, e))?;
+        let mut figures = crate::ActiveFigures::default();
+        for r in &rows {
+            figures.add(r.get(0), r.get(1), r.get(2), r.get::<_, Option<&str>>(3));
+        }
+        Ok(figures)
+    }
+
     fn status_counts(&self) -> Result<Vec<(Status, u64)>, AlertError> {
         let mut client = self.client.borrow_mut();
         let rows = client

@@ -51,6 +51,28 @@ fn amount(money: &serde_json::Value) -> Option<(String, Decimal)> {
     Some((money["currency"].as_str().unwrap_or("?").to_string(), value))
 }
 
+/// What the open and acknowledged alerts add up to: per rule and status how many, and
+/// their money at risk per team and currency (exact). Stores fill it row by row without
+/// reading evidence, so it stays cheap over a large store.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ActiveFigures {
+    pub by_rule: BTreeMap<String, u64>,
+    pub by_status: BTreeMap<String, u64>,
+    pub money: BTreeMap<String, BTreeMap<String, Decimal>>,
+}
+
+impl ActiveFigures {
+    /// Counts one active alert: its rule, team, status and money JSON.
+    pub fn add(&mut self, rule: &str, owner: &str, status: &str, money_json: Option<&str>) {
+        *self.by_rule.entry(rule.to_string()).or_default() += 1;
+        *self.by_status.entry(status.to_string()).or_default() += 1;
+        let money = money_json.and_then(|m| serde_json::from_str::<serde_json::Value>(m).ok());
+        if let Some((currency, value)) = money.as_ref().and_then(amount) {
+            *self.money.entry(owner.to_string()).or_default().entry(currency).or_default() += value;
+        }
+    }
+}
+
 /// Money at risk of `alerts` per team and currency, summed exactly.
 pub fn money_at_risk<'a>(alerts: impl IntoIterator<Item = &'a Alert>) -> BTreeMap<String, BTreeMap<String, Decimal>> {
     let mut out: BTreeMap<String, BTreeMap<String, Decimal>> = BTreeMap::new();

@@ -440,6 +440,23 @@ impl AlertStore for SqliteStore {
         notifications(rows).map_err(|e| self.error(e))
     }
 
+    fn active_figures(&self) -> Result<crate::ActiveFigures, AlertError> {
+        let mut statement = self
+            .conn
+            .prepare("SELECT rule, owner, status, money_json FROM alerts WHERE status IN ('open', 'acknowledged')")
+            .map_err(|e| self.error(e))?;
+        let mut rows = statement.query([]).map_err(|e| self.error(e))?;
+        let mut figures = crate::ActiveFigures::default();
+        while let Some(r) = rows.next().map_err(|e| self.error(e))? {
+            let read = || -> rusqlite::Result<(String, String, String, Option<String>)> {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            };
+            let (rule, owner, status, money) = read().map_err(|e| self.error(e))?;
+            figures.add(&rule, &owner, &status, money.as_deref());
+        }
+        Ok(figures)
+    }
+
     fn status_counts(&self) -> Result<Vec<(Status, u64)>, AlertError> {
         let mut statement =
             self.conn.prepare("SELECT status, count(*) FROM alerts GROUP BY status").map_err(|e| self.error(e))?;

@@ -13,7 +13,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use fundguard_alerts::{Alert, AlertError, AlertStore, Change, Filter, Slo, SloReport, Status};
+use fundguard_alerts::{ActiveFigures, Alert, AlertError, AlertStore, Change, Filter, Slo, SloReport, Status};
 use fundguard_core::{EventTime, Severity};
 use fundguard_sources::SourceHealth;
 use serde::{Deserialize, Serialize};
@@ -75,9 +75,28 @@ pub trait RuleCatalog: Send + Sync {
     fn set_enabled(&self, id: &str, enabled: bool) -> Result<(), String>;
 }
 
+/// A store shared by request handlers.
+pub type SharedStore = Arc<Mutex<Box<dyn AlertStore + Send>>>;
+
+/// What the figures views show: aggregates over many alerts.
+pub struct Figures {
+    pub active: ActiveFigures,
+    pub slo: SloReport,
+}
+
+/// How long computed figures are reused: the views refresh every 3 s, and a store of a
+/// million alerts must not be aggregated on every one of them.
+const FIGURES_FRESH: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// What the console and its API work on.
 pub struct Console {
-    pub store: Arc<Mutex<Box<dyn AlertStore + Send>>>,
+    /// Alerts and their changes.
+    pub store: SharedStore,
+    /// A second connection for the figures (rules, SLO, dashboard), so an aggregate over a
+    /// large store never holds up the alert queue.
+    pub figures_store: SharedStore,
+    /// The latest figures and when they were computed; one computation at a time.
+    pub figures: tokio::sync::Mutex<Option<(std::time::Instant, Arc<Figures>)>>,
     pub slo: Slo,
     pub auth: Auth,
     pub rules: Arc<dyn RuleCatalog>,
@@ -92,20 +111,50 @@ fn wall_clock() -> EventTime {
     EventTime::from_micros(now.as_micros() as i64)
 }
 
+/// Runs `f` on `store`, off the async threads.
+async fn blocking<T: Send + 'static>(
+    store: &SharedStore,
+    f: impl FnOnce(&mut dyn AlertStore) -> Result<T, AlertError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut guard = store.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(guard.as_mut())
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("the store task failed: {e}")))?
+    .map_err(ApiError::from)
+}
+
 impl Console {
-    /// Runs `f` on the store, off the async threads.
+    /// Runs `f` on the alert store.
     async fn store<T: Send + 'static>(
         self: &Arc<Self>,
         f: impl FnOnce(&mut dyn AlertStore) -> Result<T, AlertError> + Send + 'static,
     ) -> Result<T, ApiError> {
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut guard = store.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            f(guard.as_mut())
+        blocking(&self.store, f).await
+    }
+
+    /// The figures, recomputed when older than [`FIGURES_FRESH`]: active alerts per rule,
+    /// status and money, and SLO figures over the alerts seen in the last 7 days.
+    async fn figures(self: &Arc<Self>) -> Result<Arc<Figures>, ApiError> {
+        let mut cached = self.figures.lock().await;
+        if let Some((at, figures)) = cached.as_ref()
+            && at.elapsed() < FIGURES_FRESH
+        {
+            return Ok(figures.clone());
+        }
+        let now = wall_clock();
+        let since = EventTime::from_micros(now.as_micros() - 7 * 24 * 3600 * 1_000_000);
+        let slo = self.slo.clone();
+        let figures = blocking(&self.figures_store, move |s| {
+            let recent = s.list(&Filter { since: Some(since), limit: 100_000, ..Filter::default() })?;
+            Ok(Figures { active: s.active_figures()?, slo: SloReport::compute(&recent, &slo, now) })
         })
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("the store task failed: {e}")))?
-        .map_err(ApiError::from)
+        .await?;
+        let figures = Arc::new(figures);
+        *cached = Some((std::time::Instant::now(), figures.clone()));
+        Ok(figures)
     }
 }
 
@@ -311,11 +360,7 @@ pub(crate) struct RuleRow {
 /// `GET /api/v1/rules`: the catalogue with each rule's health.
 pub(crate) async fn list_rules(State(c): Shared, headers: HeaderMap) -> Result<Json<Vec<RuleRow>>, ApiError> {
     c.auth.authorize(&headers, &Method::GET, Role::Viewer)?;
-    let active = c.store(|s| active_alerts(s)).await?;
-    let mut open: HashMap<String, u64> = HashMap::new();
-    for a in &active {
-        *open.entry(a.rule.clone()).or_default() += 1;
-    }
+    let open = c.figures().await?.active.by_rule.clone();
     let figures: HashMap<String, crate::metrics::RuleFigures> =
         c.telemetry.rule_figures().into_iter().map(|f| (f.rule.clone(), f)).collect();
     let rows = c
@@ -355,27 +400,11 @@ pub(crate) async fn toggle_rule(
     Ok(Json(serde_json::json!({ "id": id, "enabled": enabled })))
 }
 
-/// Open and acknowledged alerts (at most 100,000: figures over a storm stay cheap).
-fn active_alerts(s: &mut dyn AlertStore) -> Result<Vec<Alert>, AlertError> {
-    let mut out = Vec::new();
-    for status in [Status::Open, Status::Acknowledged] {
-        out.extend(s.list(&Filter { status: Some(status), limit: 100_000, ..Filter::default() })?);
-    }
-    Ok(out)
-}
-
 /// `GET /api/v1/slo`: MTTD/MTTA/MTTR and overdue per team and rule, over the alerts
-/// seen in the last 7 days.
+/// seen in the last 7 days (at most the 100,000 most recent).
 pub(crate) async fn slo(State(c): Shared, headers: HeaderMap) -> Result<Json<SloReport>, ApiError> {
     c.auth.authorize(&headers, &Method::GET, Role::Viewer)?;
-    Ok(Json(slo_report(&c).await?))
-}
-
-async fn slo_report(c: &Arc<Console>) -> Result<SloReport, ApiError> {
-    let now = wall_clock();
-    let since = EventTime::from_micros(now.as_micros() - 7 * 24 * 3600 * 1_000_000);
-    let alerts = c.store(move |s| s.list(&Filter { since: Some(since), limit: 100_000, ..Filter::default() })).await?;
-    Ok(SloReport::compute(&alerts, &c.slo, now))
+    Ok(Json(c.figures().await?.slo.clone()))
 }
 
 /// SLO compliance of one team: the share of its alerts that met every deadline.
@@ -406,8 +435,9 @@ pub(crate) async fn dashboard(
             _ => return Err(ApiError::bad(format!("minutes `{m}`: expected 1 to 1440"))),
         },
     };
-    let report = slo_report(&c).await?;
-    let compliance: Vec<Compliance> = report
+    let figures = c.figures().await?;
+    let compliance: Vec<Compliance> = figures
+        .slo
         .by_team
         .iter()
         .map(|(team, f)| Compliance {
@@ -417,14 +447,16 @@ pub(crate) async fn dashboard(
             percent: if f.alerts == 0 { 100.0 } else { 100.0 * (f.alerts - f.overdue) as f64 / f.alerts as f64 },
         })
         .collect();
-    let active = c.store(|s| active_alerts(s)).await?;
-    let money: BTreeMap<String, BTreeMap<String, String>> = fundguard_alerts::money_at_risk(&active)
-        .into_iter()
-        .map(|(team, by_currency)| (team, by_currency.into_iter().map(|(cur, v)| (cur, v.to_string())).collect()))
+    let money: BTreeMap<&String, BTreeMap<&String, String>> = figures
+        .active
+        .money
+        .iter()
+        .map(|(team, by_currency)| (team, by_currency.iter().map(|(cur, v)| (cur, v.to_string())).collect()))
         .collect();
-    let mut by_status: BTreeMap<&str, u64> = Status::ALL.iter().map(|s| (s.as_str(), 0)).collect();
-    for a in &active {
-        *by_status.entry(a.status.as_str()).or_default() += 1;
+    let mut by_status: BTreeMap<&str, u64> =
+        [Status::Open, Status::Acknowledged].iter().map(|s| (s.as_str(), 0)).collect();
+    for (status, n) in &figures.active.by_status {
+        by_status.insert(status.as_str(), *n);
     }
     Ok(Json(serde_json::json!({
         "findings_per_minute": c.telemetry.findings_per_minute(minutes),

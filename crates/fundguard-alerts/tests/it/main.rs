@@ -367,3 +367,34 @@ fn a_rules_fingerprint_can_group_findings_by_part_of_their_key() {
         assert_eq!(alert.fingerprint, r#"pay-amount|{"merchant":9}"#);
     }
 }
+
+#[test]
+fn active_figures_count_open_alerts_and_add_their_money_exactly() {
+    use fundguard_core::{Decimal, Money};
+    for (kind, mut store, _backing) in stores() {
+        eprintln!("store: {kind}");
+        let with_money = |rule: &str, id: i64, amount: &str| {
+            let mut f = finding(rule, id, id);
+            f.money_at_risk =
+                Some(Money { amount: Value::Decimal(amount.parse().unwrap()), currency: Some("CNY".into()) });
+            f
+        };
+        store
+            .record(&[
+                with_money("pay-amount", 1, "0.10"),
+                with_money("pay-amount", 2, "0.20"),
+                with_money("refund-sign", 3, "1000000000000.01"),
+                finding("refund-sign", 4, 4),
+            ])
+            .unwrap();
+        let now = EventTime::from_secs(1_800_000_000);
+        store.change(2, &Change::Acknowledge, "ana", now).unwrap();
+        store.change(4, &Change::Resolve { root_cause: "fixed".into() }, "ana", now).unwrap();
+        let figures = store.active_figures().unwrap();
+        assert_eq!(figures.by_rule.get("pay-amount"), Some(&2));
+        assert_eq!(figures.by_rule.get("refund-sign"), Some(&1), "the resolved alert is not active");
+        assert_eq!((figures.by_status["open"], figures.by_status["acknowledged"]), (2, 1));
+        assert_eq!(figures.money["payments"]["CNY"], "0.30".parse::<Decimal>().unwrap(), "0.1 + 0.2 is exactly 0.3");
+        assert_eq!(figures.money["refunds"]["CNY"], "1000000000000.01".parse::<Decimal>().unwrap());
+    }
+}

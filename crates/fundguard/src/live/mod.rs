@@ -166,8 +166,11 @@ fn console(
 ) -> anyhow::Result<Option<Arc<fundguard_server::Console>>> {
     let Some(location) = config.alert_store() else { return Ok(None) };
     let store = open_alert_store(&location, config.notify.routes.clone())?;
+    let figures_store = open_alert_store(&location, fundguard_alerts::Routes::default())?;
     Ok(Some(Arc::new(fundguard_server::Console {
         store: Arc::new(Mutex::new(store)),
+        figures_store: Arc::new(Mutex::new(figures_store)),
+        figures: Default::default(),
         slo: config.slo.clone(),
         auth: fundguard_server::Auth::new(config.console.users.clone(), config.console.tokens.clone()),
         rules: catalog,
