@@ -10,6 +10,7 @@
 
 mod batch;
 pub mod binlog;
+pub mod checkpoint;
 pub mod file;
 pub mod health;
 pub mod kafka;

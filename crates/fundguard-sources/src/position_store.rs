@@ -1,11 +1,11 @@
-//! Where a database source resumes after a restart: one small JSON file per source in
-//! the data directory, replaced atomically (write a temporary file, sync, rename), so a
-//! crash leaves either the old position or the new one, never half of either.
+//! Where a database source resumes after a restart: one small file per source in the
+//! data directory, framed with a version and a checksum ([`crate::checkpoint`]) and
+//! replaced atomically, so a crash leaves either the old position or the new one, and a
+//! damaged file is reported instead of misread.
 //!
 //! Sources save a position only after the pipeline has processed everything before it:
 //! a restart may replay a little (at-least-once), but never skips.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -41,7 +41,10 @@ impl PositionStore {
     pub fn load<T: DeserializeOwned>(&self) -> Result<Option<T>, PositionError> {
         let error = |reason: String| PositionError { path: self.path.clone(), reason };
         match std::fs::read(&self.path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| error(e.to_string())),
+            Ok(bytes) => {
+                let (_, payload) = crate::checkpoint::decode(&bytes).map_err(|e| error(e.to_string()))?;
+                serde_json::from_slice(payload).map(Some).map_err(|e| error(e.to_string()))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(error(e.to_string())),
         }
@@ -49,15 +52,8 @@ impl PositionStore {
 
     /// Replaces the stored position.
     pub fn save<T: Serialize>(&self, position: &T) -> std::io::Result<()> {
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let temporary = self.path.with_extension("json.tmp");
-        let mut file = std::fs::File::create(&temporary)?;
-        serde_json::to_writer(&mut file, position)?;
-        file.write_all(b"\n")?;
-        file.sync_all()?;
-        std::fs::rename(&temporary, &self.path)
+        let payload = serde_json::to_vec(position)?;
+        crate::checkpoint::write_atomic(&self.path, &crate::checkpoint::encode(&payload))
     }
 }
 
@@ -76,5 +72,15 @@ mod tests {
         std::fs::write(store.path(), b"{not json").unwrap();
         let error = store.load::<u64>().unwrap_err().to_string();
         assert!(error.contains("orders.json") && error.contains("delete the file"), "{error}");
+        // A position stored before the frame existed (bare JSON) is still read.
+        std::fs::write(store.path(), b"41\n").unwrap();
+        assert_eq!(store.load::<u64>().unwrap(), Some(41));
+        // A damaged one is reported, not misread.
+        store.save(&44u64).unwrap();
+        let mut bytes = std::fs::read(store.path()).unwrap();
+        *bytes.last_mut().unwrap() = b'5';
+        std::fs::write(store.path(), bytes).unwrap();
+        let error = store.load::<u64>().unwrap_err().to_string();
+        assert!(error.contains("checksum does not match"), "{error}");
     }
 }
