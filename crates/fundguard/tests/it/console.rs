@@ -86,8 +86,15 @@ where
     }
 }
 
+/// The text of the element `css` selects; `None` when it is missing — or went stale
+/// between finding and reading, as the views re-render every 3 s (callers poll).
 async fn text(client: &Client, css: &str) -> Option<String> {
     client.find(Locator::Css(css)).await.ok()?.text().await.ok()
+}
+
+/// Polls until the text of `css` satisfies `ok`, and returns it.
+async fn text_where(client: &Client, css: &str, ok: impl Fn(&str) -> bool) -> String {
+    eventually(20, css, || async { text(client, css).await.filter(|t| ok(t)) }).await
 }
 
 async fn log_in(client: &Client, url: &str, user: &str) {
@@ -106,12 +113,14 @@ async fn log_in(client: &Client, url: &str, user: &str) {
     assert!(who.starts_with(user), "{who}");
 }
 
+/// Clicks `css`, finding it again if a re-render made it stale.
 async fn click(client: &Client, css: &str) {
-    client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}")).click().await.unwrap();
+    eventually(20, css, || async { client.find(Locator::Css(css)).await.ok()?.click().await.ok() }).await;
 }
 
+/// Types into `css` (a focused input is never re-rendered), finding it again if stale.
 async fn type_into(client: &Client, css: &str, value: &str) {
-    client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}")).send_keys(value).await.unwrap();
+    eventually(20, css, || async { client.find(Locator::Css(css)).await.ok()?.send_keys(value).await.ok() }).await;
 }
 
 #[test]
@@ -148,8 +157,7 @@ fn an_operator_works_an_alert_from_the_demo_and_a_viewer_only_reads() {
         .await;
         eventually(20, "the alert page", || async { text(&client, "#alert-status").await.filter(|s| s == "open") })
             .await;
-        let money = text(&client, "#alert-money").await.unwrap();
-        assert!(!money.is_empty(), "money at risk shown");
+        text_where(&client, "#alert-money", |m| !m.is_empty()).await;
         assert!(client.find(Locator::Css("#evidence tbody tr")).await.is_ok(), "evidence rows shown");
         screenshot(&client, "alert-open").await;
 
@@ -166,12 +174,11 @@ fn an_operator_works_an_alert_from_the_demo_and_a_viewer_only_reads() {
         type_into(&client, "#root-cause", "demo incident: amount written in yuan, read as fen").await;
         click(&client, "#resolve").await;
         eventually(20, "resolved", || async { text(&client, "#alert-status").await.filter(|s| s == "resolved") }).await;
-        let timeline = text(&client, "#timeline").await.unwrap();
-        assert!(
-            timeline.contains("acknowledged by operator") && timeline.contains("resolved by operator"),
-            "{timeline}"
-        );
-        assert!(text(&client, "#alert-root-cause").await.unwrap().contains("yuan"));
+        text_where(&client, "#timeline", |t| {
+            t.contains("acknowledged by operator") && t.contains("resolved by operator")
+        })
+        .await;
+        text_where(&client, "#alert-root-cause", |t| t.contains("yuan")).await;
         screenshot(&client, "alert-resolved").await;
 
         // The dashboard shows the run and keeps updating.
