@@ -52,7 +52,7 @@ for name, path in list(QUERIES.items()) + list(HEAVY.items()):
     for _ in range(requests if name in QUERIES else max(5, requests // 20)):
         ms, body = get(path)
         times.append(ms)
-        rows = len(body.get("alerts", [body]))
+        rows = len(body["alerts"]) if isinstance(body, dict) and "alerts" in body else (len(body) if isinstance(body, list) else 1)
     times.sort()
     p50, p99 = times[len(times) // 2], times[min(len(times) - 1, int(len(times) * 0.99))]
     if name in QUERIES:

@@ -40,8 +40,9 @@ fn failed(message: impl Into<String>, retryable: bool) -> SourceError {
 
 fn client_error(what: &str, e: tokio_postgres::Error) -> SourceError {
     // Errors the server reports (a missing slot, a denied permission) need a person;
-    // lost connections do not.
-    let retryable = e.as_db_error().is_none();
+    // lost connections do not — nor the server going away: class 57 (shutdown, crash,
+    // still starting), 08 (connection) and 53 (out of resources) pass on reconnect.
+    let retryable = e.as_db_error().is_none_or(|db| matches!(db.code().code().get(..2), Some("57" | "08" | "53")));
     let detail = e.as_db_error().map(|d| d.message().to_string()).unwrap_or_else(|| e.to_string());
     failed(format!("{what}: {detail}"), retryable)
 }
