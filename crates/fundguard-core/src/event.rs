@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{EventTime, Value};
 
@@ -12,7 +12,7 @@ use crate::{EventTime, Value};
 pub type TableName = Arc<str>;
 
 /// What happened to the row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Op {
     Insert,
@@ -52,7 +52,7 @@ impl fmt::Display for Op {
 
 /// Where an event sits in its source, so a finding or a dead letter can be traced back
 /// and a restart can resume after it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Position {
     /// Line `line` (1-based) of an input file or stdin; `index` numbers the rows
@@ -202,6 +202,26 @@ impl Serialize for Row {
             map.serialize_entry(&**n, v)?;
         }
         map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Row {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Columns;
+        impl<'de> serde::de::Visitor<'de> for Columns {
+            type Value = Row;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a map of column names to values")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Row, A::Error> {
+                let mut row = Row::with_capacity(map.size_hint().unwrap_or(0));
+                while let Some((name, value)) = map.next_entry::<Arc<str>, Value>()? {
+                    row.push(name, value);
+                }
+                Ok(row)
+            }
+        }
+        deserializer.deserialize_map(Columns)
     }
 }
 

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{Action, EventTime, Op, Position, Row, Severity, TableName, Value};
 
@@ -17,7 +17,7 @@ pub struct Money {
 }
 
 /// A row that took part in a finding, with where it came from.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Evidence {
     pub table: TableName,
     pub op: Op,

@@ -71,14 +71,19 @@ impl fmt::Display for EventTime {
     }
 }
 
+/// RFC 3339 text in human-readable formats (JSON, YAML); the microseconds as an integer
+/// in binary ones (checkpoints), where nothing is parsed back.
 impl Serialize for EventTime {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
+        if serializer.is_human_readable() { serializer.collect_str(self) } else { serializer.serialize_i64(self.0) }
     }
 }
 
 impl<'de> Deserialize<'de> for EventTime {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        if !deserializer.is_human_readable() {
+            return i64::deserialize(deserializer).map(EventTime);
+        }
         let text = String::deserialize(deserializer)?;
         EventTime::parse(&text).map_err(serde::de::Error::custom)
     }

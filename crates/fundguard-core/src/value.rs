@@ -3,6 +3,7 @@
 use std::fmt;
 
 use rust_decimal::Decimal;
+use serde::de::{Deserialize, Deserializer};
 use serde::ser::{Serialize, Serializer};
 
 use crate::EventTime;
@@ -75,10 +76,59 @@ pub(crate) fn parse_decimal(text: &str) -> Option<Decimal> {
     if text.contains(['e', 'E']) { Decimal::from_scientific(text).ok() } else { text.parse::<Decimal>().ok() }
 }
 
+/// Human-readable formats (findings, evidence) get [`Value::to_json`]: decimals as
+/// strings, timestamps as RFC 3339. Binary formats (checkpoints of rule state) get the
+/// exact form, which keeps every variant and reads back to the same value.
 impl Serialize for Value {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.to_json().serialize(serializer)
+        if serializer.is_human_readable() {
+            return self.to_json().serialize(serializer);
+        }
+        match self {
+            Value::Null => Exact::Null,
+            Value::Bool(b) => Exact::Bool(*b),
+            Value::Int(i) => Exact::Int(*i),
+            Value::Decimal(d) => Exact::Decimal(d.serialize()),
+            Value::String(s) => Exact::String(s.as_str().into()),
+            Value::Timestamp(t) => Exact::Timestamp(t.as_micros()),
+            Value::Json(s) => Exact::Json(s.as_str().into()),
+        }
+        .serialize(serializer)
     }
+}
+
+/// Reads the exact form back. JSON loses the difference between a decimal and a string,
+/// so human-readable formats are refused rather than guessed at.
+impl<'de> Deserialize<'de> for Value {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        if deserializer.is_human_readable() {
+            return Err(serde::de::Error::custom(
+                "values are read back only from binary formats (checkpoints); JSON does not keep their types",
+            ));
+        }
+        Ok(match Exact::deserialize(deserializer)? {
+            Exact::Null => Value::Null,
+            Exact::Bool(b) => Value::Bool(b),
+            Exact::Int(i) => Value::Int(i),
+            Exact::Decimal(bytes) => Value::Decimal(Decimal::deserialize(bytes)),
+            Exact::String(s) => Value::String(s.into_owned()),
+            Exact::Timestamp(t) => Value::Timestamp(EventTime::from_micros(t)),
+            Exact::Json(s) => Value::Json(s.into_owned()),
+        })
+    }
+}
+
+/// The exact, type-keeping form of a [`Value`] in binary formats.
+#[derive(serde::Serialize, serde::Deserialize)]
+enum Exact<'a> {
+    Null,
+    Bool(bool),
+    Int(i64),
+    /// `rust_decimal`'s 16-byte representation: sign, scale and the 96-bit digits.
+    Decimal([u8; 16]),
+    String(std::borrow::Cow<'a, str>),
+    Timestamp(i64),
+    Json(std::borrow::Cow<'a, str>),
 }
 
 impl fmt::Display for Value {
@@ -127,6 +177,51 @@ impl From<bool> for Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    fn any_value() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::Int),
+            (any::<i64>(), 0u32..=28).prop_map(|(m, s)| Value::Decimal(Decimal::new(m, s))),
+            ".{0,12}".prop_map(Value::String),
+            any::<i64>().prop_map(|t| Value::Timestamp(EventTime::from_micros(t))),
+            ".{0,12}".prop_map(Value::Json),
+        ]
+    }
+
+    proptest! {
+        /// Checkpoints keep every value exactly: type, scale and digits.
+        #[test]
+        fn binary_form_reads_back_the_same_value(values in proptest::collection::vec(any_value(), 0..8)) {
+            let bytes = rmp_serde::to_vec_named(&values).unwrap();
+            let back: Vec<Value> = rmp_serde::from_slice(&bytes).unwrap();
+            prop_assert_eq!(&back, &values);
+            for (a, b) in back.iter().zip(&values) {
+                if let (Value::Decimal(a), Value::Decimal(b)) = (a, b) {
+                    prop_assert_eq!(a.scale(), b.scale());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn json_keeps_its_lossy_form_and_is_not_read_back() {
+        let v = Value::Decimal("12.30".parse().unwrap());
+        assert_eq!(serde_json::to_string(&v).unwrap(), "\"12.30\"");
+        assert!(serde_json::from_str::<Value>("\"12.30\"").is_err());
+    }
+
+    #[test]
+    fn rows_and_positions_read_back_from_the_binary_form() {
+        let row: crate::Row =
+            [("id", Value::Int(7)), ("amount", Value::Decimal("0.10".parse().unwrap()))].into_iter().collect();
+        let position = crate::Position::Log { source: "db".into(), at: "bin.000001:4".into(), index: 2 };
+        let bytes = rmp_serde::to_vec_named(&(&row, &position)).unwrap();
+        let (r, p): (crate::Row, crate::Position) = rmp_serde::from_slice(&bytes).unwrap();
+        assert_eq!((r, p), (row, position));
+    }
 
     #[test]
     fn numbers_parse_exactly() {

@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use datafusion::common::DFSchema;
 use datafusion::prelude::SessionContext;
-use fundguard_core::{ChangeEvent, EventTime, Finding, TableSchemas};
+use fundguard_core::{ChangeEvent, EventTime, Finding, Severity, TableSchemas, Value};
 use fundguard_rules::{Diagnostic, Rule};
+use serde::{Deserialize, Serialize};
 
 use crate::columns::TableLayout;
 use crate::rules::{Found, RuleRuntime, TableBatch};
@@ -18,6 +19,51 @@ pub enum EngineError {
     #[error("building the batch for table `{table}` failed: {message}")]
     Batch { table: String, message: String },
 }
+
+/// Rule state in a checkpoint could not be written or read back.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("rule `{rule}`: its state could not be encoded: {message}")]
+    Encode { rule: String, message: String },
+    #[error(
+        "the rule state in the checkpoint is unreadable ({message}); restore a good copy of the checkpoint, or move it away to start without state (and replay from the sources' beginning)"
+    )]
+    Decode { message: String },
+}
+
+/// What [`Engine::restore_state`] did with a checkpoint's rule state.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Restored {
+    /// Rules whose state was taken over.
+    pub kept: Vec<String>,
+    /// Rules whose state was left behind: changed since the checkpoint, or gone.
+    pub dropped: Vec<String>,
+}
+
+/// The engine's part of a checkpoint: event-time clocks and every stateful rule's state.
+#[derive(Serialize, Deserialize)]
+struct SavedEngine {
+    clocks: Vec<(String, Option<EventTime>, bool)>,
+    rules: Vec<SavedRule>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SavedRule {
+    id: String,
+    /// The rule's definition when it was saved: state is only taken over by the same rule.
+    definition: String,
+    #[serde(with = "serde_bytes")]
+    state: Vec<u8>,
+}
+
+/// A rule's definition as text (its expressions with their locations): two rules with
+/// the same text behave the same, so one can take over the other's state.
+fn definition(rule: &Rule) -> String {
+    format!("{rule:?}")
+}
+
+/// The rule id of the findings the memory budget raises.
+pub const STATE_MEMORY_RULE: &str = "fundguard.state_memory";
 
 /// What one rule did over a run.
 #[derive(Debug, Clone, Default)]
@@ -56,6 +102,10 @@ pub struct Engine {
     tables: HashMap<Arc<str>, TableState>,
     /// Event time per source: the watermark follows the slowest source still running.
     clocks: HashMap<String, SourceClock>,
+    /// Bytes of rule state all rules together may hold (`None`: no limit).
+    state_budget: Option<u64>,
+    /// Whether the "approaching the budget" finding was raised and not yet cleared.
+    budget_warned: bool,
 }
 
 /// How far one source's commit times have come.
@@ -137,7 +187,16 @@ impl Engine {
             .map(|r| RuleStats { rule: r.rule.id.clone(), kind: r.rule.body.kind(), ..Default::default() })
             .collect();
         let keys_seen = vec![HashSet::new(); runtimes.len()];
-        Ok(Engine { ctx, rules: runtimes, stats, keys_seen, tables, clocks: HashMap::new() })
+        Ok(Engine {
+            ctx,
+            rules: runtimes,
+            stats,
+            keys_seen,
+            tables,
+            clocks: HashMap::new(),
+            state_budget: None,
+            budget_warned: false,
+        })
     }
 
     /// The ids of the rules that run, in order.
@@ -147,12 +206,14 @@ impl Engine {
     /// ids of the rules whose state was kept.
     pub fn carry_over(&mut self, old: Engine) -> Vec<String> {
         self.clocks = old.clocks;
+        self.state_budget = old.state_budget;
+        self.budget_warned = old.budget_warned;
         let mut kept = Vec::new();
         let old_rules = old.rules.into_iter().zip(old.stats).zip(old.keys_seen);
         for ((old_rule, old_stats), old_keys) in old_rules {
             let Some(i) = self.rules.iter().position(|r| r.rule.id == old_rule.rule.id) else { continue };
             // `Rule` holds expressions with their locations: its debug text is its definition.
-            if format!("{:?}", self.rules[i].rule) != format!("{:?}", old_rule.rule) {
+            if definition(&self.rules[i].rule) != definition(&old_rule.rule) {
                 continue;
             }
             if self.rules[i].adopt_state(old_rule) {
@@ -162,6 +223,53 @@ impl Engine {
             self.keys_seen[i] = old_keys;
         }
         kept
+    }
+
+    /// Limits the bytes of state all stateful rules together hold. At 80 % a finding
+    /// warns; above the budget the rules holding the most state drop their least
+    /// recently touched keys until 90 % remains, and each drop is a finding. The
+    /// process never runs out of memory because of rule state, and never drops it silently.
+    pub fn set_state_budget(&mut self, bytes: Option<u64>) {
+        self.state_budget = bytes;
+    }
+
+    /// Encodes the event-time clocks and every stateful rule's state (keys, pending
+    /// deadlines, the event-time queue) for a checkpoint.
+    pub fn save_state(&self) -> Result<Vec<u8>, StateError> {
+        let mut rules = Vec::new();
+        for rt in &self.rules {
+            let Some(state) = rt.save_state() else { continue };
+            let state = state.map_err(|message| StateError::Encode { rule: rt.rule.id.clone(), message })?;
+            rules.push(SavedRule { id: rt.rule.id.clone(), definition: definition(&rt.rule), state });
+        }
+        let mut clocks: Vec<_> = self.clocks.iter().map(|(s, c)| (s.clone(), c.newest, c.finished)).collect();
+        clocks.sort_by(|a, b| a.0.cmp(&b.0));
+        crate::stateful::encode(&SavedEngine { clocks, rules })
+            .map_err(|message| StateError::Encode { rule: "(engine)".into(), message })
+    }
+
+    /// Takes over what [`Engine::save_state`] wrote: the clocks, and the state of every
+    /// rule whose definition has not changed since. A changed rule starts empty.
+    pub fn restore_state(&mut self, state: &[u8]) -> Result<Restored, StateError> {
+        let saved: SavedEngine = crate::stateful::decode(state).map_err(|message| StateError::Decode { message })?;
+        self.clocks = saved
+            .clocks
+            .into_iter()
+            .map(|(source, newest, finished)| (source, SourceClock { newest, finished }))
+            .collect();
+        let mut restored = Restored::default();
+        for rule in saved.rules {
+            let target = self.rules.iter_mut().find(|r| r.rule.id == rule.id && definition(&r.rule) == rule.definition);
+            match target {
+                Some(rt) => {
+                    rt.restore_state(&rule.state)
+                        .map_err(|message| StateError::Decode { message: format!("rule `{}`: {message}", rule.id) })?;
+                    restored.kept.push(rule.id);
+                }
+                None => restored.dropped.push(rule.id),
+            }
+        }
+        Ok(restored)
     }
 
     pub fn rule_ids(&self) -> impl Iterator<Item = &str> {
@@ -332,6 +440,54 @@ impl Engine {
             }
             into.extend(found.drain(..).map(|f| (r, f)));
         }
+        self.enforce_budget(newest, detected_at, into);
+    }
+
+    /// Holds rule state within the budget (see [`Engine::set_state_budget`]).
+    fn enforce_budget(&mut self, now: EventTime, detected_at: EventTime, into: &mut Vec<(usize, Finding)>) {
+        let Some(budget) = self.state_budget else { return };
+        let total: u64 = self.stats.iter().map(|s| s.state_bytes).sum();
+        let Some(largest) = (0..self.rules.len()).max_by_key(|&r| self.stats[r].state_bytes) else { return };
+        if total > budget {
+            // Shed from the largest holders first, in proportion to what each must give up.
+            let mut excess = total - budget / 10 * 9;
+            let mut order: Vec<usize> = (0..self.rules.len()).filter(|&r| self.stats[r].state_bytes > 0).collect();
+            order.sort_by_key(|&r| std::cmp::Reverse(self.stats[r].state_bytes));
+            for r in order {
+                if excess == 0 {
+                    break;
+                }
+                let (bytes, keys) = (self.stats[r].state_bytes, self.stats[r].state_keys);
+                let share = excess.min(bytes);
+                let shed_keys = (u128::from(keys) * u128::from(share)).div_ceil(u128::from(bytes.max(1))) as usize;
+                let dropped = self.rules[r].shed(shed_keys.max(1));
+                if let Some(s) = self.rules[r].state_stats() {
+                    self.stats[r].state_bytes = s.state_bytes;
+                    self.stats[r].state_keys = s.keys;
+                }
+                excess -= share;
+                let rule = self.rules[r].rule.clone();
+                let message = format!(
+                    "rule state of {total} bytes exceeded the memory budget of {budget} bytes: `{}` dropped its {dropped} least recently touched keys; findings that needed them will not come. Raise `limits.state_memory`, or shorten the rule's state_ttl/within",
+                    rule.id
+                );
+                into.push((r, budget_finding(&rule, "shed", now, detected_at, message)));
+            }
+            self.budget_warned = true;
+        } else if total >= budget / 10 * 8 {
+            if !self.budget_warned {
+                self.budget_warned = true;
+                let rule = self.rules[largest].rule.clone();
+                let message = format!(
+                    "rule state holds {total} bytes, {}% of the memory budget of {budget} bytes (the largest holder is `{}`); above the budget the oldest keys are dropped. Raise `limits.state_memory`, or shorten state_ttl/within",
+                    total * 100 / budget.max(1),
+                    rule.id
+                );
+                into.push((largest, budget_finding(&rule, "near", now, detected_at, message)));
+            }
+        } else if total < budget / 10 * 7 {
+            self.budget_warned = false;
+        }
     }
 
     fn emit_stateful(&mut self, mut found: Vec<(usize, Finding)>, out: &mut Vec<Finding>) {
@@ -359,6 +515,26 @@ impl Engine {
     /// Per-rule counters so far.
     pub fn stats(&self) -> &[RuleStats] {
         &self.stats
+    }
+}
+
+/// A finding about rule state and the memory budget, owned by the team of the rule concerned.
+fn budget_finding(rule: &Rule, what: &str, time: EventTime, detected_at: EventTime, message: String) -> Finding {
+    Finding {
+        rule: STATE_MEMORY_RULE.to_string(),
+        owner: rule.owner.clone(),
+        severity: Severity::High,
+        key: [("rule".to_string(), Value::String(rule.id.clone())), ("budget".to_string(), Value::from(what))]
+            .into_iter()
+            .collect(),
+        event_time: time,
+        detected_at,
+        message,
+        evidence: Vec::new(),
+        money_at_risk: None,
+        tags: Arc::from(vec!["overload".to_string()]),
+        action: None,
+        fingerprint_by: None,
     }
 }
 

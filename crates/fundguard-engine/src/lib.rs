@@ -16,5 +16,5 @@ mod scalar;
 mod stateful;
 mod testing;
 
-pub use engine::{Engine, EngineError, RuleStats, sort_diagnostics};
+pub use engine::{Engine, EngineError, Restored, RuleStats, STATE_MEMORY_RULE, StateError, sort_diagnostics};
 pub use testing::{TestOutcome, run_rule_tests};

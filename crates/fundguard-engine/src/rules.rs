@@ -156,6 +156,30 @@ impl RuleRuntime {
         s.advance(ctx, watermark, self.rule.state.ttl, &mut emit)
     }
 
+    /// A stateful rule's state for a checkpoint; `None` for checks, which hold none.
+    pub(crate) fn save_state(&self) -> Option<Result<Vec<u8>, String>> {
+        match &self.kind {
+            Kind::Stateful(s) => Some(s.save()),
+            Kind::Check(_) => None,
+        }
+    }
+
+    /// Takes a checkpoint's state for this (stateful) rule.
+    pub(crate) fn restore_state(&mut self, state: &[u8]) -> Result<(), String> {
+        match &mut self.kind {
+            Kind::Stateful(s) => s.restore(state),
+            Kind::Check(_) => Err("a check rule holds no state".into()),
+        }
+    }
+
+    /// Over the memory budget: drops about `keys` of the oldest keys of a stateful rule.
+    pub(crate) fn shed(&mut self, keys: usize) -> usize {
+        match &mut self.kind {
+            Kind::Stateful(s) => s.shed(keys),
+            Kind::Check(_) => 0,
+        }
+    }
+
     /// Late events and state size of a stateful rule.
     pub(crate) fn state_stats(&self) -> Option<&StateStats> {
         match &self.kind {

@@ -33,6 +33,8 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::prelude::SessionContext;
 use fundguard_core::{EventTime, Evidence, Finding, Money, Op, Position, Row, Value};
 use fundguard_rules::{Diagnostic, Expr, MoneyExprs, Rule, RuleBody};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use crate::compile::compile;
 use crate::rules::TableBatch;
@@ -41,7 +43,7 @@ use crate::scalar::value_at;
 pub(crate) use keys::{KeyNorm, key_name};
 
 /// One projected row: what a stateful kind needs of an event.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Record {
     pub time: EventTime,
     pub position: Position,
@@ -54,7 +56,7 @@ pub(crate) struct Record {
 }
 
 /// Where a projected row came from: enough to show it as evidence without keeping the event.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Origin {
     pub table: Arc<str>,
     pub op: Op,
@@ -82,6 +84,7 @@ impl Origin {
 
 /// Sweeps idle state no more often than every eighth of the TTL (and at least a second
 /// of event time apart): a full pass, cheaper than tracking every touch.
+#[derive(Serialize, Deserialize)]
 pub(crate) struct Sweeper {
     next: Option<EventTime>,
 }
@@ -100,6 +103,16 @@ impl Sweeper {
         self.next = Some(EventTime::from_micros(now.as_micros().saturating_add(period)));
         true
     }
+}
+
+/// The time at or before which the `n` oldest of `times` lie: shedding drops keys
+/// touched at or before it. `None` when there is nothing to drop.
+pub(crate) fn shed_cutoff(mut times: Vec<EventTime>, n: usize) -> Option<EventTime> {
+    if n == 0 || times.is_empty() {
+        return None;
+    }
+    let i = (n - 1).min(times.len() - 1);
+    Some(*times.select_nth_unstable(i).1)
 }
 
 /// Named expressions a kind evaluates over the rows of one table that pass `filter`.
@@ -157,6 +170,13 @@ pub(crate) trait StatefulKind: Send {
     fn evict(&mut self, before: EventTime, now: EventTime);
     /// An estimate of the bytes of state held.
     fn state_bytes(&self) -> usize;
+    /// Over the memory budget: drops about `keys` of the least recently touched keys
+    /// (with their deadlines); returns how many went. The caller reports it as a finding.
+    fn shed_oldest(&mut self, keys: usize) -> usize;
+    /// The keyed state and pending deadlines, for a checkpoint ([`encode`]).
+    fn save(&self) -> Result<Vec<u8>, String>;
+    /// Replaces the state with what [`StatefulKind::save`] wrote for the same rule definition.
+    fn restore(&mut self, state: &[u8]) -> Result<(), String>;
     /// The number of keys (entities, groups) with state.
     fn keys(&self) -> usize;
     /// Expressions outside any table (reconcile's `expect`), checked at load time.
@@ -180,7 +200,18 @@ pub(crate) fn build(body: &RuleBody) -> Option<Box<dyn StatefulKind>> {
     })
 }
 
+/// The binary form of rule state in checkpoints: MessagePack with field names, so an
+/// optional field left out reads back as absent, and values keep their exact types.
+pub(crate) fn encode<T: Serialize>(state: &T) -> Result<Vec<u8>, String> {
+    rmp_serde::to_vec_named(state).map_err(|e| e.to_string())
+}
+
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    rmp_serde::from_slice(bytes).map_err(|e| e.to_string())
+}
+
 /// A record waiting for the watermark, ordered by (time, position, arrival).
+#[derive(Serialize, Deserialize)]
 struct Queued {
     time: EventTime,
     seq: u64,
@@ -252,6 +283,27 @@ impl StatefulRuntime {
             overloaded: false,
             stats: StateStats::default(),
         }
+    }
+
+    /// The rule's state with its event-time queue and watermark, for a checkpoint.
+    pub(crate) fn save(&self) -> Result<Vec<u8>, String> {
+        let kind = serde_bytes::ByteBuf::from(self.kind.save()?);
+        encode(&(kind, &self.queue, self.seq, self.watermark, self.overloaded, self.stats.late_events))
+    }
+
+    /// Takes the state a checkpoint holds for this rule (saved by [`StatefulRuntime::save`]).
+    pub(crate) fn restore(&mut self, state: &[u8]) -> Result<(), String> {
+        let kind: serde_bytes::ByteBuf;
+        (kind, self.queue, self.seq, self.watermark, self.overloaded, self.stats.late_events) = decode(state)?;
+        self.kind.restore(&kind)
+    }
+
+    /// Drops about `keys` of the least recently touched keys; returns how many went.
+    pub(crate) fn shed(&mut self, keys: usize) -> usize {
+        let dropped = self.kind.shed_oldest(keys);
+        self.stats.state_bytes = (self.kind.state_bytes() + self.queue.len() * 160) as u64;
+        self.stats.keys = self.kind.keys() as u64;
+        dropped
     }
 
     /// Drops compiled projections (they belong to one engine's table layouts).

@@ -11,9 +11,11 @@ use std::sync::Arc;
 
 use fundguard_core::{Decimal, EventTime, Evidence, Value};
 use fundguard_rules::RateRule;
+use serde::{Deserialize, Serialize};
 
 use super::{Emit, Projection, Record, StatefulKind, key_name};
 
+#[derive(Serialize, Deserialize)]
 struct Group {
     shown: Value,
     window_start: i64,
@@ -185,6 +187,26 @@ impl StatefulKind for Rate {
     fn evict(&mut self, before: EventTime, _now: EventTime) {
         let size = self.size;
         self.groups.retain(|_, g| g.count > 0 || g.window_start.saturating_add(size) >= before.as_micros());
+    }
+
+    /// Drops the groups whose current window started longest ago.
+    fn shed_oldest(&mut self, keys: usize) -> usize {
+        let starts = self.groups.values().map(|g| EventTime::from_micros(g.window_start)).collect();
+        let Some(cutoff) = super::shed_cutoff(starts, keys) else { return 0 };
+        let before = self.groups.len();
+        self.groups.retain(|_, g| g.window_start > cutoff.as_micros());
+        let groups = &self.groups;
+        self.closes.retain(|(_, k)| groups.contains_key(k));
+        before - self.groups.len()
+    }
+
+    fn save(&self) -> Result<Vec<u8>, String> {
+        super::encode(&(&self.groups, &self.closes))
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<(), String> {
+        (self.groups, self.closes) = super::decode(state)?;
+        Ok(())
     }
 
     fn keys(&self) -> usize {

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use datafusion::prelude::SessionContext;
 use fundguard_core::{EventTime, Evidence, Money, TableSchemas, Value};
 use fundguard_rules::{AggFunc, Cardinality, Diagnostic, Evaluate, Expr, ReconcileRule, Side};
+use serde::{Deserialize, Serialize};
 
 use super::pairs::{PairColumns, PairEval, PairRow};
 use super::{Emit, KeyNorm, Origin, Projection, Record, StatefulKind, Sweeper, key_name};
@@ -19,13 +20,14 @@ use crate::columns::{ColumnKind, Image};
 use crate::compile::{Scope, column_refs_in};
 
 /// A row of one side: its identity, the compared columns and where it came from.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct SideRow {
     id: Value,
     values: Vec<Value>,
     origin: Origin,
 }
 
+#[derive(Serialize, Deserialize)]
 struct Entry {
     left: Vec<SideRow>,
     right: Vec<SideRow>,
@@ -266,6 +268,23 @@ impl Reconcile {
     }
 }
 
+impl Reconcile {
+    /// Keeps the entries `keep` accepts, accounting for the bytes freed.
+    fn retain(&mut self, keep: impl Fn(&Entry) -> bool) {
+        let mut freed = 0;
+        self.entries.retain(|k, e| {
+            let kept = keep(e);
+            if !kept {
+                freed += ENTRY_BYTES
+                    + 2 * k.len()
+                    + e.left.iter().chain(&e.right).map(|r| row_bytes(&r.values)).sum::<usize>();
+            }
+            kept
+        });
+        self.bytes = self.bytes.saturating_sub(freed);
+    }
+}
+
 impl StatefulKind for Reconcile {
     fn projections(&self) -> &[Projection] {
         &self.projections
@@ -408,18 +427,29 @@ impl StatefulKind for Reconcile {
         if !self.sweeper.due(before, now) {
             return;
         }
-        let mut freed = 0;
-        self.entries.retain(|k, e| {
-            // A key stays while its window is open or it was touched within the TTL.
-            let keep = e.touched >= before || e.deadline >= before;
-            if !keep {
-                freed += ENTRY_BYTES
-                    + 2 * k.len()
-                    + e.left.iter().chain(&e.right).map(|r| row_bytes(&r.values)).sum::<usize>();
-            }
-            keep
-        });
-        self.bytes = self.bytes.saturating_sub(freed);
+        // A key stays while its window is open or it was touched within the TTL.
+        self.retain(|e| e.touched >= before || e.deadline >= before);
+    }
+
+    fn shed_oldest(&mut self, keys: usize) -> usize {
+        let Some(cutoff) = super::shed_cutoff(self.entries.values().map(|e| e.touched).collect(), keys) else {
+            return 0;
+        };
+        let before = self.entries.len();
+        self.retain(|e| e.touched > cutoff);
+        let entries = &self.entries;
+        self.deadlines.retain(|(_, k)| entries.contains_key(k));
+        before - self.entries.len()
+    }
+
+    fn save(&self) -> Result<Vec<u8>, String> {
+        debug_assert!(self.pending.is_empty(), "pairs are judged before the runtime returns");
+        super::encode(&(&self.entries, &self.deadlines, &self.sweeper, self.bytes))
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<(), String> {
+        (self.entries, self.deadlines, self.sweeper, self.bytes) = super::decode(state)?;
+        Ok(())
     }
 
     fn keys(&self) -> usize {

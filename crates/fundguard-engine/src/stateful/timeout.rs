@@ -8,9 +8,11 @@ use std::sync::Arc;
 
 use fundguard_core::{EventTime, Value};
 use fundguard_rules::{KeyType, TimeoutRule};
+use serde::{Deserialize, Serialize};
 
 use super::{Emit, KeyNorm, Origin, Projection, Record, StatefulKind, key_name, money_exprs, money_from};
 
+#[derive(Serialize, Deserialize)]
 struct Armed {
     deadline: EventTime,
     /// The row that entered the state: where it came from and its projected values.
@@ -87,6 +89,27 @@ impl StatefulKind for Timeout {
 
     /// Armed entities are never evicted: their deadline always comes first.
     fn evict(&mut self, _before: EventTime, _now: EventTime) {}
+
+    /// Drops the entities that entered their state longest ago.
+    fn shed_oldest(&mut self, keys: usize) -> usize {
+        let Some(cutoff) = super::shed_cutoff(self.armed.values().map(|a| a.origin.time).collect(), keys) else {
+            return 0;
+        };
+        let before = self.armed.len();
+        self.armed.retain(|_, a| a.origin.time > cutoff);
+        let armed = &self.armed;
+        self.deadlines.retain(|(_, k)| armed.contains_key(k));
+        before - self.armed.len()
+    }
+
+    fn save(&self) -> Result<Vec<u8>, String> {
+        super::encode(&(&self.armed, &self.deadlines))
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<(), String> {
+        (self.armed, self.deadlines) = super::decode(state)?;
+        Ok(())
+    }
 
     fn keys(&self) -> usize {
         self.armed.len()

@@ -10,9 +10,11 @@ use std::sync::Arc;
 
 use fundguard_core::{EventTime, Value};
 use fundguard_rules::{Expr, KeyType, TransitionRule};
+use serde::{Deserialize, Serialize};
 
 use super::{Emit, KeyNorm, Origin, Projection, Record, StatefulKind, Sweeper, key_name, money_exprs, money_from};
 
+#[derive(Serialize, Deserialize)]
 struct Entity {
     status: String,
     /// Per frozen spec: the field values when the entity first reached one of its states.
@@ -77,6 +79,21 @@ impl Transition {
             }
         }
         Ok(())
+    }
+}
+
+impl Transition {
+    /// Keeps the entities `keep` accepts, accounting for the bytes freed.
+    fn retain(&mut self, keep: impl Fn(&Entity) -> bool) {
+        let mut freed = 0;
+        self.entities.retain(|k, e| {
+            let kept = keep(e);
+            if !kept {
+                freed += 160 + k.len();
+            }
+            kept
+        });
+        self.bytes = self.bytes.saturating_sub(freed);
     }
 }
 
@@ -163,15 +180,25 @@ impl StatefulKind for Transition {
         if !self.sweeper.due(before, now) {
             return;
         }
-        let mut freed = 0;
-        self.entities.retain(|k, e| {
-            let keep = e.touched >= before;
-            if !keep {
-                freed += 160 + k.len();
-            }
-            keep
-        });
-        self.bytes = self.bytes.saturating_sub(freed);
+        self.retain(|e| e.touched >= before);
+    }
+
+    fn shed_oldest(&mut self, keys: usize) -> usize {
+        let Some(cutoff) = super::shed_cutoff(self.entities.values().map(|e| e.touched).collect(), keys) else {
+            return 0;
+        };
+        let before = self.entities.len();
+        self.retain(|e| e.touched > cutoff);
+        before - self.entities.len()
+    }
+
+    fn save(&self) -> Result<Vec<u8>, String> {
+        super::encode(&(&self.entities, &self.sweeper, self.bytes))
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<(), String> {
+        (self.entities, self.sweeper, self.bytes) = super::decode(state)?;
+        Ok(())
     }
 
     fn keys(&self) -> usize {

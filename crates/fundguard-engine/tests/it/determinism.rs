@@ -37,12 +37,19 @@ fn findings(rules: &[Rule], schemas: &TableSchemas, events: &[ChangeEvent], batc
     }
     engine.finish(EventTime::default(), &mut out);
     let late = engine.stats().iter().map(|s| s.late_events).sum();
-    let mut shown: Vec<String> = out
+    (shown(&out), late)
+}
+
+fn shown(found: &[fundguard_core::Finding]) -> Vec<String> {
+    let mut shown: Vec<String> = found
         .iter()
-        .map(|f| format!("{} {} {} {}", f.rule, serde_json::to_string(&f.key).unwrap(), f.event_time, f.message))
+        .map(|f| {
+            let evidence = serde_json::to_string(&f.evidence).unwrap();
+            format!("{} {} {} {} {evidence}", f.rule, serde_json::to_string(&f.key).unwrap(), f.event_time, f.message)
+        })
         .collect();
     shown.sort();
-    (shown, late)
+    shown
 }
 
 proptest! {
@@ -71,4 +78,57 @@ proptest! {
         prop_assert_eq!(late, 0);
         prop_assert_eq!(&whole, &shuffled);
     }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(8))]
+
+    /// A run stopped at any batch boundary and continued by a new engine from the saved
+    /// state (a restart from a checkpoint) finds exactly what the uninterrupted run finds.
+    #[test]
+    fn a_restart_from_saved_state_changes_nothing(seed in 0u64..1000, batch in 1usize..500, stops in proptest::collection::vec(any::<prop::sample::Index>(), 1..4)) {
+        let rules = stateful_examples();
+        let schemas = schema();
+        let (events, incidents) = simulate(seed);
+        prop_assume!(incidents > 0);
+        let (whole, _) = findings(&rules, &schemas, &events, batch);
+        prop_assert!(!whole.is_empty());
+
+        let chunks: Vec<&[ChangeEvent]> = events.chunks(batch).collect();
+        let stops: std::collections::BTreeSet<usize> = stops.iter().map(|i| i.index(chunks.len())).collect();
+        let mut engine = Engine::new(&rules, &schemas).unwrap();
+        let mut out = Vec::new();
+        for (i, chunk) in chunks.iter().enumerate() {
+            if stops.contains(&i) {
+                let saved = engine.save_state().unwrap();
+                engine = Engine::new(&rules, &schemas).unwrap();
+                let restored = engine.restore_state(&saved).unwrap();
+                prop_assert!(restored.dropped.is_empty());
+                prop_assert_eq!(restored.kept.len(), rules.len());
+            }
+            engine.process(chunk, EventTime::default(), &mut out).unwrap();
+        }
+        engine.finish(EventTime::default(), &mut out);
+        prop_assert_eq!(&whole, &shown(&out));
+    }
+}
+
+#[test]
+fn a_changed_rule_starts_without_the_old_state_and_garbage_is_refused() {
+    let rules = stateful_examples();
+    let schemas = schema();
+    let (events, _) = simulate(7);
+    let mut engine = Engine::new(&rules, &schemas).unwrap();
+    engine.process(&events[..events.len() / 2], EventTime::default(), &mut Vec::new()).unwrap();
+    let saved = engine.save_state().unwrap();
+
+    let mut changed = rules.clone();
+    changed[0].state.allowed_lateness = std::time::Duration::from_secs(99);
+    let mut other = Engine::new(&changed, &schemas).unwrap();
+    let restored = other.restore_state(&saved).unwrap();
+    assert_eq!(restored.dropped, vec![changed[0].id.clone()]);
+    assert_eq!(restored.kept.len(), rules.len() - 1);
+
+    let error = Engine::new(&rules, &schemas).unwrap().restore_state(&saved[..saved.len() / 2]).unwrap_err();
+    assert!(error.to_string().contains("unreadable"), "{error}");
 }

@@ -219,6 +219,32 @@ fn state_over_its_budget_raises_one_overload_finding() {
     assert!(engine.stats()[0].state_bytes > 2000);
 }
 
+#[test]
+fn the_memory_budget_warns_then_sheds_the_oldest_keys_and_says_so() {
+    let r = rule(
+        "id: big\nowner: payments\nseverity: low\ntimeout:\n  table: s.ord\n  key: after.id\n  enter: \"after.status = 'PAYING'\"\n  exit: \"after.status <> 'PAYING'\"\n  within: 1d\n",
+    );
+    let mut engine = Engine::new(&[r], &TableSchemas::default()).unwrap();
+    engine.set_state_budget(Some(100_000));
+    let mut out = Vec::new();
+    for i in 0..2000 {
+        let e = at(i, "s.ord", Op::Update, &[("id", i.into()), ("status", "PAYING".into())]);
+        engine.process(&[e], EventTime::default(), &mut out).unwrap();
+        assert!(engine.stats()[0].state_bytes <= 100_000 + 1000, "state held under the budget");
+    }
+    let budget: Vec<_> = out.iter().filter(|f| f.rule == fundguard_engine::STATE_MEMORY_RULE).collect();
+    assert_eq!(budget[0].key["budget"], Value::from("near"), "{budget:?}");
+    assert_eq!(budget[0].owner, "payments");
+    assert!(budget.iter().skip(1).all(|f| f.key["budget"] == Value::from("shed")));
+    assert!(budget.iter().any(|f| f.message.contains("least recently touched")), "{budget:?}");
+    // The newest entities are still armed: the last one times out at the end.
+    engine.finish(EventTime::default(), &mut out);
+    engine.advance_to(EventTime::from_secs(4_000_000_000), EventTime::default(), &mut out);
+    let timed_out: Vec<_> = out.iter().filter(|f| f.rule == "big").map(|f| f.key["id"].clone()).collect();
+    assert!(timed_out.contains(&Value::Int(1999)), "{timed_out:?}");
+    assert!(!timed_out.contains(&Value::Int(0)), "the oldest key was shed: {timed_out:?}");
+}
+
 fn from(source: &str, mut e: ChangeEvent) -> ChangeEvent {
     e.position = Position::Line { input: Arc::from(source), line: e.commit_time.as_micros() as u64, index: 0 };
     e
