@@ -32,11 +32,27 @@ pub use sqlite::SqliteStore;
 use fundguard_core::{EventTime, Finding};
 use serde::Serialize;
 
+/// Migration 5 of both stores: receipts of findings recorded since the last checkpoint.
+pub(crate) const RECEIPTS_MIGRATION: &str = r#"
+CREATE TABLE finding_receipts (id TEXT PRIMARY KEY, epoch BIGINT NOT NULL);
+CREATE INDEX finding_receipts_epoch ON finding_receipts (epoch);
+"#;
+
 /// Where alerts live. Every operation is atomic: a change is applied with its timeline
 /// entry, or not at all.
 pub trait AlertStore {
     /// Records findings (one transaction for the batch): opens, updates or reopens alerts.
     fn record(&mut self, findings: &[Finding]) -> Result<Vec<Recorded>, AlertError>;
+
+    /// Records findings a replay may deliver again (after a crash, `fundguard run`
+    /// replays from its last checkpoint): a finding whose [receipt](model::receipt) is
+    /// already stored is skipped, so the replay changes nothing and notifies no one twice.
+    /// Receipts are stamped with `epoch`, the number of the last checkpoint.
+    fn record_once(&mut self, findings: &[Finding], epoch: u64) -> Result<Vec<Recorded>, AlertError>;
+
+    /// Forgets receipts stamped before checkpoint `before_epoch`: what they cover is
+    /// never replayed again, so the table stays as small as one checkpoint interval.
+    fn forget_receipts(&mut self, before_epoch: u64) -> Result<(), AlertError>;
 
     /// Alerts matching `filter`, most recently seen first.
     fn list(&self, filter: &Filter) -> Result<Vec<Alert>, AlertError>;
@@ -78,6 +94,12 @@ pub trait AlertStore {
 impl<T: AlertStore + ?Sized> AlertStore for Box<T> {
     fn record(&mut self, findings: &[Finding]) -> Result<Vec<Recorded>, AlertError> {
         (**self).record(findings)
+    }
+    fn record_once(&mut self, findings: &[Finding], epoch: u64) -> Result<Vec<Recorded>, AlertError> {
+        (**self).record_once(findings, epoch)
+    }
+    fn forget_receipts(&mut self, before_epoch: u64) -> Result<(), AlertError> {
+        (**self).forget_receipts(before_epoch)
     }
     fn list(&self, filter: &Filter) -> Result<Vec<Alert>, AlertError> {
         (**self).list(filter)

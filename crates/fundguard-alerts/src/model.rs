@@ -256,6 +256,23 @@ pub fn alert_key(finding: &Finding) -> serde_json::Value {
 
 /// Rule plus alert key: the identity of an alert. Keys are ordered maps, so the same
 /// entity always gives the same text.
+/// What identifies one finding (not its alert): the rule, the key, the event time, the
+/// message and the evidence with its source positions. A replay produces the same
+/// finding with the same receipt; two different findings never share one.
+pub fn receipt(finding: &Finding) -> String {
+    use sha2::Digest;
+    let text = serde_json::to_vec(&(
+        &finding.rule,
+        &finding.key,
+        finding.event_time,
+        &finding.message,
+        &finding.evidence,
+    ))
+    .unwrap_or_default();
+    // 128 bits of SHA-256 (stable across builds, unlike std's hasher): short in the table.
+    hex::encode(&sha2::Sha256::digest(&text)[..16])
+}
+
 pub fn fingerprint(finding: &Finding) -> String {
     format!("{}|{}", finding.rule, alert_key(finding))
 }

@@ -79,6 +79,7 @@ CREATE INDEX alerts_by_owner_seen ON alerts (owner, last_seen, id);
 CREATE INDEX alerts_by_rule_seen ON alerts (rule, last_seen, id);
 CREATE INDEX alerts_by_severity_seen ON alerts (severity, last_seen, id);
 "#,
+    crate::RECEIPTS_MIGRATION,
 ];
 
 pub struct PostgresStore {
@@ -294,6 +295,32 @@ impl AlertStore for PostgresStore {
         }
         tx.commit().map_err(error)?;
         Ok(out)
+    }
+
+    fn record_once(&mut self, findings: &[Finding], epoch: u64) -> Result<Vec<Recorded>, AlertError> {
+        let url = self.url.clone();
+        let error = |e| store_error(&url, e);
+        let mut tx = self.client.get_mut().transaction().map_err(error)?;
+        let receipt = tx
+            .prepare("INSERT INTO finding_receipts (id, epoch) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+            .map_err(error)?;
+        let mut out = Vec::with_capacity(findings.len());
+        for f in findings {
+            if tx.execute(&receipt, &[&crate::model::receipt(f), &(epoch as i64)]).map_err(error)? == 1 {
+                out.push(record_one(&mut tx, &self.routes, f).map_err(error)?);
+            }
+        }
+        tx.commit().map_err(error)?;
+        Ok(out)
+    }
+
+    fn forget_receipts(&mut self, before_epoch: u64) -> Result<(), AlertError> {
+        let url = self.url.clone();
+        self.client
+            .get_mut()
+            .execute("DELETE FROM finding_receipts WHERE epoch < $1", &[&(before_epoch as i64)])
+            .map_err(|e| store_error(&url, e))?;
+        Ok(())
     }
 
     fn list(&self, filter: &Filter) -> Result<Vec<Alert>, AlertError> {

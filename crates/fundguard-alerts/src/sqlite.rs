@@ -82,6 +82,7 @@ CREATE INDEX alerts_by_owner_seen ON alerts (owner, last_seen, id);
 CREATE INDEX alerts_by_rule_seen ON alerts (rule, last_seen, id);
 CREATE INDEX alerts_by_severity_seen ON alerts (severity, last_seen, id);
 "#,
+    crate::RECEIPTS_MIGRATION,
 ];
 
 /// The actor of changes fundguard itself makes (opening, reopening).
@@ -327,6 +328,31 @@ impl AlertStore for SqliteStore {
         }
         tx.commit().map_err(error)?;
         Ok(out)
+    }
+
+    fn record_once(&mut self, findings: &[Finding], epoch: u64) -> Result<Vec<Recorded>, AlertError> {
+        let path = self.path.clone();
+        let error = |source| AlertError::Store { path: path.clone(), source };
+        let tx = self.conn.transaction().map_err(error)?;
+        let mut out = Vec::with_capacity(findings.len());
+        {
+            let mut receipt =
+                tx.prepare_cached("INSERT OR IGNORE INTO finding_receipts (id, epoch) VALUES (?1, ?2)").map_err(error)?;
+            for f in findings {
+                if receipt.execute(rusqlite::params![crate::model::receipt(f), epoch as i64]).map_err(error)? == 1 {
+                    out.push(record_one(&tx, &self.routes, f).map_err(error)?);
+                }
+            }
+        }
+        tx.commit().map_err(error)?;
+        Ok(out)
+    }
+
+    fn forget_receipts(&mut self, before_epoch: u64) -> Result<(), AlertError> {
+        self.conn
+            .execute("DELETE FROM finding_receipts WHERE epoch < ?1", [before_epoch as i64])
+            .map_err(|e| self.error(e))?;
+        Ok(())
     }
 
     fn list(&self, filter: &Filter) -> Result<Vec<Alert>, AlertError> {

@@ -1,6 +1,7 @@
 //! The on-disk frame of everything fundguard must find again after a crash: a
 //! one-line header naming the format version, the payload's length and its SHA-256,
-//! then the payload (JSON).
+//! then the payload: JSON for a database source's stored position (v1), MessagePack
+//! for the full checkpoint of `fundguard run` (v2: positions, rule state, sink marks).
 //!
 //! ```text
 //! fundguard-checkpoint v1 len=27 sha256=9f86d08…
@@ -18,8 +19,9 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-/// The frame version this fundguard writes (and the newest it reads).
-pub const VERSION: u32 = 1;
+/// The frame version this fundguard writes (and the newest it reads). v1 framed JSON
+/// position files; v2 adds the full checkpoint (same frame, binary payload).
+pub const VERSION: u32 = 2;
 
 const MAGIC: &str = "fundguard-checkpoint";
 
@@ -98,12 +100,12 @@ mod tests {
     #[test]
     fn versions_checksums_and_short_files_are_checked() {
         let framed = encode(br#"{"gtid":"0-1-42"}"#);
-        assert_eq!(decode(&framed).unwrap(), (1, &br#"{"gtid":"0-1-42"}"#[..]));
+        assert_eq!(decode(&framed).unwrap(), (VERSION, &br#"{"gtid":"0-1-42"}"#[..]));
         assert_eq!(decode(br#"{"gtid":"0-1-7"}"#).unwrap().0, 0, "bare JSON from before the frame is version 0");
 
-        let newer = String::from_utf8(framed.clone()).unwrap().replacen(" v1 ", " v9 ", 1);
+        let newer = String::from_utf8(framed.clone()).unwrap().replacen(" v2 ", " v9 ", 1);
         let error = decode(newer.as_bytes()).unwrap_err();
-        assert_eq!(error, FrameError::Newer { found: 9, known: 1 });
+        assert_eq!(error, FrameError::Newer { found: 9, known: VERSION });
         assert!(error.to_string().contains("upgrade fundguard"));
 
         assert!(matches!(decode(&framed[..framed.len() - 3]), Err(FrameError::Truncated { .. })));
@@ -127,7 +129,7 @@ mod tests {
         let path = dir.path().join("positions/db.json");
         write_atomic(&path, &encode(b"1")).unwrap();
         write_atomic(&path, &encode(b"22")).unwrap();
-        assert_eq!(decode(&std::fs::read(&path).unwrap()).unwrap(), (1, &b"22"[..]));
+        assert_eq!(decode(&std::fs::read(&path).unwrap()).unwrap(), (VERSION, &b"22"[..]));
         assert!(!dir.path().join("positions/db.json.tmp").exists());
     }
 }

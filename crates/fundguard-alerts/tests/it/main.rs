@@ -86,6 +86,27 @@ fn the_same_fingerprint_updates_one_alert() {
 }
 
 #[test]
+fn replayed_findings_are_recorded_once_until_their_receipts_are_forgotten() {
+    for (kind, mut store, _backing) in stores() {
+        eprintln!("store: {kind}");
+        let batch = [finding("pay-amount", 1, 0), finding("pay-amount", 1, 5), finding("pay-amount", 2, 6)];
+        let first = store.record_once(&batch, 0).unwrap();
+        assert_eq!(first, vec![Recorded::Opened(1), Recorded::Updated(1), Recorded::Opened(2)]);
+        // A replay after a crash: the same findings again, and one new one.
+        let mut replay = batch.to_vec();
+        replay.push(finding("pay-amount", 3, 7));
+        assert_eq!(store.record_once(&replay, 0).unwrap(), vec![Recorded::Opened(3)]);
+        assert_eq!(store.get(1).unwrap().0.count, 2, "counted once");
+        let (pending, _, _) = store.notification_counts().unwrap();
+        // Checkpoint 1 covers them: their receipts go; a later identical finding is new.
+        store.forget_receipts(1).unwrap();
+        assert_eq!(store.record_once(&batch[..1], 1).unwrap(), vec![Recorded::Updated(1)]);
+        assert_eq!(store.record_once(&batch[..1], 1).unwrap(), vec![]);
+        assert_eq!(store.notification_counts().unwrap().0, pending, "no notification from a replay or an update");
+    }
+}
+
+#[test]
 fn the_lifecycle_is_audited_and_a_resolved_alert_reopens() {
     for (kind, mut store, _backing) in stores() {
         eprintln!("store: {kind}");

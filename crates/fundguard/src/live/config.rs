@@ -28,6 +28,11 @@ struct ConfigFile {
     /// How long a SIGTERM may take to drain (default 30s).
     #[serde(default)]
     shutdown_timeout: Option<String>,
+    /// How often positions, rule state and sink marks are checkpointed (default 5s).
+    #[serde(default)]
+    checkpoint_interval: Option<String>,
+    #[serde(default)]
+    limits: Option<LimitsFile>,
     /// Each entry keeps its place in the file, so a problem with it names its line.
     #[serde(default)]
     sources: Vec<serde_saphyr::Spanned<SourceFile>>,
@@ -39,6 +44,15 @@ struct ConfigFile {
     slo: std::collections::BTreeMap<fundguard_core::Severity, DeadlinesFile>,
     #[serde(default)]
     console: Option<ConsoleFile>,
+}
+
+/// Resource limits.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitsFile {
+    /// Bytes of rule state all rules together may hold: `512MiB`, `2GiB`, or a number of bytes.
+    #[serde(default)]
+    state_memory: Option<serde_json::Value>,
 }
 
 /// Notification channels and the routing table (needs an `alerts` sink).
@@ -363,8 +377,12 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub listen: Option<String>,
     pub idle_after: Duration,
-    /// How long stopping may take: stop reading, drain the pipeline, store positions, exit.
+    /// How long stopping may take: stop reading, drain the pipeline, checkpoint, exit.
     pub shutdown_timeout: Duration,
+    /// How often a checkpoint is taken (and sources acknowledge upstream).
+    pub checkpoint_interval: Duration,
+    /// The memory budget of rule state, in bytes (default 2 GiB).
+    pub state_memory: u64,
     pub sources: Vec<SourceConfig>,
     pub sinks: Vec<SinkConfig>,
     pub notify: NotifyConfig,
@@ -463,6 +481,20 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config,
             Duration::from_secs(30)
         }),
         None => Duration::from_secs(30),
+    };
+    let checkpoint_interval = match &file.checkpoint_interval {
+        Some(d) => parse_duration(d).unwrap_or_else(|e| {
+            problems.push(Diagnostic::new(at(0, 0), format!("checkpoint_interval: {e}")));
+            DEFAULT_CHECKPOINT_INTERVAL
+        }),
+        None => DEFAULT_CHECKPOINT_INTERVAL,
+    };
+    let state_memory = match file.limits.as_ref().and_then(|l| l.state_memory.as_ref()) {
+        Some(v) => parse_bytes(v).unwrap_or_else(|e| {
+            problems.push(Diagnostic::new(at(0, 0), format!("limits.state_memory: {e}")));
+            DEFAULT_STATE_MEMORY
+        }),
+        None => DEFAULT_STATE_MEMORY,
     };
     if file.rules.is_empty() {
         problems.push(Diagnostic::new(at(0, 0), "`rules` is empty: expected at least one rule file or directory"));
@@ -875,10 +907,34 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config,
         listen: file.listen,
         idle_after,
         shutdown_timeout,
+        checkpoint_interval,
+        state_memory,
         sources,
         sinks,
         notify,
         slo,
         console,
     })
+}
+
+const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(5);
+const DEFAULT_STATE_MEMORY: u64 = 2 << 30;
+
+/// A size: a number of bytes, or a number with `KiB`, `MiB` or `GiB`.
+fn parse_bytes(value: &serde_json::Value) -> Result<u64, String> {
+    let expected = || format!("expected a number of bytes or a size like 512MiB or 2GiB, found {value}");
+    if let Some(n) = value.as_u64() {
+        return Ok(n);
+    }
+    let text = value.as_str().ok_or_else(expected)?.trim();
+    let (digits, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let n: u64 = digits.parse().map_err(|_| expected())?;
+    let scale: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        _ => return Err(expected()),
+    };
+    n.checked_mul(scale).ok_or_else(expected)
 }
