@@ -70,6 +70,9 @@ struct Counts {
     minutes: VecDeque<Minute>,
     notifications: BTreeMap<(String, String), u64>,
     alerts_by_status: BTreeMap<String, u64>,
+    checkpoints: u64,
+    checkpoint_bytes: u64,
+    checkpoint_seconds: f64,
 }
 
 /// Everything counted, behind one lock (updates are per batch, not per event).
@@ -98,6 +101,15 @@ impl Telemetry {
     /// their HTTP batch.
     pub fn decode_errors(&self, source: &str, n: u64) {
         self.with(|c| *c.decode_errors.entry(source.to_string()).or_default() += n);
+    }
+
+    /// A checkpoint was written: its size and how long taking it held the pipeline.
+    pub fn checkpoint(&self, bytes: u64, took: std::time::Duration) {
+        self.with(|c| {
+            c.checkpoints += 1;
+            c.checkpoint_bytes = bytes;
+            c.checkpoint_seconds = took.as_secs_f64();
+        });
     }
 
     /// How far `source`'s newest commit time is behind the wall clock.
@@ -263,6 +275,27 @@ impl Collector for Scrape {
             "Estimated bytes of state a stateful rule holds.",
             false,
             c.rules.iter().map(|r| (l(&[("rule", &r.rule)]), r.state_bytes as f64)),
+        )?;
+        family(
+            &mut encoder,
+            "fundguard_checkpoints",
+            "Checkpoints written (positions, rule state and sink marks together).",
+            true,
+            std::iter::once((Vec::<(String, String)>::new(), c.checkpoints as f64)),
+        )?;
+        family(
+            &mut encoder,
+            "fundguard_checkpoint_bytes",
+            "Size of the last checkpoint.",
+            false,
+            std::iter::once((Vec::<(String, String)>::new(), c.checkpoint_bytes as f64)),
+        )?;
+        family(
+            &mut encoder,
+            "fundguard_checkpoint_seconds",
+            "How long the last checkpoint held the pipeline.",
+            false,
+            std::iter::once((Vec::<(String, String)>::new(), c.checkpoint_seconds)),
         )?;
         family(
             &mut encoder,

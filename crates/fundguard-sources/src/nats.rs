@@ -88,6 +88,9 @@ impl MessageSource for NatsSource {
                 jetstream::consumer::pull::Config {
                     durable_name: Some(config.consumer.clone()),
                     ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                    // Acknowledgements wait for the next checkpoint (seconds): let that
+                    // many messages be outstanding without the server pausing delivery.
+                    max_ack_pending: 200_000,
                     ..Default::default()
                 },
             )

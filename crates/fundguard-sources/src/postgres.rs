@@ -141,7 +141,13 @@ impl PostgresSource {
     /// Confirms everything up to `lsn` (a commit LSN from a processed batch).
     pub async fn confirm(&self, lsn: &str) -> Result<(), SourceError> {
         self.client
-            .execute("SELECT pg_replication_slot_advance($1, $2::text::pg_lsn)", &[&self.config.slot, &lsn])
+            // Never backwards: a checkpoint older than the slot's position (confirmed
+            // before a crash) leaves the slot where it is.
+            .execute(
+                "SELECT pg_replication_slot_advance(slot_name, GREATEST($2::text::pg_lsn, confirmed_flush_lsn)) \
+                 FROM pg_replication_slots WHERE slot_name = $1",
+                &[&self.config.slot, &lsn],
+            )
             .await
             .map_err(|e| client_error("confirming the slot position", e))?;
         Ok(())

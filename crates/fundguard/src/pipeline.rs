@@ -20,6 +20,55 @@ pub trait FindingSink {
     fn flush(&mut self) -> anyhow::Result<()> {
         Ok(())
     }
+    /// A checkpoint is being taken: make everything written durable and, for a file,
+    /// say how long it is — a restart truncates it back to that mark, since what came
+    /// after is replayed.
+    fn commit(&mut self) -> anyhow::Result<Option<(PathBuf, u64)>> {
+        self.flush().map(|()| None)
+    }
+    /// Checkpoint `epoch` is written: what came before it is never replayed.
+    fn checkpointed(&mut self, _epoch: u64) -> anyhow::Result<()> {
+        Ok(())
+    }
+}
+
+/// The findings file of `fundguard run`: JSON lines, truncated on restart to the length
+/// the last checkpoint recorded, so a replay after a crash appends each finding once.
+pub struct FindingsFile {
+    path: PathBuf,
+    out: BufWriter<File>,
+}
+
+impl FindingsFile {
+    /// Opens `path` for appending, first cutting it back to `mark` bytes (the last checkpoint's).
+    pub fn open(path: PathBuf, mark: Option<u64>) -> anyhow::Result<FindingsFile> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("opening the findings file {}", path.display()))?;
+        if let Some(mark) = mark
+            && file.metadata()?.len() > mark
+        {
+            file.set_len(mark).with_context(|| format!("truncating {} to its checkpoint mark", path.display()))?;
+        }
+        Ok(FindingsFile { path, out: BufWriter::new(file) })
+    }
+}
+
+impl FindingSink for FindingsFile {
+    fn write(&mut self, finding: &Finding) -> anyhow::Result<()> {
+        JsonLines(&mut self.out).write(finding)
+    }
+    fn flush(&mut self) -> anyhow::Result<()> {
+        Ok(self.out.flush()?)
+    }
+    fn commit(&mut self) -> anyhow::Result<Option<(PathBuf, u64)>> {
+        self.out.flush()?;
+        let file = self.out.get_ref();
+        file.sync_data()?;
+        Ok(Some((self.path.clone(), file.metadata()?.len())))
+    }
 }
 
 /// Findings as JSON lines.
@@ -40,11 +89,18 @@ impl<W: Write> FindingSink for JsonLines<W> {
 pub struct AlertSink<S> {
     store: S,
     pending: Vec<Finding>,
+    /// With checkpoints: the last checkpoint's number, stamped on finding receipts.
+    epoch: Option<u64>,
 }
 
 impl<S: fundguard_alerts::AlertStore> AlertSink<S> {
     pub fn new(store: S) -> Self {
-        AlertSink { store, pending: Vec::new() }
+        AlertSink { store, pending: Vec::new(), epoch: None }
+    }
+
+    /// A sink whose findings may be replayed from checkpoint `epoch`: each is recorded once.
+    pub fn replayable(store: S, epoch: u64) -> Self {
+        AlertSink { store, pending: Vec::new(), epoch: Some(epoch) }
     }
 }
 
@@ -55,8 +111,19 @@ impl<S: fundguard_alerts::AlertStore> FindingSink for AlertSink<S> {
     }
     fn flush(&mut self) -> anyhow::Result<()> {
         if !self.pending.is_empty() {
-            self.store.record(&self.pending)?;
+            match self.epoch {
+                Some(epoch) => self.store.record_once(&self.pending, epoch)?,
+                None => self.store.record(&self.pending)?,
+            };
             self.pending.clear();
+        }
+        Ok(())
+    }
+    fn checkpointed(&mut self, epoch: u64) -> anyhow::Result<()> {
+        self.flush()?;
+        if self.epoch.is_some() {
+            self.epoch = Some(epoch);
+            self.store.forget_receipts(epoch)?;
         }
         Ok(())
     }

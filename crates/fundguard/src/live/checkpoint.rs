@@ -156,7 +156,7 @@ mod tests {
         let error = format!("{:#}", Checkpoint::load(dir.path()).unwrap_err());
         assert!(error.contains("checksum") && error.contains("move it away"), "{error}");
 
-        std::fs::write(&file, frame::encode(b"{}").iter().collect::<Vec<_>>()).unwrap();
+        std::fs::write(&file, frame::encode(b"{}")).unwrap();
         let newer = String::from_utf8(std::fs::read(&file).unwrap()).unwrap().replacen(" v2 ", " v3 ", 1);
         std::fs::write(&file, newer).unwrap();
         let error = format!("{:#}", Checkpoint::load(dir.path()).unwrap_err());

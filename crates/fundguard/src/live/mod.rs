@@ -9,6 +9,7 @@
 //! swaps in new rules when their files change or on SIGHUP, after validating them.
 
 mod catalog;
+mod checkpoint;
 pub mod config;
 mod sources;
 mod thread;
@@ -29,7 +30,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
     let schemas = crate::commands::schemas(config.schema.as_ref())?;
     let catalog = Arc::new(catalog::Catalog::new(&config));
-    let engine = catalog.build_engine(&schemas).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut engine = catalog.build_engine(&schemas).map_err(|e| anyhow::anyhow!("{e}"))?;
+    engine.set_state_budget(Some(config.state_memory));
+    let restored = checkpoint::Checkpoint::load(&config.data_dir)?;
+    let progress = |name: &str| restored.as_ref().and_then(|c| c.sources.get(name)).cloned().unwrap_or_default();
     let telemetry = Arc::new(fundguard_server::Telemetry::default());
     let health: Arc<Mutex<Vec<SourceHealth>>> = Arc::new(Mutex::new(
         config
@@ -41,31 +45,43 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let (inputs, receiver) = mpsc::channel::<Input>(16);
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let mut database_sources = Vec::new();
-    let pipeline = thread::spawn(&config, schemas.clone(), engine, receiver, health.clone(), telemetry.clone())?;
+    let (covered_tx, covered) = tokio::sync::watch::channel(vec![0u64; config.sources.len()]);
+    let resume: Vec<checkpoint::Progress> = config.sources.iter().map(|s| progress(&s.name)).collect();
+    let pipeline = thread::spawn(
+        &config,
+        schemas.clone(),
+        engine,
+        restored,
+        receiver,
+        health.clone(),
+        telemetry.clone(),
+        covered_tx,
+    )?;
 
     for (index, source) in config.sources.iter().enumerate() {
         match &source.kind {
             SourceKind::File { path, follow } => {
                 set_state(&health, index, "reading");
-                tokio::spawn(sources::file(index, source.name.clone(), path.clone(), *follow, inputs.clone()));
+                let done = resume[index].line;
+                tokio::spawn(sources::file(index, source.name.clone(), path.clone(), *follow, done, inputs.clone()));
             }
             SourceKind::Nats { nats, tables } => {
                 let (name, nats, tables) = (source.name.clone(), nats.clone(), tables.clone());
                 let task = sources::messages::<fundguard_sources::nats::NatsSource>;
-                tokio::spawn(task(index, name, nats, tables, inputs.clone(), health.clone()));
+                tokio::spawn(task(index, name, nats, tables, inputs.clone(), health.clone(), covered.clone()));
             }
             SourceKind::Kafka { kafka, tables } => {
                 let (name, kafka, tables) = (source.name.clone(), kafka.clone(), tables.clone());
                 let task = sources::messages::<fundguard_sources::kafka::KafkaSource>;
-                tokio::spawn(task(index, name, kafka, tables, inputs.clone(), health.clone()));
+                tokio::spawn(task(index, name, kafka, tables, inputs.clone(), health.clone(), covered.clone()));
             }
             SourceKind::Mysql(binlog) => {
-                let store = fundguard_sources::PositionStore::new(&config.data_dir, &source.name);
+                let start = binlog_start(&config, &source.name, resume[index].resume.as_deref())?;
                 database_sources.push(tokio::spawn(sources::binlog(
                     index,
                     source.name.clone(),
                     binlog.clone(),
-                    store,
+                    start,
                     inputs.clone(),
                     health.clone(),
                     stopping.clone(),
@@ -73,7 +89,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             }
             SourceKind::Postgres(pg) => {
                 let name = source.name.clone();
-                tokio::spawn(sources::postgres(index, name, pg.clone(), inputs.clone(), health.clone()));
+                let lsn = resume[index].resume.clone();
+                tokio::spawn(sources::postgres(index, name, pg.clone(), lsn, inputs.clone(), health.clone()));
             }
             SourceKind::Simulator { orders, incident_rate, seed, speed } => {
                 let sim = sources::SimulatorSettings {
@@ -134,6 +151,21 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     eprintln!("fundguard: stopped cleanly");
     Ok(())
+}
+
+/// Where a binlog source starts: the checkpoint's position, else a position file an
+/// older fundguard stored (`DATA_DIR/positions/NAME.json`), else its configured start.
+fn binlog_start(
+    config: &Config,
+    name: &str,
+    checkpointed: Option<&str>,
+) -> anyhow::Result<Option<fundguard_sources::binlog::BinlogPosition>> {
+    if let Some(text) = checkpointed {
+        return serde_json::from_str(text)
+            .map(Some)
+            .with_context(|| format!("source `{name}`: the checkpoint's binlog position `{text}` is unreadable"));
+    }
+    Ok(fundguard_sources::PositionStore::new(&config.data_dir, name).load()?)
 }
 
 /// Opens an alert store from a plain thread: the PostgreSQL client runs its own small

@@ -2,7 +2,10 @@
 //! pipeline thread and moving on only once it has processed them.
 //!
 //! Message sources (files, HTTP, NATS, Kafka) send raw messages; database logs
-//! (binlog, PostgreSQL) send events they decoded, then store where to resume.
+//! (binlog, PostgreSQL) send events they decoded with where they resume. Upstream
+//! acknowledgements (JetStream acks, Kafka commits, slot confirmations) wait until a
+//! checkpoint covers what they acknowledge ([`Covered`]); a restart resumes from the
+//! checkpoint's positions.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -12,23 +15,34 @@ use std::time::Duration;
 use anyhow::Context;
 use fundguard_core::Position;
 use fundguard_server::{AppState, IngestBatch, IngestSource};
-use fundguard_sources::{DecodedBatch, Message, MessageSource, PositionStore, SourceHealth, open_lines};
+use fundguard_sources::{DecodedBatch, Message, MessageSource, SourceHealth, open_lines};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::config::{Config, SourceKind};
+use super::thread::Covered;
 use super::{Input, RawBatch};
 
 const FILE_BATCH: usize = 1000;
 
 /// Reads a file in batches, waiting for the pipeline to take each one; with `follow`,
-/// keeps reading what is appended.
-pub async fn file(index: usize, name: String, path: PathBuf, follow: bool, inputs: mpsc::Sender<Input>) {
+/// keeps reading what is appended. After a restart, lines up to `done` (the
+/// checkpoint's) are skipped.
+pub async fn file(
+    index: usize,
+    name: String,
+    path: PathBuf,
+    follow: bool,
+    done: Option<u64>,
+    inputs: mpsc::Sender<Input>,
+) {
     let result = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
         let mut lines = open_lines(&path).with_context(|| format!("source `{name}`: opening {}", path.display()))?;
+        let done = done.unwrap_or(0);
         loop {
             let mut batch = Vec::with_capacity(FILE_BATCH);
             while batch.len() < FILE_BATCH {
                 match lines.next_line()? {
+                    Some((_, Position::Line { line, .. })) if line <= done => {}
                     Some((line, position)) => batch.push((line.to_vec(), position)),
                     None => break,
                 }
@@ -114,8 +128,9 @@ pub async fn http(
 }
 
 /// Consumes a message transport (NATS JetStream, Kafka): fetch, hand to the pipeline,
-/// then acknowledge. Reconnects with exponential backoff (1 s to 30 s); a problem
-/// reconnecting cannot fix stops the source and says why.
+/// then — once a checkpoint covers them — acknowledge. Reconnects with exponential
+/// backoff (1 s to 30 s); a problem reconnecting cannot fix stops the source and says why.
+#[allow(clippy::too_many_arguments)]
 pub async fn messages<S: MessageSource>(
     index: usize,
     name: String,
@@ -123,29 +138,43 @@ pub async fn messages<S: MessageSource>(
     tables: HashMap<String, String>,
     inputs: mpsc::Sender<Input>,
     health: Arc<Mutex<Vec<SourceHealth>>>,
+    mut covered: Covered,
 ) {
     let health = HealthHandle { health, index };
     let mut backoff = Backoff::default();
+    // Inputs sent so far, and the messages of each not yet acknowledged.
+    let mut sent = 0u64;
     loop {
         match S::connect(&config).await {
             Ok(mut source) => {
                 health.set("connected");
                 backoff.reset();
+                let mut unacked: std::collections::VecDeque<(u64, Vec<S::Message>)> = Default::default();
                 loop {
                     let messages = match source.fetch(1000, Duration::from_secs(1)).await {
-                        Ok(m) if m.is_empty() => continue,
                         Ok(m) => m,
                         Err(e) => {
                             eprintln!("fundguard: source `{name}`: {e}");
                             break;
                         }
                     };
-                    if !send_grouped(index, group_by_table(&messages, &tables), &inputs).await {
-                        return; // shutting down: what was not acknowledged is delivered again next time
+                    if !messages.is_empty() {
+                        let groups = group_by_table(&messages, &tables);
+                        sent += groups.len() as u64;
+                        if !send_grouped(index, groups, &inputs).await {
+                            return; // shutting down: what was not acknowledged is delivered again next time
+                        }
+                        let lag = source.lag_events(&messages);
+                        health.update(|h| h.lag_events = lag);
+                        unacked.push_back((sent, messages));
                     }
-                    let lag = source.lag_events(&messages);
-                    health.update(|h| h.lag_events = lag);
-                    if let Err(e) = source.acknowledge(&messages).await {
+                    let done = covered.borrow_and_update().get(index).copied().unwrap_or(0);
+                    let mut result = Ok(());
+                    while result.is_ok() && unacked.front().is_some_and(|(n, _)| *n <= done) {
+                        let Some((_, messages)) = unacked.pop_front() else { break };
+                        result = source.acknowledge(&messages).await;
+                    }
+                    if let Err(e) = result {
                         eprintln!("fundguard: source `{name}`: {e}");
                         break;
                     }
@@ -159,27 +188,24 @@ pub async fn messages<S: MessageSource>(
     }
 }
 
-/// Reads a MySQL/MariaDB binlog; stores the position after each processed batch.
+/// Reads a MySQL/MariaDB binlog from `resume` (the checkpoint's position) or its
+/// configured start; every batch carries the position after it for the next checkpoint.
 pub async fn binlog(
     index: usize,
     name: String,
     config: fundguard_sources::binlog::BinlogConfig,
-    store: PositionStore,
+    resume: Option<fundguard_sources::binlog::BinlogPosition>,
     inputs: mpsc::Sender<Input>,
     health: Arc<Mutex<Vec<SourceHealth>>>,
     mut stop: watch::Receiver<bool>,
 ) {
-    use fundguard_sources::binlog::{BinlogPosition, BinlogSource};
+    use fundguard_sources::binlog::BinlogSource;
     let health = HealthHandle { health, index };
-    let mut acked: Option<BinlogPosition> = match store.load() {
-        Ok(p) => p,
-        Err(e) => return health.fail(&name, &e),
-    };
-    let mut saver = PositionSaver::new(store);
+    let mut at = resume;
     let mut backoff = Backoff::default();
     loop {
         let connected = tokio::select! {
-            c = BinlogSource::connect(&name, &config, acked.as_ref()) => c,
+            c = BinlogSource::connect(&name, &config, at.as_ref()) => c,
             _ = stop.changed() => return,
         };
         match connected {
@@ -190,30 +216,28 @@ pub async fn binlog(
                 loop {
                     let next = tokio::select! {
                         next = source.next_batch(2000) => next,
-                        _ = stop.changed() => return saver.flush(&name),
+                        _ = stop.changed() => return,
                     };
                     let (batch, position) = match next {
                         Ok(next) => next,
-                        Err(e) if !e.retryable => {
-                            saver.flush(&name);
-                            return health.fail(&name, &e);
-                        }
+                        Err(e) if !e.retryable => return health.fail(&name, &e),
                         Err(e) => {
                             eprintln!("fundguard: source `{name}`: {e}");
                             break;
                         }
                     };
-                    if !batch.is_empty() && !send_decoded(index, batch, position.to_string(), &inputs).await {
-                        return saver.flush(&name);
+                    if !batch.is_empty() {
+                        let resume = serde_json::to_string(&position).ok();
+                        if !send_decoded(index, batch, position.to_string(), resume, &inputs).await {
+                            return;
+                        }
                     }
-                    saver.processed(&name, &position);
-                    acked = Some(position);
+                    at = Some(position);
                 }
             }
             Err(e) if !e.retryable => return health.fail(&name, &e),
             Err(e) => eprintln!("fundguard: source `{name}`: {e}; retrying in {:?}", backoff.next),
         }
-        saver.flush(&name);
         health.disconnected();
         tokio::select! {
             _ = backoff.wait() => {}
@@ -222,11 +246,15 @@ pub async fn binlog(
     }
 }
 
-/// Reads a PostgreSQL logical replication slot; confirms it after each processed batch.
+/// Reads a PostgreSQL logical replication slot. The slot hands out changes from its
+/// confirmed position every time it is read, so each batch is checkpointed before the
+/// slot is confirmed past it (the pipeline takes the checkpoint on request); on
+/// (re)connecting the slot is first advanced to the checkpoint's LSN.
 pub async fn postgres(
     index: usize,
     name: String,
     config: fundguard_sources::postgres::PostgresConfig,
+    mut resume: Option<String>,
     inputs: mpsc::Sender<Input>,
     health: Arc<Mutex<Vec<SourceHealth>>>,
 ) {
@@ -238,22 +266,33 @@ pub async fn postgres(
             Ok(mut source) => {
                 health.set("connected");
                 backoff.reset();
-                loop {
-                    let next = match source.next_batch(5000).await {
-                        Ok(next) => next,
-                        Err(e) if !e.retryable => return health.fail(&name, &e),
-                        Err(e) => {
+                let advanced = match &resume {
+                    Some(lsn) => source.confirm(lsn).await,
+                    None => Ok(()),
+                };
+                if let Err(e) = advanced {
+                    eprintln!("fundguard: source `{name}`: {e}");
+                } else {
+                    loop {
+                        let next = match source.next_batch(5000).await {
+                            Ok(next) => next,
+                            Err(e) if !e.retryable => return health.fail(&name, &e),
+                            Err(e) => {
+                                eprintln!("fundguard: source `{name}`: {e}");
+                                break;
+                            }
+                        };
+                        let Some(lsn) = next.confirm else { continue };
+                        if !send_decoded(index, next.batch, lsn.clone(), Some(lsn.clone()), &inputs).await
+                            || !checkpoint_now(&inputs).await
+                        {
+                            return; // shutting down: the slot re-delivers what was not confirmed
+                        }
+                        if let Err(e) = source.confirm(&lsn).await {
                             eprintln!("fundguard: source `{name}`: {e}");
                             break;
                         }
-                    };
-                    let Some(lsn) = next.confirm else { continue };
-                    if !send_decoded(index, next.batch, lsn.clone(), &inputs).await {
-                        return; // shutting down: the slot re-delivers what was not confirmed
-                    }
-                    if let Err(e) = source.confirm(&lsn).await {
-                        eprintln!("fundguard: source `{name}`: {e}");
-                        break;
+                        resume = Some(lsn);
                     }
                 }
             }
@@ -262,6 +301,22 @@ pub async fn postgres(
         }
         health.disconnected();
         backoff.wait().await;
+    }
+}
+
+/// Asks the pipeline for a checkpoint covering everything sent so far, until one is
+/// written; `false` when shutting down.
+async fn checkpoint_now(inputs: &mpsc::Sender<Input>) -> bool {
+    loop {
+        let (reply, done) = oneshot::channel();
+        if inputs.send(Input::Checkpoint { reply }).await.is_err() {
+            return false;
+        }
+        match done.await {
+            Ok(true) => return true,
+            Ok(false) => tokio::time::sleep(Duration::from_secs(1)).await, // reported by the pipeline
+            Err(_) => return false,
+        }
     }
 }
 
@@ -351,7 +406,8 @@ pub async fn simulator(
             continue;
         }
         let position = format!("{name}#{seq}");
-        if !send_decoded(index, DecodedBatch { events: batch, dead_letters: Vec::new() }, position, &inputs).await {
+        let batch = DecodedBatch { events: batch, dead_letters: Vec::new() };
+        if !send_decoded(index, batch, position, None, &inputs).await {
             return;
         }
     }
@@ -359,9 +415,16 @@ pub async fn simulator(
 }
 
 /// Sends a decoded batch and waits until it is processed; `false` when shutting down.
-async fn send_decoded(index: usize, batch: DecodedBatch, position: String, inputs: &mpsc::Sender<Input>) -> bool {
+async fn send_decoded(
+    index: usize,
+    batch: DecodedBatch,
+    position: String,
+    resume: Option<String>,
+    inputs: &mpsc::Sender<Input>,
+) -> bool {
     let (reply, done) = oneshot::channel();
-    inputs.send(Input::Events { source: index, batch, position, reply }).await.is_ok() && done.await.is_ok()
+    let input = Input::Events { source: index, batch, position, resume, reply };
+    inputs.send(input).await.is_ok() && done.await.is_ok()
 }
 
 /// One source's slot in the shared health table.
@@ -416,39 +479,5 @@ impl Backoff {
     async fn wait(&mut self) {
         tokio::time::sleep(self.next).await;
         self.next = (self.next * 2).min(Duration::from_secs(30));
-    }
-}
-
-/// Stores a database source's position at most every 200 ms (each save is an fsync);
-/// what a crash loses is only re-read, never skipped.
-struct PositionSaver<T> {
-    store: PositionStore,
-    unsaved: Option<T>,
-    last_save: Option<std::time::Instant>,
-}
-
-impl<T: serde::Serialize + Clone> PositionSaver<T> {
-    fn new(store: PositionStore) -> Self {
-        PositionSaver { store, unsaved: None, last_save: None }
-    }
-
-    /// Called after every batch, and on the source's heartbeats when it is quiet.
-    fn processed(&mut self, name: &str, position: &T) {
-        self.unsaved = Some(position.clone());
-        if self.last_save.is_none_or(|at| at.elapsed() >= Duration::from_millis(200)) {
-            self.flush(name);
-        }
-    }
-
-    fn flush(&mut self, name: &str) {
-        if let Some(position) = self.unsaved.take() {
-            if let Err(e) = self.store.save(&position) {
-                eprintln!(
-                    "fundguard: source `{name}`: cannot store its position in {}: {e}",
-                    self.store.path().display()
-                );
-            }
-            self.last_save = Some(std::time::Instant::now());
-        }
     }
 }

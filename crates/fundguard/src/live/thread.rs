@@ -1,10 +1,12 @@
 //! The pipeline thread: owns the decoders, the engine and the sinks; evaluates batches
-//! in the order sources send them and answers each one.
+//! in the order sources send them and answers each one. Between batches it takes the
+//! checkpoints ([`super::checkpoint`]) and tells sources what they may acknowledge.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use fundguard_core::{ChangeEvent, EventTime, Finding, Position, TableSchemas};
@@ -13,10 +15,15 @@ use fundguard_formats::plain::{PlainConfig, TableFrom};
 use fundguard_formats::{DeclaredTypes, Decoded, Decoder, Format};
 use fundguard_server::{IngestVerdict, Rejected};
 use fundguard_sources::{DecodedBatch, SourceHealth};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
+use super::checkpoint::{Checkpoint, Progress};
 use super::config::{Config, SinkConfig};
-use crate::pipeline::{AlertSink, DeadLetters, FindingSink, JsonLines};
+use crate::pipeline::{AlertSink, DeadLetters, FindingSink, FindingsFile, JsonLines};
+
+/// Per source: how many of its inputs the last written checkpoint covers. A source
+/// acknowledges upstream only what it sent up to that count.
+pub type Covered = watch::Receiver<Vec<u64>>;
 
 /// Raw messages with their positions, as a source read them.
 pub type RawBatch = Vec<(Vec<u8>, Position)>;
@@ -34,15 +41,20 @@ pub enum Input {
         all_or_nothing: bool,
         reply: oneshot::Sender<IngestVerdict>,
     },
-    /// Events a database-log source decoded itself; `position` is where it resumes after them.
+    /// Events a database-log source decoded itself; `position` is where it is after them
+    /// (as shown in health) and `resume` what it needs to resume there (for the checkpoint).
     Events {
         source: usize,
         batch: DecodedBatch,
         position: String,
+        resume: Option<String>,
         reply: oneshot::Sender<()>,
     },
     /// The wall clock, once a second.
     Tick(EventTime),
+    /// A source must acknowledge now (a PostgreSQL slot): take a checkpoint, answer
+    /// whether it was written.
+    Checkpoint { reply: oneshot::Sender<bool> },
     /// Validated new rules.
     Reload(Box<Engine>),
     Shutdown,
@@ -68,35 +80,75 @@ struct Pipeline {
     /// Source names, by index, for metrics.
     names: Vec<String>,
     telemetry: Arc<fundguard_server::Telemetry>,
+    checkpoints: Checkpoints,
+}
+
+/// What the pipeline knows to take a checkpoint: per source, how far it was processed
+/// and how many of its inputs were.
+struct Checkpoints {
+    data_dir: PathBuf,
+    interval: Duration,
+    last: Instant,
+    epoch: u64,
+    progress: Vec<Progress>,
+    processed: Vec<u64>,
+    covered: watch::Sender<Vec<u64>>,
 }
 
 /// Starts the pipeline thread.
+///
+/// With a checkpoint from an earlier run, the engine takes its rule state, findings
+/// files are cut back to their marks and messages it covers are skipped.
+#[allow(clippy::too_many_arguments)]
 pub fn spawn(
     config: &Config,
     schemas: Arc<TableSchemas>,
-    engine: Engine,
+    mut engine: Engine,
+    restored: Option<Checkpoint>,
     mut inputs: mpsc::Receiver<Input>,
     health: Arc<Mutex<Vec<SourceHealth>>>,
     telemetry: Arc<fundguard_server::Telemetry>,
+    covered: watch::Sender<Vec<u64>>,
 ) -> anyhow::Result<JoinHandle<()>> {
+    let restored = restored.unwrap_or_default();
+    if !restored.engine.is_empty() {
+        let outcome = engine.restore_state(&restored.engine).context("restoring rule state from the checkpoint")?;
+        eprintln!(
+            "fundguard: resumed from checkpoint {} ({}): state of {} stateful rules restored",
+            restored.epoch,
+            restored.written_at,
+            outcome.kept.len()
+        );
+        if !outcome.dropped.is_empty() {
+            eprintln!(
+                "fundguard: rules changed since the checkpoint start without state: {}",
+                outcome.dropped.join(", ")
+            );
+        }
+    }
     let mut sinks: Vec<Box<dyn FindingSink + Send>> = Vec::new();
     for sink in &config.sinks {
         sinks.push(match sink {
             SinkConfig::Jsonl { path } => {
-                let file = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                    .with_context(|| format!("opening the findings file {}", path.display()))?;
-                Box::new(JsonLines(std::io::BufWriter::new(file)))
+                Box::new(FindingsFile::open(path.clone(), restored.findings_files.get(path).copied())?)
             }
             SinkConfig::Stdout => Box::new(JsonLines(std::io::stdout())),
             SinkConfig::Alerts { .. } => {
                 let location = config.alert_store().context("an alerts sink has a store")?;
-                Box::new(AlertSink::new(super::open_alert_store(&location, config.notify.routes.clone())?))
+                let store = super::open_alert_store(&location, config.notify.routes.clone())?;
+                Box::new(AlertSink::replayable(store, restored.epoch))
             }
         });
     }
+    let checkpoints = Checkpoints {
+        data_dir: config.data_dir.clone(),
+        interval: config.checkpoint_interval,
+        last: Instant::now(),
+        epoch: restored.epoch,
+        progress: config.sources.iter().map(|s| restored.sources.get(&s.name).cloned().unwrap_or_default()).collect(),
+        processed: vec![0; config.sources.len()],
+        covered,
+    };
     let mut pipeline = Pipeline {
         engine,
         decoders: config.sources.iter().map(|s| s.format.as_ref().map(|f| f.decoder(schemas.clone()))).collect(),
@@ -116,19 +168,33 @@ pub fn spawn(
         found: Vec::new(),
         names: config.sources.iter().map(|s| s.name.clone()).collect(),
         telemetry,
+        checkpoints,
     };
     Ok(std::thread::Builder::new().name("fundguard-pipeline".into()).spawn(move || {
         while let Some(input) = inputs.blocking_recv() {
             match input {
                 Input::Batch { source, messages, table, all_or_nothing, reply } => {
-                    let verdict = pipeline.batch(source, &messages, table, all_or_nothing);
+                    let verdict = pipeline.batch(source, messages, table, all_or_nothing);
+                    pipeline.processed(source);
                     let _ = reply.send(verdict);
                 }
-                Input::Events { source, batch, position, reply } => {
+                Input::Events { source, batch, position, resume, reply } => {
                     pipeline.events(source, batch, position);
+                    if let Some(resume) = resume {
+                        pipeline.checkpoints.progress[source].resume = Some(resume);
+                    }
+                    pipeline.processed(source);
                     let _ = reply.send(());
                 }
-                Input::Tick(now) => pipeline.tick(now),
+                Input::Checkpoint { reply } => {
+                    let _ = reply.send(pipeline.checkpoint());
+                }
+                Input::Tick(now) => {
+                    pipeline.tick(now);
+                    if pipeline.checkpoints.last.elapsed() >= pipeline.checkpoints.interval {
+                        pipeline.checkpoint();
+                    }
+                }
                 Input::Reload(engine) => {
                     let old = std::mem::replace(&mut pipeline.engine, *engine);
                     let kept = pipeline.engine.carry_over(old);
@@ -139,23 +205,80 @@ pub fn spawn(
                 Input::Shutdown => break,
             }
         }
-        for sink in &mut pipeline.sinks {
-            let _ = sink.flush();
-        }
         for d in &mut pipeline.dead_letters {
             let _ = d.flush();
         }
+        pipeline.checkpoint();
     })?)
 }
 
 impl Pipeline {
+    fn processed(&mut self, source: usize) {
+        if let Some(n) = self.checkpoints.processed.get_mut(source) {
+            *n += 1;
+        }
+    }
+
+    /// Takes a checkpoint: sinks made durable first, then rule state and positions
+    /// written together, then sources told what they may acknowledge. A failure is
+    /// reported and the next tick tries again; nothing is acknowledged meanwhile.
+    fn checkpoint(&mut self) -> bool {
+        let started = Instant::now();
+        self.checkpoints.last = started;
+        let cp = &mut self.checkpoints;
+        let result = (|| -> anyhow::Result<usize> {
+            let mut findings_files = std::collections::BTreeMap::new();
+            for sink in &mut self.sinks {
+                if let Some((path, len)) = sink.commit()? {
+                    findings_files.insert(path, len);
+                }
+            }
+            let checkpoint = Checkpoint {
+                epoch: cp.epoch + 1,
+                written_at: super::now(),
+                sources: self.names.iter().cloned().zip(cp.progress.iter().cloned()).collect(),
+                engine: self.engine.save_state()?,
+                findings_files,
+            };
+            let bytes = checkpoint.save(&cp.data_dir)?;
+            cp.epoch = checkpoint.epoch;
+            Ok(bytes)
+        })();
+        match result {
+            Ok(bytes) => {
+                self.telemetry.checkpoint(bytes as u64, started.elapsed());
+                let _ = cp.covered.send(cp.processed.clone());
+                for sink in &mut self.sinks {
+                    if let Err(e) = sink.checkpointed(cp.epoch) {
+                        eprintln!("fundguard: after checkpoint {}: {e:#}", cp.epoch);
+                    }
+                }
+                true
+            }
+            Err(e) => {
+                eprintln!("fundguard: taking a checkpoint failed (retried next tick): {e:#}");
+                false
+            }
+        }
+    }
+
     fn batch(
         &mut self,
         source: usize,
-        messages: &[(Vec<u8>, Position)],
+        mut messages: Vec<(Vec<u8>, Position)>,
         table: Option<String>,
         all_or_nothing: bool,
     ) -> IngestVerdict {
+        // Re-deliveries of what a checkpoint already covers (acknowledged too late before a crash).
+        if let Some(progress) = self.checkpoints.progress.get(source) {
+            messages.retain(|(_, position)| !progress.covers(position));
+        }
+        if let Some(progress) = self.checkpoints.progress.get_mut(source) {
+            for (_, position) in &messages {
+                progress.observe(position);
+            }
+        }
+        let messages = &messages[..];
         let decoder = match (table, self.formats.get(source)) {
             (Some(table), Some(Some(Format::Json(plain)))) => {
                 let format = Format::Json(PlainConfig { table: TableFrom::Fixed(table.clone()), ..plain.clone() });
