@@ -261,14 +261,9 @@ pub fn alert_key(finding: &Finding) -> serde_json::Value {
 /// finding with the same receipt; two different findings never share one.
 pub fn receipt(finding: &Finding) -> String {
     use sha2::Digest;
-    let text = serde_json::to_vec(&(
-        &finding.rule,
-        &finding.key,
-        finding.event_time,
-        &finding.message,
-        &finding.evidence,
-    ))
-    .unwrap_or_default();
+    let text =
+        serde_json::to_vec(&(&finding.rule, &finding.key, finding.event_time, &finding.message, &finding.evidence))
+            .unwrap_or_default();
     // 128 bits of SHA-256 (stable across builds, unlike std's hasher): short in the table.
     hex::encode(&sha2::Sha256::digest(&text)[..16])
 }

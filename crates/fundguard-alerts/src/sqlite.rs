@@ -336,8 +336,9 @@ impl AlertStore for SqliteStore {
         let tx = self.conn.transaction().map_err(error)?;
         let mut out = Vec::with_capacity(findings.len());
         {
-            let mut receipt =
-                tx.prepare_cached("INSERT OR IGNORE INTO finding_receipts (id, epoch) VALUES (?1, ?2)").map_err(error)?;
+            let mut receipt = tx
+                .prepare_cached("INSERT OR IGNORE INTO finding_receipts (id, epoch) VALUES (?1, ?2)")
+                .map_err(error)?;
             for f in findings {
                 if receipt.execute(rusqlite::params![crate::model::receipt(f), epoch as i64]).map_err(error)? == 1 {
                     out.push(record_one(&tx, &self.routes, f).map_err(error)?);

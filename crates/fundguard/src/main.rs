@@ -40,6 +40,8 @@ enum Command {
     Alerts(commands::alerts::Args),
     /// Reports over the alert store: `report daily` is the daily clearing per team.
     Report(commands::report::Args),
+    /// Show (and verify) the checkpoint `fundguard run` keeps in its data directory.
+    Checkpoint(commands::checkpoint::Args),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +50,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => commands::demo::run(args),
         Command::Alerts(args) => commands::alerts::run(args),
         Command::Report(args) => commands::report::run(args),
+        Command::Checkpoint(args) => commands::checkpoint::run(args),
         Command::Simulate(args) => commands::simulate::run(args),
         Command::Validate(args) => commands::validate::run(args),
         Command::Test(args) => commands::test::run(args),

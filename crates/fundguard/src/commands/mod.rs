@@ -2,6 +2,7 @@
 
 pub mod alerts;
 pub mod backtest;
+pub mod checkpoint;
 pub mod demo;
 pub mod report;
 pub mod run;

@@ -9,7 +9,7 @@
 //! swaps in new rules when their files change or on SIGHUP, after validating them.
 
 mod catalog;
-mod checkpoint;
+pub mod checkpoint;
 pub mod config;
 mod sources;
 mod thread;

@@ -213,6 +213,16 @@ pub async fn binlog(
                 health.set("connected");
                 backoff.reset();
                 eprintln!("fundguard: source `{name}`: reading the binlog from {}", source.position());
+                if at.is_none() {
+                    // Where a configured start (`current`) put us: checkpointed at once, so
+                    // a crash before the first batch does not move the start on.
+                    let position = source.position().clone();
+                    let resume = serde_json::to_string(&position).ok();
+                    if !send_decoded(index, DecodedBatch::default(), position.to_string(), resume, &inputs).await {
+                        return;
+                    }
+                    at = Some(position);
+                }
                 loop {
                     let next = tokio::select! {
                         next = source.next_batch(2000) => next,

@@ -3,9 +3,9 @@
 //! checkpoints ([`super::checkpoint`]) and tells sources what they may acknowledge.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -54,7 +54,9 @@ pub enum Input {
     Tick(EventTime),
     /// A source must acknowledge now (a PostgreSQL slot): take a checkpoint, answer
     /// whether it was written.
-    Checkpoint { reply: oneshot::Sender<bool> },
+    Checkpoint {
+        reply: oneshot::Sender<bool>,
+    },
     /// Validated new rules.
     Reload(Box<Engine>),
     Shutdown,
@@ -180,10 +182,15 @@ pub fn spawn(
                 }
                 Input::Events { source, batch, position, resume, reply } => {
                     pipeline.events(source, batch, position);
-                    if let Some(resume) = resume {
-                        pipeline.checkpoints.progress[source].resume = Some(resume);
+                    let first = pipeline.checkpoints.progress[source].resume.is_none() && resume.is_some();
+                    if resume.is_some() {
+                        pipeline.checkpoints.progress[source].resume = resume;
                     }
                     pipeline.processed(source);
+                    if first {
+                        // A source's first position (its configured start resolved) is kept at once.
+                        pipeline.checkpoint();
+                    }
                     let _ = reply.send(());
                 }
                 Input::Checkpoint { reply } => {

@@ -15,7 +15,7 @@ use fundguard_formats::Format;
 use crate::servers::{MariaDb, Postgres};
 use crate::service::{Service, wait, write_config};
 use crate::simulated::Simulated;
-use crate::{path, read_jsonl, repo_root};
+use crate::{fundguard, path, read_jsonl, repo_root};
 
 /// Simulated changes: the Debezium log on disk and its events.
 struct Changes {
@@ -197,8 +197,10 @@ fn binlog_findings_equal_the_debezium_log_across_kills_restarts_and_ddl() {
     assert_eq!(health["dead_letters"], 0, "{health}");
     assert!(health["last_position"].as_str().unwrap().contains("gtid 0-1-"), "{health}");
     service.terminate();
-    let stored = std::fs::read_to_string(work.path().join("data/positions/shopdb.json")).unwrap();
-    assert!(stored.contains("\"gtid\":\"0-1-"), "the position is stored by GTID: {stored}");
+    let shown = fundguard(&["checkpoint", work.path().join("data").to_str().unwrap()]);
+    let checkpoint: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    let resume = checkpoint["sources"]["shopdb"]["resume"].as_str().unwrap_or_default();
+    assert!(resume.contains("\"gtid\":\"0-1-"), "the position is checkpointed by GTID: {checkpoint}");
 }
 
 #[test]
