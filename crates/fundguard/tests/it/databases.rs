@@ -18,13 +18,13 @@ use crate::simulated::Simulated;
 use crate::{fundguard, path, read_jsonl, repo_root};
 
 /// Simulated changes: the Debezium log on disk and its events.
-struct Changes {
-    sim: Simulated,
-    events: Vec<ChangeEvent>,
+pub(crate) struct Changes {
+    pub sim: Simulated,
+    pub events: Vec<ChangeEvent>,
 }
 
 impl Changes {
-    fn simulate(orders: u32) -> Changes {
+    pub(crate) fn simulate(orders: u32) -> Changes {
         let sim = Simulated::new("debezium", orders);
         let mut decoder = Format::Debezium.decoder(Arc::new(fundguard_sim::schema()));
         let mut events = Vec::new();
@@ -37,7 +37,7 @@ impl Changes {
     }
 
     /// `CREATE TABLE`s for the simulator's schema.
-    fn tables(&self, dialect: Dialect) -> String {
+    pub(crate) fn tables(&self, dialect: Dialect) -> String {
         let mut sql = String::from("CREATE SCHEMA shop;\n");
         for (table, columns) in &fundguard_sim::schema().tables {
             let columns: Vec<String> = columns
@@ -65,7 +65,7 @@ impl Changes {
     }
 
     /// Events `range` as SQL, committed 25 statements per transaction.
-    fn sql(&self, range: std::ops::Range<usize>) -> String {
+    pub(crate) fn sql(&self, range: std::ops::Range<usize>) -> String {
         let mut sql = String::new();
         for chunk in self.events[range].chunks(25) {
             sql.push_str("BEGIN;\n");
@@ -80,7 +80,7 @@ impl Changes {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Dialect {
+pub(crate) enum Dialect {
     MariaDb,
     Postgres,
 }

@@ -96,7 +96,7 @@ fn kafka_consumer_groups_commit_processed_offsets_and_skip_nothing_across_a_kill
     let config = write_config(
         work.path(),
         &format!(
-            "rules: [{rules}]\nschema: {schema}\ndata_dir: data\nlisten: 127.0.0.1:0\nsources:\n  - {{ name: dbz, type: kafka, format: debezium, brokers: \"{b}\", group: fg-dbz, topics: [{t}] }}\n  - {{ name: canal, type: kafka, format: canal, brokers: \"{b}\", group: fg-canal, topics: [canal-shop] }}\nsinks:\n  - {{ type: jsonl, path: findings.jsonl }}\n",
+            "rules: [{rules}]\nschema: {schema}\ndata_dir: data\nlisten: 127.0.0.1:0\ncheckpoint_interval: 1s\nsources:\n  - {{ name: dbz, type: kafka, format: debezium, brokers: \"{b}\", group: fg-dbz, topics: [{t}] }}\n  - {{ name: canal, type: kafka, format: canal, brokers: \"{b}\", group: fg-canal, topics: [canal-shop] }}\nsinks:\n  - {{ type: jsonl, path: findings.jsonl }}\n",
             rules = path(&logs.sim.rules()),
             schema = path(&logs.sim.schema()),
             b = broker.brokers,
@@ -111,7 +111,8 @@ fn kafka_consumer_groups_commit_processed_offsets_and_skip_nothing_across_a_kill
             .then_some(())
     });
     assert!(halfway.is_some(), "both halves consumed: {}", service.sources());
-    std::thread::sleep(Duration::from_millis(500)); // let the async offset commit land
+    // Offsets are committed once a checkpoint (every second here) covers them.
+    std::thread::sleep(Duration::from_millis(2500));
     drop(service); // SIGKILL
 
     produce(&broker.brokers, &debezium[d_half..]);

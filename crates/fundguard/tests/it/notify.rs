@@ -13,10 +13,10 @@ use crate::service::{Service, free_port, now_ms, post, wait, write_config};
 use crate::{path, repo_root};
 
 /// One received request: its headers (lower-case names) and body.
-type Received = (HashMap<String, String>, String);
+pub(crate) type Received = (HashMap<String, String>, String);
 
 /// A minimal HTTP/1.1 receiver answering 200 to every POST, recording each request.
-fn receiver(port: u16) -> Arc<Mutex<Vec<Received>>> {
+pub(crate) fn receiver(port: u16) -> Arc<Mutex<Vec<Received>>> {
     let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
     let got = Arc::new(Mutex::new(Vec::new()));
     let record = got.clone();

@@ -124,18 +124,23 @@ impl MariaDb {
 
     /// Runs SQL through the `mariadb` client; panics on any error.
     pub fn sql(&self, sql: &str) {
-        use std::io::Write;
-        let mut child = Command::new("mariadb")
-            .args(["-h127.0.0.1", &format!("-P{}", self.port), "-uroot"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(sql.as_bytes()).unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "SQL failed: {}", String::from_utf8_lossy(&out.stderr));
+        mariadb_sql(self.port, sql);
     }
+}
+
+/// Runs SQL on the MariaDB at `port` (from another thread than the one owning the server).
+pub fn mariadb_sql(port: u16, sql: &str) {
+    use std::io::Write;
+    let mut child = Command::new("mariadb")
+        .args(["-h127.0.0.1", &format!("-P{port}"), "-uroot"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(sql.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "SQL failed: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 impl Drop for MariaDb {
