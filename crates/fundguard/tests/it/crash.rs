@@ -108,7 +108,8 @@ impl Deployment {
         shown
     }
 
-    /// Alerts by fingerprint: rule, occurrences, first and last seen, status.
+    /// Alerts by fingerprint: rule, occurrences, status (first and last seen are detection
+    /// times, which differ between any two runs).
     fn alerts(&self) -> BTreeMap<String, String> {
         let store = self.dir.path().join("data/alerts.db");
         let o = fundguard(&["alerts", "--store", path(&store), "list", "--json", "--limit", "10000000"]);
