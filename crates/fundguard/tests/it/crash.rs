@@ -117,8 +117,7 @@ impl Deployment {
             .lines()
             .map(|l| {
                 let a: serde_json::Value = serde_json::from_str(l).unwrap();
-                let shown =
-                    format!("{} {} {} {} {}", a["rule"], a["count"], a["first_seen"], a["last_seen"], a["status"]);
+                let shown = format!("{} {} {}", a["rule"], a["count"], a["status"]);
                 (a["fingerprint"].as_str().unwrap().to_string(), shown)
             })
             .collect()
