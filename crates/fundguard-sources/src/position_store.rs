@@ -3,8 +3,8 @@
 //! replaced atomically, so a crash leaves either the old position or the new one, and a
 //! damaged file is reported instead of misread.
 //!
-//! Sources save a position only after the pipeline has processed everything before it:
-//! a restart may replay a little (at-least-once), but never skips.
+//! `fundguard run` now keeps positions in its checkpoint (with rule state); these files,
+//! written by older versions, are read once as a migration when there is no checkpoint.
 
 use std::path::{Path, PathBuf};
 

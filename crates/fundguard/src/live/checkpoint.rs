@@ -46,9 +46,9 @@ pub struct Progress {
     /// Files: the last line processed.
     #[serde(default)]
     pub line: Option<u64>,
-    /// Kafka and NATS: the highest offset processed, by `stream/partition`.
+    /// Kafka and NATS: the highest offset processed, by stream (topic) and partition.
     #[serde(default)]
-    pub offsets: BTreeMap<String, u64>,
+    pub offsets: BTreeMap<String, BTreeMap<u32, u64>>,
     /// Database logs: where the source resumes (a binlog position as JSON, a PostgreSQL LSN).
     #[serde(default)]
     pub resume: Option<String>,
@@ -60,7 +60,11 @@ impl Progress {
         match position {
             Position::Line { line, .. } => self.line = Some(self.line.map_or(*line, |l| l.max(*line))),
             Position::Stream { stream, partition, offset, .. } => {
-                let slot = self.offsets.entry(format!("{stream}/{partition}")).or_insert(*offset);
+                let partitions = match self.offsets.get_mut(&**stream) {
+                    Some(p) => p,
+                    None => self.offsets.entry(stream.to_string()).or_default(),
+                };
+                let slot = partitions.entry(*partition).or_insert(*offset);
                 *slot = (*slot).max(*offset);
             }
             Position::Log { .. } | Position::Synthetic { .. } => {}
@@ -73,7 +77,7 @@ impl Progress {
     pub fn covers(&self, position: &Position) -> bool {
         match position {
             Position::Stream { stream, partition, offset, .. } => {
-                self.offsets.get(&format!("{stream}/{partition}")).is_some_and(|done| offset <= done)
+                self.offsets.get(&**stream).and_then(|p| p.get(partition)).is_some_and(|done| offset <= done)
             }
             _ => false,
         }

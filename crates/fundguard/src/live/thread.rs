@@ -263,7 +263,7 @@ impl Pipeline {
                 true
             }
             Err(e) => {
-                eprintln!("fundguard: taking a checkpoint failed (retried next tick): {e:#}");
+                eprintln!("fundguard: taking a checkpoint failed (tried again after checkpoint_interval): {e:#}");
                 false
             }
         }
