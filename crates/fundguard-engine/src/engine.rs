@@ -352,6 +352,12 @@ impl Engine {
         Ok(())
     }
 
+    /// Whether `source` has moved event time (delivered events, or was restored from a
+    /// checkpoint of a run in which it had).
+    pub fn has_clock(&self, source: &str) -> bool {
+        self.clocks.get(source).is_some_and(|c| c.newest.is_some())
+    }
+
     fn observe_clock(&mut self, source: &str, newest: EventTime) {
         match self.clocks.get_mut(source) {
             Some(c) => c.newest = Some(c.newest.map_or(newest, |n| n.max(newest))),

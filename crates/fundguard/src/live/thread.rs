@@ -151,6 +151,10 @@ pub fn spawn(
         processed: vec![0; config.sources.len()],
         covered,
     };
+    // A source restored with a clock counts as just active: if it stays quiet after the
+    // restart, idleness fires its deadlines as the uninterrupted run would have.
+    let activity =
+        config.sources.iter().map(|s| engine.has_clock(&s.name).then(|| (s.name.clone(), Instant::now()))).collect();
     let mut pipeline = Pipeline {
         engine,
         decoders: config.sources.iter().map(|s| s.format.as_ref().map(|f| f.decoder(schemas.clone()))).collect(),
@@ -166,7 +170,7 @@ pub fn spawn(
         sinks,
         health,
         idle_after: config.idle_after,
-        activity: vec![None; config.sources.len()],
+        activity,
         found: Vec::new(),
         names: config.sources.iter().map(|s| s.name.clone()).collect(),
         telemetry,
