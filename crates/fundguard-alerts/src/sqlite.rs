@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use fundguard_core::{Action, ActionMode, EventTime, Finding};
-use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
 
 use crate::model::{Alert, AlertError, Change, Filter, Recorded, Status, TimelineEntry, fingerprint};
 use crate::routes::Routes;
@@ -108,13 +108,16 @@ impl SqliteStore {
         conn.pragma_update(None, "journal_mode", "WAL").map_err(error)?;
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(error)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(error)?;
+        // Several connections write (the findings sink, the notifier, the console), so every
+        // write transaction takes the lock as it begins (IMMEDIATE) and waits up to this long:
+        // a deferred one that read first cannot wait and fails with `database is locked`.
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(error)?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(error)?;
         let known = MIGRATIONS.len() as i64;
         if version > known {
             return Err(AlertError::NewerSchema { path: shown, found: version, known });
         }
-        let tx = conn.transaction().map_err(error)?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(error)?;
         for migration in &MIGRATIONS[version as usize..] {
             tx.execute_batch(migration).map_err(error)?;
         }
@@ -321,7 +324,7 @@ impl AlertStore for SqliteStore {
     fn record(&mut self, findings: &[Finding]) -> Result<Vec<Recorded>, AlertError> {
         let path = self.path.clone();
         let error = |source| AlertError::Store { path: path.clone(), source };
-        let tx = self.conn.transaction().map_err(error)?;
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(error)?;
         let mut out = Vec::with_capacity(findings.len());
         for f in findings {
             out.push(record_one(&tx, &self.routes, f).map_err(error)?);
@@ -333,7 +336,7 @@ impl AlertStore for SqliteStore {
     fn record_once(&mut self, findings: &[Finding], epoch: u64) -> Result<Vec<Recorded>, AlertError> {
         let path = self.path.clone();
         let error = |source| AlertError::Store { path: path.clone(), source };
-        let tx = self.conn.transaction().map_err(error)?;
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(error)?;
         let mut out = Vec::with_capacity(findings.len());
         {
             let mut receipt = tx
@@ -416,7 +419,7 @@ impl AlertStore for SqliteStore {
     fn change(&mut self, id: i64, change: &Change, actor: &str, now: EventTime) -> Result<Alert, AlertError> {
         let path = self.path.clone();
         let error = |source| AlertError::Store { path: path.clone(), source };
-        let tx = self.conn.transaction().map_err(error)?;
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(error)?;
         let status: String = tx
             .query_row("SELECT status FROM alerts WHERE id = ?1", [id], |r| r.get(0))
             .optional()
@@ -523,7 +526,7 @@ impl AlertStore for SqliteStore {
         let at = now.as_micros();
         let path = self.path.clone();
         let error = |source| AlertError::Store { path: path.clone(), source };
-        let tx = self.conn.transaction().map_err(error)?;
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(error)?;
         let (alert, channel, attempts): (i64, String, i64) = tx
             .query_row("SELECT alert_id, channel, attempts FROM outbox WHERE id = ?1", [id], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?))

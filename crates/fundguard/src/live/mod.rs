@@ -265,7 +265,15 @@ fn notifier(
     let thread = std::thread::Builder::new().name("fundguard-notifier".into()).spawn(move || {
         let mut counted = std::time::Instant::now() - Duration::from_secs(60);
         while !stopping.load(std::sync::atomic::Ordering::Relaxed) {
-            if let Err(e) = notifier.deliver_due(now(), 100).and_then(|_| notifier.repeat_firing(now())) {
+            const ROUND: usize = 100;
+            let delivered = match notifier.deliver_due(now(), ROUND) {
+                Ok(n) => n,
+                Err(e) => {
+                    eprintln!("fundguard: notifications: {e}");
+                    0
+                }
+            };
+            if let Err(e) = notifier.repeat_firing(now()) {
                 eprintln!("fundguard: notifications: {e}");
             }
             // Alert counts for /metrics: a GROUP BY every five seconds, not per scrape.
@@ -276,7 +284,11 @@ fn notifier(
                         .alerts_by_status(by_status.into_iter().map(|(s, n)| (s.as_str().to_string(), n)).collect());
                 }
             }
-            std::thread::sleep(Duration::from_millis(250));
+            // A full round means more is due: go on at once, so a burst of alerts drains at
+            // the receivers' pace rather than at ROUND per pause.
+            if delivered < ROUND {
+                std::thread::sleep(Duration::from_millis(250));
+            }
         }
     })?;
     Ok(Some((stop, thread)))

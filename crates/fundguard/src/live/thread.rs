@@ -114,12 +114,15 @@ pub fn spawn(
 ) -> anyhow::Result<JoinHandle<()>> {
     let restored = restored.unwrap_or_default();
     if !restored.engine.is_empty() {
+        let restoring = Instant::now();
         let outcome = engine.restore_state(&restored.engine).context("restoring rule state from the checkpoint")?;
         eprintln!(
-            "fundguard: resumed from checkpoint {} ({}): state of {} stateful rules restored",
+            "fundguard: resumed from checkpoint {} ({}): state of {} stateful rules ({} bytes) restored in {} ms",
             restored.epoch,
             restored.written_at,
-            outcome.kept.len()
+            outcome.kept.len(),
+            restored.engine.len(),
+            restoring.elapsed().as_millis()
         );
         if !outcome.dropped.is_empty() {
             eprintln!(

@@ -17,6 +17,11 @@ pub(crate) type Received = (HashMap<String, String>, String);
 
 /// A minimal HTTP/1.1 receiver answering 200 to every POST, recording each request.
 pub(crate) fn receiver(port: u16) -> Arc<Mutex<Vec<Received>>> {
+    slow_receiver(port, Duration::ZERO)
+}
+
+/// A receiver that takes `delay` before answering each request.
+pub(crate) fn slow_receiver(port: u16, delay: Duration) -> Arc<Mutex<Vec<Received>>> {
     let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
     let got = Arc::new(Mutex::new(Vec::new()));
     let record = got.clone();
@@ -40,6 +45,7 @@ pub(crate) fn receiver(port: u16) -> Arc<Mutex<Vec<Received>>> {
             let mut body = vec![0; length];
             reader.read_exact(&mut body).unwrap();
             record.lock().unwrap().push((headers, String::from_utf8(body).unwrap()));
+            std::thread::sleep(delay);
             let mut stream = stream;
             let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
         }
@@ -462,4 +468,62 @@ fn the_daily_report_goes_out_through_channels_and_slo_deadlines_come_from_the_co
 
     let o = fundguard_with(&envs, &["report", "daily", "--config", path(&config), "--send", "nope"]);
     assert!(!o.status.success() && crate::stderr(&o).contains("--send nope: the config declares no such channel"));
+}
+
+/// A webhook that takes a second per request cannot keep up with thousands of alerts: the
+/// backlog waits in the store's outbox on disk, detection goes on at full speed, and
+/// fundguard's memory stays where it is with a receiver that keeps up and drains it all.
+#[test]
+fn a_slow_webhook_backs_up_on_disk_and_memory_stays_flat() {
+    const REFUNDS: usize = 20_000;
+    // Peak RSS until every refund has its notification queued (`drained`: and delivered).
+    let peak = |delay: Duration, drained: bool| -> (u64, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let rules = dir.path().join("rules");
+        std::fs::create_dir(&rules).unwrap();
+        std::fs::copy(repo_root().join("examples/rules/refund-amount-positive.yaml"), rules.join("r.yaml")).unwrap();
+        let refunds: String = (0..REFUNDS)
+            .map(|i| {
+                let (amount, ts) = (100 + i, "2026-11-26T06:00:00Z");
+                format!("{{\"id\":{i},\"order_id\":{i},\"amount\":-{amount},\"currency\":\"CNY\",\"ts\":\"{ts}\"}}\n")
+            })
+            .collect();
+        std::fs::write(dir.path().join("refunds.jsonl"), refunds).unwrap();
+        let port = free_port();
+        let _hook = slow_receiver(port, delay);
+        let config = write_config(
+            dir.path(),
+            &format!(
+                "rules: [{rules}]\ndata_dir: data\nlisten: 127.0.0.1:0\nsources:\n  - {{ name: refunds, type: file, path: refunds.jsonl, format: json, table: shop.refunds }}\nsinks:\n  - {{ type: alerts }}\nnotify:\n  channels:\n    - {{ name: hook, type: webhook, url: \"http://127.0.0.1:{port}/hook\" }}\n  routes:\n    - {{ owner: [refunds], channels: [hook] }}\n",
+                rules = path(&rules)
+            ),
+        );
+        let run = Service::start(&config, &[]);
+        let store = dir.path().join("data/alerts.db");
+        let mut peak_kib = 0;
+        let outbox = wait(Duration::from_secs(300), || {
+            std::thread::sleep(Duration::from_millis(200));
+            let status = std::fs::read_to_string(format!("/proc/{}/status", run.pid())).unwrap_or_default();
+            let rss = status.lines().find_map(|l| l.strip_prefix("VmRSS:")).unwrap_or_default();
+            peak_kib = peak_kib.max(rss.trim().trim_end_matches("kB").trim().parse().unwrap_or(0));
+            let o = crate::fundguard(&["alerts", "--store", path(&store), "outbox"]);
+            let counts: Vec<usize> =
+                crate::stdout(&o).split(|c: char| !c.is_ascii_digit()).filter_map(|n| n.parse().ok()).collect();
+            let done = if drained { counts.get(1) == Some(&REFUNDS) } else { counts.iter().sum::<usize>() == REFUNDS };
+            done.then(|| crate::stdout(&o).trim().to_string())
+        });
+        let outbox = outbox.expect("every refund becomes an alert with a notification queued");
+        (peak_kib, outbox)
+    };
+    let (fast_kib, fast) = peak(Duration::ZERO, true);
+    let (slow_kib, slow) = peak(Duration::from_secs(1), false);
+    eprintln!(
+        "peak RSS: {fast_kib} KiB with a receiver that keeps up ({fast}), {slow_kib} KiB with a slow one ({slow})"
+    );
+    let pending: usize = slow.split(',').next().and_then(|p| p.trim_start_matches("pending ").parse().ok()).unwrap();
+    assert!(pending >= REFUNDS / 2, "the slow receiver let a backlog form: {slow}");
+    assert!(
+        slow_kib < fast_kib + 16 * 1024,
+        "a backlog of {pending} notifications costs no memory: {slow_kib} KiB vs {fast_kib} KiB"
+    );
 }

@@ -15,10 +15,15 @@ impl Simulated {
     /// `fundguard simulate` in `formats` (comma-separated) for `orders` orders, with 15 %
     /// of them carrying an incident, and the check rules copied beside it.
     pub fn new(formats: &str, orders: u32) -> Simulated {
+        Simulated::with_incidents(formats, orders, "0.15")
+    }
+
+    /// As [`Simulated::new`], with `rate` of the orders carrying an incident.
+    pub fn with_incidents(formats: &str, orders: u32, rate: &str) -> Simulated {
         let dir = tempfile::tempdir().unwrap();
         let orders = orders.to_string();
         let out = path(dir.path());
-        let args = ["simulate", "--out", out, "--format", formats, "--orders", &orders, "--incident-rate", "0.15"];
+        let args = ["simulate", "--out", out, "--format", formats, "--orders", &orders, "--incident-rate", rate];
         let o = fundguard(&args);
         assert!(o.status.success(), "{}", stderr(&o));
         let rules = dir.path().join("rules");
