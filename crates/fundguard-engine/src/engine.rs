@@ -352,10 +352,10 @@ impl Engine {
         Ok(())
     }
 
-    /// Whether `source` has moved event time (delivered events, or was restored from a
-    /// checkpoint of a run in which it had).
-    pub fn has_clock(&self, source: &str) -> bool {
-        self.clocks.get(source).is_some_and(|c| c.newest.is_some())
+    /// The event-time sources that have moved event time and not finished (delivered
+    /// events in this run, or in the run a restored checkpoint came from).
+    pub fn running_sources(&self) -> impl Iterator<Item = &str> {
+        self.clocks.iter().filter(|(_, c)| c.newest.is_some() && !c.finished).map(|(s, _)| s.as_str())
     }
 
     fn observe_clock(&mut self, source: &str, newest: EventTime) {

@@ -76,8 +76,12 @@ struct Pipeline {
     sinks: Vec<Box<dyn FindingSink + Send>>,
     health: Arc<Mutex<Vec<SourceHealth>>>,
     idle_after: std::time::Duration,
-    /// Per source: its event-time name (from its positions) and when it last delivered.
-    activity: Vec<Option<(String, Instant)>>,
+    /// When each event-time source (named by its positions) last delivered events, and
+    /// `busy` at that moment.
+    activity: HashMap<String, (Instant, Duration)>,
+    /// Time spent handling inputs: a source cannot deliver while the pipeline is busy,
+    /// so only the rest counts towards `idle_after`.
+    busy: Duration,
     found: Vec<Finding>,
     /// Source names, by index, for metrics.
     names: Vec<String>,
@@ -112,6 +116,7 @@ pub fn spawn(
     telemetry: Arc<fundguard_server::Telemetry>,
     covered: watch::Sender<Vec<u64>>,
 ) -> anyhow::Result<JoinHandle<()>> {
+    let first_run = restored.is_none();
     let restored = restored.unwrap_or_default();
     if !restored.engine.is_empty() {
         let restoring = Instant::now();
@@ -154,10 +159,9 @@ pub fn spawn(
         processed: vec![0; config.sources.len()],
         covered,
     };
-    // A source restored with a clock counts as just active: if it stays quiet after the
+    // Sources restored with a clock count as just active: if one stays quiet after the
     // restart, idleness fires its deadlines as the uninterrupted run would have.
-    let activity =
-        config.sources.iter().map(|s| engine.has_clock(&s.name).then(|| (s.name.clone(), Instant::now()))).collect();
+    let activity = engine.running_sources().map(|s| (s.to_string(), (Instant::now(), Duration::ZERO))).collect();
     let mut pipeline = Pipeline {
         engine,
         decoders: config.sources.iter().map(|s| s.format.as_ref().map(|f| f.decoder(schemas.clone()))).collect(),
@@ -174,13 +178,25 @@ pub fn spawn(
         health,
         idle_after: config.idle_after,
         activity,
+        busy: Duration::ZERO,
         found: Vec::new(),
         names: config.sources.iter().map(|s| s.name.clone()).collect(),
         telemetry,
         checkpoints,
     };
+    // A run always starts from a checkpoint: on a fresh data directory the first one marks
+    // where the findings files end now, so a crash before the next one cuts them back there
+    // instead of keeping findings the restart will produce again.
+    if first_run {
+        anyhow::ensure!(
+            pipeline.checkpoint(),
+            "cannot write the first checkpoint in {}: make the data directory writable",
+            config.data_dir.display()
+        );
+    }
     Ok(std::thread::Builder::new().name("fundguard-pipeline".into()).spawn(move || {
         while let Some(input) = inputs.blocking_recv() {
+            let began = Instant::now();
             match input {
                 Input::Batch { source, messages, table, all_or_nothing, reply } => {
                     let verdict = pipeline.batch(source, messages, table, all_or_nothing);
@@ -218,6 +234,7 @@ pub fn spawn(
                 }
                 Input::Shutdown => break,
             }
+            pipeline.busy += began.elapsed();
         }
         for d in &mut pipeline.dead_letters {
             let _ = d.flush();
@@ -238,7 +255,6 @@ impl Pipeline {
     /// reported and the next tick tries again; nothing is acknowledged meanwhile.
     fn checkpoint(&mut self) -> bool {
         let started = Instant::now();
-        self.checkpoints.last = started;
         let cp = &mut self.checkpoints;
         let result = (|| -> anyhow::Result<usize> {
             let mut findings_files = std::collections::BTreeMap::new();
@@ -258,6 +274,9 @@ impl Pipeline {
             cp.epoch = checkpoint.epoch;
             Ok(bytes)
         })();
+        // The interval runs from the end of one checkpoint to the start of the next: one
+        // that takes longer than the interval must not leave the pipeline doing nothing else.
+        cp.last = Instant::now();
         match result {
             Ok(bytes) => {
                 self.telemetry.checkpoint(bytes as u64, started.elapsed());
@@ -380,10 +399,14 @@ impl Pipeline {
         if let Some(newest) = events.iter().map(|e| e.commit_time).max() {
             self.telemetry.watermark_lag(name, (now.as_micros() - newest.as_micros()) as f64 / 1e6);
         }
-        if let Some(e) = events.first()
-            && let Some(slot) = self.activity.get_mut(source)
-        {
-            *slot = Some((e.position.source().to_string(), Instant::now()));
+        if let Some(e) = events.first() {
+            let delivered = (Instant::now(), self.busy);
+            match self.activity.get_mut(e.position.source()) {
+                Some(last) => *last = delivered,
+                None => {
+                    self.activity.insert(e.position.source().to_string(), delivered);
+                }
+            }
         }
         if let Ok(mut health) = self.health.lock()
             && let Some(h) = health.get_mut(source)
@@ -403,10 +426,16 @@ impl Pipeline {
 
     /// A source that delivered nothing for `idle_after` stops holding event time back:
     /// the clock stands in for its commit times, so deadlines fire when sources go quiet.
+    ///
+    /// Only time the pipeline spent waiting counts: a source whose next batch waits behind
+    /// a long checkpoint or another source's batch is slow to be served, not quiet, and
+    /// standing the wall clock in for its (perhaps historical) commit times would fire
+    /// every pending deadline at once.
     fn tick(&mut self, now: EventTime) {
         self.found.clear();
-        for (name, last) in self.activity.iter().flatten() {
-            if last.elapsed() >= self.idle_after {
+        for (name, (last, busy_then)) in &self.activity {
+            let waited = last.elapsed().saturating_sub(self.busy.saturating_sub(*busy_then));
+            if waited >= self.idle_after {
                 self.engine.source_idle(name, now, now, &mut self.found);
             }
         }
