@@ -38,6 +38,10 @@ CREATE TABLE finding_receipts (id TEXT PRIMARY KEY, epoch BIGINT NOT NULL);
 CREATE INDEX finding_receipts_epoch ON finding_receipts (epoch);
 "#;
 
+/// The epoch stamp of a held receipt (see [`AlertStore::hold_receipts`]): after every
+/// checkpoint's, so `forget_receipts` leaves it alone.
+pub(crate) const HELD: i64 = i64::MAX;
+
 /// Where alerts live. Every operation is atomic: a change is applied with its timeline
 /// entry, or not at all.
 pub trait AlertStore {
@@ -47,12 +51,20 @@ pub trait AlertStore {
     /// Records findings a replay may deliver again (after a crash, `fundguard run`
     /// replays from its last checkpoint): a finding whose [receipt](model::receipt) is
     /// already stored is skipped, so the replay changes nothing and notifies no one twice.
-    /// Receipts are stamped with `epoch`, the number of the last checkpoint.
+    /// Receipts are stamped with `epoch`, the number of the last checkpoint (a receipt
+    /// met again is stamped anew).
     fn record_once(&mut self, findings: &[Finding], epoch: u64) -> Result<Vec<Recorded>, AlertError>;
 
     /// Forgets receipts stamped before checkpoint `before_epoch`: what they cover is
     /// never replayed again, so the table stays as small as one checkpoint interval.
     fn forget_receipts(&mut self, before_epoch: u64) -> Result<(), AlertError>;
+
+    /// On a restart from checkpoint `from_epoch`: receipts stamped since were written by
+    /// the run that crashed, for findings the replay has yet to reach. They are held (no
+    /// `forget_receipts` removes them) until the replay meets them again, when
+    /// [`AlertStore::record_once`] stamps them with the current epoch — the restarted
+    /// run may write checkpoints before it gets that far.
+    fn hold_receipts(&mut self, from_epoch: u64) -> Result<(), AlertError>;
 
     /// Alerts matching `filter`, most recently seen first.
     fn list(&self, filter: &Filter) -> Result<Vec<Alert>, AlertError>;
@@ -100,6 +112,9 @@ impl<T: AlertStore + ?Sized> AlertStore for Box<T> {
     }
     fn forget_receipts(&mut self, before_epoch: u64) -> Result<(), AlertError> {
         (**self).forget_receipts(before_epoch)
+    }
+    fn hold_receipts(&mut self, from_epoch: u64) -> Result<(), AlertError> {
+        (**self).hold_receipts(from_epoch)
     }
     fn list(&self, filter: &Filter) -> Result<Vec<Alert>, AlertError> {
         (**self).list(filter)

@@ -254,8 +254,6 @@ pub fn alert_key(finding: &Finding) -> serde_json::Value {
     serde_json::Value::Object(key)
 }
 
-/// Rule plus alert key: the identity of an alert. Keys are ordered maps, so the same
-/// entity always gives the same text.
 /// What identifies one finding (not its alert): the rule, the key, the event time, the
 /// message and the evidence with its source positions. A replay produces the same
 /// finding with the same receipt; two different findings never share one.
@@ -268,6 +266,8 @@ pub fn receipt(finding: &Finding) -> String {
     hex::encode(&sha2::Sha256::digest(&text)[..16])
 }
 
+/// Rule plus alert key: the identity of an alert. Keys are ordered maps, so the same
+/// entity always gives the same text.
 pub fn fingerprint(finding: &Finding) -> String {
     format!("{}|{}", finding.rule, alert_key(finding))
 }

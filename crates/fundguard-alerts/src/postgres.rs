@@ -304,10 +304,14 @@ impl AlertStore for PostgresStore {
         let receipt = tx
             .prepare("INSERT INTO finding_receipts (id, epoch) VALUES ($1, $2) ON CONFLICT DO NOTHING")
             .map_err(error)?;
+        let met_again = tx.prepare("UPDATE finding_receipts SET epoch = $2 WHERE id = $1").map_err(error)?;
         let mut out = Vec::with_capacity(findings.len());
         for f in findings {
-            if tx.execute(&receipt, &[&crate::model::receipt(f), &(epoch as i64)]).map_err(error)? == 1 {
+            let id = crate::model::receipt(f);
+            if tx.execute(&receipt, &[&id, &(epoch as i64)]).map_err(error)? == 1 {
                 out.push(record_one(&mut tx, &self.routes, f).map_err(error)?);
+            } else {
+                tx.execute(&met_again, &[&id, &(epoch as i64)]).map_err(error)?;
             }
         }
         tx.commit().map_err(error)?;
@@ -319,6 +323,15 @@ impl AlertStore for PostgresStore {
         self.client
             .get_mut()
             .execute("DELETE FROM finding_receipts WHERE epoch < $1", &[&(before_epoch as i64)])
+            .map_err(|e| store_error(&url, e))?;
+        Ok(())
+    }
+
+    fn hold_receipts(&mut self, from_epoch: u64) -> Result<(), AlertError> {
+        let url = self.url.clone();
+        self.client
+            .get_mut()
+            .execute("UPDATE finding_receipts SET epoch = $1 WHERE epoch >= $2", &[&crate::HELD, &(from_epoch as i64)])
             .map_err(|e| store_error(&url, e))?;
         Ok(())
     }

@@ -342,9 +342,14 @@ impl AlertStore for SqliteStore {
             let mut receipt = tx
                 .prepare_cached("INSERT OR IGNORE INTO finding_receipts (id, epoch) VALUES (?1, ?2)")
                 .map_err(error)?;
+            let mut met_again =
+                tx.prepare_cached("UPDATE finding_receipts SET epoch = ?2 WHERE id = ?1").map_err(error)?;
             for f in findings {
-                if receipt.execute(rusqlite::params![crate::model::receipt(f), epoch as i64]).map_err(error)? == 1 {
+                let args = rusqlite::params![crate::model::receipt(f), epoch as i64];
+                if receipt.execute(args).map_err(error)? == 1 {
                     out.push(record_one(&tx, &self.routes, f).map_err(error)?);
+                } else {
+                    met_again.execute(args).map_err(error)?;
                 }
             }
         }
@@ -355,6 +360,13 @@ impl AlertStore for SqliteStore {
     fn forget_receipts(&mut self, before_epoch: u64) -> Result<(), AlertError> {
         self.conn
             .execute("DELETE FROM finding_receipts WHERE epoch < ?1", [before_epoch as i64])
+            .map_err(|e| self.error(e))?;
+        Ok(())
+    }
+
+    fn hold_receipts(&mut self, from_epoch: u64) -> Result<(), AlertError> {
+        self.conn
+            .execute("UPDATE finding_receipts SET epoch = ?1 WHERE epoch >= ?2", [crate::HELD, from_epoch as i64])
             .map_err(|e| self.error(e))?;
         Ok(())
     }

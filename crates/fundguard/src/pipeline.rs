@@ -99,8 +99,13 @@ impl<S: fundguard_alerts::AlertStore> AlertSink<S> {
     }
 
     /// A sink whose findings may be replayed from checkpoint `epoch`: each is recorded once.
-    pub fn replayable(store: S, epoch: u64) -> Self {
-        AlertSink { store, pending: Vec::new(), epoch: Some(epoch) }
+    /// Restarting from a checkpoint, the receipts the crashed run wrote since are held
+    /// until the replay meets them again.
+    pub fn replayable(mut store: S, epoch: u64) -> anyhow::Result<Self> {
+        if epoch > 0 {
+            store.hold_receipts(epoch)?;
+        }
+        Ok(AlertSink { store, pending: Vec::new(), epoch: Some(epoch) })
     }
 }
 

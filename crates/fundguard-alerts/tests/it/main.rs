@@ -107,6 +107,26 @@ fn replayed_findings_are_recorded_once_until_their_receipts_are_forgotten() {
 }
 
 #[test]
+fn a_restarted_run_keeps_the_crashed_runs_receipts_until_its_replay_meets_them() {
+    for (kind, mut store, _backing) in stores() {
+        eprintln!("store: {kind}");
+        let (early, late) = (finding("pay-amount", 1, 0), finding("pay-amount", 1, 9));
+        // The crashed run recorded both after checkpoint 4, then died.
+        store.record_once(&[early.clone(), late.clone()], 4).unwrap();
+        // The restarted run replays from checkpoint 4 and writes checkpoint 5 before it
+        // reaches `late` again: that receipt must survive the checkpoint.
+        store.hold_receipts(4).unwrap();
+        assert_eq!(store.record_once(std::slice::from_ref(&early), 4).unwrap(), vec![]);
+        store.forget_receipts(5).unwrap();
+        assert_eq!(store.record_once(std::slice::from_ref(&late), 5).unwrap(), vec![], "held, so not counted twice");
+        assert_eq!(store.get(1).unwrap().0.count, 2);
+        // Met again in epoch 5, it goes with the next checkpoint like any other.
+        store.forget_receipts(6).unwrap();
+        assert_eq!(store.record_once(&[late], 6).unwrap(), vec![Recorded::Updated(1)]);
+    }
+}
+
+#[test]
 fn the_lifecycle_is_audited_and_a_resolved_alert_reopens() {
     for (kind, mut store, _backing) in stores() {
         eprintln!("store: {kind}");
