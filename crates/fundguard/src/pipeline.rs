@@ -30,6 +30,11 @@ pub trait FindingSink {
     fn checkpointed(&mut self, _epoch: u64) -> anyhow::Result<()> {
         Ok(())
     }
+    /// The run restarts from checkpoint `epoch`: what follows it is about to be replayed.
+    /// Called on the pipeline thread before the first input.
+    fn restarting(&mut self, _epoch: u64) -> anyhow::Result<()> {
+        Ok(())
+    }
 }
 
 /// The findings file of `fundguard run`: JSON lines, truncated on restart to the length
@@ -99,13 +104,8 @@ impl<S: fundguard_alerts::AlertStore> AlertSink<S> {
     }
 
     /// A sink whose findings may be replayed from checkpoint `epoch`: each is recorded once.
-    /// Restarting from a checkpoint, the receipts the crashed run wrote since are held
-    /// until the replay meets them again.
-    pub fn replayable(mut store: S, epoch: u64) -> anyhow::Result<Self> {
-        if epoch > 0 {
-            store.hold_receipts(epoch)?;
-        }
-        Ok(AlertSink { store, pending: Vec::new(), epoch: Some(epoch) })
+    pub fn replayable(store: S, epoch: u64) -> Self {
+        AlertSink { store, pending: Vec::new(), epoch: Some(epoch) }
     }
 }
 
@@ -123,6 +123,10 @@ impl<S: fundguard_alerts::AlertStore> FindingSink for AlertSink<S> {
             self.pending.clear();
         }
         Ok(())
+    }
+    /// The receipts the crashed run wrote since `epoch` are held until the replay meets them.
+    fn restarting(&mut self, epoch: u64) -> anyhow::Result<()> {
+        Ok(self.store.hold_receipts(epoch)?)
     }
     fn checkpointed(&mut self, epoch: u64) -> anyhow::Result<()> {
         self.flush()?;

@@ -148,7 +148,7 @@ pub fn spawn(
             SinkConfig::Alerts { .. } => {
                 let location = config.alert_store().context("an alerts sink has a store")?;
                 let store = super::open_alert_store(&location, config.notify.routes.clone())?;
-                Box::new(AlertSink::replayable(store, restored.epoch)?)
+                Box::new(AlertSink::replayable(store, restored.epoch))
             }
         });
     }
@@ -187,17 +187,32 @@ pub fn spawn(
         telemetry,
         checkpoints,
     };
-    // A run always starts from a checkpoint: on a fresh data directory the first one marks
-    // where the findings files end now, so a crash before the next one cuts them back there
-    // instead of keeping findings the restart will produce again.
-    if first_run {
-        anyhow::ensure!(
-            pipeline.checkpoint(),
-            "cannot write the first checkpoint in {}: make the data directory writable",
-            config.data_dir.display()
-        );
-    }
-    Ok(std::thread::Builder::new().name("fundguard-pipeline".into()).spawn(move || {
+    // Sinks may use blocking clients (the PostgreSQL alert store), so they are touched on
+    // the pipeline thread only; spawn waits for it to be ready to report what went wrong.
+    let (ready_tx, ready) = std::sync::mpsc::channel::<anyhow::Result<()>>();
+    let restored_epoch = restored.epoch;
+    let thread = std::thread::Builder::new().name("fundguard-pipeline".into()).spawn(move || {
+        let start = (|| -> anyhow::Result<()> {
+            if first_run {
+                // A run always starts from a checkpoint: on a fresh data directory the first
+                // one marks where the findings files end now, so a crash before the next one
+                // cuts them back there instead of keeping findings the restart produces again.
+                anyhow::ensure!(
+                    pipeline.checkpoint(),
+                    "cannot write the first checkpoint: make the data directory writable"
+                );
+            } else {
+                for sink in &mut pipeline.sinks {
+                    sink.restarting(restored_epoch)?;
+                }
+            }
+            Ok(())
+        })();
+        let started = start.is_ok();
+        let _ = ready_tx.send(start);
+        if !started {
+            return;
+        }
         while let Some(input) = inputs.blocking_recv() {
             let began = Instant::now();
             match input {
@@ -243,7 +258,9 @@ pub fn spawn(
             let _ = d.flush();
         }
         pipeline.checkpoint();
-    })?)
+    })?;
+    ready.recv().context("the pipeline thread stopped while starting")??;
+    Ok(thread)
 }
 
 /// At most this share of the pipeline's time goes to periodic checkpoints.

@@ -46,13 +46,22 @@ struct Deployment {
     config: PathBuf,
     hook: Arc<Mutex<Vec<Received>>>,
     idle_after: Duration,
+    /// How long the clock must run after the input for time windows (the rate rule's
+    /// minute) to close: zero for a historical log, whose idle clock jumps past them.
+    windows: Duration,
 }
 
 impl Deployment {
     /// `idle_after` must be longer than any pause in reading: a quiet source lets the wall
     /// clock stand in for its commit times, which fires deadlines early when the commit
     /// times are historical (a recorded log).
-    fn new(source: &str, schema: &Path, idle_after: Duration, checkpoint_interval: Duration) -> Deployment {
+    fn new(
+        source: &str,
+        schema: &Path,
+        idle_after: Duration,
+        checkpoint_interval: Duration,
+        windows: Duration,
+    ) -> Deployment {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let hook = receiver(port);
@@ -66,7 +75,7 @@ impl Deployment {
                 interval = checkpoint_interval.as_secs(),
             ),
         );
-        Deployment { dir, config, hook, idle_after }
+        Deployment { dir, config, hook, idle_after, windows }
     }
 
     fn start(&self) -> Service {
@@ -98,7 +107,8 @@ impl Deployment {
             stable = if now == last && now.1.starts_with("pending 0,") { stable + 1 } else { 0 };
             last = now;
             // Longer than idle_after plus the allowed lateness, so the last deadlines have fired.
-            (Duration::from_millis(400) * stable > self.idle_after + Duration::from_secs(9)).then_some(())
+            (Duration::from_millis(400) * stable > self.idle_after + self.windows + Duration::from_secs(9))
+                .then_some(())
         });
         assert!(settled.is_some(), "the run settles: {last:?}");
     }
@@ -201,13 +211,15 @@ fn a_recorded_log_killed_twenty_times_ends_exactly_like_an_uninterrupted_run() {
     let source = format!("{{ name: log, type: file, path: {}, format: debezium }}", path(&log));
 
     let read_all = |d: &Deployment| d.progress("log")["line"].as_u64() == Some(lines);
-    let whole = Deployment::new(&source, &sim.schema(), Duration::from_secs(15), Duration::from_secs(5));
+    let whole =
+        Deployment::new(&source, &sim.schema(), Duration::from_secs(15), Duration::from_secs(5), Duration::ZERO);
     {
         let _run = whole.start();
         whole.settle(|| read_all(&whole));
     }
 
-    let crashed = Deployment::new(&source, &sim.schema(), Duration::from_secs(15), Duration::from_secs(5));
+    let crashed =
+        Deployment::new(&source, &sim.schema(), Duration::from_secs(15), Duration::from_secs(5), Duration::ZERO);
     let mut schedule = Schedule::new();
     let mut kills = 0;
     while kills < 20 {
@@ -236,7 +248,13 @@ fn a_live_binlog_killed_twenty_times_ends_exactly_like_an_uninterrupted_replay()
             db.url()
         )
     };
-    let crashed = Deployment::new(&source(911), &changes.sim.schema(), Duration::from_secs(1), Duration::from_secs(1));
+    let crashed = Deployment::new(
+        &source(911),
+        &changes.sim.schema(),
+        Duration::from_secs(1),
+        Duration::from_secs(1),
+        Duration::from_secs(61),
+    );
     let n = changes.events.len();
     let slices = 60;
     let workload = {
@@ -264,7 +282,13 @@ fn a_live_binlog_killed_twenty_times_ends_exactly_like_an_uninterrupted_replay()
     crashed.settle(|| at_head(&crashed));
     drop(run);
 
-    let whole = Deployment::new(&source(912), &changes.sim.schema(), Duration::from_secs(1), Duration::from_secs(1));
+    let whole = Deployment::new(
+        &source(912),
+        &changes.sim.schema(),
+        Duration::from_secs(1),
+        Duration::from_secs(1),
+        Duration::from_secs(61),
+    );
     let _run = whole.start();
     whole.settle(|| at_head(&whole));
     assert_same_end(&crashed, &whole);

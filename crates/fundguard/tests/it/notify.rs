@@ -30,11 +30,14 @@ pub(crate) fn slow_receiver(port: u16, delay: Duration) -> Arc<Mutex<Vec<Receive
             let mut reader = BufReader::new(stream.try_clone().unwrap());
             let mut headers = HashMap::new();
             let mut line = String::new();
-            reader.read_line(&mut line).unwrap();
+            // A sender killed mid-request leaves it incomplete: not received, not answered.
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                continue;
+            }
             headers.insert(":target".to_string(), line.split_whitespace().nth(1).unwrap_or_default().to_string());
             loop {
                 line.clear();
-                if reader.read_line(&mut line).unwrap() == 0 || line.trim().is_empty() {
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
                     break;
                 }
                 if let Some((k, v)) = line.trim().split_once(':') {
@@ -43,7 +46,9 @@ pub(crate) fn slow_receiver(port: u16, delay: Duration) -> Arc<Mutex<Vec<Receive
             }
             let length: usize = headers.get("content-length").and_then(|l| l.parse().ok()).unwrap_or(0);
             let mut body = vec![0; length];
-            reader.read_exact(&mut body).unwrap();
+            if length == 0 || reader.read_exact(&mut body).is_err() {
+                continue;
+            }
             record.lock().unwrap().push((headers, String::from_utf8(body).unwrap()));
             std::thread::sleep(delay);
             let mut stream = stream;

@@ -255,7 +255,7 @@ fn nats_jetstream_acknowledges_after_processing_and_resumes_after_a_kill() {
     let config = write_config(
         dir.path(),
         &format!(
-            "rules: [{}]\nlisten: 127.0.0.1:0\nsources:\n  - {{ name: bus, type: nats, url: 127.0.0.1:4222, stream: {stream}, subjects: [\"{subject}\"], consumer: fundguard, create: true, format: maxwell }}\nsinks:\n  - {{ type: jsonl, path: findings.jsonl }}\n",
+            "rules: [{}]\nlisten: 127.0.0.1:0\ncheckpoint_interval: 1s\nsources:\n  - {{ name: bus, type: nats, url: 127.0.0.1:4222, stream: {stream}, subjects: [\"{subject}\"], consumer: fundguard, create: true, format: maxwell }}\nsinks:\n  - {{ type: jsonl, path: findings.jsonl }}\n",
             path(&rules)
         ),
     );
@@ -269,8 +269,9 @@ fn nats_jetstream_acknowledges_after_processing_and_resumes_after_a_kill() {
         let service = Service::start(&config, &[]);
         let found = count(2).unwrap_or_else(|| panic!("two findings; stderr: {:?}", service.stderr.lock().unwrap()));
         assert_eq!(found.len(), 2);
-        // Give the acknowledgements a moment, then kill without a goodbye.
-        std::thread::sleep(Duration::from_millis(500));
+        // Acknowledgements follow checkpoints (every second here): let one pass, then
+        // kill without a goodbye.
+        std::thread::sleep(Duration::from_millis(2500));
     }
     publish(&stream, &subject, &[refund(3)]);
     let service = Service::start(&config, &[]);
