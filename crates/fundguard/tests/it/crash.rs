@@ -211,15 +211,16 @@ fn a_recorded_log_killed_twenty_times_ends_exactly_like_an_uninterrupted_run() {
     let source = format!("{{ name: log, type: file, path: {}, format: debezium }}", path(&log));
 
     let read_all = |d: &Deployment| d.progress("log")["line"].as_u64() == Some(lines);
-    let whole =
-        Deployment::new(&source, &sim.schema(), Duration::from_secs(15), Duration::from_secs(5), Duration::ZERO);
+    // Historical commit times: idleness only at the end; the default checkpoint interval.
+    let deployment =
+        || Deployment::new(&source, &sim.schema(), Duration::from_secs(15), Duration::from_secs(5), Duration::ZERO);
+    let whole = deployment();
     {
         let _run = whole.start();
         whole.settle(|| read_all(&whole));
     }
 
-    let crashed =
-        Deployment::new(&source, &sim.schema(), Duration::from_secs(15), Duration::from_secs(5), Duration::ZERO);
+    let crashed = deployment();
     let mut schedule = Schedule::new();
     let mut kills = 0;
     while kills < 20 {
@@ -248,13 +249,17 @@ fn a_live_binlog_killed_twenty_times_ends_exactly_like_an_uninterrupted_replay()
             db.url()
         )
     };
-    let crashed = Deployment::new(
-        &source(911),
-        &changes.sim.schema(),
-        Duration::from_secs(1),
-        Duration::from_secs(1),
-        Duration::from_secs(61),
-    );
+    // Real commit times: a second of quiet is idle, and the rate rule's minute closes on the clock.
+    let deployment = |id: u32| {
+        Deployment::new(
+            &source(id),
+            &changes.sim.schema(),
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+            Duration::from_secs(61),
+        )
+    };
+    let crashed = deployment(911);
     let n = changes.events.len();
     let slices = 60;
     let workload = {
@@ -282,13 +287,7 @@ fn a_live_binlog_killed_twenty_times_ends_exactly_like_an_uninterrupted_replay()
     crashed.settle(|| at_head(&crashed));
     drop(run);
 
-    let whole = Deployment::new(
-        &source(912),
-        &changes.sim.schema(),
-        Duration::from_secs(1),
-        Duration::from_secs(1),
-        Duration::from_secs(61),
-    );
+    let whole = deployment(912);
     let _run = whole.start();
     whole.settle(|| at_head(&whole));
     assert_same_end(&crashed, &whole);
