@@ -67,6 +67,8 @@ pub enum Position {
     Log { source: Arc<str>, at: Arc<str>, index: u32 },
     /// An event made by hand: a rule test or a simulator that emits events directly.
     Synthetic { seq: u64 },
+    /// Row `row` (1-based) of a scheduled SQL rule's result for business date `ds`.
+    Query { rule: Arc<str>, ds: Arc<str>, row: u64 },
 }
 
 impl Position {
@@ -78,6 +80,7 @@ impl Position {
             Position::Stream { stream, .. } => stream,
             Position::Log { source, .. } => source,
             Position::Synthetic { .. } => "synthetic",
+            Position::Query { rule, .. } => rule,
         }
     }
 
@@ -90,6 +93,7 @@ impl Position {
             }
             Position::Log { source, at, .. } => Position::Log { source: source.clone(), at: at.clone(), index },
             Position::Synthetic { seq } => Position::Synthetic { seq: *seq },
+            Position::Query { .. } => self.clone(),
         }
     }
 }
@@ -104,6 +108,7 @@ impl fmt::Display for Position {
             Position::Log { source, at, index: 0 } => write!(f, "{source}@{at}"),
             Position::Log { source, at, index } => write!(f, "{source}@{at}#{index}"),
             Position::Synthetic { seq } => write!(f, "synthetic#{seq}"),
+            Position::Query { rule, ds, row } => write!(f, "{rule}[{ds}]#{row}"),
         }
     }
 }

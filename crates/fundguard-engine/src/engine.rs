@@ -118,13 +118,14 @@ struct SourceClock {
 }
 
 impl Engine {
-    /// Prepares the enabled rules, checking every expression; with declared
-    /// schemas, unknown columns and type errors are reported too.
+    /// Prepares the enabled streaming rules, checking every expression; with declared
+    /// schemas, unknown columns and type errors are reported too. Scheduled (`sql`) rules
+    /// are left to the warehouse runner.
     pub fn new(rules: &[Rule], schemas: &TableSchemas) -> Result<Engine, Vec<Diagnostic>> {
         let ctx = SessionContext::new();
         let mut problems = Vec::new();
         let mut runtimes = Vec::new();
-        for rule in rules {
+        for rule in rules.iter().filter(|r| r.body.is_streaming()) {
             let (rt, mut found) = RuleRuntime::new(Arc::new(rule.clone()));
             // An expression already reported (bad syntax, unknown name) is not reported again by the planner.
             let reported: Vec<_> = found.iter().map(|d| d.location.clone()).collect();

@@ -6,7 +6,7 @@ use datafusion::common::ScalarValue;
 use fundguard_core::{Decimal, EventTime, Value};
 
 /// Reads row `i` of an array as a value; types fundguard does not model become text.
-pub(crate) fn value_at(array: &ArrayRef, i: usize) -> Value {
+pub fn value_at(array: &ArrayRef, i: usize) -> Value {
     // The types batches are built from, read directly: this runs for every projected cell.
     if array.is_null(i) {
         return Value::Null;

@@ -381,6 +381,7 @@ pub fn encode(event: &ChangeEvent, columns: &BTreeMap<String, ColumnType>, optio
         Position::Stream { offset, .. } => *offset,
         Position::Log { index, .. } => u64::from(*index),
         Position::Synthetic { seq } => *seq,
+        Position::Query { row, .. } => *row,
     };
     payload.push_str(&format!(
         ",\"server_id\":1,\"gtid\":null,\"file\":\"mysql-bin.000001\",\"pos\":{pos},\"row\":0,\"thread\":null,\"query\":null}},\"op\":\"{op}\",\"ts_ms\":{},\"transaction\":null}}",

@@ -37,6 +37,8 @@ pub struct RuleFile {
     pub timeout: Option<Spanned<TimeoutBody>>,
     #[serde(default)]
     pub rate: Option<Spanned<RateBody>>,
+    #[serde(default)]
+    pub sql: Option<Spanned<SqlBody>>,
     /// Stateful rules: how late an event may arrive and still be ordered by event time.
     #[serde(default)]
     pub allowed_lateness: Option<Spanned<String>>,
@@ -270,4 +272,46 @@ pub struct ExpectBody {
     /// When given, the finding's message must equal it.
     #[serde(default)]
     pub message: Option<String>,
+}
+
+/// A `sql` rule: a scheduled query over warehouse tables; every row it returns is a finding.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqlBody {
+    /// DataFusion SQL; `{{ ds }}` (and `{{ ds_nodash }}`) is the business date of the run.
+    pub query: Spanned<String>,
+    /// A cron pattern (5 fields, or 6 with seconds); without one the rule runs only on demand.
+    #[serde(default)]
+    pub schedule: Option<Spanned<String>>,
+    /// The IANA time zone of the schedule and of the business date (default UTC).
+    #[serde(default)]
+    pub timezone: Option<Spanned<String>>,
+    /// Result columns that identify the finding (and its alert).
+    pub key: Spanned<Vec<String>>,
+    /// Result columns shown as evidence (default: every column).
+    #[serde(default)]
+    pub evidence: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    pub money: Option<SqlMoneyBody>,
+    /// A MiniJinja template over the row's columns and `ds`.
+    #[serde(default)]
+    pub message: Option<Spanned<String>>,
+    /// How long one run may take (default 10m).
+    #[serde(default)]
+    pub timeout: Option<Spanned<String>>,
+    /// At most this many findings per run (default 1000); the run reports how many it left out.
+    #[serde(default)]
+    pub max_findings: Option<Spanned<u64>>,
+    /// Schedules missed while fundguard was down: `all` (default), `latest` or `none`.
+    #[serde(default)]
+    pub catch_up: Option<Spanned<String>>,
+}
+
+/// Money at risk of a `sql` rule: result column names.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqlMoneyBody {
+    pub amount: Spanned<String>,
+    #[serde(default)]
+    pub currency: Option<Spanned<String>>,
 }

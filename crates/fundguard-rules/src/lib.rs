@@ -11,12 +11,14 @@ mod duration;
 pub mod file;
 mod load;
 mod rule;
+mod sql;
 mod stateful;
 
 pub use diagnostic::{Diagnostic, Location};
 pub use duration::parse_duration;
 pub use load::{load_paths, load_schemas, parse_rule};
+pub use sql::{DEFAULT_MAX_FINDINGS, DEFAULT_SQL_TIMEOUT};
 pub use rule::{
-    AggFunc, Aggregate, Cardinality, CheckRule, Evaluate, ExpectedFinding, Expr, KeyType, MoneyExprs, RateRule,
-    ReconcileRule, Rule, RuleBody, RuleTest, Side, SideSpec, StateOptions, TestEvent, TimeoutRule, TransitionRule,
+    AggFunc, Aggregate, CatchUp, Cardinality, CheckRule, Evaluate, ExpectedFinding, Expr, KeyType, MoneyExprs, RateRule,
+    ReconcileRule, Rule, RuleBody, RuleTest, Schedule, Side, SideSpec, SqlRule, StateOptions, TestEvent, TimeoutRule, TransitionRule,
 };

@@ -172,10 +172,19 @@ impl Validator {
         if let Some(b) = file.rate {
             bodies.push(self.rate(b.value).map(RuleBody::Rate));
         }
+        if let Some(b) = file.sql {
+            if let Some(t) = file.tests.first() {
+                self.error(
+                    self.at(&t.name),
+                    "a sql rule has no event tests: expected none; try it on tables with `fundguard sql run`",
+                );
+            }
+            bodies.push(self.sql(b.value).map(RuleBody::Sql));
+        }
         if bodies.len() > 1 {
             self.error(
                 at.clone(),
-                "the rule has several bodies: expected exactly one of check, reconcile, transition, timeout, rate",
+                "the rule has several bodies: expected exactly one of check, reconcile, transition, timeout, rate, sql",
             );
         }
         let body = match bodies.into_iter().next() {
@@ -183,7 +192,7 @@ impl Validator {
             None => {
                 self.error(
                     at.clone(),
-                    "the rule has no body: expected one of the rule kinds (check, reconcile, transition, timeout, rate)",
+                    "the rule has no body: expected one of the rule kinds (check, reconcile, transition, timeout, rate, sql)",
                 );
                 return None;
             }
@@ -205,10 +214,14 @@ impl Validator {
                 None
             }
             Some(columns) => {
-                if let RuleBody::Check(check) = &body {
+                let key: Option<Vec<&str>> = match &body {
+                    RuleBody::Check(check) => Some(check.key.iter().map(|(n, _)| n.as_str()).collect()),
+                    RuleBody::Sql(sql) => Some(sql.key.iter().map(String::as_str).collect()),
+                    _ => None,
+                };
+                if let Some(known) = key {
                     for c in &columns.value {
-                        if !check.key.iter().any(|(name, _)| name == c) {
-                            let known: Vec<&str> = check.key.iter().map(|(n, _)| n.as_str()).collect();
+                        if !known.contains(&c.as_str()) {
                             self.error(
                                 self.at(&columns),
                                 format!(

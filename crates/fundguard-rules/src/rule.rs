@@ -69,6 +69,8 @@ pub enum RuleBody {
     Transition(TransitionRule),
     Timeout(TimeoutRule),
     Rate(RateRule),
+    /// Scheduled SQL over warehouse tables: not part of the stream.
+    Sql(SqlRule),
 }
 
 impl RuleBody {
@@ -79,10 +81,16 @@ impl RuleBody {
             RuleBody::Transition(_) => "transition",
             RuleBody::Timeout(_) => "timeout",
             RuleBody::Rate(_) => "rate",
+            RuleBody::Sql(_) => "sql",
         }
     }
 
-    /// The tables the rule reads, without repeats.
+    /// Whether the rule runs on the stream (every kind but `sql`).
+    pub fn is_streaming(&self) -> bool {
+        !matches!(self, RuleBody::Sql(_))
+    }
+
+    /// The change-event tables the rule reads, without repeats (none for `sql`).
     pub fn tables(&self) -> Vec<String> {
         let mut tables = match self {
             RuleBody::Check(c) => c.tables.clone(),
@@ -90,6 +98,7 @@ impl RuleBody {
             RuleBody::Transition(t) => vec![t.table.clone()],
             RuleBody::Timeout(t) => vec![t.table.clone()],
             RuleBody::Rate(r) => vec![r.table.clone()],
+            RuleBody::Sql(_) => Vec::new(),
         };
         tables.dedup();
         tables
@@ -231,6 +240,45 @@ pub struct CheckRule {
     /// A MiniJinja template over `table`, `op`, `commit_time`, `before` and `after`.
     pub message: Option<Expr>,
     pub money: Option<MoneyExprs>,
+}
+
+/// A scheduled query whose every result row is a finding.
+#[derive(Debug, Clone)]
+pub struct SqlRule {
+    /// The query text, a MiniJinja template over the run's parameters (`ds`, `ds_nodash`).
+    pub query: Expr,
+    pub schedule: Option<Schedule>,
+    /// Result columns that make the finding's key.
+    pub key: Vec<String>,
+    /// Result columns shown as evidence; `None`: all of them.
+    pub evidence: Option<Vec<String>>,
+    /// Result columns with the amount at risk and its currency.
+    pub money: Option<(String, Option<String>)>,
+    /// A MiniJinja template over the row's columns and `ds`.
+    pub message: Option<Expr>,
+    pub timeout: Duration,
+    pub max_findings: u64,
+    pub catch_up: CatchUp,
+}
+
+/// When a `sql` rule runs: a cron pattern read in a time zone.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    pub cron: croner::Cron,
+    pub timezone: chrono_tz::Tz,
+    /// The pattern as written.
+    pub text: String,
+}
+
+/// What happens to schedules missed while fundguard was not running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CatchUp {
+    /// Every missed run, oldest first.
+    All,
+    /// Only the most recent missed run.
+    Latest,
+    /// None: the next run is the next scheduled time.
+    Skip,
 }
 
 /// Expressions for the money at risk.

@@ -40,6 +40,8 @@ enum Command {
     Alerts(commands::alerts::Args),
     /// Reports over the alert store: `report daily` is the daily clearing per team.
     Report(commands::report::Args),
+    /// Scheduled SQL rules by hand: `sql run RULE --date D` (or a --from/--to backfill), `sql runs`.
+    Sql(commands::sql::Args),
     /// Show (and verify) the checkpoint `fundguard run` keeps in its data directory.
     Checkpoint(commands::checkpoint::Args),
 }
@@ -56,6 +58,7 @@ fn main() -> ExitCode {
         Command::Test(args) => commands::test::run(args),
         Command::Backtest(args) => commands::backtest::run(args),
         Command::Run(args) => commands::run::run(args),
+        Command::Sql(args) => commands::sql::run(args),
     };
     match result {
         Ok(code) => code,

@@ -189,10 +189,10 @@ pub(crate) trait StatefulKind: Send {
     }
 }
 
-/// Builds the kind of a stateful rule body; `None` for `check`.
+/// Builds the kind of a stateful rule body; `None` for `check` and `sql`.
 pub(crate) fn build(body: &RuleBody) -> Option<Box<dyn StatefulKind>> {
     Some(match body {
-        RuleBody::Check(_) => return None,
+        RuleBody::Check(_) | RuleBody::Sql(_) => return None,
         RuleBody::Reconcile(r) => Box::new(reconcile::Reconcile::new(r.clone())),
         RuleBody::Transition(t) => Box::new(transition::Transition::new(t.clone())),
         RuleBody::Timeout(t) => Box::new(timeout::Timeout::new(t.clone())),

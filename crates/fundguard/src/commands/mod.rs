@@ -7,6 +7,7 @@ pub mod demo;
 pub mod report;
 pub mod run;
 pub mod simulate;
+pub mod sql;
 pub mod test;
 pub mod validate;
 

@@ -1,14 +1,23 @@
 //! `fundguard validate`: every problem in the rule files at once, with file, line and column.
+//!
+//! With `--config`, `sql` rules are also planned against the warehouse tables that
+//! config declares: unknown tables and columns, type errors, and result columns the
+//! rule names but the query does not return.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use fundguard_engine::{Engine, sort_diagnostics};
-use fundguard_rules::load_paths;
+use fundguard_rules::{Diagnostic, Rule, RuleBody, load_paths};
 
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
     files: super::RuleFiles,
+    /// A fundguard.yaml whose `warehouse:` tables sql rules are checked against.
+    #[arg(long)]
+    config: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -16,6 +25,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (rules, mut problems) = load_paths(&args.files.rules);
     if let Err(mut more) = Engine::new(&rules, &schemas) {
         problems.append(&mut more);
+    }
+    let sql_rules = rules.iter().filter(|r| !r.body.is_streaming()).count();
+    match &args.config {
+        Some(config) => problems.append(&mut check_sql_rules(&rules, config)?),
+        None if sql_rules > 0 => {
+            eprintln!("note: {sql_rules} sql rule(s) not checked against tables: pass --config fundguard.yaml");
+        }
+        None => {}
     }
     sort_diagnostics(&mut problems);
     for p in &problems {
@@ -28,4 +45,27 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         println!("{} problem(s) found", problems.len());
         Ok(ExitCode::from(1))
     }
+}
+
+/// Plans every sql rule's query (for yesterday's business date) in the config's warehouse.
+fn check_sql_rules(rules: &[Rule], config: &PathBuf) -> anyhow::Result<Vec<Diagnostic>> {
+    let config = crate::live::config::load(config, |name| std::env::var(name).ok()).map_err(|problems| {
+        let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!("{}\n{} problem(s) in the configuration", list.join("\n"), list.len())
+    })?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let warehouse = runtime
+        .block_on(fundguard_warehouse::Warehouse::open(&config.warehouse, &config.base_dir, |name| {
+            std::env::var(name).ok()
+        }))
+        .context("opening the warehouse tables of --config")?;
+    let yesterday = chrono::Utc::now().date_naive().pred_opt().unwrap_or_default();
+    let mut problems = Vec::new();
+    for rule in rules {
+        let RuleBody::Sql(sql) = &rule.body else { continue };
+        if let Err(e) = runtime.block_on(fundguard_warehouse::plan(&warehouse, rule, yesterday)) {
+            problems.push(Diagnostic::new(sql.query.at.clone(), format!("query: {e}")));
+        }
+    }
+    Ok(problems)
 }

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use fundguard_engine::Engine;
-use fundguard_rules::{Rule, RuleBody, load_paths};
+use fundguard_rules::{Rule, load_paths};
 use fundguard_server::{RuleCatalog, RuleInfo};
 
 use super::config::Config;
@@ -19,18 +19,10 @@ pub struct Catalog {
     info: Mutex<Vec<RuleInfo>>,
     disabled: Mutex<BTreeSet<String>>,
     disabled_file: PathBuf,
+    /// The scheduled (`sql`) rules of the last rule set that validated.
+    scheduled: Mutex<Vec<Rule>>,
     /// Woken when a rule is switched on or off: the reload task rebuilds the engine.
     pub changed: Arc<tokio::sync::Notify>,
-}
-
-fn kind(rule: &Rule) -> &'static str {
-    match &rule.body {
-        RuleBody::Check(_) => "check",
-        RuleBody::Reconcile(_) => "reconcile",
-        RuleBody::Transition(_) => "transition",
-        RuleBody::Timeout(_) => "timeout",
-        RuleBody::Rate(_) => "rate",
-    }
 }
 
 impl Catalog {
@@ -45,8 +37,14 @@ impl Catalog {
             info: Mutex::new(Vec::new()),
             disabled: Mutex::new(disabled),
             disabled_file,
+            scheduled: Mutex::new(Vec::new()),
             changed: Arc::new(tokio::sync::Notify::new()),
         }
+    }
+
+    /// The `sql` rules (switched-off ones marked disabled), as last loaded.
+    pub fn scheduled_rules(&self) -> Vec<Rule> {
+        self.scheduled.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
     fn disabled(&self) -> BTreeSet<String> {
@@ -73,13 +71,16 @@ impl Catalog {
                             description: r.description.clone(),
                             owner: r.owner.clone(),
                             severity: r.severity,
-                            kind: kind(r).to_string(),
+                            kind: r.body.kind().to_string(),
                             tags: r.tags.to_vec(),
                             enabled: r.enabled,
                         })
                         .collect();
                     if let Ok(mut slot) = self.info.lock() {
                         *slot = info;
+                    }
+                    if let Ok(mut slot) = self.scheduled.lock() {
+                        *slot = rules.iter().filter(|r| !r.body.is_streaming()).cloned().collect();
                     }
                     return Ok(engine);
                 }

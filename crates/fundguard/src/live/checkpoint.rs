@@ -67,7 +67,7 @@ impl Progress {
                 let slot = partitions.entry(*partition).or_insert(*offset);
                 *slot = (*slot).max(*offset);
             }
-            Position::Log { .. } | Position::Synthetic { .. } => {}
+            Position::Log { .. } | Position::Synthetic { .. } | Position::Query { .. } => {}
         }
     }
 

@@ -44,6 +44,9 @@ struct ConfigFile {
     slo: std::collections::BTreeMap<fundguard_core::Severity, DeadlinesFile>,
     #[serde(default)]
     console: Option<ConsoleFile>,
+    /// Tables `sql` rules query: files, object storage and databases (see docs/rules.md).
+    #[serde(default)]
+    warehouse: Vec<fundguard_warehouse::TableSource>,
 }
 
 /// Resource limits.
@@ -390,6 +393,10 @@ pub struct Config {
     pub slo: fundguard_alerts::Slo,
     /// Console and API access (served on `listen` when there is an alerts sink).
     pub console: ConsoleConfig,
+    /// Tables `sql` rules query; relative file paths are read from `base_dir`.
+    pub warehouse: Vec<fundguard_warehouse::TableSource>,
+    /// The config file's directory.
+    pub base_dir: PathBuf,
 }
 
 impl Config {
@@ -914,6 +921,8 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config,
         notify,
         slo,
         console,
+        warehouse: file.warehouse,
+        base_dir: base,
     })
 }
 

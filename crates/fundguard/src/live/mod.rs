@@ -120,6 +120,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
     let notifier = notifier(&config, telemetry.clone())?;
     tokio::spawn(clock(inputs.clone()));
+    if !catalog.scheduled_rules().is_empty() {
+        tokio::spawn(scheduled_sql(config.clone(), catalog.clone(), inputs.clone()));
+    }
     tokio::spawn(reload(config.clone(), catalog, schemas, inputs.clone()));
 
     shutdown_signal().await;
@@ -308,6 +311,70 @@ async fn clock(inputs: mpsc::Sender<Input>) {
         if inputs.send(Input::Tick(now())).await.is_err() {
             return;
         }
+    }
+}
+
+/// Runs the scheduled `sql` rules when they are due (see `fundguard_warehouse::Scheduler`).
+/// Findings go to the pipeline thread like any other, and a run is recorded as done only
+/// after they were written; a run cut off by a stop is repeated at the next start.
+async fn scheduled_sql(config: Config, catalog: Arc<catalog::Catalog>, inputs: mpsc::Sender<Input>) {
+    use fundguard_warehouse::{History, Scheduler, Warehouse};
+    let mut scheduler = match History::open(&config.data_dir) {
+        Ok(history) => Scheduler::new(&catalog.scheduled_rules(), history),
+        Err(e) => {
+            eprintln!("fundguard: scheduled SQL rules are not run: {e}");
+            return;
+        }
+    };
+    let clock = chrono::Utc::now;
+    loop {
+        // Rule edits and console switches reach the scheduler through the catalogue.
+        scheduler.set_rules(&catalog.scheduled_rules());
+        let due = match scheduler.due(clock()) {
+            Ok(due) => due,
+            Err(e) => {
+                eprintln!("fundguard: scheduled SQL: storing the schedule failed: {e}");
+                Vec::new()
+            }
+        };
+        if !due.is_empty() {
+            // Connections are opened per round: a database that was down at the last one is tried again.
+            let warehouse = Warehouse::open(&config.warehouse, &config.base_dir, |name| std::env::var(name).ok())
+                .await
+                .map_err(|e| e.to_string());
+            for run in &due {
+                let Some(outcome) = scheduler.run(warehouse.as_ref().map_err(String::as_str), run, &clock).await
+                else {
+                    continue;
+                };
+                let r = &outcome.record;
+                eprintln!(
+                    "fundguard: sql rule {} for {}: {:?} in {} ms, {} row(s), {} finding(s){}",
+                    r.rule,
+                    r.ds,
+                    r.status,
+                    r.duration_ms,
+                    r.rows,
+                    r.findings,
+                    r.error.as_ref().map(|e| format!(": {e}")).unwrap_or_default()
+                );
+                let (reply, written) = tokio::sync::oneshot::channel();
+                let findings = outcome.findings.clone();
+                if inputs.send(Input::Findings { findings, reply }).await.is_err() || written.await.is_err() {
+                    return;
+                }
+                if let Err(e) = scheduler.done(&outcome) {
+                    eprintln!("fundguard: scheduled SQL: recording the run failed: {e}");
+                }
+            }
+        }
+        let now = clock();
+        let wake = scheduler
+            .next_fire(now)
+            .and_then(|next| (next - now).to_std().ok())
+            .unwrap_or(Duration::from_secs(30))
+            .min(Duration::from_secs(30));
+        tokio::time::sleep(wake + Duration::from_millis(5)).await;
     }
 }
 

@@ -57,6 +57,12 @@ pub enum Input {
     Checkpoint {
         reply: oneshot::Sender<bool>,
     },
+    /// Findings made outside the engine (a scheduled SQL run): written to the sinks, and
+    /// made durable before the reply, so the run may be recorded as delivered.
+    Findings {
+        findings: Vec<fundguard_core::Finding>,
+        reply: oneshot::Sender<()>,
+    },
     /// Validated new rules.
     Reload(Box<Engine>),
     Shutdown,
@@ -242,6 +248,12 @@ pub fn spawn(
                     if pipeline.checkpoints.due() {
                         pipeline.checkpoint();
                     }
+                }
+                Input::Findings { findings, reply } => {
+                    pipeline.found = findings;
+                    pipeline.write_findings();
+                    pipeline.found.clear();
+                    let _ = reply.send(());
                 }
                 Input::Reload(engine) => {
                     let old = std::mem::replace(&mut pipeline.engine, *engine);

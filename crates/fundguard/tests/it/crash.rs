@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use crate::databases::{Changes, Dialect};
 use crate::notify::{Received, receiver};
@@ -46,22 +46,13 @@ struct Deployment {
     config: PathBuf,
     hook: Arc<Mutex<Vec<Received>>>,
     idle_after: Duration,
-    /// How long the clock must run after the input for time windows (the rate rule's
-    /// minute) to close: zero for a historical log, whose idle clock jumps past them.
-    windows: Duration,
 }
 
 impl Deployment {
     /// `idle_after` must be longer than any pause in reading: a quiet source lets the wall
     /// clock stand in for its commit times, which fires deadlines early when the commit
     /// times are historical (a recorded log).
-    fn new(
-        source: &str,
-        schema: &Path,
-        idle_after: Duration,
-        checkpoint_interval: Duration,
-        windows: Duration,
-    ) -> Deployment {
+    fn new(source: &str, schema: &Path, idle_after: Duration, checkpoint_interval: Duration) -> Deployment {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let hook = receiver(port);
@@ -75,7 +66,7 @@ impl Deployment {
                 interval = checkpoint_interval.as_secs(),
             ),
         );
-        Deployment { dir, config, hook, idle_after, windows }
+        Deployment { dir, config, hook, idle_after }
     }
 
     fn start(&self) -> Service {
@@ -89,10 +80,11 @@ impl Deployment {
     }
 
     /// Waits until the input is read (`read_all`), then until the findings file and the
-    /// outbox stop changing: idle clocks have fired the last deadlines and every
-    /// notification went out. Findings are sparse, so a quiet findings file alone does not
-    /// mean the input is done.
-    fn settle(&self, read_all: impl Fn() -> bool) {
+    /// outbox stop changing and the wall clock is past `windows_closed`: idle clocks have
+    /// fired the last deadlines, closed the last time windows, and every notification went
+    /// out. Findings are sparse, so a quiet findings file alone does not mean the input is
+    /// done.
+    fn settle(&self, read_all: impl Fn() -> bool, windows_closed: SystemTime) {
         let read = wait(Duration::from_secs(900), || {
             std::thread::sleep(Duration::from_millis(500));
             read_all().then_some(())
@@ -101,14 +93,15 @@ impl Deployment {
         let findings = self.dir.path().join("findings.jsonl");
         let mut last = (u64::MAX, String::new());
         let mut stable = 0;
-        let settled = wait(Duration::from_secs(300), || {
+        let to_close = windows_closed.duration_since(SystemTime::now()).unwrap_or_default();
+        let settled = wait(Duration::from_secs(300) + to_close, || {
             std::thread::sleep(Duration::from_millis(400));
             let now = (std::fs::metadata(&findings).map(|m| m.len()).unwrap_or(0), self.outbox());
             stable = if now == last && now.1.starts_with("pending 0,") { stable + 1 } else { 0 };
             last = now;
             // Longer than idle_after plus the allowed lateness, so the last deadlines have fired.
-            (Duration::from_millis(400) * stable > self.idle_after + self.windows + Duration::from_secs(9))
-                .then_some(())
+            let quiet = Duration::from_millis(400) * stable > self.idle_after + Duration::from_secs(9);
+            (quiet && SystemTime::now() > windows_closed + self.idle_after).then_some(())
         });
         assert!(settled.is_some(), "the run settles: {last:?}");
     }
@@ -211,13 +204,13 @@ fn a_recorded_log_killed_twenty_times_ends_exactly_like_an_uninterrupted_run() {
     let source = format!("{{ name: log, type: file, path: {}, format: debezium }}", path(&log));
 
     let read_all = |d: &Deployment| d.progress("log")["line"].as_u64() == Some(lines);
-    // Historical commit times: idleness only at the end; the default checkpoint interval.
-    let deployment =
-        || Deployment::new(&source, &sim.schema(), Duration::from_secs(15), Duration::from_secs(5), Duration::ZERO);
+    // Historical commit times: idleness only at the end, when the idle clock jumps past
+    // every window; the default checkpoint interval.
+    let deployment = || Deployment::new(&source, &sim.schema(), Duration::from_secs(15), Duration::from_secs(5));
     let whole = deployment();
     {
         let _run = whole.start();
-        whole.settle(|| read_all(&whole));
+        whole.settle(|| read_all(&whole), SystemTime::UNIX_EPOCH);
     }
 
     let crashed = deployment();
@@ -234,7 +227,7 @@ fn a_recorded_log_killed_twenty_times_ends_exactly_like_an_uninterrupted_run() {
     let line = crashed.progress("log")["line"].as_u64().unwrap_or(0);
     eprintln!("after {kills} kills the checkpoint is at line {line} of {lines}");
     let _run = crashed.start();
-    crashed.settle(|| read_all(&crashed));
+    crashed.settle(|| read_all(&crashed), SystemTime::UNIX_EPOCH);
     assert_same_end(&crashed, &whole);
 }
 
@@ -249,16 +242,9 @@ fn a_live_binlog_killed_twenty_times_ends_exactly_like_an_uninterrupted_replay()
             db.url()
         )
     };
-    // Real commit times: a second of quiet is idle, and the rate rule's minute closes on the clock.
-    let deployment = |id: u32| {
-        Deployment::new(
-            &source(id),
-            &changes.sim.schema(),
-            Duration::from_secs(1),
-            Duration::from_secs(1),
-            Duration::from_secs(61),
-        )
-    };
+    // Real commit times: a second of quiet is idle, and the rate rule's window closes on the clock.
+    let deployment =
+        |id: u32| Deployment::new(&source(id), &changes.sim.schema(), Duration::from_secs(1), Duration::from_secs(1));
     let crashed = deployment(911);
     let n = changes.events.len();
     let slices = 60;
@@ -279,16 +265,20 @@ fn a_live_binlog_killed_twenty_times_ends_exactly_like_an_uninterrupted_replay()
         drop(run); // SIGKILL, while the workload goes on
     }
     workload.join().unwrap();
-    let run = crashed.start();
+    // The rate rule's windows are aligned to its width (examples/rules/payment-failure-rate.yaml,
+    // 10 minutes): the one holding the last commit closes at the next multiple of it, plus
+    // the default allowed lateness. Both deployments run until then, side by side, so they
+    // end having seen the same clock.
+    let width = 600;
+    let last_commit = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
+    let windows_closed = SystemTime::UNIX_EPOCH + Duration::from_secs((last_commit / width + 1) * width + 5);
+    let whole = deployment(912);
+    let (_crashed_run, _whole_run) = (crashed.start(), whole.start());
     let head = db.query("SELECT @@gtid_binlog_pos");
     let at_head = |d: &Deployment| {
         d.progress("shopdb")["resume"].as_str().is_some_and(|r| r.contains(&format!("\"{}\"", head.trim())))
     };
-    crashed.settle(|| at_head(&crashed));
-    drop(run);
-
-    let whole = deployment(912);
-    let _run = whole.start();
-    whole.settle(|| at_head(&whole));
+    crashed.settle(|| at_head(&crashed), windows_closed);
+    whole.settle(|| at_head(&whole), windows_closed);
     assert_same_end(&crashed, &whole);
 }
