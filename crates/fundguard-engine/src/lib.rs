@@ -16,6 +16,6 @@ mod scalar;
 mod stateful;
 mod testing;
 
-pub use scalar::value_at;
 pub use engine::{Engine, EngineError, Restored, RuleStats, STATE_MEMORY_RULE, StateError, sort_diagnostics};
+pub use scalar::value_at;
 pub use testing::{TestOutcome, run_rule_tests};

@@ -17,8 +17,9 @@ mod stateful;
 pub use diagnostic::{Diagnostic, Location};
 pub use duration::parse_duration;
 pub use load::{load_paths, load_schemas, parse_rule};
-pub use sql::{DEFAULT_MAX_FINDINGS, DEFAULT_SQL_TIMEOUT};
 pub use rule::{
-    AggFunc, Aggregate, CatchUp, Cardinality, CheckRule, Evaluate, ExpectedFinding, Expr, KeyType, MoneyExprs, RateRule,
-    ReconcileRule, Rule, RuleBody, RuleTest, Schedule, Side, SideSpec, SqlRule, StateOptions, TestEvent, TimeoutRule, TransitionRule,
+    AggFunc, Aggregate, Cardinality, CatchUp, CheckRule, Evaluate, ExpectedFinding, Expr, KeyType, MoneyExprs,
+    RateRule, ReconcileRule, Rule, RuleBody, RuleTest, Schedule, Side, SideSpec, SqlRule, StateOptions, TestEvent,
+    TimeoutRule, TransitionRule,
 };
+pub use sql::{DEFAULT_MAX_FINDINGS, DEFAULT_SQL_TIMEOUT};

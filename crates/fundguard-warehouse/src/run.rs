@@ -109,11 +109,7 @@ pub async fn plan(warehouse: &Warehouse, rule: &Rule, ds: NaiveDate) -> Result<S
     for (column, field) in named {
         if schema.field_with_name(column).is_err() {
             let available: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-            return Err(QueryError::MissingColumn {
-                column: column.clone(),
-                field,
-                available: available.join(", "),
-            });
+            return Err(QueryError::MissingColumn { column: column.clone(), field, available: available.join(", ") });
         }
     }
     Ok(schema)
@@ -212,13 +208,14 @@ async fn execute(
     Ok(builder.findings)
 }
 
-/// The rows the plan's scans produced: the sum over its leaves, when every leaf reports.
+/// The rows the plan's scans produced: the sum over the leaves that count them (file
+/// scans do; a database query reports none); `None` when no leaf does.
 fn rows_scanned(plan: &Arc<dyn ExecutionPlan>) -> Option<u64> {
     let children = plan.children();
     if children.is_empty() {
         return plan.metrics().and_then(|m| m.output_rows()).map(|n| n as u64);
     }
-    children.into_iter().map(rows_scanned).sum()
+    children.into_iter().filter_map(rows_scanned).reduce(|a, b| a + b)
 }
 
 /// Turns result rows into findings.
@@ -267,12 +264,8 @@ impl<'a> FindingBuilder<'a> {
                     row.push(Arc::from(field.name().as_str()), value_at(array, i));
                 }
             }
-            let key: BTreeMap<String, Value> = self
-                .sql
-                .key
-                .iter()
-                .map(|k| (k.clone(), column(k).map_or(Value::Null, |a| value_at(a, i))))
-                .collect();
+            let key: BTreeMap<String, Value> =
+                self.sql.key.iter().map(|k| (k.clone(), column(k).map_or(Value::Null, |a| value_at(a, i)))).collect();
             let money_at_risk = self.sql.money.as_ref().and_then(|(amount, currency)| {
                 let amount = column(amount).map(|a| value_at(a, i)).filter(|v| !matches!(v, Value::Null))?;
                 let currency = currency.as_ref().and_then(|c| match column(c).map(|a| value_at(a, i)) {
@@ -294,7 +287,11 @@ impl<'a> FindingBuilder<'a> {
                     table: self.table.clone(),
                     op: Op::Message,
                     commit_time: self.event_time,
-                    position: Position::Query { rule: Arc::from(self.rule.id.as_str()), ds: self.ds.clone(), row: self.row },
+                    position: Position::Query {
+                        rule: Arc::from(self.rule.id.as_str()),
+                        ds: self.ds.clone(),
+                        row: self.row,
+                    },
                     before: None,
                     after: Some(row),
                 }],

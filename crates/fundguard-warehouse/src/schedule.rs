@@ -101,7 +101,10 @@ mod tests {
         let last = utc("2026-11-20T03:00:00Z");
         let now = utc("2026-11-24T05:00:00Z");
         let all = due(&s, CatchUp::All, Some(last), now, 100);
-        assert_eq!(all, ["2026-11-21", "2026-11-22", "2026-11-23", "2026-11-24"].map(|d| utc(&format!("{d}T03:00:00Z"))));
+        assert_eq!(
+            all,
+            ["2026-11-21", "2026-11-22", "2026-11-23", "2026-11-24"].map(|d| utc(&format!("{d}T03:00:00Z")))
+        );
         assert_eq!(due(&s, CatchUp::Latest, Some(last), now, 100), [utc("2026-11-24T03:00:00Z")]);
         assert!(due(&s, CatchUp::Skip, Some(last), now, 100).is_empty());
         assert_eq!(due(&s, CatchUp::Skip, Some(last), utc("2026-11-24T03:00:30Z"), 100).len(), 1);

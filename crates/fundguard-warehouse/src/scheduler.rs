@@ -8,10 +8,10 @@
 use chrono::{DateTime, Utc};
 use fundguard_rules::{Rule, RuleBody};
 
+use crate::Warehouse;
 use crate::history::History;
 use crate::run::{RunOutcome, failed, run};
 use crate::schedule::{business_date, due, next_fire};
-use crate::Warehouse;
 
 /// At most this many missed runs of one rule are caught up after downtime (the newest).
 pub const MAX_CATCH_UP: usize = 31;
@@ -68,8 +68,8 @@ impl Scheduler {
             let fires = due(schedule, sql.catch_up, Some(cursor), now, MAX_CATCH_UP);
             if fires.is_empty() {
                 // Schedules skipped by `catch_up` are passed, so they are not reconsidered.
-                if let Some(last) = crate::schedule::due(schedule, fundguard_rules::CatchUp::Latest, Some(cursor), now, 1)
-                    .pop()
+                if let Some(last) =
+                    crate::schedule::due(schedule, fundguard_rules::CatchUp::Latest, Some(cursor), now, 1).pop()
                 {
                     self.history.set_cursor(&rule.id, last)?;
                 }

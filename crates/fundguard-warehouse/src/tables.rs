@@ -77,6 +77,9 @@ pub enum TableSource {
         url_env: Option<String>,
         #[serde(default)]
         schema: Option<String>,
+        /// `disable`, `require`, `prefer`, `verify-ca` or `verify-full` (the default).
+        #[serde(default)]
+        sslmode: Option<String>,
     },
     /// A MySQL or MariaDB database (the one in the URL): its tables as `name.table`.
     Mysql {
@@ -85,6 +88,9 @@ pub enum TableSource {
         url: Option<String>,
         #[serde(default)]
         url_env: Option<String>,
+        /// `disabled`, `preferred` or `required` (the default).
+        #[serde(default)]
+        sslmode: Option<String>,
     },
     /// A SQLite database file: its tables as `name.table`.
     Sqlite { name: String, path: PathBuf },
@@ -234,8 +240,10 @@ async fn register(
                 .table_partition_cols(partition_columns(partitions));
             ctx.register_json(name.as_str(), &location, options).await.map_err(|e| e.to_string())
         }
-        TableSource::Postgres { name, url: u, url_env, schema } => {
-            let params = to_secret_map([("connection_string".to_string(), url(u, url_env)?)].into());
+        TableSource::Postgres { name, url: u, url_env, schema, sslmode } => {
+            let mut params = vec![("connection_string".to_string(), postgres_parameters(&url(u, url_env)?)?)];
+            params.extend(sslmode.iter().map(|m| ("sslmode".to_string(), m.clone())));
+            let params = to_secret_map(params.into_iter().collect());
             let pool = Arc::new(PostgresConnectionPool::new(params).await.map_err(|e| e.to_string())?);
             let db_schema = schema.clone().unwrap_or_else(|| "public".into());
             let tables = DatabaseSchemaProvider::try_new(db_schema.clone(), pool.clone())
@@ -245,16 +253,16 @@ async fn register(
             let factory = Factory::Postgres(PostgresTableFactory::new(pool));
             register_schema(ctx, name, DatabaseSchema { db_schema, tables, factory })
         }
-        TableSource::Mysql { name, url: u, url_env } => {
+        TableSource::Mysql { name, url: u, url_env, sslmode } => {
             let url = url(u, url_env)?;
             let db_schema = url::Url::parse(&url)
                 .ok()
                 .map(|u| u.path().trim_start_matches('/').to_string())
                 .filter(|db| !db.is_empty())
                 .ok_or("the URL names no database: expected mysql://user@host:port/database")?;
-            let params = to_secret_map(
-                [("connection_string".to_string(), url), ("sslmode".to_string(), "disabled".to_string())].into(),
-            );
+            let mut params = vec![("connection_string".to_string(), url)];
+            params.extend(sslmode.iter().map(|m| ("sslmode".to_string(), m.clone())));
+            let params = to_secret_map(params.into_iter().collect());
             let pool = Arc::new(MySQLConnectionPool::new(params).await.map_err(|e| e.to_string())?);
             let tables = DatabaseSchemaProvider::try_new(db_schema.clone(), pool.clone())
                 .await
@@ -285,6 +293,36 @@ async fn register(
             register_schema(ctx, name, DatabaseSchema { db_schema: "main".into(), tables, factory })
         }
     }
+}
+
+/// The provider reads libpq `key=value` parameters; a `postgres://` URL is turned into them.
+fn postgres_parameters(text: &str) -> Result<String, String> {
+    if !text.starts_with("postgres://") && !text.starts_with("postgresql://") {
+        return Ok(text.to_string());
+    }
+    let url = url::Url::parse(text).map_err(|e| format!("the URL does not parse: {e}"))?;
+    let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
+    let mut parts = Vec::new();
+    if let Some(host) = url.host_str() {
+        parts.push(format!("host={host}"));
+    }
+    if let Some(port) = url.port() {
+        parts.push(format!("port={port}"));
+    }
+    if !url.username().is_empty() {
+        parts.push(format!("user={}", decode(url.username())));
+    }
+    if let Some(password) = url.password() {
+        parts.push(format!("password={}", decode(password)));
+    }
+    let db = url.path().trim_start_matches('/');
+    if !db.is_empty() {
+        parts.push(format!("dbname={db}"));
+    }
+    for (key, value) in url.query_pairs() {
+        parts.push(format!("{key}={value}"));
+    }
+    Ok(parts.join(" "))
 }
 
 fn partition_columns(names: &[String]) -> Vec<(String, DataType)> {
@@ -394,10 +432,50 @@ impl SchemaProvider for DatabaseSchema {
             Factory::Mysql(f) => f.table_provider(reference).await,
             Factory::Sqlite(f) => f.table_provider(reference).await,
         };
-        provider.map(Some).map_err(datafusion::error::DataFusionError::External)
+        provider
+            .map(|p| Some(Arc::new(DatabaseTable(p)) as Arc<dyn TableProvider>))
+            .map_err(datafusion::error::DataFusionError::External)
     }
 
     fn table_exist(&self, name: &str) -> bool {
         self.tables.iter().any(|t| t == name)
+    }
+}
+
+/// A database table. The providers answer a scan that needs no column (`count(*)`) with
+/// `SELECT 1`, a column the plan does not expect; this projects it away, keeping the rows.
+#[derive(Debug)]
+struct DatabaseTable(Arc<dyn TableProvider>);
+
+#[async_trait::async_trait]
+impl TableProvider for DatabaseTable {
+    fn schema(&self) -> datafusion::arrow::datatypes::SchemaRef {
+        self.0.schema()
+    }
+
+    fn table_type(&self) -> datafusion::logical_expr::TableType {
+        self.0.table_type()
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&datafusion::prelude::Expr],
+    ) -> datafusion::error::Result<Vec<datafusion::logical_expr::TableProviderFilterPushDown>> {
+        self.0.supports_filters_pushdown(filters)
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn datafusion::catalog::Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[datafusion::prelude::Expr],
+        limit: Option<usize>,
+    ) -> datafusion::error::Result<Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
+        use datafusion::physical_plan::projection::{ProjectionExec, ProjectionExpr};
+        let plan = self.0.scan(state, projection, filters, limit).await?;
+        if projection.is_some_and(|p| p.is_empty()) {
+            return Ok(Arc::new(ProjectionExec::try_new(Vec::<ProjectionExpr>::new(), plan)?));
+        }
+        Ok(plan)
     }
 }

@@ -84,7 +84,12 @@ fn run_rule(args: RunArgs) -> anyhow::Result<ExitCode> {
         let sql: Vec<&str> = rules.iter().filter(|r| !r.body.is_streaming()).map(|r| r.id.as_str()).collect();
         format!("no rule `{}`: the sql rules are {}", args.rule, sql.join(", "))
     })?;
-    anyhow::ensure!(matches!(rule.body, RuleBody::Sql(_)), "`{}` is a {} rule, not a sql rule", rule.id, rule.body.kind());
+    anyhow::ensure!(
+        matches!(rule.body, RuleBody::Sql(_)),
+        "`{}` is a {} rule, not a sql rule",
+        rule.id,
+        rule.body.kind()
+    );
     let dates: Vec<NaiveDate> = match (args.date, args.from, args.to) {
         (Some(d), _, _) => vec![d],
         (None, Some(from), Some(to)) => {

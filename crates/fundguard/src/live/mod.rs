@@ -343,8 +343,7 @@ async fn scheduled_sql(config: Config, catalog: Arc<catalog::Catalog>, inputs: m
                 .await
                 .map_err(|e| e.to_string());
             for run in &due {
-                let Some(outcome) = scheduler.run(warehouse.as_ref().map_err(String::as_str), run, &clock).await
-                else {
+                let Some(outcome) = scheduler.run(warehouse.as_ref().map_err(String::as_str), run, &clock).await else {
                     continue;
                 };
                 let r = &outcome.record;

@@ -1,0 +1,8 @@
+//! Integration tests of scheduled SQL: real PostgreSQL and MariaDB (the machine's shared
+//! servers, a fresh database per test), Parquet/CSV/JSON files and SQLite written by the
+//! tests, and the scheduler driven by an injected clock.
+
+mod cross_source;
+mod files;
+mod scheduler;
+mod support;
