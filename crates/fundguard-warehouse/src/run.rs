@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Warehouse;
 use crate::schedule::end_of_day;
+use crate::tables::TEXT_DECIMAL;
 
 /// The tag every failed-run finding carries, so routes can send them apart.
 pub const FAILED_RUN_TAG: &str = "sql-run-failed";
@@ -218,6 +219,16 @@ fn rows_scanned(plan: &Arc<dyn ExecutionPlan>) -> Option<u64> {
     children.into_iter().filter_map(rows_scanned).reduce(|a, b| a + b)
 }
 
+/// A result cell as a value. Decimals of the scale text files are read with carry that
+/// scale, not the data's, so they are shown without its trailing zeros (`2.05`, not
+/// `2.0500000000`); other decimals keep their declared scale.
+fn cell(array: &datafusion::arrow::array::ArrayRef, i: usize) -> Value {
+    match value_at(array, i) {
+        Value::Decimal(d) if *array.data_type() == TEXT_DECIMAL => Value::Decimal(d.normalize()),
+        v => v,
+    }
+}
+
 /// Turns result rows into findings.
 struct FindingBuilder<'a> {
     rule: &'a Rule,
@@ -261,14 +272,14 @@ impl<'a> FindingBuilder<'a> {
             for (field, array) in schema.fields().iter().zip(batch.columns()) {
                 let shown = self.sql.evidence.as_ref().is_none_or(|e| e.contains(field.name()));
                 if shown {
-                    row.push(Arc::from(field.name().as_str()), value_at(array, i));
+                    row.push(Arc::from(field.name().as_str()), cell(array, i));
                 }
             }
             let key: BTreeMap<String, Value> =
                 self.sql.key.iter().map(|k| (k.clone(), column(k).map_or(Value::Null, |a| value_at(a, i)))).collect();
             let money_at_risk = self.sql.money.as_ref().and_then(|(amount, currency)| {
-                let amount = column(amount).map(|a| value_at(a, i)).filter(|v| !matches!(v, Value::Null))?;
-                let currency = currency.as_ref().and_then(|c| match column(c).map(|a| value_at(a, i)) {
+                let amount = column(amount).map(|a| cell(a, i)).filter(|v| !matches!(v, Value::Null))?;
+                let currency = currency.as_ref().and_then(|c| match column(c).map(|a| cell(a, i)) {
                     Some(Value::String(s)) => Some(s),
                     _ => None,
                 });

@@ -142,3 +142,30 @@ async fn failed_and_overrunning_runs_are_findings_for_the_owner_and_caps_hold() 
     let outcome = run(&warehouse, &capped, ds, None, &chrono::Utc::now).await;
     assert_eq!((outcome.record.rows, outcome.record.findings, outcome.findings.len()), (5, 2, 2));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parquet_on_s3_compatible_storage_is_read_by_partition() {
+    let s3 = crate::support::S3Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (today, before) = (dir.path().join("a.parquet"), dir.path().join("b.parquet"));
+    crate::support::write_parquet(&today, "SELECT 7 AS merchant_id, CAST(12.34 AS DECIMAL(18,2)) AS net_amount").await;
+    crate::support::write_parquet(&before, "SELECT 7 AS merchant_id, CAST(99.99 AS DECIMAL(18,2)) AS net_amount").await;
+    s3.upload(
+        "reports",
+        &[("settlements/ds=2026-11-25/part-0.parquet", &today), ("settlements/ds=2026-11-24/part-0.parquet", &before)],
+    );
+    let yaml = format!(
+        "- {{ name: settlements, type: parquet, path: \"s3://reports/settlements/\", partitions: [ds], s3: {{ endpoint: \"{}\", allow_http: true, access_key_id_env: KEY, secret_access_key_env: SECRET }} }}",
+        s3.endpoint()
+    );
+    let sources: Vec<fundguard_warehouse::TableSource> = serde_saphyr::from_str(&yaml).unwrap();
+    let warehouse = fundguard_warehouse::Warehouse::open(&sources, dir.path(), |_| Some("test".into())).await.unwrap();
+    let rule = rule(
+        "id: s3\nowner: o\nseverity: low\nsql:\n  query: \"SELECT merchant_id, net_amount FROM settlements WHERE ds = '{{ ds }}'\"\n  key: [merchant_id]\n  money: { amount: net_amount }\n",
+    );
+    let outcome = run(&warehouse, &rule, day("2026-11-25"), None, &chrono::Utc::now).await;
+    assert_eq!(outcome.record.status, RunStatus::Ok, "{:?}", outcome.record.error);
+    let amounts: Vec<String> =
+        outcome.findings.iter().map(|f| f.money_at_risk.as_ref().unwrap().amount.to_string()).collect();
+    assert_eq!(amounts, ["12.34"]);
+}

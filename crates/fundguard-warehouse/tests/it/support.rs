@@ -125,3 +125,53 @@ pub async fn warehouse(yaml: &str, base: &Path) -> Warehouse {
     let sources: Vec<TableSource> = serde_saphyr::from_str(yaml).unwrap();
     Warehouse::open(&sources, base, |_| None).await.unwrap()
 }
+
+/// An S3-compatible server (moto's) on a free port, for the object-storage tables.
+pub struct S3Server {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl S3Server {
+    pub fn start() -> S3Server {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new("python3")
+            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("moto's S3 server starts (scripts/install-test-deps.sh installs it)");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "the S3 server listens within 30 s");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        S3Server { child, port }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Creates a bucket and uploads `files` (key, local file) into it.
+    pub fn upload(&self, bucket: &str, files: &[(&str, &Path)]) {
+        let puts: Vec<String> = files
+            .iter()
+            .map(|(key, file)| format!("s3.upload_file({:?}, {bucket:?}, {key:?})", file.display().to_string()))
+            .collect();
+        let script = format!(
+            "import boto3\ns3 = boto3.client('s3', endpoint_url={:?}, aws_access_key_id='test', aws_secret_access_key='test', region_name='us-east-1')\ns3.create_bucket(Bucket={bucket:?})\n{}\n",
+            self.endpoint(),
+            puts.join("\n")
+        );
+        let out = Command::new("python3").args(["-c", &script]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

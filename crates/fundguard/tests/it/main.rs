@@ -14,6 +14,7 @@ mod run;
 mod servers;
 mod service;
 mod simulated;
+mod sql;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
