@@ -5,4 +5,5 @@
 mod cross_source;
 mod files;
 mod scheduler;
+mod semantics;
 mod support;
