@@ -51,6 +51,24 @@ pub(crate) fn rules(paths: &[PathBuf]) -> anyhow::Result<Vec<Rule>> {
     Ok(rules)
 }
 
+/// Reads a `fundguard.yaml`, failing with every problem listed.
+pub(crate) fn load_config(path: &std::path::Path) -> anyhow::Result<crate::live::config::Config> {
+    crate::live::config::load(path, |name| std::env::var(name).ok()).map_err(|problems| {
+        let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!("{}\n{} problem(s) in the configuration", list.join("\n"), list.len())
+    })
+}
+
+/// Opens the config's `warehouse:` tables (connecting to its databases) on `runtime`.
+pub(crate) fn open_warehouse(
+    runtime: &tokio::runtime::Runtime,
+    config: &crate::live::config::Config,
+) -> anyhow::Result<fundguard_warehouse::Warehouse> {
+    let opening =
+        fundguard_warehouse::Warehouse::open(&config.warehouse, &config.base_dir, |name| std::env::var(name).ok());
+    runtime.block_on(opening).context("opening the warehouse tables of the config")
+}
+
 /// Which alert store a command works on: the SQLite file, a PostgreSQL database, or
 /// the one a `fundguard.yaml` names (which also gives the routing table, the SLO
 /// deadlines and the notification channels).

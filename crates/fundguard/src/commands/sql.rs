@@ -12,9 +12,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use chrono::NaiveDate;
 use fundguard_rules::RuleBody;
-use fundguard_warehouse::{History, RunStatus, Warehouse};
-
-use crate::live::config::Config;
+use fundguard_warehouse::{History, RunStatus};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -70,15 +68,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn load_config(path: &PathBuf) -> anyhow::Result<Config> {
-    crate::live::config::load(path, |name| std::env::var(name).ok()).map_err(|problems| {
-        let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
-        anyhow::anyhow!("{}\n{} problem(s) in the configuration", list.join("\n"), list.len())
-    })
-}
-
 fn run_rule(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let config = load_config(&args.config)?;
+    let config = super::load_config(&args.config)?;
     let rules = super::rules(&config.rules)?;
     let rule = rules.iter().find(|r| r.id == args.rule).with_context(|| {
         let sql: Vec<&str> = rules.iter().filter(|r| !r.body.is_streaming()).map(|r| r.id.as_str()).collect();
@@ -106,9 +97,7 @@ fn run_rule(args: RunArgs) -> anyhow::Result<ExitCode> {
         None => Box::new(std::io::stdout().lock()),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let warehouse = runtime
-        .block_on(Warehouse::open(&config.warehouse, &config.base_dir, |name| std::env::var(name).ok()))
-        .context("opening the warehouse tables")?;
+    let warehouse = super::open_warehouse(&runtime, &config)?;
     let progress = indicatif::ProgressBar::new(dates.len() as u64);
     progress.set_style(
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} business dates {msg} [{elapsed}]")
@@ -149,7 +138,7 @@ fn run_rule(args: RunArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn list_runs(args: RunsArgs) -> anyhow::Result<ExitCode> {
-    let config = load_config(&args.config)?;
+    let config = super::load_config(&args.config)?;
     let history = History::open(&config.data_dir)?;
     for r in history.runs()?.iter().filter(|r| args.rule.as_ref().is_none_or(|id| *id == r.rule)) {
         if args.json {

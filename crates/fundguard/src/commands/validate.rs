@@ -4,10 +4,9 @@
 //! config declares: unknown tables and columns, type errors, and result columns the
 //! rule names but the query does not return.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Context;
 use fundguard_engine::{Engine, sort_diagnostics};
 use fundguard_rules::{Diagnostic, Rule, RuleBody, load_paths};
 
@@ -48,17 +47,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 /// Plans every sql rule's query (for yesterday's business date) in the config's warehouse.
-fn check_sql_rules(rules: &[Rule], config: &PathBuf) -> anyhow::Result<Vec<Diagnostic>> {
-    let config = crate::live::config::load(config, |name| std::env::var(name).ok()).map_err(|problems| {
-        let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
-        anyhow::anyhow!("{}\n{} problem(s) in the configuration", list.join("\n"), list.len())
-    })?;
+fn check_sql_rules(rules: &[Rule], config: &Path) -> anyhow::Result<Vec<Diagnostic>> {
+    let config = super::load_config(config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let warehouse = runtime
-        .block_on(fundguard_warehouse::Warehouse::open(&config.warehouse, &config.base_dir, |name| {
-            std::env::var(name).ok()
-        }))
-        .context("opening the warehouse tables of --config")?;
+    let warehouse = super::open_warehouse(&runtime, &config)?;
     let yesterday = chrono::Utc::now().date_naive().pred_opt().unwrap_or_default();
     let mut problems = Vec::new();
     for rule in rules {
