@@ -25,4 +25,4 @@ pub mod tables;
 pub use history::History;
 pub use run::{FAILED_RUN_TAG, QueryError, RunOutcome, RunRecord, RunStatus, failed, plan, render_query, run};
 pub use scheduler::{DueRun, Scheduler};
-pub use tables::{S3Options, TableSource, Warehouse, WarehouseError};
+pub use tables::{FileTable, S3Options, TableSource, Warehouse, WarehouseError};

@@ -57,6 +57,57 @@ pub struct RunRecord {
     pub error: Option<String>,
 }
 
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Ok => "ok",
+            RunStatus::Failed => "failed",
+            RunStatus::TimedOut => "timed_out",
+        }
+    }
+}
+
+impl RunRecord {
+    /// A run of `rule` for `ds` starting at `started`, nothing done yet.
+    fn new(rule: &Rule, ds: NaiveDate, scheduled_for: Option<DateTime<Utc>>, started: DateTime<Utc>) -> RunRecord {
+        RunRecord {
+            rule: rule.id.clone(),
+            ds,
+            scheduled_for,
+            started,
+            duration_ms: 0,
+            rows_scanned: None,
+            rows: 0,
+            findings: 0,
+            status: RunStatus::Ok,
+            error: None,
+        }
+    }
+}
+
+/// One line for people: `rule date: status in N ms, rows, findings[: error]`.
+impl std::fmt::Display for RunRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {}: {} in {} ms, {} row(s)",
+            self.rule,
+            self.ds,
+            self.status.as_str(),
+            self.duration_ms,
+            self.rows
+        )?;
+        if let Some(scanned) = self.rows_scanned {
+            write!(f, " of {scanned} scanned")?;
+        }
+        write!(f, ", {} finding(s)", self.findings)?;
+        match &self.error {
+            Some(e) => write!(f, ": {e}"),
+            None => Ok(()),
+        }
+    }
+}
+
 /// A run's record and its findings (the failure finding, when it failed).
 #[derive(Debug)]
 pub struct RunOutcome {
@@ -139,18 +190,7 @@ pub async fn run(
 ) -> RunOutcome {
     let started = now();
     let clock = Instant::now();
-    let mut record = RunRecord {
-        rule: rule.id.clone(),
-        ds,
-        scheduled_for,
-        started,
-        duration_ms: 0,
-        rows_scanned: None,
-        rows: 0,
-        findings: 0,
-        status: RunStatus::Ok,
-        error: None,
-    };
+    let mut record = RunRecord::new(rule, ds, scheduled_for, started);
     let timeout = match &rule.body {
         RuleBody::Sql(sql) => sql.timeout,
         _ => std::time::Duration::ZERO,
@@ -339,18 +379,8 @@ pub fn failed(
     started: DateTime<Utc>,
     error: &str,
 ) -> RunOutcome {
-    let record = RunRecord {
-        rule: rule.id.clone(),
-        ds,
-        scheduled_for,
-        started,
-        duration_ms: 0,
-        rows_scanned: None,
-        rows: 0,
-        findings: 1,
-        status: RunStatus::Failed,
-        error: Some(error.to_string()),
-    };
+    let mut record = RunRecord::new(rule, ds, scheduled_for, started);
+    (record.findings, record.status, record.error) = (1, RunStatus::Failed, Some(error.to_string()));
     let finding = failure(rule, &record, EventTime::from_micros(started.timestamp_micros()));
     RunOutcome { record, findings: vec![finding] }
 }
@@ -363,7 +393,7 @@ fn failure(rule: &Rule, record: &RunRecord, detected_at: EventTime) -> Finding {
     let mut tags: Vec<String> = rule.tags.to_vec();
     tags.push(FAILED_RUN_TAG.to_string());
     let mut after = Row::new();
-    after.push(Arc::from("status"), Value::String(format!("{:?}", record.status).to_lowercase()));
+    after.push(Arc::from("status"), Value::String(record.status.as_str().to_string()));
     after.push(Arc::from("error"), Value::String(error.clone()));
     Finding {
         rule: rule.id.clone(),

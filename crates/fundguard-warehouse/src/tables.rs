@@ -38,35 +38,12 @@ pub const TEXT_DECIMAL: DataType = DataType::Decimal128(38, 10);
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum TableSource {
-    /// A Parquet file or directory: `settlements` in SQL.
-    Parquet {
-        name: String,
-        /// A local path (relative to the config file) or `s3://bucket/prefix/`.
-        path: String,
-        /// Hive partition columns, read as text: `[ds]` for `ds=2026-11-25/…`.
-        #[serde(default)]
-        partitions: Vec<String>,
-        #[serde(default)]
-        s3: Option<S3Options>,
-    },
+    /// Parquet files: `NAME` in SQL.
+    Parquet(FileTable),
     /// CSV files with a header row.
-    Csv {
-        name: String,
-        path: String,
-        #[serde(default)]
-        partitions: Vec<String>,
-        #[serde(default)]
-        s3: Option<S3Options>,
-    },
-    /// Newline-delimited JSON files.
-    Jsonl {
-        name: String,
-        path: String,
-        #[serde(default)]
-        partitions: Vec<String>,
-        #[serde(default)]
-        s3: Option<S3Options>,
-    },
+    Csv(FileTable),
+    /// Newline-delimited JSON files (`*.jsonl`).
+    Jsonl(FileTable),
     /// A PostgreSQL database: its tables in `schema` (default `public`) as `name.table`.
     Postgres {
         name: String,
@@ -96,6 +73,20 @@ pub enum TableSource {
     Sqlite { name: String, path: PathBuf },
 }
 
+/// A table of files: one file, or a directory read recursively.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileTable {
+    pub name: String,
+    /// A local path (relative to the config file) or `s3://bucket/prefix/`.
+    pub path: String,
+    /// Hive partition columns, read as text: `[ds]` for `ds=2026-11-25/…`.
+    #[serde(default)]
+    pub partitions: Vec<String>,
+    #[serde(default)]
+    pub s3: Option<S3Options>,
+}
+
 /// Where an S3-compatible object store is and how to sign in. Credentials come from the
 /// environment (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, …) unless the variables
 /// holding them are named here.
@@ -119,9 +110,9 @@ impl TableSource {
     /// The name queries use: a table for files, a schema for databases.
     pub fn name(&self) -> &str {
         match self {
-            TableSource::Parquet { name, .. }
-            | TableSource::Csv { name, .. }
-            | TableSource::Jsonl { name, .. }
+            TableSource::Parquet(FileTable { name, .. })
+            | TableSource::Csv(FileTable { name, .. })
+            | TableSource::Jsonl(FileTable { name, .. })
             | TableSource::Postgres { name, .. }
             | TableSource::Mysql { name, .. }
             | TableSource::Sqlite { name, .. } => name,
@@ -218,19 +209,19 @@ async fn register(
         }
     };
     match source {
-        TableSource::Parquet { name, path, partitions, s3 } => {
+        TableSource::Parquet(FileTable { name, path, partitions, s3 }) => {
             let location = file_location(ctx, path, s3.as_ref(), base, env)?;
             let options = ParquetReadOptions::default().table_partition_cols(partition_columns(partitions));
             ctx.register_parquet(name.as_str(), &location, options).await.map_err(|e| e.to_string())
         }
-        TableSource::Csv { name, path, partitions, s3 } => {
+        TableSource::Csv(FileTable { name, path, partitions, s3 }) => {
             let location = file_location(ctx, path, s3.as_ref(), base, env)?;
             let infer = CsvReadOptions::new();
             let schema = exact_schema(ctx, &infer, &location).await?;
             let options = CsvReadOptions::new().schema(&schema).table_partition_cols(partition_columns(partitions));
             ctx.register_csv(name.as_str(), &location, options).await.map_err(|e| e.to_string())
         }
-        TableSource::Jsonl { name, path, partitions, s3 } => {
+        TableSource::Jsonl(FileTable { name, path, partitions, s3 }) => {
             let location = file_location(ctx, path, s3.as_ref(), base, env)?;
             let infer = JsonReadOptions::default().file_extension(".jsonl");
             let schema = exact_schema(ctx, &infer, &location).await?;

@@ -116,18 +116,7 @@ fn run_rule(args: RunArgs) -> anyhow::Result<ExitCode> {
         if r.status != RunStatus::Ok {
             failed += 1;
         }
-        progress.suspend(|| {
-            eprintln!(
-                "{} {}: {:?}, {} ms, {} row(s) scanned, {} finding(s){}",
-                r.rule,
-                r.ds,
-                r.status,
-                r.duration_ms,
-                r.rows_scanned.map_or("?".to_string(), |n| n.to_string()),
-                r.findings,
-                r.error.as_ref().map(|e| format!(": {e}")).unwrap_or_default()
-            )
-        });
+        progress.suspend(|| eprintln!("{r}"));
         history.record(r).context("recording the run")?;
         progress.inc(1);
     }
@@ -144,17 +133,7 @@ fn list_runs(args: RunsArgs) -> anyhow::Result<ExitCode> {
         if args.json {
             println!("{}", serde_json::to_string(r)?);
         } else {
-            println!(
-                "{} {} {} {:?} {} ms rows={} findings={}{}",
-                r.started.format("%Y-%m-%dT%H:%M:%SZ"),
-                r.rule,
-                r.ds,
-                r.status,
-                r.duration_ms,
-                r.rows,
-                r.findings,
-                r.error.as_ref().map(|e| format!(" error: {e}")).unwrap_or_default()
-            );
+            println!("{} {r}", r.started.format("%Y-%m-%dT%H:%M:%SZ"));
         }
     }
     Ok(ExitCode::SUCCESS)

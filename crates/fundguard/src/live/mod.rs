@@ -346,17 +346,7 @@ async fn scheduled_sql(config: Config, catalog: Arc<catalog::Catalog>, inputs: m
                 let Some(outcome) = scheduler.run(warehouse.as_ref().map_err(String::as_str), run, &clock).await else {
                     continue;
                 };
-                let r = &outcome.record;
-                eprintln!(
-                    "fundguard: sql rule {} for {}: {:?} in {} ms, {} row(s), {} finding(s){}",
-                    r.rule,
-                    r.ds,
-                    r.status,
-                    r.duration_ms,
-                    r.rows,
-                    r.findings,
-                    r.error.as_ref().map(|e| format!(": {e}")).unwrap_or_default()
-                );
+                eprintln!("fundguard: sql rule {}", outcome.record);
                 let (reply, written) = tokio::sync::oneshot::channel();
                 let findings = outcome.findings.clone();
                 if inputs.send(Input::Findings { findings, reply }).await.is_err() || written.await.is_err() {

@@ -94,6 +94,15 @@ fn validate_plans_sql_rules_against_the_warehouse_tables() {
     assert!(o.status.success());
     assert!(stderr(&o).contains("not checked against tables: pass --config"), "{}", stderr(&o));
 
+    // A warehouse entry with a key no table type has is refused with its place.
+    let typo = write_config(
+        dir.path(),
+        "rules: [rules]\nwarehouse:\n  - { name: totals, type: csv, path: totals.csv, partition: [ds] }\n",
+    );
+    let o = fundguard(&["sql", "runs", "--config", path(&typo)]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("fundguard.yaml:3:5: error: unknown field `partition`"), "{}", stderr(&o));
+
     let bad_cron = "id: bad-cron\nowner: finance\nseverity: low\nsql:\n  schedule: \"61 * * * *\"\n  timezone: Mars/Olympus\n  query: SELECT 1 AS k\n  key: [k]\n";
     std::fs::write(rules.join("bad.yaml"), bad_cron).unwrap();
     let out = stdout(&fundguard(&["validate", path(&rules)]));
@@ -146,5 +155,5 @@ fn the_service_runs_scheduled_rules_and_a_failed_run_alerts_its_owner() {
     assert!(alerts.lines().any(|l| l.contains("daily-total-zero")), "{alerts}");
     // Every run is recorded; many ran in the seconds the service was up.
     let runs = stdout(&fundguard(&["sql", "runs", "--config", path(&config), "--rule", "settlement-report-missing"]));
-    assert!(runs.lines().count() >= 1 && runs.lines().all(|l| l.contains("Failed")), "{runs}");
+    assert!(runs.lines().count() >= 1 && runs.lines().all(|l| l.contains(": failed in")), "{runs}");
 }
