@@ -18,7 +18,7 @@ use datafusion::catalog::{SchemaProvider, TableProvider};
 use datafusion::common::TableReference;
 use datafusion::datasource::listing::ListingTableUrl;
 use datafusion::execution::options::ReadOptions;
-use datafusion::prelude::{CsvReadOptions, JsonReadOptions, ParquetReadOptions, SessionContext};
+use datafusion::prelude::{CsvReadOptions, JsonReadOptions, ParquetReadOptions, SessionConfig, SessionContext};
 use datafusion_table_providers::common::DatabaseSchemaProvider;
 use datafusion_table_providers::mysql::MySQLTableFactory;
 use datafusion_table_providers::postgres::PostgresTableFactory;
@@ -127,6 +127,8 @@ pub enum WarehouseError {
     Source { name: String, message: String },
     #[error("warehouse names `{0}` twice: expected every table and database name once")]
     Duplicate(String),
+    #[error("{0}: fix or unset it")]
+    Settings(String),
 }
 
 fn source_error(name: &str, message: impl std::fmt::Display) -> WarehouseError {
@@ -148,7 +150,7 @@ impl Warehouse {
         base: &Path,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Warehouse, WarehouseError> {
-        let ctx = session();
+        let ctx = session().map_err(WarehouseError::Settings)?;
         let mut names = Vec::new();
         for source in sources {
             let name = source.name().to_string();
@@ -189,10 +191,13 @@ fn columns(provider: &Arc<dyn TableProvider>) -> Vec<(String, DataType)> {
     provider.schema().fields().iter().map(|f| (f.name().clone(), f.data_type().clone())).collect()
 }
 
-/// The session every scheduled query runs in: DataFusion's defaults, the same SQL
-/// functions the streaming engine uses (both crates build DataFusion with one feature set).
-pub fn session() -> SessionContext {
-    SessionContext::new()
+/// The session every scheduled query runs in: the same SQL functions the streaming engine
+/// uses (both crates build DataFusion with one feature set), and DataFusion's settings —
+/// which an operator may tune with its `DATAFUSION_*` environment variables, e.g.
+/// `DATAFUSION_EXECUTION_TARGET_PARTITIONS=8`.
+pub fn session() -> Result<SessionContext, String> {
+    let config = SessionConfig::from_env().map_err(|e| format!("a DATAFUSION_* environment variable: {e}"))?;
+    Ok(SessionContext::new_with_config(config))
 }
 
 async fn register(
