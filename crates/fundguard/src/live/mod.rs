@@ -6,7 +6,9 @@
 //! gets its 2xx) after the pipeline took its batch. The channel is bounded: when the
 //! pipeline is slow, sources wait instead of buffering without limit. A clock task
 //! moves event time on when sources go quiet, so deadlines still fire; a reload task
-//! swaps in new rules when their files change or on SIGHUP, after validating them.
+//! swaps in new rules when their files change or on SIGHUP, after validating them; a
+//! scheduler task runs `sql` rules when they are due and hands their findings to the
+//! pipeline thread, which owns the sinks.
 
 mod catalog;
 pub mod checkpoint;
@@ -120,9 +122,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
     let notifier = notifier(&config, telemetry.clone())?;
     tokio::spawn(clock(inputs.clone()));
-    if !catalog.scheduled_rules().is_empty() {
-        tokio::spawn(scheduled_sql(config.clone(), catalog.clone(), inputs.clone()));
-    }
+    // Always running: sql rules may arrive with a later reload.
+    tokio::spawn(scheduled_sql(config.clone(), catalog.clone(), inputs.clone()));
     tokio::spawn(reload(config.clone(), catalog, schemas, inputs.clone()));
 
     shutdown_signal().await;
