@@ -101,7 +101,9 @@ impl Deployment {
             last = now;
             // Longer than idle_after plus the allowed lateness, so the last deadlines have fired.
             let quiet = Duration::from_millis(400) * stable > self.idle_after + Duration::from_secs(9);
-            (quiet && SystemTime::now() > windows_closed + self.idle_after).then_some(())
+            // The last windows close on the idle clock after `windows_closed`: give that the same margin.
+            let closed = SystemTime::now() > windows_closed + self.idle_after + Duration::from_secs(9);
+            (quiet && closed).then_some(())
         });
         assert!(settled.is_some(), "the run settles: {last:?}");
     }
