@@ -11,7 +11,7 @@ import duckdb
 
 BIN, WORK, ROWS = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
 DS = "2026-11-25"
-RUNS = 3
+RUNS = 5
 
 # The rule's query; both engines run this text with {{ ds }} rendered.
 QUERY = """
@@ -99,8 +99,10 @@ fg_walls, fg_queries, fg_found = fundguard()
 dk_walls, dk_found = duck()
 assert fg_found == dk_found, f"the engines disagree: {fg_found[:5]} vs {dk_found[:5]}"
 print(f"both find the same {len(fg_found)} merchant(s) out of balance, e.g. {fg_found[:3]}")
-line = "{:<44} best {:6.2f} s   median {:6.2f} s"
-print(line.format("fundguard sql run (whole process)", min(fg_walls), statistics.median(fg_walls)))
-print(line.format("fundguard query (run record duration)", min(fg_queries), statistics.median(fg_queries)))
-print(line.format("duckdb " + duckdb.__version__ + " (connect, views, query)", min(dk_walls), statistics.median(dk_walls)))
+line = "{:<44} best {:6.2f} s   median {:6.2f} s   runs: {}"
+def show(name, times):
+    print(line.format(name, min(times), statistics.median(times), " ".join(f"{t:.2f}" for t in times)))
+show("fundguard sql run (whole process)", fg_walls)
+show("fundguard query (run record duration)", fg_queries)
+show("duckdb " + duckdb.__version__ + " (connect, views, query)", dk_walls)
 print(f"ratio fundguard / duckdb (best whole process vs best): {min(fg_walls) / min(dk_walls):.2f}x")

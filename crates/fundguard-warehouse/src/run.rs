@@ -145,6 +145,16 @@ fn parameters(ds: NaiveDate) -> minijinja::Value {
     }
 }
 
+/// Checks what can be checked without the tables: the template renders and the SQL
+/// parses. `fundguard validate` runs this for every sql rule.
+pub fn check_syntax(rule: &Rule) -> Result<(), QueryError> {
+    let sql = sql_body(rule)?;
+    let text = render_query(sql, NaiveDate::default())?;
+    datafusion::sql::parser::DFParser::parse_sql(&text)
+        .map(|_| ())
+        .map_err(|e| QueryError::Plan(first_line(&e.to_string())))
+}
+
 /// Plans the rule's query for `ds` against the warehouse and checks that the result has
 /// every column the rule names. What `fundguard validate` runs for sql rules.
 pub async fn plan(warehouse: &Warehouse, rule: &Rule, ds: NaiveDate) -> Result<SchemaRef, QueryError> {

@@ -26,6 +26,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         problems.append(&mut more);
     }
     let sql_rules = rules.iter().filter(|r| !r.body.is_streaming()).count();
+    for rule in &rules {
+        if let (RuleBody::Sql(sql), Err(e)) = (&rule.body, fundguard_warehouse::check_syntax(rule)) {
+            problems.push(Diagnostic::new(sql.query.at.clone(), format!("query: {e}")));
+        }
+    }
     match &args.config {
         Some(config) => problems.append(&mut check_sql_rules(&rules, config)?),
         None if sql_rules > 0 => {
@@ -55,6 +60,9 @@ fn check_sql_rules(rules: &[Rule], config: &Path) -> anyhow::Result<Vec<Diagnost
     let mut problems = Vec::new();
     for rule in rules {
         let RuleBody::Sql(sql) = &rule.body else { continue };
+        if fundguard_warehouse::check_syntax(rule).is_err() {
+            continue; // reported already
+        }
         if let Err(e) = runtime.block_on(fundguard_warehouse::plan(&warehouse, rule, yesterday)) {
             problems.push(Diagnostic::new(sql.query.at.clone(), format!("query: {e}")));
         }

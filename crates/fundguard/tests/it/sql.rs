@@ -103,6 +103,15 @@ fn validate_plans_sql_rules_against_the_warehouse_tables() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("fundguard.yaml:3:5: error: unknown field `partition`"), "{}", stderr(&o));
 
+    std::fs::write(
+        rules.join("syntax.yaml"),
+        "id: syntax\nowner: o\nseverity: low\nsql:\n  query: SELEC day FROM totals\n  key: [day]\n",
+    )
+    .unwrap();
+    let out = stdout(&fundguard(&["validate", path(&rules)]));
+    assert!(out.contains("syntax.yaml:5:10: error: query:") && out.contains("SELEC"), "{out}");
+    std::fs::remove_file(rules.join("syntax.yaml")).unwrap();
+
     let bad_cron = "id: bad-cron\nowner: finance\nseverity: low\nsql:\n  schedule: \"61 * * * *\"\n  timezone: Mars/Olympus\n  query: SELECT 1 AS k\n  key: [k]\n";
     std::fs::write(rules.join("bad.yaml"), bad_cron).unwrap();
     let out = stdout(&fundguard(&["validate", path(&rules)]));
