@@ -11,6 +11,7 @@ use std::time::Instant;
 use chrono::{DateTime, NaiveDate, Utc};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::dataframe::DataFrame;
 use datafusion::physical_plan::{ExecutionPlan, execute_stream};
 use fundguard_core::{EventTime, Evidence, Finding, Money, Op, Position, Row, Value};
 use fundguard_engine::value_at;
@@ -122,8 +123,9 @@ pub enum QueryError {
     NotSql(String),
     #[error("{0}")]
     Template(String),
+    /// Planning or running the query failed (DataFusion's or the database's message).
     #[error("{0}")]
-    Plan(String),
+    Query(String),
     #[error("the result has no column `{column}` (named in `{field}`): the query returns {available}")]
     MissingColumn { column: String, field: &'static str, available: String },
 }
@@ -150,18 +152,21 @@ fn parameters(ds: NaiveDate) -> minijinja::Value {
 pub fn check_syntax(rule: &Rule) -> Result<(), QueryError> {
     let sql = sql_body(rule)?;
     let text = render_query(sql, NaiveDate::default())?;
-    datafusion::sql::parser::DFParser::parse_sql(&text)
-        .map(|_| ())
-        .map_err(|e| QueryError::Plan(first_line(&e.to_string())))
+    datafusion::sql::parser::DFParser::parse_sql(&text).map(|_| ()).map_err(query_error)
 }
 
 /// Plans the rule's query for `ds` against the warehouse and checks that the result has
 /// every column the rule names. What `fundguard validate` runs for sql rules.
 pub async fn plan(warehouse: &Warehouse, rule: &Rule, ds: NaiveDate) -> Result<SchemaRef, QueryError> {
-    let sql = sql_body(rule)?;
+    let df = planned(warehouse, sql_body(rule)?, ds).await?;
+    Ok(Arc::new(df.schema().as_arrow().clone()))
+}
+
+/// The rule's query for `ds`, planned, its result checked for the columns the rule names.
+async fn planned(warehouse: &Warehouse, sql: &SqlRule, ds: NaiveDate) -> Result<DataFrame, QueryError> {
     let text = render_query(sql, ds)?;
-    let df = warehouse.context().sql(&text).await.map_err(|e| QueryError::Plan(first_line(&e.to_string())))?;
-    let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+    let df = warehouse.context().sql(&text).await.map_err(query_error)?;
+    let schema = df.schema().as_arrow();
     let named = sql
         .key
         .iter()
@@ -174,7 +179,7 @@ pub async fn plan(warehouse: &Warehouse, rule: &Rule, ds: NaiveDate) -> Result<S
             return Err(QueryError::MissingColumn { column: column.clone(), field, available: available.join(", ") });
         }
     }
-    Ok(schema)
+    Ok(df)
 }
 
 fn sql_body(rule: &Rule) -> Result<&SqlRule, QueryError> {
@@ -185,8 +190,8 @@ fn sql_body(rule: &Rule) -> Result<&SqlRule, QueryError> {
 }
 
 /// DataFusion errors can carry a long plan dump after the first line.
-fn first_line(text: &str) -> String {
-    text.lines().next().unwrap_or_default().to_string()
+fn query_error(e: impl std::fmt::Display) -> QueryError {
+    QueryError::Query(e.to_string().lines().next().unwrap_or_default().to_string())
 }
 
 /// Runs `rule` for business date `ds`. Never fails: a failure is in the record and is
@@ -225,8 +230,7 @@ pub async fn run(
         Err(_) => {
             record.status = RunStatus::TimedOut;
             record.error = Some(format!(
-                "the query ran longer than the rule's timeout ({}s): raise `timeout` or narrow the query to the business date",
-                timeout.as_secs()
+                "the query ran longer than the rule's timeout ({timeout:?}): raise `timeout` or narrow the query to the business date"
             ));
             record.findings = 1;
             vec![failure(rule, &record, detected_at)]
@@ -242,16 +246,12 @@ async fn execute(
     record: &mut RunRecord,
 ) -> Result<Vec<Finding>, QueryError> {
     let sql = sql_body(rule)?;
-    plan(warehouse, rule, ds).await?;
-    let text = render_query(sql, ds)?;
-    let ctx = warehouse.context();
-    let df = ctx.sql(&text).await.map_err(|e| QueryError::Plan(first_line(&e.to_string())))?;
-    let physical = df.create_physical_plan().await.map_err(|e| QueryError::Plan(first_line(&e.to_string())))?;
-    let mut stream =
-        execute_stream(physical.clone(), ctx.task_ctx()).map_err(|e| QueryError::Plan(first_line(&e.to_string())))?;
+    let df = planned(warehouse, sql, ds).await?;
+    let physical = df.create_physical_plan().await.map_err(query_error)?;
+    let mut stream = execute_stream(physical.clone(), warehouse.context().task_ctx()).map_err(query_error)?;
     let mut builder = FindingBuilder::new(rule, sql, ds);
     while let Some(batch) = stream.next().await {
-        let batch = batch.map_err(|e| QueryError::Plan(first_line(&e.to_string())))?;
+        let batch = batch.map_err(query_error)?;
         record.rows += batch.num_rows() as u64;
         builder.add(&batch, sql.max_findings);
     }
