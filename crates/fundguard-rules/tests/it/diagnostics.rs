@@ -53,7 +53,9 @@ fn a_rule_needs_a_body() {
     let p = problems("id: a\nowner: t\nseverity: low\n");
     assert_eq!(
         p,
-        vec!["1:5: the rule has no body: expected one of the rule kinds (check, reconcile, transition, timeout, rate)"]
+        vec![
+            "1:5: the rule has no body: expected one of the rule kinds (check, reconcile, transition, timeout, rate, sql)"
+        ]
     );
 }
 

@@ -157,3 +157,36 @@ fn reads_an_action() {
     assert_eq!(action.mode, fundguard_core::ActionMode::Approval);
     assert_eq!(action.secret_env.as_deref(), Some("PAYOUTS_SECRET"));
 }
+
+#[test]
+fn sql_rules_read_their_schedule_columns_and_defaults() {
+    let (rule, problems) = parse(
+        "id: daily\nowner: finance\nseverity: high\nfingerprint: [merchant_id]\nsql:\n  schedule: \"30 2 * * *\"\n  timezone: Asia/Shanghai\n  query: SELECT 1 AS merchant_id, '{{ ds }}' AS ds\n  key: [merchant_id, ds]\n  money: { amount: diff, currency: cur }\n",
+    );
+    assert!(problems.is_empty(), "{problems:?}");
+    let rule = rule.unwrap();
+    let RuleBody::Sql(sql) = &rule.body else { panic!("a sql rule") };
+    assert!(!rule.body.is_streaming() && rule.body.tables().is_empty());
+    let schedule = sql.schedule.as_ref().unwrap();
+    assert_eq!((schedule.text.as_str(), schedule.timezone), ("30 2 * * *", chrono_tz::Asia::Shanghai));
+    assert_eq!(sql.key, ["merchant_id", "ds"]);
+    assert_eq!(sql.money, Some(("diff".to_string(), Some("cur".to_string()))));
+    assert_eq!(sql.timeout, fundguard_rules::DEFAULT_SQL_TIMEOUT);
+    assert_eq!(sql.max_findings, fundguard_rules::DEFAULT_MAX_FINDINGS);
+    assert_eq!(sql.catch_up, fundguard_rules::CatchUp::All);
+    assert_eq!(sql.query.at.to_string(), "rule.yaml:8:10");
+
+    let (_, problems) = parse(
+        "id: d\nowner: o\nseverity: low\nfingerprint: [nope]\nsql:\n  query: SELECT 1 AS k\n  key: []\n  catch_up: sometimes\n  max_findings: 0\ntests:\n  - { name: t, events: [] }\n",
+    );
+    let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+    for expected in [
+        "`key` lists no columns",
+        "catch_up `sometimes`: expected all, latest or none",
+        "max_findings is 0",
+        "a sql rule has no event tests",
+        "`fingerprint` column `nope` is not in the key",
+    ] {
+        assert!(text.iter().any(|t| t.contains(expected)), "{expected}: {text:?}");
+    }
+}
