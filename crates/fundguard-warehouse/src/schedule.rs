@@ -32,6 +32,13 @@ pub fn next_fire(schedule: &Schedule, after: DateTime<Utc>) -> Option<DateTime<U
     schedule.cron.find_next_occurrence(&local, false).ok().map(|t| t.with_timezone(&Utc))
 }
 
+/// The latest fire time after `after` and no later than `now`.
+pub fn last_fire(schedule: &Schedule, after: DateTime<Utc>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let local = now.with_timezone(&schedule.timezone);
+    let last = schedule.cron.find_previous_occurrence(&local, true).ok()?.with_timezone(&Utc);
+    (last > after).then_some(last)
+}
+
 /// The fire times due at `now`, oldest first.
 ///
 /// `last` is the last fire time that ran (from the run log); `None` on a rule's first
@@ -111,6 +118,8 @@ mod tests {
         assert_eq!(due(&s, CatchUp::All, Some(last), now, 2).len(), 2);
         assert!(due(&s, CatchUp::All, None, now, 100).is_empty(), "a new rule waits for its first fire time");
         assert!(due(&s, CatchUp::All, Some(utc("2026-11-24T03:00:00Z")), now, 100).is_empty());
+        assert_eq!(last_fire(&s, last, now), Some(utc("2026-11-24T03:00:00Z")));
+        assert_eq!(last_fire(&s, utc("2026-11-24T03:00:00Z"), now), None);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use fundguard_rules::{Rule, RuleBody};
 use crate::Warehouse;
 use crate::history::History;
 use crate::run::{RunOutcome, failed, run};
-use crate::schedule::{business_date, due, next_fire};
+use crate::schedule::{business_date, due, last_fire, next_fire};
 
 /// At most this many missed runs of one rule are caught up after downtime (the newest).
 pub const MAX_CATCH_UP: usize = 31;
@@ -46,11 +46,6 @@ impl Scheduler {
             .collect();
     }
 
-    /// The ids of the scheduled rules.
-    pub fn rule_ids(&self) -> impl Iterator<Item = &str> {
-        self.rules.iter().map(|r| r.id.as_str())
-    }
-
     /// The runs due at `now`, oldest first. A rule seen for the first time starts its
     /// schedule at `now` (nothing before it is due).
     pub fn due(&mut self, now: DateTime<Utc>) -> std::io::Result<Vec<DueRun>> {
@@ -67,10 +62,8 @@ impl Scheduler {
             };
             let fires = due(schedule, sql.catch_up, Some(cursor), now, MAX_CATCH_UP);
             if fires.is_empty() {
-                // Schedules skipped by `catch_up` are passed, so they are not reconsidered.
-                if let Some(last) =
-                    crate::schedule::due(schedule, fundguard_rules::CatchUp::Latest, Some(cursor), now, 1).pop()
-                {
+                // Fire times `catch_up: none` skipped are passed, so they are not reconsidered.
+                if let Some(last) = last_fire(schedule, cursor, now) {
                     self.history.set_cursor(&rule.id, last)?;
                 }
             }
