@@ -73,6 +73,9 @@ struct Counts {
     checkpoints: u64,
     checkpoint_bytes: u64,
     checkpoint_seconds: f64,
+    sql_runs: BTreeMap<(String, String), u64>,
+    sql_run_seconds: BTreeMap<String, f64>,
+    sql_last_ok: BTreeMap<String, f64>,
 }
 
 /// Everything counted, behind one lock (updates are per batch, not per event).
@@ -109,6 +112,18 @@ impl Telemetry {
             c.checkpoints += 1;
             c.checkpoint_bytes = bytes;
             c.checkpoint_seconds = took.as_secs_f64();
+        });
+    }
+
+    /// A scheduled SQL run of `rule` ended with `status` (`ok`, `failed`, `timed_out`)
+    /// after `seconds`, at `ended` (Unix seconds).
+    pub fn sql_run(&self, rule: &str, status: &str, seconds: f64, ended: f64) {
+        self.with(|c| {
+            *c.sql_runs.entry((rule.to_string(), status.to_string())).or_default() += 1;
+            c.sql_run_seconds.insert(rule.to_string(), seconds);
+            if status == "ok" {
+                c.sql_last_ok.insert(rule.to_string(), ended);
+            }
         });
     }
 
@@ -275,6 +290,27 @@ impl Collector for Scrape {
             "Estimated bytes of state a stateful rule holds.",
             false,
             c.rules.iter().map(|r| (l(&[("rule", &r.rule)]), r.state_bytes as f64)),
+        )?;
+        family(
+            &mut encoder,
+            "fundguard_sql_runs",
+            "Scheduled SQL runs, per rule and how they ended (ok, failed, timed_out).",
+            true,
+            c.sql_runs.iter().map(|((r, s), n)| (l(&[("rule", r), ("status", s)]), *n as f64)),
+        )?;
+        family(
+            &mut encoder,
+            "fundguard_sql_run_seconds",
+            "How long a rule's last scheduled SQL run took.",
+            false,
+            c.sql_run_seconds.iter().map(|(r, v)| (l(&[("rule", r)]), *v)),
+        )?;
+        family(
+            &mut encoder,
+            "fundguard_sql_last_success_timestamp_seconds",
+            "When a rule's last successful scheduled SQL run ended (Unix time): alert when it gets old.",
+            false,
+            c.sql_last_ok.iter().map(|(r, v)| (l(&[("rule", r)]), *v)),
         )?;
         family(
             &mut encoder,

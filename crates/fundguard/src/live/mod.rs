@@ -123,7 +123,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let notifier = notifier(&config, telemetry.clone())?;
     tokio::spawn(clock(inputs.clone()));
     // Always running: sql rules may arrive with a later reload.
-    tokio::spawn(scheduled_sql(config.clone(), catalog.clone(), inputs.clone()));
+    tokio::spawn(scheduled_sql(config.clone(), catalog.clone(), inputs.clone(), telemetry.clone()));
     tokio::spawn(reload(config.clone(), catalog, schemas, inputs.clone()));
 
     shutdown_signal().await;
@@ -318,7 +318,12 @@ async fn clock(inputs: mpsc::Sender<Input>) {
 /// Runs the scheduled `sql` rules when they are due (see `fundguard_warehouse::Scheduler`).
 /// Findings go to the pipeline thread like any other, and a run is recorded as done only
 /// after they were written; a run cut off by a stop is repeated at the next start.
-async fn scheduled_sql(config: Config, catalog: Arc<catalog::Catalog>, inputs: mpsc::Sender<Input>) {
+async fn scheduled_sql(
+    config: Config,
+    catalog: Arc<catalog::Catalog>,
+    inputs: mpsc::Sender<Input>,
+    telemetry: Arc<fundguard_server::Telemetry>,
+) {
     use fundguard_warehouse::{History, Scheduler, Warehouse};
     let mut scheduler = match History::open(&config.data_dir) {
         Ok(history) => Scheduler::new(&catalog.scheduled_rules(), history),
@@ -347,7 +352,10 @@ async fn scheduled_sql(config: Config, catalog: Arc<catalog::Catalog>, inputs: m
                 let Some(outcome) = scheduler.run(warehouse.as_ref().map_err(String::as_str), run, &clock).await else {
                     continue;
                 };
-                eprintln!("fundguard: sql rule {}", outcome.record);
+                let r = &outcome.record;
+                eprintln!("fundguard: sql rule {r}");
+                let ended = r.started + chrono::Duration::milliseconds(r.duration_ms as i64);
+                telemetry.sql_run(&r.rule, r.status.as_str(), r.duration_ms as f64 / 1000.0, ended.timestamp() as f64);
                 let (reply, written) = tokio::sync::oneshot::channel();
                 let findings = outcome.findings.clone();
                 if inputs.send(Input::Findings { findings, reply }).await.is_err() || written.await.is_err() {

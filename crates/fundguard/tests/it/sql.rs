@@ -130,7 +130,7 @@ fn the_service_runs_scheduled_rules_and_a_failed_run_alerts_its_owner() {
         "* * * * * *",
         &[("broken.yaml", broken)],
         &format!(
-            "sinks:\n  - {{ type: jsonl, path: findings.jsonl }}\n  - {{ type: alerts }}\nnotify:\n  channels:\n    - {{ name: hook, type: webhook, url: \"http://127.0.0.1:{port}/hook\" }}\n  routes:\n    - {{ owner: [settlement], channels: [hook] }}\n"
+            "listen: 127.0.0.1:0\nsinks:\n  - {{ type: jsonl, path: findings.jsonl }}\n  - {{ type: alerts }}\nnotify:\n  channels:\n    - {{ name: hook, type: webhook, url: \"http://127.0.0.1:{port}/hook\" }}\n  routes:\n    - {{ owner: [settlement], channels: [hook] }}\n"
         ),
     );
     let service = Service::start(&config, &[]);
@@ -158,6 +158,21 @@ fn the_service_runs_scheduled_rules_and_a_failed_run_alerts_its_owner() {
         hook.lock().unwrap().iter().find(|(_, body)| body.contains("settlement-report-missing")).cloned()
     });
     assert!(notified.is_some(), "the owner's webhook hears of the failed run");
+    // Prometheus sees the runs: counted per rule and outcome, and the last success.
+    let metrics = crate::service::agent()
+        .get(format!("{}/metrics", service.url()))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("fundguard_sql_runs_total{rule=\"settlement-report-missing\",status=\"failed\"}")),
+        "{metrics}"
+    );
+    assert!(metrics.contains("fundguard_sql_last_success_timestamp_seconds{rule=\"daily-total-zero\"}"), "{metrics}");
     service.terminate();
     let store = dir.path().join("data/alerts.db");
     let alerts = stdout(&fundguard(&["alerts", "--store", path(&store), "list", "--json"]));
