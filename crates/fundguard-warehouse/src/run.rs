@@ -15,7 +15,7 @@ use datafusion::dataframe::DataFrame;
 use datafusion::physical_plan::{ExecutionPlan, execute_stream};
 use fundguard_core::{EventTime, Evidence, Finding, Money, Op, Position, Row, Value};
 use fundguard_engine::value_at;
-use fundguard_rules::{Rule, RuleBody, SqlRule};
+use fundguard_rules::{Diagnostic, Rule, RuleBody, SqlRule};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
@@ -147,12 +147,25 @@ fn parameters(ds: NaiveDate) -> minijinja::Value {
     }
 }
 
-/// Checks what can be checked without the tables: the template renders and the SQL
-/// parses. `fundguard validate` runs this for every sql rule.
-pub fn check_syntax(rule: &Rule) -> Result<(), QueryError> {
-    let sql = sql_body(rule)?;
-    let text = render_query(sql, NaiveDate::default())?;
-    datafusion::sql::parser::DFParser::parse_sql(&text).map(|_| ()).map_err(query_error)
+/// What can be checked of sql rules without the tables: each query template renders and
+/// its SQL parses, each message template compiles. Problems are placed at the query or
+/// message in the rule file; `fundguard validate` and rule loading in `fundguard run` use it.
+pub fn check_rules(rules: &[Rule]) -> Vec<Diagnostic> {
+    let mut problems = Vec::new();
+    for rule in rules {
+        let RuleBody::Sql(sql) = &rule.body else { continue };
+        let parsed = render_query(sql, NaiveDate::default())
+            .and_then(|text| datafusion::sql::parser::DFParser::parse_sql(&text).map_err(query_error));
+        if let Err(e) = parsed {
+            problems.push(Diagnostic::new(sql.query.at.clone(), format!("query: {e}")));
+        }
+        if let Some(message) = &sql.message
+            && let Err(e) = minijinja::Environment::new().template_from_str(&message.sql)
+        {
+            problems.push(Diagnostic::new(message.at.clone(), format!("message template: {e}")));
+        }
+    }
+    problems
 }
 
 /// Plans the rule's query for `ds` against the warehouse and checks that the result has

@@ -9,7 +9,6 @@
 //! `datafusion-table-providers` crate, which turns the filters DataFusion can push down
 //! into the database's own `WHERE`.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -138,8 +137,6 @@ fn source_error(name: &str, message: impl std::fmt::Display) -> WarehouseError {
 /// Every declared table in one DataFusion session.
 pub struct Warehouse {
     ctx: SessionContext,
-    /// Declared names: file tables and database schemas.
-    names: Vec<String>,
 }
 
 impl Warehouse {
@@ -160,42 +157,20 @@ impl Warehouse {
             register(&ctx, source, base, &env).await.map_err(|e| source_error(&name, e))?;
             names.push(name);
         }
-        Ok(Warehouse { ctx, names })
+        Ok(Warehouse { ctx })
     }
 
     /// The session queries run in.
     pub fn context(&self) -> &SessionContext {
         &self.ctx
     }
-
-    /// Every table a query can name, with its columns and their types.
-    pub async fn describe(&self) -> BTreeMap<String, Vec<(String, DataType)>> {
-        let mut tables = BTreeMap::new();
-        let Some(catalog) = self.ctx.catalog("datafusion") else { return tables };
-        for name in &self.names {
-            if let Some(schema) = catalog.schema(name) {
-                for table in schema.table_names() {
-                    if let Ok(Some(provider)) = schema.table(&table).await {
-                        tables.insert(format!("{name}.{table}"), columns(&provider));
-                    }
-                }
-            } else if let Ok(provider) = self.ctx.table_provider(name.as_str()).await {
-                tables.insert(name.clone(), columns(&provider));
-            }
-        }
-        tables
-    }
-}
-
-fn columns(provider: &Arc<dyn TableProvider>) -> Vec<(String, DataType)> {
-    provider.schema().fields().iter().map(|f| (f.name().clone(), f.data_type().clone())).collect()
 }
 
 /// The session every scheduled query runs in: the same SQL functions the streaming engine
 /// uses (both crates build DataFusion with one feature set), and DataFusion's settings —
 /// which an operator may tune with its `DATAFUSION_*` environment variables, e.g.
 /// `DATAFUSION_EXECUTION_TARGET_PARTITIONS=8`.
-pub fn session() -> Result<SessionContext, String> {
+fn session() -> Result<SessionContext, String> {
     let config = SessionConfig::from_env().map_err(|e| format!("a DATAFUSION_* environment variable: {e}"))?;
     Ok(SessionContext::new_with_config(config))
 }

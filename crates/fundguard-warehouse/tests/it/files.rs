@@ -64,7 +64,7 @@ sql:
 async fn the_ledger_example_finds_the_unbalanced_day_in_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("ledger.db");
-    let conn = rusqlite_exec(&db);
+    let conn = sqlite3(&db);
     let mut sql = String::from(
         "CREATE TABLE ledger_entries (id INTEGER PRIMARY KEY, txn_id TEXT, account TEXT, direction TEXT, amount INTEGER, currency TEXT, created_at TEXT);",
     );
@@ -97,7 +97,7 @@ async fn the_ledger_example_finds_the_unbalanced_day_in_sqlite() {
 }
 
 /// Runs SQL in a SQLite file with the `sqlite3` shell.
-fn rusqlite_exec(db: &std::path::Path) -> impl Fn(&str) + '_ {
+fn sqlite3(db: &std::path::Path) -> impl Fn(&str) + '_ {
     move |sql| {
         let out = std::process::Command::new("sqlite3").arg(db).arg(sql).output().expect("sqlite3 runs");
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

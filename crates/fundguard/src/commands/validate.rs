@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use fundguard_engine::{Engine, sort_diagnostics};
-use fundguard_rules::{Diagnostic, Rule, RuleBody, load_paths};
+use fundguard_rules::{Diagnostic, Location, Rule, RuleBody, load_paths};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -26,13 +26,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         problems.append(&mut more);
     }
     let sql_rules = rules.iter().filter(|r| !r.body.is_streaming()).count();
-    for rule in &rules {
-        if let (RuleBody::Sql(sql), Err(e)) = (&rule.body, fundguard_warehouse::check_syntax(rule)) {
-            problems.push(Diagnostic::new(sql.query.at.clone(), format!("query: {e}")));
-        }
-    }
+    let mut syntax = fundguard_warehouse::check_rules(&rules);
+    let unparsed: Vec<_> = syntax.iter().map(|d| d.location.clone()).collect();
+    problems.append(&mut syntax);
     match &args.config {
-        Some(config) => problems.append(&mut check_sql_rules(&rules, config)?),
+        Some(config) => problems.append(&mut check_sql_rules(&rules, &unparsed, config)?),
         None if sql_rules > 0 => {
             eprintln!("note: {sql_rules} sql rule(s) not checked against tables: pass --config fundguard.yaml");
         }
@@ -51,8 +49,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Plans every sql rule's query (for yesterday's business date) in the config's warehouse.
-fn check_sql_rules(rules: &[Rule], config: &Path) -> anyhow::Result<Vec<Diagnostic>> {
+/// Plans every sql rule's query (for yesterday's business date) in the config's warehouse,
+/// except those whose query did not parse (`unparsed`: already reported).
+fn check_sql_rules(rules: &[Rule], unparsed: &[Location], config: &Path) -> anyhow::Result<Vec<Diagnostic>> {
     let config = super::load_config(config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let warehouse = super::open_warehouse(&runtime, &config)?;
@@ -60,8 +59,8 @@ fn check_sql_rules(rules: &[Rule], config: &Path) -> anyhow::Result<Vec<Diagnost
     let mut problems = Vec::new();
     for rule in rules {
         let RuleBody::Sql(sql) = &rule.body else { continue };
-        if fundguard_warehouse::check_syntax(rule).is_err() {
-            continue; // reported already
+        if unparsed.contains(&sql.query.at) {
+            continue;
         }
         if let Err(e) = runtime.block_on(fundguard_warehouse::plan(&warehouse, rule, yesterday)) {
             problems.push(Diagnostic::new(sql.query.at.clone(), format!("query: {e}")));

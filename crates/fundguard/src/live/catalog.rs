@@ -55,6 +55,7 @@ impl Catalog {
     /// every problem, one per line, when they do not validate.
     pub fn build_engine(&self, schemas: &fundguard_core::TableSchemas) -> Result<Engine, String> {
         let (mut rules, mut problems) = load_paths(&self.rules);
+        problems.extend(fundguard_warehouse::check_rules(&rules));
         if problems.is_empty() {
             let disabled = self.disabled();
             for rule in &mut rules {

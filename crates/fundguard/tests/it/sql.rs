@@ -111,6 +111,14 @@ fn validate_plans_sql_rules_against_the_warehouse_tables() {
     let out = stdout(&fundguard(&["validate", path(&rules)]));
     assert!(out.contains("syntax.yaml:5:10: error: query:") && out.contains("SELEC"), "{out}");
     std::fs::remove_file(rules.join("syntax.yaml")).unwrap();
+    std::fs::write(
+        rules.join("template.yaml"),
+        "id: template\nowner: o\nseverity: low\nsql:\n  query: SELECT day FROM totals\n  key: [day]\n  message: \"{{ row.day \"\n",
+    )
+    .unwrap();
+    let out = stdout(&fundguard(&["validate", path(&rules)]));
+    assert!(out.contains("template.yaml:7:12: error: message template:"), "{out}");
+    std::fs::remove_file(rules.join("template.yaml")).unwrap();
 
     let bad_cron = "id: bad-cron\nowner: finance\nseverity: low\nsql:\n  schedule: \"61 * * * *\"\n  timezone: Mars/Olympus\n  query: SELECT 1 AS k\n  key: [k]\n";
     std::fs::write(rules.join("bad.yaml"), bad_cron).unwrap();
