@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{EventTime, Value};
+use crate::{EventTime, LogPoint, Value};
 
 /// A table name in `db.table` form (for PostgreSQL, `schema.table`); for business
 /// messages, the message type the configuration gives.
@@ -62,9 +62,10 @@ pub enum Position {
     /// topic partition offset.
     Stream { stream: Arc<str>, partition: u32, offset: u64, index: u32 },
     /// A row of a database's replication log: `at` is a MySQL/MariaDB binlog
-    /// `file:offset` (with the transaction's GTID when the server has them) or a
-    /// PostgreSQL commit LSN; `index` numbers the rows of one log event.
-    Log { source: Arc<str>, at: Arc<str>, index: u32 },
+    /// `file:offset` of the rows event, or a PostgreSQL transaction's commit LSN;
+    /// `index` numbers the rows of that event (binlog) or transaction (PostgreSQL).
+    /// Positions of one log compare as the log is ordered ([`LogPoint`]).
+    Log { source: Arc<str>, at: LogPoint, index: u32 },
     /// An event made by hand: a rule test or a simulator that emits events directly.
     Synthetic { seq: u64 },
     /// Row `row` (1-based) of a scheduled SQL rule's result for business date `ds`.

@@ -54,6 +54,9 @@ struct SavedRule {
     definition: String,
     #[serde(with = "serde_bytes")]
     state: Vec<u8>,
+    /// The event-time sources that fed the rule (absent in checkpoints of older versions).
+    #[serde(default)]
+    sources: Vec<String>,
 }
 
 /// A rule's definition as text (its expressions with their locations): two rules with
@@ -102,6 +105,11 @@ pub struct Engine {
     tables: HashMap<Arc<str>, TableState>,
     /// Event time per source: the watermark follows the slowest source still running.
     clocks: HashMap<String, SourceClock>,
+    /// Sources that deliver in commit order (a binlog, a replication slot): a rule fed
+    /// by one of them alone applies its events on arrival, without allowed lateness.
+    ordered: HashSet<String>,
+    /// Per rule (as `rules`): the event-time sources whose events it has been fed.
+    fed_by: Vec<Vec<String>>,
     /// Bytes of rule state all rules together may hold (`None`: no limit).
     state_budget: Option<u64>,
     /// Whether the "approaching the budget" finding was raised and not yet cleared.
@@ -188,6 +196,7 @@ impl Engine {
             .map(|r| RuleStats { rule: r.rule.id.clone(), kind: r.rule.body.kind(), ..Default::default() })
             .collect();
         let keys_seen = vec![HashSet::new(); runtimes.len()];
+        let fed_by = vec![Vec::new(); runtimes.len()];
         Ok(Engine {
             ctx,
             rules: runtimes,
@@ -195,6 +204,8 @@ impl Engine {
             keys_seen,
             tables,
             clocks: HashMap::new(),
+            ordered: HashSet::new(),
+            fed_by,
             state_budget: None,
             budget_warned: false,
         })
@@ -207,11 +218,12 @@ impl Engine {
     /// ids of the rules whose state was kept.
     pub fn carry_over(&mut self, old: Engine) -> Vec<String> {
         self.clocks = old.clocks;
+        self.ordered = old.ordered;
         self.state_budget = old.state_budget;
         self.budget_warned = old.budget_warned;
         let mut kept = Vec::new();
-        let old_rules = old.rules.into_iter().zip(old.stats).zip(old.keys_seen);
-        for ((old_rule, old_stats), old_keys) in old_rules {
+        let old_rules = old.rules.into_iter().zip(old.stats).zip(old.keys_seen).zip(old.fed_by);
+        for (((old_rule, old_stats), old_keys), old_fed_by) in old_rules {
             let Some(i) = self.rules.iter().position(|r| r.rule.id == old_rule.rule.id) else { continue };
             // `Rule` holds expressions with their locations: its debug text is its definition.
             if definition(&self.rules[i].rule) != definition(&old_rule.rule) {
@@ -219,6 +231,7 @@ impl Engine {
             }
             if self.rules[i].adopt_state(old_rule) {
                 kept.push(self.stats[i].rule.clone());
+                self.fed_by[i] = old_fed_by;
             }
             self.stats[i] = old_stats;
             self.keys_seen[i] = old_keys;
@@ -238,10 +251,11 @@ impl Engine {
     /// deadlines, the event-time queue) for a checkpoint.
     pub fn save_state(&self) -> Result<Vec<u8>, StateError> {
         let mut rules = Vec::new();
-        for rt in &self.rules {
+        for (rt, sources) in self.rules.iter().zip(&self.fed_by) {
             let Some(state) = rt.save_state() else { continue };
             let state = state.map_err(|message| StateError::Encode { rule: rt.rule.id.clone(), message })?;
-            rules.push(SavedRule { id: rt.rule.id.clone(), definition: definition(&rt.rule), state });
+            let sources = sources.clone();
+            rules.push(SavedRule { id: rt.rule.id.clone(), definition: definition(&rt.rule), state, sources });
         }
         let mut clocks: Vec<_> = self.clocks.iter().map(|(s, c)| (s.clone(), c.newest, c.finished)).collect();
         clocks.sort_by(|a, b| a.0.cmp(&b.0));
@@ -260,11 +274,13 @@ impl Engine {
             .collect();
         let mut restored = Restored::default();
         for rule in saved.rules {
-            let target = self.rules.iter_mut().find(|r| r.rule.id == rule.id && definition(&r.rule) == rule.definition);
+            let target = self.rules.iter().position(|r| r.rule.id == rule.id && definition(&r.rule) == rule.definition);
             match target {
-                Some(rt) => {
-                    rt.restore_state(&rule.state)
+                Some(i) => {
+                    self.rules[i]
+                        .restore_state(&rule.state)
                         .map_err(|message| StateError::Decode { message: format!("rule `{}`: {message}", rule.id) })?;
+                    self.fed_by[i] = rule.sources;
                     restored.kept.push(rule.id);
                 }
                 None => restored.dropped.push(rule.id),
@@ -286,7 +302,8 @@ impl Engine {
         detected_at: EventTime,
         out: &mut Vec<Finding>,
     ) -> Result<(), EngineError> {
-        let mut groups: Vec<(Arc<str>, Vec<usize>)> = Vec::new();
+        // Per table: the indices of its events and the event-time sources they came from.
+        let mut groups: Vec<(Arc<str>, Vec<usize>, Vec<&str>)> = Vec::new();
         let mut group_of: HashMap<&str, usize> = HashMap::new();
         let mut last_source: Option<(&str, EventTime)> = None;
         for (i, e) in events.iter().enumerate() {
@@ -305,10 +322,14 @@ impl Engine {
                 continue;
             }
             let g = *group_of.entry(&e.table).or_insert_with(|| {
-                groups.push((e.table.clone(), Vec::new()));
+                groups.push((e.table.clone(), Vec::new(), Vec::new()));
                 groups.len() - 1
             });
-            groups[g].1.push(i);
+            let (_, indices, sources) = &mut groups[g];
+            indices.push(i);
+            if sources.last() != Some(&source) && !sources.contains(&source) {
+                sources.push(source);
+            }
         }
         if let Some((s, newest)) = last_source {
             self.observe_clock(s, newest);
@@ -317,8 +338,15 @@ impl Engine {
         let mut scratch: Vec<Found> = Vec::new();
         let mut stateful: Vec<(usize, Finding)> = Vec::new();
         let mut late: Vec<Finding> = Vec::new();
-        for (table, indices) in &groups {
+        for (table, indices, sources) in &groups {
             let Some(state) = self.tables.get_mut(table) else { continue };
+            for &r in &state.rules {
+                for source in sources {
+                    if !self.fed_by[r].iter().any(|s| s == source) {
+                        self.fed_by[r].push(source.to_string());
+                    }
+                }
+            }
             if state.layout.observe(events, indices) {
                 state.version += 1;
                 state.schema = state.layout.df_schema();
@@ -374,6 +402,17 @@ impl Engine {
         self.clocks.entry(source.to_string()).or_default();
     }
 
+    /// Declares that a source delivers its events in commit order (a MySQL/MariaDB binlog,
+    /// a PostgreSQL replication slot, one Kafka partition): nothing it sends later is older
+    /// than what it sent. A rule fed by such a source alone applies each event as it
+    /// arrives — its watermark is the source's newest commit time, with no allowed
+    /// lateness — so a mismatch or a forbidden transition is found at once. Rules fed by
+    /// several sources, or by one that may deliver out of order, still wait for the
+    /// slowest source and their `allowed_lateness`.
+    pub fn declare_ordered(&mut self, source: &str) {
+        self.ordered.insert(source.to_string());
+    }
+
     /// A source has ended (the end of an input file): it no longer holds event time back.
     pub fn finish_source(&mut self, source: &str, detected_at: EventTime, out: &mut Vec<Finding>) {
         self.clocks.entry(source.to_string()).or_default().finished = true;
@@ -425,16 +464,22 @@ impl Engine {
     }
 
     fn advance_stateful(&mut self, at_end: bool, detected_at: EventTime, into: &mut Vec<(usize, Finding)>) {
-        let Some(newest) = self.event_time() else { return };
+        let global = self.event_time();
         let mut found = Vec::new();
         for (r, rt) in self.rules.iter_mut().enumerate() {
             if !rt.is_stateful() {
                 continue;
             }
-            let lateness = if at_end { std::time::Duration::ZERO } else { rt.rule.state.allowed_lateness };
-            let watermark = EventTime::from_micros(
-                newest.as_micros().saturating_sub(i64::try_from(lateness.as_micros()).unwrap_or(0)),
-            );
+            let watermark = match (ordered_watermark(&self.fed_by[r], &self.ordered, &self.clocks), global) {
+                (Some(own), _) if !at_end => own,
+                (_, Some(newest)) => {
+                    let lateness = if at_end { std::time::Duration::ZERO } else { rt.rule.state.allowed_lateness };
+                    EventTime::from_micros(
+                        newest.as_micros().saturating_sub(i64::try_from(lateness.as_micros()).unwrap_or(i64::MAX)),
+                    )
+                }
+                (_, None) => continue,
+            };
             found.clear();
             if let Err(e) = rt.advance(&self.ctx, watermark, detected_at, &mut found) {
                 self.stats[r].errors += 1;
@@ -447,7 +492,10 @@ impl Engine {
             }
             into.extend(found.drain(..).map(|f| (r, f)));
         }
-        self.enforce_budget(newest, detected_at, into);
+        let newest = global.or_else(|| self.clocks.values().filter_map(|c| c.newest).max());
+        if let Some(now) = newest {
+            self.enforce_budget(now, detected_at, into);
+        }
     }
 
     /// Holds rule state within the budget (see [`Engine::set_state_budget`]).
@@ -523,6 +571,21 @@ impl Engine {
     pub fn stats(&self) -> &[RuleStats] {
         &self.stats
     }
+}
+
+/// The watermark of a rule fed by one ordered source alone: that source's newest commit
+/// time. `None` when the rule has other sources, or its source may deliver out of order.
+fn ordered_watermark(
+    fed_by: &[String],
+    ordered: &HashSet<String>,
+    clocks: &HashMap<String, SourceClock>,
+) -> Option<EventTime> {
+    let [source] = fed_by else { return None };
+    let clock = clocks.get(source)?;
+    if !ordered.contains(source) || clock.finished {
+        return None;
+    }
+    clock.newest
 }
 
 /// A finding about rule state and the memory budget, owned by the team of the rule concerned.

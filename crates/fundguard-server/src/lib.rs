@@ -117,9 +117,10 @@ pub fn router(state: AppState) -> Router {
     app
 }
 
-/// Ready once every source has started and is connected (none waiting to reconnect or
-/// failed for good): 503 naming the sources holding it back otherwise, so a load
-/// balancer or orchestrator waits.
+/// Ready once every source has started and is connected — none waiting to reconnect, none
+/// failing (a source retrying a problem that needs a person stays `failed: …` until a retry
+/// connects): 503 naming the sources holding it back otherwise, so a load balancer or
+/// orchestrator waits.
 async fn readyz(State(state): State<AppState>) -> (axum::http::StatusCode, String) {
     let health = state.health.lock().map(|h| h.clone()).unwrap_or_default();
     let waiting: Vec<String> = health

@@ -34,6 +34,9 @@ pub struct RuleFigures {
     pub last_error: Option<String>,
     pub state_bytes: u64,
     pub state_keys: u64,
+    /// Stateful rules: events that arrived behind the rule's watermark (applied at once,
+    /// out of commit order).
+    pub late_events: u64,
 }
 
 /// Findings of one minute, per severity.
@@ -283,6 +286,13 @@ impl Collector for Scrape {
             "Batches a rule could not evaluate.",
             true,
             c.rules.iter().map(|r| (l(&[("rule", &r.rule)]), r.errors as f64)),
+        )?;
+        family(
+            &mut encoder,
+            "fundguard_rule_late_events",
+            "Events a stateful rule received after its watermark had passed them: applied at once, out of commit order. Raise allowed_lateness when this grows for a source that may deliver out of order.",
+            true,
+            c.rules.iter().map(|r| (l(&[("rule", &r.rule)]), r.late_events as f64)),
         )?;
         family(
             &mut encoder,

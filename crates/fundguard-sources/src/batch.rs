@@ -1,12 +1,16 @@
 //! What a source that decodes its own log (binlog, logical decoding) hands the pipeline.
 
-use fundguard_core::{ChangeEvent, Position};
+use fundguard_core::{ChangeEvent, EventTime, Position};
 
 /// Events decoded from a database's log, with the rows that could not be decoded.
 #[derive(Debug, Default)]
 pub struct DecodedBatch {
     pub events: Vec<ChangeEvent>,
     pub dead_letters: Vec<DeadLetter>,
+    /// The server said it has nothing more to send (a binlog heartbeat, an empty slot):
+    /// every change it sends later commits at or after this time, so the source's event
+    /// time may move here — deadlines fire although no event comes.
+    pub caught_up: Option<EventTime>,
 }
 
 impl DecodedBatch {
@@ -17,6 +21,18 @@ impl DecodedBatch {
     pub fn len(&self) -> usize {
         self.events.len() + self.dead_letters.len()
     }
+}
+
+/// The offset of a server's clock from ours (server minus local, in microseconds), from
+/// one reading of the server's clock taken between two of ours.
+pub(crate) fn clock_offset(local_before: i64, server: i64, local_after: i64) -> i64 {
+    server - (local_before / 2 + local_after / 2)
+}
+
+/// The local wall clock in microseconds since the epoch.
+pub(crate) fn local_micros() -> i64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(now.as_micros()).unwrap_or(i64::MAX)
 }
 
 /// A row the source could not turn into an event: what it was, where, and why.

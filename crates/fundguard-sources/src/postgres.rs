@@ -11,12 +11,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::DateTime;
-use fundguard_core::{ChangeEvent, Decimal, EventTime, Op, Position, Row, Value};
+use fundguard_core::{ChangeEvent, Decimal, EventTime, LogPoint, Op, Position, Row, Value};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio_postgres::{Client, NoTls};
 
+use crate::batch::{clock_offset, local_micros};
 use crate::{DeadLetter, DecodedBatch, SourceError};
+
+/// A transaction takes its commit time just before its commit record is written and
+/// flushed; an empty read vouches only for commits that began this long before it.
+const COMMIT_MARGIN_MICROS: i64 = 100_000;
 
 /// Where to read from.
 #[derive(Debug, Clone)]
@@ -43,8 +48,24 @@ fn client_error(what: &str, e: tokio_postgres::Error) -> SourceError {
     // lost connections do not — nor the server going away: class 57 (shutdown, crash,
     // still starting), 08 (connection) and 53 (out of resources) pass on reconnect.
     let retryable = e.as_db_error().is_none_or(|db| matches!(db.code().code().get(..2), Some("57" | "08" | "53")));
-    let detail = e.as_db_error().map(|d| d.message().to_string()).unwrap_or_else(|| e.to_string());
-    failed(format!("{what}: {detail}"), retryable)
+    let said = match e.as_db_error() {
+        Some(db) => server_said(db.message(), db.detail(), db.hint()),
+        None => e.to_string(),
+    };
+    failed(format!("{what}: {said}"), retryable)
+}
+
+/// A server error on one line with its DETAIL and HINT, which often name the setting to
+/// change (`output_plugin_libraries` for an output plugin the server does not trust):
+/// `message (DETAIL: …) (HINT: …)`.
+fn server_said(message: &str, detail: Option<&str>, hint: Option<&str>) -> String {
+    let mut said = message.to_string();
+    for (label, text) in [("DETAIL", detail), ("HINT", hint)] {
+        if let Some(text) = text.filter(|t| !t.trim().is_empty()) {
+            said.push_str(&format!(" ({label}: {})", text.trim().replace('\n', " ")));
+        }
+    }
+    said
 }
 
 /// A connected slot reader.
@@ -52,6 +73,10 @@ pub struct PostgresSource {
     client: Client,
     config: PostgresConfig,
     source: Arc<str>,
+    /// The server's clock minus ours, in microseconds (measured on connect).
+    clock_offset: i64,
+    /// The last read found nothing: wait `poll_interval` before the next.
+    idle: bool,
 }
 
 /// A batch of whole transactions and the commit LSN to confirm once it is processed.
@@ -110,17 +135,32 @@ impl PostgresSource {
                 ));
             }
         }
-        Ok(PostgresSource { client, config: config.clone(), source: Arc::from(name) })
+        let before = local_micros();
+        let server: i64 = client
+            .query_one("SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::int8", &[])
+            .await
+            .map_err(|e| client_error("reading the server's clock", e))?
+            .get(0);
+        let clock_offset = clock_offset(before, server, local_micros());
+        Ok(PostgresSource { client, config: config.clone(), source: Arc::from(name), clock_offset, idle: false })
     }
 
-    /// Whole transactions, about `max` changes, from the last confirmed position; an
-    /// empty batch after `poll_interval` when there are none.
+    /// Whole transactions, about `max` changes, from the last confirmed position. When
+    /// there are none, an empty batch that is `caught_up` to the server's clock at the
+    /// read (every later commit is stamped after it), and the next read waits `poll_interval`.
     pub async fn next_batch(&mut self, max: usize) -> Result<PostgresBatch, SourceError> {
-        let rows = self.peek(max).await?;
-        if rows.is_empty() {
+        if self.idle {
             tokio::time::sleep(self.config.poll_interval).await;
         }
-        Ok(decode_changes(&self.source, &rows))
+        let asked = local_micros();
+        let rows = self.peek(max).await?;
+        let mut out = decode_changes(&self.source, &rows);
+        self.idle = rows.is_empty();
+        if self.idle {
+            let server_then = asked.saturating_add(self.clock_offset).saturating_sub(COMMIT_MARGIN_MICROS);
+            out.batch.caught_up = Some(EventTime::from_micros(server_then));
+        }
+        Ok(out)
     }
 
     async fn peek(&self, max: usize) -> Result<Vec<(String, String)>, SourceError> {
@@ -180,16 +220,20 @@ struct Column<'a> {
 }
 
 /// Turns peeked `(lsn, wal2json record)` rows into events, up to the last whole transaction.
+///
+/// An event's position is its transaction's commit LSN and its place in the transaction:
+/// transactions are decoded in commit order, while the LSNs of their changes interleave
+/// with other transactions' changes, so only the commit LSN orders them as they happened.
 fn decode_changes(source: &Arc<str>, rows: &[(String, String)]) -> PostgresBatch {
     let mut batch = DecodedBatch::default();
     let mut confirm = None;
     // Events of the open transaction, moved to `batch` at its commit.
     let mut open: Vec<ChangeEvent> = Vec::new();
     let mut open_dead: Vec<DeadLetter> = Vec::new();
-    let mut index = 0u32;
     for (lsn, data) in rows {
-        let position = Position::Log { source: source.clone(), at: Arc::from(lsn.as_str()), index };
-        index += 1;
+        // Until its commit names it, a change is placed at its own LSN.
+        let index = (open.len() + open_dead.len()) as u32;
+        let position = Position::Log { source: source.clone(), at: LogPoint::parse(lsn), index };
         let change: Change<'_> = match serde_json::from_str(data) {
             Ok(c) => c,
             Err(e) => {
@@ -199,16 +243,26 @@ fn decode_changes(source: &Arc<str>, rows: &[(String, String)]) -> PostgresBatch
             }
         };
         match change.action {
-            "B" => index = 1,
+            "B" => {}
             "C" => {
                 let commit_time = change.timestamp.and_then(|t| pg_timestamp(t).ok());
+                let commit_lsn = LogPoint::parse(lsn);
+                let at_commit = |position: &mut Position| {
+                    if let Position::Log { at, .. } = position {
+                        *at = commit_lsn.clone();
+                    }
+                };
                 for mut event in open.drain(..) {
                     if let Some(t) = commit_time {
                         event.commit_time = t;
                     }
+                    at_commit(&mut event.position);
                     batch.events.push(event);
                 }
-                batch.dead_letters.append(&mut open_dead);
+                for mut letter in open_dead.drain(..) {
+                    at_commit(&mut letter.position);
+                    batch.dead_letters.push(letter);
+                }
                 confirm = Some(lsn.clone());
             }
             "I" | "U" | "D" => match change_event(&change, position.clone()) {
@@ -298,6 +352,27 @@ mod tests {
     use proptest::prelude::*;
 
     #[test]
+    fn server_errors_keep_their_detail_and_hint() {
+        let said = server_said(
+            "library \"wal2json\" may not be used as an output plugin",
+            Some(
+                "The configuration parameter \"output_plugin_libraries\" (currently 'pgoutput, test_decoding') does not name this library as a trusted output plugin.",
+            ),
+            Some(
+                "If it is safe for all REPLICATION users to use this library as an output plugin,\nadd it to \"output_plugin_libraries\" and reload the server configuration.",
+            ),
+        );
+        assert_eq!(
+            said,
+            "library \"wal2json\" may not be used as an output plugin (DETAIL: The configuration parameter \"output_plugin_libraries\" (currently 'pgoutput, test_decoding') does not name this library as a trusted output plugin.) (HINT: If it is safe for all REPLICATION users to use this library as an output plugin, add it to \"output_plugin_libraries\" and reload the server configuration.)"
+        );
+        assert_eq!(
+            server_said("could not access file \"wal2json\": No such file or directory", None, Some(" ")),
+            "could not access file \"wal2json\": No such file or directory"
+        );
+    }
+
+    #[test]
     fn wal2json_transactions_decode_exactly() {
         let rows: Vec<(String, String)> = [
             ("0/1", r#"{"action":"B","timestamp":"2026-11-25 21:12:28.605848+00"}"#),
@@ -321,6 +396,30 @@ mod tests {
         assert_eq!(after.get("at").unwrap().to_string(), "2026-11-25T13:12:28.605151Z");
         assert_eq!(after.get("j"), Some(&Value::Json("{\"a\": 1}".into())));
         assert_eq!(event.commit_time.to_string(), "2026-11-25T21:12:28.605848Z");
+        assert_eq!(event.position.to_string(), "pg@0/2", "placed at its transaction's commit");
+    }
+
+    #[test]
+    fn interleaved_transactions_order_by_commit() {
+        // T2 wrote its row after T1 began but committed first: the slot hands T2 out first,
+        // with a change LSN higher than T1's. Positions follow the commits.
+        let rows: Vec<(String, String)> = [
+            ("0/300", r#"{"action":"B"}"#),
+            ("0/300", r#"{"action":"I","schema":"s","table":"t","columns":[{"name":"id","type":"bigint","value":2}]}"#),
+            ("0/FFFF", r#"{"action":"C"}"#),
+            ("0/100", r#"{"action":"B"}"#),
+            ("0/100", r#"{"action":"I","schema":"s","table":"t","columns":[{"name":"id","type":"bigint","value":1}]}"#),
+            ("0/200", r#"{"action":"I","schema":"s","table":"t","columns":[{"name":"id","type":"bigint","value":3}]}"#),
+            ("0/10000", r#"{"action":"C"}"#),
+        ]
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+        let out = decode_changes(&Arc::from("pg"), &rows);
+        let positions: Vec<_> = out.batch.events.iter().map(|e| e.position.clone()).collect();
+        let shown: Vec<_> = positions.iter().map(|p| p.to_string()).collect();
+        assert_eq!(shown, ["pg@0/FFFF", "pg@0/10000", "pg@0/10000#1"]);
+        assert!(positions.windows(2).all(|w| w[0] < w[1]), "{shown:?}");
     }
 
     #[test]

@@ -19,9 +19,21 @@ struct Entity {
     status: String,
     /// Per frozen spec: the field values when the entity first reached one of its states.
     frozen: Vec<Option<Vec<Value>>>,
-    /// Where the last row came from (its evidence shows key and status).
+    /// Where the last row came from and its projected values: a finding shows it in full
+    /// as the previous row. Empty in state restored from a checkpoint written before the
+    /// values were kept; that row then shows key and status only.
     last: Origin,
+    #[serde(default)]
+    values: Vec<Value>,
     touched: EventTime,
+}
+
+impl Entity {
+    /// An estimate of the bytes it holds, its key (`key_len`) included.
+    fn bytes(&self, key_len: usize) -> usize {
+        let snapshots = self.frozen.iter().flatten().flatten();
+        160 + key_len + self.values.iter().chain(snapshots).map(super::reconcile::value_bytes).sum::<usize>()
+    }
 }
 
 pub(crate) struct Transition {
@@ -89,7 +101,7 @@ impl Transition {
         self.entities.retain(|k, e| {
             let kept = keep(e);
             if !kept {
-                freed += 160 + k.len();
+                freed += e.bytes(k.len());
             }
             kept
         });
@@ -146,8 +158,12 @@ impl StatefulKind for Transition {
         if !problems.is_empty() {
             let mut evidence = Vec::new();
             if let Some(p) = previous {
-                let shown = [record.values[0].clone(), Value::String(p.status.clone())];
-                evidence.push(p.last.evidence(&self.names[..2], &shown));
+                if p.values.is_empty() {
+                    let shown = [record.values[0].clone(), Value::String(p.status.clone())];
+                    evidence.push(p.last.evidence(&self.names[..2], &shown));
+                } else {
+                    evidence.push(p.last.evidence(&self.names, &p.values));
+                }
             }
             evidence.push(record.origin.evidence(&self.names, &record.values));
             let message = format!("{}: {}={}: {}", out.rule.id, self.key_name, record.values[0], problems.join("; "));
@@ -164,14 +180,21 @@ impl StatefulKind for Transition {
                 None => None,
             })
             .collect();
-        let entry = self.entities.entry(key.clone()).or_insert_with(|| {
-            self.bytes += 160 + key.len();
-            Entity { status: String::new(), frozen: Vec::new(), last: record.origin.clone(), touched: record.time }
+        let key_len = key.len();
+        let held = previous.map_or(0, |p| p.bytes(key_len));
+        let entry = self.entities.entry(key).or_insert_with(|| Entity {
+            status: String::new(),
+            frozen: Vec::new(),
+            last: record.origin.clone(),
+            values: Vec::new(),
+            touched: record.time,
         });
         entry.status = status;
         entry.frozen = new_snapshots;
-        entry.last = record.origin.clone();
+        entry.last = record.origin;
+        entry.values = record.values;
         entry.touched = record.time;
+        self.bytes = self.bytes.saturating_sub(held) + entry.bytes(key_len);
     }
 
     fn fire_timers(&mut self, _before: EventTime, _out: &mut Emit) {}
@@ -207,5 +230,44 @@ impl StatefulKind for Transition {
 
     fn state_bytes(&self) -> usize {
         self.bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use fundguard_core::{EventTime, Op, Position, Value};
+    use serde::Serialize;
+
+    use super::{Entity, Origin};
+
+    /// An entity as checkpoints wrote it before the previous row's values were kept.
+    #[derive(Serialize)]
+    struct EntityWithoutValues {
+        status: String,
+        frozen: Vec<Option<Vec<Value>>>,
+        last: Origin,
+        touched: EventTime,
+    }
+
+    #[test]
+    fn checkpoints_of_the_old_entity_layout_still_restore() {
+        let last = Origin {
+            table: "s.ord".into(),
+            op: Op::Insert,
+            time: EventTime::from_secs(5),
+            position: Position::Synthetic { seq: 3 },
+        };
+        let old = HashMap::from([(
+            "1".to_string(),
+            EntityWithoutValues { status: "PAID".into(), frozen: vec![None], last, touched: EventTime::from_secs(5) },
+        )]);
+        let bytes = super::super::encode(&old).unwrap();
+        let restored: HashMap<String, Entity> = super::super::decode(&bytes).unwrap();
+        let entity = &restored["1"];
+        assert_eq!(entity.status, "PAID");
+        assert!(entity.values.is_empty(), "no values: the previous row shows key and status");
+        assert_eq!(entity.last.position, Position::Synthetic { seq: 3 });
     }
 }

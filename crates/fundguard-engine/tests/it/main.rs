@@ -2,6 +2,7 @@
 
 mod check;
 mod determinism;
+mod ordering;
 mod props;
 mod stateful;
 mod validation;

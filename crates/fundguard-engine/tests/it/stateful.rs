@@ -142,6 +142,67 @@ fn transition_keeps_state_per_entity() {
     assert_eq!(found[0].evidence.len(), 2, "the previous and the offending row");
 }
 
+/// Regression: the previous row of a transition finding showed only key and status.
+#[test]
+fn transition_evidence_is_the_previous_row_in_full_then_the_offending_row() {
+    let r = rule(
+        "id: sm\nowner: t\nseverity: high\ntransition:\n  table: s.ord\n  key: after.id\n  status: after.status\n  forbidden: [\"PAID -> PAYING\"]\n  frozen:\n    - { once: [PAID], fields: [pay_amount] }\n  money: { amount: after.pay_amount, currency: after.currency }\n",
+    );
+    let paid = at(
+        0,
+        "s.ord",
+        Op::Insert,
+        &[("id", 1.into()), ("status", "PAID".into()), ("pay_amount", dec("10.50")), ("currency", "CNY".into())],
+    );
+    let paying = at(
+        7,
+        "s.ord",
+        Op::Update,
+        &[("id", 1.into()), ("status", "PAYING".into()), ("pay_amount", dec("9.00")), ("currency", "CNY".into())],
+    );
+    let expect_rows = |found: &[Finding]| {
+        assert_eq!(found.len(), 1, "{found:?}");
+        let [previous, offending] = &found[0].evidence[..] else { panic!("two rows: {:?}", found[0].evidence) };
+        let shown = |e: &fundguard_core::Evidence| -> Vec<(String, String)> {
+            e.after.as_ref().unwrap().iter().map(|(n, v)| (n.to_string(), v.to_string())).collect()
+        };
+        let row = |status: &str, amount: &str| -> Vec<(String, String)> {
+            [
+                ("key", "1"),
+                ("status", status),
+                ("pay_amount", amount),
+                ("money_amount", amount),
+                ("money_currency", "CNY"),
+            ]
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
+        };
+        assert_eq!(shown(previous), row("PAID", "10.50"));
+        assert_eq!((&*previous.table, previous.op), ("s.ord", Op::Insert));
+        assert_eq!(previous.commit_time, EventTime::from_secs(1_700_000_000));
+        assert_eq!(previous.position, Position::Synthetic { seq: 0 });
+        assert_eq!(shown(offending), row("PAYING", "9.00"));
+        assert_eq!((offending.op, offending.position.clone()), (Op::Update, Position::Synthetic { seq: 7 }));
+        assert!(found[0].message.contains("PAID -> PAYING is forbidden"), "{}", found[0].message);
+        assert!(found[0].message.contains("pay_amount changed from 10.50 to 9.00"), "{}", found[0].message);
+    };
+    let (found, _) = run_all(std::slice::from_ref(&r), &[paid.clone(), paying.clone()]);
+    expect_rows(&found);
+
+    // The previous row survives a checkpoint: saved after the first change, restored into a new engine.
+    let mut engine = Engine::new(std::slice::from_ref(&r), &TableSchemas::default()).unwrap();
+    let mut out = Vec::new();
+    engine.process(&[paid], EventTime::default(), &mut out).unwrap();
+    engine.finish(EventTime::default(), &mut out);
+    let saved = engine.save_state().unwrap();
+    let mut restored = Engine::new(&[r], &TableSchemas::default()).unwrap();
+    restored.restore_state(&saved).unwrap();
+    restored.process(&[paying], EventTime::default(), &mut out).unwrap();
+    restored.finish(EventTime::default(), &mut out);
+    expect_rows(&out);
+}
+
 #[test]
 fn rate_judges_full_windows_only_above_min_volume() {
     let r = rule(

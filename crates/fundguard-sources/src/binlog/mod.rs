@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fundguard_core::{ChangeEvent, EventTime, Op, Position};
+use fundguard_core::{ChangeEvent, EventTime, LogPoint, Op, Position};
 use futures::{FutureExt, StreamExt};
 use mysql_async::binlog::events::{Event, EventData, RowsEventData};
 use mysql_async::prelude::Queryable;
@@ -25,12 +25,19 @@ use mysql_async::{BinlogStream, BinlogStreamRequest, Conn, Opts, OptsBuilder};
 
 pub use self::position::{BinlogPosition, GtidParseError, GtidState};
 use self::row::TableInfo;
+use crate::batch::{clock_offset, local_micros};
 use crate::{DeadLetter, DecodedBatch, SourceError};
 
 /// MariaDB's own GTID event (not decoded by mysql_common): sequence u64, domain u32, flags u8.
 const MARIADB_GTID_EVENT: u8 = 162;
 /// The server's keep-alive while there is nothing to send (`@master_heartbeat_period`).
 const HEARTBEAT_EVENT: u8 = 27;
+/// How long the server waits with nothing to send before a heartbeat, in nanoseconds:
+/// a quiet server moves event time on this often, so deadlines fire within about it.
+const HEARTBEAT_PERIOD_NANOS: u64 = 100_000_000;
+/// A transaction's binlog time is when its COMMIT (or its only statement) began, not when
+/// it reached the binlog; a heartbeat vouches only for what began this long before it.
+const COMMIT_MARGIN_MICROS: i64 = 200_000;
 /// MariaDB GTID flag: the transaction is a single statement (DDL) without BEGIN/COMMIT.
 const MARIADB_FL_STANDALONE: u8 = 1;
 /// No event, not even a heartbeat, for this long means the connection is dead.
@@ -108,6 +115,8 @@ pub struct BinlogSource {
     column_names: HashMap<Arc<str>, Vec<Arc<str>>>,
     /// The binlog file being read.
     file: String,
+    /// `file` as base name and sequence number, which event positions compare by.
+    file_number: Option<(Arc<str>, u64)>,
     /// GTID state after the last whole transaction.
     gtid: GtidState,
     /// The GTID of the open transaction, applied to `gtid` at its commit.
@@ -120,6 +129,8 @@ pub struct BinlogSource {
     /// Position after the last whole transaction read.
     committed: BinlogPosition,
     pending: DecodedBatch,
+    /// The server's clock minus ours, in microseconds (measured on connect).
+    clock_offset: i64,
 }
 
 impl BinlogSource {
@@ -145,10 +156,17 @@ impl BinlogSource {
             (None, StartAt::Beginning) => BinlogPosition { file: String::new(), offset: 4, gtid: GtidState::default() },
             (None, StartAt::End) => current_end(&mut conn, flavor).await?,
         };
-        // A heartbeat every second lets a silent stream tell a quiet server from a dead link.
-        conn.query_drop("SET @master_heartbeat_period = 1000000000")
+        // Heartbeats tell a quiet server from a dead link, and move event time on (see
+        // `caught_up`): a tenth of a second, so deadlines fire soon after they fall due.
+        conn.query_drop(format!("SET @master_heartbeat_period = {HEARTBEAT_PERIOD_NANOS}"))
             .await
             .map_err(|e| client_error("setting the heartbeat", e))?;
+        let before = local_micros();
+        let server: Option<i64> = conn
+            .query_first("SELECT CAST(UNIX_TIMESTAMP(NOW(6)) * 1000000 AS SIGNED)")
+            .await
+            .map_err(|e| client_error("reading the server's clock", e))?;
+        let clock_offset = clock_offset(before, server.unwrap_or(before), local_micros());
         let mut file = start.file.clone();
         let mut offset = start.offset.max(4);
         if flavor == Flavor::MariaDb {
@@ -196,6 +214,7 @@ impl BinlogSource {
             source: Arc::from(name),
             tables: HashMap::new(),
             column_names: HashMap::new(),
+            file_number: file_number(&start.file),
             file: start.file.clone(),
             gtid: start.gtid.clone(),
             open_gtid: None,
@@ -205,6 +224,7 @@ impl BinlogSource {
             transaction_start: 0,
             committed: start,
             pending: DecodedBatch::default(),
+            clock_offset,
         })
     }
 
@@ -243,9 +263,10 @@ impl BinlogSource {
             };
             let heartbeat = event.header().event_type_raw() == HEARTBEAT_EVENT;
             self.handle(&event).await?;
-            // A quiet server still beats once a second: an empty batch lets the caller
-            // store the position it has processed.
+            // A quiet server still beats: an empty batch lets the caller store the position
+            // it has processed, and says how far event time may move.
             if heartbeat && self.pending.is_empty() && !self.in_transaction {
+                self.pending.caught_up = Some(self.caught_up());
                 return Ok(self.take());
             }
             // A huge transaction is sent in parts; its position moves only at its end.
@@ -253,6 +274,16 @@ impl BinlogSource {
                 return Ok(self.take());
             }
         }
+    }
+
+    /// How far event time may move on a heartbeat: the server has written nothing more,
+    /// so a transaction it writes later began its COMMIT now or later — less the margin
+    /// for one that began just before the heartbeat and is being written, and cut to
+    /// the whole second, since binlog times have no fraction. A statement that ran longer
+    /// than the margin before committing arrives behind event time (a late event).
+    fn caught_up(&self) -> EventTime {
+        let server_now = local_micros().saturating_add(self.clock_offset).saturating_sub(COMMIT_MARGIN_MICROS);
+        EventTime::from_secs(server_now.div_euclid(1_000_000))
     }
 
     fn take(&mut self) -> (DecodedBatch, BinlogPosition) {
@@ -289,6 +320,7 @@ impl BinlogSource {
         match data {
             EventData::RotateEvent(rotate) => {
                 self.file = binlog_file_name(&rotate.name());
+                self.file_number = file_number(&self.file);
                 if !self.in_transaction {
                     self.committed =
                         BinlogPosition { file: self.file.clone(), offset: rotate.position(), gtid: self.gtid.clone() };
@@ -356,7 +388,11 @@ impl BinlogSource {
     }
 
     fn event_position(&self, log_pos: u32) -> Position {
-        Position::Log { source: self.source.clone(), at: Arc::from(format!("{}:{log_pos}", self.file)), index: 0 }
+        let at = match &self.file_number {
+            Some((base, file)) => LogPoint::Binlog { base: base.clone(), file: *file, offset: u64::from(log_pos) },
+            None => LogPoint::Text(Arc::from(format!("{}:{log_pos}", self.file))),
+        };
+        Position::Log { source: self.source.clone(), at, index: 0 }
     }
 
     fn rows(&mut self, rows: &RowsEventData<'_>, log_pos: u32, timestamp: u32) {
@@ -497,6 +533,15 @@ async fn current_end(conn: &mut Conn, flavor: Flavor) -> Result<BinlogPosition, 
     Ok(BinlogPosition { file, offset, gtid })
 }
 
+/// A binlog file name `base.NNNNNN` split into its base and sequence number; `None` for
+/// a name in another form (its events' positions then compare as text).
+fn file_number(file: &str) -> Option<(Arc<str>, u64)> {
+    match LogPoint::parse(&format!("{file}:0")) {
+        LogPoint::Binlog { base, file, .. } => Some((base, file)),
+        _ => None,
+    }
+}
+
 /// The server's first (artificial) rotate event arrives before the format description,
 /// so its name still carries the 4 checksum bytes: keep `base.NNNNNN` only.
 fn binlog_file_name(raw: &str) -> String {
@@ -522,5 +567,12 @@ mod tests {
         assert_eq!(binlog_file_name("mysql-bin.000001\u{1f}\u{e}\u{fffd}h"), "mysql-bin.000001");
         assert_eq!(binlog_file_name("mysql-bin.000012"), "mysql-bin.000012");
         assert_eq!(binlog_file_name("odd"), "odd");
+    }
+
+    #[test]
+    fn file_names_split_into_base_and_number() {
+        assert_eq!(file_number("mysql-bin.000012"), Some((Arc::from("mysql-bin"), 12)));
+        assert_eq!(file_number("odd"), None);
+        assert_eq!(file_number(""), None);
     }
 }

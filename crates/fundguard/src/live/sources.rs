@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use fundguard_core::Position;
@@ -129,7 +129,7 @@ pub async fn http(
 
 /// Consumes a message transport (NATS JetStream, Kafka): fetch, hand to the pipeline,
 /// then — once a checkpoint covers them — acknowledge. Reconnects with exponential
-/// backoff (1 s to 30 s); a problem reconnecting cannot fix stops the source and says why.
+/// backoff (1 s to 30 s); a problem that needs a person is shown and retried ([`wait_for_a_fix`]).
 #[allow(clippy::too_many_arguments)]
 pub async fn messages<S: MessageSource>(
     index: usize,
@@ -180,7 +180,10 @@ pub async fn messages<S: MessageSource>(
                     }
                 }
             }
-            Err(e) if !e.retryable => return health.fail(&name, &e),
+            Err(e) if !e.retryable => {
+                wait_for_a_fix(&name, &e, &health, &mut backoff, None).await;
+                continue;
+            }
             Err(e) => eprintln!("fundguard: source `{name}`: {e}; retrying in {:?}", backoff.next),
         }
         health.disconnected();
@@ -203,7 +206,7 @@ pub async fn binlog(
     let health = HealthHandle { health, index };
     let mut at = resume;
     let mut backoff = Backoff::default();
-    loop {
+    'connect: loop {
         let connected = tokio::select! {
             c = BinlogSource::connect(&name, &config, at.as_ref()) => c,
             _ = stop.changed() => return,
@@ -230,13 +233,19 @@ pub async fn binlog(
                     };
                     let (batch, position) = match next {
                         Ok(next) => next,
-                        Err(e) if !e.retryable => return health.fail(&name, &e),
+                        Err(e) if !e.retryable => {
+                            if !wait_for_a_fix(&name, &e, &health, &mut backoff, Some(&mut stop)).await {
+                                return;
+                            }
+                            continue 'connect;
+                        }
                         Err(e) => {
                             eprintln!("fundguard: source `{name}`: {e}");
                             break;
                         }
                     };
-                    if !batch.is_empty() {
+                    // A heartbeat's empty batch still carries how far event time may move.
+                    if !batch.is_empty() || batch.caught_up.is_some() {
                         let resume = serde_json::to_string(&position).ok();
                         if !send_decoded(index, batch, position.to_string(), resume, &inputs).await {
                             return;
@@ -245,7 +254,12 @@ pub async fn binlog(
                     at = Some(position);
                 }
             }
-            Err(e) if !e.retryable => return health.fail(&name, &e),
+            Err(e) if !e.retryable => {
+                if !wait_for_a_fix(&name, &e, &health, &mut backoff, Some(&mut stop)).await {
+                    return;
+                }
+                continue;
+            }
             Err(e) => eprintln!("fundguard: source `{name}`: {e}; retrying in {:?}", backoff.next),
         }
         health.disconnected();
@@ -271,7 +285,7 @@ pub async fn postgres(
     use fundguard_sources::postgres::PostgresSource;
     let health = HealthHandle { health, index };
     let mut backoff = Backoff::default();
-    loop {
+    'connect: loop {
         match PostgresSource::connect(&name, &config).await {
             Ok(mut source) => {
                 health.set("connected");
@@ -286,13 +300,25 @@ pub async fn postgres(
                     loop {
                         let next = match source.next_batch(5000).await {
                             Ok(next) => next,
-                            Err(e) if !e.retryable => return health.fail(&name, &e),
+                            Err(e) if !e.retryable => {
+                                wait_for_a_fix(&name, &e, &health, &mut backoff, None).await;
+                                continue 'connect;
+                            }
                             Err(e) => {
                                 eprintln!("fundguard: source `{name}`: {e}");
                                 break;
                             }
                         };
-                        let Some(lsn) = next.confirm else { continue };
+                        let Some(lsn) = next.confirm else {
+                            // Nothing to confirm; an empty slot still moves event time on.
+                            if next.batch.caught_up.is_some() {
+                                let at = resume.clone().unwrap_or_default();
+                                if !send_decoded(index, next.batch, at, None, &inputs).await {
+                                    return;
+                                }
+                            }
+                            continue;
+                        };
                         if !send_decoded(index, next.batch, lsn.clone(), Some(lsn.clone()), &inputs).await
                             || !checkpoint_now(&inputs).await
                         {
@@ -306,7 +332,10 @@ pub async fn postgres(
                     }
                 }
             }
-            Err(e) if !e.retryable => return health.fail(&name, &e),
+            Err(e) if !e.retryable => {
+                wait_for_a_fix(&name, &e, &health, &mut backoff, None).await;
+                continue;
+            }
             Err(e) => eprintln!("fundguard: source `{name}`: {e}; retrying in {:?}", backoff.next),
         }
         health.disconnected();
@@ -416,7 +445,7 @@ pub async fn simulator(
             continue;
         }
         let position = format!("{name}#{seq}");
-        let batch = DecodedBatch { events: batch, dead_letters: Vec::new() };
+        let batch = DecodedBatch { events: batch, ..DecodedBatch::default() };
         if !send_decoded(index, batch, position, None, &inputs).await {
             return;
         }
@@ -463,25 +492,68 @@ impl HealthHandle {
         });
     }
 
-    /// A problem reconnecting cannot fix: the source stops and says why.
+    /// A problem the source cannot get past while the process runs (the simulator
+    /// failed): it stops for good and says why.
     fn fail(&self, name: &str, e: &dyn std::fmt::Display) {
         eprintln!("fundguard: source `{name}` stopped: {e}");
         self.update(|h| h.state = format!("failed: {e}"));
     }
+
+    /// A problem that needs a person, tried again after `wait`: the state keeps the
+    /// `failed: ` prefix (`/readyz` holds back) until a retry connects.
+    fn failing(&self, name: &str, e: &dyn std::fmt::Display, wait: Duration) {
+        eprintln!("fundguard: source `{name}` failed: {e}; retrying in {wait:?}");
+        self.update(|h| h.state = format!("failed: {e} (retrying in {wait:?})"));
+    }
 }
 
-/// Exponential backoff between reconnects: 1 s doubling to 30 s.
+/// A problem reconnecting at once cannot fix — a server setting, a permission, a missing
+/// slot or stream, a purged position: the source says why, on stderr and in its health,
+/// and tries again after [`Backoff::needs_a_person`], so fixing the cause is enough and
+/// no restart is needed. `false` when the source is told to stop meanwhile.
+async fn wait_for_a_fix(
+    name: &str,
+    e: &fundguard_sources::SourceError,
+    health: &HealthHandle,
+    backoff: &mut Backoff,
+    stop: Option<&mut watch::Receiver<bool>>,
+) -> bool {
+    let wait = backoff.needs_a_person();
+    health.failing(name, e, wait);
+    match stop {
+        Some(stop) => tokio::select! {
+            _ = tokio::time::sleep(wait) => true,
+            _ = stop.changed() => false,
+        },
+        None => {
+            tokio::time::sleep(wait).await;
+            true
+        }
+    }
+}
+
+/// Exponential backoff: between reconnects after a lost connection 1 s doubling to 30 s;
+/// between retries of a problem that needs a person 5 s doubling to 60 s, slower because
+/// it persists until someone acts, yet picking a fix up within a minute.
 struct Backoff {
     next: Duration,
+    /// The wait after the next problem that needs a person, and when the last such retry began.
+    fix: Duration,
+    retried: Option<Instant>,
 }
+
+const FIX_FIRST: Duration = Duration::from_secs(5);
+const FIX_MAX: Duration = Duration::from_secs(60);
 
 impl Default for Backoff {
     fn default() -> Self {
-        Backoff { next: Duration::from_secs(1) }
+        Backoff { next: Duration::from_secs(1), fix: FIX_FIRST, retried: None }
     }
 }
 
 impl Backoff {
+    /// After a successful connect. The wait for a fix is not reset here: a source that
+    /// connects and then fails at once (a slot it may not read) still backs off.
     fn reset(&mut self) {
         self.next = Duration::from_secs(1);
     }
@@ -489,5 +561,35 @@ impl Backoff {
     async fn wait(&mut self) {
         tokio::time::sleep(self.next).await;
         self.next = (self.next * 2).min(Duration::from_secs(30));
+    }
+
+    /// The wait before retrying a problem that needs a person. A source that ran longer
+    /// than the longest wait since its last retry starts again from the shortest.
+    fn needs_a_person(&mut self) -> Duration {
+        if self.retried.is_some_and(|began| began.elapsed() > FIX_MAX) {
+            self.fix = FIX_FIRST;
+        }
+        let wait = self.fix;
+        self.fix = (self.fix * 2).min(FIX_MAX);
+        self.retried = Some(Instant::now() + wait);
+        wait
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn problems_that_need_a_person_back_off_from_5_s_to_a_minute_and_start_over_after_a_good_run() {
+        let mut backoff = Backoff::default();
+        let waits: Vec<u64> = (0..6).map(|_| backoff.needs_a_person().as_secs()).collect();
+        assert_eq!(waits, [5, 10, 20, 40, 60, 60]);
+        // A connection that worked in between does not shorten the wait...
+        backoff.reset();
+        assert_eq!(backoff.needs_a_person().as_secs(), 60);
+        // ...running for longer than the longest wait since the last retry does.
+        backoff.retried = Instant::now().checked_sub(Duration::from_secs(61));
+        assert_eq!(backoff.needs_a_person().as_secs(), 5);
     }
 }

@@ -18,7 +18,7 @@ use fundguard_sources::{DecodedBatch, SourceHealth};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::checkpoint::{Checkpoint, Progress};
-use super::config::{Config, SinkConfig};
+use super::config::{Config, SinkConfig, SourceKind};
 use crate::pipeline::{AlertSink, DeadLetters, FindingSink, FindingsFile, JsonLines};
 
 /// Per source: how many of its inputs the last written checkpoint covers. A source
@@ -85,10 +85,16 @@ struct Pipeline {
     /// When each event-time source (named by its positions) last delivered events, and
     /// `busy` at that moment.
     activity: HashMap<String, (Instant, Duration)>,
+    /// Sources that move their own event time when caught up (binlog heartbeats, an empty
+    /// replication slot): the wall clock never stands in for their commit times.
+    self_timed: std::collections::HashSet<String>,
     /// Time spent handling inputs: a source cannot deliver while the pipeline is busy,
     /// so only the rest counts towards `idle_after`.
     busy: Duration,
     found: Vec<Finding>,
+    /// Per source: the newest commit time it delivered (health's `last_commit_time`), so
+    /// its lag — now minus that — keeps growing on every tick while the source is quiet.
+    newest_commit: Vec<Option<EventTime>>,
     /// Source names, by index, for metrics.
     names: Vec<String>,
     telemetry: Arc<fundguard_server::Telemetry>,
@@ -126,6 +132,17 @@ pub fn spawn(
 ) -> anyhow::Result<JoinHandle<()>> {
     let first_run = restored.is_none();
     let restored = restored.unwrap_or_default();
+    // Database logs deliver in commit order and say when they are caught up: rules fed by
+    // one of them alone need no allowed lateness, and no wall-clock idleness.
+    let self_timed: std::collections::HashSet<String> = config
+        .sources
+        .iter()
+        .filter(|s| matches!(s.kind, SourceKind::Mysql(_) | SourceKind::Postgres(_)))
+        .map(|s| s.name.clone())
+        .collect();
+    for name in &self_timed {
+        engine.declare_ordered(name);
+    }
     if !restored.engine.is_empty() {
         let restoring = Instant::now();
         let outcome = engine.restore_state(&restored.engine).context("restoring rule state from the checkpoint")?;
@@ -187,8 +204,10 @@ pub fn spawn(
         health,
         idle_after: config.idle_after,
         activity,
+        self_timed,
         busy: Duration::ZERO,
         found: Vec::new(),
+        newest_commit: vec![None; config.sources.len()],
         names: config.sources.iter().map(|s| s.name.clone()).collect(),
         telemetry,
         checkpoints,
@@ -417,7 +436,19 @@ impl Pipeline {
                 }
             }
         }
-        self.evaluate(source, &events, dead, Some(position));
+        self.evaluate(source, &events, dead, (!position.is_empty()).then_some(position));
+        if let Some(at) = batch.caught_up {
+            self.caught_up(source, at);
+        }
+    }
+
+    /// The source's server has nothing more before `at` (its commit-time clock): its event
+    /// time moves there, firing the deadlines that fell due.
+    fn caught_up(&mut self, source: usize, at: EventTime) {
+        let Some(name) = self.names.get(source).cloned() else { return };
+        self.found.clear();
+        self.engine.source_idle(&name, at, super::now(), &mut self.found);
+        self.write_findings();
     }
 
     /// Evaluates decoded events and records the source's progress.
@@ -441,9 +472,12 @@ impl Pipeline {
             self.telemetry.dead_letters(name, dead);
             self.telemetry.decode_errors(name, dead);
         }
-        if let Some(newest) = events.iter().map(|e| e.commit_time).max() {
-            self.telemetry.watermark_lag(name, (now.as_micros() - newest.as_micros()) as f64 / 1e6);
+        if let Some(newest) = events.iter().map(|e| e.commit_time).max()
+            && let Some(known) = self.newest_commit.get_mut(source)
+        {
+            *known = Some(known.map_or(newest, |k| k.max(newest)));
         }
+        let lag = self.measure_lag(source, now);
         if let Some(e) = events.first() {
             let delivered = (Instant::now(), self.busy);
             match self.activity.get_mut(e.position.source()) {
@@ -456,15 +490,44 @@ impl Pipeline {
         if let Ok(mut health) = self.health.lock()
             && let Some(h) = health.get_mut(source)
         {
-            h.state = "reading".into();
+            if !events.is_empty() {
+                h.state = "reading".into();
+            }
             h.events += events.len() as u64;
             h.dead_letters += dead;
             if last_position.is_some() {
                 h.last_position = last_position;
             }
-            if let Some(newest) = events.iter().map(|e| e.commit_time).max() {
+            if let Some(Some(newest)) = self.newest_commit.get(source) {
                 h.last_commit_time = Some(newest.to_string());
-                h.lag_ms = Some((now.as_micros() - newest.as_micros()) / 1000);
+            }
+            if let Some(lag) = lag {
+                h.lag_ms = Some(lag / 1000);
+            }
+        }
+    }
+
+    /// Now minus the source's newest commit time, in microseconds (`None` before its first
+    /// event), also set as its watermark lag metric.
+    fn measure_lag(&self, source: usize, now: EventTime) -> Option<i64> {
+        let newest = self.newest_commit.get(source).copied().flatten()?;
+        let lag = now.as_micros() - newest.as_micros();
+        if let Some(name) = self.names.get(source) {
+            self.telemetry.watermark_lag(name, lag as f64 / 1e6);
+        }
+        Some(lag)
+    }
+
+    /// Every source's `lag_ms` and watermark lag measured at `now`: by their definition
+    /// (now minus the newest commit time) they grow while a source is quiet, rather than
+    /// keeping the figure of its last batch.
+    fn measure_lags(&self, now: EventTime) {
+        let lags: Vec<Option<i64>> = (0..self.names.len()).map(|s| self.measure_lag(s, now)).collect();
+        if let Ok(mut health) = self.health.lock() {
+            for (h, lag) in health.iter_mut().zip(lags) {
+                if let Some(lag) = lag {
+                    h.lag_ms = Some(lag / 1000);
+                }
             }
         }
     }
@@ -476,9 +539,15 @@ impl Pipeline {
     /// a long checkpoint or another source's batch is slow to be served, not quiet, and
     /// standing the wall clock in for its (perhaps historical) commit times would fire
     /// every pending deadline at once.
+    ///
+    /// Every tick also measures each source's lag ([`Pipeline::measure_lags`]).
     fn tick(&mut self, now: EventTime) {
+        self.measure_lags(now);
         self.found.clear();
         for (name, (last, busy_then)) in &self.activity {
+            if self.self_timed.contains(name) {
+                continue;
+            }
             let waited = last.elapsed().saturating_sub(self.busy.saturating_sub(*busy_then));
             if waited >= self.idle_after {
                 self.engine.source_idle(name, now, now, &mut self.found);
@@ -501,6 +570,7 @@ impl Pipeline {
                     last_error: s.last_error.clone(),
                     state_bytes: s.state_bytes,
                     state_keys: s.state_keys,
+                    late_events: s.late_events,
                 })
                 .collect(),
         );

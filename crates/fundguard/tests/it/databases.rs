@@ -13,7 +13,7 @@ use fundguard_core::{ChangeEvent, ColumnType, Op, Value};
 use fundguard_formats::Format;
 
 use crate::servers::{MariaDb, Postgres};
-use crate::service::{Service, wait, write_config};
+use crate::service::{Service, agent, wait, write_config};
 use crate::simulated::Simulated;
 use crate::{fundguard, path, read_jsonl, repo_root};
 
@@ -100,7 +100,8 @@ fn literal(v: &Value) -> String {
     }
 }
 
-fn statement(e: &ChangeEvent) -> String {
+/// One change as the SQL statement that makes it.
+pub(crate) fn statement(e: &ChangeEvent) -> String {
     let id = |row: &fundguard_core::Row| literal(row.get("id").unwrap());
     match e.op {
         Op::Insert | Op::Message => {
@@ -264,10 +265,24 @@ fn a_server_without_a_row_binlog_is_refused_naming_the_setting() {
         ),
     );
     let service = Service::start(&config, &[]);
-    let line = service.wait_for("source `shopdb` stopped");
-    assert!(line.contains("binlog_format is STATEMENT") && line.contains("set binlog_format=ROW"), "{line}");
+    let line = service.wait_for("source `shopdb` failed");
+    assert!(
+        line.contains("binlog_format is STATEMENT")
+            && line.contains("set binlog_format=ROW")
+            && line.contains("retrying in 5s"),
+        "{line}"
+    );
     let state = service.sources()[0]["state"].as_str().unwrap().to_string();
-    assert!(state.starts_with("failed: ") && state.contains("binlog_format"), "{state}");
+    assert!(
+        state.starts_with("failed: ") && state.contains("binlog_format") && state.contains("(retrying in "),
+        "{state}"
+    );
+    let (status, body) = readyz(&service);
+    assert!(status == 503 && body.contains("shopdb: failed: "), "{status} {body}");
+    // Set right while fundguard runs: a retry connects, no restart needed.
+    db.sql("SET GLOBAL binlog_format = ROW;");
+    wait_until_read(&service);
+    assert_eq!(readyz(&service), (200, "ready".to_string()));
 }
 
 #[test]
@@ -325,6 +340,73 @@ fn a_server_without_logical_wal_is_refused_naming_the_setting() {
         ),
     );
     let service = Service::start(&config, &[]);
-    let line = service.wait_for("source `pg` stopped");
+    let line = service.wait_for("source `pg` failed");
     assert!(line.contains("wal_level is replica") && line.contains("wal_level=logical"), "{line}");
+    assert!(line.contains("retrying in 5s"), "{line}");
+}
+
+/// Regression: a database source that failed (here at start: its role may not create the
+/// slot) stayed failed, with `/readyz` at 503, until fundguard was restarted.
+#[test]
+fn a_postgres_source_that_cannot_create_its_slot_recovers_once_the_cause_is_fixed() {
+    let db = Postgres::start("logical");
+    db.sql(
+        "CREATE SCHEMA shop; \
+         CREATE TABLE shop.refunds (id BIGINT PRIMARY KEY, order_id BIGINT, amount BIGINT, currency TEXT, status TEXT); \
+         CREATE ROLE fg LOGIN; \
+         SELECT pg_create_physical_replication_slot('hold' || i) FROM generate_series(1, 10) i;",
+    );
+    let url = db.url().replace("postgres://postgres@", "postgres://fg@");
+    let work = tempfile::tempdir().unwrap();
+    let config = write_config(
+        work.path(),
+        &format!(
+            "rules: [{}]\ndata_dir: data\nlisten: 127.0.0.1:0\nsources:\n  - {{ name: pg, type: postgres, url: \"{url}\", slot: fg, create_slot: true, include: [\"shop.*\"], poll_interval: 50ms }}\nsinks:\n  - {{ type: jsonl, path: findings.jsonl }}\n",
+            path(&repo_root().join("examples/rules")),
+        ),
+    );
+    let service = Service::start(&config, &[]);
+
+    // The role lacks REPLICATION: a problem for a person, shown and retried.
+    let line = service.wait_for("source `pg` failed");
+    assert!(line.contains("creating the slot fg") && line.contains("replication role"), "{line}");
+    assert!(line.contains("retrying in 5s"), "{line}");
+    let state = service.sources()[0]["state"].as_str().unwrap().to_string();
+    assert!(
+        state.starts_with("failed: ") && state.contains("replication role") && state.contains("(retrying in "),
+        "{state}"
+    );
+    let (status, body) = readyz(&service);
+    assert!(status == 503 && body.contains("pg: failed: "), "{status} {body}");
+
+    // Fixed while fundguard runs. The next retry gets further: every slot is taken, which the
+    // server says with a HINT, kept in the message (and retried sooner: it may pass by itself).
+    db.sql("ALTER ROLE fg REPLICATION;");
+    let line = service.wait_for("all replication slots are in use");
+    assert!(line.contains("(HINT: Free one or increase max_replication_slots.)"), "{line}");
+    assert_eq!(readyz(&service).0, 503);
+
+    db.sql("SELECT pg_drop_replication_slot('hold1');");
+    wait_until_read(&service);
+    assert_eq!(readyz(&service), (200, "ready".to_string()));
+    db.sql("INSERT INTO shop.refunds VALUES (1, 10, -1, 'CNY', 'SUCCESS');");
+    let findings = work.path().join("findings.jsonl");
+    let found = wait(Duration::from_secs(30), || {
+        read_jsonl(&findings).into_iter().find(|f| f["rule"] == "refund-amount-positive")
+    });
+    assert_eq!(found.map(|f| f["key"]["id"].clone()), Some(serde_json::json!(1)), "{}", service.sources());
+}
+
+/// Waits until the first source is connected (or already reading).
+fn wait_until_read(service: &Service) {
+    let connected = wait(Duration::from_secs(60), || {
+        matches!(service.sources()[0]["state"].as_str(), Some("connected" | "reading")).then_some(())
+    });
+    assert!(connected.is_some(), "{}\n{:?}", service.sources(), service.stderr.lock().unwrap());
+}
+
+/// `GET /readyz`: status and body.
+fn readyz(service: &Service) -> (u16, String) {
+    let mut resp = agent().get(&format!("{}/readyz", service.url())).call().unwrap();
+    (resp.status().as_u16(), resp.body_mut().read_to_string().unwrap())
 }

@@ -9,6 +9,7 @@ mod crash;
 mod databases;
 mod dead_letters;
 mod kafka;
+mod live_order;
 mod notify;
 mod run;
 mod servers;

@@ -87,6 +87,40 @@ fn a_deadline_fires_on_the_clock_when_the_source_goes_quiet() {
     assert_eq!(findings[0]["key"]["id"], 5);
 }
 
+/// Regression: `lag_ms` kept the figure of the last batch while the source was quiet.
+#[test]
+fn lag_keeps_growing_while_a_source_is_quiet() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = http_config(dir.path(), path(&repo_root().join("examples/rules")), "shop.refunds");
+    let service = Service::start(&config, &[("FG_TEST_TOKEN", "t")]);
+    let url = format!("{}/v1/ingest/msgs", service.url());
+    // Committed 5 s ago; then nothing more.
+    let committed = now_ms() - 5_000;
+    let refund = format!("[{{\"id\":1,\"order_id\":3,\"amount\":5,\"currency\":\"CNY\",\"ts\":{committed}}}]");
+    let (status, body) = post(&url, Some("t"), &refund);
+    assert_eq!(status, 200, "{body}");
+    let lag = |service: &Service| {
+        let health = &service.sources()[0];
+        (health["lag_ms"].as_i64().unwrap_or_else(|| panic!("{health}")), now_ms(), health["last_commit_time"].clone())
+    };
+    let metric = |service: &Service| -> f64 {
+        let text =
+            agent().get(&format!("{}/metrics", service.url())).call().unwrap().body_mut().read_to_string().unwrap();
+        let line = text.lines().find(|l| l.starts_with("fundguard_watermark_lag_seconds{source=\"msgs\"}"));
+        line.and_then(|l| l.rsplit(' ').next()?.parse().ok()).unwrap_or_else(|| panic!("no lag metric: {text}"))
+    };
+    let (first, _, commit_time) = lag(&service);
+    let first_metric = metric(&service);
+    std::thread::sleep(Duration::from_millis(3_000));
+    let (later, measured_at, same_commit_time) = lag(&service);
+    assert_eq!(commit_time, same_commit_time, "no new event");
+    assert!(later >= first + 2_000, "lag_ms grows while the source is quiet: {first} ms, 3 s later {later} ms");
+    // Measured on the pipeline's tick (every second): now minus the commit time, at most a tick behind.
+    let definition = measured_at - committed;
+    assert!((definition - 1_500..=definition).contains(&later), "lag_ms {later} vs now - commit time {definition}");
+    assert!(metric(&service) >= first_metric + 2.0, "the watermark lag metric grows too");
+}
+
 #[test]
 fn rules_reload_on_change_and_a_bad_edit_keeps_the_old_rules() {
     let dir = tempfile::tempdir().unwrap();
