@@ -55,6 +55,8 @@ pub struct KafkaSource {
     consumer: StreamConsumer<LagContext>,
     topics: BTreeMap<String, Arc<str>>,
     lag: Arc<AtomicI64>,
+    /// Subscribed topics with exactly one partition: delivered in the order written.
+    single_partition: Vec<String>,
 }
 
 /// Receives librdkafka's statistics (every 5 s) and keeps the group's lag: messages in
@@ -119,8 +121,26 @@ impl MessageSource for KafkaSource {
             .map_err(|e| failed("creating the consumer", e, false))?;
         let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics).map_err(|e| failed(&format!("subscribing to {topics:?}"), e, true))?;
+        // A topic's partition count decides whether its records come in one order; the
+        // metadata call blocks, so it runs where blocking is allowed.
+        let single_partition = tokio::task::block_in_place(|| {
+            config
+                .topics
+                .iter()
+                .filter(|topic| {
+                    consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).is_ok_and(|m| {
+                        m.topics().iter().any(|t| t.name() == topic.as_str() && t.partitions().len() == 1)
+                    })
+                })
+                .cloned()
+                .collect()
+        });
         let topics = config.topics.iter().map(|t| (t.clone(), Arc::from(t.as_str()))).collect();
-        Ok(KafkaSource { consumer, topics, lag })
+        Ok(KafkaSource { consumer, topics, lag, single_partition })
+    }
+
+    fn ordered_streams(&self) -> Vec<String> {
+        self.single_partition.clone()
     }
 
     /// Messages in the assigned partitions not consumed yet, as of the last statistics.

@@ -49,4 +49,10 @@ pub trait MessageSource: Sized + Send {
 
     /// Messages waiting upstream after `fetched`, when the transport tells.
     fn lag_events(&self, fetched: &[Self::Message]) -> Option<u64>;
+
+    /// The streams (as positions name them) this source delivers in commit order — a
+    /// Kafka topic of one partition: rules fed by one of them alone need no allowed lateness.
+    fn ordered_streams(&self) -> Vec<String> {
+        Vec::new()
+    }
 }

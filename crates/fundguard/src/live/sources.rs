@@ -149,6 +149,10 @@ pub async fn messages<S: MessageSource>(
             Ok(mut source) => {
                 health.set("connected");
                 backoff.reset();
+                let ordered = source.ordered_streams();
+                if !ordered.is_empty() && inputs.send(Input::Ordered(ordered)).await.is_err() {
+                    return;
+                }
                 let mut unacked: std::collections::VecDeque<(u64, Vec<S::Message>)> = Default::default();
                 loop {
                     let messages = match source.fetch(1000, Duration::from_secs(1)).await {

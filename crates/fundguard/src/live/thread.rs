@@ -63,6 +63,8 @@ pub enum Input {
         findings: Vec<fundguard_core::Finding>,
         reply: oneshot::Sender<()>,
     },
+    /// Streams a source found to deliver in commit order (Kafka topics of one partition).
+    Ordered(Vec<String>),
     /// Validated new rules.
     Reload(Box<Engine>),
     Shutdown,
@@ -273,6 +275,11 @@ pub fn spawn(
                     pipeline.write_findings();
                     pipeline.found.clear();
                     let _ = reply.send(());
+                }
+                Input::Ordered(streams) => {
+                    for stream in streams {
+                        pipeline.engine.declare_ordered(&stream);
+                    }
                 }
                 Input::Reload(engine) => {
                     let old = std::mem::replace(&mut pipeline.engine, *engine);

@@ -11,9 +11,9 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use crate::servers::Tansu;
-use crate::service::{Service, wait, write_config};
+use crate::service::{Service, now_ms, wait, write_config};
 use crate::simulated::Simulated;
-use crate::{path, read_jsonl};
+use crate::{path, read_jsonl, repo_root};
 
 /// Simulated logs in both formats, split by table, and the check rules' expected findings.
 struct Logs {
@@ -147,4 +147,50 @@ fn kafka_consumer_groups_commit_processed_offsets_and_skip_nothing_across_a_kill
         "resumed from committed offsets, read {second_run} of {}",
         debezium.len()
     );
+}
+
+/// A topic of one partition delivers in the order written, like a binlog: a transition
+/// rule fed by it alone applies each change on arrival. Nothing newer follows the
+/// forbidden change and idleness is an hour away, so only that order guarantee can
+/// release it (a topic of several partitions would wait for the allowed lateness).
+#[test]
+fn a_single_partition_topic_is_applied_on_arrival() {
+    use fundguard_core::{ChangeEvent, EventTime, Op, Position, Row, Value};
+    use fundguard_formats::debezium::{DecimalMode, EncodeOptions, encode};
+    let broker = Tansu::start();
+    create_topics(&broker.brokers, &["orders-1p"]);
+    let committed = EventTime::from_micros(now_ms() * 1000);
+    let change = |op, status: &str| {
+        let after: Row = [("id", Value::Int(1)), ("status", Value::from(status))].into_iter().collect();
+        let event = ChangeEvent {
+            table: "shop.orders".into(),
+            op,
+            before: None,
+            after: Some(after),
+            commit_time: committed,
+            position: Position::Synthetic { seq: 0 },
+        };
+        let options = EncodeOptions { schema_wrapper: false, decimal_mode: DecimalMode::String };
+        encode(&event, &Default::default(), options)
+    };
+    let (created, shipped) = (change(Op::Insert, "CREATED"), change(Op::Update, "SHIPPED"));
+    produce(&broker.brokers, &[("orders-1p".to_string(), created.as_str())]);
+    produce(&broker.brokers, &[("orders-1p".to_string(), shipped.as_str())]);
+
+    let work = tempfile::tempdir().unwrap();
+    let config = write_config(
+        work.path(),
+        &format!(
+            "rules: [{rule}]\ndata_dir: data\nlisten: 127.0.0.1:0\nidle_after: 1h\nsources:\n  - {{ name: bus, type: kafka, format: debezium, brokers: \"{b}\", group: fg-1p, topics: [orders-1p] }}\nsinks:\n  - {{ type: jsonl, path: findings.jsonl }}\n",
+            rule = path(&repo_root().join("examples/rules/order-state-machine.yaml")),
+            b = broker.brokers,
+        ),
+    );
+    let _service = Service::start(&config, &[]);
+    let findings = work.path().join("findings.jsonl");
+    let found = wait(Duration::from_secs(30), || {
+        read_jsonl(&findings).into_iter().find(|f| f["rule"] == "order-state-machine")
+    });
+    let found = found.expect("the forbidden transition is found without a newer event");
+    assert!(found["message"].as_str().unwrap().contains("CREATED -> SHIPPED"), "{found}");
 }

@@ -358,3 +358,62 @@ fn late_events(service: &Service) -> u64 {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum::<f64>() as u64
 }
+
+/// A quiet database still moves event time: the binlog's heartbeats and an empty
+/// replication slot say how far the server has come, so a deadline fires soon after it
+/// falls due although no later change comes and idleness is an hour away.
+#[test]
+fn deadlines_fire_on_a_quiet_database_from_its_own_signals() {
+    let rules = tempfile::tempdir().unwrap();
+    std::fs::write(
+        rules.path().join("paying-too-long.yaml"),
+        "id: paying-too-long\nowner: orders\nseverity: high\ntimeout:\n  table: shop.orders\n  key: after.id\n  enter: \"after.status = 'PAYING'\"\n  exit: \"after.status <> 'PAYING'\"\n  within: 2s\n",
+    )
+    .unwrap();
+    let start = |work: &Path, source: &str| {
+        let config = write_config(
+            work,
+            &format!(
+                "rules: [{}]\ndata_dir: data\nlisten: 127.0.0.1:0\nidle_after: 1h\nsources:\n  - {source}\nsinks:\n  - {{ type: jsonl, path: findings.jsonl }}\n",
+                path(rules.path())
+            ),
+        );
+        Service::start(&config, &[])
+    };
+    // How long after the commit the finding is written; none at all would time out.
+    let fired = |work: &Path, committed: Instant| -> Duration {
+        let found = wait(Duration::from_secs(30), || {
+            read_jsonl(&work.join("findings.jsonl")).into_iter().find(|f| f["rule"] == "paying-too-long")
+        });
+        assert!(found.is_some(), "the deadline fires with no later change");
+        committed.elapsed()
+    };
+
+    let mariadb = MariaDb::start(&[]);
+    mariadb.sql("CREATE DATABASE shop; CREATE TABLE shop.orders (id BIGINT PRIMARY KEY, status VARCHAR(16));");
+    let work = tempfile::tempdir().unwrap();
+    let service = start(
+        work.path(),
+        &format!("{{ name: shopdb, type: mysql, url: \"{}\", include: [\"shop.*\"] }}", mariadb.url()),
+    );
+    service.wait_for("reading the binlog from");
+    mariadb.sql("INSERT INTO shop.orders VALUES (1, 'PAYING');");
+    let binlog = fired(work.path(), Instant::now());
+
+    let postgres = Postgres::start("logical");
+    postgres.sql("CREATE SCHEMA shop; CREATE TABLE shop.orders (id BIGINT PRIMARY KEY, status TEXT);");
+    let work = tempfile::tempdir().unwrap();
+    let service = start(
+        work.path(),
+        &format!(
+            "{{ name: pg, type: postgres, url: \"{}\", slot: fundguard, create_slot: true, poll_interval: 50ms }}",
+            postgres.url()
+        ),
+    );
+    let connected = wait(Duration::from_secs(30), || (service.sources()[0]["state"] == "connected").then_some(()));
+    assert!(connected.is_some(), "{}", service.sources());
+    postgres.sql("INSERT INTO shop.orders VALUES (1, 'PAYING');");
+    let slot = fired(work.path(), Instant::now());
+    // Binlog times are whole seconds: a 2 s deadline is decided 2–3 s after the commit.
+    eprintln!("a 2 s deadline fired {binlog:?} after the binlog commit, {slot:?} after the PostgreSQL commit");
+}
