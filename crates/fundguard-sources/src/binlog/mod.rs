@@ -83,7 +83,7 @@ fn client_error(what: &str, e: mysql_async::Error) -> SourceError {
                 1045 => " (check the user and the password environment variable)",
                 1227 | 1142 | 1044 => " (grant the user REPLICATION SLAVE, REPLICATION CLIENT and SELECT)",
                 1236 => {
-                    " (the server no longer has that binlog position; delete the stored position file to start from `start`)"
+                    " (the server no longer has that binlog position: move `checkpoint` out of the data directory to start from the source's `start`, and replay what was lost from a backup of the binlog)"
                 }
                 _ => "",
             };

@@ -173,7 +173,7 @@ impl Postgres {
         let port = free_port();
         let options = format!(
             "-p {port} -k {} -c listen_addresses=127.0.0.1 -c wal_level={wal_level} -c max_replication_slots=10 \
-             -c max_wal_senders=10 -c output_plugin_libraries=wal2json -c fsync=off",
+             -c max_wal_senders=10 -c output_plugin_libraries=pgoutput,test_decoding,wal2json -c fsync=off",
             dir.path().display()
         );
         let log = dir.path().join("server.log");
