@@ -217,7 +217,8 @@ mod tests {
     fn rows_and_positions_read_back_from_the_binary_form() {
         let row: crate::Row =
             [("id", Value::Int(7)), ("amount", Value::Decimal("0.10".parse().unwrap()))].into_iter().collect();
-        let position = crate::Position::Log { source: "db".into(), at: crate::LogPoint::parse("bin.000001:4"), index: 2 };
+        let position =
+            crate::Position::Log { source: "db".into(), at: crate::LogPoint::parse("bin.000001:4"), index: 2 };
         let bytes = rmp_serde::to_vec_named(&(&row, &position)).unwrap();
         let (r, p): (crate::Row, crate::Position) = rmp_serde::from_slice(&bytes).unwrap();
         assert_eq!((r, p), (row, position));
