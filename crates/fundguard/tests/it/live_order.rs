@@ -352,6 +352,7 @@ fn late_events(service: &Service) -> u64 {
         .call()
         .map(|mut r| r.body_mut().read_to_string().unwrap_or_default())
         .unwrap_or_default();
+    assert!(metrics.contains("fundguard_rule_late_events_total{"), "the metric is exported: {metrics}");
     metrics
         .lines()
         .filter(|l| l.starts_with("fundguard_rule_late_events_total"))
