@@ -1,6 +1,7 @@
 // The fundguard console: a small single-page app over /api/v1, no build step.
-// Views: #/alerts (queue), #/alerts/ID (detail), #/dashboard, #/rules. The current view
-// refreshes every 3 seconds, so alerts arrive without a reload.
+// Views: #/alerts (queue), #/alerts/ID (detail), #/dashboard, #/rules, #/sources. The
+// current view refreshes every 3 seconds, so alerts arrive without a reload; the Sources
+// link counts sources in trouble whatever the view.
 "use strict";
 
 const state = { session: null, filters: { status: "", severity: "", team: "", rule: "", since: "" }, offset: 0 };
@@ -149,7 +150,7 @@ async function renderAlert(view, id) {
       <div class="card"><h2>Timeline</h2><ol id="timeline">${timeline.map((t) =>
         `<li data-action="${esc(t.action)}"><b>${esc(t.action)}</b> by ${esc(t.actor)} · ${time(t.at)}${t.detail ? `<br><span class="muted">${esc(t.detail)}</span>` : ""}</li>`).join("")}</ol></div>
     </div>
-    <div class="card" style="margin-top:1rem"><h2>Evidence</h2>
+    <div class="card spaced"><h2>Evidence</h2>
       <table id="evidence"><thead><tr><th>Table</th><th>Op</th><th>Commit</th><th>Before</th><th>After</th></tr></thead><tbody>${evidence.join("")}</tbody></table></div>`;
   const act = (button, change, body) => {
     const b = view.querySelector(button);
@@ -212,7 +213,7 @@ async function renderDashboard(view) {
     <div class="counters">${Object.entries(d.active_alerts).filter(([s]) => s === "open" || s === "acknowledged").map(([s, n]) =>
       `<div class="counter"><span class="muted">${s}</span><b data-testid="active-${s}">${n}</b></div>`).join("")}
       <div class="counter"><span class="muted">findings (latency samples)</span><b data-testid="findings-total">${d.detection_latency.count}</b></div></div>
-    <div class="grid" style="margin-top:1rem">
+    <div class="grid spaced">
       <div class="card"><h2>Findings per minute, by severity</h2>${barChart("chart-findings", minutes, { stacked: SEVERITIES })}</div>
       <div class="card"><h2>Detection latency (commit → finding)</h2>${barChart("chart-latency", latency)}</div>
       <div class="card"><h2>SLO compliance per team (% of alerts within every deadline, last 7 days)</h2>${barChart("chart-slo", compliance)}
@@ -239,6 +240,90 @@ async function renderRules(view) {
   }));
 }
 
+// ---- sources --------------------------------------------------------------------
+
+// A duration in milliseconds as people read it: 850 ms, 4.2 s, 42 s, 3 min 12 s, 2 h 5 min, 3 d 4 h.
+function duration(ms) {
+  const s = Math.floor(ms / 1000), m = Math.floor(s / 60), h = Math.floor(m / 60), d = Math.floor(h / 24);
+  if (ms < 1000) return `${ms} ms`;
+  if (s < 10) return `${(Math.floor(ms / 100) / 10).toFixed(1)} s`;
+  if (s < 60) return `${s} s`;
+  if (m < 60) return `${m} min ${s % 60} s`;
+  if (h < 24) return `${h} h ${m % 60} min`;
+  return `${d} d ${h % 24} h`;
+}
+
+function lag(ms) {
+  if (ms === null || ms === undefined) return "—";
+  return ms < 0 ? `${duration(-ms)} ahead` : duration(ms);
+}
+
+// A source's `state` taken apart: `failed: <why> (retrying in 5s)`, `failed: <why>` (stopped
+// for good), `disconnected` (reconnecting with backoff; a reason after `: ` is shown), or a
+// state that needs nothing.
+function sourceState(state) {
+  const text = String(state || "");
+  if (text.startsWith("failed: ")) {
+    const rest = text.slice("failed: ".length);
+    const retry = rest.match(/ \(retrying in ([^()]+)\)$/);
+    return retry
+      ? { kind: "failed", label: "failed", why: rest.slice(0, retry.index), retry: retry[1] }
+      : { kind: "failed", label: "failed", why: rest, retry: null };
+  }
+  if (text.startsWith("disconnected")) {
+    const why = text.slice("disconnected".length).replace(/^: /, "");
+    return { kind: "warn", label: "disconnected", why: why || null };
+  }
+  if (text === "starting") return { kind: "warn", label: text };
+  return { kind: "ok", label: text };
+}
+
+// The Sources link shows how many sources are failed, disconnected or still starting (what
+// holds /readyz back), from any view.
+function markSources(sources) {
+  const badge = $("#sources-badge");
+  const kinds = sources.map((s) => sourceState(s.state).kind);
+  const trouble = kinds.filter((k) => k !== "ok").length;
+  badge.textContent = String(trouble);
+  badge.hidden = trouble === 0;
+  badge.classList.toggle("failed", kinds.includes("failed"));
+  badge.title = `${trouble} source${trouble === 1 ? "" : "s"} failed, disconnected or starting`;
+}
+
+async function renderSources(view) {
+  const sources = await api("/api/v1/health");
+  markSources(sources);
+  const kinds = sources.map((s) => sourceState(s.state).kind);
+  const count = (k) => kinds.filter((x) => x === k).length;
+  const summary = sources.length
+    ? `${count("ok")} of ${sources.length} source${sources.length === 1 ? "" : "s"} healthy` +
+      (count("failed") ? ` · <b class="bad">${count("failed")} failed</b>` : "") +
+      (count("warn") ? ` · <b class="warn">${count("warn")} disconnected or starting</b>` : "")
+    : "No sources configured.";
+  const rows = sources.map((s) => {
+    const st = sourceState(s.state);
+    let state = `<span class="state ${st.kind}">${esc(st.label)}</span>`;
+    if (st.kind === "failed") {
+      state += `<div class="why">${esc(st.why)}</div>` +
+        `<div class="retry">${st.retry ? `retrying in ${esc(st.retry)}` : "stopped: not retrying, restart fundguard once fixed"}</div>`;
+    } else if (st.label === "disconnected") {
+      const why = st.why || s.last_error;
+      state += (why ? `<div class="why">${esc(why)}</div>` : "") + '<div class="retry">reconnecting with backoff</div>';
+    }
+    const waiting = s.lag_events === null || s.lag_events === undefined ? "" : `<div class="muted">${s.lag_events} waiting upstream</div>`;
+    return `
+    <tr data-source="${esc(s.name)}" class="source-${st.kind}"><td><b>${esc(s.name)}</b></td><td class="source-state">${state}</td>
+      <td class="lag" title="${s.lag_ms ?? ""} ms">${lag(s.lag_ms)}${waiting}</td>
+      <td class="commit" title="${esc(s.last_commit_time || "")}">${time(s.last_commit_time)}</td>
+      <td class="position">${s.last_position ? `<code>${esc(s.last_position)}</code>` : "—"}</td>
+      <td class="events">${s.events}</td><td class="dead-letters${s.dead_letters ? " warn" : ""}">${s.dead_letters}</td>
+      <td class="reconnects">${s.reconnects}</td></tr>`;
+  });
+  view.innerHTML = `<p id="sources-summary">${summary}</p>
+    <table id="sources-table"><thead><tr><th>Source</th><th>State</th><th>Lag</th><th>Newest commit</th><th>Last position</th>
+    <th>Events</th><th>Dead letters</th><th>Reconnects</th></tr></thead><tbody>${rows.join("")}</tbody></table>`;
+}
+
 // ---- shell ----------------------------------------------------------------------
 
 function route() {
@@ -258,7 +343,9 @@ async function refresh() {
     if (view === "alerts" && id) await renderAlert(el, id);
     else if (view === "dashboard") await renderDashboard(el);
     else if (view === "rules") await renderRules(el);
+    else if (view === "sources") await renderSources(el);
     else await renderAlerts(el);
+    if (view !== "sources") markSources(await api("/api/v1/health"));
   } catch (e) { showError(e.message); } finally { busy = false; }
 }
 

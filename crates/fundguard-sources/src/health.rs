@@ -20,4 +20,6 @@ pub struct SourceHealth {
     /// JetStream pending), where the transport tells.
     pub lag_events: Option<u64>,
     pub reconnects: u64,
+    /// Why the connection was last lost or refused (it may have recovered since).
+    pub last_error: Option<String>,
 }

@@ -158,7 +158,7 @@ pub async fn messages<S: MessageSource>(
                     let messages = match source.fetch(1000, Duration::from_secs(1)).await {
                         Ok(m) => m,
                         Err(e) => {
-                            eprintln!("fundguard: source `{name}`: {e}");
+                            health.lost(&name, &e);
                             break;
                         }
                     };
@@ -179,7 +179,7 @@ pub async fn messages<S: MessageSource>(
                         result = source.acknowledge(&messages).await;
                     }
                     if let Err(e) = result {
-                        eprintln!("fundguard: source `{name}`: {e}");
+                        health.lost(&name, &e);
                         break;
                     }
                 }
@@ -188,7 +188,7 @@ pub async fn messages<S: MessageSource>(
                 wait_for_a_fix(&name, &e, &health, &mut backoff, None).await;
                 continue;
             }
-            Err(e) => eprintln!("fundguard: source `{name}`: {e}; retrying in {:?}", backoff.next),
+            Err(e) => health.lost(&name, &format!("{e}; retrying in {:?}", backoff.next)),
         }
         health.disconnected();
         backoff.wait().await;
@@ -244,7 +244,7 @@ pub async fn binlog(
                             continue 'connect;
                         }
                         Err(e) => {
-                            eprintln!("fundguard: source `{name}`: {e}");
+                            health.lost(&name, &e);
                             break;
                         }
                     };
@@ -264,7 +264,7 @@ pub async fn binlog(
                 }
                 continue;
             }
-            Err(e) => eprintln!("fundguard: source `{name}`: {e}; retrying in {:?}", backoff.next),
+            Err(e) => health.lost(&name, &format!("{e}; retrying in {:?}", backoff.next)),
         }
         health.disconnected();
         tokio::select! {
@@ -299,7 +299,7 @@ pub async fn postgres(
                     None => Ok(()),
                 };
                 if let Err(e) = advanced {
-                    eprintln!("fundguard: source `{name}`: {e}");
+                    health.lost(&name, &e);
                 } else {
                     loop {
                         let next = match source.next_batch(5000).await {
@@ -309,7 +309,7 @@ pub async fn postgres(
                                 continue 'connect;
                             }
                             Err(e) => {
-                                eprintln!("fundguard: source `{name}`: {e}");
+                                health.lost(&name, &e);
                                 break;
                             }
                         };
@@ -329,7 +329,7 @@ pub async fn postgres(
                             return; // shutting down: the slot re-delivers what was not confirmed
                         }
                         if let Err(e) = source.confirm(&lsn).await {
-                            eprintln!("fundguard: source `{name}`: {e}");
+                            health.lost(&name, &e);
                             break;
                         }
                         resume = Some(lsn);
@@ -340,7 +340,7 @@ pub async fn postgres(
                 wait_for_a_fix(&name, &e, &health, &mut backoff, None).await;
                 continue;
             }
-            Err(e) => eprintln!("fundguard: source `{name}`: {e}; retrying in {:?}", backoff.next),
+            Err(e) => health.lost(&name, &format!("{e}; retrying in {:?}", backoff.next)),
         }
         health.disconnected();
         backoff.wait().await;
@@ -489,6 +489,13 @@ impl HealthHandle {
         self.update(|h| h.state = state.to_string());
     }
 
+    /// The connection was lost or could not be made (reconnecting fixes it): logged, and
+    /// kept as the source's `last_error`, so `/v1/sources` and the console say why.
+    fn lost(&self, name: &str, e: &dyn std::fmt::Display) {
+        eprintln!("fundguard: source `{name}`: {e}");
+        self.update(|h| h.last_error = Some(e.to_string()));
+    }
+
     fn disconnected(&self) {
         self.update(|h| {
             h.state = "disconnected".into();
@@ -507,7 +514,10 @@ impl HealthHandle {
     /// `failed: ` prefix (`/readyz` holds back) until a retry connects.
     fn failing(&self, name: &str, e: &dyn std::fmt::Display, wait: Duration) {
         eprintln!("fundguard: source `{name}` failed: {e}; retrying in {wait:?}");
-        self.update(|h| h.state = format!("failed: {e} (retrying in {wait:?})"));
+        self.update(|h| {
+            h.state = format!("failed: {e} (retrying in {wait:?})");
+            h.last_error = Some(e.to_string());
+        });
     }
 }
 

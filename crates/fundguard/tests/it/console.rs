@@ -1,6 +1,7 @@
 //! The web console in a real browser: headless Chromium driven over WebDriver
 //! (ChromeDriver, both from Debian, installed by scripts/install-test-deps.sh) against
-//! `fundguard demo`. Screenshots of every page go to target/test-artifacts/console/.
+//! `fundguard demo` (and a `fundguard run` whose sources fail). Screenshots of every page go
+//! to target/test-artifacts/console/.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -8,8 +9,8 @@ use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
 
-use crate::servers::tool;
-use crate::service::{Service, free_port, wait};
+use crate::servers::{MariaDb, tool};
+use crate::service::{Service, free_port, now_ms, post, wait, write_config};
 use crate::{path, repo_root};
 
 /// A ChromeDriver on a free port, stopped when dropped.
@@ -221,6 +222,100 @@ fn an_operator_works_an_alert_from_the_demo_and_a_viewer_only_reads() {
         assert!(client.find(Locator::Css("#resolve")).await.is_err(), "no resolve button for a viewer");
         assert!(client.find(Locator::Css("#ack")).await.is_err());
         screenshot(&client, "alert-viewer").await;
+        client.close().await.unwrap();
+    });
+}
+
+/// The cells of the Sources view's row for `source`, by class.
+fn cell(source: &str, class: &str) -> String {
+    format!("#sources-table tr[data-source={source}] td.{class}")
+}
+
+#[test]
+fn the_sources_view_shows_why_a_database_source_fails_until_it_is_fixed() {
+    // A binlog fundguard cannot read (needs a person), a database that is not there (reconnects),
+    // and a healthy HTTP source.
+    let db = MariaDb::start(&["--binlog-format=STATEMENT"]);
+    let nobody = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "rules: [{rules}]\ndata_dir: data\nlisten: 127.0.0.1:0\nsources:\n  - {{ name: shopdb, type: mysql, url: \"{db}\" }}\n  - {{ name: ledgerdb, type: mysql, url: \"mysql://root@127.0.0.1:{nobody}\" }}\n  - {{ name: msgs, type: http, format: json, table: shop.refunds, token_env: FG_TOKEN }}\nsinks:\n  - {{ type: alerts }}\nconsole:\n  users:\n    - {{ name: viewer, role: viewer, password_env: FG_VIEWER }}\n",
+            rules = path(&repo_root().join("examples/rules")),
+            db = db.url(),
+        ),
+    );
+    let service = Service::start(&config, &[("FG_TOKEN", "ingest"), ("FG_VIEWER", "demo-pw")]);
+    let url = service.url();
+    let ts = now_ms() - 2000;
+    let batch: Vec<String> = (1..=3)
+        .map(|id| format!("{{\"id\":{id},\"order_id\":{id},\"amount\":{id}00,\"currency\":\"CNY\",\"ts\":{ts}}}"))
+        .collect();
+    let (status, body) = post(&format!("{url}/v1/ingest/msgs"), Some("ingest"), &format!("[{}]", batch.join(",")));
+    assert_eq!(status, 200, "{body}");
+
+    let driver = ChromeDriver::start();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let client = browser(&driver).await;
+        // A viewer may see source health: what the view reads needs no more than a login.
+        log_in(&client, &url, "viewer").await;
+        client.goto(&format!("{url}#/sources")).await.unwrap();
+
+        // The failed source stands out with the server's reason and the retry.
+        let state = text_where(&client, &cell("shopdb", "source-state"), |t| t.contains("binlog_format")).await;
+        assert!(
+            state.starts_with("failed")
+                && state.contains("binlog_format is STATEMENT")
+                && state.contains("set binlog_format=ROW")
+                && state.contains("retrying in 5s"),
+            "{state}"
+        );
+        let class = client
+            .find(Locator::Css("#sources-table tr[data-source=shopdb]"))
+            .await
+            .unwrap()
+            .attr("class")
+            .await
+            .unwrap();
+        assert_eq!(class.as_deref(), Some("source-failed"));
+        // The missing database: disconnected with the reason the connection was refused.
+        text_where(&client, &cell("ledgerdb", "source-state"), |t| {
+            t.starts_with("disconnected") && t.contains("onnection refused")
+        })
+        .await;
+        text_where(&client, &cell("ledgerdb", "reconnects"), |t| t.parse::<u64>().is_ok_and(|n| n >= 1)).await;
+        // The healthy source: its events, newest commit, position and a readable lag.
+        text_where(&client, &cell("msgs", "events"), |t| t == "3").await;
+        let healthy = text(&client, &cell("msgs", "source-state")).await.unwrap();
+        assert!(matches!(healthy.as_str(), "reading" | "listening"), "{healthy}");
+        text_where(&client, &cell("msgs", "lag"), |t| t.ends_with(" s")).await;
+        let commit = text(&client, &cell("msgs", "commit")).await.unwrap();
+        assert_ne!(commit, "—", "the newest commit time is shown");
+        assert_eq!(text(&client, &cell("msgs", "dead-letters")).await.unwrap(), "0");
+        let summary = text_where(&client, "#sources-summary", |t| t.contains("failed")).await;
+        assert!(summary.starts_with("1 of 3 sources healthy") && summary.contains("1 failed"), "{summary}");
+        // The Sources link counts the sources in trouble, in every view.
+        assert_eq!(text(&client, "#sources-badge").await.unwrap(), "2");
+        screenshot(&client, "sources").await;
+        client.goto(&format!("{url}#/alerts")).await.unwrap();
+        text_where(&client, "#sources-badge", |t| t == "2").await;
+        client.goto(&format!("{url}#/sources")).await.unwrap();
+
+        // Fixed while fundguard runs: a retry connects and the view follows without a reload.
+        db.sql("SET GLOBAL binlog_format = ROW;");
+        eventually(60, "shopdb to connect", || async {
+            let state = text(&client, &cell("shopdb", "source-state")).await?;
+            matches!(state.as_str(), "connected" | "reading").then_some(())
+        })
+        .await;
+        db.sql("CREATE DATABASE ops; CREATE TABLE ops.pings (id INT PRIMARY KEY, note VARCHAR(20)); INSERT INTO ops.pings VALUES (1, 'a'), (2, 'b');");
+        text_where(&client, &cell("shopdb", "events"), |t| t == "2").await;
+        let position = text(&client, &cell("shopdb", "position")).await.unwrap();
+        assert_ne!(position, "—", "the binlog position is shown");
+        text_where(&client, "#sources-badge", |t| t == "1").await;
+        screenshot(&client, "sources-recovered").await;
         client.close().await.unwrap();
     });
 }

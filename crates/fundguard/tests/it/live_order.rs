@@ -1,6 +1,7 @@
 //! Live equals replay, under load: the simulator's shop is committed to a private
 //! database at thousands of row changes per second in small transactions, read live by
-//! `fundguard run` with every example rule (check, transition, reconcile, timeout, rate),
+//! `fundguard run` with every example rule and two of seconds' scale (check, transition,
+//! reconcile, timeout, rate),
 //! and the findings must be exactly those a backtest finds over the same changes written
 //! as a Debezium log — same rules, keys, event times, messages, money and evidence rows.
 //!
@@ -148,11 +149,34 @@ fn findings_until(file: &Path, until: EventTime) -> Vec<String> {
     out
 }
 
+/// Every example rule, plus a timeout and a rate rule on the scale of seconds: with real
+/// commit times the replay lasts seconds, and the examples' ten-minute deadlines and
+/// windows would not fall due within it.
+fn rules(work: &Path) -> std::path::PathBuf {
+    let dir = work.join("rules");
+    std::fs::create_dir_all(&dir).unwrap();
+    for entry in std::fs::read_dir(repo_root().join("examples/rules")).unwrap() {
+        let file = entry.unwrap().path();
+        std::fs::copy(&file, dir.join(file.file_name().unwrap())).unwrap();
+    }
+    std::fs::write(
+        dir.join("load-paying-over-2s.yaml"),
+        "id: load-paying-over-2s\nowner: orders\nseverity: high\ntimeout:\n  table: shop.orders\n  key: after.id\n  enter: \"after.status = 'PAYING'\"\n  exit: \"after.status <> 'PAYING'\"\n  within: 2s\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("load-payment-failures-per-second.yaml"),
+        "id: load-payment-failures-per-second\nowner: payments\nseverity: high\nrate:\n  table: shop.payments\n  when: \"op = 'update' AND after.status IN ('SUCCESS', 'FAILED')\"\n  group: after.channel\n  numerator: \"after.status = 'FAILED'\"\n  window: 1s\n  min_volume: 2\n  max_ratio: \"0.3\"\n",
+    )
+    .unwrap();
+    dir
+}
+
 fn backtest(log: &Path, schema: &Path, findings: &Path) {
     let o = fundguard(&[
         "backtest",
         "--rules",
-        path(&repo_root().join("examples/rules")),
+        path(&rules(findings.parent().unwrap())),
         "--input",
         path(log),
         "--format",
@@ -165,14 +189,14 @@ fn backtest(log: &Path, schema: &Path, findings: &Path) {
     assert!(o.status.success(), "{}", stderr(&o));
 }
 
-/// Starts `fundguard run` on `source` with every example rule; idleness is an hour, so
-/// only the sources' own signals can move event time while the test runs.
+/// Starts `fundguard run` on `source` with the [`rules`]; idleness is an hour, so only the
+/// sources' own signals can move event time while the test runs.
 fn live(work: &Path, schema: &Path, source: &str) -> Service {
     let config = write_config(
         work,
         &format!(
             "rules: [{}]\nschema: {}\ndata_dir: data\nlisten: 127.0.0.1:0\nidle_after: 1h\nsources:\n  - {source}\nsinks:\n  - {{ type: jsonl, path: findings.jsonl }}\n",
-            path(&repo_root().join("examples/rules")),
+            path(&rules(work)),
             path(schema),
         ),
     );
@@ -272,6 +296,7 @@ fn a_busy_binlog_finds_exactly_what_a_backtest_of_the_same_changes_finds() {
         "payment-matches-order",
         "order-stuck-in-paying",
         "payment-failure-rate",
+        "load-paying-over-2s",
     ];
     assert_same(
         findings_until(&findings, last),
@@ -335,8 +360,15 @@ fn a_busy_replication_slot_finds_exactly_what_a_backtest_of_the_same_changes_fin
     // backtest's ends there. Findings dated up to the last commit are the same.
     let last = transactions.last().unwrap().commit_time;
     let late = late_events(&service);
-    // Real commit times span seconds: no ten-minute deadline or window falls due.
-    let exercised = ["order-amounts-add-up", "order-state-machine", "payment-matches-order"];
+    // Real commit times span seconds: deadlines and windows of seconds fall due, the
+    // examples' ten-minute ones do not.
+    let exercised = [
+        "order-amounts-add-up",
+        "order-state-machine",
+        "payment-matches-order",
+        "load-paying-over-2s",
+        "load-payment-failures-per-second",
+    ];
     assert_same(
         findings_until(&findings, last),
         findings_until(&work.path().join("backtest.jsonl"), last),
