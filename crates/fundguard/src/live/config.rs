@@ -545,6 +545,19 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config,
                 )
             })
         };
+        let url = match &source {
+            SourceFile::Mysql { url, .. } | SourceFile::Postgres { url, .. } | SourceFile::Nats { url, .. } => Some(url),
+            _ => None,
+        };
+        if url.is_some_and(|url| carries_password(url)) {
+            problems.push(Diagnostic::new(
+                here.clone(),
+                format!(
+                    "source `{name}`: `url` carries a password: remove it from the URL and name the environment variable that holds it in `password_env` (secrets never live in this file)"
+                ),
+            ));
+            continue;
+        }
         let kind = match source {
             SourceFile::Http { token_env, max_body_bytes, max_messages, .. } => {
                 if file.listen.is_none() {
@@ -946,4 +959,38 @@ fn parse_bytes(value: &serde_json::Value) -> Result<u64, String> {
         _ => return Err(expected()),
     };
     n.checked_mul(scale).ok_or_else(expected)
+}
+
+/// Whether a connection string carries a password: `scheme://user:secret@host`, a
+/// `password=` query parameter, or a libpq `password=` keyword. Such a secret would sit in
+/// the config file in clear and travel into logs and errors with the URL.
+fn carries_password(url: &str) -> bool {
+    let keyword = |text: &str| text.split(['?', '&', ' ']).any(|part| part.trim_start().starts_with("password="));
+    match url.split_once("://") {
+        Some((_, rest)) => {
+            let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+            let in_userinfo = authority.rsplit_once('@').is_some_and(|(userinfo, _)| userinfo.contains(':'));
+            in_userinfo || keyword(rest)
+        }
+        None => keyword(url),
+    }
+}
+
+#[cfg(test)]
+mod password_tests {
+    #[test]
+    fn passwords_in_connection_strings_are_found() {
+        for url in [
+            "mysql://root:hunter2@db:3306",
+            "postgres://fg:pw@db/shop",
+            "postgres://fg@db/shop?sslmode=disable&password=pw",
+            "host=db user=fg password=pw dbname=shop",
+            "nats://u:p@127.0.0.1:4222",
+        ] {
+            assert!(super::carries_password(url), "{url}");
+        }
+        for url in ["mysql://root@db:3306", "postgres://fg@db/shop?sslmode=disable", "nats://127.0.0.1:4222", "host=db user=fg"] {
+            assert!(!super::carries_password(url), "{url}");
+        }
+    }
 }

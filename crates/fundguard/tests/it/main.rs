@@ -12,6 +12,7 @@ mod kafka;
 mod live_order;
 mod notify;
 mod run;
+mod secrets;
 mod servers;
 mod service;
 mod simulated;
