@@ -3,18 +3,26 @@
 //! Column references are read from the SQL syntax tree first, so a batch carries
 //! only the columns rules use, and an unknown name is reported at its place in
 //! the rule file before anything runs.
+//!
+//! An expression sees one row and nothing else: a subquery (`EXISTS (SELECT …)`,
+//! `x IN (SELECT …)`, `(SELECT …)`) — the only way an expression could name a table, a
+//! table function or a file — is refused on the syntax tree and again on the planned
+//! expression, and so is anything after the expression (`…; DROP TABLE t`).
 
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::DFSchema;
+use datafusion::common::tree_node::TreeNode;
+use datafusion::logical_expr::Expr as LogicalExpr;
 use datafusion::logical_expr::simplify::SimplifyContext;
 use datafusion::optimizer::simplify_expressions::ExprSimplifier;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, Ident, visit_expressions};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
-use datafusion::sql::sqlparser::parser::Parser;
+use datafusion::sql::sqlparser::parser::{Parser, ParserError};
+use datafusion::sql::sqlparser::tokenizer::Token;
 use fundguard_rules::{Diagnostic, Expr};
 
 use crate::columns::{COMMIT_TIME, ColumnRef, Image, OP, TABLE};
@@ -57,12 +65,25 @@ pub(crate) fn column_refs(expr: &Expr) -> Result<Vec<ColumnRef>, Diagnostic> {
 pub(crate) fn column_refs_in(expr: &Expr, scope: Scope) -> Result<Vec<ColumnRef>, Diagnostic> {
     let parsed = Parser::new(&GenericDialect {})
         .try_with_sql(&expr.sql)
-        .and_then(|mut p| p.parse_expr())
+        .and_then(|mut p| {
+            let parsed = p.parse_expr()?;
+            let next = p.peek_token();
+            if next.token != Token::EOF {
+                return Err(ParserError::ParserError(format!(
+                    "expected the end of the expression, found `{}` at Line: {}, Column: {}: a rule expression is one SQL expression, not a statement",
+                    next.token, next.span.start.line, next.span.start.column
+                )));
+            }
+            Ok(parsed)
+        })
         .map_err(|e| sql_error(expr, &e.to_string()))?;
     let mut refs = Vec::new();
     let mut problem = None;
     let _ = visit_expressions(&parsed, |e| {
         match e {
+            SqlExpr::Subquery(_) | SqlExpr::Exists { .. } | SqlExpr::InSubquery { .. } => {
+                problem.get_or_insert_with(|| SUBQUERY.to_string());
+            }
             SqlExpr::CompoundIdentifier(parts) => {
                 let text = parts.iter().map(|p| p.value.as_str()).collect::<Vec<_>>().join(".");
                 match parts.as_slice() {
@@ -97,6 +118,9 @@ pub(crate) fn column_refs_in(expr: &Expr, scope: Scope) -> Result<Vec<ColumnRef>
     Ok(refs)
 }
 
+/// Why an expression may not contain a subquery.
+const SUBQUERY: &str = "a subquery is not allowed in a rule expression: an expression reads only the event's row (or the pair's); to query tables, write a `sql` rule over warehouse tables";
+
 /// SQL folds unquoted names to lower case; quoted names keep theirs.
 fn normalise(ident: &Ident) -> String {
     if ident.quote_style.is_some() { ident.value.clone() } else { ident.value.to_lowercase() }
@@ -110,6 +134,21 @@ pub(crate) fn compile(
     want: Option<DataType>,
 ) -> Result<Arc<dyn PhysicalExpr>, Diagnostic> {
     let logical = ctx.parse_sql_expr(&expr.sql, schema).map_err(|e| sql_error(expr, &e.to_string()))?;
+    // A second guard behind `column_refs_in`: whatever the parser let through, a planned
+    // expression that reaches beyond the row is refused.
+    let reaches_out = logical.exists(|e| {
+        Ok(matches!(
+            e,
+            LogicalExpr::ScalarSubquery(_)
+                | LogicalExpr::Exists(_)
+                | LogicalExpr::InSubquery(_)
+                | LogicalExpr::SetComparison(_)
+                | LogicalExpr::OuterReferenceColumn(..)
+        ))
+    });
+    if reaches_out.unwrap_or(true) {
+        return Err(Diagnostic::new(expr.at.clone(), format!("in `{}`: {SUBQUERY}", expr.sql)));
+    }
     // Type coercion, then simplification: some functions (coalesce, nvl) only have a
     // physical form after the simplifier rewrites them.
     let simplifier = ExprSimplifier::new(SimplifyContext::builder().with_schema(Arc::new(schema.clone())).build());

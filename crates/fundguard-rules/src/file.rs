@@ -302,6 +302,9 @@ pub struct SqlBody {
     /// At most this many findings per run (default 1000); the run reports how many it left out.
     #[serde(default)]
     pub max_findings: Option<Spanned<u64>>,
+    /// The memory one run may hold in DataFusion's memory pool (default 1GiB), e.g. `512MiB`.
+    #[serde(default)]
+    pub memory_limit: Option<Spanned<String>>,
     /// Schedules missed while fundguard was down: `all` (default), `latest` or `none`.
     #[serde(default)]
     pub catch_up: Option<Spanned<String>>,

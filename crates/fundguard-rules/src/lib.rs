@@ -11,6 +11,7 @@ mod duration;
 pub mod file;
 mod load;
 mod rule;
+mod size;
 mod sql;
 mod stateful;
 
@@ -22,4 +23,5 @@ pub use rule::{
     RateRule, ReconcileRule, Rule, RuleBody, RuleTest, Schedule, Side, SideSpec, SqlRule, StateOptions, TestEvent,
     TimeoutRule, TransitionRule,
 };
-pub use sql::{DEFAULT_MAX_FINDINGS, DEFAULT_SQL_TIMEOUT};
+pub use size::parse_size;
+pub use sql::{DEFAULT_MAX_FINDINGS, DEFAULT_SQL_MEMORY_LIMIT, DEFAULT_SQL_TIMEOUT, MIN_SQL_MEMORY_LIMIT};

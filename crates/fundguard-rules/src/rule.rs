@@ -258,6 +258,8 @@ pub struct SqlRule {
     pub message: Option<Expr>,
     pub timeout: Duration,
     pub max_findings: u64,
+    /// Bytes one run may hold in DataFusion's memory pool; a run that needs more fails.
+    pub memory_limit: u64,
     pub catch_up: CatchUp,
 }
 

@@ -1,8 +1,9 @@
 //! Validation of the `sql` rule kind: a scheduled query over warehouse tables.
 //!
 //! What can be checked without the tables is checked here (the schedule, the time zone,
-//! column lists, limits); the query itself is planned against the declared tables by
-//! `fundguard validate` (see the `fundguard-warehouse` crate).
+//! column lists, limits: timeout, findings cap, memory); the query itself is checked to be
+//! one read-only query and planned against the declared tables by the
+//! `fundguard-warehouse` crate (`check_rules`, `plan`).
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -11,12 +12,18 @@ use serde_saphyr::Spanned;
 
 use crate::file::SqlBody;
 use crate::load::Validator;
+use crate::size::parse_size;
 use crate::{CatchUp, Schedule, SqlRule};
 
 /// How long a run may take unless the rule says otherwise.
 pub const DEFAULT_SQL_TIMEOUT: Duration = Duration::from_secs(600);
 /// How many findings one run may produce unless the rule says otherwise.
 pub const DEFAULT_MAX_FINDINGS: u64 = 1000;
+/// How much memory one run may hold in DataFusion's memory pool unless the rule says otherwise.
+pub const DEFAULT_SQL_MEMORY_LIMIT: u64 = 1 << 30;
+/// The smallest `memory_limit` accepted: less is almost certainly a unit forgotten (`512`
+/// for `512MiB`), and no query could plan and run in it.
+pub const MIN_SQL_MEMORY_LIMIT: u64 = 1 << 20;
 
 impl Validator {
     pub(crate) fn sql(&mut self, body: SqlBody) -> Option<SqlRule> {
@@ -61,6 +68,23 @@ impl Validator {
             Some(m) => m.value,
             None => DEFAULT_MAX_FINDINGS,
         };
+        let memory_limit = match &body.memory_limit {
+            Some(m) => match parse_size(&m.value) {
+                Ok(bytes) if bytes >= MIN_SQL_MEMORY_LIMIT => bytes,
+                Ok(_) => {
+                    self.error(
+                        self.at(m),
+                        format!("memory_limit `{}` is below 1MiB: expected a size such as 512MiB or 2GiB", m.value),
+                    );
+                    DEFAULT_SQL_MEMORY_LIMIT
+                }
+                Err(e) => {
+                    self.error(self.at(m), format!("memory_limit: {e}"));
+                    DEFAULT_SQL_MEMORY_LIMIT
+                }
+            },
+            None => DEFAULT_SQL_MEMORY_LIMIT,
+        };
         let catch_up = match body.catch_up.as_ref().map(|c| (c, c.value.as_str())) {
             None | Some((_, "all")) => CatchUp::All,
             Some((_, "latest")) => CatchUp::Latest,
@@ -79,6 +103,7 @@ impl Validator {
             message: body.message.as_ref().map(|m| self.expr(m)),
             timeout,
             max_findings,
+            memory_limit,
             catch_up,
         })
     }

@@ -7,9 +7,11 @@
 //! - [`tables`]: the tables declared under `warehouse:` in `fundguard.yaml` (Parquet, CSV
 //!   and JSON-lines files, local or on S3; PostgreSQL, MySQL/MariaDB and SQLite
 //!   databases), registered in one DataFusion session so a query can join them;
+//! - [`read_only`]: rule SQL is one read-only query — checked on its syntax (at load,
+//!   without the tables) and on its plan (before anything runs);
 //! - [`run`]: one run of a rule for a business date — the query rendered with `{{ ds }}`,
-//!   bounded by the rule's timeout and findings cap, each row a `Finding`, a failed run a
-//!   finding for the rule's owner;
+//!   bounded by the rule's timeout, memory limit and findings cap, each row a `Finding`, a
+//!   failed run a finding for the rule's owner;
 //! - [`schedule`]: cron fire times in the rule's time zone, business dates, catch-up;
 //! - [`scheduler`] and [`history`]: what `fundguard run` drives with the clock, and the
 //!   run records and schedule cursors it keeps in the data directory.
@@ -17,6 +19,7 @@
 //! The findings go through the same sinks, alert store and notifiers as streaming ones.
 
 pub mod history;
+pub mod read_only;
 pub mod run;
 pub mod schedule;
 pub mod scheduler;

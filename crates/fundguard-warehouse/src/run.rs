@@ -1,5 +1,6 @@
-//! One run of a `sql` rule: render the query for a business date, plan it, stream the
-//! result, and turn each row into a finding — within the rule's timeout and findings cap.
+//! One run of a `sql` rule: render the query for a business date, check that it only
+//! reads, plan it, stream the result, and turn each row into a finding — within the rule's
+//! timeout, memory limit and findings cap.
 //!
 //! A run that fails (bad SQL, a database down, the timeout) is itself a finding for the
 //! rule's owner: a D+1 check that silently did not run is a hole in the net.
@@ -12,7 +13,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::dataframe::DataFrame;
+use datafusion::error::DataFusionError;
 use datafusion::physical_plan::{ExecutionPlan, execute_stream};
+use datafusion::prelude::SessionContext;
 use fundguard_core::{EventTime, Evidence, Finding, Money, Op, Position, Row, Value};
 use fundguard_engine::value_at;
 use fundguard_rules::{Diagnostic, Rule, RuleBody, SqlRule};
@@ -20,6 +23,7 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use crate::Warehouse;
+use crate::read_only::{Refusal, read_only_query, verify_plan};
 use crate::schedule::end_of_day;
 use crate::tables::TEXT_DECIMAL;
 
@@ -126,6 +130,14 @@ pub enum QueryError {
     /// Planning or running the query failed (DataFusion's or the database's message).
     #[error("{0}")]
     Query(String),
+    /// The query is not one read-only query (a write, DDL, `SET`, several statements, …).
+    #[error("{0}")]
+    NotReadOnly(String),
+    /// The run needed more memory than the rule's `memory_limit`.
+    #[error(
+        "the query needed more memory than the rule's memory_limit ({limit}): narrow it to the business date or raise `memory_limit` ({message})"
+    )]
+    Memory { limit: String, message: String },
     #[error("the result has no column `{column}` (named in `{field}`): the query returns {available}")]
     MissingColumn { column: String, field: &'static str, available: String },
 }
@@ -148,14 +160,15 @@ fn parameters(ds: NaiveDate) -> minijinja::Value {
 }
 
 /// What can be checked of sql rules without the tables: each query template renders and
-/// its SQL parses, each message template compiles. Problems are placed at the query or
+/// its SQL parses into one read-only query (no DDL, DML, `COPY`, `SET`, `EXPLAIN`, second
+/// statement), each message template compiles. Problems are placed at the query or
 /// message in the rule file; `fundguard validate` and rule loading in `fundguard run` use it.
 pub fn check_rules(rules: &[Rule]) -> Vec<Diagnostic> {
     let mut problems = Vec::new();
     for rule in rules {
         let RuleBody::Sql(sql) = &rule.body else { continue };
-        let parsed = render_query(sql, NaiveDate::default())
-            .and_then(|text| datafusion::sql::parser::DFParser::parse_sql(&text).map_err(query_error));
+        let parsed =
+            render_query(sql, NaiveDate::default()).and_then(|text| read_only_query(&text).map_err(query_error));
         if let Err(e) = parsed {
             problems.push(Diagnostic::new(sql.query.at.clone(), format!("query: {e}")));
         }
@@ -168,17 +181,26 @@ pub fn check_rules(rules: &[Rule]) -> Vec<Diagnostic> {
     problems
 }
 
-/// Plans the rule's query for `ds` against the warehouse and checks that the result has
-/// every column the rule names. What `fundguard validate` runs for sql rules.
+/// Plans the rule's query for `ds` against the warehouse and checks that it only reads
+/// and that the result has every column the rule names. What `fundguard validate` runs for
+/// sql rules.
 pub async fn plan(warehouse: &Warehouse, rule: &Rule, ds: NaiveDate) -> Result<SchemaRef, QueryError> {
-    let df = planned(warehouse, sql_body(rule)?, ds).await?;
+    let df = planned(warehouse.context(), sql_body(rule)?, ds).await?;
     Ok(Arc::new(df.schema().as_arrow().clone()))
 }
 
-/// The rule's query for `ds`, planned, its result checked for the columns the rule names.
-async fn planned(warehouse: &Warehouse, sql: &SqlRule, ds: NaiveDate) -> Result<DataFrame, QueryError> {
+/// The rule's query for `ds`, checked to be one read-only query (its syntax, then its
+/// plan, before anything executes), planned, its result checked for the columns the rule
+/// names.
+async fn planned(session: &SessionContext, sql: &SqlRule, ds: NaiveDate) -> Result<DataFrame, QueryError> {
     let text = render_query(sql, ds)?;
-    let df = warehouse.context().sql(&text).await.map_err(query_error)?;
+    read_only_query(&text).map_err(|e| match e {
+        Refusal::Syntax(message) => QueryError::Query(first_line(&message)),
+        Refusal::NotAQuery(message) => QueryError::NotReadOnly(message),
+    })?;
+    let plan = session.state().create_logical_plan(&text).await.map_err(query_error)?;
+    verify_plan(&plan).map_err(QueryError::NotReadOnly)?;
+    let df = session.execute_logical_plan(plan).await.map_err(query_error)?;
     let schema = df.schema().as_arrow();
     let named = sql
         .key
@@ -204,7 +226,30 @@ fn sql_body(rule: &Rule) -> Result<&SqlRule, QueryError> {
 
 /// DataFusion errors can carry a long plan dump after the first line.
 fn query_error(e: impl std::fmt::Display) -> QueryError {
-    QueryError::Query(e.to_string().lines().next().unwrap_or_default().to_string())
+    QueryError::Query(first_line(&e.to_string()))
+}
+
+fn first_line(text: &str) -> String {
+    text.lines().next().unwrap_or_default().to_string()
+}
+
+/// An error while the query ran: running out of the run's memory pool says so, with the limit.
+fn run_error(e: DataFusionError, memory_limit: u64) -> QueryError {
+    match e.find_root() {
+        DataFusionError::ResourcesExhausted(message) => {
+            QueryError::Memory { limit: size(memory_limit), message: first_line(message) }
+        }
+        _ => query_error(e),
+    }
+}
+
+/// `1GiB`, `512MiB`, or bytes.
+fn size(bytes: u64) -> String {
+    match bytes {
+        b if b % (1 << 30) == 0 => format!("{}GiB", b >> 30),
+        b if b % (1 << 20) == 0 => format!("{}MiB", b >> 20),
+        b => format!("{b} bytes"),
+    }
 }
 
 /// Runs `rule` for business date `ds`. Never fails: a failure is in the record and is
@@ -259,12 +304,14 @@ async fn execute(
     record: &mut RunRecord,
 ) -> Result<Vec<Finding>, QueryError> {
     let sql = sql_body(rule)?;
-    let df = planned(warehouse, sql, ds).await?;
-    let physical = df.create_physical_plan().await.map_err(query_error)?;
-    let mut stream = execute_stream(physical.clone(), warehouse.context().task_ctx()).map_err(query_error)?;
+    let session = warehouse.bounded(sql.memory_limit).map_err(query_error)?;
+    let df = planned(&session, sql, ds).await?;
+    let physical = df.create_physical_plan().await.map_err(|e| run_error(e, sql.memory_limit))?;
+    let mut stream =
+        execute_stream(physical.clone(), session.task_ctx()).map_err(|e| run_error(e, sql.memory_limit))?;
     let mut builder = FindingBuilder::new(rule, sql, ds);
     while let Some(batch) = stream.next().await {
-        let batch = batch.map_err(query_error)?;
+        let batch = batch.map_err(|e| run_error(e, sql.memory_limit))?;
         record.rows += batch.num_rows() as u64;
         builder.add(&batch, sql.max_findings);
     }

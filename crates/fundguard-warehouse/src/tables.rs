@@ -8,15 +8,34 @@
 //! entry: `orders_db.orders` is the table `orders` of that database, read through the
 //! `datafusion-table-providers` crate, which turns the filters DataFusion can push down
 //! into the database's own `WHERE`.
+//!
+//! Everything here is read-only (see `read_only.rs` for the other layers): every table is
+//! wrapped in [`ReadOnlyTable`], which refuses inserts, updates, deletes, truncates and
+//! merges even if a write plan were built; PostgreSQL sessions are opened with
+//! `default_transaction_read_only`; the session has no table functions, no table factories
+//! (`CREATE EXTERNAL TABLE`), no file formats to `COPY` to, no URL tables and no spill
+//! files, and each run gets its own bounded memory pool ([`Warehouse::bounded`]).
 
+use std::collections::HashMap;
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::catalog::{ScanArgs, ScanResult, Session};
 use datafusion::catalog::{SchemaProvider, TableProvider};
-use datafusion::common::TableReference;
+use datafusion::common::{Constraints, DFSchemaRef, Statistics, TableReference};
 use datafusion::datasource::listing::ListingTableUrl;
+use datafusion::error::Result as DfResult;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::memory_pool::{GreedyMemoryPool, TrackConsumersPool};
 use datafusion::execution::options::ReadOptions;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::logical_expr::dml::{InsertOp, MergeIntoClause};
+use datafusion::logical_expr::{TableProviderFilterPushDown, TableType};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::prelude::Expr;
 use datafusion::prelude::{CsvReadOptions, JsonReadOptions, ParquetReadOptions, SessionConfig, SessionContext};
 use datafusion_table_providers::common::DatabaseSchemaProvider;
 use datafusion_table_providers::mysql::MySQLTableFactory;
@@ -160,9 +179,25 @@ impl Warehouse {
         Ok(Warehouse { ctx })
     }
 
-    /// The session queries run in.
+    /// The session queries are planned in (its memory is not bounded: runs use
+    /// [`Warehouse::bounded`]).
     pub fn context(&self) -> &SessionContext {
         &self.ctx
+    }
+
+    /// The same tables and settings in a session whose queries may hold at most
+    /// `memory_limit` bytes in DataFusion's memory pool: one run's session. An operator that
+    /// needs more fails with a resources-exhausted error (naming the largest consumers when
+    /// the pool refuses); with no spill files, nothing goes to disk instead.
+    pub fn bounded(&self, memory_limit: u64) -> DfResult<SessionContext> {
+        let limit = usize::try_from(memory_limit).unwrap_or(usize::MAX);
+        let top = NonZeroUsize::new(3).unwrap_or(NonZeroUsize::MIN);
+        let pool = TrackConsumersPool::new(GreedyMemoryPool::new(limit), top);
+        let runtime = RuntimeEnvBuilder::from_runtime_env(&self.ctx.runtime_env())
+            .with_memory_pool(Arc::new(pool))
+            .build_arc()?;
+        let state = SessionStateBuilder::new_from_existing(self.ctx.state()).with_runtime_env(runtime).build();
+        Ok(SessionContext::new_with_state(state))
     }
 }
 
@@ -170,9 +205,26 @@ impl Warehouse {
 /// uses (both crates build DataFusion with one feature set), and DataFusion's settings —
 /// which an operator may tune with its `DATAFUSION_*` environment variables, e.g.
 /// `DATAFUSION_EXECUTION_TARGET_PARTITIONS=8`.
+///
+/// Confined to the declared tables: no table functions (`generate_series`, `range`), no table
+/// factories (`CREATE EXTERNAL TABLE` has nothing to build with), no file formats (`COPY …
+/// TO` has nothing to write with), and URL tables stay off (`SELECT * FROM '/etc/passwd'`
+/// is an unknown table). No spill files: a query over its memory limit fails rather than
+/// writing to the temporary directory.
 fn session() -> Result<SessionContext, String> {
     let config = SessionConfig::from_env().map_err(|e| format!("a DATAFUSION_* environment variable: {e}"))?;
-    Ok(SessionContext::new_with_config(config))
+    let no_spilling = DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled);
+    let runtime =
+        RuntimeEnvBuilder::new().with_disk_manager_builder(no_spilling).build_arc().map_err(|e| e.to_string())?;
+    let state = SessionStateBuilder::new()
+        .with_config(config)
+        .with_runtime_env(runtime)
+        .with_default_features()
+        .with_table_functions(HashMap::new())
+        .with_table_factories(HashMap::new())
+        .with_file_formats(Vec::new())
+        .build();
+    Ok(SessionContext::new_with_state(state))
 }
 
 async fn register(
@@ -192,14 +244,16 @@ async fn register(
         TableSource::Parquet(FileTable { name, path, partitions, s3 }) => {
             let location = file_location(ctx, path, s3.as_ref(), base, env)?;
             let options = ParquetReadOptions::default().table_partition_cols(partition_columns(partitions));
-            ctx.register_parquet(name.as_str(), &location, options).await.map_err(|e| e.to_string())
+            ctx.register_parquet(name.as_str(), &location, options).await.map_err(|e| e.to_string())?;
+            read_only(ctx, name)
         }
         TableSource::Csv(FileTable { name, path, partitions, s3 }) => {
             let location = file_location(ctx, path, s3.as_ref(), base, env)?;
             let infer = CsvReadOptions::new();
             let schema = exact_schema(ctx, &infer, &location).await?;
             let options = CsvReadOptions::new().schema(&schema).table_partition_cols(partition_columns(partitions));
-            ctx.register_csv(name.as_str(), &location, options).await.map_err(|e| e.to_string())
+            ctx.register_csv(name.as_str(), &location, options).await.map_err(|e| e.to_string())?;
+            read_only(ctx, name)
         }
         TableSource::Jsonl(FileTable { name, path, partitions, s3 }) => {
             let location = file_location(ctx, path, s3.as_ref(), base, env)?;
@@ -209,10 +263,16 @@ async fn register(
                 .file_extension(".jsonl")
                 .schema(&schema)
                 .table_partition_cols(partition_columns(partitions));
-            ctx.register_json(name.as_str(), &location, options).await.map_err(|e| e.to_string())
+            ctx.register_json(name.as_str(), &location, options).await.map_err(|e| e.to_string())?;
+            read_only(ctx, name)
         }
         TableSource::Postgres { name, url: u, url_env, schema, sslmode } => {
-            let mut params = vec![("connection_string".to_string(), postgres_parameters(&url(u, url_env)?)?)];
+            let mut params = vec![
+                ("connection_string".to_string(), postgres_parameters(&url(u, url_env)?)?),
+                // Every transaction of these sessions is read-only: the server refuses a write
+                // whatever reaches it.
+                ("options".to_string(), "-c default_transaction_read_only=on".to_string()),
+            ];
             params.extend(sslmode.iter().map(|m| ("sslmode".to_string(), m.clone())));
             let params = to_secret_map(params.into_iter().collect());
             let pool = Arc::new(PostgresConnectionPool::new(params).await.map_err(|e| e.to_string())?);
@@ -222,7 +282,7 @@ async fn register(
                 .map_err(|e| e.to_string())?
                 .table_names();
             let factory = Factory::Postgres(PostgresTableFactory::new(pool));
-            register_schema(ctx, name, DatabaseSchema { db_schema, tables, factory })
+            register_schema(ctx, name, DatabaseSchema { name: name.clone(), db_schema, tables, factory })
         }
         TableSource::Mysql { name, url: u, url_env, sslmode } => {
             let url = url(u, url_env)?;
@@ -240,7 +300,7 @@ async fn register(
                 .map_err(|e| e.to_string())?
                 .table_names();
             let factory = Factory::Mysql(MySQLTableFactory::new(pool));
-            register_schema(ctx, name, DatabaseSchema { db_schema, tables, factory })
+            register_schema(ctx, name, DatabaseSchema { name: name.clone(), db_schema, tables, factory })
         }
         TableSource::Sqlite { name, path } => {
             let path = if path.is_absolute() { path.clone() } else { base.join(path) };
@@ -261,7 +321,7 @@ async fn register(
                 .map_err(|e| e.to_string())?
                 .table_names();
             let factory = Factory::Sqlite(SqliteTableFactory::new(pool));
-            register_schema(ctx, name, DatabaseSchema { db_schema: "main".into(), tables, factory })
+            register_schema(ctx, name, DatabaseSchema { name: name.clone(), db_schema: "main".into(), tables, factory })
         }
     }
 }
@@ -376,6 +436,8 @@ enum Factory {
 
 /// The tables of one database schema, opened on first use.
 struct DatabaseSchema {
+    /// The warehouse entry's name: the schema queries use.
+    name: String,
     db_schema: String,
     tables: Vec<String>,
     factory: Factory,
@@ -404,7 +466,10 @@ impl SchemaProvider for DatabaseSchema {
             Factory::Sqlite(f) => f.table_provider(reference).await,
         };
         provider
-            .map(|p| Some(Arc::new(DatabaseTable(p)) as Arc<dyn TableProvider>))
+            .map(|inner| {
+                let table = ReadOnlyTable { name: format!("{}.{name}", self.name), inner, database: true };
+                Some(Arc::new(table) as Arc<dyn TableProvider>)
+            })
             .map_err(datafusion::error::DataFusionError::External)
     }
 
@@ -413,40 +478,118 @@ impl SchemaProvider for DatabaseSchema {
     }
 }
 
-/// A database table. The providers answer a scan that needs no column (`count(*)`) with
-/// `SELECT 1`, a column the plan does not expect; this projects it away, keeping the rows.
+/// A registered file table, wrapped read-only in its place.
+fn read_only(ctx: &SessionContext, name: &str) -> Result<(), String> {
+    let table = ctx.deregister_table(name).map_err(|e| e.to_string())?.ok_or("the table was not registered")?;
+    ctx.register_table(name, Arc::new(ReadOnlyTable { name: name.to_string(), inner: table, database: false }))
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// A warehouse table: reads go to the table, every kind of write is refused here, so no
+/// plan — however it was built — can write through it. DataFusion's file tables
+/// (`ListingTable`) would otherwise write new files into the table's directory on `INSERT`.
+///
+/// Database providers answer a scan that needs no column (`count(*)`) with `SELECT 1`, a
+/// column the plan does not expect; for them (`database`) it is projected away, keeping
+/// the rows.
 #[derive(Debug)]
-struct DatabaseTable(Arc<dyn TableProvider>);
+struct ReadOnlyTable {
+    name: String,
+    inner: Arc<dyn TableProvider>,
+    database: bool,
+}
+
+impl ReadOnlyTable {
+    fn refuse<T>(&self, what: &str) -> DfResult<T> {
+        datafusion::common::plan_err!(
+            "{what} `{}`: warehouse tables are read-only, rule SQL cannot change them",
+            self.name
+        )
+    }
+
+    fn without_columns(&self, plan: Arc<dyn ExecutionPlan>, empty: bool) -> DfResult<Arc<dyn ExecutionPlan>> {
+        use datafusion::physical_plan::projection::{ProjectionExec, ProjectionExpr};
+        if self.database && empty {
+            return Ok(Arc::new(ProjectionExec::try_new(Vec::<ProjectionExpr>::new(), plan)?));
+        }
+        Ok(plan)
+    }
+}
 
 #[async_trait::async_trait]
-impl TableProvider for DatabaseTable {
+impl TableProvider for ReadOnlyTable {
     fn schema(&self) -> datafusion::arrow::datatypes::SchemaRef {
-        self.0.schema()
+        self.inner.schema()
     }
 
-    fn table_type(&self) -> datafusion::logical_expr::TableType {
-        self.0.table_type()
+    fn constraints(&self) -> Option<&Constraints> {
+        self.inner.constraints()
     }
 
-    fn supports_filters_pushdown(
-        &self,
-        filters: &[&datafusion::prelude::Expr],
-    ) -> datafusion::error::Result<Vec<datafusion::logical_expr::TableProviderFilterPushDown>> {
-        self.0.supports_filters_pushdown(filters)
+    fn table_type(&self) -> TableType {
+        self.inner.table_type()
+    }
+
+    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        self.inner.supports_filters_pushdown(filters)
+    }
+
+    fn statistics(&self) -> Option<Statistics> {
+        self.inner.statistics()
     }
 
     async fn scan(
         &self,
-        state: &dyn datafusion::catalog::Session,
+        state: &dyn Session,
         projection: Option<&Vec<usize>>,
-        filters: &[datafusion::prelude::Expr],
+        filters: &[Expr],
         limit: Option<usize>,
-    ) -> datafusion::error::Result<Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
-        use datafusion::physical_plan::projection::{ProjectionExec, ProjectionExpr};
-        let plan = self.0.scan(state, projection, filters, limit).await?;
-        if projection.is_some_and(|p| p.is_empty()) {
-            return Ok(Arc::new(ProjectionExec::try_new(Vec::<ProjectionExpr>::new(), plan)?));
-        }
-        Ok(plan)
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let plan = self.inner.scan(state, projection, filters, limit).await?;
+        self.without_columns(plan, projection.is_some_and(|p| p.is_empty()))
+    }
+
+    async fn scan_with_args<'a>(&self, state: &dyn Session, args: ScanArgs<'a>) -> DfResult<ScanResult> {
+        let empty = args.projection().is_some_and(|p| p.is_empty());
+        let plan = self.inner.scan_with_args(state, args).await?.into_inner();
+        Ok(self.without_columns(plan, empty)?.into())
+    }
+
+    async fn insert_into(
+        &self,
+        _state: &dyn Session,
+        _input: Arc<dyn ExecutionPlan>,
+        _op: InsertOp,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        self.refuse("INSERT INTO")
+    }
+
+    async fn delete_from(&self, _state: &dyn Session, _filters: Vec<Expr>) -> DfResult<Arc<dyn ExecutionPlan>> {
+        self.refuse("DELETE FROM")
+    }
+
+    async fn update(
+        &self,
+        _state: &dyn Session,
+        _assignments: Vec<(String, Expr)>,
+        _filters: Vec<Expr>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        self.refuse("UPDATE")
+    }
+
+    async fn truncate(&self, _state: &dyn Session) -> DfResult<Arc<dyn ExecutionPlan>> {
+        self.refuse("TRUNCATE")
+    }
+
+    async fn merge_into(
+        &self,
+        _state: &dyn Session,
+        _source: Arc<dyn ExecutionPlan>,
+        _merge_schema: DFSchemaRef,
+        _on: Expr,
+        _clauses: Vec<MergeIntoClause>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        self.refuse("MERGE INTO")
     }
 }

@@ -1,6 +1,7 @@
 //! Integration tests of the engine: check semantics, validation against schemas, determinism.
 
 mod check;
+mod confinement;
 mod determinism;
 mod ordering;
 mod props;

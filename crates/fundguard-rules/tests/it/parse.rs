@@ -190,3 +190,31 @@ fn sql_rules_read_their_schedule_columns_and_defaults() {
         assert!(text.iter().any(|t| t.contains(expected)), "{expected}: {text:?}");
     }
 }
+
+#[test]
+fn sql_rules_read_a_memory_limit_and_refuse_a_bad_one() {
+    let sql = |limit: &str| {
+        format!("id: d\nowner: o\nseverity: low\nsql:\n  query: SELECT 1 AS k\n  key: [k]\n  memory_limit: {limit}\n")
+    };
+    let limit = |text: &str| {
+        let (rule, problems) = parse(text);
+        assert!(problems.is_empty(), "{problems:?}");
+        let RuleBody::Sql(sql) = rule.unwrap().body else { panic!("a sql rule") };
+        sql.memory_limit
+    };
+    assert_eq!(limit(&sql("512MiB")), 512 << 20);
+    assert_eq!(limit(&sql("2GB")), 2_000_000_000);
+    assert_eq!(limit(&sql("16777216")), 16 << 20, "a plain number is bytes");
+    let default = "id: d\nowner: o\nseverity: low\nsql:\n  query: SELECT 1 AS k\n  key: [k]\n";
+    assert_eq!(limit(default), fundguard_rules::DEFAULT_SQL_MEMORY_LIMIT);
+    assert_eq!(fundguard_rules::DEFAULT_SQL_MEMORY_LIMIT, 1 << 30);
+
+    assert_eq!(
+        crate::problems(&sql("lots")),
+        ["7:17: memory_limit: `lots` is not a size: expected a whole number with a unit, like 512MiB, 2GiB or 64MB"]
+    );
+    assert_eq!(
+        crate::problems(&sql("512")),
+        ["7:17: memory_limit `512` is below 1MiB: expected a size such as 512MiB or 2GiB"]
+    );
+}

@@ -2,6 +2,7 @@
 //! servers, a fresh database per test), Parquet/CSV/JSON files and SQLite written by the
 //! tests, and the scheduler driven by an injected clock.
 
+mod confinement;
 mod cross_source;
 mod files;
 mod scheduler;

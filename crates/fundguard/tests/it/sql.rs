@@ -189,3 +189,165 @@ fn the_service_runs_scheduled_rules_and_a_failed_run_alerts_its_owner() {
     let runs = stdout(&fundguard(&["sql", "runs", "--config", path(&config), "--rule", "settlement-report-missing"]));
     assert!(runs.lines().count() >= 1 && runs.lines().all(|l| l.contains(": failed in")), "{runs}");
 }
+
+/// Every kind of statement that could create, change or write something, as a rule's query
+/// (`OUT` is a path under the test's directory), and what `validate` calls it.
+const FORBIDDEN: &[(&str, &str, &str)] = &[
+    ("create", "CREATE TABLE made (x INT)", "CREATE TABLE is not allowed"),
+    ("create-as", "CREATE TABLE made AS SELECT * FROM totals", "CREATE TABLE … AS is not allowed"),
+    ("external", "CREATE EXTERNAL TABLE ext STORED AS CSV LOCATION 'SECRET'", "CREATE EXTERNAL TABLE is not allowed"),
+    ("drop", "DROP TABLE totals", "DROP is not allowed"),
+    ("insert", "INSERT INTO totals VALUES ('2020-01-01', 1)", "INSERT is not allowed"),
+    ("insert-db", "INSERT INTO ledger.entries VALUES (9, 9)", "INSERT is not allowed"),
+    ("update", "UPDATE ledger.entries SET amount = 0", "UPDATE is not allowed"),
+    ("delete", "DELETE FROM ledger.entries", "DELETE is not allowed"),
+    ("copy", "COPY (SELECT 1 AS x) TO 'OUT' STORED AS CSV", "COPY is not allowed"),
+    ("set", "SET datafusion.execution.batch_size = 1", "SET is not allowed"),
+    ("explain", "EXPLAIN ANALYZE INSERT INTO ledger.entries VALUES (9, 9)", "EXPLAIN ANALYZE INSERT is not allowed"),
+    ("two", "SELECT 1 AS x; COPY (SELECT 1 AS x) TO 'OUT' STORED AS CSV", "2 statements (a query, COPY)"),
+];
+
+/// A deployment with a SQLite `ledger` next to `totals`, a file no table declares
+/// (`secret.csv`), and one rule file per forbidden statement.
+fn forbidden_deployment(dir: &Path) -> std::path::PathBuf {
+    let ledger = dir.join("ledger.db");
+    let sqlite = std::process::Command::new("sqlite3")
+        .arg(&ledger)
+        .arg("CREATE TABLE entries (id INTEGER, amount INTEGER); INSERT INTO entries VALUES (1, 5), (2, 7);")
+        .output()
+        .expect("sqlite3 runs");
+    assert!(sqlite.status.success());
+    std::fs::write(dir.join("secret.csv"), "user,password\nroot,hunter2\n").unwrap();
+    let (out, secret) = (dir.join("out/x.csv"), dir.join("secret.csv"));
+    let rules: Vec<(String, String)> = FORBIDDEN
+        .iter()
+        .map(|(name, query, _)| {
+            let query = query.replace("OUT", path(&out)).replace("SECRET", path(&secret));
+            (
+                format!("{name}.yaml"),
+                format!("id: {name}\nowner: o\nseverity: low\nsql:\n  query: \"{query}\"\n  key: [x]\n"),
+            )
+        })
+        .collect();
+    let rules: Vec<(&str, &str)> = rules.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect();
+    deployment(dir, "30 2 * * *", &rules, "  - { name: ledger, type: sqlite, path: ledger.db }\n")
+}
+
+fn ledger_rows(dir: &Path) -> String {
+    let o = std::process::Command::new("sqlite3")
+        .arg(dir.join("ledger.db"))
+        .arg("SELECT count(*), sum(amount) FROM entries;")
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn every_kind_of_write_in_a_sql_rule_is_refused_with_its_place_and_nothing_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = forbidden_deployment(dir.path());
+    let rules = dir.path().join("rules");
+    let totals = std::fs::read(dir.path().join("totals.csv")).unwrap();
+    // At load, without the tables, and again with them: one problem per rule, at its query.
+    for args in [vec!["validate", path(&rules)], vec!["validate", path(&rules), "--config", path(&config)]] {
+        let o = fundguard(&args);
+        assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+        let out = stdout(&o);
+        for (name, _, expected) in FORBIDDEN {
+            let place = format!("{}/{name}.yaml:5:10: error: query: {expected}", path(&rules));
+            assert!(out.lines().any(|l| l.starts_with(&place)), "{args:?}: {place}\n{out}");
+        }
+        assert!(out.contains(&format!("{} problem(s) found", FORBIDDEN.len())), "{out}");
+        assert!(!out.contains("daily.yaml"), "{out}");
+    }
+    // Run by hand anyway: each run fails with the same reason and writes nothing.
+    for (name, _, expected) in FORBIDDEN {
+        let o = fundguard(&["sql", "run", name, "--config", path(&config), "--date", "2020-01-15"]);
+        assert_eq!(o.status.code(), Some(1), "{name}: {}", stderr(&o));
+        assert!(stderr(&o).contains(&format!("{name} 2020-01-15: failed")), "{}", stderr(&o));
+        assert!(stderr(&o).contains(expected), "{name}: {}", stderr(&o));
+        let failure: serde_json::Value = serde_json::from_str(stdout(&o).lines().next().unwrap()).unwrap();
+        assert_eq!(failure["key"]["failed_run"], "2020-01-15");
+    }
+    assert!(!dir.path().join("out").exists(), "COPY wrote nothing");
+    assert_eq!(std::fs::read(dir.path().join("totals.csv")).unwrap(), totals, "the table's file is unchanged");
+    let names: Vec<String> =
+        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    assert!(
+        names.iter().all(|n| ["totals.csv", "secret.csv", "rules", "fundguard.yaml", "data"].contains(&n.as_str())
+            || n.starts_with("ledger.db")),
+        "{names:?}"
+    );
+    assert_eq!(ledger_rows(dir.path()), "2|12\n", "the database's rows are unchanged");
+}
+
+#[test]
+fn a_sql_rule_reads_no_file_outside_the_warehouse_declarations() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = forbidden_deployment(dir.path());
+    let rules = dir.path().join("rules");
+    for (name, _, _) in FORBIDDEN {
+        std::fs::remove_file(rules.join(format!("{name}.yaml"))).unwrap();
+    }
+    let secret = dir.path().join("secret.csv");
+    let readers = [
+        ("url", format!("SELECT password AS x FROM '{}'", path(&secret))),
+        ("function", format!("SELECT password AS x FROM read_csv('{}')", path(&secret))),
+        ("series", "SELECT value AS x FROM generate_series(1, 3)".to_string()),
+        ("include", format!("SELECT '{{% include \\\"{}\\\" %}}' AS x", path(&secret))),
+    ];
+    for (name, query) in &readers {
+        std::fs::write(
+            rules.join(format!("{name}.yaml")),
+            format!("id: {name}\nowner: o\nseverity: low\nsql:\n  query: \"{query}\"\n  key: [x]\n"),
+        )
+        .unwrap();
+    }
+    let o = fundguard(&["validate", path(&rules), "--config", path(&config)]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    for (name, _) in &readers {
+        assert!(out.contains(&format!("{name}.yaml:5:10: error: query:")), "{name}: {out}");
+    }
+    assert!(!out.contains("hunter2"), "{out}");
+    for (name, _) in &readers {
+        let o = fundguard(&["sql", "run", name, "--config", path(&config), "--date", "2020-01-15"]);
+        assert_eq!(o.status.code(), Some(1), "{name}: {}", stderr(&o));
+        assert!(!stdout(&o).contains("hunter2") && !stderr(&o).contains("hunter2"), "{name}: {}", stdout(&o));
+    }
+}
+
+#[test]
+fn a_sql_run_over_its_memory_limit_fails_and_the_next_date_still_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows: Vec<String> = (0..2000).map(|n| n.to_string()).collect();
+    std::fs::write(dir.path().join("big.csv"), format!("n\n{}\n", rows.join("\n"))).unwrap();
+    // Four million groups on the 15th only; no rows on other days.
+    let hungry = "id: hungry\nowner: o\nseverity: low\nsql:\n  query: \"SELECT a.n * 10000 + b.n AS x, count(*) AS c FROM big a, big b WHERE '{{ ds }}' = '2020-01-15' GROUP BY a.n * 10000 + b.n\"\n  key: [x]\n  memory_limit: 1MiB\n";
+    let tiny = "id: tiny\nowner: o\nseverity: low\nsql:\n  query: SELECT 1 AS x\n  key: [x]\n  memory_limit: 512\n";
+    let config = deployment(
+        dir.path(),
+        "30 2 * * *",
+        &[("hungry.yaml", hungry)],
+        "  - { name: big, type: csv, path: big.csv }\n",
+    );
+    let o =
+        fundguard(&["sql", "run", "hungry", "--config", path(&config), "--from", "2020-01-15", "--to", "2020-01-16"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("hungry 2020-01-15: failed")
+            && err.contains("the query needed more memory than the rule's memory_limit (1MiB)"),
+        "{err}"
+    );
+    assert!(err.contains("hungry 2020-01-16: ok"), "the next date runs: {err}");
+    let runs = stdout(&fundguard(&["sql", "runs", "--config", path(&config), "--json"]));
+    let statuses: Vec<serde_json::Value> =
+        runs.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["status"].clone()).collect();
+    assert_eq!(statuses, ["failed", "ok"]);
+
+    // A limit without its unit is caught at load, where it is written.
+    std::fs::write(dir.path().join("rules/tiny.yaml"), tiny).unwrap();
+    let out = stdout(&fundguard(&["validate", path(&dir.path().join("rules"))]));
+    assert!(out.contains("tiny.yaml:7:17: error: memory_limit `512` is below 1MiB"), "{out}");
+}
