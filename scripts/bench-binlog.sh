@@ -18,10 +18,11 @@ SECONDS_PER_RATE=${2:-20}
 cargo build --release -p fundguard
 BIN="$(realpath "${CARGO_TARGET_DIR:-target}")/release/fundguard"
 WORK=$(mktemp -d)
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+source scripts/bench-db.sh
+PORT=$(free_port)
 cleanup() {
     [ -n "${FG_PID:-}" ] && kill "$FG_PID" 2>/dev/null || true
-    [ -f "$WORK/db.pid" ] && kill "$(cat "$WORK/db.pid")" 2>/dev/null || true
+    stop_mariadb "$WORK"
     sleep 1
     rm -rf "$WORK"
 }
@@ -29,12 +30,7 @@ trap cleanup EXIT
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 python3 -m pip install --quiet pymysql
 
-mariadb-install-db --no-defaults --datadir="$WORK/db" --user=root --auth-root-authentication-method=normal >/dev/null
-mariadbd --no-defaults --datadir="$WORK/db" --user=root --port="$PORT" --bind-address=127.0.0.1 \
-    --socket="$WORK/db.sock" --pid-file="$WORK/db.pid" --log-bin=mysql-bin --binlog-format=ROW --server-id=1 \
-    --binlog-row-image=FULL --binlog-row-metadata=FULL --innodb-flush-log-at-trx-commit=2 --sync-binlog=0 \
-    --innodb-buffer-pool-size=1G --max-binlog-size=1G 2> "$WORK/db.log" &
-for _ in $(seq 60); do mariadb -h127.0.0.1 -P"$PORT" -uroot -e 'SELECT 1' >/dev/null 2>&1 && break; sleep 0.5; done
+start_mariadb "$WORK" "$PORT"
 SQL="mariadb -h127.0.0.1 -P$PORT -uroot"
 $SQL -e "CREATE DATABASE shop; CREATE TABLE shop.refunds (id BIGINT PRIMARY KEY, order_id BIGINT, payment_id BIGINT,
   status ENUM('PENDING','SUCCESS','FAILED'), amount BIGINT, currency VARCHAR(8), created_at DATETIME(6), updated_at DATETIME(6))"

@@ -1,26 +1,12 @@
 """Workload driver and measurements for scripts/bench-binlog.sh (see there)."""
 import argparse
 import json
-import os
 import time
 import urllib.request
-from datetime import datetime, timezone
 
 import pymysql
 
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid):
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
-
-
-def rss_mib(pid):
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+from bench_live import cpu_seconds, micros, percentile, rss_mib
 
 
 def connect(port):
@@ -33,14 +19,6 @@ def rows(first, n, bad_every):
         amount = -100 if i % bad_every == 0 else 1999
         values.append(f"({i},{i},{i},'SUCCESS',{amount},'CNY',NOW(6),NOW(6))")
     return "INSERT INTO refunds VALUES " + ",".join(values)
-
-
-def micros(text):
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1e6
-
-
-def percentile(sorted_values, p):
-    return sorted_values[min(len(sorted_values) - 1, int(p * len(sorted_values)))]
 
 
 def latency(args):

@@ -60,6 +60,6 @@ pub struct Finding {
 impl Finding {
     /// Detection latency: from the commit of the offending change to the finding, in microseconds.
     pub fn detection_latency_micros(&self) -> i64 {
-        self.detected_at.as_micros() - self.event_time.as_micros()
+        self.detected_at.micros_since(self.event_time)
     }
 }

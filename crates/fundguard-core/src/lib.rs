@@ -19,7 +19,7 @@ pub use finding::{Evidence, Finding, Money};
 pub use log_point::LogPoint;
 pub use schema::{ColumnType, TableSchemas};
 pub use severity::Severity;
-pub use time::{EventTime, TimeParseError};
+pub use time::{CommitTimeError, EventTime, TimeParseError};
 pub use value::Value;
 
 /// Exact decimal numbers. Money is always a [`Decimal`] or an integer of minor units, never a float.

@@ -72,8 +72,23 @@ impl Value {
 }
 
 /// Parses a decimal literal, accepting scientific notation (`1.5E+3`).
+/// Reads decimal text (scientific notation included) exactly: `None` when a digit would be
+/// lost — more than 28 decimal places or significant digits, or beyond ±79228162514264337593543950335 —
+/// rather than rounding money (`Decimal::from_str` rounds excess fraction digits).
 pub(crate) fn parse_decimal(text: &str) -> Option<Decimal> {
-    if text.contains(['e', 'E']) { Decimal::from_scientific(text).ok() } else { text.parse::<Decimal>().ok() }
+    let Some((base, exponent)) = text.split_once(['e', 'E']) else {
+        return Decimal::from_str_exact(text).ok();
+    };
+    let base = Decimal::from_str_exact(base).ok()?;
+    let exponent: i64 = exponent.parse().ok()?;
+    let scale = i64::from(base.scale()).checked_sub(exponent)?;
+    if scale >= 0 {
+        let scale = u32::try_from(scale).ok().filter(|s| *s <= Decimal::MAX_SCALE)?;
+        Decimal::try_from_i128_with_scale(base.mantissa(), scale).ok()
+    } else {
+        let factor = 10i128.checked_pow(u32::try_from(-scale).ok()?)?;
+        Decimal::try_from_i128_with_scale(base.mantissa().checked_mul(factor)?, 0).ok()
+    }
 }
 
 /// Human-readable formats (findings, evidence) get [`Value::to_json`]: decimals as
@@ -235,6 +250,36 @@ mod tests {
             Some(Value::Decimal("18446744073709551615".parse().unwrap()))
         );
         assert_eq!(Value::parse_number("abc"), None);
+        assert_eq!(Value::parse_number("1.20e1"), Some(Value::Decimal("12.0".parse().unwrap())));
+        assert_eq!(
+            Value::parse_number("12e-28"),
+            Some(Value::Decimal("0.0000000000000000000000000012".parse().unwrap()))
+        );
+    }
+
+    /// Regression: `Decimal::from_str` rounded a 29th decimal place away, and scientific
+    /// notation went through it too; money must never be rounded on the way in.
+    #[test]
+    fn numbers_that_do_not_fit_exactly_are_refused_not_rounded() {
+        for text in [
+            "0.12345678901234567890123456789",
+            "79228162514264337593543950336",
+            "-79228162514264337593543950336",
+            "1e29",
+            "1e-29",
+            "1.5e-28",
+            "1e9223372036854775807",
+            "1e-9223372036854775808",
+            "1e99999999999999999999",
+            "123456789012345678901234567890e-5",
+        ] {
+            assert_eq!(Value::parse_number(text), None, "{text}");
+        }
+        assert_eq!(
+            Value::parse_number("79228162514264337593543950335"),
+            Some(Value::Decimal(Decimal::MAX)),
+            "the largest decimal still fits"
+        );
     }
 
     #[test]

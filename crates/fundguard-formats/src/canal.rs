@@ -15,8 +15,8 @@ use fundguard_core::{ChangeEvent, ColumnType, EventTime, Op, Position, Row, Valu
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::json::{Interner, RawRow, opt_string_from_raw, write_str};
-use crate::{DecodeError, Decoded, Skip};
+use crate::json::{Interner, RawRow, excerpt, opt_string_from_raw, write_str};
+use crate::{DecodeError, Decoded, Skip, commit_time};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -60,17 +60,18 @@ pub(crate) fn decode(
         }
         other => {
             return Err(DecodeError::invalid(format!(
-                "unknown Canal message type `{other}`: expected INSERT, UPDATE, DELETE or a DDL type"
+                "unknown Canal message type `{}`: expected INSERT, UPDATE, DELETE or a DDL type",
+                excerpt(other)
             )));
         }
     };
     let database = message.database.as_deref().ok_or_else(|| DecodeError::invalid("`database` is missing"))?;
     let table = message.table.as_deref().ok_or_else(|| DecodeError::invalid("`table` is missing"))?;
-    let commit_time = message
-        .es
-        .or(message.ts)
-        .map(EventTime::from_millis)
-        .ok_or_else(|| DecodeError::invalid("no commit time: expected `es` (milliseconds)"))?;
+    let commit_time = match (message.es, message.ts) {
+        (Some(es), _) => commit_time("es", EventTime::commit_from_millis(es))?,
+        (None, Some(ts)) => commit_time("ts", EventTime::commit_from_millis(ts))?,
+        (None, None) => return Err(DecodeError::invalid("no commit time: expected `es` (milliseconds)")),
+    };
     let rows = message.data.as_deref().unwrap_or_default();
     if rows.is_empty() {
         return Err(DecodeError::invalid(format!("{op} message with no rows in `data`")));
@@ -116,7 +117,10 @@ pub(crate) fn decode(
 
 fn read_value(ty: ColumnType, raw: &RawValue, name: &str) -> Result<Value, DecodeError> {
     let Some(text) = opt_string_from_raw(raw).map_err(|_| {
-        DecodeError::invalid(format!("column `{name}`: Canal values are strings or null, found `{}`", raw.get()))
+        DecodeError::invalid(format!(
+            "column `{name}`: Canal values are strings or null, found `{}`",
+            excerpt(raw.get())
+        ))
     })?
     else {
         return Ok(Value::Null);
@@ -132,7 +136,7 @@ fn read_value(ty: ColumnType, raw: &RawValue, name: &str) -> Result<Value, Decod
         ColumnType::Json => Some(Value::Json(text.clone().into_owned())),
         ColumnType::String => Some(Value::String(text.clone().into_owned())),
     };
-    value.ok_or_else(|| DecodeError::invalid(format!("column `{name}`: `{text}` is not a valid {ty}")))
+    value.ok_or_else(|| DecodeError::invalid(format!("column `{name}`: `{}` is not a valid {ty}", excerpt(&text))))
 }
 
 /// Reads a MySQL column type as Canal prints it: `bigint(20) unsigned`, `decimal(12,2)`, `varchar(32)`.

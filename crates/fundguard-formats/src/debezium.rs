@@ -27,8 +27,8 @@ use fundguard_core::{ChangeEvent, ColumnType, Decimal, EventTime, Op, Position, 
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::json::{Interner, RawRow, string_from_raw, value_from_raw, write_str, write_value};
-use crate::{DecodeError, Decoded, Skip};
+use crate::json::{Interner, RawRow, excerpt, string_from_raw, value_from_raw, write_str, write_value};
+use crate::{DecodeError, Decoded, Skip, commit_time};
 
 #[derive(Deserialize)]
 struct Message<'a> {
@@ -152,7 +152,8 @@ impl DebeziumDecoder {
             Some("t" | "m") => return Ok(Decoded::Skipped(Skip::Control)),
             Some(other) => {
                 return Err(DecodeError::invalid(format!(
-                    "unknown Debezium op `{other}`: expected c, r, u, d, t or m"
+                    "unknown Debezium op `{}`: expected c, r, u, d, t or m",
+                    excerpt(other)
                 )));
             }
             None => {
@@ -169,9 +170,9 @@ impl DebeziumDecoder {
         }
         .ok_or_else(|| DecodeError::invalid("`source.db` is missing"))?;
         let commit_time = match (source.ts_us, source.ts_ms, envelope.ts_ms) {
-            (Some(us), _, _) => EventTime::from_micros(us),
-            (None, Some(ms), _) => EventTime::from_millis(ms),
-            (None, None, Some(ms)) => EventTime::from_millis(ms),
+            (Some(us), _, _) => commit_time("source.ts_us", EventTime::commit_from_micros(us))?,
+            (None, Some(ms), _) => commit_time("source.ts_ms", EventTime::commit_from_millis(ms))?,
+            (None, None, Some(ms)) => commit_time("ts_ms", EventTime::commit_from_millis(ms))?,
             (None, None, None) => {
                 return Err(DecodeError::invalid("no commit time: expected `source.ts_ms`"));
             }
@@ -265,7 +266,7 @@ fn read_value(logical: Logical, raw: &RawValue) -> Result<Value, DecodeError> {
     let int = |raw: &RawValue| -> Result<i64, DecodeError> {
         raw.get()
             .parse::<i64>()
-            .map_err(|_| DecodeError::invalid(format!("expected an integer, found `{}`", raw.get())))
+            .map_err(|_| DecodeError::invalid(format!("expected a 64-bit integer, found `{}`", excerpt(raw.get()))))
     };
     Ok(match logical {
         Logical::Plain => value_from_raw(raw)?,
@@ -287,7 +288,7 @@ fn read_value(logical: Logical, raw: &RawValue) -> Result<Value, DecodeError> {
                     Value::Int(i) => Value::Decimal(i.into()),
                     other => other,
                 })
-                .ok_or_else(|| DecodeError::invalid(format!("`{text}` is not a decimal")))?
+                .ok_or_else(|| DecodeError::invalid(format!("`{}` is not an exact decimal", excerpt(&text))))?
         }
         Logical::EpochMillis => Value::Timestamp(EventTime::from_millis(int(raw)?)),
         Logical::EpochMicros => Value::Timestamp(EventTime::from_micros(int(raw)?)),

@@ -117,10 +117,25 @@ pub(crate) fn value_from_raw(raw: &RawValue) -> Result<Value, DecodeError> {
         Some(b'f') => Ok(Value::Bool(false)),
         Some(b'n') => Ok(Value::Null),
         Some(b'{' | b'[') => Ok(Value::Json(text.to_owned())),
-        Some(_) => Value::parse_number(text)
-            .ok_or_else(|| DecodeError::invalid(format!("number `{text}` is out of range for an exact decimal"))),
+        Some(_) => Value::parse_number(text).ok_or_else(|| {
+            DecodeError::invalid(format!(
+                "number `{}` does not fit an exact decimal (at most 28 significant digits and 28 decimal places)",
+                excerpt(text)
+            ))
+        }),
         None => Err(DecodeError::invalid("empty JSON value")),
     }
+}
+
+/// Input text as an error message shows it: whole when short, else its start and its length
+/// (a dead letter keeps the whole message anyway).
+pub(crate) fn excerpt(text: &str) -> std::borrow::Cow<'_, str> {
+    const SHOWN: usize = 40;
+    if text.len() <= SHOWN {
+        return text.into();
+    }
+    let end = (0..=SHOWN).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+    format!("{}… ({} bytes)", &text[..end], text.len()).into()
 }
 
 /// Reads a raw JSON string, unescaping only when it has escapes.
@@ -175,5 +190,13 @@ mod tests {
         assert_eq!(read("\"a\\nb\""), Value::String("a\nb".into()));
         assert_eq!(read("{\"a\": 1}"), Value::Json("{\"a\": 1}".into()));
         assert_eq!(read("null"), Value::Null);
+    }
+
+    #[test]
+    fn long_input_is_shown_shortened() {
+        assert_eq!(excerpt("12"), "12");
+        let long = "9".repeat(100);
+        assert_eq!(excerpt(&long), format!("{}… (100 bytes)", "9".repeat(40)));
+        assert_eq!(excerpt(&"é".repeat(30)), format!("{}… (60 bytes)", "é".repeat(20)));
     }
 }

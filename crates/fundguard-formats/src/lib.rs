@@ -5,7 +5,10 @@
 //! a file, a Kafka record and an HTTP body are all just `&[u8]` here.
 //!
 //! **Invariant:** no decoder panics on any input; bad input is a [`DecodeError`]
-//! that says what was expected, and the caller dead-letters the message.
+//! that says what was expected, and the caller dead-letters the message. That includes
+//! input built to hurt: a message over [`MAX_MESSAGE_BYTES`], nesting deeper than
+//! serde_json's recursion limit (128), numbers beyond `i64` or 28 exact decimal digits,
+//! invalid UTF-8, and commit times outside 1970..=9999 (see [`EventTime::commit_from_secs`]).
 
 pub mod canal;
 pub mod debezium;
@@ -16,9 +19,13 @@ pub mod plain;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use fundguard_core::{ChangeEvent, ColumnType, Position, TableSchemas};
+use fundguard_core::{ChangeEvent, ColumnType, CommitTimeError, EventTime, Position, TableSchemas};
 
 pub use json::Interner;
+
+/// The largest message a decoder reads unless told otherwise (`limits.max_message_bytes`,
+/// `--max-message-bytes`): anything larger is refused before it is parsed.
+pub const MAX_MESSAGE_BYTES: usize = 4 << 20;
 
 /// Why a message could not be decoded. The message says what was expected.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +40,11 @@ impl DecodeError {
     pub(crate) fn invalid(msg: impl Into<String>) -> Self {
         DecodeError::Invalid(msg.into())
     }
+}
+
+/// A message's commit time read from `field`, or why the message is refused.
+pub(crate) fn commit_time(field: &str, time: Result<EventTime, CommitTimeError>) -> Result<EventTime, DecodeError> {
+    time.map_err(|e| DecodeError::invalid(format!("`{field}`: {e}")))
 }
 
 /// A message that decoded fine but carries no row change.
@@ -73,7 +85,7 @@ impl Format {
             Format::Maxwell => Inner::Maxwell,
             Format::Json(config) => Inner::Plain(config.clone()),
         };
-        Decoder { inner, interner, declared: DeclaredTypes::new(schemas) }
+        Decoder { inner, interner, declared: DeclaredTypes::new(schemas), max_message_bytes: MAX_MESSAGE_BYTES }
     }
 
     pub fn name(&self) -> &'static str {
@@ -99,9 +111,16 @@ pub struct Decoder {
     inner: Inner,
     interner: Interner,
     declared: DeclaredTypes,
+    max_message_bytes: usize,
 }
 
 impl Decoder {
+    /// Refuses messages over `bytes` (default [`MAX_MESSAGE_BYTES`]).
+    pub fn with_max_message_bytes(mut self, bytes: usize) -> Self {
+        self.max_message_bytes = bytes;
+        self
+    }
+
     /// Decodes one message, appending its events to `out`. On error nothing is appended.
     pub fn decode(
         &mut self,
@@ -110,6 +129,12 @@ impl Decoder {
         out: &mut Vec<ChangeEvent>,
     ) -> Result<Decoded, DecodeError> {
         let start = out.len();
+        if message.len() > self.max_message_bytes {
+            return Err(DecodeError::invalid(format!(
+                "message over the limit of {} bytes (`max_message_bytes`): not decoded",
+                self.max_message_bytes
+            )));
+        }
         let text =
             std::str::from_utf8(message).map_err(|e| DecodeError::invalid(format!("not UTF-8 text: {e}")))?.trim();
         if text.is_empty() || text == "null" {

@@ -13,8 +13,8 @@ use std::borrow::Cow;
 use fundguard_core::{ChangeEvent, EventTime, Op, Position, Value};
 use serde::Deserialize;
 
-use crate::json::{Interner, RawRow, value_from_raw, write_str, write_value};
-use crate::{DecodeError, Decoded, Skip};
+use crate::json::{Interner, RawRow, excerpt, value_from_raw, write_str, write_value};
+use crate::{DecodeError, Decoded, Skip, commit_time};
 
 #[derive(Deserialize)]
 struct Message<'a> {
@@ -53,15 +53,16 @@ pub(crate) fn decode(
         }
         other => {
             return Err(DecodeError::invalid(format!(
-                "unknown Maxwell type `{other}`: expected insert, update, delete or a bootstrap/DDL type"
+                "unknown Maxwell type `{}`: expected insert, update, delete or a bootstrap/DDL type",
+                excerpt(other)
             )));
         }
     };
     let database = message.database.as_deref().ok_or_else(|| DecodeError::invalid("`database` is missing"))?;
     let table = message.table.as_deref().ok_or_else(|| DecodeError::invalid("`table` is missing"))?;
     let commit_time = match (message.ts_ms, message.ts) {
-        (Some(ms), _) => EventTime::from_millis(ms),
-        (None, Some(s)) => EventTime::from_secs(s),
+        (Some(ms), _) => commit_time("ts_ms", EventTime::commit_from_millis(ms))?,
+        (None, Some(s)) => commit_time("ts", EventTime::commit_from_secs(s))?,
         (None, None) => {
             return Err(DecodeError::invalid("no commit time: expected `ts` (seconds)"));
         }

@@ -8,7 +8,7 @@
 use fundguard_core::{ChangeEvent, EventTime, Op, Position, Value};
 
 use crate::json::{Interner, RawRow, value_from_raw};
-use crate::{DecodeError, Decoded};
+use crate::{DecodeError, Decoded, commit_time};
 
 /// Where a business message's table name and event time come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,9 +50,13 @@ pub(crate) fn decode(
             }
         },
     };
-    let commit_time = match row.get(&config.time_field) {
-        Some(Value::Int(ms)) => EventTime::from_millis(*ms),
-        Some(Value::String(s)) => EventTime::parse(s).map_err(|e| DecodeError::invalid(e.to_string()))?,
+    let field = &config.time_field;
+    let commit_time = match row.get(field) {
+        Some(Value::Int(ms)) => commit_time(field, EventTime::commit_from_millis(*ms))?,
+        Some(Value::String(s)) => {
+            let t = EventTime::parse(s).map_err(|e| DecodeError::invalid(e.to_string()))?;
+            commit_time(field, t.checked_commit())?
+        }
         Some(other) => {
             return Err(DecodeError::invalid(format!(
                 "field `{}` holds a {}: expected epoch milliseconds or RFC 3339 text",

@@ -1,5 +1,6 @@
 // The fundguard console: a small single-page app over /api/v1, no build step.
-// Views: #/alerts (queue), #/alerts/ID (detail), #/dashboard, #/rules, #/sources. The
+// Views: #/alerts (queue), #/alerts/ID (detail), #/dashboard, #/rules, #/sources, #/audit
+// (admins). The
 // current view refreshes every 3 seconds, so alerts arrive without a reload; the Sources
 // link counts sources in trouble whatever the view.
 "use strict";
@@ -39,6 +40,18 @@ const post = (path, body) => api(path, { method: "POST", body: JSON.stringify(bo
 function can(role) {
   const order = ["viewer", "operator", "admin"];
   return state.session && order.indexOf(state.session.role) >= order.indexOf(role);
+}
+
+// What the server allows (it checks again): operators change the alerts of their teams
+// (every team's without `teams`) and switch the rules of the teams they list.
+function worksFor(team) {
+  const teams = state.session && state.session.teams;
+  return can("admin") || (can("operator") && (!teams || teams.includes(team)));
+}
+
+function switchesRulesOf(team) {
+  const teams = state.session && state.session.teams;
+  return can("admin") || (can("operator") && !!teams && teams.includes(team));
 }
 
 function time(t) {
@@ -137,12 +150,14 @@ async function renderAlert(view, id) {
           <dt>Overdue</dt><dd>${["detect", "respond", "resolve"].filter((k) => overdue[k]).join(", ") || "no"}</dd>
         </dl></div>
       <div class="card"><h2>Actions</h2><div class="actions">
-        ${can("operator") ? `
+        ${worksFor(a.owner) ? `
         <div class="row"><button id="ack" ${a.status === "open" ? "" : "disabled"}>Acknowledge</button></div>
         <div class="row"><input id="root-cause" placeholder="Root cause (required to resolve)"><button id="resolve" ${active ? "" : "disabled"}>Resolve</button></div>
         <div class="row"><input id="fp-reason" placeholder="Why it is not a real problem"><button class="secondary" id="false-positive" ${active ? "" : "disabled"}>False positive</button></div>
         <div class="row"><input id="assignee" placeholder="Assign to"><button class="secondary" id="assign" ${active ? "" : "disabled"}>Assign</button></div>
-        <div class="row"><input id="note" placeholder="Note"><button class="secondary" id="add-note">Add note</button></div>` : '<p class="muted">Viewers can read alerts; an operator works them.</p>'}
+        <div class="row"><input id="note" placeholder="Note"><button class="secondary" id="add-note">Add note</button></div>` : can("operator")
+          ? `<p class="muted">Team ${esc(a.owner)}'s operators work this alert.</p>`
+          : '<p class="muted">Viewers can read alerts; an operator works them.</p>'}
         ${can("admin") && pendingApproval(timeline) ? `
         <div class="row"><button id="approve-action">Approve containment action</button>
           <input id="reject-reason" placeholder="Why not"><button class="secondary" id="reject-action">Reject</button></div>` : ""}
@@ -234,10 +249,20 @@ async function renderRules(view) {
       <td><span class="sev ${r.severity}">${r.severity}</span></td><td>${esc(r.kind)}</td><td>${r.enabled ? "yes" : "no"}</td>
       <td>${r.events}</td><td>${r.findings}</td><td>${r.open_alerts}</td>
       <td title="${esc(r.last_error || "")}">${r.errors}</td><td>${r.state_bytes ? `${(r.state_bytes / 1024).toFixed(1)} KiB` : "—"}</td>
-      <td>${can("admin") ? `<button class="secondary toggle" data-id="${esc(r.id)}" data-to="${r.enabled ? "disable" : "enable"}">${r.enabled ? "Disable" : "Enable"}</button>` : ""}</td></tr>`).join("")}</tbody></table>`;
+      <td>${switchesRulesOf(r.owner) ? `<button class="secondary toggle" data-id="${esc(r.id)}" data-to="${r.enabled ? "disable" : "enable"}">${r.enabled ? "Disable" : "Enable"}</button>` : ""}</td></tr>`).join("")}</tbody></table>`;
   view.querySelectorAll("button.toggle").forEach((b) => b.addEventListener("click", async () => {
     try { await post(`/api/v1/rules/${encodeURIComponent(b.dataset.id)}/${b.dataset.to}`); showError(""); refresh(); } catch (e) { showError(e.message); }
   }));
+}
+
+// ---- audit (admins) -------------------------------------------------------------
+
+async function renderAudit(view) {
+  const page = await api("/api/v1/audit?limit=200");
+  view.innerHTML = `<table id="audit-table"><thead><tr><th>When</th><th>Who</th><th>From</th><th>What</th><th>On</th><th>Detail</th></tr></thead>
+    <tbody>${page.entries.map((e) => `<tr><td>${time(e.at)}</td><td>${esc(e.actor)}${e.role ? ` <span class="muted">(${esc(e.role)})</span>` : ""}</td>
+      <td>${esc(e.from)}</td><td>${esc(e.action)}</td><td>${esc(e.target)}</td><td class="muted">${esc(e.detail || "")}</td></tr>`).join("")
+      || '<tr><td colspan="6" class="muted">Nothing recorded yet.</td></tr>'}</tbody></table>`;
 }
 
 // ---- sources --------------------------------------------------------------------
@@ -344,6 +369,7 @@ async function refresh() {
     else if (view === "dashboard") await renderDashboard(el);
     else if (view === "rules") await renderRules(el);
     else if (view === "sources") await renderSources(el);
+    else if (view === "audit" && can("admin")) await renderAudit(el);
     else await renderAlerts(el);
     if (view !== "sources") markSources(await api("/api/v1/health"));
   } catch (e) { showError(e.message); } finally { busy = false; }
@@ -355,7 +381,9 @@ function render() {
   $("#nav").hidden = !logged;
   $("#logout").hidden = !logged;
   $("#view").hidden = !logged;
-  $("#who").textContent = logged ? `${state.session.user} (${state.session.role})` : "";
+  $("#nav-audit").hidden = !can("admin");
+  const teams = logged && state.session.teams ? `, ${state.session.teams.join(", ")}` : "";
+  $("#who").textContent = logged ? `${state.session.user} (${state.session.role}${teams})` : "";
   if (logged) refresh();
 }
 

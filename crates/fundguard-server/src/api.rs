@@ -1,9 +1,11 @@
-//! The console's HTTP API under `/api/v1`: alerts and their lifecycle, rules, figures.
+//! The console's HTTP API under `/api/v1`: alerts and their lifecycle, rules, figures,
+//! the audit log.
 //!
 //! Every answer is JSON; every refusal is a 4xx with `{"error": "<what to do>"}` and
 //! changes nothing — an unknown filter, bad paging, a state change the alert's status
-//! does not allow (resolving without a root cause), a body over 64 KiB. The alert store
-//! is synchronous, so its calls run on tokio's blocking pool, one at a time.
+//! does not allow (resolving without a root cause), a change to another team's alert or
+//! rule, a body over 64 KiB. The alert store is synchronous, so its calls run on tokio's
+//! blocking pool, one at a time.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -18,7 +20,8 @@ use fundguard_core::{EventTime, Severity};
 use fundguard_sources::SourceHealth;
 use serde::{Deserialize, Serialize};
 
-use crate::auth::{Auth, Role, SESSION_COOKIE};
+use crate::audit::{Audit, AuditEntry, AuditFilter};
+use crate::auth::{Auth, ClientAddr, LoginRefused, Principal, Role};
 use crate::metrics::Telemetry;
 
 /// A refusal: its status and what to do about it.
@@ -26,11 +29,13 @@ use crate::metrics::Telemetry;
 pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
+    /// Seconds to wait before asking again (`Retry-After`), for a 429.
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
-        ApiError { status, message: message.into() }
+        ApiError { status, message: message.into(), retry_after: None }
     }
 
     fn bad(message: impl Into<String>) -> ApiError {
@@ -40,7 +45,11 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(serde_json::json!({ "error": self.message }))).into_response()
+        let mut response = (self.status, Json(serde_json::json!({ "error": self.message }))).into_response();
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
     }
 }
 
@@ -68,7 +77,7 @@ pub struct RuleInfo {
 }
 
 /// The running rules, and switching one on or off (the binary implements it: it owns
-/// the engine).
+/// the engine). The API checks who may switch a rule, and records it, before asking.
 pub trait RuleCatalog: Send + Sync {
     fn rules(&self) -> Vec<RuleInfo>;
     /// Enables or disables a rule; `Err` says why not (an unknown rule).
@@ -99,6 +108,8 @@ pub struct Console {
     pub figures: tokio::sync::Mutex<Option<(std::time::Instant, Arc<Figures>)>>,
     pub slo: Slo,
     pub auth: Auth,
+    /// Where configuration and rule changes are recorded (`DATA_DIR/audit.jsonl`).
+    pub audit: Audit,
     pub rules: Arc<dyn RuleCatalog>,
     pub telemetry: Arc<Telemetry>,
     pub health: Arc<Mutex<Vec<SourceHealth>>>,
@@ -156,6 +167,25 @@ impl Console {
         *cached = Some((std::time::Instant::now(), figures.clone()));
         Ok(figures)
     }
+
+    /// Appends an entry to the audit log, off the async threads.
+    async fn record(self: &Arc<Self>, entry: AuditEntry) -> std::io::Result<()> {
+        let console = self.clone();
+        tokio::task::spawn_blocking(move || console.audit.record(&entry)).await.map_err(std::io::Error::other)?
+    }
+}
+
+/// An audit entry for what `who` did from `from`.
+fn audit_entry(who: &Principal, from: &ClientAddr, action: &str, target: &str, detail: String) -> AuditEntry {
+    AuditEntry {
+        at: wall_clock(),
+        actor: who.name.clone(),
+        role: Some(who.role),
+        from: from.0.clone(),
+        action: action.into(),
+        target: target.into(),
+        detail,
+    }
 }
 
 /// Parses a JSON body, refusing unreadable ones with the parser's reason.
@@ -171,18 +201,59 @@ pub(crate) struct LoginBody {
     password: String,
 }
 
-/// `POST /api/v1/login` `{"user", "password"}` → the session cookie and `{"user", "role", "csrf"}`.
-pub(crate) async fn login(State(c): Shared, bytes: Bytes) -> Result<Response, ApiError> {
+/// `POST /api/v1/login` `{"user", "password"}` → the session cookie and `{"user", "role",
+/// "teams", "csrf"}`; 429 with `Retry-After` while the user or the client's address is
+/// locked out after too many failed logins.
+pub(crate) async fn login(
+    State(c): Shared,
+    from: ClientAddr,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
     let LoginBody { user, password } = body(&bytes)?;
-    let login = c
-        .auth
-        .login(&user, &password)
-        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "wrong user name or password"))?;
-    let cookie = format!("{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict", login.session);
-    let mut response =
-        Json(serde_json::json!({ "user": login.principal.name, "role": login.principal.role, "csrf": login.csrf }))
-            .into_response();
-    if let Ok(value) = HeaderValue::from_str(&cookie) {
+    let login = match c.auth.login(&user, &password, &from.0) {
+        Ok(login) => login,
+        Err(LoginRefused::Locked { retry_after }) => {
+            let seconds = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+            return Err(ApiError {
+                retry_after: Some(seconds),
+                ..ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    format!("too many failed logins for this user or from this address: try again in {seconds} s"),
+                )
+            });
+        }
+        Err(LoginRefused::Wrong { locked }) => {
+            for what in locked {
+                let tried: String = user.chars().take(100).collect();
+                let locked_out = AuditEntry {
+                    at: wall_clock(),
+                    actor: tried,
+                    role: None,
+                    from: from.0.clone(),
+                    action: "login_locked".into(),
+                    target: what,
+                    detail: "too many failed logins".into(),
+                };
+                if let Err(e) = c.record(locked_out).await {
+                    eprintln!("fundguard: the audit log: {e}");
+                }
+            }
+            return Err(ApiError::new(StatusCode::UNAUTHORIZED, "wrong user name or password"));
+        }
+    };
+    if let Err(e) = c.record(audit_entry(&login.principal, &from, "login", &login.principal.name, String::new())).await
+    {
+        eprintln!("fundguard: the audit log: {e}");
+    }
+    let mut response = Json(serde_json::json!({
+        "user": login.principal.name,
+        "role": login.principal.role,
+        "teams": login.principal.teams,
+        "csrf": login.csrf,
+    }))
+    .into_response();
+    if let Ok(value) = HeaderValue::from_str(&c.auth.session_cookie(&login.session, &headers)) {
         response.headers_mut().insert(header::SET_COOKIE, value);
     }
     Ok(response)
@@ -192,18 +263,18 @@ pub(crate) async fn login(State(c): Shared, bytes: Bytes) -> Result<Response, Ap
 pub(crate) async fn logout(State(c): Shared, headers: HeaderMap) -> Response {
     c.auth.logout(&headers);
     let mut response = StatusCode::NO_CONTENT.into_response();
-    let expired = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
-    if let Ok(value) = HeaderValue::from_str(&expired) {
+    if let Ok(value) = HeaderValue::from_str(&c.auth.expired_cookie(&headers)) {
         response.headers_mut().insert(header::SET_COOKIE, value);
     }
     response
 }
 
-/// `GET /api/v1/session`: who is logged in, and the CSRF token to send with changes.
+/// `GET /api/v1/session`: who is logged in, its teams (`null`: every team), and the CSRF
+/// token to send with changes.
 pub(crate) async fn session(State(c): Shared, headers: HeaderMap) -> Result<Json<serde_json::Value>, ApiError> {
     let who = c.auth.authorize(&headers, &Method::GET, Role::Viewer)?;
     let csrf = c.auth.csrf_of(&headers);
-    Ok(Json(serde_json::json!({ "user": who.name, "role": who.role, "csrf": csrf })))
+    Ok(Json(serde_json::json!({ "user": who.name, "role": who.role, "teams": who.teams, "csrf": csrf })))
 }
 
 /// The filters `GET /api/v1/alerts` understands.
@@ -237,6 +308,20 @@ fn parse_filter(query: &HashMap<String, String>) -> Result<Filter, ApiError> {
         .get("since")
         .map(|s| EventTime::parse(s).map_err(|e| ApiError::bad(format!("since `{s}`: {e}"))))
         .transpose()?;
+    let (limit, offset) = paging(query)?;
+    Ok(Filter {
+        status,
+        severity,
+        owner: query.get("team").cloned(),
+        rule: query.get("rule").cloned(),
+        since,
+        limit,
+        offset,
+    })
+}
+
+/// `limit` (1 to [`MAX_PAGE`], default 50) and `offset` (default 0).
+fn paging(query: &HashMap<String, String>) -> Result<(usize, usize), ApiError> {
     let number = |name: &str, default: usize| -> Result<usize, ApiError> {
         match query.get(name) {
             None => Ok(default),
@@ -247,15 +332,7 @@ fn parse_filter(query: &HashMap<String, String>) -> Result<Filter, ApiError> {
     if limit == 0 || limit > MAX_PAGE {
         return Err(ApiError::bad(format!("limit {limit}: expected 1 to {MAX_PAGE}")));
     }
-    Ok(Filter {
-        status,
-        severity,
-        owner: query.get("team").cloned(),
-        rule: query.get("rule").cloned(),
-        since,
-        limit,
-        offset: number("offset", 0)?,
-    })
+    Ok((limit, number("offset", 0)?))
 }
 
 /// A page of alerts; `next_offset` is where the next page starts, if there is one.
@@ -314,7 +391,8 @@ pub const CHANGES: [&str; 8] =
 
 /// `POST /api/v1/alerts/{id}/{change}` with `{"root_cause"}`, `{"reason"}`, `{"to"}` or
 /// `{"text"}` as the change needs; answers the changed alert. The actor in the timeline
-/// is the logged-in user or the token's name.
+/// is the logged-in user or the token's name; an operator changes only alerts of its
+/// teams (403 otherwise).
 pub(crate) async fn change_alert(
     State(c): Shared,
     method: Method,
@@ -340,6 +418,9 @@ pub(crate) async fn change_alert(
         }
     };
     let who = c.auth.authorize(&headers, &method, needed)?;
+    // An alert's owner is set when it opens and never changes, so it can be checked first.
+    let (alert, _) = c.store(move |s| s.get(id)).await?;
+    who.may_change_alert(id, &alert.owner)?;
     let alert = c.store(move |s| s.change(id, &change, &who.name, wall_clock())).await?;
     Ok(Json(alert))
 }
@@ -383,11 +464,14 @@ pub(crate) async fn list_rules(State(c): Shared, headers: HeaderMap) -> Result<J
     Ok(Json(rows))
 }
 
-/// `POST /api/v1/rules/{id}/enable` and `/disable` (admin).
+/// `POST /api/v1/rules/{id}/enable` and `/disable`: admins switch every rule, operators
+/// the rules of the teams they list. Recorded in the audit log before it is done: a
+/// switch that cannot be recorded is not made.
 pub(crate) async fn toggle_rule(
     State(c): Shared,
     method: Method,
     headers: HeaderMap,
+    from: ClientAddr,
     Path((id, toggle)): Path<(String, String)>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let enabled = match toggle.as_str() {
@@ -395,9 +479,71 @@ pub(crate) async fn toggle_rule(
         "disable" => false,
         other => return Err(ApiError::new(StatusCode::NOT_FOUND, format!("no `{other}`: expected enable or disable"))),
     };
-    c.auth.authorize(&headers, &method, Role::Admin)?;
-    c.rules.set_enabled(&id, enabled).map_err(|e| ApiError::new(StatusCode::NOT_FOUND, e))?;
+    let who = c.auth.authorize(&headers, &method, Role::Operator)?;
+    let rule =
+        c.rules.rules().into_iter().find(|r| r.id == id).ok_or_else(|| {
+            ApiError::new(StatusCode::NOT_FOUND, format!("no rule `{id}`: GET /api/v1/rules lists them"))
+        })?;
+    who.may_switch_rule(&id, &rule.owner)?;
+    let action = if enabled { "rule_enabled" } else { "rule_disabled" };
+    let detail = format!("team {}; was {}", rule.owner, if rule.enabled { "on" } else { "off" });
+    c.record(audit_entry(&who, &from, action, &id, detail)).await.map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the audit log cannot be written ({e}), so the rule was not switched: check the data directory"),
+        )
+    })?;
+    if let Err(e) = c.rules.set_enabled(&id, enabled) {
+        if let Err(audit) = c.record(audit_entry(&who, &from, "rule_switch_failed", &id, e.clone())).await {
+            eprintln!("fundguard: the audit log: {audit}");
+        }
+        return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e));
+    }
     Ok(Json(serde_json::json!({ "id": id, "enabled": enabled })))
+}
+
+/// The filters `GET /api/v1/audit` understands.
+const AUDIT_FILTERS: [&str; 6] = ["actor", "action", "target", "since", "limit", "offset"];
+
+/// A page of the audit log, newest first.
+#[derive(Serialize)]
+pub(crate) struct AuditPage {
+    entries: Vec<AuditEntry>,
+    limit: usize,
+    offset: usize,
+    next_offset: Option<usize>,
+}
+
+/// `GET /api/v1/audit?actor=&action=&target=&since=&limit=&offset=` (admin): who changed
+/// configuration or rules, logged in or was locked out; newest first.
+pub(crate) async fn audit(
+    State(c): Shared,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<AuditPage>, ApiError> {
+    c.auth.authorize(&headers, &Method::GET, Role::Admin)?;
+    if let Some(unknown) = query.keys().find(|k| !AUDIT_FILTERS.contains(&k.as_str())) {
+        return Err(ApiError::bad(format!("unknown filter `{unknown}`: expected one of {}", AUDIT_FILTERS.join(", "))));
+    }
+    let (limit, offset) = paging(&query)?;
+    let since = query
+        .get("since")
+        .map(|s| EventTime::parse(s).map_err(|e| ApiError::bad(format!("since `{s}`: {e}"))))
+        .transpose()?;
+    let filter = AuditFilter {
+        actor: query.get("actor").cloned(),
+        action: query.get("action").cloned(),
+        target: query.get("target").cloned(),
+        since,
+        limit,
+        offset,
+    };
+    let console = c.clone();
+    let (entries, more) = tokio::task::spawn_blocking(move || console.audit.list(&filter))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("the audit task failed: {e}")))?
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("reading the audit log: {e}")))?;
+    Ok(Json(AuditPage { entries, limit, offset, next_offset: more.then_some(offset + limit) }))
 }
 
 /// `GET /api/v1/slo`: MTTD/MTTA/MTTR and overdue per team and rule, over the alerts

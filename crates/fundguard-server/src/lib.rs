@@ -5,18 +5,21 @@
 //!   anything: an ingest request becomes an [`IngestBatch`] sent to the pipeline, and the
 //!   response waits for the pipeline's verdict, so a 2xx means the batch was accepted.
 //! - `api.rs`: `/api/v1/…` — alerts and their lifecycle, rules, SLO figures, dashboard;
-//! - `auth.rs`: tokens, logins, roles and CSRF for the API;
+//! - `auth.rs`: tokens, logins (throttled), roles, teams and CSRF for the API;
+//! - `audit.rs`: the audit log of configuration and rule changes;
 //! - `console.rs`: the web console's assets, built in;
 //! - `metrics.rs`: [`Telemetry`], what `/metrics` and the dashboard show;
 //! - `openapi.json`: the API's description, served at `/api/openapi.json`.
 
 pub mod api;
+pub mod audit;
 pub mod auth;
 mod console;
 mod ingest;
 pub mod metrics;
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::Json;
@@ -28,20 +31,10 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
 pub use api::{Console, RuleCatalog, RuleInfo};
-pub use auth::{Auth, Credential, Role};
-pub use ingest::{IngestBatch, IngestVerdict, Rejected};
+pub use audit::{Audit, AuditEntry};
+pub use auth::{Auth, Credential, LoginPolicy, Role};
+pub use ingest::{IngestBatch, IngestRate, IngestSource, IngestVerdict, Rejected};
 pub use metrics::Telemetry;
-
-/// An HTTP ingest source as the server needs it.
-#[derive(Clone)]
-pub struct IngestSource {
-    /// The bearer token clients must send.
-    pub token: String,
-    /// Largest request body accepted, in bytes.
-    pub max_body_bytes: usize,
-    /// Most messages accepted in one request.
-    pub max_messages: usize,
-}
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -49,7 +42,8 @@ pub struct AppState {
     pub ingest: Arc<HashMap<String, IngestSource>>,
     pub pipeline: mpsc::Sender<IngestBatch>,
     pub health: Arc<Mutex<Vec<SourceHealth>>>,
-    /// The largest body any source accepts: requests above it are refused (413) unread.
+    /// The largest body any source accepts (each source reads its body itself, up to its
+    /// own limit); the limit of the other routes' bodies.
     pub max_body_bytes: usize,
     /// What `/metrics` reports.
     pub telemetry: Arc<Telemetry>,
@@ -107,6 +101,7 @@ pub fn router(state: AppState) -> Router {
             .route("/api/v1/slo", get(api::slo))
             .route("/api/v1/dashboard", get(api::dashboard))
             .route("/api/v1/health", get(api::health))
+            .route("/api/v1/audit", get(api::audit))
             .layer(axum::extract::DefaultBodyLimit::max(API_BODY_LIMIT))
             .with_state(console)
             .route("/", get(console::index))
@@ -119,13 +114,17 @@ pub fn router(state: AppState) -> Router {
 
 /// Ready once every source has started and is connected — none waiting to reconnect, none
 /// failing (a source retrying a problem that needs a person stays `failed: …` until a retry
-/// connects): 503 naming the sources holding it back otherwise, so a load balancer or
-/// orchestrator waits.
+/// connects), none `blocked: …` behind a sink that cannot take findings: 503 naming the
+/// sources holding it back otherwise, so a load balancer or orchestrator waits.
 async fn readyz(State(state): State<AppState>) -> (axum::http::StatusCode, String) {
     let health = state.health.lock().map(|h| h.clone()).unwrap_or_default();
     let waiting: Vec<String> = health
         .iter()
-        .filter(|h| matches!(h.state.as_str(), "starting" | "disconnected") || h.state.starts_with("failed"))
+        .filter(|h| {
+            matches!(h.state.as_str(), "starting" | "disconnected")
+                || h.state.starts_with("failed")
+                || h.state.starts_with("blocked")
+        })
         .map(|h| format!("{}: {}", h.name, h.state))
         .collect();
     if waiting.is_empty() {
@@ -140,13 +139,16 @@ async fn sources(State(state): State<AppState>) -> Json<Vec<SourceHealth>> {
     Json(health)
 }
 
-/// Serves until `shutdown` resolves. Bind the listener yourself (port 0 in tests).
+/// Serves until `shutdown` resolves. Bind the listener yourself (port 0 in tests). Handlers
+/// see the peer's address (login throttling and the audit log use it).
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router(state).into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 #[cfg(test)]
@@ -179,5 +181,45 @@ mod tests {
         let served: BTreeSet<(String, String)> =
             declared_routes().into_iter().filter(|(_, p)| p != "/" && !p.starts_with("/assets/")).collect();
         assert_eq!(documented, served, "openapi.json and router() have drifted apart");
+    }
+
+    /// The security each operation declares is what its handler asks for: nothing on the
+    /// public routes, the source's token on ingest, a session or an API token on the API —
+    /// and with the session, the CSRF header on every change.
+    #[test]
+    fn every_operation_declares_the_security_the_server_enforces() {
+        let doc: serde_json::Value = serde_json::from_str(super::OPENAPI).unwrap();
+        let schemes = doc["components"]["securitySchemes"].as_object().unwrap();
+        assert_eq!(schemes["csrf"]["in"], "header");
+        assert_eq!(schemes["csrf"]["name"], "X-CSRF-Token");
+        assert_eq!(schemes["session"]["name"], crate::auth::SESSION_COOKIE);
+        let public =
+            ["/api/v1/login", "/api/v1/logout", "/v1/sources", "/healthz", "/readyz", "/metrics", "/api/openapi.json"];
+        for (path, operations) in doc["paths"].as_object().unwrap() {
+            for (method, operation) in operations.as_object().unwrap() {
+                let security =
+                    operation["security"].as_array().unwrap_or_else(|| panic!("{method} {path}: no security"));
+                let alternatives: Vec<Vec<&str>> = security
+                    .iter()
+                    .map(|s| {
+                        let names: Vec<&str> = s.as_object().unwrap().keys().map(String::as_str).collect();
+                        assert!(names.iter().all(|n| schemes.contains_key(*n)), "{method} {path}: {names:?}");
+                        names
+                    })
+                    .collect();
+                let expected: Vec<Vec<&str>> = if public.contains(&path.as_str()) {
+                    vec![]
+                } else if path.starts_with("/v1/ingest/") {
+                    vec![vec!["ingest"]]
+                } else if method == "post" {
+                    vec![vec!["csrf", "session"], vec!["token"]]
+                } else {
+                    vec![vec!["session"], vec!["token"]]
+                };
+                let mut sorted = alternatives.clone();
+                sorted.iter_mut().for_each(|a| a.sort());
+                assert_eq!(sorted, expected, "{method} {path}");
+            }
+        }
     }
 }

@@ -79,6 +79,8 @@ struct Counts {
     sql_runs: BTreeMap<(String, String), u64>,
     sql_run_seconds: BTreeMap<String, f64>,
     sql_last_ok: BTreeMap<String, f64>,
+    sink_write_errors: BTreeMap<String, u64>,
+    sinks_blocked: BTreeMap<String, bool>,
 }
 
 /// Everything counted, behind one lock (updates are per batch, not per event).
@@ -137,8 +139,9 @@ impl Telemetry {
 
     /// One finding: counted per rule, per minute and in the latency histogram.
     pub fn finding(&self, rule: &str, severity: Severity, event_time: EventTime, detected_at: EventTime) {
-        let latency = (detected_at.as_micros() - event_time.as_micros()).max(0) as f64 / 1e6;
-        let minute = EventTime::from_micros(detected_at.as_micros().div_euclid(60_000_000) * 60_000_000);
+        // Saturating: times at the ends of the range must not overflow (a panic in debug builds).
+        let latency = detected_at.micros_since(event_time).max(0) as f64 / 1e6;
+        let minute = EventTime::from_micros(detected_at.as_micros().div_euclid(60_000_000).saturating_mul(60_000_000));
         self.with(|c| {
             *c.findings.entry((rule.to_string(), severity)).or_default() += 1;
             for (i, le) in LATENCY_BUCKETS.iter().enumerate() {
@@ -163,6 +166,17 @@ impl Telemetry {
                 }
             }
         });
+    }
+
+    /// Writing findings to `sink` failed (a full disk, a lost store): the pipeline holds
+    /// the batch and retries.
+    pub fn sink_write_failed(&self, sink: &str) {
+        self.with(|c| *c.sink_write_errors.entry(sink.to_string()).or_default() += 1);
+    }
+
+    /// Whether the pipeline is held, reading nothing, because `sink` cannot take findings.
+    pub fn sink_blocked(&self, sink: &str, blocked: bool) {
+        self.with(|c| c.sinks_blocked.insert(sink.to_string(), blocked));
     }
 
     /// The engine's per-rule figures, replacing the previous ones.
@@ -352,6 +366,20 @@ impl Collector for Scrape {
         )?;
         family(
             &mut encoder,
+            "fundguard_sink_write_errors",
+            "Failed attempts to write findings to a sink; the pipeline holds the batch and retries.",
+            true,
+            c.sink_write_errors.iter().map(|(s, n)| (l(&[("sink", s)]), *n as f64)),
+        )?;
+        family(
+            &mut encoder,
+            "fundguard_sink_blocked",
+            "1 while the pipeline reads nothing because a sink cannot take findings (disk full, permission).",
+            false,
+            c.sinks_blocked.iter().map(|(s, b)| (l(&[("sink", s)]), if *b { 1.0 } else { 0.0 })),
+        )?;
+        family(
+            &mut encoder,
             "fundguard_notifications",
             "Notification attempts per channel and outcome (delivered, retried, failed).",
             true,
@@ -417,5 +445,22 @@ mod tests {
         let minutes = t.findings_per_minute(10);
         assert_eq!((minutes.len(), minutes[0].critical), (1, 2));
         assert_eq!(t.latency().buckets[2], (0.05, 1), "the dashboard sees the same numbers");
+        t.sink_write_failed("jsonl findings.jsonl");
+        t.sink_blocked("jsonl findings.jsonl", true);
+        let text = render(&t.registry());
+        assert!(text.contains("fundguard_sink_write_errors_total{sink=\"jsonl findings.jsonl\"} 1"), "{text}");
+        assert!(text.contains("fundguard_sink_blocked{sink=\"jsonl findings.jsonl\"} 1"), "{text}");
+    }
+
+    /// Regression: a commit time saturated to `i64::MIN` (a Maxwell `"ts": -9300000000000`)
+    /// overflowed the latency subtraction — a panic in debug builds, a wrap in release.
+    #[test]
+    fn findings_at_the_ends_of_time_do_not_overflow() {
+        let t = Telemetry::default();
+        let (min, max) = (EventTime::from_micros(i64::MIN), EventTime::from_micros(i64::MAX));
+        t.finding("r", Severity::Low, min, max);
+        t.finding("r", Severity::Low, max, min);
+        t.finding("r", Severity::Low, min, min);
+        assert_eq!(t.latency().count, 3);
     }
 }

@@ -6,7 +6,9 @@ use serde::Serialize;
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct SourceHealth {
     pub name: String,
-    /// `connected`, `reading`, `idle`, `finished`, `disconnected` or `failed: <why>`.
+    /// `connected`, `reading`, `idle`, `finished`, `disconnected` or `failed: <why>`; or
+    /// `blocked: <why>` while the pipeline reads nothing because a findings sink cannot be
+    /// written (the source's batch waits unanswered).
     pub state: String,
     /// The last position processed (`file:line`, later binlog GTID or LSN).
     pub last_position: Option<String>,

@@ -15,6 +15,11 @@ use fundguard_formats::{Decoded, Decoder, Skip};
 use serde::Serialize;
 
 /// Where findings go.
+///
+/// `write` takes a finding and `flush` makes the sink hold everything written so far. A
+/// sink the live pipeline uses must lose nothing to a failure: after an error from
+/// either, what was not written stays queued and the next `flush` writes exactly that
+/// (the pipeline retries until it succeeds, reading nothing meanwhile).
 pub trait FindingSink {
     fn write(&mut self, finding: &Finding) -> anyhow::Result<()>;
     fn flush(&mut self) -> anyhow::Result<()> {
@@ -37,11 +42,54 @@ pub trait FindingSink {
     }
 }
 
+/// Findings as JSON lines, each serialised whole into a queue before any byte is written.
+/// What the writer did not take (a full disk) stays queued and the next `flush` writes
+/// exactly the rest: no finding is lost or written twice, and a line cut by the failure is
+/// completed, not repeated. Errors name the output.
+pub struct QueuedLines<W: Write> {
+    out: W,
+    name: String,
+    pending: Vec<u8>,
+}
+
+/// Queued bytes past which `write` flushes by itself, so a long run holds little in memory.
+const QUEUE_FLUSH_BYTES: usize = 256 * 1024;
+
+impl<W: Write> QueuedLines<W> {
+    /// Lines to `out`, which errors call `name` (a path, `stdout`).
+    pub fn new(out: W, name: impl Into<String>) -> Self {
+        QueuedLines { out, name: name.into(), pending: Vec::new() }
+    }
+}
+
+impl<W: Write> FindingSink for QueuedLines<W> {
+    fn write(&mut self, finding: &Finding) -> anyhow::Result<()> {
+        serde_json::to_writer(&mut self.pending, finding)?;
+        self.pending.push(b'\n');
+        if self.pending.len() >= QUEUE_FLUSH_BYTES {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> anyhow::Result<()> {
+        while !self.pending.is_empty() {
+            match self.out.write(&self.pending) {
+                Ok(0) => anyhow::bail!("writing findings to {}: the output takes no more bytes", self.name),
+                Ok(n) => drop(self.pending.drain(..n)),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e).with_context(|| format!("writing findings to {}", self.name)),
+            }
+        }
+        self.out.flush().with_context(|| format!("writing findings to {}", self.name))
+    }
+}
+
 /// The findings file of `fundguard run`: JSON lines, truncated on restart to the length
 /// the last checkpoint recorded, so a replay after a crash appends each finding once.
 pub struct FindingsFile {
     path: PathBuf,
-    out: BufWriter<File>,
+    out: QueuedLines<File>,
 }
 
 impl FindingsFile {
@@ -57,26 +105,28 @@ impl FindingsFile {
         {
             file.set_len(mark).with_context(|| format!("truncating {} to its checkpoint mark", path.display()))?;
         }
-        Ok(FindingsFile { path, out: BufWriter::new(file) })
+        let name = path.display().to_string();
+        Ok(FindingsFile { path, out: QueuedLines::new(file, name) })
     }
 }
 
 impl FindingSink for FindingsFile {
     fn write(&mut self, finding: &Finding) -> anyhow::Result<()> {
-        JsonLines(&mut self.out).write(finding)
+        self.out.write(finding)
     }
     fn flush(&mut self) -> anyhow::Result<()> {
-        Ok(self.out.flush()?)
+        self.out.flush()
     }
     fn commit(&mut self) -> anyhow::Result<Option<(PathBuf, u64)>> {
         self.out.flush()?;
-        let file = self.out.get_ref();
-        file.sync_data()?;
+        let file = &self.out.out;
+        file.sync_data().with_context(|| format!("syncing {}", self.path.display()))?;
         Ok(Some((self.path.clone(), file.metadata()?.len())))
     }
 }
 
-/// Findings as JSON lines.
+/// Findings as JSON lines, written straight through: for output written once (the demo);
+/// a failed write may leave part of a line, so the live pipeline uses [`QueuedLines`].
 pub struct JsonLines<W: Write>(pub W);
 
 impl<W: Write> FindingSink for JsonLines<W> {

@@ -99,7 +99,7 @@ impl Sweeper {
         if self.next.is_some_and(|n| now < n) {
             return false;
         }
-        let period = (now.as_micros() - before.as_micros()).max(8_000_000) / 8;
+        let period = now.micros_since(before).max(8_000_000) / 8;
         self.next = Some(EventTime::from_micros(now.as_micros().saturating_add(period)));
         true
     }

@@ -144,7 +144,8 @@ impl StatefulKind for Rate {
             return;
         }
         let key = shown.to_string();
-        let start = record.time.as_micros().div_euclid(self.size) * self.size;
+        // Saturating: the window of a time near `i64::MIN` starts at `i64::MIN`.
+        let start = record.time.as_micros().div_euclid(self.size).saturating_mul(self.size);
         if self.groups.get(&key).is_some_and(|g| g.window_start != start && g.count > 0) {
             // A late record of a window already judged, or a new window whose predecessor's
             // close timer has not fired: judge the open window first.

@@ -25,6 +25,7 @@ use mysql_async::{BinlogStream, BinlogStreamRequest, Conn, Opts, OptsBuilder};
 
 pub use self::position::{BinlogPosition, GtidParseError, GtidState};
 use self::row::TableInfo;
+pub use self::row::{Images, decode_rows_event};
 use crate::batch::{clock_offset, local_micros};
 use crate::{DeadLetter, DecodedBatch, SourceError};
 
@@ -417,23 +418,9 @@ impl BinlogSource {
         };
         let commit_time = EventTime::from_secs(i64::from(timestamp));
         let offset = self.config.datetime_offset_secs;
-        for (index, images) in rows.rows(map).enumerate() {
+        for (index, converted) in info.rows_of(rows, map, offset).enumerate() {
             let position = position.with_index(index as u32);
             let describe = || format!("{op} on {} in {position}", info.name).into_bytes();
-            let (before, after) = match images {
-                Ok(images) => images,
-                Err(e) => {
-                    // The rows of one event share a buffer: after a bad one the rest cannot be found.
-                    let reason = format!("undecodable row image: {e}");
-                    self.pending.dead_letters.push(DeadLetter { payload: describe(), position, reason });
-                    break;
-                }
-            };
-            let converted = (|| {
-                let before = before.map(|r| info.row(r.unwrap(), offset)).transpose()?;
-                let after = after.map(|r| info.row(r.unwrap(), offset)).transpose()?;
-                Ok::<_, String>((before, after))
-            })();
             match converted {
                 Ok((before, after)) => self.pending.events.push(ChangeEvent {
                     table: info.name.clone(),

@@ -13,7 +13,7 @@ use fundguard_formats::plain::{PlainConfig, TableFrom};
 use fundguard_sources::open_lines;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::pipeline::{AlertSink, FindingSink, JsonLines, Pipeline, Sinks};
+use crate::pipeline::{AlertSink, FindingSink, Pipeline, QueuedLines, Sinks};
 use crate::summary;
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -53,6 +53,9 @@ pub struct Args {
     /// Events per micro-batch.
     #[arg(long, default_value_t = 8192)]
     batch_size: usize,
+    /// Longer messages (lines) are dead-lettered unread; at most this much of one is held in memory.
+    #[arg(long, default_value_t = fundguard_formats::MAX_MESSAGE_BYTES)]
+    max_message_bytes: usize,
     /// json format: every message belongs to this table (message type).
     #[arg(long, conflicts_with = "table_field")]
     table: Option<String>,
@@ -88,11 +91,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(f) => PathBuf::from(format!("{}.dead-letter.jsonl", f.display())),
         None => PathBuf::from("dead-letter.jsonl"),
     });
+    // A findings file that cannot be written (disk full, permission) fails the backtest,
+    // naming the file: findings are never dropped silently.
     let json: Box<dyn FindingSink + Send> = match &args.findings {
-        Some(path) => Box::new(JsonLines(std::io::BufWriter::new(
+        Some(path) => Box::new(QueuedLines::new(
             std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
-        ))),
-        None => Box::new(JsonLines(std::io::BufWriter::new(std::io::stdout()))),
+            path.display().to_string(),
+        )),
+        None => Box::new(QueuedLines::new(std::io::stdout(), "stdout")),
     };
     let mut sinks = vec![json];
     if let Some(path) = &args.alerts {
@@ -101,15 +107,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut sink = Sinks(sinks);
     let started = Instant::now();
     let progress = progress_bar();
-    let mut pipeline =
-        Pipeline::new(format.decoder(schemas.clone()), engine, &mut sink, args.batch_size, dead_letter, args.strict);
+    let decoder = format.decoder(schemas.clone()).with_max_message_bytes(args.max_message_bytes);
+    let mut pipeline = Pipeline::new(decoder, engine, &mut sink, args.batch_size, dead_letter, args.strict);
     // Inputs are read one after another; declaring them all first makes event time wait
     // for every input, so a later file's older events are not late.
     for input in &args.input {
         pipeline.expect_source(&input.display().to_string());
     }
     for input in &args.input {
-        let mut lines = open_lines(input).with_context(|| format!("opening {}", input.display()))?;
+        let lines = open_lines(input).with_context(|| format!("opening {}", input.display()))?;
+        let mut lines = lines.with_max_line(args.max_message_bytes);
         while let Some((line, position)) = lines.next_line()? {
             pipeline.push(line, &position)?;
             if let Some(bar) = &progress

@@ -56,6 +56,10 @@ struct LimitsFile {
     /// Bytes of rule state all rules together may hold: `512MiB`, `2GiB`, or a number of bytes.
     #[serde(default)]
     state_memory: Option<serde_json::Value>,
+    /// The largest message (file line, Kafka record, NATS message) decoded: longer ones are
+    /// dead-lettered unread. `4MiB` by default.
+    #[serde(default)]
+    max_message_bytes: Option<serde_json::Value>,
 }
 
 /// Notification channels and the routing table (needs an `alerts` sink).
@@ -190,6 +194,12 @@ enum SourceFile {
         max_body_bytes: Option<usize>,
         #[serde(default)]
         max_messages: Option<usize>,
+        /// Requests a second this source accepts (a token bucket holding one second's worth).
+        #[serde(default)]
+        max_requests_per_second: Option<f64>,
+        /// Messages a second this source accepts.
+        #[serde(default)]
+        max_messages_per_second: Option<f64>,
     },
     Nats {
         name: String,
@@ -309,25 +319,49 @@ struct ConsoleFile {
     users: Vec<serde_saphyr::Spanned<PrincipalFile>>,
     #[serde(default)]
     tokens: Vec<serde_saphyr::Spanned<PrincipalFile>>,
+    /// `Secure` on the session cookie; default: yes, unless `listen` is a loopback address.
+    #[serde(default)]
+    secure_cookies: Option<bool>,
+    /// Lock-out after failed logins.
+    #[serde(default)]
+    login: Option<LoginFile>,
 }
 
-/// A console user (`password_env`) or an API token (`token_env`) with its role.
+/// `console.login:` — failed logins of one user, or from one address, within `within`
+/// that lock it out for `lockout`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginFile {
+    #[serde(default)]
+    max_failures: Option<usize>,
+    #[serde(default)]
+    within: Option<String>,
+    #[serde(default)]
+    lockout: Option<String>,
+}
+
+/// A console user (`password_env`) or an API token (`token_env`) with its role and the
+/// teams whose alerts it works (every team's when left out).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PrincipalFile {
     name: String,
     role: String,
     #[serde(default)]
+    teams: Option<Vec<String>>,
+    #[serde(default)]
     password_env: Option<String>,
     #[serde(default)]
     token_env: Option<String>,
 }
 
-/// Validated console access: users (name, password) and API tokens (name, token).
+/// Validated console access: users (name, password) and API tokens (name, token), and
+/// how logins are guarded.
 #[derive(Debug, Clone, Default)]
 pub struct ConsoleConfig {
     pub users: Vec<fundguard_server::Credential>,
     pub tokens: Vec<fundguard_server::Credential>,
+    pub login: fundguard_server::LoginPolicy,
 }
 
 /// Where findings are written.
@@ -363,7 +397,7 @@ pub struct SourceConfig {
 
 #[derive(Debug, Clone)]
 pub enum SourceKind {
-    Http { token: String, max_body_bytes: usize, max_messages: usize },
+    Http { token: String, max_body_bytes: usize, max_messages: usize, rate: fundguard_server::IngestRate },
     Simulator { orders: u64, incident_rate: f64, seed: u64, speed: u32 },
     File { path: PathBuf, follow: bool },
     Nats { nats: fundguard_sources::nats::NatsConfig, tables: std::collections::HashMap<String, String> },
@@ -386,6 +420,8 @@ pub struct Config {
     pub checkpoint_interval: Duration,
     /// The memory budget of rule state, in bytes (default 2 GiB).
     pub state_memory: u64,
+    /// Longer messages are dead-lettered unread (default [`fundguard_formats::MAX_MESSAGE_BYTES`]).
+    pub max_message_bytes: usize,
     pub sources: Vec<SourceConfig>,
     pub sinks: Vec<SinkConfig>,
     pub notify: NotifyConfig,
@@ -503,6 +539,13 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config,
         }),
         None => DEFAULT_STATE_MEMORY,
     };
+    let max_message_bytes = match file.limits.as_ref().and_then(|l| l.max_message_bytes.as_ref()) {
+        Some(v) => parse_bytes(v).and_then(|n| usize::try_from(n).map_err(|e| e.to_string())).unwrap_or_else(|e| {
+            problems.push(Diagnostic::new(at(0, 0), format!("limits.max_message_bytes: {e}")));
+            fundguard_formats::MAX_MESSAGE_BYTES
+        }),
+        None => fundguard_formats::MAX_MESSAGE_BYTES,
+    };
     if file.rules.is_empty() {
         problems.push(Diagnostic::new(at(0, 0), "`rules` is empty: expected at least one rule file or directory"));
     }
@@ -559,7 +602,25 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config,
             continue;
         }
         let kind = match source {
-            SourceFile::Http { token_env, max_body_bytes, max_messages, .. } => {
+            SourceFile::Http {
+                token_env,
+                max_body_bytes,
+                max_messages,
+                max_requests_per_second,
+                max_messages_per_second,
+                ..
+            } => {
+                for (key, rate) in [
+                    ("max_requests_per_second", max_requests_per_second),
+                    ("max_messages_per_second", max_messages_per_second),
+                ] {
+                    if rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
+                        problems.push(Diagnostic::new(
+                            here.clone(),
+                            format!("source `{name}`: {key} must be a number above 0 (leave it out for no limit)"),
+                        ));
+                    }
+                }
                 if file.listen.is_none() {
                     problems.push(Diagnostic::new(
                         here.clone(),
@@ -573,6 +634,10 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config,
                         token,
                         max_body_bytes: max_body_bytes.unwrap_or(1 << 20),
                         max_messages: max_messages.unwrap_or(10_000),
+                        rate: fundguard_server::IngestRate {
+                            requests_per_second: max_requests_per_second,
+                            messages_per_second: max_messages_per_second,
+                        },
                     },
                     Ok(None) => continue,
                     Err(problem) => {
@@ -780,6 +845,26 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config,
             ));
             continue;
         };
+        match &p.teams {
+            Some(_) if role == fundguard_server::Role::Admin => {
+                problems.push(Diagnostic::new(
+                    here,
+                    format!("`{}`: an admin works for every team: drop `teams` (or make it an operator)", p.name),
+                ));
+                continue;
+            }
+            Some(teams) if teams.is_empty() || teams.iter().any(|t| t.trim().is_empty()) => {
+                problems.push(Diagnostic::new(
+                    here,
+                    format!(
+                        "`{}`: `teams` lists no team: name the rule owners it works for, or leave `teams` out for every team",
+                        p.name
+                    ),
+                ));
+                continue;
+            }
+            _ => {}
+        }
         let (var, what) = match (is_user, &p.password_env, &p.token_env) {
             (true, Some(var), None) => (var, "password"),
             (false, None, Some(var)) => (var, "API token"),
@@ -799,8 +884,31 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config,
             ));
             continue;
         };
-        let credential = fundguard_server::Credential { name: p.name.clone(), secret, role };
+        let credential = fundguard_server::Credential { name: p.name.clone(), secret, role, teams: p.teams.clone() };
         if is_user { console.users.push(credential) } else { console.tokens.push(credential) }
+    }
+    let defaults = fundguard_server::LoginPolicy::default();
+    let login = file.console.as_ref().and_then(|c| c.login.as_ref());
+    let login_duration = |problems: &mut Vec<Diagnostic>, key: &str, value: Option<&String>, default: Duration| {
+        value.map_or(default, |d| {
+            parse_duration(d).unwrap_or_else(|e| {
+                problems.push(Diagnostic::new(at(0, 0), format!("console.login.{key}: {e}")));
+                default
+            })
+        })
+    };
+    console.login = fundguard_server::LoginPolicy {
+        max_failures: login.and_then(|l| l.max_failures).unwrap_or(defaults.max_failures),
+        within: login_duration(&mut problems, "within", login.and_then(|l| l.within.as_ref()), defaults.within),
+        lockout: login_duration(&mut problems, "lockout", login.and_then(|l| l.lockout.as_ref()), defaults.lockout),
+        secure_cookies: file
+            .console
+            .as_ref()
+            .and_then(|c| c.secure_cookies)
+            .unwrap_or_else(|| !file.listen.as_deref().is_some_and(is_loopback)),
+    };
+    if console.login.max_failures == 0 {
+        problems.push(Diagnostic::new(at(0, 0), "console.login.max_failures: expected 1 or more"));
     }
     let mut notify = NotifyConfig::default();
     if let Some(spanned) = file.notify {
@@ -929,6 +1037,7 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config,
         shutdown_timeout,
         checkpoint_interval,
         state_memory,
+        max_message_bytes,
         sources,
         sinks,
         notify,
@@ -937,6 +1046,13 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config,
         warehouse: file.warehouse,
         base_dir: base,
     })
+}
+
+/// Whether a `listen` address is on this host only (`127.0.0.1:8080`, `[::1]:80`, `localhost:8080`).
+fn is_loopback(listen: &str) -> bool {
+    let host = listen.rsplit_once(':').map_or(listen, |(host, _)| host);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(5);

@@ -65,7 +65,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             SourceKind::File { path, follow } => {
                 set_state(&health, index, "reading");
                 let done = resume[index].line;
-                tokio::spawn(sources::file(index, source.name.clone(), path.clone(), *follow, done, inputs.clone()));
+                let max_line = config.max_message_bytes;
+                let (name, path) = (source.name.clone(), path.clone());
+                tokio::spawn(sources::file(index, name, path, *follow, done, max_line, inputs.clone()));
             }
             SourceKind::Nats { nats, tables } => {
                 let (name, nats, tables) = (source.name.clone(), nats.clone(), tables.clone());
@@ -208,7 +210,9 @@ fn console(
         figures_store: Arc::new(Mutex::new(figures_store)),
         figures: Default::default(),
         slo: config.slo.clone(),
-        auth: fundguard_server::Auth::new(config.console.users.clone(), config.console.tokens.clone()),
+        auth: fundguard_server::Auth::new(config.console.users.clone(), config.console.tokens.clone())
+            .with_policy(config.console.login.clone()),
+        audit: fundguard_server::Audit::new(config.data_dir.join("audit.jsonl")),
         rules: catalog,
         telemetry,
         health,

@@ -26,17 +26,20 @@ const FILE_BATCH: usize = 1000;
 
 /// Reads a file in batches, waiting for the pipeline to take each one; with `follow`,
 /// keeps reading what is appended. After a restart, lines up to `done` (the
-/// checkpoint's) are skipped.
+/// checkpoint's) are skipped. Of a line over `max_line` bytes only the start is held
+/// (the pipeline dead-letters it as over the limit).
 pub async fn file(
     index: usize,
     name: String,
     path: PathBuf,
     follow: bool,
     done: Option<u64>,
+    max_line: usize,
     inputs: mpsc::Sender<Input>,
 ) {
     let result = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-        let mut lines = open_lines(&path).with_context(|| format!("source `{name}`: opening {}", path.display()))?;
+        let lines = open_lines(&path).with_context(|| format!("source `{name}`: opening {}", path.display()))?;
+        let mut lines = lines.with_max_line(max_line);
         let done = done.unwrap_or(0);
         loop {
             let mut batch = Vec::with_capacity(FILE_BATCH);
@@ -88,11 +91,8 @@ pub async fn http(
     let mut ingest = HashMap::new();
     let mut index_of = HashMap::new();
     for (i, s) in config.sources.iter().enumerate() {
-        if let SourceKind::Http { token, max_body_bytes, max_messages } = &s.kind {
-            ingest.insert(
-                s.name.clone(),
-                IngestSource { token: token.clone(), max_body_bytes: *max_body_bytes, max_messages: *max_messages },
-            );
+        if let SourceKind::Http { token, max_body_bytes, max_messages, rate } = &s.kind {
+            ingest.insert(s.name.clone(), IngestSource::new(token.clone(), *max_body_bytes, *max_messages, *rate));
             index_of.insert(s.name.clone(), i);
         }
     }

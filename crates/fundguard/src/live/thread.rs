@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::checkpoint::{Checkpoint, Progress};
 use super::config::{Config, SinkConfig, SourceKind};
-use crate::pipeline::{AlertSink, DeadLetters, FindingSink, FindingsFile, JsonLines};
+use crate::pipeline::{AlertSink, DeadLetters, FindingSink, FindingsFile, QueuedLines};
 
 /// Per source: how many of its inputs the last written checkpoint covers. A source
 /// acknowledges upstream only what it sent up to that count.
@@ -82,6 +82,10 @@ struct Pipeline {
     schemas: Arc<TableSchemas>,
     dead_letters: Vec<DeadLetters>,
     sinks: Vec<Box<dyn FindingSink + Send>>,
+    /// What the sinks are called in messages and metrics (`jsonl PATH`, `stdout`, `alerts`).
+    sink_names: Vec<String>,
+    /// Longer messages are dead-lettered unread (`limits.max_message_bytes`).
+    max_message_bytes: usize,
     health: Arc<Mutex<Vec<SourceHealth>>>,
     idle_after: std::time::Duration,
     /// When each event-time source (named by its positions) last delivered events, and
@@ -164,12 +168,18 @@ pub fn spawn(
         }
     }
     let mut sinks: Vec<Box<dyn FindingSink + Send>> = Vec::new();
+    let mut sink_names = Vec::new();
     for sink in &config.sinks {
+        sink_names.push(match sink {
+            SinkConfig::Jsonl { path } => format!("jsonl {}", path.display()),
+            SinkConfig::Stdout => "stdout".to_string(),
+            SinkConfig::Alerts { .. } => "alerts".to_string(),
+        });
         sinks.push(match sink {
             SinkConfig::Jsonl { path } => {
                 Box::new(FindingsFile::open(path.clone(), restored.findings_files.get(path).copied())?)
             }
-            SinkConfig::Stdout => Box::new(JsonLines(std::io::stdout())),
+            SinkConfig::Stdout => Box::new(QueuedLines::new(std::io::stdout(), "stdout")),
             SinkConfig::Alerts { .. } => {
                 let location = config.alert_store().context("an alerts sink has a store")?;
                 let store = super::open_alert_store(&location, config.notify.routes.clone())?;
@@ -190,9 +200,11 @@ pub fn spawn(
     // Sources restored with a clock count as just active: if one stays quiet after the
     // restart, idleness fires its deadlines as the uninterrupted run would have.
     let activity = engine.running_sources().map(|s| (s.to_string(), (Instant::now(), Duration::ZERO))).collect();
+    let max_message_bytes = config.max_message_bytes;
+    let decoder = |f: &Format| f.decoder(schemas.clone()).with_max_message_bytes(max_message_bytes);
     let mut pipeline = Pipeline {
         engine,
-        decoders: config.sources.iter().map(|s| s.format.as_ref().map(|f| f.decoder(schemas.clone()))).collect(),
+        decoders: config.sources.iter().map(|s| s.format.as_ref().map(decoder)).collect(),
         formats: config.sources.iter().map(|s| s.format.clone()).collect(),
         declared: DeclaredTypes::new(schemas.clone()),
         table_decoders: HashMap::new(),
@@ -203,6 +215,8 @@ pub fn spawn(
             .map(|s| DeadLetters::appending(config.data_dir.join(format!("dead-letter-{}.jsonl", s.name))))
             .collect(),
         sinks,
+        sink_names,
+        max_message_bytes,
         health,
         idle_after: config.idle_after,
         activity,
@@ -386,8 +400,9 @@ impl Pipeline {
         let decoder = match (table, self.formats.get(source)) {
             (Some(table), Some(Some(Format::Json(plain)))) => {
                 let format = Format::Json(PlainConfig { table: TableFrom::Fixed(table.clone()), ..plain.clone() });
-                let schemas = self.schemas.clone();
-                self.table_decoders.entry((source, table)).or_insert_with(|| format.decoder(schemas))
+                let (schemas, max) = (self.schemas.clone(), self.max_message_bytes);
+                let decoder = || format.decoder(schemas).with_max_message_bytes(max);
+                self.table_decoders.entry((source, table)).or_insert_with(decoder)
             }
             _ => match self.decoders.get_mut(source) {
                 Some(Some(d)) => d,
@@ -515,10 +530,11 @@ impl Pipeline {
     }
 
     /// Now minus the source's newest commit time, in microseconds (`None` before its first
-    /// event), also set as its watermark lag metric.
+    /// event), also set as its watermark lag metric. Saturating: decoders refuse commit times
+    /// outside 1970..=9999, but a lag must never overflow whatever reaches it.
     fn measure_lag(&self, source: usize, now: EventTime) -> Option<i64> {
         let newest = self.newest_commit.get(source).copied().flatten()?;
-        let lag = now.as_micros() - newest.as_micros();
+        let lag = now.micros_since(newest);
         if let Some(name) = self.names.get(source) {
             self.telemetry.watermark_lag(name, lag as f64 / 1e6);
         }
@@ -589,11 +605,73 @@ impl Pipeline {
         }
         for sink in &mut self.sinks {
             for f in &self.found {
-                if let Err(e) = sink.write(f) {
-                    eprintln!("fundguard: writing a finding failed: {e:#}");
-                }
+                // A sink keeps what it could not write queued (`FindingSink`'s contract), so
+                // an error here is the one `flush_sinks` meets, reports and retries.
+                let _ = sink.write(f);
             }
-            let _ = sink.flush();
+        }
+        self.flush_sinks();
+    }
+
+    /// Makes every sink hold what was written to it. A sink that cannot (disk full,
+    /// permission, a lost alert store) holds the pipeline here: the batch in hand is not
+    /// answered, so its source neither reads on nor acknowledges, every other input waits
+    /// in the bounded channel, and no checkpoint is taken past it. The failure shows on
+    /// stderr, in each source's health (`blocked: …`, so `/readyz` answers 503) and in the
+    /// metrics; the write is retried every [`SINK_RETRY`] until it succeeds, and the
+    /// pipeline goes on without having lost a finding.
+    fn flush_sinks(&mut self) {
+        for i in 0..self.sinks.len() {
+            let mut blocked: Option<(Instant, Vec<String>)> = None;
+            let mut reminded = Instant::now();
+            while let Err(e) = self.sinks[i].flush() {
+                let name = &self.sink_names[i];
+                self.telemetry.sink_write_failed(name);
+                match &blocked {
+                    None => {
+                        eprintln!(
+                            "fundguard: cannot write findings to {name}: {e:#}; reading nothing until they are written (retrying every {} s)",
+                            SINK_RETRY.as_secs()
+                        );
+                        self.telemetry.sink_blocked(name, true);
+                        let state = format!("blocked: cannot write findings to {name}: {e:#}");
+                        blocked = Some((Instant::now(), self.set_states(|_| Some(state.clone()))));
+                    }
+                    Some((since, _)) if reminded.elapsed() >= SINK_REMINDER => {
+                        let waited = since.elapsed().as_secs();
+                        eprintln!("fundguard: still cannot write findings to {name} after {waited} s: {e:#}");
+                        reminded = Instant::now();
+                    }
+                    Some(_) => {}
+                }
+                std::thread::sleep(SINK_RETRY);
+            }
+            if let Some((since, before)) = blocked {
+                let name = &self.sink_names[i];
+                let waited = since.elapsed().as_secs_f64();
+                eprintln!("fundguard: findings written to {name} again after {waited:.1} s; reading on");
+                self.telemetry.sink_blocked(name, false);
+                let mut before = before.into_iter();
+                self.set_states(|state| before.next().filter(|_| state.starts_with("blocked: ")));
+            }
         }
     }
+
+    /// Sets every source's health state to what `new` makes of it (`None`: unchanged) and
+    /// returns the states before.
+    fn set_states(&self, mut new: impl FnMut(&str) -> Option<String>) -> Vec<String> {
+        let Ok(mut health) = self.health.lock() else { return Vec::new() };
+        health
+            .iter_mut()
+            .map(|h| match new(&h.state) {
+                Some(state) => std::mem::replace(&mut h.state, state),
+                None => h.state.clone(),
+            })
+            .collect()
+    }
 }
+
+/// How often a sink that could not be written is tried again.
+const SINK_RETRY: Duration = Duration::from_secs(1);
+/// How often stderr is reminded that a sink still cannot be written.
+const SINK_REMINDER: Duration = Duration::from_secs(60);

@@ -28,12 +28,12 @@ fn service(dir: &std::path::Path) -> (Service, String) {
 }
 
 /// A logged-in session: its cookie and CSRF token.
-struct Session {
-    cookie: String,
-    csrf: String,
+pub(crate) struct Session {
+    pub cookie: String,
+    pub csrf: String,
 }
 
-fn login(url: &str, user: &str, password: &str) -> Result<Session, u16> {
+pub(crate) fn login(url: &str, user: &str, password: &str) -> Result<Session, u16> {
     let body = serde_json::json!({ "user": user, "password": password }).to_string();
     let mut response =
         agent().post(&format!("{url}/api/v1/login")).header("Content-Type", "application/json").send(&body).unwrap();
@@ -41,13 +41,13 @@ fn login(url: &str, user: &str, password: &str) -> Result<Session, u16> {
         return Err(response.status().as_u16());
     }
     let cookie = response.headers().get("set-cookie").unwrap().to_str().unwrap().split(';').next().unwrap().to_string();
-    assert!(response.headers()["set-cookie"].to_str().unwrap().contains("HttpOnly; SameSite=Strict"));
+    assert!(response.headers()["set-cookie"].to_str().unwrap().contains("Path=/; HttpOnly; SameSite=Strict"));
     let json: serde_json::Value = serde_json::from_str(&response.body_mut().read_to_string().unwrap()).unwrap();
     Ok(Session { cookie, csrf: json["csrf"].as_str().unwrap().to_string() })
 }
 
 /// A request with the session's cookie (and CSRF token, unless `csrf` is false).
-fn call(
+pub(crate) fn call(
     url: &str,
     session: &Session,
     method: &str,
@@ -72,7 +72,7 @@ fn call(
     (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
 }
 
-fn refunds(url: &str, ids: std::ops::RangeInclusive<i64>) {
+pub(crate) fn refunds(url: &str, ids: std::ops::RangeInclusive<i64>) {
     let ts = now_ms();
     let batch: Vec<String> = ids
         .map(|id| format!("{{\"id\":{id},\"order_id\":{id},\"amount\":-{id},\"currency\":\"CNY\",\"ts\":{ts}}}"))
@@ -195,7 +195,7 @@ fn an_admin_switches_a_rule_off_and_on_and_metrics_show_the_run() {
     assert_eq!(
         call(&url, &operator, "POST", &format!("/api/v1/rules/{rule}/disable"), None, true).0,
         403,
-        "admins only"
+        "an operator without `teams` switches no rules"
     );
     assert_eq!(call(&url, &admin, "POST", "/api/v1/rules/no-such-rule/disable", None, true).0, 404);
     assert_eq!(call(&url, &admin, "POST", &format!("/api/v1/rules/{rule}/disable"), None, true).0, 200);
@@ -257,9 +257,10 @@ fn the_openapi_document_describes_the_served_routes() {
     )
     .unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
-    // Every documented operation is served (a placeholder id answers 4xx, never "no such route").
+    // Every documented operation is served (a placeholder id answers 4xx, never "no such route"),
+    // and asks for credentials exactly when it declares security.
     for (route, operations) in doc["paths"].as_object().unwrap() {
-        for method in operations.as_object().unwrap().keys() {
+        for (method, operation) in operations.as_object().unwrap() {
             let target = format!(
                 "{url}{}",
                 route
@@ -273,7 +274,10 @@ fn the_openapi_document_describes_the_served_routes() {
                 "post" => agent().post(&target).header("Content-Type", "application/json").send("{}").unwrap(),
                 other => panic!("{other} {route}: the API only uses GET and POST"),
             };
-            assert!(![404, 405].contains(&response.status().as_u16()), "{method} {route}: {}", response.status());
+            let status = response.status().as_u16();
+            assert!(![404, 405].contains(&status), "{method} {route}: {status}");
+            let secured = !operation["security"].as_array().unwrap().is_empty();
+            assert_eq!(status == 401, secured, "{method} {route} answers {status} without credentials");
         }
     }
 }

@@ -8,6 +8,7 @@ mod console;
 mod crash;
 mod databases;
 mod dead_letters;
+mod guards;
 mod kafka;
 mod live_order;
 mod notify;
