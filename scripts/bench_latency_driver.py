@@ -24,7 +24,7 @@ import os
 import time
 import urllib.request
 
-from bench_live import cpu_seconds, machine_cpu, metrics, micros, percentile, rss_mib, tree_cpu_seconds
+from bench_live import busiest, cpu_seconds, machine_cpu, metrics, micros, percentile, processes, rss_mib, tree_cpu_seconds
 
 CHECK, TRANSITION, MISMATCH, STUCK = 11, 37, 53, 79
 NEGATIVE = 10**12  # id of the negative FAILED payment of order i: NEGATIVE + i
@@ -180,6 +180,7 @@ def phase(args, db, findings, rate, index):
     acks = {kind: {} for kind in KINDS}  # kind → order id → wall time of the COMMIT's answer
     before = scrape(args.url)
     cpu0, db0, me0, box0 = cpu_seconds(args.pid), tree_cpu_seconds(args.db_pid), time.process_time(), machine_cpu()
+    procs0 = processes()
     t0 = time.time()
     sent, txns, stage = 0, 0, [[], []]  # stage: orders inserted one step ago, two steps ago
     next_id = base
@@ -215,6 +216,9 @@ def phase(args, db, findings, rate, index):
     db_cpu = sum(c - db0.get(pid, 0) for pid, c in tree_cpu_seconds(args.db_pid).items()) / (last_commit - t0) * 100
     me_cpu = (time.process_time() - me0) / (last_commit - t0) * 100
     busy, niced, total = (b - a for a, b in zip(box0, machine_cpu()))
+    ours = {args.pid, os.getpid(), *tree_cpu_seconds(args.db_pid)}
+    others = [f"{name} (nice {nice}) {cpu / (last_commit - t0):.0%}"
+              for name, nice, cpu in busiest(procs0, processes(), ours) if cpu / (last_commit - t0) >= 0.02]
     # Wait for every expected finding (deadlines fall due up to `within` after the last
     # PAYING, and the binlog decides a second later), then a little longer for extras.
     expected = sum(len(a) for a in acks.values())
@@ -286,6 +290,7 @@ def phase(args, db, findings, rate, index):
     print(f"CPU during the load (100 % = one core): fundguard {cpu:.0f} %, {args.database} {db_cpu:.0f} %, "
           f"this driver {me_cpu:.0f} %; the machine's {os.cpu_count()} cores {busy / total:.0%} busy "
           f"+ {niced / total:.0%} niced work (other jobs); fundguard RSS {rss_mib(args.pid):,.0f} MiB")
+    print(f"other processes using CPU during the load: {', '.join(others) or 'none above 2 %'}")
     print(f"{'kind':<20} {'measured from':<13} {'found':>11} {'extra':>5} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'min ms':>7}")
     for kind, origin, found_n, exp_n, extra, lat in rows:
         mn = ms(min(lat)) if lat else "—"

@@ -13,6 +13,30 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
+def processes():
+    """Every process now: {pid: (name, nice, cpu seconds)} (processes that end between two
+    readings are not seen: compare with `machine_cpu`)."""
+    out = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                head, tail = open(f"/proc/{entry}/stat").read().rsplit(")", 1)
+                fields = tail.split()
+                cpu = (int(fields[11]) + int(fields[12])) / TICKS
+                out[int(entry)] = (head.split("(", 1)[1], int(fields[16]), cpu)
+            except (OSError, IndexError, ValueError):
+                pass
+    return out
+
+
+def busiest(before, after, skip, n=3):
+    """The n processes that used the most CPU between two `processes()` readings, leaving out
+    the pids in `skip`: [(name, nice, seconds)]."""
+    used = [(name, nice, cpu - before.get(pid, (None, None, 0))[2])
+            for pid, (name, nice, cpu) in after.items() if pid not in skip]
+    return sorted(used, key=lambda u: -u[2])[:n]
+
+
 def tree_cpu_seconds(root):
     """CPU seconds per process of `root` and its descendants alive now ({pid: seconds}): a
     server with a process per connection (PostgreSQL). Subtract two readings per pid."""

@@ -6,8 +6,13 @@ cd "$(dirname "$0")/.."
 # Property tests: CI replays one fixed seed so that whether a change lands never depends
 # on luck; everywhere else each run explores new cases, and proptest saves any failure it
 # finds under crates/*/tests/proptest-regressions/ (commit those files: they replay first).
+# The bounded fuzz runs (crates/fundguard-fuzz, and the config parser's in the binary: every
+# decoder, binlog row images, wal2json, rule files, HTTP ingest bodies, events through the
+# engine) are part of the workspace tests below and follow the same rule with their own seed;
+# fuzz/README.md says how to fuzz longer, coverage-guided.
 if [ -n "${CI:-}" ]; then
     export PROPTEST_RNG_SEED="${PROPTEST_RNG_SEED:-20261125}"
+    export FUNDGUARD_FUZZ_SEED="${FUNDGUARD_FUZZ_SEED:-20261125}"
 fi
 
 # Test-only tools: wal2json for PostgreSQL, the Tansu Kafka broker (idempotent, quick when present).

@@ -1,10 +1,4 @@
-//! The rule-file parser on arbitrary text: diagnostics, never a panic.
+//! A rule file: parsed, validated and compiled by the engine. See `fundguard_fuzz::rule_file`.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-
-fuzz_target!(|data: &[u8]| {
-    if let Ok(text) = std::str::from_utf8(data) {
-        let _ = fundguard_rules::parse_rule("fuzz.yaml".into(), text);
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| fundguard_fuzz::rule_file(data));

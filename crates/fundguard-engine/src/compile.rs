@@ -8,6 +8,13 @@
 //! `x IN (SELECT …)`, `(SELECT …)`) — the only way an expression could name a table, a
 //! table function or a file — is refused on the syntax tree and again on the planned
 //! expression, and so is anything after the expression (`…; DROP TABLE t`).
+//!
+//! An expression nested deeper than [`MAX_DEPTH`] (a chain of 100 `OR`s is 100 deep: the
+//! parser builds operator chains without limit) is refused before DataFusion plans it:
+//! its planner recurses per level and overflowed a 2 MiB thread stack near 300 levels —
+//! a crash of the process on a rule reload (found by fuzzing).
+
+use std::ops::ControlFlow;
 
 use std::sync::Arc;
 
@@ -19,7 +26,7 @@ use datafusion::logical_expr::simplify::SimplifyContext;
 use datafusion::optimizer::simplify_expressions::ExprSimplifier;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::prelude::SessionContext;
-use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, Ident, visit_expressions};
+use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, Ident, Visit, Visitor, visit_expressions};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use datafusion::sql::sqlparser::tokenizer::Token;
@@ -61,8 +68,46 @@ pub(crate) fn column_refs(expr: &Expr) -> Result<Vec<ColumnRef>, Diagnostic> {
     column_refs_in(expr, Scope::Event)
 }
 
-/// Reads the columns an expression references in a scope, or says what is wrong with it.
-pub(crate) fn column_refs_in(expr: &Expr, scope: Scope) -> Result<Vec<ColumnRef>, Diagnostic> {
+/// How deep an expression may nest: operators chained, calls within calls.
+pub(crate) const MAX_DEPTH: usize = 100;
+
+/// How deep an expression nests, counted up to [`MAX_DEPTH`] + 1: the walk stops there,
+/// so it never goes deep itself.
+fn depth(expr: &SqlExpr) -> usize {
+    struct Depth {
+        now: usize,
+        deepest: usize,
+    }
+    impl Visitor for Depth {
+        type Break = ();
+        fn pre_visit_expr(&mut self, _: &SqlExpr) -> ControlFlow<()> {
+            self.now += 1;
+            self.deepest = self.deepest.max(self.now);
+            if self.now > MAX_DEPTH { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+        }
+        fn post_visit_expr(&mut self, _: &SqlExpr) -> ControlFlow<()> {
+            self.now -= 1;
+            ControlFlow::Continue(())
+        }
+    }
+    let mut walk = Depth { now: 0, deepest: 0 };
+    let _ = expr.visit(&mut walk);
+    walk.deepest
+}
+
+/// The refusal of an expression nested too deep.
+fn depth_error(expr: &Expr) -> Diagnostic {
+    sql_error(
+        expr,
+        &format!(
+            "the expression nests more than {MAX_DEPTH} deep (a chain of that many operators, or calls within calls): split it into several rules, or write `x IN (a, b, …)` instead of `x = a OR x = b OR …`"
+        ),
+    )
+}
+
+/// Parses one rule expression: refused when anything follows it, or it nests too deep.
+/// Returns it with its depth.
+fn parse(expr: &Expr) -> Result<(SqlExpr, usize), Diagnostic> {
     let parsed = Parser::new(&GenericDialect {})
         .try_with_sql(&expr.sql)
         .and_then(|mut p| {
@@ -77,6 +122,16 @@ pub(crate) fn column_refs_in(expr: &Expr, scope: Scope) -> Result<Vec<ColumnRef>
             Ok(parsed)
         })
         .map_err(|e| sql_error(expr, &e.to_string()))?;
+    let depth = depth(&parsed);
+    if depth > MAX_DEPTH {
+        return Err(depth_error(expr));
+    }
+    Ok((parsed, depth))
+}
+
+/// Reads the columns an expression references in a scope, or says what is wrong with it.
+pub(crate) fn column_refs_in(expr: &Expr, scope: Scope) -> Result<Vec<ColumnRef>, Diagnostic> {
+    let (parsed, _) = parse(expr)?;
     let mut refs = Vec::new();
     let mut problem = None;
     let _ = visit_expressions(&parsed, |e| {
@@ -126,8 +181,39 @@ fn normalise(ident: &Ident) -> String {
     if ident.quote_style.is_some() { ident.value.clone() } else { ident.value.to_lowercase() }
 }
 
-/// Compiles an expression against a batch schema, checking its result type.
+/// The stack a deep expression is planned on. DataFusion's planner recurses per level of
+/// nesting with frames of tens of KiB in debug builds: a 36-deep `a:b:…` JSON path
+/// overflowed the 2 MiB a tokio worker or the pipeline thread has (found by fuzzing). A
+/// [`MAX_DEPTH`]-deep expression needs a few MiB; the memory is only reserved, not used.
+const PLANNING_STACK: usize = 64 << 20;
+
+/// Expressions up to this deep (nearly all) are planned on the caller's stack.
+const SHALLOW: usize = 8;
+
+/// Compiles an expression against a batch schema, checking its result type. A deep one is
+/// planned on a thread of its own with a [`PLANNING_STACK`]; one too deep is refused.
 pub(crate) fn compile(
+    ctx: &SessionContext,
+    expr: &Expr,
+    schema: &DFSchema,
+    want: Option<DataType>,
+) -> Result<Arc<dyn PhysicalExpr>, Diagnostic> {
+    // The planner recurses per level of nesting: what nests too deep never reaches it.
+    let (_, depth) = parse(expr)?;
+    if depth <= SHALLOW {
+        return plan(ctx, expr, schema, want);
+    }
+    std::thread::scope(|scope| {
+        let planning = std::thread::Builder::new()
+            .name("fundguard-plan".into())
+            .stack_size(PLANNING_STACK)
+            .spawn_scoped(scope, || plan(ctx, expr, schema, want))
+            .map_err(|e| sql_error(expr, &format!("no thread to plan the expression on: {e}")))?;
+        planning.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
+fn plan(
     ctx: &SessionContext,
     expr: &Expr,
     schema: &DFSchema,

@@ -66,6 +66,39 @@ pub(crate) struct TableBatch<'a> {
 /// A finding with the event index it came from, for deterministic ordering.
 pub(crate) type Found = (usize, Finding);
 
+/// The longest run of prefix operators (`-`, `not`) a message template's expressions may
+/// hold: minijinja 3.1 parses such a run by recursion outside its depth guard, and a few
+/// thousand of them overflowed the stack (found by fuzzing). No message needs more than two.
+const MAX_UNARY_RUN: usize = 32;
+
+/// The longest run of `-` and `not` in a row inside a template's `{{ … }}` and `{% … %}`
+/// blocks (the text around them is printed as it is).
+fn unary_run(template: &str) -> usize {
+    let blocks = template.split("{{").skip(1).chain(template.split("{%").skip(1));
+    blocks.map(|block| longest_unary_run(block.split(['}', '%']).next().unwrap_or_default())).max().unwrap_or(0)
+}
+
+fn longest_unary_run(expr: &str) -> usize {
+    let (mut longest, mut run, mut rest) = (0, 0, expr.trim_start());
+    while !rest.is_empty() {
+        let not =
+            rest.strip_prefix("not").filter(|after| !after.starts_with(|c: char| c.is_alphanumeric() || c == '_'));
+        match rest.strip_prefix('-').or(not) {
+            Some(after) => {
+                run += 1;
+                longest = longest.max(run);
+                rest = after;
+            }
+            None => {
+                run = 0;
+                rest = rest.trim_start_matches(|c: char| !c.is_whitespace() && c != '-');
+            }
+        }
+        rest = rest.trim_start();
+    }
+    longest
+}
+
 impl RuleRuntime {
     /// Takes over `old`'s state when both are the same stateful rule: pending keys,
     /// timers, the event-time queue and its watermark. Compiled projections are not
@@ -92,6 +125,13 @@ impl RuleRuntime {
                     table_exprs.extend(expressions(check).into_iter().map(|e| (table.clone(), e.clone())));
                 }
                 let template = match &check.message {
+                    Some(m) if unary_run(&m.sql) > MAX_UNARY_RUN => {
+                        let message = format!(
+                            "message template: more than {MAX_UNARY_RUN} `-` or `not` in a row in an expression"
+                        );
+                        problems.push(Diagnostic::new(m.at.clone(), message));
+                        None
+                    }
                     Some(m) => {
                         let mut env = minijinja::Environment::new();
                         match env.add_template_owned(rule.id.clone(), m.sql.clone()) {

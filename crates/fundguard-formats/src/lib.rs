@@ -140,6 +140,10 @@ impl Decoder {
         if text.is_empty() || text == "null" {
             return Ok(Decoded::Skipped(Skip::Tombstone));
         }
+        // Every format's message is one object; serde would read a struct from an array too.
+        if !text.starts_with('{') {
+            return Err(DecodeError::invalid(format!("expected a JSON object, found `{}`", json::excerpt(text))));
+        }
         let result = match &mut self.inner {
             Inner::Debezium(d) => d.decode(text, position, &mut self.interner, out),
             Inner::Canal => canal::decode(text, position, &mut self.interner, out),

@@ -40,7 +40,12 @@ pub fn check_event(e: &ChangeEvent) {
 /// A refusal says why, and does not repeat the input many times over.
 pub fn check_reason(reason: &str, input: &[u8]) {
     assert!(!reason.is_empty(), "a refusal without a reason");
-    assert!(reason.len() <= 2 * input.len() + 1024, "a reason of {} bytes for {} bytes of input", reason.len(), input.len());
+    assert!(
+        reason.len() <= 2 * input.len() + 1024,
+        "a reason of {} bytes for {} bytes of input",
+        reason.len(),
+        input.len()
+    );
 }
 
 pub fn seeds() -> Vec<Vec<u8>> {

@@ -1,8 +1,10 @@
 //! The bounded fuzzer the test suite runs on stable Rust: seeds, then mutations of them.
 //!
 //! Not coverage-guided (that is cargo-fuzz's job, see `fuzz/README.md`), but it runs the
-//! same targets on every `scripts/test.sh`: each seed as it is (the corpus and every saved
-//! crash in `fuzz/artifacts/`), then a fixed number of mutants — bit flips, cuts, splices,
+//! same targets on every `scripts/test.sh`: each seed as it is — every input that once
+//! failed (`fuzz/regressions/TARGET/`, checked in), cargo-fuzz's local corpus and crashes
+//! (`fuzz/corpus/`, `fuzz/artifacts/`) and the target's own seeds — then a fixed number
+//! of mutants — bit flips, cuts, splices,
 //! tokens of the target's dictionary, extreme numbers, deep nesting, invalid UTF-8. A
 //! case fails when the target panics, runs longer than [`CASE_TIME_LIMIT`], or (with
 //! [`Counting`] installed as the global allocator) allocates more than [`CASE_MEMORY_LIMIT`].
@@ -10,7 +12,9 @@
 //! Environment: `FUNDGUARD_FUZZ_SEED` fixes the random seed (CI sets one, so a run is
 //! repeatable; otherwise each run explores new cases and prints its seed),
 //! `FUNDGUARD_FUZZ_CASES` overrides the number of mutants, `FUNDGUARD_FUZZ_SECONDS` runs
-//! each target for that long instead.
+//! each target for that long instead, and `FUNDGUARD_FUZZ_TRACE=FILE` writes every input
+//! to FILE before trying it — what a case that kills the process (a stack overflow
+//! aborts) leaves behind.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::panic::AssertUnwindSafe;
@@ -40,6 +44,9 @@ pub struct Target {
 pub const CASE_TIME_LIMIT: Duration = Duration::from_secs(20);
 /// A case that allocates more than this (beyond what was live before it) is reported.
 pub const CASE_MEMORY_LIMIT: usize = 512 << 20;
+/// With [`Counting`] installed, an allocation that would take the process past this stops
+/// it at once (saving the input first) rather than leave it to the kernel's OOM killer.
+pub const PROCESS_MEMORY_LIMIT: usize = 3 << 30;
 
 /// What a bounded run did.
 #[derive(Debug)]
@@ -67,7 +74,8 @@ pub fn fuzz(target: &Target) -> Report {
         }
     );
     let started = Instant::now();
-    let mut pool = files(&fuzz_dir().join("artifacts").join(target.name));
+    let mut pool = files(&fuzz_dir().join("regressions").join(target.name));
+    pool.extend(files(&fuzz_dir().join("artifacts").join(target.name)));
     pool.extend(files(&fuzz_dir().join("corpus").join(target.name)));
     pool.extend((target.seeds)());
     pool.retain(|s| s.len() <= target.max_len);
@@ -93,19 +101,34 @@ pub fn fuzz(target: &Target) -> Report {
         mutants += 1;
     }
     let report = Report { seed, seeds: pool.len(), mutants, took: started.elapsed(), peak_bytes: peak };
+    let memory = if COUNTING.load(Ordering::Relaxed) {
+        format!("largest allocation of a case: {} KiB", report.peak_bytes >> 10)
+    } else {
+        "allocations not counted".to_string()
+    };
     eprintln!(
-        "fuzzed `{}`: {} seeds and {} mutants in {:.1} s, no failure (largest allocation of a case: {} KiB)",
+        "fuzzed `{}`: {} seeds and {} mutants in {:.1} s, no failure ({memory})",
         target.name,
         report.seeds,
         report.mutants,
-        report.took.as_secs_f64(),
-        report.peak_bytes >> 10
+        report.took.as_secs_f64()
     );
     report
 }
 
 /// Runs one case; returns what it allocated at most.
 fn case(target: &Target, input: &[u8], seed: u64, which: &str) -> usize {
+    if COUNTING.load(Ordering::Relaxed) {
+        let mut current = CURRENT.lock().unwrap_or_else(|p| p.into_inner());
+        current.clear();
+        current.extend_from_slice(input);
+        *CURRENT_CASE.lock().unwrap_or_else(|p| p.into_inner()) =
+            format!("`{}` {which} (FUNDGUARD_FUZZ_SEED={seed})", target.name);
+        CURRENT_TARGET.store(target as *const Target as *mut Target, Ordering::Relaxed);
+    }
+    if let Some(trace) = std::env::var_os("FUNDGUARD_FUZZ_TRACE") {
+        let _ = std::fs::write(trace, input);
+    }
     let live = LIVE.load(Ordering::Relaxed);
     PEAK.store(live, Ordering::Relaxed);
     let started = Instant::now();
@@ -124,7 +147,7 @@ fn case(target: &Target, input: &[u8], seed: u64, which: &str) -> usize {
         let saved = save(target.name, input);
         panic!(
             "fuzz target `{}` {problem} on {which} (FUNDGUARD_FUZZ_SEED={seed}).\n\
-             The input is saved at {saved}; copy it to fuzz/artifacts/{}/ so every run replays it.\n\
+             The input is saved at {saved}; copy it to fuzz/regressions/{}/ so every run replays it.\n\
              Input ({} bytes): {}",
             target.name,
             target.name,
@@ -135,7 +158,7 @@ fn case(target: &Target, input: &[u8], seed: u64, which: &str) -> usize {
     allocated
 }
 
-/// `fuzz/`, where the corpus and the saved crashes live.
+/// `fuzz/`, where the regressions, the corpus and cargo-fuzz's crashes live.
 pub fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz")
 }
@@ -260,7 +283,8 @@ fn mutate(rng: &mut ChaCha8Rng, pool: &[Vec<u8>], dictionary: &[&str], max_len: 
                 data.splice(at..at, nested);
             }
             10 => {
-                const INVALID_UTF8: &[&[u8]] = &[b"\xff", b"\xc0\x80", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\xe2\x82"];
+                const INVALID_UTF8: &[&[u8]] =
+                    &[b"\xff", b"\xc0\x80", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\xe2\x82"];
                 data.splice(at..at, pick(rng, INVALID_UTF8).iter().copied());
             }
             _ => data.truncate(at),
@@ -277,6 +301,32 @@ fn pick<'t, T>(rng: &mut ChaCha8Rng, items: &'t [T]) -> &'t T {
 static LIVE: AtomicUsize = AtomicUsize::new(0);
 static PEAK: AtomicUsize = AtomicUsize::new(0);
 static COUNTING: AtomicBool = AtomicBool::new(false);
+/// Set once the process went over [`PROCESS_MEMORY_LIMIT`]: allocations pass while the
+/// input is saved and reported, then the process aborts.
+static OVER: AtomicBool = AtomicBool::new(false);
+/// The case running, for the report when it takes all memory.
+static CURRENT: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+static CURRENT_CASE: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
+static CURRENT_TARGET: std::sync::atomic::AtomicPtr<Target> = std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
+
+/// Saves and reports the case that took the process over its memory limit.
+fn report_memory(size: usize) {
+    let input = CURRENT.lock().map(|c| c.clone()).unwrap_or_default();
+    let case = CURRENT_CASE.lock().map(|c| c.clone()).unwrap_or_default();
+    let target = CURRENT_TARGET.load(Ordering::Relaxed);
+    // SAFETY: set from a `&'static Target`'s address (every target is a static) or null.
+    let name = unsafe { target.as_ref() }.map_or("?", |t| t.name);
+    let saved = save(name, &input);
+    eprintln!(
+        "fuzz target {case} asked for {size} more bytes with {} MiB live, over the limit of {} MiB: stopping.\n\
+         The input is saved at {saved}; copy it to fuzz/regressions/{name}/ so every run replays it.\n\
+         Input ({} bytes): {}",
+        LIVE.load(Ordering::Relaxed) >> 20,
+        PROCESS_MEMORY_LIMIT >> 20,
+        input.len(),
+        shown(&input)
+    );
+}
 
 /// The system allocator, counting live bytes so a bounded run can catch a case that
 /// allocates without bound. Install it in the test binary:
@@ -284,6 +334,16 @@ static COUNTING: AtomicBool = AtomicBool::new(false);
 pub struct Counting;
 
 impl Counting {
+    /// Whether an allocation of `size` more bytes may go ahead; reports the case once when not.
+    fn allows(size: usize) -> bool {
+        if LIVE.load(Ordering::Relaxed).saturating_add(size) <= PROCESS_MEMORY_LIMIT || OVER.load(Ordering::Relaxed) {
+            return true;
+        }
+        OVER.store(true, Ordering::Relaxed);
+        report_memory(size);
+        false
+    }
+
     fn grew(size: usize) {
         let live = LIVE.fetch_add(size, Ordering::Relaxed) + size;
         PEAK.fetch_max(live, Ordering::Relaxed);
@@ -296,6 +356,9 @@ impl Counting {
 // SAFETY: every call is passed on to `System` unchanged; only counters are updated.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if !Counting::allows(layout.size()) {
+            return std::ptr::null_mut(); // the allocation error handler aborts
+        }
         // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract, which `System` needs.
         let p = unsafe { System.alloc(layout) };
         if !p.is_null() {
@@ -305,6 +368,9 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        if !Counting::allows(layout.size()) {
+            return std::ptr::null_mut();
+        }
         // SAFETY: as `alloc`.
         let p = unsafe { System.alloc_zeroed(layout) };
         if !p.is_null() {
@@ -320,6 +386,9 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if !Counting::allows(new_size.saturating_sub(layout.size())) {
+            return std::ptr::null_mut();
+        }
         // SAFETY: as `dealloc`; the caller upholds `realloc`'s contract.
         let p = unsafe { System.realloc(ptr, layout, new_size) };
         if !p.is_null() {

@@ -34,7 +34,9 @@ pub fn seeds() -> Vec<Vec<u8>> {
     let messages: Vec<String> = seeds::events().iter().map(seeds::plain).collect();
     let mut seeds: Vec<Vec<u8>> = messages.chunks(7).map(|c| format!("[{}]", c.join(",")).into_bytes()).collect();
     seeds.push(b"[]".to_vec());
-    seeds.push(b"[{\"type\":\"shop.refunds\",\"ts\":-9300000000000,\"id\":1},{\"ts\":\"2024-05-01T00:00:00Z\"}]".to_vec());
+    seeds.push(
+        b"[{\"type\":\"shop.refunds\",\"ts\":-9300000000000,\"id\":1},{\"ts\":\"2024-05-01T00:00:00Z\"}]".to_vec(),
+    );
     seeds
 }
 

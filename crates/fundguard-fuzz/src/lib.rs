@@ -45,7 +45,7 @@ pub const TARGETS: &[Target] = &[
         run: decode,
         seeds: decode::seeds,
         dictionary: decode::DICTIONARY,
-        cases: 20_000,
+        cases: 50_000,
         max_len: 64 << 10,
     },
     Target {
@@ -53,7 +53,7 @@ pub const TARGETS: &[Target] = &[
         run: binlog_rows,
         seeds: binlog::seeds,
         dictionary: &[],
-        cases: 30_000,
+        cases: 20_000,
         max_len: 4 << 10,
     },
     Target {
@@ -61,7 +61,7 @@ pub const TARGETS: &[Target] = &[
         run: wal2json,
         seeds: wal2json::seeds,
         dictionary: wal2json::DICTIONARY,
-        cases: 20_000,
+        cases: 10_000,
         max_len: 64 << 10,
     },
     Target {
@@ -69,7 +69,7 @@ pub const TARGETS: &[Target] = &[
         run: rule_file,
         seeds: rules::seeds,
         dictionary: rules::DICTIONARY,
-        cases: 1_500,
+        cases: 4_000,
         max_len: 16 << 10,
     },
     Target {
@@ -77,7 +77,7 @@ pub const TARGETS: &[Target] = &[
         run: ingest,
         seeds: ingest::seeds,
         dictionary: ingest::DICTIONARY,
-        cases: 10_000,
+        cases: 30_000,
         max_len: 64 << 10,
     },
     Target {
@@ -85,7 +85,7 @@ pub const TARGETS: &[Target] = &[
         run: pipeline,
         seeds: pipeline::seeds,
         dictionary: decode::DICTIONARY,
-        cases: 600,
+        cases: 2_000,
         max_len: 16 << 10,
     },
 ];

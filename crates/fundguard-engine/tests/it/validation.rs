@@ -64,3 +64,42 @@ fn a_bad_message_template_is_reported() {
     let p = problems("  assert: after.amount > 0\n  message: \"{{ after.id \"\n");
     assert!(p[0].contains("message template"), "{p:?}");
 }
+
+/// Regression (found by fuzzing): DataFusion's planner recurses once per level of an
+/// operator chain, and a 300-term `OR` overflowed a 2 MiB thread stack — the process
+/// died on a rule reload. Deep expressions are refused, located, before planning.
+#[test]
+fn an_expression_nested_too_deep_is_refused_not_a_stack_overflow() {
+    let chain = |n: usize| (0..n).map(|i| format!("after.amount = {i}")).collect::<Vec<_>>().join(" OR ");
+    let p = problems(&format!("  assert: {}\n", chain(300)));
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(p[0].starts_with("6:11: ") && p[0].contains("nests more than 100 deep"), "{p:?}");
+    assert!(p[0].contains("x IN (a, b, …)"), "{p:?}");
+    let p = problems(&format!("  assert: {}\n", chain(3000)));
+    assert!(p[0].contains("nests more than 100 deep"), "{p:?}");
+    assert_eq!(problems(&format!("  assert: {}\n", chain(40))), Vec::<String>::new(), "a chain of 40 compiles");
+}
+
+/// Regression (found by fuzzing): minijinja parses a run of unary `-` (or `not`) by
+/// recursion outside its depth guard; a few thousand overflowed the stack.
+#[test]
+fn a_message_template_with_a_long_run_of_prefix_operators_is_refused() {
+    let message = |m: &str| problems(&format!("  assert: after.amount > 0\n  message: \"{m}\"\n"));
+    let p = message(&format!("refund {{{{ {}after.amount }}}}", "- ".repeat(3000)));
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(p[0].contains("message template: more than 32 `-` or `not` in a row"), "{p:?}");
+    assert!(message(&format!("{{{{ {} x }}}}", "not ".repeat(40)))[0].contains("more than 32"));
+    assert_eq!(
+        message("refund {{ after.id }} of -{{ -after.amount }} ---------- {{ not not after.ok }}"),
+        Vec::<String>::new()
+    );
+}
+
+/// Regression (found by fuzzing): DataFusion's planner takes tens of KiB of stack per level
+/// in debug builds, and a 36-deep `a:b:…` path overflowed this 2 MiB test thread. Planning
+/// runs on a stack of its own.
+#[test]
+fn an_expression_within_the_depth_limit_plans_without_overflowing() {
+    let p = problems(&format!("  assert: \"after.amount{} = 1\"\n", ":a".repeat(90)));
+    assert!(p.iter().all(|p| !p.contains("nests more than")), "{p:?}");
+}

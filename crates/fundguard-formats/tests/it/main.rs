@@ -2,6 +2,7 @@
 
 mod canal;
 mod debezium;
+mod limits;
 mod maxwell;
 mod plain;
 mod props;

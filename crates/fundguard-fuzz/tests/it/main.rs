@@ -35,6 +35,9 @@ fn ingest() {
 #[test]
 fn pipeline() {
     fuzz(target("pipeline"));
+    let made = fundguard_fuzz::pipeline::findings_made();
+    assert!(made > 0, "the pipeline target never reached a rule that found something");
+    eprintln!("the pipeline target made {made} findings");
 }
 
 /// Every target has its test above (and a cargo-fuzz target in `fuzz/fuzz_targets/`).

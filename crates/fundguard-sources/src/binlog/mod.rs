@@ -418,7 +418,7 @@ impl BinlogSource {
         };
         let commit_time = EventTime::from_secs(i64::from(timestamp));
         let offset = self.config.datetime_offset_secs;
-        for (index, converted) in info.rows_of(rows, map, offset).enumerate() {
+        for (index, converted) in info.rows_of(rows, map, offset).into_iter().enumerate() {
             let position = position.with_index(index as u32);
             let describe = || format!("{op} on {} in {position}", info.name).into_bytes();
             match converted {

@@ -129,28 +129,51 @@ impl TableInfo {
     /// Converts every row of a rows event: its images, or why the row cannot become an
     /// event (the source dead-letters it and goes on). A row image that cannot be parsed
     /// ends the list: the rows share one buffer, so the rest cannot be found.
-    pub fn rows_of<'a>(
-        &'a self,
-        rows: &'a RowsEventData<'_>,
-        map: &'a TableMapEvent<'_>,
+    ///
+    /// A rows event whose column count is not its table map's is one bad row. And there
+    /// are at most as many rows as bytes of row data: an image of no column takes no
+    /// bytes, and the parser would repeat it without end (found by fuzzing). A panic of the
+    /// row parser (mysql_common's; `datetime_from_packed` negates `i64::MIN` on hostile
+    /// DATETIME2 bytes, an overflow panic in debug builds — found by fuzzing) is an
+    /// undecodable image too, not the end of the source.
+    pub fn rows_of(
+        &self,
+        rows: &RowsEventData<'_>,
+        map: &TableMapEvent<'_>,
         offset_secs: i32,
-    ) -> impl Iterator<Item = Result<Images, String>> + 'a {
-        rows.rows(map).scan(false, move |ended, images| {
-            if *ended {
-                return None;
-            }
-            Some(match images {
-                Ok((before, after)) => (|| {
+    ) -> Vec<Result<Images, String>> {
+        if rows.num_columns() != map.columns_count() {
+            return vec![Err(format!(
+                "the rows event has {} columns, the table map of {} {}",
+                rows.num_columns(),
+                self.name,
+                map.columns_count()
+            ))];
+        }
+        let mut out = Vec::new();
+        let mut parsed = rows.rows(map).take(rows.rows_data().len());
+        loop {
+            let images = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| parsed.next())) {
+                Ok(Some(images)) => images,
+                Ok(None) => break,
+                Err(_) => {
+                    out.push(Err("undecodable row image: the binlog parser failed on it".to_string()));
+                    break;
+                }
+            };
+            match images {
+                Ok((before, after)) => out.push((|| {
                     let before = before.map(|r| self.row(r.unwrap(), offset_secs)).transpose()?;
                     let after = after.map(|r| self.row(r.unwrap(), offset_secs)).transpose()?;
                     Ok((before, after))
-                })(),
+                })()),
                 Err(e) => {
-                    *ended = true;
-                    Err(format!("undecodable row image: {e}"))
+                    out.push(Err(format!("undecodable row image: {e}")));
+                    break;
                 }
-            })
-        })
+            }
+        }
+        out
     }
 }
 
@@ -189,7 +212,7 @@ pub fn decode_rows_event(
     if rows.table_id() != map.table_id() {
         return Err(format!("rows of table id {} arrived without its table map", rows.table_id()));
     }
-    Ok(info.rows_of(&rows, &map, datetime_offset_secs).collect())
+    Ok(info.rows_of(&rows, &map, datetime_offset_secs))
 }
 
 fn kind_of(ty: ColumnType) -> Kind {
@@ -377,6 +400,27 @@ mod tests {
         assert_eq!(value(Kind::Float, My::Double(0.1)).unwrap().to_string(), "0.1");
         assert_eq!(value(Kind::Bit, My::Bytes(vec![1, 0])).unwrap(), Value::Int(256));
         assert_eq!(value(Kind::Time, My::Time(true, 1, 2, 3, 4, 0)).unwrap(), Value::from("-26:03:04"));
+    }
+
+    /// Regression (found by fuzzing): a row image of no column takes no bytes, and the
+    /// parser repeated it until memory ran out.
+    #[test]
+    fn rows_of_no_column_end_with_the_row_data() {
+        let map = b"\x01\0\0\0\0\0\0\0\x04shop\0\x01t\0\x01\x08\x00\xff";
+        let rows = b"\x01\0\0\0\0\0\0\0\x02\0\x01\x00\0\0\0";
+        let decoded = decode_rows_event(map, 30, rows, 0).unwrap();
+        assert_eq!(decoded.len(), 3, "{decoded:?}");
+        assert!(decoded[0].as_ref().unwrap_err().contains("has 0 of its 1 columns"), "{decoded:?}");
+        let other_count = b"\x01\0\0\0\0\0\0\0\x02\0\x02\x03\0\0";
+        let decoded = decode_rows_event(map, 30, other_count, 0).unwrap();
+        assert_eq!(decoded.len(), 1);
+        assert!(decoded[0].as_ref().unwrap_err().contains("has 2 columns, the table map of shop.t 1"), "{decoded:?}");
+        let good = b"\x01\0\0\0\0\0\0\0\x02\0\x01\x01\x00\x07\0\0\0\0\0\0\0";
+        let decoded = decode_rows_event(map, 30, good, 0).unwrap();
+        assert_eq!(decoded.len(), 1);
+        let (before, after) = decoded[0].as_ref().unwrap();
+        assert!(before.is_none());
+        assert_eq!(after.as_ref().unwrap().get("@0"), Some(&Value::Int(7)));
     }
 
     #[test]

@@ -589,7 +589,9 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config,
             })
         };
         let url = match &source {
-            SourceFile::Mysql { url, .. } | SourceFile::Postgres { url, .. } | SourceFile::Nats { url, .. } => Some(url),
+            SourceFile::Mysql { url, .. } | SourceFile::Postgres { url, .. } | SourceFile::Nats { url, .. } => {
+                Some(url)
+            }
             _ => None,
         };
         if url.is_some_and(|url| carries_password(url)) {
@@ -1105,7 +1107,12 @@ mod password_tests {
         ] {
             assert!(super::carries_password(url), "{url}");
         }
-        for url in ["mysql://root@db:3306", "postgres://fg@db/shop?sslmode=disable", "nats://127.0.0.1:4222", "host=db user=fg"] {
+        for url in [
+            "mysql://root@db:3306",
+            "postgres://fg@db/shop?sslmode=disable",
+            "nats://127.0.0.1:4222",
+            "host=db user=fg",
+        ] {
             assert!(!super::carries_password(url), "{url}");
         }
     }

@@ -13,6 +13,8 @@
 mod catalog;
 pub mod checkpoint;
 pub mod config;
+#[cfg(test)]
+mod config_fuzz;
 mod sources;
 mod thread;
 

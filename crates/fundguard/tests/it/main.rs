@@ -8,6 +8,7 @@ mod console;
 mod crash;
 mod databases;
 mod dead_letters;
+mod disk_full;
 mod guards;
 mod kafka;
 mod live_order;
@@ -18,6 +19,7 @@ mod servers;
 mod service;
 mod simulated;
 mod sql;
+mod untrusted;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
