@@ -15,6 +15,7 @@ pub mod checkpoint;
 pub mod config;
 #[cfg(test)]
 mod config_fuzz;
+mod data_dir;
 mod sources;
 mod thread;
 
@@ -30,8 +31,11 @@ pub use self::thread::{Input, RawBatch};
 
 /// Runs until SIGTERM or Ctrl-C.
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&config.data_dir)
+    let warning = data_dir::prepare(&config.data_dir)
         .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
+    if let Some(warning) = warning {
+        eprintln!("fundguard: warning: {warning}");
+    }
     let schemas = crate::commands::schemas(config.schema.as_ref())?;
     let catalog = Arc::new(catalog::Catalog::new(&config));
     let mut engine = catalog.build_engine(&schemas).map_err(|e| anyhow::anyhow!("{e}"))?;
