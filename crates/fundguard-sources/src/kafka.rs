@@ -29,6 +29,64 @@ pub struct KafkaConfig {
     pub start: StartAt,
     /// This member's static id in the group (one per running fundguard).
     pub instance_id: String,
+    /// TLS to the brokers (`None`: clear text).
+    pub tls: Option<crate::tls::TlsConfig>,
+    /// SASL authentication.
+    pub sasl: Option<Sasl>,
+}
+
+/// SASL credentials: the password came from the environment or a file.
+#[derive(Clone)]
+pub struct Sasl {
+    /// `SCRAM-SHA-256`, `SCRAM-SHA-512` or `PLAIN`.
+    pub mechanism: String,
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for Sasl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sasl")
+            .field("mechanism", &self.mechanism)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The SASL mechanisms fundguard speaks to Kafka.
+pub const SASL_MECHANISMS: [&str; 3] = ["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"];
+
+/// librdkafka settings for TLS and SASL: `security.protocol` and its companions.
+pub fn security(config: &KafkaConfig) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    let protocol = match (&config.tls, &config.sasl) {
+        (None, None) => "plaintext",
+        (Some(_), None) => "ssl",
+        (None, Some(_)) => "sasl_plaintext",
+        (Some(_), Some(_)) => "sasl_ssl",
+    };
+    out.push(("security.protocol", protocol.to_string()));
+    if let Some(tls) = &config.tls {
+        out.push(("enable.ssl.certificate.verification", "true".into()));
+        let check_name = match tls.verify {
+            crate::tls::Verify::Full => "https",
+            crate::tls::Verify::Ca => "none",
+        };
+        out.push(("ssl.endpoint.identification.algorithm", check_name.into()));
+        if let Some(ca) = &tls.ca_file {
+            out.push(("ssl.ca.location", ca.display().to_string()));
+        }
+        if let Some(client) = &tls.client {
+            out.push(("ssl.certificate.location", client.cert_file.display().to_string()));
+            out.push(("ssl.key.location", client.key_file.display().to_string()));
+        }
+    }
+    if let Some(sasl) = &config.sasl {
+        out.push(("sasl.mechanism", sasl.mechanism.clone()));
+        out.push(("sasl.username", sasl.username.clone()));
+        out.push(("sasl.password", sasl.password.clone()));
+    }
+    out
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,9 +121,36 @@ pub struct KafkaSource {
 /// the assigned partitions not yet consumed, summed.
 struct LagContext {
     lag: Arc<AtomicI64>,
+    /// The client's latest error (a refused certificate, a failed login), for `connect`.
+    last_error: Arc<std::sync::Mutex<Option<String>>>,
+}
+
+impl LagContext {
+    /// Keeps `said` as the latest error, unless it would replace one about TLS or SASL
+    /// with a vaguer one ("all brokers down" follows every failed handshake).
+    fn keep(&self, said: String) {
+        let about_security =
+            |text: &str| ["SSL", "SASL", "certificate", "Authentication"].iter().any(|w| text.contains(w));
+        if let Ok(mut last) = self.last_error.lock()
+            && (about_security(&said) || !last.as_deref().is_some_and(about_security))
+        {
+            *last = Some(said);
+        }
+    }
 }
 
 impl ClientContext for LagContext {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        self.keep(format!("{error}: {reason}"));
+    }
+
+    /// librdkafka says why a handshake or login failed in its log too.
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+        if (level as i32) <= rdkafka::config::RDKafkaLogLevel::Warning as i32 {
+            self.keep(format!("{fac}: {message}"));
+        }
+    }
+
     fn stats(&self, statistics: Statistics) {
         let lag: i64 = statistics
             .topics
@@ -100,7 +185,13 @@ impl MessageSource for KafkaSource {
 
     async fn connect(config: &KafkaConfig) -> Result<KafkaSource, SourceError> {
         let lag = Arc::new(AtomicI64::new(-1));
-        let consumer: StreamConsumer<LagContext> = ClientConfig::new()
+        let last_error = Arc::new(std::sync::Mutex::new(None));
+        let mut client = ClientConfig::new();
+        for (key, value) in security(config) {
+            client.set(key, value);
+        }
+        let consumer: StreamConsumer<LagContext> = client
+            .set_log_level(rdkafka::config::RDKafkaLogLevel::Warning)
             .set("bootstrap.servers", &config.brokers)
             .set("group.id", &config.group)
             .set("enable.auto.commit", "false")
@@ -117,8 +208,33 @@ impl MessageSource for KafkaSource {
                     StartAt::Latest => "latest",
                 },
             )
-            .create_with_context(LagContext { lag: lag.clone() })
+            .create_with_context(LagContext { lag: lag.clone(), last_error: last_error.clone() })
             .map_err(|e| failed("creating the consumer", e, false))?;
+        // Reach the brokers once before subscribing: a refused certificate or login is
+        // an error that says so, not a consumer that waits forever.
+        if let Err(e) = tokio::task::block_in_place(|| consumer.fetch_metadata(None, Duration::from_secs(10))) {
+            // The reason is in librdkafka's log, served by polling: poll a moment (nothing
+            // is subscribed yet, so no message can be taken).
+            let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                loop {
+                    let _ = consumer.recv().await;
+                }
+            })
+            .await;
+            let said = last_error.lock().ok().and_then(|l| l.clone()).unwrap_or_else(|| e.to_string());
+            let host = config.brokers.split(',').next().unwrap_or_default();
+            let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
+            let refused = config.tls.as_ref().and_then(|tls| crate::tls::explain_refusal(tls, host, &said));
+            return Err(match refused {
+                Some(why) => failed(&format!("connecting to {} with TLS", config.brokers), why, false),
+                None if said.contains("SASL authentication") || said.contains("Authentication failed") => failed(
+                    &format!("logging in to {}", config.brokers),
+                    format!("{said} (check sasl.mechanism, sasl.username and the password)"),
+                    false,
+                ),
+                None => failed(&format!("reaching {}", config.brokers), said, true),
+            });
+        }
         let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics).map_err(|e| failed(&format!("subscribing to {topics:?}"), e, true))?;
         // A topic's partition count decides whether its records come in one order; the

@@ -18,6 +18,7 @@ mod message;
 pub mod nats;
 mod position_store;
 pub mod postgres;
+pub mod tls;
 
 pub use batch::{DeadLetter, DecodedBatch};
 pub use file::{LineSource, open_lines};

@@ -24,10 +24,22 @@ pub struct NatsConfig {
     pub consumer: String,
     /// Create the stream and the consumer when they do not exist.
     pub create: bool,
+    /// TLS to the server (required when given; `tls://` URLs also turn it on).
+    pub tls: Option<crate::tls::TlsConfig>,
+    /// A NATS `.creds` file (user JWT and NKey seed).
+    pub credentials_file: Option<std::path::PathBuf>,
 }
 
 fn failed(what: &str, e: impl std::fmt::Display, retryable: bool) -> SourceError {
     SourceError::new("NATS JetStream", format!("{what}: {e}"), retryable)
+}
+
+/// The host of the first server of a NATS URL list (`nats://host:4222,...`).
+fn host(url: &str) -> &str {
+    let first = url.split(',').next().unwrap_or(url);
+    let rest = first.split_once("://").map_or(first, |(_, rest)| rest);
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+    rest.rsplit_once(':').map_or(rest, |(host, _)| host).trim_start_matches('[').trim_end_matches(']')
 }
 
 /// One fetched message: its subject, bytes and stream position.
@@ -65,9 +77,34 @@ impl MessageSource for NatsSource {
     type Message = NatsMessage;
 
     async fn connect(config: &NatsConfig) -> Result<NatsSource, SourceError> {
-        let client = async_nats::connect(&config.url)
-            .await
-            .map_err(|e| failed(&format!("connecting to {}", config.url), e, true))?;
+        let mut options = async_nats::ConnectOptions::new();
+        if let Some(path) = &config.credentials_file {
+            options = options.credentials_file(path).await.map_err(|e| {
+                failed(
+                    &format!("credentials_file {}", path.display()),
+                    format!("{} (expected a NATS .creds file)", e.kind()),
+                    false,
+                )
+            })?;
+        }
+        if let Some(tls) = &config.tls {
+            options = options.require_tls(true);
+            if let Some(ca) = &tls.ca_file {
+                options = options.add_root_certificates(ca.clone());
+            }
+            if let Some(client) = &tls.client {
+                options = options.add_client_certificate(client.cert_file.clone(), client.key_file.clone());
+            }
+        }
+        let client = options.connect(&config.url).await.map_err(|e| {
+            let said = crate::tls::error_chain(&e);
+            let refused =
+                config.tls.as_ref().and_then(|tls| crate::tls::explain_refusal(tls, host(&config.url), &said));
+            match refused {
+                Some(why) => failed(&format!("connecting to {} with TLS", config.url), why, false),
+                None => failed(&format!("connecting to {}", config.url), said, true),
+            }
+        })?;
         let js = jetstream::new(client);
         let stream = if config.create {
             js.get_or_create_stream(jetstream::stream::Config {

@@ -16,6 +16,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio_postgres::{Client, NoTls};
 
+use crate::tls::{TlsConfig, Verify};
+
 use crate::batch::{clock_offset, local_micros};
 use crate::{DeadLetter, DecodedBatch, SourceError};
 
@@ -29,6 +31,8 @@ pub struct PostgresConfig {
     /// `postgres://user@host:port/database`; the password comes separately.
     pub url: String,
     pub password: Option<String>,
+    /// TLS to the server (`None`: clear text).
+    pub tls: Option<crate::tls::TlsConfig>,
     /// The logical replication slot (plugin `wal2json`).
     pub slot: String,
     /// Create the slot when it does not exist (it then starts at the current end).
@@ -68,6 +72,41 @@ fn server_said(message: &str, detail: Option<&str>, hint: Option<&str>) -> Strin
     said
 }
 
+/// The TLS connector for `tls`: only `ca_file`'s CAs are trusted when it is given (the
+/// system's otherwise); verify-ca skips the host name check, never the CA's.
+pub fn connector(tls: &TlsConfig) -> Result<postgres_native_tls::MakeTlsConnector, SourceError> {
+    let read = |key: &str, path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| failed(format!("tls.{key} {}: {e}", path.display()), false))
+    };
+    let mut builder = native_tls::TlsConnector::builder();
+    if let Some(ca) = &tls.ca_file {
+        let pem = read("ca_file", ca)?;
+        let certificate = native_tls::Certificate::from_pem(&pem)
+            .map_err(|e| failed(format!("tls.ca_file {}: not a PEM certificate: {e}", ca.display()), false))?;
+        builder.add_root_certificate(certificate).disable_built_in_roots(true);
+    }
+    if let Some(client) = &tls.client {
+        let identity = native_tls::Identity::from_pkcs8(
+            &read("cert_file", &client.cert_file)?,
+            &read("key_file", &client.key_file)?,
+        )
+        .map_err(|e| {
+            failed(
+                format!(
+                    "tls.cert_file {} / key_file {}: expected a PEM certificate and a PEM PKCS#8 key: {e}",
+                    client.cert_file.display(),
+                    client.key_file.display()
+                ),
+                false,
+            )
+        })?;
+        builder.identity(identity);
+    }
+    builder.danger_accept_invalid_hostnames(tls.verify == Verify::Ca);
+    let connector = builder.build().map_err(|e| failed(format!("setting up TLS: {e}"), false))?;
+    Ok(postgres_native_tls::MakeTlsConnector::new(connector))
+}
+
 /// A connected slot reader.
 pub struct PostgresSource {
     client: Client,
@@ -94,10 +133,35 @@ impl PostgresSource {
         if let Some(password) = &config.password {
             pg.password(password);
         }
-        let (client, connection) = pg.connect(NoTls).await.map_err(|e| client_error("connecting", e))?;
-        tokio::spawn(async move {
-            let _ = connection.await; // its end shows up as an error on the next query
-        });
+        let client = match &config.tls {
+            None => {
+                let (client, connection) = pg.connect(NoTls).await.map_err(|e| client_error("connecting", e))?;
+                tokio::spawn(async move {
+                    let _ = connection.await; // its end shows up as an error on the next query
+                });
+                client
+            }
+            Some(tls) => {
+                // TLS or nothing: `prefer` would fall back to clear text.
+                pg.ssl_mode(tokio_postgres::config::SslMode::Require);
+                let connector = connector(tls)?;
+                let host = match pg.get_hosts().first() {
+                    Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
+                    _ => String::from("localhost"),
+                };
+                let (client, connection) = pg.connect(connector).await.map_err(|e| {
+                    let said = crate::tls::error_chain(&e);
+                    match crate::tls::explain_refusal(tls, &host, &said) {
+                        Some(why) => failed(format!("connecting with TLS: {why}"), false),
+                        None => client_error("connecting with TLS", e),
+                    }
+                })?;
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                });
+                client
+            }
+        };
         let wal_level: String =
             client.query_one("SHOW wal_level", &[]).await.map_err(|e| client_error("reading wal_level", e))?.get(0);
         if wal_level != "logical" {

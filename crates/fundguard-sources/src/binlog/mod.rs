@@ -27,6 +27,7 @@ pub use self::position::{BinlogPosition, GtidParseError, GtidState};
 use self::row::TableInfo;
 pub use self::row::{Images, decode_rows_event};
 use crate::batch::{clock_offset, local_micros};
+use crate::tls::Verify;
 use crate::{DeadLetter, DecodedBatch, SourceError};
 
 /// MariaDB's own GTID event (not decoded by mysql_common): sequence u64, domain u32, flags u8.
@@ -50,6 +51,8 @@ pub struct BinlogConfig {
     /// `mysql://user@host:port`; the password comes separately (from the environment).
     pub url: String,
     pub password: Option<String>,
+    /// TLS to the server (`None`: clear text).
+    pub tls: Option<crate::tls::TlsConfig>,
     /// The replica id fundguard registers with; unique among the server's replicas.
     pub server_id: u32,
     /// Where to start when no position is stored.
@@ -95,6 +98,24 @@ fn client_error(what: &str, e: mysql_async::Error) -> SourceError {
         mysql_async::Error::Url(_) => failed(format!("{what}: {e}"), false),
         _ => failed(format!("{what}: {e}"), true),
     }
+}
+
+/// The client's TLS settings (OpenSSL through native-tls, the backend the warehouse's
+/// MySQL tables already use): only `ca_file`'s CAs are trusted when it is given (the
+/// system's otherwise); verify-ca skips the host name check, never the CA's. A client
+/// certificate is handed over as the PKCS#12 archive mysql_async asks for, built in
+/// memory from the PEM files. TLS also means TCP: mysql_async would otherwise move a local
+/// connection to the server's Unix socket, which it does not encrypt.
+fn ssl_opts(tls: &crate::tls::TlsConfig) -> Result<mysql_async::SslOpts, SourceError> {
+    let mut ssl = mysql_async::SslOpts::default().with_danger_skip_domain_validation(tls.verify == Verify::Ca);
+    if let Some(ca) = &tls.ca_file {
+        ssl = ssl.with_root_certs(vec![ca.clone().into()]).with_disable_built_in_roots(true);
+    }
+    if let Some(client) = &tls.client {
+        let archive = crate::tls::pkcs12(client).map_err(|e| failed(e, false))?;
+        ssl = ssl.with_client_identity(Some(mysql_async::ClientIdentity::new(archive.into()).with_password("")));
+    }
+    Ok(ssl)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,8 +169,18 @@ impl BinlogSource {
         if let Some(password) = &config.password {
             opts = opts.pass(Some(password.clone()));
         }
+        if let Some(tls) = &config.tls {
+            opts = opts.ssl_opts(Some(ssl_opts(tls)?)).prefer_socket(false);
+        }
         let opts: Opts = opts.into();
-        let mut conn = Conn::new(opts.clone()).await.map_err(|e| client_error("connecting", e))?;
+        let host = opts.ip_or_hostname().to_string();
+        let mut conn = Conn::new(opts.clone()).await.map_err(|e| match &config.tls {
+            Some(tls) => match crate::tls::explain_refusal(tls, &host, &e.to_string()) {
+                Some(why) => failed(format!("connecting with TLS: {why}"), false),
+                None => client_error("connecting with TLS", e),
+            },
+            None => client_error("connecting", e),
+        })?;
         let flavor = check_server(&mut conn).await?;
         let start = match (resume, &config.start) {
             (Some(stored), _) => stored.clone(),

@@ -1,7 +1,7 @@
 //! `fundguard.yaml`: what `fundguard run` reads, where, and where findings go.
 //!
 //! Parsed with locations like rule files; secrets never appear in it — a source names
-//! the environment variable that holds its token.
+//! the environment variable (`*_env`) or the file (`password_file`) that holds its secret.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -177,6 +177,36 @@ impl Default for NotifyConfig {
     }
 }
 
+/// `tls:` on a networked source (the same block for mysql, postgres, kafka and nats): its
+/// presence turns TLS on; the server's certificate is always verified.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsFile {
+    /// `verify-full` (default: a trusted CA signed it and it names the host) or `verify-ca`.
+    #[serde(default)]
+    mode: Option<String>,
+    /// PEM CA certificates to trust instead of the system's.
+    #[serde(default)]
+    ca_file: Option<PathBuf>,
+    /// A client certificate and its PEM (PKCS#8) key, for servers that ask for one.
+    #[serde(default)]
+    cert_file: Option<PathBuf>,
+    #[serde(default)]
+    key_file: Option<PathBuf>,
+}
+
+/// `sasl:` on a Kafka source. The password comes from the environment or a file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SaslFile {
+    mechanism: String,
+    username: String,
+    #[serde(default)]
+    password_env: Option<String>,
+    #[serde(default)]
+    password_file: Option<PathBuf>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 enum SourceFile {
@@ -220,6 +250,11 @@ enum SourceFile {
         /// JSON format: subject → table, for subjects whose messages are of different types.
         #[serde(default)]
         tables: std::collections::BTreeMap<String, String>,
+        #[serde(default)]
+        tls: Option<TlsFile>,
+        /// A NATS `.creds` file (user JWT and NKey seed).
+        #[serde(default)]
+        credentials_file: Option<PathBuf>,
     },
     Kafka {
         name: String,
@@ -242,12 +277,20 @@ enum SourceFile {
         /// Static group membership id; defaults to `fundguard-<source name>`.
         #[serde(default)]
         instance_id: Option<String>,
+        #[serde(default)]
+        tls: Option<TlsFile>,
+        #[serde(default)]
+        sasl: Option<SaslFile>,
     },
     Mysql {
         name: String,
         url: String,
         #[serde(default)]
         password_env: Option<String>,
+        #[serde(default)]
+        password_file: Option<PathBuf>,
+        #[serde(default)]
+        tls: Option<TlsFile>,
         #[serde(default)]
         server_id: Option<u32>,
         /// `end` (default) or `beginning`, when no position is stored and none is given.
@@ -272,6 +315,10 @@ enum SourceFile {
         url: String,
         #[serde(default)]
         password_env: Option<String>,
+        #[serde(default)]
+        password_file: Option<PathBuf>,
+        #[serde(default)]
+        tls: Option<TlsFile>,
         slot: String,
         #[serde(default)]
         create_slot: bool,
@@ -588,6 +635,23 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config,
                 )
             })
         };
+        // `password_env` or `password_file` (`what` is the key's prefix, `sasl.` say).
+        let password = |what: &str, var: &Option<String>, file: &Option<PathBuf>| match (var, file) {
+            (Some(_), Some(_)) => Err(Diagnostic::new(
+                here.clone(),
+                format!("source `{name}`: give {what}password_env or {what}password_file, not both"),
+            )),
+            (_, Some(file)) => secret_file(&rel(file))
+                .map(Some)
+                .map_err(|e| Diagnostic::new(here.clone(), format!("source `{name}`: {what}password_file {e}"))),
+            (var, None) => secret(var),
+        };
+        let tls = |file: Option<TlsFile>, verify_ca: bool| match file {
+            None => Ok(None),
+            Some(file) => tls_config(file, &rel, verify_ca)
+                .map(Some)
+                .map_err(|e| Diagnostic::new(here.clone(), format!("source `{name}`: tls: {e}"))),
+        };
         let url = match &source {
             SourceFile::Mysql { url, .. } | SourceFile::Postgres { url, .. } | SourceFile::Nats { url, .. } => {
                 Some(url)
@@ -598,7 +662,7 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config,
             problems.push(Diagnostic::new(
                 here.clone(),
                 format!(
-                    "source `{name}`: `url` carries a password: remove it from the URL and name the environment variable that holds it in `password_env` (secrets never live in this file)"
+                    "source `{name}`: `url` carries a password: remove it from the URL and name the environment variable that holds it in `password_env`, or a file in `password_file` (secrets never live in this file)"
                 ),
             ));
             continue;
@@ -664,7 +728,35 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config,
                     speed: speed.unwrap_or(60).max(1),
                 }
             }
-            SourceFile::Nats { url, stream, subjects, consumer, create, tables, .. } => {
+            SourceFile::Nats {
+                url,
+                stream,
+                subjects,
+                consumer,
+                create,
+                tables,
+                tls: tls_file,
+                credentials_file,
+                ..
+            } => {
+                // async-nats checks host names always (it has no verify-ca).
+                let tls = match tls(tls_file, false) {
+                    Ok(tls) => tls,
+                    Err(problem) => {
+                        problems.push(problem);
+                        continue;
+                    }
+                };
+                let credentials_file = credentials_file.map(|f| rel(&f));
+                if let Some(f) = &credentials_file
+                    && let Err(e) = std::fs::File::open(f)
+                {
+                    problems.push(Diagnostic::new(
+                        here.clone(),
+                        format!("source `{name}`: credentials_file {}: {e}", f.display()),
+                    ));
+                    continue;
+                }
                 if create && subjects.is_empty() {
                     problems.push(Diagnostic::new(
                         here.clone(),
@@ -678,11 +770,64 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config,
                     ));
                 }
                 SourceKind::Nats {
-                    nats: fundguard_sources::nats::NatsConfig { url, stream, subjects, consumer, create },
+                    nats: fundguard_sources::nats::NatsConfig {
+                        url,
+                        stream,
+                        subjects,
+                        consumer,
+                        create,
+                        tls,
+                        credentials_file,
+                    },
                     tables: tables.into_iter().collect(),
                 }
             }
-            SourceFile::Kafka { brokers, group, topics, tables, start, instance_id, .. } => {
+            SourceFile::Kafka { brokers, group, topics, tables, start, instance_id, tls: tls_file, sasl, .. } => {
+                let tls = match tls(tls_file, true) {
+                    Ok(tls) => tls,
+                    Err(problem) => {
+                        problems.push(problem);
+                        continue;
+                    }
+                };
+                let sasl = match sasl {
+                    None => None,
+                    Some(sasl) => {
+                        let mechanism = sasl.mechanism.to_ascii_uppercase();
+                        if !fundguard_sources::kafka::SASL_MECHANISMS.contains(&mechanism.as_str()) {
+                            problems.push(Diagnostic::new(
+                                here.clone(),
+                                format!(
+                                    "source `{name}`: sasl.mechanism `{}`: expected SCRAM-SHA-256, SCRAM-SHA-512 or PLAIN",
+                                    sasl.mechanism
+                                ),
+                            ));
+                            continue;
+                        }
+                        if mechanism == "PLAIN" && tls.is_none() {
+                            problems.push(Diagnostic::new(
+                                here.clone(),
+                                format!("source `{name}`: sasl PLAIN sends the password as it is: add a `tls` block"),
+                            ));
+                            continue;
+                        }
+                        let password = match password("sasl.", &sasl.password_env, &sasl.password_file) {
+                            Ok(Some(p)) => p,
+                            Ok(None) => {
+                                problems.push(Diagnostic::new(
+                                    here.clone(),
+                                    format!("source `{name}`: sasl needs sasl.password_env or sasl.password_file (never the password in this file)"),
+                                ));
+                                continue;
+                            }
+                            Err(problem) => {
+                                problems.push(problem);
+                                continue;
+                            }
+                        };
+                        Some(fundguard_sources::kafka::Sasl { mechanism, username: sasl.username, password })
+                    }
+                };
                 if !tables.is_empty() && !is_json {
                     problems.push(Diagnostic::new(
                         here.clone(),
@@ -713,6 +858,8 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config,
                         topics,
                         start,
                         instance_id: instance_id.unwrap_or_else(|| format!("fundguard-{name}")),
+                        tls,
+                        sasl,
                     },
                     tables: tables.into_iter().collect(),
                 }
@@ -720,6 +867,8 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config,
             SourceFile::Mysql {
                 url,
                 password_env,
+                password_file,
+                tls: tls_file,
                 server_id,
                 start,
                 start_file,
@@ -731,10 +880,11 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config,
                 ..
             } => {
                 use fundguard_sources::binlog::{BinlogConfig, BinlogPosition, GtidState, StartAt};
-                let password = match secret(&password_env) {
-                    Ok(p) => p,
-                    Err(problem) => {
-                        problems.push(problem);
+                let (password, tls) = match (password("", &password_env, &password_file), tls(tls_file, true)) {
+                    (Ok(p), Ok(t)) => (p, t),
+                    (p, t) => {
+                        problems.extend(p.err());
+                        problems.extend(t.err());
                         continue;
                     }
                 };
@@ -779,6 +929,7 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config,
                 SourceKind::Mysql(BinlogConfig {
                     url,
                     password,
+                    tls,
                     server_id: server_id.unwrap_or(DEFAULT_SERVER_ID),
                     start,
                     include,
@@ -786,11 +937,22 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config,
                     datetime_offset_secs,
                 })
             }
-            SourceFile::Postgres { url, password_env, slot, create_slot, include, poll_interval, .. } => {
-                let password = match secret(&password_env) {
-                    Ok(p) => p,
-                    Err(problem) => {
-                        problems.push(problem);
+            SourceFile::Postgres {
+                url,
+                password_env,
+                password_file,
+                tls: tls_file,
+                slot,
+                create_slot,
+                include,
+                poll_interval,
+                ..
+            } => {
+                let (password, tls) = match (password("", &password_env, &password_file), tls(tls_file, true)) {
+                    (Ok(p), Ok(t)) => (p, t),
+                    (p, t) => {
+                        problems.extend(p.err());
+                        problems.extend(t.err());
                         continue;
                     }
                 };
@@ -805,6 +967,7 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config,
                 SourceKind::Postgres(fundguard_sources::postgres::PostgresConfig {
                     url,
                     password,
+                    tls,
                     slot,
                     create_slot,
                     include,
@@ -1048,6 +1211,55 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config,
         warehouse: file.warehouse,
         base_dir: base,
     })
+}
+
+/// A secret read from a file at load: one trailing newline (`\n` or `\r\n`) dropped.
+/// Errors name the file and never show what it holds.
+fn secret_file(path: &Path) -> Result<String, String> {
+    let text = std::fs::read(path).map_err(|e| format!("{}: cannot read it: {}", path.display(), e.kind()))?;
+    let text = String::from_utf8(text).map_err(|_| format!("{}: not UTF-8 text", path.display()))?;
+    let secret = text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&text);
+    if secret.is_empty() {
+        return Err(format!("{} is empty: write the secret there", path.display()));
+    }
+    Ok(secret.to_string())
+}
+
+/// Validates a `tls:` block; paths are made absolute with `rel` and must be readable files.
+/// `verify_ca` says whether the source's client can skip the host name check.
+fn tls_config(
+    file: TlsFile,
+    rel: &impl Fn(&Path) -> PathBuf,
+    verify_ca: bool,
+) -> Result<fundguard_sources::tls::TlsConfig, String> {
+    use fundguard_sources::tls::{ClientCert, TlsConfig, Verify};
+    let verify = match file.mode.as_deref() {
+        None | Some("verify-full") => Verify::Full,
+        Some("verify-ca") if verify_ca => Verify::Ca,
+        Some("verify-ca") => {
+            return Err("mode verify-ca: this source's client always checks the host name: use verify-full".into());
+        }
+        Some(other) => {
+            return Err(format!(
+                "mode `{other}`: expected verify-full (the default) or verify-ca; the server's certificate is always verified"
+            ));
+        }
+    };
+    let readable = |key: &str, path: &Option<PathBuf>| -> Result<Option<PathBuf>, String> {
+        let Some(path) = path.as_deref().map(rel) else { return Ok(None) };
+        match std::fs::File::open(&path) {
+            Ok(_) if path.is_file() => Ok(Some(path)),
+            Ok(_) => Err(format!("{key} {} is not a file", path.display())),
+            Err(e) => Err(format!("{key} {}: {e}", path.display())),
+        }
+    };
+    let ca_file = readable("ca_file", &file.ca_file)?;
+    let client = match (readable("cert_file", &file.cert_file)?, readable("key_file", &file.key_file)?) {
+        (Some(cert_file), Some(key_file)) => Some(ClientCert { cert_file, key_file }),
+        (None, None) => None,
+        _ => return Err("give cert_file and key_file together (a client certificate and its key)".into()),
+    };
+    Ok(TlsConfig { verify, ca_file, client })
 }
 
 /// Whether a `listen` address is on this host only (`127.0.0.1:8080`, `[::1]:80`, `localhost:8080`).

@@ -19,6 +19,7 @@ mod servers;
 mod service;
 mod simulated;
 mod sql;
+mod tls;
 mod untrusted;
 
 use std::path::{Path, PathBuf};

@@ -1,6 +1,7 @@
 //! Secrets stay secret: a database password, a console password and two tokens are planted
-//! in the environment of a running `fundguard run` that uses them all — a binlog read with
-//! the password, a source that keeps failing, an ingest token, a console login — and none
+//! in the environment (and the password also in a `password_file`) of a running `fundguard
+//! run` that uses them all — a binlog read with the password from the file (its trailing
+//! newline dropped), a source that keeps failing, an ingest token, a console login — and none
 //! of them appears in its logs, its HTTP answers or the files it writes. A password written
 //! into a connection URL is refused before anything starts, without being echoed.
 
@@ -46,13 +47,18 @@ fn planted_secrets_appear_in_no_log_answer_or_file() {
          GRANT REPLICATION SLAVE, REPLICATION CLIENT, SELECT ON *.* TO 'fg'@'%';"
     ));
     let work = tempfile::tempdir().unwrap();
+    // The password file lives apart from the data, whose every file is searched below.
+    let secrets = tempfile::tempdir().unwrap();
+    let password_file = secrets.path().join("db-password");
+    std::fs::write(&password_file, format!("{DB_PASSWORD}\n")).unwrap();
     let nowhere = free_port();
     let config = write_config(
         work.path(),
         &format!(
-            "rules: [{rules}]\ndata_dir: data\nlisten: 127.0.0.1:0\nsources:\n  - {{ name: shopdb, type: mysql, url: \"mysql://fg@127.0.0.1:{port}\", password_env: FG_DB_PASSWORD, include: [\"shop.*\"] }}\n  - {{ name: gone, type: mysql, url: \"mysql://fg@127.0.0.1:{nowhere}\", password_env: FG_DB_PASSWORD }}\n  - {{ name: msgs, type: http, format: json, table: shop.refunds, token_env: FG_INGEST_TOKEN }}\nsinks:\n  - {{ type: jsonl, path: findings.jsonl }}\n  - {{ type: alerts }}\nconsole:\n  users:\n    - {{ name: ada, role: admin, password_env: FG_ADMIN_PASSWORD }}\n  tokens:\n    - {{ name: ci-bot, role: operator, token_env: FG_API_TOKEN }}\n",
+            "rules: [{rules}]\ndata_dir: data\nlisten: 127.0.0.1:0\nsources:\n  - {{ name: shopdb, type: mysql, url: \"mysql://fg@127.0.0.1:{port}\", password_file: \"{password_file}\", include: [\"shop.*\"] }}\n  - {{ name: gone, type: mysql, url: \"mysql://fg@127.0.0.1:{nowhere}\", password_env: FG_DB_PASSWORD }}\n  - {{ name: msgs, type: http, format: json, table: shop.refunds, token_env: FG_INGEST_TOKEN }}\nsinks:\n  - {{ type: jsonl, path: findings.jsonl }}\n  - {{ type: alerts }}\nconsole:\n  users:\n    - {{ name: ada, role: admin, password_env: FG_ADMIN_PASSWORD }}\n  tokens:\n    - {{ name: ci-bot, role: operator, token_env: FG_API_TOKEN }}\n",
             rules = path(&repo_root().join("examples/rules")),
             port = db.port,
+            password_file = path(&password_file),
         ),
     );
     let envs = [
@@ -145,4 +151,32 @@ fn a_password_in_a_connection_url_is_refused_without_being_echoed() {
         assert!(said.contains("source `pg`: `url` carries a password") && said.contains("password_env"), "{said}");
         assert_no_secret("the refusal", said.as_bytes());
     }
+}
+
+#[test]
+fn a_password_file_that_cannot_be_used_is_named_and_its_content_never_shown() {
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(work.path().join("both"), DB_PASSWORD).unwrap();
+    std::fs::write(work.path().join("empty"), "\n").unwrap();
+    let mut not_text = DB_PASSWORD.as_bytes().to_vec();
+    not_text.push(0xff);
+    std::fs::write(work.path().join("not-text"), not_text).unwrap();
+    let config = write_config(
+        work.path(),
+        &format!(
+            "rules: [{}]\nsources:\n  - {{ name: both, type: mysql, url: \"mysql://fg@127.0.0.1:3306\", password_env: FG_DB_PASSWORD, password_file: both }}\n  - {{ name: empty, type: postgres, url: \"postgres://fg@127.0.0.1/shop\", slot: fg, password_file: empty }}\n  - {{ name: bytes, type: mysql, url: \"mysql://fg@127.0.0.1:3306\", password_file: not-text }}\n",
+            path(&repo_root().join("examples/rules"))
+        ),
+    );
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_fundguard"))
+        .args(["run", "--config", path(&config)])
+        .env("FG_DB_PASSWORD", DB_PASSWORD)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let said = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(said.contains("source `both`: give password_env or password_file, not both"), "{said}");
+    assert!(said.contains("source `empty`: password_file ") && said.contains("empty is empty"), "{said}");
+    assert!(said.contains("source `bytes`: password_file ") && said.contains("not-text: not UTF-8 text"), "{said}");
+    assert_no_secret("the refusal", said.as_bytes());
 }

@@ -159,8 +159,24 @@ pub struct Postgres {
     pub port: u16,
 }
 
+/// What a PostgreSQL started with TLS serves: its certificate and key (PEM), and whether
+/// clear-text connections over TCP are refused (`hostssl` only in pg_hba.conf).
+pub struct PostgresTls<'a> {
+    pub cert: &'a std::path::Path,
+    pub key: &'a std::path::Path,
+}
+
 impl Postgres {
     pub fn start(wal_level: &str) -> Postgres {
+        Postgres::start_with(wal_level, None)
+    }
+
+    /// A cluster that takes TCP connections only over TLS, with this certificate.
+    pub fn start_tls(wal_level: &str, tls: PostgresTls<'_>) -> Postgres {
+        Postgres::start_with(wal_level, Some(tls))
+    }
+
+    fn start_with(wal_level: &str, tls: Option<PostgresTls<'_>>) -> Postgres {
         let dir = tempfile::Builder::new().prefix("fg-pg").tempdir().unwrap();
         let as_postgres = |args: &[&str]| {
             let mut c = Command::new("runuser");
@@ -171,11 +187,26 @@ impl Postgres {
         let data = dir.path().join("data");
         run(&mut as_postgres(&["initdb", "-D", data.to_str().unwrap(), "-A", "trust", "-U", "postgres"]));
         let port = free_port();
-        let options = format!(
+        let mut options = format!(
             "-p {port} -k {} -c listen_addresses=127.0.0.1 -c wal_level={wal_level} -c max_replication_slots=10 \
              -c max_wal_senders=10 -c output_plugin_libraries=pgoutput,test_decoding,wal2json -c fsync=off",
             dir.path().display()
         );
+        if let Some(tls) = tls {
+            // The server reads its key only if the postgres user owns it, mode 0600.
+            for (from, to) in [(tls.cert, "server.crt"), (tls.key, "server.key")] {
+                let to = data.join(to);
+                std::fs::copy(from, &to).unwrap();
+                run(Command::new("chown").args(["postgres", to.to_str().unwrap()]));
+                run(Command::new("chmod").args(["600", to.to_str().unwrap()]));
+            }
+            std::fs::write(
+                data.join("pg_hba.conf"),
+                "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostssl all all ::1/128 trust\n",
+            )
+            .unwrap();
+            options.push_str(" -c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key");
+        }
         let log = dir.path().join("server.log");
         start_daemon(&mut as_postgres(&[
             "pg_ctl",
@@ -260,17 +291,24 @@ pub struct Tansu {
 
 impl Tansu {
     pub fn start() -> Tansu {
+        Tansu::start_advertising(None)
+    }
+
+    /// A broker that tells clients to reach it at `advertised` (a TLS terminator in
+    /// front of it, say) rather than at its own port; `brokers` is still its own.
+    pub fn start_advertising(advertised: Option<u16>) -> Tansu {
         let local = crate::repo_root().join("target/test-tools/tansu");
         let binary = if local.is_file() { local } else { tool("tansu", "run scripts/install-test-deps.sh") };
         let port = free_port();
         let url = format!("tcp://127.0.0.1:{port}");
+        let advertised = format!("tcp://127.0.0.1:{}", advertised.unwrap_or(port));
         let child = Command::new(binary)
             .args([
                 "broker",
                 "--listener-url",
                 &url,
                 "--advertised-listener-url",
-                &url,
+                &advertised,
                 "--storage-engine",
                 "memory://tansu/",
             ])
