@@ -398,6 +398,9 @@ struct PrincipalFile {
     teams: Option<Vec<String>>,
     #[serde(default)]
     password_env: Option<String>,
+    /// A user's password from a file instead (read at load, trailing newline dropped).
+    #[serde(default)]
+    password_file: Option<PathBuf>,
     #[serde(default)]
     token_env: Option<String>,
 }
@@ -1030,11 +1033,26 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config,
             }
             _ => {}
         }
-        let (var, what) = match (is_user, &p.password_env, &p.token_env) {
-            (true, Some(var), None) => (var, "password"),
-            (false, None, Some(var)) => (var, "API token"),
+        let (var, what) = match (is_user, &p.password_env, &p.password_file, &p.token_env) {
+            (true, Some(var), None, None) => (var, "password"),
+            (false, None, None, Some(var)) => (var, "API token"),
+            (true, None, Some(file), None) => {
+                match secret_file(&rel(file)) {
+                    Ok(secret) => {
+                        let credential =
+                            fundguard_server::Credential { name: p.name.clone(), secret, role, teams: p.teams.clone() };
+                        console.users.push(credential);
+                    }
+                    Err(e) => problems.push(Diagnostic::new(here, format!("`{}`: password_file {e}", p.name))),
+                }
+                continue;
+            }
             _ => {
-                let expected = if is_user { "a user needs `password_env`" } else { "a token needs `token_env`" };
+                let expected = if is_user {
+                    "a user needs `password_env` or `password_file`"
+                } else {
+                    "a token needs `token_env`"
+                };
                 problems.push(Diagnostic::new(here, format!("`{}`: {expected} (and nothing else)", p.name)));
                 continue;
             }

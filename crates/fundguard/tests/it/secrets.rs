@@ -51,14 +51,17 @@ fn planted_secrets_appear_in_no_log_answer_or_file() {
     let secrets = tempfile::tempdir().unwrap();
     let password_file = secrets.path().join("db-password");
     std::fs::write(&password_file, format!("{DB_PASSWORD}\n")).unwrap();
+    let admin_file = secrets.path().join("admin-password");
+    std::fs::write(&admin_file, format!("{ADMIN_PASSWORD}\r\n")).unwrap();
     let nowhere = free_port();
     let config = write_config(
         work.path(),
         &format!(
-            "rules: [{rules}]\ndata_dir: data\nlisten: 127.0.0.1:0\nsources:\n  - {{ name: shopdb, type: mysql, url: \"mysql://fg@127.0.0.1:{port}\", password_file: \"{password_file}\", include: [\"shop.*\"] }}\n  - {{ name: gone, type: mysql, url: \"mysql://fg@127.0.0.1:{nowhere}\", password_env: FG_DB_PASSWORD }}\n  - {{ name: msgs, type: http, format: json, table: shop.refunds, token_env: FG_INGEST_TOKEN }}\nsinks:\n  - {{ type: jsonl, path: findings.jsonl }}\n  - {{ type: alerts }}\nconsole:\n  users:\n    - {{ name: ada, role: admin, password_env: FG_ADMIN_PASSWORD }}\n  tokens:\n    - {{ name: ci-bot, role: operator, token_env: FG_API_TOKEN }}\n",
+            "rules: [{rules}]\ndata_dir: data\nlisten: 127.0.0.1:0\nsources:\n  - {{ name: shopdb, type: mysql, url: \"mysql://fg@127.0.0.1:{port}\", password_file: \"{password_file}\", include: [\"shop.*\"] }}\n  - {{ name: gone, type: mysql, url: \"mysql://fg@127.0.0.1:{nowhere}\", password_env: FG_DB_PASSWORD }}\n  - {{ name: msgs, type: http, format: json, table: shop.refunds, token_env: FG_INGEST_TOKEN }}\nsinks:\n  - {{ type: jsonl, path: findings.jsonl }}\n  - {{ type: alerts }}\nconsole:\n  users:\n    - {{ name: ada, role: admin, password_file: \"{admin_file}\" }}\n  tokens:\n    - {{ name: ci-bot, role: operator, token_env: FG_API_TOKEN }}\n",
             rules = path(&repo_root().join("examples/rules")),
             port = db.port,
             password_file = path(&password_file),
+            admin_file = path(&admin_file),
         ),
     );
     let envs = [

@@ -345,7 +345,10 @@ fn tls_and_secret_settings_are_checked_at_load_with_their_place() {
          \x20 - { name: d, type: kafka, brokers: \"k:9093\", group: g, topics: [t], format: json, tls: {}, sasl: { mechanism: SCRAM-SHA-512, username: fg } }\n\
          \x20 - { name: e, type: nats, url: \"nats://n:4222\", stream: S, consumer: c, format: json, tls: { mode: require } }\n\
          \x20 - { name: f, type: mysql, url: \"mysql://fg@db\", password_file: empty-or-missing, tls: { cert_file: pw } }\n\
-         \x20 - { name: g, type: kafka, brokers: \"k:9092\", group: g, topics: [t], format: json, sasl: { mechanism: PLAIN, username: fg, password_file: pw } }\n",
+         \x20 - { name: g, type: kafka, brokers: \"k:9092\", group: g, topics: [t], format: json, sasl: { mechanism: PLAIN, username: fg, password_file: pw } }\n\
+         console:\n\
+         \x20 users:\n\
+         \x20   - { name: ada, role: admin, password_file: no-such-file }\n",
     );
     let o = crate::fundguard(&["run", "--config", path(&config)]);
     assert_eq!(o.status.code(), Some(1));
@@ -361,6 +364,8 @@ fn tls_and_secret_settings_are_checked_at_load_with_their_place() {
         "empty-or-missing: cannot read it: entity not found",
         "fundguard.yaml:8:5: error: source `f`: tls: give cert_file and key_file together",
         "fundguard.yaml:9:5: error: source `g`: sasl PLAIN sends the password as it is: add a `tls` block",
+        "fundguard.yaml:12:7: error: `ada`: password_file ",
+        "no-such-file: cannot read it: entity not found",
     ] {
         assert!(err.contains(expected), "{expected} in:\n{err}");
     }
