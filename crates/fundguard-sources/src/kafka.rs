@@ -314,3 +314,67 @@ impl MessageSource for KafkaSource {
         self.consumer.commit(&list, CommitMode::Async).map_err(|e| failed("committing offsets", e, true))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rdkafka::ClientConfig;
+    use rdkafka::consumer::BaseConsumer;
+
+    use super::{KafkaConfig, SASL_MECHANISMS, Sasl, StartAt, security};
+    use crate::tls::{TlsConfig, Verify};
+
+    fn config(tls: Option<TlsConfig>, mechanism: &str) -> KafkaConfig {
+        KafkaConfig {
+            brokers: "127.0.0.1:9".into(),
+            group: "g".into(),
+            topics: vec!["t".into()],
+            start: StartAt::Earliest,
+            instance_id: "i".into(),
+            tls,
+            sasl: Some(Sasl { mechanism: mechanism.into(), username: "fundguard".into(), password: "pw".into() }),
+        }
+    }
+
+    /// Whether librdkafka, as this build links it, takes `settings` (it checks names and
+    /// values when a client is created: a mechanism it was built without is refused here).
+    fn accepted(settings: Vec<(&'static str, String)>) -> Result<(), String> {
+        let mut client = ClientConfig::new();
+        for (key, value) in settings {
+            client.set(key, value);
+        }
+        client.set("bootstrap.servers", "127.0.0.1:9").set("group.id", "g");
+        client.create::<BaseConsumer>().map(drop).map_err(|e| e.to_string())
+    }
+
+    /// No test broker here speaks SASL (Tansu 0.6 does not keep SCRAM users), so this is
+    /// what holds SCRAM and PLAIN to what librdkafka understands, over TLS and without.
+    #[test]
+    fn every_sasl_mechanism_is_one_this_librdkafka_takes() {
+        let tls = TlsConfig { verify: Verify::Full, ca_file: None, client: None };
+        for mechanism in SASL_MECHANISMS {
+            for tls in [None, Some(tls.clone())] {
+                let settings = security(&config(tls.clone(), mechanism));
+                let protocol = if tls.is_some() { "sasl_ssl" } else { "sasl_plaintext" };
+                assert!(settings.contains(&("security.protocol", protocol.into())), "{settings:?}");
+                assert!(settings.contains(&("sasl.mechanism", mechanism.into())));
+                accepted(settings).unwrap_or_else(|e| panic!("{mechanism} (tls {}): {e}", tls.is_some()));
+            }
+        }
+        let unknown = security(&config(None, "NOT-A-MECHANISM"));
+        assert!(accepted(unknown).is_err(), "librdkafka refuses a mechanism it does not know");
+    }
+
+    #[test]
+    fn verify_full_checks_the_host_name_and_verify_ca_does_not() {
+        let full = TlsConfig { verify: Verify::Full, ca_file: None, client: None };
+        let ca = TlsConfig { verify: Verify::Ca, ..full.clone() };
+        let name_check = |tls: TlsConfig| {
+            security(&config(Some(tls), "PLAIN"))
+                .into_iter()
+                .find(|(k, _)| *k == "ssl.endpoint.identification.algorithm")
+                .map(|(_, v)| v)
+        };
+        assert_eq!(name_check(full).as_deref(), Some("https"));
+        assert_eq!(name_check(ca).as_deref(), Some("none"));
+    }
+}

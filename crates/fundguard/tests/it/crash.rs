@@ -141,14 +141,24 @@ impl Deployment {
             .collect()
     }
 
-    /// Notifications received, by alert fingerprint: the distinct delivery ids of each.
+    /// Notifications received, by alert fingerprint: the delivery ids of each. A grouped
+    /// message (a storm: several alerts of one rule due in the same round, which depends on
+    /// timing) names every alert of the group in `alerts` with its delivery in `deliveries`.
     fn notified(&self) -> BTreeMap<String, Vec<String>> {
         let mut by_alert: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for (headers, body) in self.hook.lock().unwrap().iter() {
             let json: serde_json::Value = serde_json::from_str(body).unwrap();
-            let fingerprint = json["alert"]["fingerprint"].as_str().expect("the payload names its alert").to_string();
-            let ids = by_alert.entry(fingerprint).or_default();
-            ids.push(headers["x-fundguard-delivery"].clone());
+            let delivered: Vec<(serde_json::Value, String)> = match json["alerts"].as_array() {
+                Some(group) => {
+                    let ids = json["deliveries"].as_array().expect("a group lists its deliveries");
+                    group.iter().cloned().zip(ids.iter().map(|id| id.to_string())).collect()
+                }
+                None => vec![(json["alert"].clone(), headers["x-fundguard-delivery"].clone())],
+            };
+            for (alert, id) in delivered {
+                let fingerprint = alert["fingerprint"].as_str().expect("the payload names its alerts").to_string();
+                by_alert.entry(fingerprint).or_default().push(id);
+            }
         }
         by_alert
     }
