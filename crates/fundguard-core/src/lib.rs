@@ -7,6 +7,7 @@
 mod action;
 mod event;
 mod finding;
+mod health;
 mod log_point;
 mod schema;
 mod severity;
@@ -16,6 +17,7 @@ mod value;
 pub use action::{Action, ActionMode};
 pub use event::{ChangeEvent, Op, Position, Row, TableName};
 pub use finding::{Evidence, Finding, Money};
+pub use health::SourceHealth;
 pub use log_point::LogPoint;
 pub use schema::{ColumnType, TableSchemas};
 pub use severity::Severity;

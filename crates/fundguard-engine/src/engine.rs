@@ -11,7 +11,8 @@ use fundguard_rules::{Diagnostic, Rule};
 use serde::{Deserialize, Serialize};
 
 use crate::columns::TableLayout;
-use crate::rules::{Found, RuleRuntime, TableBatch};
+use crate::rules::{Found, RuleRuntime};
+use crate::table_batch::TableBatch;
 
 /// A failure of the engine itself (not of a rule: rule errors are counted in [`RuleStats`]).
 #[derive(Debug, thiserror::Error)]

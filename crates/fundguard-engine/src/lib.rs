@@ -14,6 +14,7 @@ mod engine;
 mod rules;
 mod scalar;
 mod stateful;
+mod table_batch;
 mod testing;
 
 pub use engine::{Engine, EngineError, Restored, RuleStats, STATE_MEMORY_RULE, StateError, sort_diagnostics};

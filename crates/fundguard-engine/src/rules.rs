@@ -20,6 +20,7 @@ use crate::columns::ColumnRef;
 use crate::compile::{column_refs, compile};
 use crate::scalar::value_at;
 use crate::stateful::{self, Emit, StateStats, StatefulRuntime};
+use crate::table_batch::TableBatch;
 
 /// A rule ready to run.
 pub(crate) struct RuleRuntime {
@@ -51,17 +52,6 @@ struct CompiledCheck {
 }
 
 type PhysExpr = Arc<dyn PhysicalExpr>;
-
-/// One table's events as a batch, with where each row came from.
-pub(crate) struct TableBatch<'a> {
-    pub table: &'a Arc<str>,
-    pub version: u64,
-    pub schema: &'a DFSchema,
-    pub batch: &'a RecordBatch,
-    pub events: &'a [ChangeEvent],
-    /// `indices[row]` is the event behind batch row `row`.
-    pub indices: &'a [usize],
-}
 
 /// A finding with the event index it came from, for deterministic ordering.
 pub(crate) type Found = (usize, Finding);

@@ -16,53 +16,13 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use fundguard_alerts::{ActiveFigures, Alert, AlertError, AlertStore, Change, Filter, Slo, SloReport, Status};
-use fundguard_core::{EventTime, Severity};
-use fundguard_sources::SourceHealth;
+use fundguard_core::{EventTime, Severity, SourceHealth};
 use serde::{Deserialize, Serialize};
 
 use crate::audit::{Audit, AuditEntry, AuditFilter};
 use crate::auth::{Auth, ClientAddr, LoginRefused, Principal, Role};
+use crate::error::ApiError;
 use crate::metrics::Telemetry;
-
-/// A refusal: its status and what to do about it.
-#[derive(Debug)]
-pub struct ApiError {
-    pub status: StatusCode,
-    pub message: String,
-    /// Seconds to wait before asking again (`Retry-After`), for a 429.
-    pub retry_after: Option<u64>,
-}
-
-impl ApiError {
-    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
-        ApiError { status, message: message.into(), retry_after: None }
-    }
-
-    fn bad(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::BAD_REQUEST, message)
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let mut response = (self.status, Json(serde_json::json!({ "error": self.message }))).into_response();
-        if let Some(seconds) = self.retry_after {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-        }
-        response
-    }
-}
-
-impl From<AlertError> for ApiError {
-    fn from(e: AlertError) -> ApiError {
-        let status = match e {
-            AlertError::NotFound(_) => StatusCode::NOT_FOUND,
-            AlertError::InvalidChange(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        ApiError::new(status, e.to_string())
-    }
-}
 
 /// One rule as the catalogue shows it.
 #[derive(Debug, Clone, Serialize)]

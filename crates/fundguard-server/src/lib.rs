@@ -15,6 +15,7 @@ pub mod api;
 pub mod audit;
 pub mod auth;
 mod console;
+mod error;
 mod ingest;
 pub mod metrics;
 
@@ -26,7 +27,7 @@ use axum::Json;
 use axum::Router;
 use axum::extract::State;
 use axum::routing::{get, post};
-use fundguard_sources::SourceHealth;
+use fundguard_core::SourceHealth;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 

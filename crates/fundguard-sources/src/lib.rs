@@ -12,7 +12,6 @@ mod batch;
 pub mod binlog;
 pub mod checkpoint;
 pub mod file;
-pub mod health;
 pub mod kafka;
 mod message;
 pub mod nats;
@@ -22,6 +21,5 @@ pub mod tls;
 
 pub use batch::{DeadLetter, DecodedBatch};
 pub use file::{LineSource, open_lines};
-pub use health::SourceHealth;
 pub use message::{Message, MessageSource, SourceError};
 pub use position_store::{PositionError, PositionStore};

@@ -37,8 +37,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::compile::compile;
-use crate::rules::TableBatch;
 use crate::scalar::value_at;
+use crate::table_batch::TableBatch;
 
 pub(crate) use keys::{KeyNorm, key_name};
 

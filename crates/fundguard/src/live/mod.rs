@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
-use fundguard_sources::SourceHealth;
+use fundguard_core::SourceHealth;
 use tokio::sync::mpsc;
 
 use self::config::{Config, SourceKind};

@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use fundguard_core::Position;
+use fundguard_core::SourceHealth;
 use fundguard_server::{AppState, IngestBatch, IngestSource};
-use fundguard_sources::{DecodedBatch, Message, MessageSource, SourceHealth, open_lines};
+use fundguard_sources::{DecodedBatch, Message, MessageSource, open_lines};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::config::{Config, SourceKind};

@@ -9,12 +9,13 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use fundguard_core::SourceHealth;
 use fundguard_core::{ChangeEvent, EventTime, Finding, Position, TableSchemas};
 use fundguard_engine::Engine;
 use fundguard_formats::plain::{PlainConfig, TableFrom};
 use fundguard_formats::{DeclaredTypes, Decoded, Decoder, Format};
 use fundguard_server::{IngestVerdict, Rejected};
-use fundguard_sources::{DecodedBatch, SourceHealth};
+use fundguard_sources::DecodedBatch;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::checkpoint::{Checkpoint, Progress};
