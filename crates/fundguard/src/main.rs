@@ -1,6 +1,7 @@
 //! `fundguard`: the command line. Every subcommand is one module in `commands/`.
 
 mod commands;
+mod config;
 mod examples;
 mod live;
 mod pipeline;

@@ -90,7 +90,7 @@ fn live(args: Args) -> anyhow::Result<ExitCode> {
             speed = args.speed,
         ),
     )?;
-    let config = crate::live::config::load(&config_path, |var| {
+    let config = crate::config::load(&config_path, |var| {
         if var == PASSWORD_VAR { Some(password.clone()) } else { std::env::var(var).ok() }
     })
     .map_err(|problems| {

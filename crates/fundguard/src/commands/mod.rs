@@ -52,8 +52,8 @@ pub(crate) fn rules(paths: &[PathBuf]) -> anyhow::Result<Vec<Rule>> {
 }
 
 /// Reads a `fundguard.yaml`, failing with every problem listed.
-pub(crate) fn load_config(path: &std::path::Path) -> anyhow::Result<crate::live::config::Config> {
-    crate::live::config::load(path, |name| std::env::var(name).ok()).map_err(|problems| {
+pub(crate) fn load_config(path: &std::path::Path) -> anyhow::Result<crate::config::Config> {
+    crate::config::load(path, |name| std::env::var(name).ok()).map_err(|problems| {
         let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
         anyhow::anyhow!("{}\n{} problem(s) in the configuration", list.join("\n"), list.len())
     })
@@ -62,7 +62,7 @@ pub(crate) fn load_config(path: &std::path::Path) -> anyhow::Result<crate::live:
 /// Opens the config's `warehouse:` tables (connecting to its databases) on `runtime`.
 pub(crate) fn open_warehouse(
     runtime: &tokio::runtime::Runtime,
-    config: &crate::live::config::Config,
+    config: &crate::config::Config,
 ) -> anyhow::Result<fundguard_warehouse::Warehouse> {
     let opening =
         fundguard_warehouse::Warehouse::open(&config.warehouse, &config.base_dir, |name| std::env::var(name).ok());
@@ -91,14 +91,14 @@ pub struct AlertsAt {
     pub store: Box<dyn fundguard_alerts::AlertStore + Send>,
     pub slo: fundguard_alerts::Slo,
     /// The config file, when one was given.
-    pub config: Option<crate::live::config::Config>,
+    pub config: Option<crate::config::Config>,
 }
 
 impl StoreArgs {
     pub fn open(&self) -> anyhow::Result<AlertsAt> {
         use fundguard_alerts::{Routes, Slo, SqliteStore, StoreLocation};
         if let Some(path) = &self.config {
-            let config = crate::live::config::load(path, |v| std::env::var(v).ok()).map_err(|problems| {
+            let config = crate::config::load(path, |v| std::env::var(v).ok()).map_err(|problems| {
                 let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
                 anyhow::anyhow!("{}", list.join("\n"))
             })?;

@@ -13,7 +13,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let config = match live::config::load(&args.config, |name| std::env::var(name).ok()) {
+    let config = match crate::config::load(&args.config, |name| std::env::var(name).ok()) {
         Ok(c) => c,
         Err(problems) => {
             for p in &problems {

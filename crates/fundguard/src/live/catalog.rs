@@ -12,7 +12,7 @@ use fundguard_engine::Engine;
 use fundguard_rules::{Rule, load_paths};
 use fundguard_server::{RuleCatalog, RuleInfo};
 
-use super::config::Config;
+use crate::config::Config;
 
 pub struct Catalog {
     rules: Vec<PathBuf>,

@@ -12,9 +12,6 @@
 
 mod catalog;
 pub mod checkpoint;
-pub mod config;
-#[cfg(test)]
-mod config_fuzz;
 mod data_dir;
 mod sources;
 mod thread;
@@ -26,8 +23,8 @@ use anyhow::Context;
 use fundguard_core::SourceHealth;
 use tokio::sync::mpsc;
 
-use self::config::{Config, SourceKind};
 pub use self::thread::{Input, RawBatch};
+use crate::config::{Config, SourceKind};
 
 /// Runs until SIGTERM or Ctrl-C.
 pub async fn run(config: Config) -> anyhow::Result<()> {
@@ -229,7 +226,7 @@ fn console(
 pub fn channels(
     config: &Config,
 ) -> anyhow::Result<std::collections::HashMap<String, Box<dyn fundguard_notify::Channel>>> {
-    use config::ChannelKind;
+    use crate::config::ChannelKind;
     use fundguard_notify::{Channel, alertmanager, dingtalk, email, feishu, slack, webhook, wecom};
     config
         .notify

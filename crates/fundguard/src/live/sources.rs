@@ -19,9 +19,9 @@ use fundguard_server::{AppState, IngestBatch, IngestSource};
 use fundguard_sources::{DecodedBatch, Message, MessageSource, open_lines};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::config::{Config, SourceKind};
 use super::thread::Covered;
 use super::{Input, RawBatch};
+use crate::config::{Config, SourceKind};
 
 const FILE_BATCH: usize = 1000;
 

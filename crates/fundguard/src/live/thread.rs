@@ -19,7 +19,7 @@ use fundguard_sources::DecodedBatch;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::checkpoint::{Checkpoint, Progress};
-use super::config::{Config, SinkConfig, SourceKind};
+use crate::config::{Config, SinkConfig, SourceKind};
 use crate::pipeline::{AlertSink, DeadLetters, FindingSink, FindingsFile, QueuedLines};
 
 /// Per source: how many of its inputs the last written checkpoint covers. A source

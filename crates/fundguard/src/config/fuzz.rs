@@ -4,15 +4,13 @@
 
 use std::path::Path;
 
-use super::config;
-
 fn parse(data: &[u8]) {
     thread_local!(static DIR: tempfile::TempDir = tempfile::tempdir().expect("a temporary directory"));
     DIR.with(|dir| {
         let path = dir.path().join("fundguard.yaml");
         std::fs::write(&path, data).expect("the config file is written");
         // Every secret variable is set, so the parser gets past them.
-        if let Err(problems) = config::load(&path, |_| Some("s3cret".into())) {
+        if let Err(problems) = super::load(&path, |_| Some("s3cret".into())) {
             assert!(!problems.is_empty(), "a refusal without a problem");
             for p in &problems {
                 assert!(!p.message.is_empty(), "a problem without a message: {p}");
