@@ -5,8 +5,10 @@
 //! This file only connects, migrates and executes: what each operation writes and
 //! decides is the shared lifecycle's ([`crate::backend`]).
 
+use std::collections::HashMap;
+
 use postgres::types::{ToSql, Type};
-use postgres::{Client, GenericClient, NoTls};
+use postgres::{Client, GenericClient, NoTls, Statement};
 
 use crate::backend::Backend;
 use crate::model::AlertError;
@@ -60,29 +62,45 @@ impl PostgresStore {
 impl Backend for PostgresStore {
     fn write<T>(&mut self, work: impl FnOnce(&mut dyn Sql, &Routes) -> Result<T, AlertError>) -> Result<T, AlertError> {
         let mut tx = self.client.get_mut().transaction().map_err(|e| store_error(&self.url, e))?;
-        let out = work(&mut Executor { client: &mut tx, url: &self.url }, &self.routes)?;
+        let out = work(&mut Executor::new(&mut tx, &self.url), &self.routes)?;
         tx.commit().map_err(|e| store_error(&self.url, e))?;
         Ok(out)
     }
 
     fn read<T>(&self, work: impl FnOnce(&mut dyn Sql) -> Result<T, AlertError>) -> Result<T, AlertError> {
         let mut client = self.client.borrow_mut();
-        work(&mut Executor { client: &mut *client, url: &self.url })
+        work(&mut Executor::new(&mut *client, &self.url))
     }
 }
 
 /// Runs the lifecycle's statements on a client or a transaction. PostgreSQL types each
 /// parameter from the statement, so values are bound as the type it asks for (an
 /// `INTEGER` column takes an `i32`, a `BIGINT` an `i64`).
+///
+/// Each statement is prepared once per executor, that is per transaction: a batch of
+/// findings runs the same few statements over and over. Not kept across transactions,
+/// where a pooler in transaction mode (PgBouncer) may hand over another connection.
 struct Executor<'c, C> {
     client: &'c mut C,
     url: &'c str,
+    prepared: HashMap<String, Statement>,
 }
 
-impl<C: GenericClient> Executor<'_, C> {
-    /// Prepares `sql` and binds `params` to the types it expects.
-    fn bind(&mut self, sql: &str, params: &[Value]) -> Result<(postgres::Statement, Vec<Bound>), AlertError> {
-        let statement = self.client.prepare(sql).map_err(|e| store_error(self.url, e))?;
+impl<'c, C: GenericClient> Executor<'c, C> {
+    fn new(client: &'c mut C, url: &'c str) -> Self {
+        Executor { client, url, prepared: HashMap::new() }
+    }
+
+    /// Prepares `sql` (once) and binds `params` to the types it expects.
+    fn bind(&mut self, sql: &str, params: &[Value]) -> Result<(Statement, Vec<Bound>), AlertError> {
+        let statement = match self.prepared.get(sql) {
+            Some(statement) => statement.clone(),
+            None => {
+                let statement = self.client.prepare(sql).map_err(|e| store_error(self.url, e))?;
+                self.prepared.insert(sql.to_string(), statement.clone());
+                statement
+            }
+        };
         let bound = params
             .iter()
             .zip(statement.params())
