@@ -1,6 +1,6 @@
 //! How a store runs the lifecycle: a backend opens a transaction (or borrows its
 //! connection, for reads) and hands the lifecycle a [`Sql`] executor over it; the
-//! [`AlertStore`](crate::AlertStore) impl that maps each operation onto the lifecycle is
+//! [`AlertStore`] impl that maps each operation onto the lifecycle is
 //! written once, below, for every backend.
 
 use fundguard_core::{EventTime, Finding};
@@ -20,7 +20,7 @@ pub(crate) trait Backend {
     fn read<T>(&self, work: impl FnOnce(&mut dyn Sql) -> Result<T, AlertError>) -> Result<T, AlertError>;
 }
 
-/// Implements [`AlertStore`](crate::AlertStore) for a [`Backend`]: each operation is one
+/// Implements [`AlertStore`] for a [`Backend`]: each operation is one
 /// lifecycle function, run in a write transaction or on a read. (A macro rather than a
 /// blanket `impl<B: Backend> AlertStore for B`, which the `Box<T>` impl rules out.)
 macro_rules! alert_store {

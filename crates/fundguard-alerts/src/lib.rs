@@ -8,6 +8,23 @@
 //! - [`slo`]: deadlines per severity, overdue alerts, MTTD/MTTA/MTTR per team and rule;
 //! - [`report`]: the daily clearing report per team (text, Markdown, HTML).
 //!
+//! **One lifecycle, two databases.** What each store operation writes and decides is
+//! written once, in neutral SQL, and the two backends only open, migrate and execute:
+//!
+//! - `lifecycle` records findings (dedup, reopening, receipts) and applies changes;
+//!   `outbox` queues, lists and settles notifications and containment actions;
+//!   `queries` lists alerts and counts them; `columns` reads their rows;
+//! - `sql` is the seam: the `Sql` executor trait, the neutral `Value` and `Row`, and
+//!   `Dialect`, the few things SQLite and PostgreSQL spell differently (`?1` or `$1`,
+//!   `max` or `GREATEST`, `FOR UPDATE`, the migrations' key and integer types), as data;
+//! - `schema` holds the migrations once, filled in per dialect (pinned by a test to the
+//!   bytes that shipped, so existing databases keep opening);
+//! - `backend` implements [`AlertStore`] once for both stores over their `Backend`
+//!   (a write transaction, or a read), so `sqlite.rs` and `postgres.rs` stay thin.
+//!
+//! A change to the lifecycle is made once; the `both_stores_answer_one_lifecycle_alike`
+//! test runs one scenario on both databases and compares every answer.
+//!
 //! **Dedup:** a finding's fingerprint is its rule plus its key; findings with the same
 //! fingerprint update one alert (count, last seen, latest evidence) instead of opening
 //! new ones. A fingerprint that fires again after its alert was resolved reopens it;

@@ -1,9 +1,9 @@
 //! The shared alert store: PostgreSQL, for deployments where several fundguard processes
-//! and people share one queue. Same schema ([`crate::schema`]), same lifecycle, same
+//! and people share one queue. Same schema (`schema.rs`), same lifecycle, same
 //! tests as SQLite; the schema version lives in `fundguard_schema`.
 //!
 //! This file only connects, migrates and executes: what each operation writes and
-//! decides is the shared lifecycle's ([`crate::backend`]).
+//! decides is the shared lifecycle's (`backend.rs`, `lifecycle.rs`).
 
 use std::collections::HashMap;
 

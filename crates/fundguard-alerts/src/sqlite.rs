@@ -1,12 +1,12 @@
 //! The embedded alert store: one SQLite file (WAL mode) in fundguard's data directory.
 //!
 //! Times are stored as microseconds since the epoch, so they sort and subtract in SQL;
-//! evidence and money are JSON text. The schema ([`crate::schema`]) is versioned with
+//! evidence and money are JSON text. The schema (`schema.rs`) is versioned with
 //! `user_version` and migrated forward on open; a file from a newer fundguard is
 //! refused, never misread.
 //!
 //! This file only opens, migrates and executes: what each operation writes and decides
-//! is the shared lifecycle's ([`crate::backend`]).
+//! is the shared lifecycle's (`backend.rs`, `lifecycle.rs`).
 
 use std::path::{Path, PathBuf};
 
