@@ -1,29 +1,22 @@
-//! The alert row both stores share: one column list, one reading of it.
+//! The rows both stores share: each column list once, and one reading of it.
 
 use fundguard_core::{EventTime, Severity};
 
-use crate::model::{Alert, Status};
+use crate::Notification;
+use crate::model::{Alert, Status, TimelineEntry};
+use crate::sql::{Row, RowError};
 
 /// The columns of `alerts`, in the order [`alert_from`] reads them.
 pub(crate) const COLUMNS: &str = "id, fingerprint, rule, key_json, severity, owner, status, assignee, message, count, \
     event_time, first_seen, last_seen, acknowledged_at, resolved_at, root_cause, money_json, evidence_json, tags_json";
 
-/// Typed access to one result row, whatever the database.
-pub(crate) trait Columns {
-    type Error;
-    fn text(&self, i: usize) -> Result<String, Self::Error>;
-    fn opt_text(&self, i: usize) -> Result<Option<String>, Self::Error>;
-    fn int(&self, i: usize) -> Result<i64, Self::Error>;
-    fn opt_int(&self, i: usize) -> Result<Option<i64>, Self::Error>;
-}
-
 /// Reads an alert from a row of [`COLUMNS`]. Times are microseconds; JSON is text.
-pub(crate) fn alert_from<R: Columns>(r: &R) -> Result<Alert, R::Error> {
-    let json = |i: usize| -> Result<serde_json::Value, R::Error> {
+pub(crate) fn alert_from(r: &Row) -> Result<Alert, RowError> {
+    let json = |i: usize| -> Result<serde_json::Value, RowError> {
         let text = r.text(i)?;
         Ok(serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
     };
-    let time = |i: usize| -> Result<Option<EventTime>, R::Error> { Ok(r.opt_int(i)?.map(EventTime::from_micros)) };
+    let time = |i: usize| -> Result<Option<EventTime>, RowError> { Ok(r.opt_int(i)?.map(EventTime::from_micros)) };
     Ok(Alert {
         id: r.int(0)?,
         fingerprint: r.text(1)?,
@@ -45,4 +38,37 @@ pub(crate) fn alert_from<R: Columns>(r: &R) -> Result<Alert, R::Error> {
         evidence: json(17)?,
         tags: serde_json::from_str(&r.text(18)?).unwrap_or_default(),
     })
+}
+
+/// The columns of `timeline`, in the order [`timeline_entry_from`] reads them.
+pub(crate) const TIMELINE_COLUMNS: &str = "at, actor, action, detail";
+
+/// Reads a timeline entry from a row of [`TIMELINE_COLUMNS`].
+pub(crate) fn timeline_entry_from(r: &Row) -> Result<TimelineEntry, RowError> {
+    Ok(TimelineEntry {
+        at: EventTime::from_micros(r.int(0)?),
+        actor: r.text(1)?,
+        action: r.text(2)?,
+        detail: r.opt_text(3)?,
+    })
+}
+
+/// The outbox columns [`notification_from`] reads.
+pub(crate) const NOTIFICATION_COLUMNS: &str =
+    "id, alert_id, channel, event, alert_json, attempts, last_error, action_json";
+
+/// A notification from a row of [`NOTIFICATION_COLUMNS`]; `None` when its alert JSON
+/// cannot be read (written by a future version), so one bad row blocks nothing.
+pub(crate) fn notification_from(r: &Row) -> Result<Option<Notification>, RowError> {
+    let Ok(alert) = serde_json::from_str::<Alert>(&r.text(4)?) else { return Ok(None) };
+    Ok(Some(Notification {
+        id: r.int(0)?,
+        alert_id: r.int(1)?,
+        channel: r.text(2)?,
+        event: r.text(3)?,
+        alert,
+        attempts: r.int(5)? as u32,
+        last_error: r.opt_text(6)?,
+        action: r.opt_text(7)?.and_then(|a| serde_json::from_str(&a).ok()),
+    }))
 }

@@ -8,18 +8,41 @@
 //! - [`slo`]: deadlines per severity, overdue alerts, MTTD/MTTA/MTTR per team and rule;
 //! - [`report`]: the daily clearing report per team (text, Markdown, HTML).
 //!
+//! **One lifecycle, two databases.** What each store operation writes and decides is
+//! written once, in neutral SQL, and the two backends only open, migrate and execute:
+//!
+//! - `lifecycle` records findings (dedup, reopening, receipts) and applies changes;
+//!   `outbox` queues, lists and settles notifications and containment actions;
+//!   `queries` lists alerts and counts them; `columns` reads their rows;
+//! - `sql` is the seam: the `Sql` executor trait, the neutral `Value` and `Row`, and
+//!   `Dialect`, the few things SQLite and PostgreSQL spell differently (`?1` or `$1`,
+//!   `max` or `GREATEST`, `FOR UPDATE`, the migrations' key and integer types), as data;
+//! - `schema` holds the migrations once, filled in per dialect (pinned by a test to the
+//!   bytes that shipped, so existing databases keep opening);
+//! - `backend` implements [`AlertStore`] once for both stores over their `Backend`
+//!   (a write transaction, or a read), so `sqlite.rs` and `postgres.rs` stay thin.
+//!
+//! A change to the lifecycle is made once; the `both_stores_answer_one_lifecycle_alike`
+//! test runs one scenario on both databases and compares every answer.
+//!
 //! **Dedup:** a finding's fingerprint is its rule plus its key; findings with the same
 //! fingerprint update one alert (count, last seen, latest evidence) instead of opening
 //! new ones. A fingerprint that fires again after its alert was resolved reopens it;
 //! one closed as false positive or expected stays closed (that is what those mean) and
 //! only counts.
 
+mod backend;
 mod columns;
+mod lifecycle;
 pub mod model;
+mod outbox;
 pub mod postgres;
+mod queries;
 pub mod report;
 pub mod routes;
+mod schema;
 pub mod slo;
+mod sql;
 pub mod sqlite;
 
 pub use model::{Alert, AlertError, Change, Filter, Recorded, Status, TimelineEntry, fingerprint};
@@ -31,12 +54,6 @@ pub use sqlite::SqliteStore;
 
 use fundguard_core::{EventTime, Finding};
 use serde::Serialize;
-
-/// Migration 5 of both stores: receipts of findings recorded since the last checkpoint.
-pub(crate) const RECEIPTS_MIGRATION: &str = r#"
-CREATE TABLE finding_receipts (id TEXT PRIMARY KEY, epoch BIGINT NOT NULL);
-CREATE INDEX finding_receipts_epoch ON finding_receipts (epoch);
-"#;
 
 /// The epoch stamp of a held receipt (see [`AlertStore::hold_receipts`]): after every
 /// checkpoint's, so `forget_receipts` leaves it alone.
@@ -185,34 +202,6 @@ pub struct Notification {
     pub last_error: Option<String>,
     /// The containment action to run, on the [`ACTION_CHANNEL`].
     pub action: Option<fundguard_core::Action>,
-}
-
-/// The timeline entry (action, detail) for a containment action just queued.
-pub(crate) fn action_queued(action: &fundguard_core::Action) -> (&'static str, String) {
-    use fundguard_core::ActionMode;
-    let what = format!("{}: {} {}", action.name, action.method, action.url);
-    match action.mode {
-        ActionMode::Run => ("action_queued", what),
-        ActionMode::DryRun => ("action_queued", format!("{what} (dry run: recorded, not called)")),
-        ActionMode::Approval => {
-            ("action_awaiting_approval", format!("{what}: `fundguard alerts approve` runs it, `reject` cancels it"))
-        }
-    }
-}
-
-/// The timeline entry (action, detail) for one attempt at a containment action: every
-/// success and final failure, and the first failure (not each of a hundred retries).
-pub(crate) fn action_attempted(
-    outcome: &Result<String, String>,
-    retry_at: Option<EventTime>,
-    attempts_before: i64,
-) -> Option<(&'static str, String)> {
-    match (outcome, retry_at) {
-        (Ok(said), _) => Some(("action_succeeded", said.clone())),
-        (Err(e), Some(at)) if attempts_before == 0 => Some(("action_failed", format!("{e}; retrying from {at}"))),
-        (Err(_), Some(_)) => None,
-        (Err(e), None) => Some(("action_gave_up", e.clone())),
-    }
 }
 
 /// The outbox channel of containment actions: an action is queued, retried and recorded

@@ -439,3 +439,104 @@ fn active_figures_count_open_alerts_and_add_their_money_exactly() {
         assert_eq!(figures.money["refunds"]["CNY"], "1000000000000.01".parse::<Decimal>().unwrap());
     }
 }
+
+/// Runs one busy lifecycle — dedup, receipts, every kind of change (and refusals),
+/// actions, deliveries, a reopening — on `store`, writing down everything it answers.
+fn lifecycle_trace(store: &mut dyn AlertStore) -> Vec<String> {
+    use fundguard_core::Money;
+    let mut trace = Vec::new();
+    let mut note = |what: &str, answer: String| trace.push(format!("{what}: {answer}"));
+    let mut costly = with_action(finding("pay-amount", 3, 3), ActionMode::Approval);
+    costly.money_at_risk =
+        Some(Money { amount: Value::Decimal("1.10".parse().unwrap()), currency: Some("CNY".into()) });
+    let mut tagged = finding("refund-sign", 4, 4);
+    tagged.tags = vec!["payouts".to_string()].into();
+    let batch = [
+        with_action(finding("pay-amount", 1, 0), ActionMode::Run),
+        with_action(finding("pay-amount", 1, 1), ActionMode::Run),
+        finding("refund-sign", 2, 2),
+        costly,
+        tagged,
+    ];
+    note("record_once", format!("{:?}", store.record_once(&batch, 1)));
+    note("replay", format!("{:?}", store.record_once(&batch, 1)));
+    note("record", format!("{:?}", store.record(&batch[2..])));
+    let now = EventTime::from_secs(1_800_000_000);
+    let changes = [
+        (1, Change::Acknowledge),
+        (1, Change::Resolve { root_cause: " ".into() }),
+        (1, Change::RejectAction { reason: "no".into() }),
+        (2, Change::Assign { to: "bo".into() }),
+        (2, Change::Note { text: "looking".into() }),
+        (3, Change::ApproveAction),
+        (4, Change::FalsePositive { reason: "test merchant".into() }),
+        (2, Change::Resolve { root_cause: "refund job fixed".into() }),
+        (2, Change::Acknowledge),
+        (99, Change::Acknowledge),
+    ];
+    for (id, change) in &changes {
+        note(
+            &format!("change {id} {change:?}"),
+            format!("{:?}", store.change(*id, change, "ana", now).map_err(|e| e.to_string())),
+        );
+    }
+    let due = store.due_notifications(now, 100).unwrap();
+    note("due", format!("{due:?}"));
+    let retry = EventTime::from_secs(1_800_000_060);
+    for (n, outcome) in due.iter().zip([Ok("200".to_string()), Err("503".to_string()), Err("404".to_string())]) {
+        let retry_at = (outcome.as_ref().err().map(String::as_str) == Some("503")).then_some(retry);
+        note("attempt", format!("{:?}", store.delivery_attempted(n.id, outcome, retry_at, now)));
+    }
+    note("reopen", format!("{:?}", store.record(&[finding("refund-sign", 2, 9), batch[4].clone()])));
+    store.forget_receipts(2).unwrap();
+    store.hold_receipts(1).unwrap();
+    note("after forgetting", format!("{:?}", store.record_once(&batch[..1], 2)));
+    for id in 1..=5 {
+        note(&format!("get {id}"), format!("{:?}", store.get(id).map_err(|e| e.to_string())));
+    }
+    let filters = [
+        Filter::default(),
+        Filter { status: Some(Status::Open), ..Filter::default() },
+        Filter { owner: Some("refunds".into()), limit: 1, offset: 1, ..Filter::default() },
+        Filter { rule: Some("pay-amount".into()), severity: Some(Severity::Critical), ..Filter::default() },
+        Filter { since: Some(EventTime::from_secs(1_700_000_004)), ..Filter::default() },
+    ];
+    for filter in &filters {
+        note(&format!("list {filter:?}"), format!("{:?}", store.list(filter)));
+    }
+    note("due later", format!("{:?}", store.due_notifications(retry, 100)));
+    note("failed", format!("{:?}", store.failed_notifications(10)));
+    note("counts", format!("{:?}", store.notification_counts()));
+    // No order is promised (PostgreSQL's GROUP BY hashes, SQLite's sorts): compare sorted.
+    let mut statuses = store.status_counts().unwrap();
+    statuses.sort_by_key(|(s, _)| s.as_str());
+    note("statuses", format!("{statuses:?}"));
+    note("figures", format!("{:?}", store.active_figures()));
+    trace
+}
+
+#[test]
+fn both_stores_answer_one_lifecycle_alike() {
+    let routes = Routes(vec![
+        fundguard_alerts::Route {
+            severities: vec![Severity::Critical],
+            channels: vec!["oncall".into()],
+            ..Default::default()
+        },
+        fundguard_alerts::Route {
+            tags: vec!["payouts".into()],
+            channels: vec!["treasury".into()],
+            ..Default::default()
+        },
+    ]);
+    let traces: Vec<(&str, Vec<String>)> = stores_with(routes)
+        .into_iter()
+        .map(|(kind, mut store, _backing)| (kind, lifecycle_trace(&mut *store)))
+        .collect();
+    let (sqlite, postgres) = (&traces[0].1, &traces[1].1);
+    assert!(sqlite.len() > 30 && sqlite.iter().any(|l| l.contains("Reopened(2)")), "the scenario ran: {sqlite:#?}");
+    for (s, p) in sqlite.iter().zip(postgres) {
+        assert_eq!(s, p, "SQLite and PostgreSQL differ");
+    }
+    assert_eq!(sqlite.len(), postgres.len());
+}
