@@ -255,7 +255,7 @@ impl<S: AlertStore> Notifier<S> {
                 let batch: Vec<&Notification> = chunk.iter().collect();
                 match self.channels[name].send(&batch, "") {
                     Ok(()) => posted += batch.len(),
-                    Err(e) => eprintln!("fundguard: repeating firing alerts to `{name}`: {e}"),
+                    Err(e) => tracing::warn!(channel = %name, "repeating firing alerts to `{name}`: {e}"),
                 }
             }
         }
@@ -355,8 +355,11 @@ impl<S: AlertStore> Notifier<S> {
             Ok(said) => (Ok(said), None),
             Err(e) if e.permanent || n.attempts + 1 >= self.retry.max_attempts => {
                 // Given up: say so where operators look, besides `fundguard alerts outbox`.
-                eprintln!(
-                    "fundguard: gave up on {} #{} (alert {}) to `{}` after {} attempt(s): {}",
+                tracing::error!(
+                    channel = %n.channel,
+                    alert = n.alert_id,
+                    notification = n.id,
+                    "gave up on {} #{} (alert {}) to `{}` after {} attempt(s): {}",
                     n.event,
                     n.id,
                     n.alert_id,

@@ -196,7 +196,7 @@ pub(crate) async fn login(
                     detail: "too many failed logins".into(),
                 };
                 if let Err(e) = c.record(locked_out).await {
-                    eprintln!("fundguard: the audit log: {e}");
+                    tracing::error!("the audit log: {e}");
                 }
             }
             return Err(ApiError::new(StatusCode::UNAUTHORIZED, "wrong user name or password"));
@@ -204,7 +204,7 @@ pub(crate) async fn login(
     };
     if let Err(e) = c.record(audit_entry(&login.principal, &from, "login", &login.principal.name, String::new())).await
     {
-        eprintln!("fundguard: the audit log: {e}");
+        tracing::error!("the audit log: {e}");
     }
     let mut response = Json(serde_json::json!({
         "user": login.principal.name,
@@ -455,7 +455,7 @@ pub(crate) async fn toggle_rule(
     })?;
     if let Err(e) = c.rules.set_enabled(&id, enabled) {
         if let Err(audit) = c.record(audit_entry(&who, &from, "rule_switch_failed", &id, e.clone())).await {
-            eprintln!("fundguard: the audit log: {audit}");
+            tracing::error!(rule = %id, "the audit log: {audit}");
         }
         return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e));
     }

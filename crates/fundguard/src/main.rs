@@ -4,6 +4,7 @@ mod commands;
 mod config;
 mod examples;
 mod live;
+mod logging;
 mod pipeline;
 mod summary;
 
@@ -21,6 +22,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How the service logs to stderr: `text` for people, `json` for log collectors
+    /// (levels and fields; `FUNDGUARD_LOG` filters, e.g. `warn`).
+    #[arg(long, global = true, value_enum, default_value_t)]
+    log_format: logging::LogFormat,
 }
 
 #[derive(Subcommand)]
@@ -49,6 +54,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    logging::init(cli.log_format);
     let result = match cli.command {
         Command::Demo(args) => commands::demo::run(args),
         Command::Alerts(args) => commands::alerts::run(args),

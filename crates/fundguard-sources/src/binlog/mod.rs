@@ -524,8 +524,8 @@ async fn check_server(conn: &mut Conn) -> Result<Flavor, SourceError> {
     }
     let metadata: Option<String> = conn.query_first("SELECT @@binlog_row_metadata").await.ok().flatten();
     if !metadata.as_deref().is_some_and(|m| m.eq_ignore_ascii_case("FULL")) {
-        eprintln!(
-            "fundguard: binlog_row_metadata is not FULL: column names come from information_schema, \
+        tracing::warn!(
+            "binlog_row_metadata is not FULL: column names come from information_schema, \
              which shows the current schema, not the one of older events; set binlog_row_metadata=FULL"
         );
     }
