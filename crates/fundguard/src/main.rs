@@ -1,10 +1,12 @@
 //! `fundguard`: the command line. Every subcommand is one module in `commands/`.
 
+mod alerting;
 mod commands;
 mod config;
 mod examples;
 mod live;
 mod pipeline;
+mod schemas;
 mod summary;
 
 use std::process::ExitCode;

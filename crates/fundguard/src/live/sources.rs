@@ -19,8 +19,8 @@ use fundguard_server::{AppState, IngestBatch, IngestSource};
 use fundguard_sources::{DecodedBatch, Message, MessageSource, open_lines};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::thread::Covered;
-use super::{Input, RawBatch};
+use super::clock;
+use super::input::{Covered, Input, RawBatch};
 use crate::config::{Config, SourceKind};
 
 const FILE_BATCH: usize = 1000;
@@ -429,7 +429,7 @@ pub async fn simulator(
     .await;
     let Ok(events) = generated else { return health.fail(&name, &"the simulator failed") };
     let Some(sim_start) = events.first().map(|e| e.commit_time.as_micros()) else { return health.set("finished") };
-    let real_start = super::now().as_micros();
+    let real_start = clock::now().as_micros();
     let speed = i64::from(settings.speed);
     health.set("reading");
     let mut pending = events.into_iter().peekable();
@@ -437,7 +437,7 @@ pub async fn simulator(
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     while pending.peek().is_some() {
         tick.tick().await;
-        let due = sim_start + (super::now().as_micros() - real_start) * speed;
+        let due = sim_start + (clock::now().as_micros() - real_start) * speed;
         let mut batch = Vec::new();
         while let Some(mut event) = pending.next_if(|e| e.commit_time.as_micros() <= due) {
             seq += 1;
