@@ -1,5 +1,5 @@
 //! Decoding on the pipeline thread. Message sources hand raw messages: each source has
-//! its decoder (and JSON sources whose subjects or topics name tables one per table);
+//! its decoder (a JSON source whose subjects or topics name tables has one per table);
 //! database logs hand events they decoded, which get the declared column types here.
 //! What cannot be decoded is dead-lettered with its position and the reason — except
 //! for HTTP, whose client gets the whole batch refused instead (`all_or_nothing`).

@@ -55,6 +55,8 @@ pub struct PipelineParts {
     pub covered: watch::Sender<Vec<u64>>,
 }
 
+/// The pipeline thread's state: per source its decoder, dead letters and progress; the
+/// engine; the sinks; and what the service shows (health, metrics).
 pub struct LivePipeline {
     engine: Engine,
     /// Per source: its decoder and format (`None` for database logs).
