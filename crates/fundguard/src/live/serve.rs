@@ -15,7 +15,8 @@ use super::assemble::{Health, Service};
 use super::checkpoint::Progress;
 use super::input::{Covered, Input};
 use super::notifier::{self, RunningNotifier};
-use super::{clock, reload, scheduled, sources, thread};
+use super::sources::{self, SourceLink};
+use super::{clock, reload, scheduled, thread};
 use crate::config::{Config, SourceKind};
 
 impl Service {
@@ -61,8 +62,8 @@ impl Service {
     }
 }
 
-/// What connects a source task to the service: the pipeline's channel, the health table,
-/// and what the checkpoints cover.
+/// What every source task is connected to (each gets a [`SourceLink`] of it): the
+/// config, the pipeline's channel, the health table and what the checkpoints cover.
 struct SourceLinks<'a> {
     config: &'a Config,
     inputs: &'a mpsc::Sender<Input>,
@@ -75,43 +76,30 @@ impl SourceLinks<'_> {
     /// where the checkpoint says it resumes. Returns the database sources' tasks: at
     /// shutdown they are awaited, as they store their last processed position.
     fn start(&self, resume: &[Progress], stopping: &watch::Receiver<bool>) -> anyhow::Result<Vec<JoinHandle<()>>> {
-        let (config, inputs, health, covered) = (self.config, self.inputs, self.health, self.covered);
+        let config = self.config;
         let mut database_sources = Vec::new();
         for (index, source) in config.sources.iter().enumerate() {
+            let link = self.link(index, &source.name);
             match &source.kind {
                 SourceKind::File { path, follow } => {
-                    set_state(health, index, "reading");
-                    let done = resume[index].line;
-                    let max_line = config.max_message_bytes;
-                    let (name, path) = (source.name.clone(), path.clone());
-                    tokio::spawn(sources::file(index, name, path, *follow, done, max_line, inputs.clone()));
+                    set_state(self.health, index, "reading");
+                    let (done, max_line) = (resume[index].line, config.max_message_bytes);
+                    tokio::spawn(sources::file(link, path.clone(), *follow, done, max_line));
                 }
                 SourceKind::Nats { nats, tables } => {
-                    let (name, nats, tables) = (source.name.clone(), nats.clone(), tables.clone());
                     let task = sources::messages::<fundguard_sources::nats::NatsSource>;
-                    tokio::spawn(task(index, name, nats, tables, inputs.clone(), health.clone(), covered.clone()));
+                    tokio::spawn(task(link, nats.clone(), tables.clone(), self.covered.clone()));
                 }
                 SourceKind::Kafka { kafka, tables } => {
-                    let (name, kafka, tables) = (source.name.clone(), kafka.clone(), tables.clone());
                     let task = sources::messages::<fundguard_sources::kafka::KafkaSource>;
-                    tokio::spawn(task(index, name, kafka, tables, inputs.clone(), health.clone(), covered.clone()));
+                    tokio::spawn(task(link, kafka.clone(), tables.clone(), self.covered.clone()));
                 }
                 SourceKind::Mysql(binlog) => {
                     let start = binlog_start(config, &source.name, resume[index].resume.as_deref())?;
-                    database_sources.push(tokio::spawn(sources::binlog(
-                        index,
-                        source.name.clone(),
-                        binlog.clone(),
-                        start,
-                        inputs.clone(),
-                        health.clone(),
-                        stopping.clone(),
-                    )));
+                    database_sources.push(tokio::spawn(sources::binlog(link, binlog.clone(), start, stopping.clone())));
                 }
                 SourceKind::Postgres(pg) => {
-                    let name = source.name.clone();
-                    let lsn = resume[index].resume.clone();
-                    tokio::spawn(sources::postgres(index, name, pg.clone(), lsn, inputs.clone(), health.clone()));
+                    tokio::spawn(sources::postgres(link, pg.clone(), resume[index].resume.clone()));
                 }
                 SourceKind::Simulator { orders, incident_rate, seed, speed } => {
                     let sim = sources::SimulatorSettings {
@@ -120,12 +108,17 @@ impl SourceLinks<'_> {
                         seed: *seed,
                         speed: *speed,
                     };
-                    tokio::spawn(sources::simulator(index, source.name.clone(), sim, inputs.clone(), health.clone()));
+                    tokio::spawn(sources::simulator(link, sim));
                 }
                 SourceKind::Http { .. } => {} // served by the HTTP listener below
             }
         }
         Ok(database_sources)
+    }
+
+    /// What source `index`, called `name`, is given.
+    fn link(&self, index: usize, name: &str) -> SourceLink {
+        SourceLink { index, name: name.to_string(), inputs: self.inputs.clone(), health: self.health.clone() }
     }
 
     /// Binds the listener (`listen`), when configured: HTTP sources, the API, the
