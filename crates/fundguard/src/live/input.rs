@@ -48,6 +48,7 @@ pub enum Input {
     Ordered(Vec<String>),
     /// Validated new rules.
     Reload(Box<Engine>),
-    /// Stop: flush what is written and take a last checkpoint (sent once sources stopped).
+    /// Stop: flush the dead letters and take a last checkpoint (sent by the shutdown drain,
+    /// once the listener and the database sources have stopped).
     Shutdown,
 }
