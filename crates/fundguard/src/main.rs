@@ -1,11 +1,13 @@
 //! `fundguard`: the command line. Every subcommand is one module in `commands/`.
 
+mod alerting;
 mod commands;
 mod config;
 mod examples;
 mod live;
 mod logging;
 mod pipeline;
+mod schemas;
 mod summary;
 
 use std::process::ExitCode;

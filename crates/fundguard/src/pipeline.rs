@@ -276,8 +276,11 @@ impl DeadLetters {
     }
 }
 
-/// One pipeline run.
-pub struct Pipeline<'s> {
+/// One batch run (`backtest`, `demo`): reads a finite input message by message, evaluates
+/// it in micro-batches of `batch_size` and writes findings to one sink, all on the
+/// caller's thread. `fundguard run`'s counterpart is `live::pipeline::LivePipeline`, which
+/// serves many sources and checkpoints.
+pub struct BatchPipeline<'s> {
     decoder: Decoder,
     engine: Engine,
     sink: &'s mut dyn FindingSink,
@@ -289,7 +292,7 @@ pub struct Pipeline<'s> {
     pub counters: Counters,
 }
 
-impl<'s> Pipeline<'s> {
+impl<'s> BatchPipeline<'s> {
     pub fn new(
         decoder: Decoder,
         engine: Engine,
@@ -298,7 +301,7 @@ impl<'s> Pipeline<'s> {
         dead_letter_path: PathBuf,
         strict: bool,
     ) -> Self {
-        Pipeline {
+        BatchPipeline {
             decoder,
             engine,
             sink,

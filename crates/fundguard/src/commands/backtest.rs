@@ -13,7 +13,7 @@ use fundguard_formats::plain::{PlainConfig, TableFrom};
 use fundguard_sources::open_lines;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::pipeline::{AlertSink, FindingSink, Pipeline, QueuedLines, Sinks};
+use crate::pipeline::{AlertSink, BatchPipeline, FindingSink, QueuedLines, Sinks};
 use crate::summary;
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -68,7 +68,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let schemas = super::schemas(args.schema.as_ref())?;
+    let schemas = crate::schemas::load(args.schema.as_ref())?;
     let rules = super::rules(&args.rules)?;
     let engine = Engine::new(&rules, &schemas).map_err(|problems| {
         let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
@@ -108,7 +108,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let progress = progress_bar();
     let decoder = format.decoder(schemas.clone()).with_max_message_bytes(args.max_message_bytes);
-    let mut pipeline = Pipeline::new(decoder, engine, &mut sink, args.batch_size, dead_letter, args.strict);
+    let mut pipeline = BatchPipeline::new(decoder, engine, &mut sink, args.batch_size, dead_letter, args.strict);
     // Inputs are read one after another; declaring them all first makes event time wait
     // for every input, so a later file's older events are not late.
     for input in &args.input {

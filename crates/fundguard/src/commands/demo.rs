@@ -23,7 +23,7 @@ use fundguard_formats::{Format, debezium};
 use fundguard_sim::{Expected, Incident, IncidentKind, SimConfig, Simulator, schema};
 
 use crate::examples::example_rules;
-use crate::pipeline::{JsonLines, Pipeline};
+use crate::pipeline::{BatchPipeline, JsonLines};
 use crate::summary;
 
 #[derive(clap::Args)]
@@ -129,7 +129,7 @@ fn batch(args: Args) -> anyhow::Result<ExitCode> {
     let mut findings: Vec<Finding> = Vec::new();
     let dead_letter = std::env::temp_dir().join("fundguard-demo-dead-letter.jsonl");
     let mut pipeline =
-        Pipeline::new(Format::Debezium.decoder(Arc::new(tables)), engine, &mut findings, 8192, dead_letter, true);
+        BatchPipeline::new(Format::Debezium.decoder(Arc::new(tables)), engine, &mut findings, 8192, dead_letter, true);
     let input: Arc<str> = Arc::from("demo:debezium");
     for (i, line) in lines.iter().enumerate() {
         let position = Position::Line { input: input.clone(), line: i as u64 + 1, index: 0 };

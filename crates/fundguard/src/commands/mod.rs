@@ -12,11 +12,9 @@ pub mod test;
 pub mod validate;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::Context;
-use fundguard_core::TableSchemas;
-use fundguard_rules::{Rule, load_paths, load_schemas};
+use fundguard_rules::{Rule, load_paths};
 
 /// The rule files a command reads, and the optional schema file that types their tables.
 #[derive(clap::Args)]
@@ -27,14 +25,6 @@ pub struct RuleFiles {
     /// Declared column types (`tables: {db.table: {column: type}}`): enables unknown-column and type checks.
     #[arg(long)]
     pub schema: Option<PathBuf>,
-}
-
-/// Loads the optional schema file.
-pub(crate) fn schemas(path: Option<&PathBuf>) -> anyhow::Result<Arc<TableSchemas>> {
-    match path {
-        Some(p) => Ok(Arc::new(load_schemas(p).map_err(|d| anyhow::anyhow!("{d}")).context("reading --schema")?)),
-        None => Ok(Arc::default()),
-    }
 }
 
 /// Loads rules, failing with every problem listed.

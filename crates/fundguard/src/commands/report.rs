@@ -63,7 +63,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let mut failed = false;
     if let Some(config) = opened.config.filter(|_| !send.is_empty()) {
-        let channels = crate::live::channels(&config)?;
+        let channels = crate::alerting::channels(&config)?;
         let message = fundguard_notify::Report {
             title: format!("fundguard daily clearing report {label}"),
             text: report.text(),

@@ -11,7 +11,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let schemas = super::schemas(args.files.schema.as_ref())?;
+    let schemas = crate::schemas::load(args.files.schema.as_ref())?;
     let rules = super::rules(&args.files.rules)?;
     let outcomes = run_rule_tests(&rules, &schemas);
     let mut failed = 0;

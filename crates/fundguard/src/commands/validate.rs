@@ -20,7 +20,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let schemas = super::schemas(args.files.schema.as_ref())?;
+    let schemas = crate::schemas::load(args.files.schema.as_ref())?;
     let (rules, mut problems) = load_paths(&args.files.rules);
     if let Err(mut more) = Engine::new(&rules, &schemas) {
         problems.append(&mut more);

@@ -19,25 +19,28 @@ use fundguard_server::{AppState, IngestBatch, IngestSource};
 use fundguard_sources::{DecodedBatch, Message, MessageSource, open_lines};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::thread::Covered;
-use super::{Input, RawBatch};
+use super::clock;
+use super::input::{Covered, Input, RawBatch};
 use crate::config::{Config, SourceKind};
 
 const FILE_BATCH: usize = 1000;
+
+/// What connects one source's task to the service: which source it is (its index in
+/// the config, used on every input, and its name, used in messages), the pipeline's
+/// channel and the health table.
+pub struct SourceLink {
+    pub index: usize,
+    pub name: String,
+    pub inputs: mpsc::Sender<Input>,
+    pub health: Arc<Mutex<Vec<SourceHealth>>>,
+}
 
 /// Reads a file in batches, waiting for the pipeline to take each one; with `follow`,
 /// keeps reading what is appended. After a restart, lines up to `done` (the
 /// checkpoint's) are skipped. Of a line over `max_line` bytes only the start is held
 /// (the pipeline dead-letters it as over the limit).
-pub async fn file(
-    index: usize,
-    name: String,
-    path: PathBuf,
-    follow: bool,
-    done: Option<u64>,
-    max_line: usize,
-    inputs: mpsc::Sender<Input>,
-) {
+pub async fn file(link: SourceLink, path: PathBuf, follow: bool, done: Option<u64>, max_line: usize) {
+    let SourceLink { index, name, inputs, .. } = link;
     let result = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
         let lines = open_lines(&path).with_context(|| format!("source `{name}`: opening {}", path.display()))?;
         let mut lines = lines.with_max_line(max_line);
@@ -131,16 +134,13 @@ pub async fn http(
 /// Consumes a message transport (NATS JetStream, Kafka): fetch, hand to the pipeline,
 /// then — once a checkpoint covers them — acknowledge. Reconnects with exponential
 /// backoff (1 s to 30 s); a problem that needs a person is shown and retried ([`wait_for_a_fix`]).
-#[allow(clippy::too_many_arguments)]
 pub async fn messages<S: MessageSource>(
-    index: usize,
-    name: String,
+    link: SourceLink,
     config: S::Config,
     tables: HashMap<String, String>,
-    inputs: mpsc::Sender<Input>,
-    health: Arc<Mutex<Vec<SourceHealth>>>,
     mut covered: Covered,
 ) {
+    let SourceLink { index, name, inputs, health } = link;
     let health = HealthHandle { health, index };
     let mut backoff = Backoff::default();
     // Inputs sent so far, and the messages of each not yet acknowledged.
@@ -199,15 +199,13 @@ pub async fn messages<S: MessageSource>(
 /// Reads a MySQL/MariaDB binlog from `resume` (the checkpoint's position) or its
 /// configured start; every batch carries the position after it for the next checkpoint.
 pub async fn binlog(
-    index: usize,
-    name: String,
+    link: SourceLink,
     config: fundguard_sources::binlog::BinlogConfig,
     resume: Option<fundguard_sources::binlog::BinlogPosition>,
-    inputs: mpsc::Sender<Input>,
-    health: Arc<Mutex<Vec<SourceHealth>>>,
     mut stop: watch::Receiver<bool>,
 ) {
     use fundguard_sources::binlog::BinlogSource;
+    let SourceLink { index, name, inputs, health } = link;
     let health = HealthHandle { health, index };
     let mut at = resume;
     let mut backoff = Backoff::default();
@@ -280,14 +278,12 @@ pub async fn binlog(
 /// slot is confirmed past it (the pipeline takes the checkpoint on request); on
 /// (re)connecting the slot is first advanced to the checkpoint's LSN.
 pub async fn postgres(
-    index: usize,
-    name: String,
+    link: SourceLink,
     config: fundguard_sources::postgres::PostgresConfig,
     mut resume: Option<String>,
-    inputs: mpsc::Sender<Input>,
-    health: Arc<Mutex<Vec<SourceHealth>>>,
 ) {
     use fundguard_sources::postgres::PostgresSource;
+    let SourceLink { index, name, inputs, health } = link;
     let health = HealthHandle { health, index };
     let mut backoff = Backoff::default();
     'connect: loop {
@@ -403,15 +399,10 @@ pub struct SimulatorSettings {
 /// Replays the built-in shop simulator (a simulated day) in real time, `speed` times
 /// faster: every event is sent when its moment comes, stamped with the wall-clock time
 /// it stands for, so the rules see a live shop with injected incidents.
-pub async fn simulator(
-    index: usize,
-    name: String,
-    settings: SimulatorSettings,
-    inputs: mpsc::Sender<Input>,
-    health: Arc<Mutex<Vec<SourceHealth>>>,
-) {
+pub async fn simulator(link: SourceLink, settings: SimulatorSettings) {
     use fundguard_core::EventTime;
     use fundguard_sim::{SimConfig, Simulator};
+    let SourceLink { index, name, inputs, health } = link;
     let health = HealthHandle { health, index };
     let generated = tokio::task::spawn_blocking(move || {
         let mut sim = Simulator::new(SimConfig {
@@ -429,7 +420,7 @@ pub async fn simulator(
     .await;
     let Ok(events) = generated else { return health.fail(&name, &"the simulator failed") };
     let Some(sim_start) = events.first().map(|e| e.commit_time.as_micros()) else { return health.set("finished") };
-    let real_start = super::now().as_micros();
+    let real_start = clock::now().as_micros();
     let speed = i64::from(settings.speed);
     health.set("reading");
     let mut pending = events.into_iter().peekable();
@@ -437,7 +428,7 @@ pub async fn simulator(
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     while pending.peek().is_some() {
         tick.tick().await;
-        let due = sim_start + (super::now().as_micros() - real_start) * speed;
+        let due = sim_start + (clock::now().as_micros() - real_start) * speed;
         let mut batch = Vec::new();
         while let Some(mut event) = pending.next_if(|e| e.commit_time.as_micros() <= due) {
             seq += 1;
