@@ -55,7 +55,7 @@ pub fn assemble(config: Config) -> anyhow::Result<Service> {
     let warning = data_dir::prepare(&config.data_dir)
         .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
     if let Some(warning) = warning {
-        eprintln!("fundguard: warning: {warning}");
+        tracing::warn!("warning: {warning}");
     }
     let schemas = crate::schemas::load(config.schema.as_ref())?;
     let catalog = Arc::new(Catalog::new(&config));
@@ -121,8 +121,9 @@ fn restore_state(engine: &mut Engine, restored: Option<&Checkpoint>) -> anyhow::
     let Some(restored) = restored.filter(|r| !r.engine.is_empty()) else { return Ok(()) };
     let restoring = std::time::Instant::now();
     let outcome = engine.restore_state(&restored.engine).context("restoring rule state from the checkpoint")?;
-    eprintln!(
-        "fundguard: resumed from checkpoint {} ({}): state of {} stateful rules ({} bytes) restored in {} ms",
+    tracing::info!(
+        epoch = restored.epoch,
+        "resumed from checkpoint {} ({}): state of {} stateful rules ({} bytes) restored in {} ms",
         restored.epoch,
         restored.written_at,
         outcome.kept.len(),
@@ -130,7 +131,7 @@ fn restore_state(engine: &mut Engine, restored: Option<&Checkpoint>) -> anyhow::
         restoring.elapsed().as_millis()
     );
     if !outcome.dropped.is_empty() {
-        eprintln!("fundguard: rules changed since the checkpoint start without state: {}", outcome.dropped.join(", "));
+        tracing::warn!(rules = %outcome.dropped.join(","), "rules changed since the checkpoint start without state: {}", outcome.dropped.join(", "));
     }
     Ok(())
 }

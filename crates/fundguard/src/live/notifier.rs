@@ -64,12 +64,12 @@ pub fn spawn(parts: NotifierParts) -> anyhow::Result<RunningNotifier> {
             let delivered = match notifier.deliver_due(now(), ROUND) {
                 Ok(n) => n,
                 Err(e) => {
-                    eprintln!("fundguard: notifications: {e}");
+                    tracing::error!(error = %e, "notifications: {e}");
                     0
                 }
             };
             if let Err(e) = notifier.repeat_firing(now()) {
-                eprintln!("fundguard: notifications: {e}");
+                tracing::error!(error = %e, "notifications: {e}");
             }
             // Alert counts for /metrics: a GROUP BY every five seconds, not per scrape.
             if counted.elapsed() >= Duration::from_secs(5) {

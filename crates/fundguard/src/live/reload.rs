@@ -40,10 +40,10 @@ pub async fn watch(
                 if inputs.send(Input::Reload(Box::new(engine))).await.is_err() {
                     return;
                 }
-                eprintln!("fundguard: rules reloaded: {n} rule(s) running");
+                tracing::info!(rules = n, "rules reloaded: {n} rule(s) running");
             }
             Err(problems) => {
-                eprintln!("fundguard: rule reload failed; the previous rules keep running:\n{problems}");
+                tracing::warn!("rule reload failed; the previous rules keep running:\n{problems}");
             }
         }
     }

@@ -25,7 +25,7 @@ pub async fn run(
     let mut scheduler = match History::open(&config.data_dir) {
         Ok(history) => Scheduler::new(&catalog.scheduled_rules(), history),
         Err(e) => {
-            eprintln!("fundguard: scheduled SQL rules are not run: {e}");
+            tracing::error!(error = %e, "scheduled SQL rules are not run: {e}");
             return;
         }
     };
@@ -36,7 +36,7 @@ pub async fn run(
         let due = match scheduler.due(clock()) {
             Ok(due) => due,
             Err(e) => {
-                eprintln!("fundguard: scheduled SQL: storing the schedule failed: {e}");
+                tracing::error!(error = %e, "scheduled SQL: storing the schedule failed: {e}");
                 Vec::new()
             }
         };
@@ -50,7 +50,7 @@ pub async fn run(
                     continue;
                 };
                 let r = &outcome.record;
-                eprintln!("fundguard: sql rule {r}");
+                tracing::info!(rule = %r.rule, status = r.status.as_str(), duration_ms = r.duration_ms, "sql rule {r}");
                 let ended = r.started + chrono::Duration::milliseconds(r.duration_ms as i64);
                 telemetry.sql_run(&r.rule, r.status.as_str(), r.duration_ms as f64 / 1000.0, ended.timestamp() as f64);
                 let (reply, written) = tokio::sync::oneshot::channel();
@@ -59,7 +59,7 @@ pub async fn run(
                     return;
                 }
                 if let Err(e) = scheduler.done(&outcome) {
-                    eprintln!("fundguard: scheduled SQL: recording the run failed: {e}");
+                    tracing::error!(error = %e, "scheduled SQL: recording the run failed: {e}");
                 }
             }
         }

@@ -48,7 +48,7 @@ impl Service {
         tokio::spawn(reload::watch(config.clone(), catalog, schemas, inputs.clone()));
 
         shutdown_signal().await;
-        eprintln!("fundguard: shutting down (at most {:?}, `shutdown_timeout`)", config.shutdown_timeout);
+        tracing::info!("shutting down (at most {:?}, `shutdown_timeout`)", config.shutdown_timeout);
         let running = Running { server, stop, database_sources, inputs, pipeline, notifier };
         if tokio::time::timeout(config.shutdown_timeout, running.drain()).await.is_err() {
             anyhow::bail!(
@@ -57,7 +57,7 @@ impl Service {
                 config.shutdown_timeout
             );
         }
-        eprintln!("fundguard: stopped cleanly");
+        tracing::info!("stopped cleanly");
         Ok(())
     }
 }

@@ -73,8 +73,8 @@ pub async fn file(link: SourceLink, path: PathBuf, follow: bool, done: Option<u6
     .await;
     match result {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => eprintln!("fundguard: {e:#}"),
-        Err(e) => eprintln!("fundguard: file source stopped: {e}"),
+        Ok(Err(e)) => tracing::error!(error = %format!("{e:#}"), "{e:#}"),
+        Err(e) => tracing::error!(error = %e, "file source stopped: {e}"),
     }
 }
 
@@ -91,7 +91,7 @@ pub async fn http(
         .await
         .with_context(|| format!("listening on {addr} (`listen` in the config)"))?;
     let local = listener.local_addr()?;
-    eprintln!("fundguard: listening on http://{local}");
+    tracing::info!(address = %local, "listening on http://{local}");
     let mut ingest = HashMap::new();
     let mut index_of = HashMap::new();
     for (i, s) in config.sources.iter().enumerate() {
@@ -126,7 +126,7 @@ pub async fn http(
     });
     Ok(tokio::spawn(async move {
         if let Err(e) = fundguard_server::serve(listener, state, std::future::pending()).await {
-            eprintln!("fundguard: the HTTP server stopped: {e}");
+            tracing::error!(error = %e, "the HTTP server stopped: {e}");
         }
     }))
 }
@@ -218,7 +218,7 @@ pub async fn binlog(
             Ok(mut source) => {
                 health.set("connected");
                 backoff.reset();
-                eprintln!("fundguard: source `{name}`: reading the binlog from {}", source.position());
+                tracing::info!(source = %name, position = %source.position(), "source `{name}`: reading the binlog from {}", source.position());
                 if at.is_none() {
                     // Where a configured start (`current`) put us: checkpointed at once, so
                     // a crash before the first batch does not move the start on.
@@ -484,7 +484,7 @@ impl HealthHandle {
     /// The connection was lost or could not be made (reconnecting fixes it): logged, and
     /// kept as the source's `last_error`, so `/v1/sources` and the console say why.
     fn lost(&self, name: &str, e: &dyn std::fmt::Display) {
-        eprintln!("fundguard: source `{name}`: {e}");
+        tracing::warn!(source = %name, error = %e, "source `{name}`: {e}");
         self.update(|h| h.last_error = Some(e.to_string()));
     }
 
@@ -498,14 +498,14 @@ impl HealthHandle {
     /// A problem the source cannot get past while the process runs (the simulator
     /// failed): it stops for good and says why.
     fn fail(&self, name: &str, e: &dyn std::fmt::Display) {
-        eprintln!("fundguard: source `{name}` stopped: {e}");
+        tracing::error!(source = %name, error = %e, "source `{name}` stopped: {e}");
         self.update(|h| h.state = format!("failed: {e}"));
     }
 
     /// A problem that needs a person, tried again after `wait`: the state keeps the
     /// `failed: ` prefix (`/readyz` holds back) until a retry connects.
     fn failing(&self, name: &str, e: &dyn std::fmt::Display, wait: Duration) {
-        eprintln!("fundguard: source `{name}` failed: {e}; retrying in {wait:?}");
+        tracing::error!(source = %name, error = %e, retry_in = ?wait, "source `{name}` failed: {e}; retrying in {wait:?}");
         self.update(|h| {
             h.state = format!("failed: {e} (retrying in {wait:?})");
             h.last_error = Some(e.to_string());

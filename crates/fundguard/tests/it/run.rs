@@ -393,3 +393,35 @@ fn sigterm_drains_flushes_and_exits_within_the_shutdown_timeout() {
     let findings = read_jsonl(&dir.path().join("findings.jsonl"));
     assert_eq!(findings.len(), 1, "the finding was flushed before the exit");
 }
+
+#[test]
+fn json_logs_carry_the_level_the_message_and_the_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    let rule = rules.join("r.yaml");
+    std::fs::write(&rule, "id: r\nowner: t\nseverity: low\ncheck:\n  tables: [shop.t]\n  assert: after.amount > 0\n")
+        .unwrap();
+    let config = http_config(dir.path(), path(&rules), "shop.t");
+    let service =
+        Service::spawn(&["--log-format", "json", "run", "--config", path(&config)], &[("FG_TEST_TOKEN", "t")]);
+    let parse = |line: String| -> serde_json::Value {
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"))
+    };
+
+    let listening = parse(service.wait_for("listening on http://"));
+    assert_eq!(listening["level"], "INFO", "{listening}");
+    let address = listening["address"].as_str().expect("the address is a field of its own");
+    assert!(address.starts_with("127.0.0.1:") && address != "127.0.0.1:0", "{listening}");
+    assert_eq!(listening["message"], format!("listening on http://{address}"));
+    assert!(listening["timestamp"].is_string(), "{listening}");
+
+    std::fs::write(&rule, "id: r\nowner: t\nseverity: low\ncheck:\n  tables: [shop.t]\n  assert: after.amount >\n")
+        .unwrap();
+    let failed = parse(service.wait_for("rule reload failed"));
+    assert_eq!(failed["level"], "WARN", "{failed}");
+    assert!(failed["message"].as_str().unwrap().contains("r.yaml:6:"), "the problem keeps its place: {failed}");
+    for line in service.stderr.lock().unwrap().iter() {
+        assert!(!line.starts_with("fundguard: "), "every line is JSON: {line}");
+    }
+}

@@ -100,13 +100,13 @@ impl LivePipeline {
                 let _ = cp.covered.send(cp.processed.clone());
                 for sink in &mut self.sinks {
                     if let Err(e) = sink.checkpointed(cp.epoch) {
-                        eprintln!("fundguard: after checkpoint {}: {e:#}", cp.epoch);
+                        tracing::warn!(epoch = cp.epoch, "after checkpoint {}: {e:#}", cp.epoch);
                     }
                 }
                 true
             }
             Err(e) => {
-                eprintln!("fundguard: taking a checkpoint failed (tried again after checkpoint_interval): {e:#}");
+                tracing::error!("taking a checkpoint failed (tried again after checkpoint_interval): {e:#}");
                 false
             }
         }

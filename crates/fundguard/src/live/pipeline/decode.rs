@@ -54,7 +54,7 @@ impl LivePipeline {
                 Err(e) => {
                     dead += 1;
                     if let Err(io) = self.dead_letters[source].write(message, position, &e.to_string()) {
-                        eprintln!("fundguard: cannot write a dead letter: {io:#}");
+                        tracing::error!(source, error = %io, "cannot write a dead letter: {io:#}");
                     }
                 }
             }
@@ -77,7 +77,7 @@ impl LivePipeline {
         let mut write_dead = |this: &mut Self, payload: &[u8], position: &Position, reason: &str| {
             dead += 1;
             if let Err(io) = this.dead_letters[source].write(payload, position, reason) {
-                eprintln!("fundguard: cannot write a dead letter: {io:#}");
+                tracing::error!(source, error = %io, "cannot write a dead letter: {io:#}");
             }
         };
         for letter in &batch.dead_letters {

@@ -27,7 +27,7 @@ impl LivePipeline {
         self.found.clear();
         let now = clock::now();
         if let Err(e) = self.engine.process(events, now, &mut self.found) {
-            eprintln!("fundguard: evaluating a batch of source #{source} failed: {e}");
+            tracing::error!(source, error = %e, "evaluating a batch of source #{source} failed: {e}");
         }
         self.write_findings();
         let name = self.names.get(source).map(String::as_str).unwrap_or("?");

@@ -58,8 +58,9 @@ impl LivePipeline {
                 self.telemetry.sink_write_failed(name);
                 match &blocked {
                     None => {
-                        eprintln!(
-                            "fundguard: cannot write findings to {name}: {e:#}; reading nothing until they are written (retrying every {} s)",
+                        tracing::error!(
+                            sink = %name,
+                            "cannot write findings to {name}: {e:#}; reading nothing until they are written (retrying every {} s)",
                             SINK_RETRY.as_secs()
                         );
                         self.telemetry.sink_blocked(name, true);
@@ -68,7 +69,7 @@ impl LivePipeline {
                     }
                     Some((since, _)) if reminded.elapsed() >= SINK_REMINDER => {
                         let waited = since.elapsed().as_secs();
-                        eprintln!("fundguard: still cannot write findings to {name} after {waited} s: {e:#}");
+                        tracing::error!(sink = %name, "still cannot write findings to {name} after {waited} s: {e:#}");
                         reminded = Instant::now();
                     }
                     Some(_) => {}
@@ -78,7 +79,7 @@ impl LivePipeline {
             if let Some((since, before)) = blocked {
                 let name = &self.sink_names[i];
                 let waited = since.elapsed().as_secs_f64();
-                eprintln!("fundguard: findings written to {name} again after {waited:.1} s; reading on");
+                tracing::info!(sink = %name, "findings written to {name} again after {waited:.1} s; reading on");
                 self.telemetry.sink_blocked(name, false);
                 let mut before = before.into_iter();
                 self.set_states(|state| before.next().filter(|_| state.starts_with("blocked: ")));

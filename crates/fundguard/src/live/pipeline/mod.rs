@@ -221,7 +221,7 @@ impl LivePipeline {
         let old = std::mem::replace(&mut self.engine, engine);
         let kept = self.engine.carry_over(old);
         if !kept.is_empty() {
-            eprintln!("fundguard: state kept for unchanged stateful rules: {}", kept.join(", "));
+            tracing::info!(rules = %kept.join(","), "state kept for unchanged stateful rules: {}", kept.join(", "));
         }
     }
 
