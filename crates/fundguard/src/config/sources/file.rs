@@ -2,10 +2,9 @@
 
 use std::path::PathBuf;
 
-use fundguard_formats::Format;
 use serde::Deserialize;
 
-use super::{Reported, Scope, SourceKind, SourceSpec, message_format};
+use super::{Reported, Scope, SourceKind, SourceSpec};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -24,13 +23,7 @@ pub(in crate::config) struct FileSource {
 }
 
 impl SourceSpec for FileSource {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn message_format(&self) -> Option<Result<Format, String>> {
-        Some(message_format(&self.format, &self.table, &self.table_field, &self.time_field))
-    }
+    message_source_spec!();
 
     fn validate(self: Box<Self>, scope: &mut Scope) -> Result<SourceKind, Reported> {
         Ok(SourceKind::File { path: scope.rel(&self.path), follow: self.follow })

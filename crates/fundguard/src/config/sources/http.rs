@@ -1,10 +1,9 @@
 //! `type: http` — messages POSTed to the service's `listen` address, with a bearer token
 //! and per-source limits on size and rate.
 
-use fundguard_formats::Format;
 use serde::Deserialize;
 
-use super::{Reported, Scope, SourceKind, SourceSpec, message_format};
+use super::{Reported, Scope, SourceKind, SourceSpec};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -31,13 +30,7 @@ pub(in crate::config) struct HttpSource {
 }
 
 impl SourceSpec for HttpSource {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn message_format(&self) -> Option<Result<Format, String>> {
-        Some(message_format(&self.format, &self.table, &self.table_field, &self.time_field))
-    }
+    message_source_spec!();
 
     fn validate(self: Box<Self>, scope: &mut Scope) -> Result<SourceKind, Reported> {
         for (key, rate) in [

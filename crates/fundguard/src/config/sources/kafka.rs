@@ -3,12 +3,11 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use fundguard_formats::Format;
 use fundguard_sources::kafka::{KafkaConfig, SASL_MECHANISMS, Sasl, StartAt};
 use serde::Deserialize;
 
 use super::tls::TlsFile;
-use super::{Reported, Scope, SourceKind, SourceSpec, message_format};
+use super::{Reported, Scope, SourceKind, SourceSpec};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -52,13 +51,7 @@ struct SaslFile {
 }
 
 impl SourceSpec for KafkaSource {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn message_format(&self) -> Option<Result<Format, String>> {
-        Some(message_format(&self.format, &self.table, &self.table_field, &self.time_field))
-    }
+    message_source_spec!();
 
     fn validate(self: Box<Self>, scope: &mut Scope) -> Result<SourceKind, Reported> {
         let KafkaSource { name, brokers, group, topics, tables, start, instance_id, tls, sasl, .. } = *self;

@@ -7,6 +7,22 @@
 //! here implementing [`SourceSpec`], and add its line to [`SourceFile`] and
 //! [`SourceFile::into_spec`]; `live::sources` starts it.
 
+/// The [`SourceSpec`] methods every message source shares — its name, and how its messages
+/// are decoded from its `format`, `table`, `table_field` and `time_field` — for sources
+/// that carry those fields. (A shared struct cannot be flattened into sources that refuse
+/// unknown fields, which is why this is a macro.)
+macro_rules! message_source_spec {
+    () => {
+        fn name(&self) -> &str {
+            &self.name
+        }
+
+        fn message_format(&self) -> Option<Result<fundguard_formats::Format, String>> {
+            Some(super::message_format(&self.format, &self.table, &self.table_field, &self.time_field))
+        }
+    };
+}
+
 mod file;
 mod http;
 mod kafka;
@@ -168,6 +184,19 @@ impl Scope<'_, '_> {
             (Some(var), None) => self.secret_env(var).map(Some),
             (None, None) => Ok(None),
         }
+    }
+
+    /// A database's `password_env`/`password_file` and `tls:` block, both checked before
+    /// either fails, so one run reports both.
+    pub fn credentials(
+        &mut self,
+        password_env: &Option<String>,
+        password_file: &Option<PathBuf>,
+        tls: Option<tls::TlsFile>,
+    ) -> Result<(Option<String>, Option<fundguard_sources::tls::TlsConfig>), Reported> {
+        let password = self.password("", password_env, password_file);
+        let tls = self.tls(tls, true);
+        Ok((password?, tls?))
     }
 
     /// A `tls:` block; `verify_ca` says whether the source's client can skip the host check.

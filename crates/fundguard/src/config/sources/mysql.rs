@@ -52,10 +52,7 @@ impl SourceSpec for MysqlSource {
     }
 
     fn validate(self: Box<Self>, scope: &mut Scope) -> Result<SourceKind, Reported> {
-        // Both checked before either fails, so one run reports both.
-        let password = scope.password("", &self.password_env, &self.password_file);
-        let tls = scope.tls(self.tls, true);
-        let (password, tls) = (password?, tls?);
+        let (password, tls) = scope.credentials(&self.password_env, &self.password_file, self.tls)?;
         let start = match (self.start.as_deref(), self.start_file, self.start_gtid) {
             (_, Some(file), None) => {
                 StartAt::At(BinlogPosition { file, offset: self.start_offset.unwrap_or(4), gtid: GtidState::default() })

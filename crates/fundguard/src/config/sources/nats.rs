@@ -3,11 +3,10 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use fundguard_formats::Format;
 use serde::Deserialize;
 
 use super::tls::TlsFile;
-use super::{Reported, Scope, SourceKind, SourceSpec, message_format};
+use super::{Reported, Scope, SourceKind, SourceSpec};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -38,13 +37,7 @@ pub(in crate::config) struct NatsSource {
 }
 
 impl SourceSpec for NatsSource {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn message_format(&self) -> Option<Result<Format, String>> {
-        Some(message_format(&self.format, &self.table, &self.table_field, &self.time_field))
-    }
+    message_source_spec!();
 
     fn url(&self) -> Option<&str> {
         Some(&self.url)

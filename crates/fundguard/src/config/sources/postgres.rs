@@ -40,10 +40,7 @@ impl SourceSpec for PostgresSource {
     }
 
     fn validate(self: Box<Self>, scope: &mut Scope) -> Result<SourceKind, Reported> {
-        // Both checked before either fails, so one run reports both.
-        let password = scope.password("", &self.password_env, &self.password_file);
-        let tls = scope.tls(self.tls, true);
-        let (password, tls) = (password?, tls?);
+        let (password, tls) = scope.credentials(&self.password_env, &self.password_file, self.tls)?;
         let poll_interval = match self.poll_interval.as_deref().map(parse_duration) {
             None => Duration::from_millis(100),
             Some(Ok(d)) => d,
