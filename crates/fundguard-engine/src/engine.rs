@@ -60,6 +60,27 @@ struct SavedRule {
     sources: Vec<String>,
 }
 
+/// The engine's state as [`Engine::snapshot_state`] copied it: owned, so it can be
+/// encoded on another thread ([`StateSnapshot::encode`]) into what [`Engine::save_state`] writes.
+pub struct StateSnapshot {
+    clocks: Vec<(String, Option<EventTime>, bool)>,
+    /// Each stateful rule with its state still to encode.
+    rules: Vec<(SavedRule, crate::stateful::Snapshot)>,
+}
+
+impl StateSnapshot {
+    /// The encoded state, as [`Engine::restore_state`] reads it.
+    pub fn encode(self) -> Result<Vec<u8>, StateError> {
+        let mut rules = Vec::with_capacity(self.rules.len());
+        for (mut saved, state) in self.rules {
+            saved.state = state().map_err(|message| StateError::Encode { rule: saved.id.clone(), message })?;
+            rules.push(saved);
+        }
+        crate::stateful::encode(&SavedEngine { clocks: self.clocks, rules })
+            .map_err(|message| StateError::Encode { rule: "(engine)".into(), message })
+    }
+}
+
 /// A rule's definition as text (its expressions with their locations): two rules with
 /// the same text behave the same, so one can take over the other's state.
 fn definition(rule: &Rule) -> String {
@@ -251,17 +272,28 @@ impl Engine {
     /// Encodes the event-time clocks and every stateful rule's state (keys, pending
     /// deadlines, the event-time queue) for a checkpoint.
     pub fn save_state(&self) -> Result<Vec<u8>, StateError> {
+        self.snapshot_state().encode()
+    }
+
+    /// A copy of what [`Engine::save_state`] encodes, to be encoded later — on another
+    /// thread, while this engine goes on evaluating: only the copy holds up evaluation.
+    pub fn snapshot_state(&self) -> StateSnapshot {
         let mut rules = Vec::new();
         for (rt, sources) in self.rules.iter().zip(&self.fed_by) {
-            let Some(state) = rt.save_state() else { continue };
-            let state = state.map_err(|message| StateError::Encode { rule: rt.rule.id.clone(), message })?;
-            let sources = sources.clone();
-            rules.push(SavedRule { id: rt.rule.id.clone(), definition: definition(&rt.rule), state, sources });
+            let Some(state) = rt.snapshot() else { continue };
+            rules.push((
+                SavedRule {
+                    id: rt.rule.id.clone(),
+                    definition: definition(&rt.rule),
+                    state: Vec::new(),
+                    sources: sources.clone(),
+                },
+                state,
+            ));
         }
         let mut clocks: Vec<_> = self.clocks.iter().map(|(s, c)| (s.clone(), c.newest, c.finished)).collect();
         clocks.sort_by(|a, b| a.0.cmp(&b.0));
-        crate::stateful::encode(&SavedEngine { clocks, rules })
-            .map_err(|message| StateError::Encode { rule: "(engine)".into(), message })
+        StateSnapshot { clocks, rules }
     }
 
     /// Takes over what [`Engine::save_state`] wrote: the clocks, and the state of every

@@ -17,6 +17,8 @@ mod stateful;
 mod table_batch;
 mod testing;
 
-pub use engine::{Engine, EngineError, Restored, RuleStats, STATE_MEMORY_RULE, StateError, sort_diagnostics};
+pub use engine::{
+    Engine, EngineError, Restored, RuleStats, STATE_MEMORY_RULE, StateError, StateSnapshot, sort_diagnostics,
+};
 pub use scalar::value_at;
 pub use testing::{TestOutcome, run_rule_tests};

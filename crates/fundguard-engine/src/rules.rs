@@ -186,10 +186,10 @@ impl RuleRuntime {
         s.advance(ctx, watermark, self.rule.state.ttl, &mut emit)
     }
 
-    /// A stateful rule's state for a checkpoint; `None` for checks, which hold none.
-    pub(crate) fn save_state(&self) -> Option<Result<Vec<u8>, String>> {
+    /// A copy of a stateful rule's state for a checkpoint; `None` for checks, which hold none.
+    pub(crate) fn snapshot(&self) -> Option<crate::stateful::Snapshot> {
         match &self.kind {
-            Kind::Stateful(s) => Some(s.save()),
+            Kind::Stateful(s) => Some(s.snapshot()),
             Kind::Check(_) => None,
         }
     }

@@ -25,10 +25,11 @@ pub trait FindingSink {
     fn flush(&mut self) -> anyhow::Result<()> {
         Ok(())
     }
-    /// A checkpoint is being taken: make everything written durable and, for a file,
-    /// say how long it is — a restart truncates it back to that mark, since what came
-    /// after is replayed.
-    fn commit(&mut self) -> anyhow::Result<Option<(PathBuf, u64)>> {
+    /// Checkpoint `epoch` is being taken: make everything written durable and, for a
+    /// file, say how long it is — a restart from it truncates the file back to that mark,
+    /// since what came after is replayed. What is written from now on comes after
+    /// `epoch`, although it is written (and [`FindingSink::checkpointed`] called) later.
+    fn commit(&mut self, _epoch: u64) -> anyhow::Result<Option<(PathBuf, u64)>> {
         self.flush().map(|()| None)
     }
     /// Checkpoint `epoch` is written: what came before it is never replayed.
@@ -117,7 +118,7 @@ impl FindingSink for FindingsFile {
     fn flush(&mut self) -> anyhow::Result<()> {
         self.out.flush()
     }
-    fn commit(&mut self) -> anyhow::Result<Option<(PathBuf, u64)>> {
+    fn commit(&mut self, _epoch: u64) -> anyhow::Result<Option<(PathBuf, u64)>> {
         self.out.flush()?;
         let file = &self.out.out;
         file.sync_data().with_context(|| format!("syncing {}", self.path.display()))?;
@@ -178,10 +179,18 @@ impl<S: fundguard_alerts::AlertStore> FindingSink for AlertSink<S> {
     fn restarting(&mut self, epoch: u64) -> anyhow::Result<()> {
         Ok(self.store.hold_receipts(epoch)?)
     }
-    fn checkpointed(&mut self, epoch: u64) -> anyhow::Result<()> {
+    /// Findings from now on are stamped `epoch`: a crash before checkpoint `epoch` is
+    /// written restarts from the one before, which holds them as well.
+    fn commit(&mut self, epoch: u64) -> anyhow::Result<Option<(PathBuf, u64)>> {
         self.flush()?;
         if self.epoch.is_some() {
             self.epoch = Some(epoch);
+        }
+        Ok(None)
+    }
+    fn checkpointed(&mut self, epoch: u64) -> anyhow::Result<()> {
+        self.flush()?;
+        if self.epoch.is_some() {
             self.store.forget_receipts(epoch)?;
         }
         Ok(())

@@ -84,7 +84,7 @@ impl Origin {
 
 /// Sweeps idle state no more often than every eighth of the TTL (and at least a second
 /// of event time apart): a full pass, cheaper than tracking every touch.
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub(crate) struct Sweeper {
     next: Option<EventTime>,
 }
@@ -173,9 +173,9 @@ pub(crate) trait StatefulKind: Send {
     /// Over the memory budget: drops about `keys` of the least recently touched keys
     /// (with their deadlines); returns how many went. The caller reports it as a finding.
     fn shed_oldest(&mut self, keys: usize) -> usize;
-    /// The keyed state and pending deadlines, for a checkpoint ([`encode`]).
-    fn save(&self) -> Result<Vec<u8>, String>;
-    /// Replaces the state with what [`StatefulKind::save`] wrote for the same rule definition.
+    /// A copy of the keyed state and pending deadlines, for a checkpoint ([`snapshot_of`]).
+    fn snapshot(&self) -> Snapshot;
+    /// Replaces the state with what [`StatefulKind::snapshot`] encoded for the same rule definition.
     fn restore(&mut self, state: &[u8]) -> Result<(), String>;
     /// The number of keys (entities, groups) with state.
     fn keys(&self) -> usize;
@@ -198,6 +198,16 @@ pub(crate) fn build(body: &RuleBody) -> Option<Box<dyn StatefulKind>> {
         RuleBody::Timeout(t) => Box::new(timeout::Timeout::new(t.clone())),
         RuleBody::Rate(r) => Box::new(rate::Rate::new(r.clone())),
     })
+}
+
+/// A copy of a rule's state taken on the pipeline thread, to be encoded later, on another
+/// thread: copying the maps is several times cheaper than encoding and compressing them,
+/// so a checkpoint holds up evaluation only for the copy.
+pub(crate) type Snapshot = Box<dyn FnOnce() -> Result<Vec<u8>, String> + Send>;
+
+/// A [`Snapshot`] of `state`, an owned copy; encoded with [`encode`] when called.
+pub(crate) fn snapshot_of<T: Serialize + Send + 'static>(state: T) -> Snapshot {
+    Box::new(move || encode(&state))
 }
 
 /// The binary form of rule state in checkpoints: MessagePack with field names, so an
@@ -224,7 +234,7 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
 }
 
 /// A record waiting for the watermark, ordered by (time, position, arrival).
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 struct Queued {
     time: EventTime,
     seq: u64,
@@ -298,13 +308,19 @@ impl StatefulRuntime {
         }
     }
 
-    /// The rule's state with its event-time queue and watermark, for a checkpoint.
-    pub(crate) fn save(&self) -> Result<Vec<u8>, String> {
-        let kind = serde_bytes::ByteBuf::from(self.kind.save()?);
-        encode(&(kind, &self.queue, self.seq, self.watermark, self.overloaded, self.stats.late_events))
+    /// A copy of the rule's state with its event-time queue and watermark, for a checkpoint.
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        let kind = self.kind.snapshot();
+        let queue = self.queue.clone();
+        let (seq, watermark, overloaded, late_events) =
+            (self.seq, self.watermark, self.overloaded, self.stats.late_events);
+        Box::new(move || {
+            let kind = serde_bytes::ByteBuf::from(kind()?);
+            encode(&(kind, &queue, seq, watermark, overloaded, late_events))
+        })
     }
 
-    /// Takes the state a checkpoint holds for this rule (saved by [`StatefulRuntime::save`]).
+    /// Takes the state a checkpoint holds for this rule (copied by [`StatefulRuntime::snapshot`]).
     pub(crate) fn restore(&mut self, state: &[u8]) -> Result<(), String> {
         let kind: serde_bytes::ByteBuf;
         (kind, self.queue, self.seq, self.watermark, self.overloaded, self.stats.late_events) = decode(state)?;

@@ -13,9 +13,9 @@ use fundguard_core::{Decimal, EventTime, Evidence, Value};
 use fundguard_rules::RateRule;
 use serde::{Deserialize, Serialize};
 
-use super::{Emit, Projection, Record, StatefulKind, key_name};
+use super::{Emit, Projection, Record, Snapshot, StatefulKind, key_name};
 
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 struct Group {
     shown: Value,
     window_start: i64,
@@ -201,8 +201,8 @@ impl StatefulKind for Rate {
         before - self.groups.len()
     }
 
-    fn save(&self) -> Result<Vec<u8>, String> {
-        super::encode(&(&self.groups, &self.closes))
+    fn snapshot(&self) -> Snapshot {
+        super::snapshot_of((self.groups.clone(), self.closes.clone()))
     }
 
     fn restore(&mut self, state: &[u8]) -> Result<(), String> {

@@ -15,7 +15,7 @@ use fundguard_rules::{AggFunc, Cardinality, Diagnostic, Evaluate, Expr, Reconcil
 use serde::{Deserialize, Serialize};
 
 use super::pairs::{PairColumns, PairEval, PairRow};
-use super::{Emit, KeyNorm, Origin, Projection, Record, StatefulKind, Sweeper, key_name};
+use super::{Emit, KeyNorm, Origin, Projection, Record, Snapshot, StatefulKind, Sweeper, key_name};
 use crate::columns::{ColumnKind, Image};
 use crate::compile::{Scope, column_refs_in};
 
@@ -27,7 +27,7 @@ struct SideRow {
     origin: Origin,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 struct Entry {
     left: Vec<SideRow>,
     right: Vec<SideRow>,
@@ -442,9 +442,9 @@ impl StatefulKind for Reconcile {
         before - self.entries.len()
     }
 
-    fn save(&self) -> Result<Vec<u8>, String> {
+    fn snapshot(&self) -> Snapshot {
         debug_assert!(self.pending.is_empty(), "pairs are judged before the runtime returns");
-        super::encode(&(&self.entries, &self.deadlines, &self.sweeper, self.bytes))
+        super::snapshot_of((self.entries.clone(), self.deadlines.clone(), self.sweeper.clone(), self.bytes))
     }
 
     fn restore(&mut self, state: &[u8]) -> Result<(), String> {

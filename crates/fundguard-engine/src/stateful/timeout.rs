@@ -10,9 +10,9 @@ use fundguard_core::{EventTime, Value};
 use fundguard_rules::{KeyType, TimeoutRule};
 use serde::{Deserialize, Serialize};
 
-use super::{Emit, KeyNorm, Origin, Projection, Record, StatefulKind, key_name, money_exprs, money_from};
+use super::{Emit, KeyNorm, Origin, Projection, Record, Snapshot, StatefulKind, key_name, money_exprs, money_from};
 
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 struct Armed {
     deadline: EventTime,
     /// The row that entered the state: where it came from and its projected values.
@@ -102,8 +102,8 @@ impl StatefulKind for Timeout {
         before - self.armed.len()
     }
 
-    fn save(&self) -> Result<Vec<u8>, String> {
-        super::encode(&(&self.armed, &self.deadlines))
+    fn snapshot(&self) -> Snapshot {
+        super::snapshot_of((self.armed.clone(), self.deadlines.clone()))
     }
 
     fn restore(&mut self, state: &[u8]) -> Result<(), String> {

@@ -12,9 +12,11 @@ use fundguard_core::{EventTime, Value};
 use fundguard_rules::{Expr, KeyType, TransitionRule};
 use serde::{Deserialize, Serialize};
 
-use super::{Emit, KeyNorm, Origin, Projection, Record, StatefulKind, Sweeper, key_name, money_exprs, money_from};
+use super::{
+    Emit, KeyNorm, Origin, Projection, Record, Snapshot, StatefulKind, Sweeper, key_name, money_exprs, money_from,
+};
 
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 struct Entity {
     status: String,
     /// Per frozen spec: the field values when the entity first reached one of its states.
@@ -215,8 +217,8 @@ impl StatefulKind for Transition {
         before - self.entities.len()
     }
 
-    fn save(&self) -> Result<Vec<u8>, String> {
-        super::encode(&(&self.entities, &self.sweeper, self.bytes))
+    fn snapshot(&self) -> Snapshot {
+        super::snapshot_of((self.entities.clone(), self.sweeper.clone(), self.bytes))
     }
 
     fn restore(&mut self, state: &[u8]) -> Result<(), String> {

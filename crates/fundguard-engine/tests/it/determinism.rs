@@ -113,6 +113,42 @@ proptest! {
     }
 }
 
+/// A checkpoint copies rule state between two batches and encodes it later, on another
+/// thread, while the engine goes on: what it encodes is the state at the copy, untouched
+/// by the batches processed meanwhile, so a restart from it finds what the whole run finds.
+#[test]
+fn a_snapshot_encoded_after_the_engine_ran_on_holds_the_state_at_the_copy() {
+    let rules = stateful_examples();
+    let schemas = schema();
+    let (events, incidents) = simulate(11);
+    assert!(incidents > 0);
+    let (whole, _) = findings(&rules, &schemas, &events, 100);
+    let (first, rest) = events.split_at(events.len() / 2);
+
+    let mut engine = Engine::new(&rules, &schemas).unwrap();
+    let mut out = Vec::new();
+    for chunk in first.chunks(100) {
+        engine.process(chunk, EventTime::default(), &mut out).unwrap();
+    }
+    let copied = engine.save_state().unwrap();
+    let snapshot = engine.snapshot_state();
+    let mut ran_on = Vec::new();
+    for chunk in rest.chunks(100) {
+        engine.process(chunk, EventTime::default(), &mut ran_on).unwrap();
+    }
+    assert!(!ran_on.is_empty(), "the engine changed its state after the copy");
+    let encoded = std::thread::spawn(move || snapshot.encode().unwrap()).join().unwrap();
+    assert_eq!(encoded, copied, "encoded later, the snapshot is the state at the copy");
+
+    let mut restarted = Engine::new(&rules, &schemas).unwrap();
+    restarted.restore_state(&encoded).unwrap();
+    for chunk in rest.chunks(100) {
+        restarted.process(chunk, EventTime::default(), &mut out).unwrap();
+    }
+    restarted.finish(EventTime::default(), &mut out);
+    assert_eq!(whole, shown(&out));
+}
+
 #[test]
 fn a_changed_rule_starts_without_the_old_state_and_garbage_is_refused() {
     let rules = stateful_examples();

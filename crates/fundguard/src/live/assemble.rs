@@ -89,6 +89,7 @@ pub fn assemble(config: Config) -> anyhow::Result<Service> {
         health: health.clone(),
         telemetry: telemetry.clone(),
         covered: covered_tx,
+        wake: inputs.downgrade(),
     };
     // The console is served by the HTTP listener: without one it is not opened.
     let console = match &config.listen {

@@ -2,9 +2,11 @@
 //! together where every source resumes, every stateful rule's state with its pending
 //! timers and the event-time clocks, and how far each findings file had been written.
 //!
-//! Taken every `checkpoint_interval` and on shutdown, by the pipeline thread between
-//! two batches, so the parts agree: the state is exactly what the events before the
-//! positions produced, and the findings files hold exactly their findings. A restart
+//! Taken every `checkpoint_interval` and on shutdown: the pipeline thread takes its parts
+//! together between two batches (rule state as a copy), so they agree — the state is
+//! exactly what the events before the positions produced, and the findings files hold
+//! exactly their findings — and a thread of its own encodes and writes them
+//! ([`crate::live::pipeline`]'s `checkpoints`). A restart
 //! loads it, truncates findings files to their marks, restores the engine and resumes
 //! every source after its position; the events since are replayed and produce the same
 //! findings again, which the alert store recognises by their receipts. Sources

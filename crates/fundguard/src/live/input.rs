@@ -39,8 +39,10 @@ pub enum Input {
     /// The wall clock, once a second.
     Tick(EventTime),
     /// A source must acknowledge now (a PostgreSQL slot): take a checkpoint, answer
-    /// whether it was written.
+    /// whether it was written (once it is; the pipeline goes on meanwhile).
     Checkpoint { reply: oneshot::Sender<bool> },
+    /// The checkpoint writer has finished one: the pipeline looks at the result.
+    CheckpointWritten,
     /// Findings made outside the engine (a scheduled SQL run): written to the sinks, and
     /// made durable before the reply, so the run may be recorded as delivered.
     Findings { findings: Vec<fundguard_core::Finding>, reply: oneshot::Sender<()> },

@@ -53,6 +53,8 @@ pub struct PipelineParts {
     pub telemetry: Arc<Telemetry>,
     /// Where the pipeline tells sources what the last checkpoint covers.
     pub covered: watch::Sender<Vec<u64>>,
+    /// The pipeline's own input channel: the checkpoint writer wakes it through this.
+    pub wake: mpsc::WeakSender<Input>,
 }
 
 /// The pipeline thread's state: per source its decoder, dead letters and progress; the
@@ -109,9 +111,10 @@ impl LivePipeline {
             health,
             telemetry,
             covered,
+            wake,
         } = parts;
         let restored = restored.unwrap_or_default();
-        let checkpoints = Checkpoints::new(&config, &restored, covered);
+        let checkpoints = Checkpoints::new(&config, &restored, covered, wake);
         // Sources restored with a clock count as just active: if one stays quiet after the
         // restart, idleness fires its deadlines as the uninterrupted run would have.
         let activity = engine.running_sources().map(|s| (s.to_string(), (Instant::now(), Duration::ZERO))).collect();
@@ -170,6 +173,7 @@ impl LivePipeline {
     /// Handles one input; `false` when it says to stop.
     pub fn handle(&mut self, input: Input) -> bool {
         let began = Instant::now();
+        self.checkpoint_written(false);
         match input {
             Input::Batch { source, messages, table, all_or_nothing, reply } => {
                 let verdict = self.batch(source, messages, table, all_or_nothing);
@@ -189,13 +193,13 @@ impl LivePipeline {
                 }
                 let _ = reply.send(());
             }
-            Input::Checkpoint { reply } => {
-                let _ = reply.send(self.checkpoint());
-            }
+            Input::Checkpoint { reply } => self.checkpoint_for(reply),
+            // Looked at above, as before every input.
+            Input::CheckpointWritten => {}
             Input::Tick(now) => {
                 self.tick(now);
                 if self.checkpoints.due() {
-                    self.checkpoint();
+                    self.begin_checkpoint(Vec::new());
                 }
             }
             Input::Findings { findings, reply } => {
