@@ -153,7 +153,8 @@ def scrape(url):
     buckets = {labels: v for (name, labels), v in m.items() if name == "fundguard_detection_latency_seconds_bucket"}
     checkpoints = sum(v for (name, _), v in m.items() if name == "fundguard_checkpoints_total")
     return {"late": late, "buckets": buckets, "checkpoints": checkpoints,
-            "checkpoint_s": m.get(("fundguard_checkpoint_seconds", ""), 0.0)}
+            "checkpoint_s": m.get(("fundguard_checkpoint_seconds", ""), 0.0),
+            "checkpoint_write_s": m.get(("fundguard_checkpoint_write_seconds", ""), 0.0)}
 
 
 def source_events(url):
@@ -313,7 +314,7 @@ def phase(args, db, findings, rate, index):
     shown = ", ".join(f"≤{le[4:-1]} s {hist[le] / total:.0%}" for le in ('le="0.1"', 'le="0.25"', 'le="1.0"', 'le="2.5"')
                       if le in hist) if total else "no findings"
     print(f"fundguard /metrics this rate: late events {late:.0f}; checkpoints {after['checkpoints'] - before['checkpoints']:.0f} "
-          f"(last {after['checkpoint_s'] * 1000:.0f} ms); detection-latency histogram (event_time → detected_at, "
+          f"(last held the pipeline {after['checkpoint_s'] * 1000:.1f} ms, written in {after['checkpoint_write_s'] * 1000:.0f} ms); detection-latency histogram (event_time → detected_at, "
           f"{total:.0f} findings): {shown}")
     return all(len(got[k]) == len(acks[k]) for k in KINDS)
 

@@ -76,6 +76,7 @@ struct Counts {
     checkpoints: u64,
     checkpoint_bytes: u64,
     checkpoint_seconds: f64,
+    checkpoint_write_seconds: f64,
     sql_runs: BTreeMap<(String, String), u64>,
     sql_run_seconds: BTreeMap<String, f64>,
     sql_last_ok: BTreeMap<String, f64>,
@@ -111,12 +112,14 @@ impl Telemetry {
         self.with(|c| *c.decode_errors.entry(source.to_string()).or_default() += n);
     }
 
-    /// A checkpoint was written: its size and how long taking it held the pipeline.
-    pub fn checkpoint(&self, bytes: u64, took: std::time::Duration) {
+    /// A checkpoint was written: its size, how long taking it held the pipeline, and
+    /// how long it took from then until it was on disk (encoded and written beside it).
+    pub fn checkpoint(&self, bytes: u64, held: std::time::Duration, written: std::time::Duration) {
         self.with(|c| {
             c.checkpoints += 1;
             c.checkpoint_bytes = bytes;
-            c.checkpoint_seconds = took.as_secs_f64();
+            c.checkpoint_seconds = held.as_secs_f64();
+            c.checkpoint_write_seconds = written.as_secs_f64();
         });
     }
 
@@ -356,6 +359,13 @@ impl Collector for Scrape {
             "How long the last checkpoint held the pipeline.",
             false,
             std::iter::once((Vec::<(String, String)>::new(), c.checkpoint_seconds)),
+        )?;
+        family(
+            &mut encoder,
+            "fundguard_checkpoint_write_seconds",
+            "How long the last checkpoint took to be on disk (encoded and written while the pipeline went on).",
+            false,
+            std::iter::once((Vec::<(String, String)>::new(), c.checkpoint_write_seconds)),
         )?;
         family(
             &mut encoder,

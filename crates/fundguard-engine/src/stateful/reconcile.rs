@@ -62,7 +62,10 @@ pub(crate) struct Reconcile {
     left_names: Vec<Arc<str>>,
     right_names: Vec<Arc<str>>,
     eval: PairEval,
-    entries: HashMap<Arc<str>, Entry>,
+    /// Entries are shared with the copies checkpoints take ([`StatefulKind::snapshot`]):
+    /// copying the map only counts references, and an entry changed while a copy is being
+    /// written is cloned first.
+    entries: HashMap<Arc<str>, Arc<Entry>>,
     deadlines: BTreeSet<(EventTime, Arc<str>)>,
     sweeper: Sweeper,
     pending: Vec<Pending>,
@@ -327,8 +330,10 @@ impl StatefulKind for Reconcile {
                 let k: Arc<str> = Arc::from(key);
                 let deadline = record.time.plus(self.rule.within);
                 self.deadlines.insert((deadline, k.clone()));
-                self.entries
-                    .insert(k.clone(), Entry { left: Vec::new(), right: Vec::new(), deadline, touched: record.time });
+                self.entries.insert(
+                    k.clone(),
+                    Arc::new(Entry { left: Vec::new(), right: Vec::new(), deadline, touched: record.time }),
+                );
                 self.bytes += ENTRY_BYTES + 2 * k.len();
                 k
             }
@@ -336,6 +341,7 @@ impl StatefulKind for Reconcile {
         let single = self.single(side);
         let duplicates = self.rule.duplicates;
         let Some(entry) = self.entries.get_mut(&key) else { return };
+        let entry = Arc::make_mut(entry);
         entry.touched = record.time;
         let rows = match side {
             Side::Left => &mut entry.left,

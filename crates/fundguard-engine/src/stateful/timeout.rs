@@ -25,8 +25,10 @@ pub(crate) struct Timeout {
     projections: Vec<Projection>,
     names: Vec<Arc<str>>,
     key_name: String,
-    armed: HashMap<String, Armed>,
-    deadlines: BTreeSet<(EventTime, String)>,
+    /// Shared with the copies checkpoints take ([`StatefulKind::snapshot`]): copying
+    /// only counts references. Armed entities are inserted and removed, never edited.
+    armed: HashMap<Arc<str>, Arc<Armed>>,
+    deadlines: BTreeSet<(EventTime, Arc<str>)>,
 }
 
 impl Timeout {
@@ -59,13 +61,14 @@ impl StatefulKind for Timeout {
         let Some(key) = record.values.first().and_then(|v| KeyNorm(KeyType::Text).key(v)) else { return };
         let is = |i: usize| matches!(record.values.get(i), Some(Value::Bool(true)));
         if is(2) {
-            if let Some(a) = self.armed.remove(&key) {
+            if let Some((key, a)) = self.armed.remove_entry(key.as_str()) {
                 self.deadlines.remove(&(a.deadline, key));
             }
-        } else if is(1) && !self.armed.contains_key(&key) {
+        } else if is(1) && !self.armed.contains_key(key.as_str()) {
             let deadline = record.time.plus(self.rule.within);
+            let key: Arc<str> = Arc::from(key);
             self.deadlines.insert((deadline, key.clone()));
-            self.armed.insert(key, Armed { deadline, origin: record.origin, values: record.values });
+            self.armed.insert(key, Arc::new(Armed { deadline, origin: record.origin, values: record.values }));
         }
     }
 

@@ -46,7 +46,9 @@ pub(crate) struct Transition {
     frozen_fields: Vec<String>,
     money_at: usize,
     key_name: String,
-    entities: HashMap<String, Entity>,
+    /// Entities are shared with the copies checkpoints take ([`StatefulKind::snapshot`]):
+    /// copying the map only counts references; a changed entity is replaced, never edited.
+    entities: HashMap<Arc<str>, Arc<Entity>>,
     sweeper: Sweeper,
     bytes: usize,
 }
@@ -126,7 +128,7 @@ impl StatefulKind for Transition {
         let shown_key = vec![(self.key_name.clone(), record.values[0].clone())];
         let money = || money_from(record.values.get(self.money_at), record.values.get(self.money_at + 1));
         let mut problems: Vec<String> = Vec::new();
-        let previous = self.entities.get(&key);
+        let previous = self.entities.get(key.as_str());
         match previous {
             None => {
                 if let Some(initial) = &self.rule.initial
@@ -184,19 +186,15 @@ impl StatefulKind for Transition {
             .collect();
         let key_len = key.len();
         let held = previous.map_or(0, |p| p.bytes(key_len));
-        let entry = self.entities.entry(key).or_insert_with(|| Entity {
-            status: String::new(),
-            frozen: Vec::new(),
-            last: record.origin.clone(),
-            values: Vec::new(),
-            touched: record.time,
-        });
-        entry.status = status;
-        entry.frozen = new_snapshots;
-        entry.last = record.origin;
-        entry.values = record.values;
-        entry.touched = record.time;
-        self.bytes = self.bytes.saturating_sub(held) + entry.bytes(key_len);
+        let entity =
+            Entity { status, frozen: new_snapshots, last: record.origin, values: record.values, touched: record.time };
+        self.bytes = self.bytes.saturating_sub(held) + entity.bytes(key_len);
+        match self.entities.get_mut(key.as_str()) {
+            Some(slot) => *slot = Arc::new(entity),
+            None => {
+                self.entities.insert(Arc::from(key), Arc::new(entity));
+            }
+        }
     }
 
     fn fire_timers(&mut self, _before: EventTime, _out: &mut Emit) {}

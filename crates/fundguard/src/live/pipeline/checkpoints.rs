@@ -52,6 +52,8 @@ struct InFlight {
     /// Per source, the inputs it covers: sent to sources once it is written.
     processed: Vec<u64>,
     began: Instant,
+    /// How long taking it held up the pipeline.
+    held: Duration,
     /// Sources to answer once it is written (or failed).
     replies: Vec<oneshot::Sender<bool>>,
 }
@@ -152,8 +154,9 @@ impl LivePipeline {
         };
         let cp = &mut self.checkpoints;
         cp.writer.write(checkpoint, self.engine.snapshot_state());
-        cp.in_flight = Some(InFlight { epoch, processed: cp.processed.clone(), began: started, replies });
         cp.held = started.elapsed();
+        cp.in_flight =
+            Some(InFlight { epoch, processed: cp.processed.clone(), began: started, held: cp.held, replies });
         true
     }
 
@@ -171,7 +174,7 @@ impl LivePipeline {
         let written = match result {
             Ok(bytes) => {
                 cp.epoch = done.epoch;
-                self.telemetry.checkpoint(bytes as u64, done.began.elapsed());
+                self.telemetry.checkpoint(bytes as u64, done.held, done.began.elapsed());
                 let _ = cp.covered.send(done.processed);
                 for sink in &mut self.sinks {
                     if let Err(e) = sink.checkpointed(done.epoch) {
