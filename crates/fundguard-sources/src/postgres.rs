@@ -1,12 +1,17 @@
 //! PostgreSQL logical decoding through a replication slot with the `wal2json` plugin.
 //!
 //! The slot remembers, on the server, how far fundguard has confirmed. Each batch is
-//! *peeked* (read without consuming) as whole transactions; only once the pipeline has
-//! processed a batch does [`PostgresSource::confirm`] advance the slot to that batch's
-//! last commit LSN. A crash before that re-reads the batch: at-least-once, never skipping.
+//! *peeked* (read without consuming) as whole transactions; only once a checkpoint
+//! covering a batch is written does [`PostgresSource::confirm`] advance the slot to that
+//! batch's last commit LSN. A crash before that re-reads the batch: at-least-once, never
+//! skipping. Reading does not wait for confirming: a peek starts at the slot's confirmed
+//! position, so the source asks for the batches it already delivered as well and skips
+//! them (whole transactions, in commit order: a prefix of the peek). The caller keeps
+//! that backlog short ([`PostgresSource::unconfirmed_rows`]).
 //! Types are mapped exactly: `numeric` keeps every digit (wal2json writes it as a bare
 //! JSON number, read here from its text).
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -116,6 +121,38 @@ pub struct PostgresSource {
     clock_offset: i64,
     /// The last read found nothing: wait `poll_interval` before the next.
     idle: bool,
+    /// Batches delivered but not yet confirmed on the slot: a peek returns them again first.
+    unconfirmed: Delivered,
+}
+
+/// Batches delivered but not yet confirmed on the slot, oldest first: each one's commit
+/// LSN and how many peeked rows it took. Kept across a reconnection
+/// ([`PostgresSource::take_delivered`], [`PostgresSource::delivered_before`]), so that a
+/// new connection does not deliver them twice.
+#[derive(Debug, Default)]
+pub struct Delivered(VecDeque<(LogPoint, usize)>);
+
+impl Delivered {
+    /// Decodes the transactions of a peek that come after the delivered ones, and
+    /// counts them as delivered.
+    fn decode_after(&mut self, source: &Arc<str>, rows: &[(String, String)]) -> PostgresBatch {
+        let rows = match self.0.back() {
+            Some((delivered, _)) => &rows[delivered_prefix(rows, delivered)..],
+            None => rows,
+        };
+        let out = decode_changes(source, rows);
+        if let Some(lsn) = &out.confirm {
+            self.0.push_back((LogPoint::parse(lsn), out.rows));
+        }
+        out
+    }
+
+    /// Forgets the batches the slot now confirms.
+    fn confirmed(&mut self, lsn: &LogPoint) {
+        while self.0.front().is_some_and(|(commit, _)| commit <= lsn) {
+            self.0.pop_front();
+        }
+    }
 }
 
 /// A batch of whole transactions and the commit LSN to confirm once it is processed.
@@ -123,6 +160,9 @@ pub struct PostgresBatch {
     pub batch: DecodedBatch,
     /// `None` when the batch holds no whole transaction.
     pub confirm: Option<String>,
+    /// Peeked rows the batch's transactions took (those after its last commit wait for
+    /// the next read).
+    pub rows: usize,
 }
 
 impl PostgresSource {
@@ -206,10 +246,17 @@ impl PostgresSource {
             .map_err(|e| client_error("reading the server's clock", e))?
             .get(0);
         let clock_offset = clock_offset(before, server, local_micros());
-        Ok(PostgresSource { client, config: config.clone(), source: Arc::from(name), clock_offset, idle: false })
+        Ok(PostgresSource {
+            client,
+            config: config.clone(),
+            source: Arc::from(name),
+            clock_offset,
+            idle: false,
+            unconfirmed: Delivered::default(),
+        })
     }
 
-    /// Whole transactions, about `max` changes, from the last confirmed position. When
+    /// Whole transactions, about `max` changes, after the last delivered one. When
     /// there are none, an empty batch that is `caught_up` to the server's clock at the
     /// read (every later commit is stamped after it), and the next read waits `poll_interval`.
     pub async fn next_batch(&mut self, max: usize) -> Result<PostgresBatch, SourceError> {
@@ -217,9 +264,10 @@ impl PostgresSource {
             tokio::time::sleep(self.config.poll_interval).await;
         }
         let asked = local_micros();
-        let rows = self.peek(max).await?;
-        let mut out = decode_changes(&self.source, &rows);
-        self.idle = rows.is_empty();
+        let rows = self.peek(self.unconfirmed_rows().saturating_add(max)).await?;
+        let mut out = self.unconfirmed.decode_after(&self.source, &rows);
+        // The slot hands out committed transactions only: no whole one means nothing new.
+        self.idle = out.confirm.is_none();
         if self.idle {
             let server_then = asked.saturating_add(self.clock_offset).saturating_sub(COMMIT_MARGIN_MICROS);
             out.batch.caught_up = Some(EventTime::from_micros(server_then));
@@ -242,8 +290,24 @@ impl PostgresSource {
         Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
+    /// Peeked rows of the batches delivered but not yet confirmed: every read asks for
+    /// them again, so a caller that lets them grow makes each read slower.
+    pub fn unconfirmed_rows(&self) -> usize {
+        self.unconfirmed.0.iter().map(|(_, rows)| rows).sum()
+    }
+
+    /// What this connection delivered and did not confirm, for the next connection.
+    pub fn take_delivered(&mut self) -> Delivered {
+        std::mem::take(&mut self.unconfirmed)
+    }
+
+    /// Continues after what an earlier connection to the same slot delivered.
+    pub fn delivered_before(&mut self, delivered: Delivered) {
+        self.unconfirmed = delivered;
+    }
+
     /// Confirms everything up to `lsn` (a commit LSN from a processed batch).
-    pub async fn confirm(&self, lsn: &str) -> Result<(), SourceError> {
+    pub async fn confirm(&mut self, lsn: &str) -> Result<(), SourceError> {
         self.client
             // Never backwards: a checkpoint older than the slot's position (confirmed
             // before a crash) leaves the slot where it is.
@@ -254,8 +318,33 @@ impl PostgresSource {
             )
             .await
             .map_err(|e| client_error("confirming the slot position", e))?;
+        self.unconfirmed.confirmed(&LogPoint::parse(lsn));
         Ok(())
     }
+}
+
+/// How many leading rows of a peek belong to transactions already delivered: those up to
+/// the last commit at or before `delivered` (transactions come whole, in commit order).
+fn delivered_prefix(rows: &[(String, String)], delivered: &LogPoint) -> usize {
+    let mut prefix = 0;
+    for (i, (lsn, data)) in rows.iter().enumerate() {
+        if is_commit(data) {
+            if LogPoint::parse(lsn) > *delivered {
+                break;
+            }
+            prefix = i + 1;
+        }
+    }
+    prefix
+}
+
+/// Whether a wal2json record is a transaction's commit (`"action":"C"`).
+fn is_commit(data: &str) -> bool {
+    #[derive(Deserialize)]
+    struct Action<'a> {
+        action: &'a str,
+    }
+    serde_json::from_str::<Action<'_>>(data).is_ok_and(|a| a.action == "C")
 }
 
 /// One wal2json (format 2) record.
@@ -294,10 +383,11 @@ struct Column<'a> {
 pub fn decode_changes(source: &Arc<str>, rows: &[(String, String)]) -> PostgresBatch {
     let mut batch = DecodedBatch::default();
     let mut confirm = None;
+    let mut taken = 0;
     // Events of the open transaction, moved to `batch` at its commit.
     let mut open: Vec<ChangeEvent> = Vec::new();
     let mut open_dead: Vec<DeadLetter> = Vec::new();
-    for (lsn, data) in rows {
+    for (row, (lsn, data)) in rows.iter().enumerate() {
         // Until its commit names it, a change is placed at its own LSN.
         let index = (open.len() + open_dead.len()) as u32;
         let position = Position::Log { source: source.clone(), at: LogPoint::parse(lsn), index };
@@ -331,6 +421,7 @@ pub fn decode_changes(source: &Arc<str>, rows: &[(String, String)]) -> PostgresB
                     batch.dead_letters.push(letter);
                 }
                 confirm = Some(lsn.clone());
+                taken = row + 1;
             }
             "I" | "U" | "D" => match change_event(&change, position.clone()) {
                 Ok(event) => open.push(event),
@@ -339,7 +430,7 @@ pub fn decode_changes(source: &Arc<str>, rows: &[(String, String)]) -> PostgresB
             _ => {} // truncates and logical messages carry no rows
         }
     }
-    PostgresBatch { batch, confirm }
+    PostgresBatch { batch, confirm, rows: taken }
 }
 
 fn change_event(change: &Change<'_>, position: Position) -> Result<ChangeEvent, String> {
@@ -507,7 +598,87 @@ mod tests {
         assert_eq!(out.confirm.as_deref(), Some("0/2"));
     }
 
+    /// A peek as the server answers one: whole transactions from the slot's confirmed
+    /// position until at least `n` rows.
+    fn peek(log: &[Vec<(String, String)>], confirmed: usize, n: usize) -> Vec<(String, String)> {
+        let mut rows = Vec::new();
+        for transaction in &log[confirmed..] {
+            if rows.len() >= n {
+                break;
+            }
+            rows.extend(transaction.iter().cloned());
+        }
+        rows
+    }
+
+    /// Transaction `t` of `sizes`: B, one insert per row, C at a growing LSN.
+    fn transactions(sizes: &[usize]) -> Vec<Vec<(String, String)>> {
+        let mut lsn = 0x100u64;
+        let mut ids = 0;
+        sizes
+            .iter()
+            .map(|&size| {
+                let mut rows = vec![(format!("0/{lsn:X}"), r#"{"action":"B"}"#.to_string())];
+                for _ in 0..size {
+                    ids += 1;
+                    let insert = format!(
+                        r#"{{"action":"I","schema":"s","table":"t","columns":[{{"name":"id","type":"bigint","value":{ids}}}]}}"#
+                    );
+                    rows.push((format!("0/{lsn:X}"), insert));
+                    lsn += 0x28;
+                }
+                lsn += 0x1000;
+                rows.push((format!("0/{lsn:X}"), r#"{"action":"C"}"#.to_string()));
+                rows
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_read_ahead_skips_the_transactions_already_delivered() {
+        let log = transactions(&[2, 1, 3]);
+        let mut delivered = Delivered::default();
+        let first = delivered.decode_after(&Arc::from("pg"), &peek(&log, 0, 1));
+        assert_eq!(first.batch.events.len(), 2);
+        // Nothing confirmed yet: the next peek starts at the same place and asks for more.
+        let second = delivered.decode_after(&Arc::from("pg"), &peek(&log, 0, first.rows + 1));
+        let ids: Vec<_> =
+            second.batch.events.iter().map(|e| e.after.as_ref().unwrap().get("id").unwrap().to_string()).collect();
+        assert_eq!(ids, ["3"], "the first transaction is not delivered again");
+        delivered.confirmed(&LogPoint::parse(first.confirm.as_deref().unwrap()));
+        assert_eq!(delivered.0.len(), 1);
+        let third = delivered.decode_after(&Arc::from("pg"), &peek(&log, 1, second.rows + 10));
+        assert_eq!(third.batch.events.len(), 3);
+        let idle = delivered.decode_after(&Arc::from("pg"), &peek(&log, 1, 100));
+        assert!(idle.confirm.is_none() && idle.batch.events.is_empty());
+    }
+
     proptest! {
+        #[test]
+        fn reading_ahead_delivers_every_transaction_once_in_order(
+            sizes in proptest::collection::vec(1usize..6, 1..30),
+            steps in proptest::collection::vec((1usize..12, any::<bool>()), 1..80),
+        ) {
+            let log = transactions(&sizes);
+            let everything: Vec<(String, String)> = log.iter().flatten().cloned().collect();
+            let expected: Vec<String> = decode_changes(&Arc::from("pg"), &everything).batch.events.iter().map(|e| e.position.to_string()).collect();
+            let mut delivered = Delivered::default();
+            let mut confirmed = 0; // transactions the slot has confirmed
+            let mut seen: Vec<String> = Vec::new();
+            let mut commits: Vec<String> = Vec::new();
+            for (max, confirm) in steps.into_iter().chain(std::iter::repeat_n((12, true), sizes.len())) {
+                let ahead: usize = delivered.0.iter().map(|(_, rows)| rows).sum();
+                let out = delivered.decode_after(&Arc::from("pg"), &peek(&log, confirmed, ahead + max));
+                seen.extend(out.batch.events.iter().map(|e| e.position.to_string()));
+                commits.extend(out.confirm);
+                if confirm && let Some(lsn) = commits.last() {
+                    delivered.confirmed(&LogPoint::parse(lsn));
+                    confirmed = log.iter().position(|t| t.last().is_some_and(|(at, _)| at == lsn)).unwrap() + 1;
+                }
+            }
+            prop_assert_eq!(seen, expected);
+        }
+
         #[test]
         fn no_record_panics(text in ".{0,200}", ty in "(numeric|bigint|boolean|date|jsonb|text|timestamp with time zone)") {
             let _ = decode_changes(&Arc::from("pg"), &[("0/1".into(), text.clone()), ("0/2".into(), "{\"action\":\"C\"}".into())]);

@@ -282,15 +282,18 @@ pub async fn postgres(
     config: fundguard_sources::postgres::PostgresConfig,
     mut resume: Option<String>,
 ) {
-    use fundguard_sources::postgres::PostgresSource;
+    use fundguard_sources::postgres::{Delivered, PostgresSource};
     let SourceLink { index, name, inputs, health } = link;
     let health = HealthHandle { health, index };
     let mut backoff = Backoff::default();
+    let mut acks = SlotAcks::new(resume.clone());
+    let mut delivered = Delivered::default();
     'connect: loop {
         match PostgresSource::connect(&name, &config).await {
             Ok(mut source) => {
                 health.set("connected");
                 backoff.reset();
+                source.delivered_before(std::mem::take(&mut delivered));
                 let advanced = match &resume {
                     Some(lsn) => source.confirm(lsn).await,
                     None => Ok(()),
@@ -299,9 +302,25 @@ pub async fn postgres(
                     health.lost(&name, &e);
                 } else {
                     loop {
-                        let next = match source.next_batch(5000).await {
+                        // Confirm what a written checkpoint covers; wait for one when the
+                        // unconfirmed backlog, read again by every peek, grows too long.
+                        let backlog = source.unconfirmed_rows() > SLOT_BATCH * 4;
+                        match acks.covered(&inputs, backlog).await {
+                            SlotCovered::Nothing => {}
+                            SlotCovered::UpTo(lsn) => {
+                                // Written, so a new connection may confirm it if this one fails.
+                                resume = Some(lsn.clone());
+                                if let Err(e) = source.confirm(&lsn).await {
+                                    health.lost(&name, &e);
+                                    break;
+                                }
+                            }
+                            SlotCovered::ShuttingDown => return,
+                        }
+                        let next = match source.next_batch(SLOT_BATCH).await {
                             Ok(next) => next,
                             Err(e) if !e.retryable => {
+                                delivered = source.take_delivered();
                                 wait_for_a_fix(&name, &e, &health, &mut backoff, None).await;
                                 continue 'connect;
                             }
@@ -313,25 +332,20 @@ pub async fn postgres(
                         let Some(lsn) = next.confirm else {
                             // Nothing to confirm; an empty slot still moves event time on.
                             if next.batch.caught_up.is_some() {
-                                let at = resume.clone().unwrap_or_default();
+                                let at = acks.sent().unwrap_or_default();
                                 if !send_decoded(index, next.batch, at, None, &inputs).await {
                                     return;
                                 }
                             }
                             continue;
                         };
-                        if !send_decoded(index, next.batch, lsn.clone(), Some(lsn.clone()), &inputs).await
-                            || !checkpoint_now(&inputs).await
-                        {
+                        if !send_decoded(index, next.batch, lsn.clone(), Some(lsn.clone()), &inputs).await {
                             return; // shutting down: the slot re-delivers what was not confirmed
                         }
-                        if let Err(e) = source.confirm(&lsn).await {
-                            health.lost(&name, &e);
-                            break;
-                        }
-                        resume = Some(lsn);
+                        acks.delivered(lsn);
                     }
                 }
+                delivered = source.take_delivered();
             }
             Err(e) if !e.retryable => {
                 wait_for_a_fix(&name, &e, &health, &mut backoff, None).await;
@@ -344,19 +358,85 @@ pub async fn postgres(
     }
 }
 
-/// Asks the pipeline for a checkpoint covering everything sent so far, until one is
-/// written; `false` when shutting down.
-async fn checkpoint_now(inputs: &mpsc::Sender<Input>) -> bool {
-    loop {
-        let (reply, done) = oneshot::channel();
-        if inputs.send(Input::Checkpoint { reply }).await.is_err() {
-            return false;
+/// Changes a slot read asks for at a time.
+const SLOT_BATCH: usize = 5000;
+
+/// What a slot source may confirm now.
+enum SlotCovered {
+    Nothing,
+    /// A written checkpoint covers every batch up to this commit LSN.
+    UpTo(String),
+    ShuttingDown,
+}
+
+/// A slot source's acknowledgements: the newest batch delivered, and the one checkpoint
+/// it asked for and waits on. Reading goes on meanwhile; batches delivered while one
+/// checkpoint is written are covered by the next, so a slow checkpoint (large rule state)
+/// makes the slot advance in bigger steps instead of holding every read up.
+struct SlotAcks {
+    /// Newest commit LSN delivered to the pipeline (or resumed from).
+    sent: Option<String>,
+    /// Newest delivered LSN that no checkpoint was asked for yet.
+    unasked: Option<String>,
+    /// The checkpoint asked for: the LSN it covers and its answer.
+    asked: Option<(String, oneshot::Receiver<bool>)>,
+}
+
+impl SlotAcks {
+    fn new(resume: Option<String>) -> SlotAcks {
+        SlotAcks { sent: resume, unasked: None, asked: None }
+    }
+
+    fn sent(&self) -> Option<String> {
+        self.sent.clone()
+    }
+
+    fn delivered(&mut self, lsn: String) {
+        self.sent = Some(lsn.clone());
+        self.unasked = Some(lsn);
+    }
+
+    /// What a written checkpoint now covers (waiting for the one asked for when `wait`);
+    /// then asks for the next checkpoint if batches were delivered that none covers.
+    async fn covered(&mut self, inputs: &mpsc::Sender<Input>, wait: bool) -> SlotCovered {
+        let mut covered = SlotCovered::Nothing;
+        if let Some((lsn, answer)) = &mut self.asked {
+            let written = if wait {
+                answer.await.ok()
+            } else {
+                match answer.try_recv() {
+                    Err(oneshot::error::TryRecvError::Empty) => return self.ask(inputs, covered).await,
+                    Err(oneshot::error::TryRecvError::Closed) => None,
+                    Ok(written) => Some(written),
+                }
+            };
+            match written {
+                Some(true) => covered = SlotCovered::UpTo(lsn.clone()),
+                Some(false) => {
+                    // The pipeline reported why; ask again after a pause.
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    if self.unasked.is_none() {
+                        self.unasked = Some(lsn.clone());
+                    }
+                }
+                None => return SlotCovered::ShuttingDown,
+            }
+            self.asked = None;
         }
-        match done.await {
-            Ok(true) => return true,
-            Ok(false) => tokio::time::sleep(Duration::from_secs(1)).await, // reported by the pipeline
-            Err(_) => return false,
+        self.ask(inputs, covered).await
+    }
+
+    async fn ask(&mut self, inputs: &mpsc::Sender<Input>, covered: SlotCovered) -> SlotCovered {
+        if self.asked.is_none()
+            && let Some(lsn) = self.unasked.take()
+        {
+            let (reply, answer) = oneshot::channel();
+            if inputs.send(Input::Checkpoint { reply }).await.is_err() {
+                return SlotCovered::ShuttingDown;
+            }
+            self.asked = Some((lsn, answer));
         }
+        covered
     }
 }
 
