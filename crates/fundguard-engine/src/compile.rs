@@ -36,7 +36,7 @@ use crate::columns::{COMMIT_TIME, ColumnRef, Image, OP, TABLE};
 
 /// Which names an expression may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Scope {
+pub enum Scope {
     /// A change event: `op`, `table`, `commit_time`, `before.<column>`, `after.<column>`.
     Event,
     /// A reconciliation: `left.<column>`, `right.<column>`, `agg.<name>`.
@@ -66,6 +66,14 @@ impl Scope {
 /// Reads the columns an event expression references, or says what is wrong with it.
 pub(crate) fn column_refs(expr: &Expr) -> Result<Vec<ColumnRef>, Diagnostic> {
     column_refs_in(expr, Scope::Event)
+}
+
+/// The columns an expression reads, each as (row, column): the row is `before` or `after`
+/// in [`Scope::Event`], `left`, `right` or `agg` in [`Scope::Pair`]. The same reading the
+/// engine compiles with, so what a rule is said to read (`fundguard coverage`) is what it
+/// evaluates; a column may appear more than once.
+pub fn columns_read(expr: &Expr, scope: Scope) -> Result<Vec<(&'static str, String)>, Diagnostic> {
+    Ok(column_refs_in(expr, scope)?.into_iter().map(|r| (r.image.qualifier(), r.name)).collect())
 }
 
 /// How deep an expression may nest: operators chained, calls within calls.

@@ -50,6 +50,8 @@ enum Command {
     Report(commands::report::Args),
     /// Scheduled SQL rules by hand: `sql run RULE --date D` (or a --from/--to backfill), `sql runs`.
     Sql(commands::sql::Args),
+    /// Which money fields, metrics and cross-system flows the rules protect; `--diff` gates a migration.
+    Coverage(commands::coverage::Args),
     /// Show (and verify) the checkpoint `fundguard run` keeps in its data directory.
     Checkpoint(commands::checkpoint::Args),
 }
@@ -68,6 +70,7 @@ fn main() -> ExitCode {
         Command::Backtest(args) => commands::backtest::run(args),
         Command::Run(args) => commands::run::run(args),
         Command::Sql(args) => commands::sql::run(args),
+        Command::Coverage(args) => commands::coverage::run(args),
     };
     match result {
         Ok(code) => code,

@@ -3,6 +3,7 @@
 pub mod alerts;
 pub mod backtest;
 pub mod checkpoint;
+pub mod coverage;
 pub mod demo;
 pub mod report;
 pub mod run;

@@ -5,6 +5,7 @@ mod api;
 mod backtest;
 mod cli;
 mod console;
+mod coverage;
 mod crash;
 mod databases;
 mod dead_letters;

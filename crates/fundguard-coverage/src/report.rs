@@ -1,0 +1,212 @@
+//! A [`Report`] for people (text, Markdown, HTML) and machines (JSON). Gaps come first,
+//! grouped by owner and table: what a reviewer must act on leads.
+
+use std::fmt::Write;
+
+use crate::measure::{ColumnReport, Dimensions, Figure, Report};
+
+/// How a report is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Json,
+    Markdown,
+    Html,
+}
+
+pub fn render(report: &Report, format: Format) -> String {
+    match format {
+        Format::Json => serde_json::to_string_pretty(report).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}")),
+        Format::Text => text(report),
+        Format::Markdown => markdown(report),
+        Format::Html => html(report),
+    }
+}
+
+fn figure(f: &Figure) -> String {
+    if f.total == 0 {
+        return "    — (0/0)".to_string();
+    }
+    format!("{:>5}% ({}/{})", f.percent_text(), f.covered, f.total)
+}
+
+fn gaps(report: &Report) -> Vec<&ColumnReport> {
+    let mut gaps: Vec<&ColumnReport> = report.columns.iter().filter(|c| c.is_gap()).collect();
+    gaps.sort_by(|a, b| (&a.owner, &a.table, &a.column).cmp(&(&b.owner, &b.table, &b.column)));
+    gaps
+}
+
+fn text(report: &Report) -> String {
+    let mut out = String::new();
+    let d = &report.overall;
+    let _ = writeln!(out, "coverage          field            metric           cross-system");
+    let _ = writeln!(
+        out,
+        "{:<17} {:<16} {:<16} {}",
+        "overall",
+        figure(&d.field),
+        figure(&d.metric),
+        figure(&d.cross_system)
+    );
+    for (owner, d) in &report.owners {
+        let _ =
+            writeln!(out, "{owner:<17} {:<16} {:<16} {}", figure(&d.field), figure(&d.metric), figure(&d.cross_system));
+    }
+    let gaps = gaps(report);
+    let _ = writeln!(out, "\nuncovered money fields ({}):", gaps.len());
+    for c in &gaps {
+        let new = if c.new { " NEW" } else { "" };
+        let _ = writeln!(
+            out,
+            "  {:<10} {}.{} [{} {}%: {}]{new}",
+            c.owner,
+            c.table,
+            c.column,
+            c.classification.class.name(),
+            c.classification.confidence,
+            c.classification.reason
+        );
+    }
+    let waived: Vec<&ColumnReport> = report.columns.iter().filter(|c| c.money_field && c.waived.is_some()).collect();
+    if !waived.is_empty() {
+        let _ = writeln!(out, "\nwaived ({}):", waived.len());
+        for c in waived {
+            if let Some(w) = &c.waived {
+                let _ = writeln!(out, "  {}.{}: {} (waived by {})", c.table, c.column, w.reason, w.owner);
+            }
+        }
+    }
+    let _ = writeln!(out, "\ncovered money fields:");
+    for c in report.columns.iter().filter(|c| c.money_field && !c.covered_by.is_empty()) {
+        let _ = writeln!(
+            out,
+            "  {}.{} [{}] ← {}",
+            c.table,
+            c.column,
+            c.classification.class.name(),
+            c.covered_by.join(", ")
+        );
+    }
+    let _ = writeln!(out, "\nmetrics (money tables with a status column):");
+    for m in &report.metrics {
+        let list = |v: &[String]| if v.is_empty() { "MISSING".to_string() } else { v.join(", ") };
+        let _ = writeln!(out, "  {} ({}) {}", m.table, m.status_column, figure(&m.figure));
+        let _ = writeln!(out, "    transition: {}", list(&m.transition_rules));
+        match &m.intermediate_states {
+            Some(_) => {
+                for (state, rules) in &m.timeouts {
+                    let _ = writeln!(out, "    timeout in {state}: {}", list(rules));
+                }
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "    timeout: {} (states unknown: no transition rule names them)",
+                    list(&m.timeout_rules)
+                );
+            }
+        }
+        let _ = writeln!(out, "    failure rate: {}", list(&m.rate_rules));
+    }
+    let _ = writeln!(out, "\nrelations between money tables:");
+    for r in &report.relations {
+        let via = r.via.as_deref().map(|v| format!(" via {v}")).unwrap_or_default();
+        let state = if r.reconciled_by.is_empty() {
+            "NOT RECONCILED".to_string()
+        } else {
+            format!("{} [{}]", r.reconciled_by.join(", "), r.directions.join("; "))
+        };
+        let new = if r.new { " NEW" } else { "" };
+        let _ = writeln!(out, "  {} → {}{via} ({}): {state}{new}", r.from, r.to, r.found_by);
+    }
+    let unknown: Vec<_> = report.rules.iter().filter(|r| r.unknown.is_some()).collect();
+    if !unknown.is_empty() {
+        let _ = writeln!(out, "\nunknown coverage (counted as covering nothing):");
+        for r in unknown {
+            let _ = writeln!(out, "  {} ({}): {}", r.id, r.kind, r.unknown.as_deref().unwrap_or_default());
+        }
+    }
+    if !report.problems.is_empty() {
+        let _ = writeln!(out, "\nproblems:");
+        for p in &report.problems {
+            let _ = writeln!(out, "  {p}");
+        }
+    }
+    out
+}
+
+fn markdown(report: &Report) -> String {
+    let mut out = String::from("# Coverage\n\n| owner | field | metric | cross-system |\n|---|---|---|---|\n");
+    let row = |out: &mut String, name: &str, d: &Dimensions| {
+        let _ =
+            writeln!(out, "| {name} | {} | {} | {} |", figure(&d.field), figure(&d.metric), figure(&d.cross_system));
+    };
+    row(&mut out, "**overall**", &report.overall);
+    for (owner, d) in &report.owners {
+        row(&mut out, owner, d);
+    }
+    out.push_str("\n## Uncovered money fields\n\n| owner | column | class | why |\n|---|---|---|---|\n");
+    for c in gaps(report) {
+        let _ = writeln!(
+            out,
+            "| {} | `{}.{}`{} | {} ({}%) | {} |",
+            c.owner,
+            c.table,
+            c.column,
+            if c.new { " **new**" } else { "" },
+            c.classification.class.name(),
+            c.classification.confidence,
+            c.classification.reason.replace('|', "\\|")
+        );
+    }
+    out.push_str("\n## Relations\n\n| from | to | reconciled by | directions |\n|---|---|---|---|\n");
+    for r in &report.relations {
+        let by = if r.reconciled_by.is_empty() { "**not reconciled**".into() } else { r.reconciled_by.join(", ") };
+        let _ = writeln!(out, "| `{}` | `{}` | {by} | {} |", r.from, r.to, r.directions.join("; "));
+    }
+    out
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+fn html(report: &Report) -> String {
+    let mut out = String::from(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>fundguard coverage</title></head><body><h1>Coverage</h1><table><tr><th>owner</th><th>field</th><th>metric</th><th>cross-system</th></tr>",
+    );
+    let row = |out: &mut String, name: &str, d: &Dimensions| {
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(name),
+            figure(&d.field),
+            figure(&d.metric),
+            figure(&d.cross_system)
+        );
+    };
+    row(&mut out, "overall", &report.overall);
+    for (owner, d) in &report.owners {
+        row(&mut out, owner, d);
+    }
+    out.push_str("</table><h2>Uncovered money fields</h2><table><tr><th>owner</th><th>column</th><th>class</th><th>why</th></tr>");
+    for c in gaps(report) {
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}.{}</td><td>{} ({}%)</td><td>{}</td></tr>",
+            escape(&c.owner),
+            escape(&c.table),
+            escape(&c.column),
+            c.classification.class.name(),
+            c.classification.confidence,
+            escape(&c.classification.reason)
+        );
+    }
+    out.push_str("</table><h2>Relations</h2><table><tr><th>from</th><th>to</th><th>reconciled by</th></tr>");
+    for r in &report.relations {
+        let by = if r.reconciled_by.is_empty() { "not reconciled".into() } else { r.reconciled_by.join(", ") };
+        let _ = write!(out, "<tr><td>{}</td><td>{}</td><td>{}</td></tr>", escape(&r.from), escape(&r.to), escape(&by));
+    }
+    out.push_str("</table></body></html>\n");
+    out
+}
