@@ -30,6 +30,14 @@ use crate::{DeadLetter, DecodedBatch, SourceError};
 /// flushed; an empty read vouches only for commits that began this long before it.
 const COMMIT_MARGIN_MICROS: i64 = 100_000;
 
+/// While the slot has nothing new: how often to look whether the server flushed more WAL
+/// (one light query), so a commit is read within this of being flushed rather than within
+/// `poll_interval`.
+const WAL_CHECK: Duration = Duration::from_millis(10);
+
+/// The least time between two moves of the slot over WAL that held nothing for it.
+const QUIET_ADVANCE: Duration = Duration::from_secs(1);
+
 /// Where to read from.
 #[derive(Debug, Clone)]
 pub struct PostgresConfig {
@@ -123,6 +131,10 @@ pub struct PostgresSource {
     idle: bool,
     /// Batches delivered but not yet confirmed on the slot: a peek returns them again first.
     unconfirmed: Delivered,
+    /// The server's WAL flush position before the last read.
+    flushed: Option<String>,
+    /// When the slot last moved on over WAL that had nothing for it.
+    quiet_advance: Option<tokio::time::Instant>,
 }
 
 /// Batches delivered but not yet confirmed on the slot, oldest first: each one's commit
@@ -253,16 +265,20 @@ impl PostgresSource {
             clock_offset,
             idle: false,
             unconfirmed: Delivered::default(),
+            flushed: None,
+            quiet_advance: None,
         })
     }
 
     /// Whole transactions, about `max` changes, after the last delivered one. When
     /// there are none, an empty batch that is `caught_up` to the server's clock at the
-    /// read (every later commit is stamped after it), and the next read waits `poll_interval`.
+    /// read (every later commit is stamped after it); the next read then waits until the
+    /// server has flushed more WAL (looked at every 10 ms) or `poll_interval` passes.
     pub async fn next_batch(&mut self, max: usize) -> Result<PostgresBatch, SourceError> {
         if self.idle {
-            tokio::time::sleep(self.config.poll_interval).await;
+            self.wait_for_wal().await?;
         }
+        let flushed = self.wal_flushed().await?;
         let asked = local_micros();
         let rows = self.peek(self.unconfirmed_rows().saturating_add(max)).await?;
         let mut out = self.unconfirmed.decode_after(&self.source, &rows);
@@ -271,8 +287,51 @@ impl PostgresSource {
         if self.idle {
             let server_then = asked.saturating_add(self.clock_offset).saturating_sub(COMMIT_MARGIN_MICROS);
             out.batch.caught_up = Some(EventTime::from_micros(server_then));
+            self.follow_quiet_wal(&flushed).await?;
         }
+        self.flushed = Some(flushed);
         Ok(out)
+    }
+
+    /// The server's WAL flush position (replayed position on a standby): logical decoding
+    /// reads up to it, so while it stands still a read has nothing new to find.
+    async fn wal_flushed(&self) -> Result<String, SourceError> {
+        let row = self
+            .client
+            .query_one(
+                "SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() \
+                 ELSE pg_current_wal_flush_lsn() END)::text",
+                &[],
+            )
+            .await
+            .map_err(|e| client_error("reading the WAL position", e))?;
+        Ok(row.get::<_, Option<String>>(0).unwrap_or_default())
+    }
+
+    /// After a read that found nothing: waits until the WAL moved past where it was at that
+    /// read, or `poll_interval` (the next read also moves event time on).
+    async fn wait_for_wal(&self) -> Result<(), SourceError> {
+        let began = tokio::time::Instant::now();
+        loop {
+            tokio::time::sleep(WAL_CHECK.min(self.config.poll_interval)).await;
+            if began.elapsed() >= self.config.poll_interval || self.flushed.as_ref() != Some(&self.wal_flushed().await?)
+            {
+                return Ok(());
+            }
+        }
+    }
+
+    /// A read found nothing up to `flushed` although the WAL moved (other tables, other
+    /// databases): with nothing delivered left unconfirmed, the slot may move up to it, so
+    /// the server need not keep that WAL and the next reads need not decode it again.
+    /// At most once per [`QUIET_ADVANCE`] (an advance decodes WAL on the server too).
+    async fn follow_quiet_wal(&mut self, flushed: &str) -> Result<(), SourceError> {
+        let due = self.quiet_advance.is_none_or(|at| at.elapsed() >= QUIET_ADVANCE);
+        if due && self.unconfirmed.0.is_empty() && self.flushed.as_deref() != Some(flushed) && !flushed.is_empty() {
+            self.confirm(flushed).await?;
+            self.quiet_advance = Some(tokio::time::Instant::now());
+        }
+        Ok(())
     }
 
     async fn peek(&self, max: usize) -> Result<Vec<(String, String)>, SourceError> {

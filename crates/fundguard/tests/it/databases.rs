@@ -397,6 +397,51 @@ fn a_postgres_source_that_cannot_create_its_slot_recovers_once_the_cause_is_fixe
     assert_eq!(found.map(|f| f["key"]["id"].clone()), Some(serde_json::json!(1)), "{}", service.sources());
 }
 
+/// Regression: a slot never moved while only other databases of the cluster were busy
+/// (logical decoding shows a slot nothing of them), so the server kept all their WAL and
+/// every read decoded it again, for ever longer.
+#[test]
+fn a_slot_moves_on_over_wal_that_holds_nothing_for_it() {
+    let db = Postgres::start("logical");
+    db.sql(
+        "CREATE SCHEMA shop; \
+         CREATE TABLE shop.refunds (id BIGINT PRIMARY KEY, order_id BIGINT, amount BIGINT, currency TEXT, status TEXT);",
+    );
+    db.sql("CREATE DATABASE noise;");
+    db.sql_in("noise", "CREATE TABLE busy (id BIGINT PRIMARY KEY, v TEXT);");
+    let work = tempfile::tempdir().unwrap();
+    let config = write_config(
+        work.path(),
+        &format!(
+            "rules: [{}]\ndata_dir: data\nlisten: 127.0.0.1:0\nsources:\n  - {{ name: pg, type: postgres, url: \"{}\", slot: fg, create_slot: true }}\nsinks:\n  - {{ type: jsonl, path: findings.jsonl }}\n",
+            path(&repo_root().join("examples/rules")),
+            db.url()
+        ),
+    );
+    let service = Service::start(&config, &[]);
+    wait_until_read(&service);
+    let confirmed = || db.query("SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = 'fg'");
+    let covered = |lsn: &str| {
+        db.query(&format!(
+            "SELECT '{lsn}'::pg_lsn <= confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = 'fg'"
+        )) == "t"
+    };
+    let before = confirmed();
+    db.sql_in("noise", "INSERT INTO busy SELECT i, repeat('x', 100) FROM generate_series(1, 20000) i;");
+    let written = db.query("SELECT pg_current_wal_flush_lsn()");
+    let moved = wait(Duration::from_secs(20), || covered(&written).then_some(()));
+    assert!(moved.is_some(), "slot at {} (was {before}), WAL written up to {written}", confirmed());
+
+    // Moving on skipped nothing of its own: a change to an included table is still read.
+    db.sql("INSERT INTO shop.refunds VALUES (1, 10, -1, 'CNY', 'SUCCESS');");
+    let findings = work.path().join("findings.jsonl");
+    let found = wait(Duration::from_secs(30), || {
+        read_jsonl(&findings).into_iter().find(|f| f["rule"] == "refund-amount-positive")
+    });
+    assert!(found.is_some(), "{}", service.sources());
+    assert_eq!(service.sources()[0]["events"], 1, "{}", service.sources());
+}
+
 /// Waits until the first source is connected (or already reading).
 fn wait_until_read(service: &Service) {
     let connected = wait(Duration::from_secs(60), || {

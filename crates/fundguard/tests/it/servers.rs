@@ -232,6 +232,11 @@ impl Postgres {
 
     /// Runs SQL through `psql`; panics on any error.
     pub fn sql(&self, sql: &str) {
+        self.sql_in("postgres", sql);
+    }
+
+    /// Runs SQL in another database of the cluster.
+    pub fn sql_in(&self, database: &str, sql: &str) {
         run(Command::new("psql").args([
             "-X",
             "-q",
@@ -243,9 +248,28 @@ impl Postgres {
             &self.port.to_string(),
             "-U",
             "postgres",
+            "-d",
+            database,
             "-c",
             sql,
         ]));
+    }
+
+    /// The first column of the first row of a query, as text.
+    pub fn query(&self, sql: &str) -> String {
+        let out = Command::new("psql")
+            .args(["-X", "-A", "-t", "-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres", "-c", sql])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{sql}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .split('|')
+            .next()
+            .unwrap_or_default()
+            .to_string()
     }
 
     /// Stops the cluster (fast mode) and starts it again.
