@@ -206,3 +206,26 @@ fn a_live_postgresql_classifies_like_its_ddl_file() {
     psql("postgres", &format!("DROP DATABASE {database} WITH (FORCE);"));
     assert_eq!(column_map(&json(&live)), column_map(&json(&coverage(&["--ddl", POSTGRES_DDL, "--format", "json"]))));
 }
+
+#[test]
+fn warehouse_tables_of_a_config_are_measured_and_their_sql_rules_planned() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("rules")).unwrap();
+    std::fs::write(dir.path().join("totals.csv"), "merchant_id,settled,expected,note\n1,10.50,10.50,ok\n").unwrap();
+    std::fs::write(
+        dir.path().join("rules/totals.yaml"),
+        "id: totals-match\ndescription: d\nowner: settlement\nseverity: high\nsql:\n  query: \"SELECT merchant_id, settled - expected AS diff FROM totals WHERE settled <> expected\"\n  key: [merchant_id]\n",
+    )
+    .unwrap();
+    let config = crate::service::write_config(
+        dir.path(),
+        "rules: [rules]\nwarehouse:\n  - { name: totals, type: csv, path: totals.csv }\n",
+    );
+    let rules = dir.path().join("rules");
+    let o = fundguard(&["coverage", "--rules", path(&rules), "--config", path(&config), "--format", "json"]);
+    let map = column_map(&json(&o));
+    assert_eq!(map["totals.settled"].0, "money_amount");
+    assert_eq!(map["totals.settled"].2, ["totals-match"]);
+    assert_eq!(map["totals.expected"].2, ["totals-match"]);
+    assert!(map["totals.note"].2.is_empty());
+}
