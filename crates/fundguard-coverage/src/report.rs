@@ -12,6 +12,8 @@ pub enum Format {
     Json,
     Markdown,
     Html,
+    /// Prometheus gauges per dimension and owner, for a textfile collector or a Pushgateway.
+    Prometheus,
 }
 
 pub fn render(report: &Report, format: Format) -> String {
@@ -20,7 +22,46 @@ pub fn render(report: &Report, format: Format) -> String {
         Format::Text => text(report),
         Format::Markdown => markdown(report),
         Format::Html => html(report),
+        Format::Prometheus => prometheus(report),
     }
+}
+
+/// `fundguard_coverage_{covered,total,ratio}{dimension, owner}`. Overall figures are the sums
+/// over owners (every field, metric item and relation has exactly one owner), so only the
+/// per-owner series are written: `sum(covered) / sum(total)` is the overall ratio.
+fn prometheus(report: &Report) -> String {
+    use prometheus_client::metrics::family::Family;
+    use prometheus_client::metrics::gauge::Gauge;
+    use prometheus_client::registry::Registry;
+    type Labels = Vec<(String, String)>;
+    let covered = Family::<Labels, Gauge>::default();
+    let total = Family::<Labels, Gauge>::default();
+    let ratio = Family::<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+    for (owner, d) in &report.owners {
+        for (dimension, f) in [("field", d.field), ("metric", d.metric), ("cross_system", d.cross_system)] {
+            let labels = vec![("dimension".to_string(), dimension.to_string()), ("owner".to_string(), owner.clone())];
+            covered.get_or_create(&labels).set(i64::try_from(f.covered).unwrap_or(i64::MAX));
+            total.get_or_create(&labels).set(i64::try_from(f.total).unwrap_or(i64::MAX));
+            // A ratio for dashboards; the exact figures are the two gauges above.
+            ratio.get_or_create(&labels).set(f.permille() as f64 / 1000.0);
+        }
+    }
+    let mut registry = Registry::default();
+    registry.register("fundguard_coverage_covered", "Items of a coverage dimension a rule covers, per owner", covered);
+    registry.register(
+        "fundguard_coverage_total",
+        "Items of a coverage dimension (waived fields left out), per owner",
+        total,
+    );
+    registry.register(
+        "fundguard_coverage_ratio",
+        "Covered / total, rounded down to 0.001 (1 when there is nothing to cover)",
+        ratio,
+    );
+    let mut out = String::new();
+    // Encoding into a String cannot fail.
+    let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
+    out
 }
 
 fn figure(f: &Figure) -> String {

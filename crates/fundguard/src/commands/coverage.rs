@@ -56,6 +56,7 @@ enum FormatArg {
     Json,
     Markdown,
     Html,
+    Prometheus,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -117,6 +118,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         FormatArg::Json => Format::Json,
         FormatArg::Markdown => Format::Markdown,
         FormatArg::Html => Format::Html,
+        FormatArg::Prometheus => Format::Prometheus,
     };
     print!("{}", render(&report, format));
 

@@ -229,3 +229,24 @@ fn warehouse_tables_of_a_config_are_measured_and_their_sql_rules_planned() {
     assert_eq!(map["totals.expected"].2, ["totals-match"]);
     assert!(map["totals.note"].2.is_empty());
 }
+
+#[test]
+fn prometheus_gauges_per_dimension_and_owner_add_up_to_the_overall_figures() {
+    let args = ["--ddl", MYSQL_DDL, "--coverage", "examples/coverage/coverage.yaml"];
+    let report = json(&coverage(&[&args[..], &["--format", "json"]].concat()));
+    let o = coverage(&[&args[..], &["--format", "prometheus"]].concat());
+    let text = stdout(&o);
+    assert!(text.contains("# TYPE fundguard_coverage_covered gauge"), "{text}");
+    assert!(text.contains("fundguard_coverage_total{dimension=\"field\",owner=\"finance\"} 2"), "{text}");
+    for (dimension, key) in [("field", "field"), ("metric", "metric"), ("cross_system", "cross_system")] {
+        let sum = |metric: &str| -> u64 {
+            let prefix = format!("fundguard_coverage_{metric}{{dimension=\"{dimension}\",");
+            text.lines()
+                .filter(|l| l.starts_with(&prefix))
+                .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+                .sum()
+        };
+        assert_eq!(sum("covered"), report["overall"][key]["covered"].as_u64().unwrap(), "{dimension}");
+        assert_eq!(sum("total"), report["overall"][key]["total"].as_u64().unwrap(), "{dimension}");
+    }
+}
