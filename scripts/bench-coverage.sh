@@ -73,4 +73,7 @@ print(f"columns classified: {len(r['columns'])}, rules read: {len(r['rules'])} (
       f"field {o['field']['covered']}/{o['field']['total']}, metric {o['metric']['covered']}/{o['metric']['total']}, "
       f"cross-system {o['cross_system']['covered']}/{o['cross_system']['total']}")
 PY
-printf 'fundguard coverage: %.2f s, %d MiB peak, %s CPU\n' "$secs" "$((kb / 1024))" "$cpu"
+printf 'fundguard coverage --format json: %.2f s, %d MiB peak, %s CPU\n' "$secs" "$((kb / 1024))" "$cpu"
+/usr/bin/time -f "%e %M %P" -o "$WORK/time.txt" "$BIN" coverage --rules "$WORK/rules" --ddl "$WORK/schema.sql" > /dev/null
+read -r secs kb cpu < "$WORK/time.txt"
+printf 'fundguard coverage (text):     %.2f s, %d MiB peak, %s CPU\n' "$secs" "$((kb / 1024))" "$cpu"
