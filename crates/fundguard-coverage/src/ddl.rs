@@ -223,7 +223,13 @@ fn column_of(def: &ColumnDef) -> (Column, Option<String>) {
             _ => {}
         }
     }
-    let column = Column { name: ident(&def.name), data_type: def.data_type.to_string(), comment, references: None };
+    let column = Column {
+        name: ident(&def.name),
+        data_type: def.data_type.to_string(),
+        comment,
+        references: None,
+        samples: Vec::new(),
+    };
     (column, references)
 }
 

@@ -195,6 +195,7 @@ fn warehouse_tables(runtime: &tokio::runtime::Runtime, path: &Path) -> anyhow::R
                         data_type: f.data_type().to_string(),
                         comment: None,
                         references: None,
+                        samples: Vec::new(),
                     })
                     .collect();
                 changes.push(SchemaChange::CreateTable(Table {

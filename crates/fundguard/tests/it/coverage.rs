@@ -179,7 +179,7 @@ fn ddl(file: &str) -> String {
 }
 
 #[test]
-fn a_live_mariadb_classifies_like_its_ddl_file() {
+fn a_live_mariadb_classifies_like_its_ddl_file_and_profiles_code_columns() {
     let database = format!("fg_coverage_{}", std::process::id());
     let mariadb = |sql: &str| crate::servers::mariadb_sql(3306, sql);
     mariadb(&format!("DROP DATABASE IF EXISTS {database}; CREATE DATABASE {database};"));
@@ -188,12 +188,19 @@ fn a_live_mariadb_classifies_like_its_ddl_file() {
     mariadb(&format!("USE {database};\n{loaded}"));
     let url = format!("mysql://root@127.0.0.1:3306/{database}");
     let live = coverage(&["--dsn", &url, "--format", "json"]);
+    // The data profile: a code column named for nothing is a currency by its values.
+    mariadb(&format!(
+        "CREATE TABLE {database}.quotes (id BIGINT, settle_in CHAR(3), note VARCHAR(8)); INSERT INTO {database}.quotes VALUES (1, 'CNY', 'NEW'), (2, 'USD', 'OLD');"
+    ));
+    let profiled = column_map(&json(&coverage(&["--dsn", &url, "--format", "json"])));
     mariadb(&format!("DROP DATABASE {database};"));
     assert_eq!(column_map(&json(&live)), column_map(&json(&coverage(&["--ddl", MYSQL_DDL, "--format", "json"]))));
+    assert_eq!(profiled["quotes.settle_in"].0, "currency");
+    assert_eq!(profiled["quotes.note"].0, "other");
 }
 
 #[test]
-fn a_live_postgresql_classifies_like_its_ddl_file() {
+fn a_live_postgresql_classifies_like_its_ddl_file_and_profiles_code_columns() {
     let database = format!("fg_coverage_{}", std::process::id());
     let psql = |db: &str, sql: &str| {
         psql_script(&["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", "postgres", "-d", db], sql)
@@ -203,8 +210,15 @@ fn a_live_postgresql_classifies_like_its_ddl_file() {
     psql(&database, &ddl(POSTGRES_DDL));
     let url = format!("postgres://postgres@127.0.0.1:5432/{database}");
     let live = coverage(&["--dsn", &url, "--format", "json"]);
+    psql(
+        &database,
+        "CREATE TABLE shop.quotes (id bigint, settle_in char(3), note varchar(8)); INSERT INTO shop.quotes VALUES (1, 'CNY', 'NEW'), (2, 'USD', 'OLD');",
+    );
+    let profiled = column_map(&json(&coverage(&["--dsn", &url, "--format", "json"])));
     psql("postgres", &format!("DROP DATABASE {database} WITH (FORCE);"));
     assert_eq!(column_map(&json(&live)), column_map(&json(&coverage(&["--ddl", POSTGRES_DDL, "--format", "json"]))));
+    assert_eq!(profiled["quotes.settle_in"].0, "currency");
+    assert_eq!(profiled["quotes.note"].0, "other");
 }
 
 #[test]
