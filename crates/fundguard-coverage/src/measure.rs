@@ -135,6 +135,10 @@ pub struct RuleSummary {
     /// Why its coverage is unknown (it then covers nothing).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unknown: Option<String>,
+    /// Tables it reads that no schema source describes: what it checks there is not counted
+    /// (a typo in the rule, or a database left out of `--ddl`/`--dsn`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tables_not_in_schema: Vec<String>,
 }
 
 /// Everything measured.
@@ -279,12 +283,18 @@ pub fn measure(input: &Input<'_>) -> Report {
     let rules = input
         .rules
         .iter()
-        .map(|r| RuleSummary {
-            id: r.id.clone(),
-            kind: r.kind,
-            owner: r.owner.clone(),
-            columns: r.checks.len(),
-            unknown: r.unknown.clone(),
+        .map(|r| {
+            let mut missing: Vec<String> =
+                r.checks.iter().map(|(t, _)| t).filter(|t| resolved.get(t.as_str()) == Some(&None)).cloned().collect();
+            missing.dedup();
+            RuleSummary {
+                id: r.id.clone(),
+                kind: r.kind,
+                owner: r.owner.clone(),
+                columns: r.checks.len(),
+                unknown: r.unknown.clone(),
+                tables_not_in_schema: missing,
+            }
         })
         .collect();
     Report { overall, owners: per_owner, columns, metrics, relations, rules, problems: Vec::new() }
@@ -497,5 +507,12 @@ mod tests {
         let orders = set.metrics.iter().find(|m| m.table == "s.orders").unwrap();
         assert_eq!(orders.timeouts.keys().collect::<Vec<_>>(), ["PAID", "PAYING"]);
         assert_eq!(orders.owner, "orders");
+    }
+
+    #[test]
+    fn a_rule_on_a_table_no_schema_describes_says_so() {
+        let r = report("CREATE TABLE s.orders (id BIGINT);", &[CHECK], "");
+        assert_eq!(r.rules[0].tables_not_in_schema, ["s.payments"]);
+        assert_eq!(report(SHOP, &[CHECK], "").rules[0].tables_not_in_schema, Vec::<String>::new());
     }
 }

@@ -167,6 +167,13 @@ fn text(report: &Report) -> String {
             let _ = writeln!(out, "  {} ({}): {}", r.id, r.kind, r.unknown.as_deref().unwrap_or_default());
         }
     }
+    let elsewhere: Vec<_> = report.rules.iter().filter(|r| !r.tables_not_in_schema.is_empty()).collect();
+    if !elsewhere.is_empty() {
+        let _ = writeln!(out, "\nrules reading tables no schema source describes (not counted there):");
+        for r in elsewhere {
+            let _ = writeln!(out, "  {}: {}", r.id, r.tables_not_in_schema.join(", "));
+        }
+    }
     if !report.problems.is_empty() {
         let _ = writeln!(out, "\nproblems:");
         for p in &report.problems {
