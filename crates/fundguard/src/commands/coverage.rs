@@ -156,6 +156,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
+/// The JSON report of `rules` over a schema, with no overrides: what `fundguard demo` shows
+/// on its console's Coverage page for the simulator's schema.
+pub(crate) fn report_json(changes: Vec<SchemaChange>, rules: &[PathBuf]) -> String {
+    let mut catalog = Catalog::default();
+    apply(&mut catalog, changes);
+    let (rules, _) = load_paths(rules);
+    let coverage = rule_coverage(&rules, &catalog);
+    let overrides = Overrides::default();
+    let report =
+        measure(&Input { catalog: &catalog, rules: &coverage, overrides: &overrides, new_columns: &HashSet::new() });
+    render(&report, Format::Json)
+}
+
 fn apply(catalog: &mut Catalog, changes: Vec<SchemaChange>) {
     for change in changes {
         catalog.apply(change);
