@@ -64,6 +64,69 @@ fn prometheus(report: &Report) -> String {
     out
 }
 
+/// The figures of a JSON report (`--format json`) as a section of the daily report: one
+/// line per owner, in the daily report's format (`text`, `markdown` or `html`). `None` when
+/// the text is not such a report.
+pub fn summary_of_json(json: &str, format: &str) -> Option<String> {
+    let report: serde_json::Value = serde_json::from_str(json).ok()?;
+    let read = |v: &serde_json::Value| -> Option<Figure> {
+        Some(Figure { covered: v.get("covered")?.as_u64()? as usize, total: v.get("total")?.as_u64()? as usize })
+    };
+    let dims = |d: &serde_json::Value| -> Option<[Figure; 3]> {
+        Some([read(d.get("field")?)?, read(d.get("metric")?)?, read(d.get("cross_system")?)?])
+    };
+    let mut rows = vec![("overall".to_string(), dims(report.get("overall")?)?)];
+    for (owner, d) in report.get("owners")?.as_object()? {
+        rows.push((owner.clone(), dims(d)?));
+    }
+    let gaps = report.get("columns")?.as_array()?.iter().filter(|c| {
+        c["money_field"] == true
+            && c["covered_by"].as_array().is_some_and(|r| r.is_empty())
+            && c.get("waived").is_none()
+    });
+    let gaps = gaps.count();
+    let cell = |f: &Figure| figure(f).trim().to_string();
+    let mut out = String::new();
+    match format {
+        "markdown" | "md" => {
+            let _ = writeln!(
+                out,
+                "\n## Coverage ({gaps} uncovered money fields)\n\n| owner | field | metric | cross-system |\n|---|---|---|---|"
+            );
+            for (o, [f, m, c]) in &rows {
+                let _ = writeln!(out, "| {o} | {} | {} | {} |", cell(f), cell(m), cell(c));
+            }
+        }
+        "html" => {
+            let _ = write!(
+                out,
+                "<h2>Coverage ({gaps} uncovered money fields)</h2><table><tr><th>owner</th><th>field</th><th>metric</th><th>cross-system</th></tr>"
+            );
+            for (o, [f, m, c]) in &rows {
+                let _ = write!(
+                    out,
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    escape(o),
+                    cell(f),
+                    cell(m),
+                    cell(c)
+                );
+            }
+            out.push_str("</table>\n");
+        }
+        _ => {
+            let _ = writeln!(
+                out,
+                "\ncoverage ({gaps} uncovered money fields)   field            metric           cross-system"
+            );
+            for (o, [f, m, c]) in &rows {
+                let _ = writeln!(out, "  {o:<38} {:<16} {:<16} {}", figure(f), figure(m), figure(c));
+            }
+        }
+    }
+    Some(out)
+}
+
 fn figure(f: &Figure) -> String {
     if f.total == 0 {
         return "    — (0/0)".to_string();

@@ -264,3 +264,53 @@ fn prometheus_gauges_per_dimension_and_owner_add_up_to_the_overall_figures() {
         assert_eq!(sum("total"), report["overall"][key]["total"].as_u64().unwrap(), "{dimension}");
     }
 }
+
+#[test]
+fn the_daily_report_ends_with_the_coverage_figures_per_team() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("coverage.json");
+    let o = coverage(&["--ddl", MYSQL_DDL, "--format", "json"]);
+    std::fs::write(&report, &o.stdout).unwrap();
+    // An empty alert store: a backtest over no events.
+    let store = dir.path().join("alerts.db");
+    let empty = dir.path().join("empty.jsonl");
+    std::fs::write(&empty, "").unwrap();
+    let findings = dir.path().join("findings.jsonl");
+    let o = fundguard(&[
+        "backtest",
+        "--rules",
+        "examples/rules",
+        "--input",
+        path(&empty),
+        "--format",
+        "debezium",
+        "--findings",
+        path(&findings),
+        "--alerts",
+        path(&store),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for (format, line) in [
+        ("text", "payments"),
+        ("markdown", "| payments | 100.0% (3/3) |"),
+        ("html", "<h2>Coverage (1 uncovered money fields)</h2>"),
+    ] {
+        let o = fundguard(&[
+            "report",
+            "daily",
+            "--store",
+            path(&store),
+            "--date",
+            "2026-01-01",
+            "--format",
+            format,
+            "--coverage",
+            path(&report),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(stdout(&o).contains(line), "{format}: {}", stdout(&o));
+    }
+    let o = fundguard(&["report", "daily", "--store", path(&store), "--coverage", MYSQL_DDL]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("not a coverage report"), "{}", stderr(&o));
+}
