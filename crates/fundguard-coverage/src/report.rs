@@ -64,6 +64,20 @@ fn prometheus(report: &Report) -> String {
     out
 }
 
+/// (dimension, owner, covered, total) of every owner of a JSON report (`--format json`):
+/// what `fundguard run` exports as gauges. `None` when the text is not such a report.
+pub fn figures_of_json(json: &str) -> Option<Vec<(String, String, u64, u64)>> {
+    let report: serde_json::Value = serde_json::from_str(json).ok()?;
+    let mut out = Vec::new();
+    for (owner, d) in report.get("owners")?.as_object()? {
+        for dimension in ["field", "metric", "cross_system"] {
+            let f = d.get(dimension)?;
+            out.push((dimension.to_string(), owner.clone(), f.get("covered")?.as_u64()?, f.get("total")?.as_u64()?));
+        }
+    }
+    Some(out)
+}
+
 /// The figures of a JSON report (`--format json`) as a section of the daily report: one
 /// line per owner, in the daily report's format (`text`, `markdown` or `html`). `None` when
 /// the text is not such a report.

@@ -352,4 +352,11 @@ fn the_coverage_page_drills_down_from_owner_to_the_rules_of_a_column() {
         screenshot(&client, "coverage-owner").await;
         client.close().await.unwrap();
     });
+    // The same figures as gauges on /metrics.
+    let metrics = wait(Duration::from_secs(20), || {
+        let text =
+            crate::service::agent().get(&format!("{url}/metrics")).call().ok()?.body_mut().read_to_string().ok()?;
+        text.contains("fundguard_coverage_total{dimension=\"field\",owner=\"payments\"} 3").then_some(text)
+    });
+    assert!(metrics.is_some(), "coverage gauges on /metrics");
 }
