@@ -265,8 +265,21 @@ pub fn classify(table: &str, column: &Column, catalog: &Catalog) -> Classificati
     if family.is_number() && MONEY_COMMENT_WORDS.iter().any(|w| comment.contains(w)) {
         return found(Class::MoneyAmount, 75, format!("a number whose comment says money: \"{}\"", comment.trim()));
     }
+    if family == TypeFamily::Text
+        && !column.samples.is_empty()
+        && column.samples.iter().all(|v| CURRENCY_CODES.contains(&v.trim()))
+    {
+        return found(Class::Currency, 80, format!("its values are currency codes: {}", column.samples.join(", ")));
+    }
     found(Class::Other, 50, format!("no money, status, time or reference sign in `{name}` ({} type)", family.name()))
 }
+
+/// ISO 4217 codes common enough that a column holding only these holds currencies.
+const CURRENCY_CODES: &[&str] = &[
+    "CNY", "USD", "EUR", "JPY", "GBP", "HKD", "SGD", "AUD", "CAD", "CHF", "KRW", "TWD", "MOP", "INR", "IDR", "THB",
+    "MYR", "PHP", "VND", "NZD", "SEK", "NOK", "DKK", "PLN", "CZK", "HUF", "RUB", "TRY", "BRL", "MXN", "ARS", "CLP",
+    "COP", "ZAR", "AED", "SAR", "ILS", "EGP", "NGN", "KES", "PKR", "BDT", "USDT", "USDC",
+];
 
 /// The table a `<stem>_id` column points at: `order` → `orders`, `category` →
 /// `categories`, in the referencing table's database first.
@@ -306,6 +319,7 @@ mod tests {
             data_type: data_type.into(),
             comment: comment.map(Into::into),
             references: None,
+            samples: Vec::new(),
         };
         classify("shop.payments", &column, &shop())
     }
@@ -328,6 +342,22 @@ mod tests {
         assert_eq!((order.class, order.references.as_deref()), (Class::ForeignReference, Some("shop.orders")));
         assert_eq!(class_of("txn_id", "varchar(32)", None).class, Class::Identifier);
         assert_eq!(class_of("id", "bigint", None).class, Class::Identifier);
+    }
+
+    #[test]
+    fn a_live_profile_of_currency_codes_makes_a_currency() {
+        let mut column = Column {
+            name: "settle_in".into(),
+            data_type: "char(3)".into(),
+            comment: None,
+            references: None,
+            samples: vec!["CNY".into(), "USD".into()],
+        };
+        let catalog = shop();
+        let classified = classify("shop.payments", &column, &catalog);
+        assert_eq!((classified.class, classified.confidence), (Class::Currency, 80));
+        column.samples.push("NEW".into());
+        assert_eq!(classify("shop.payments", &column, &catalog).class, Class::Other);
     }
 
     #[test]

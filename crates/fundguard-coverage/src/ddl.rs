@@ -2,10 +2,11 @@
 //! DataFusion already brings — into [`SchemaChange`]s. Never with regexes: comments, quoted
 //! names and strings containing `;` would fool them.
 //!
-//! A file is tokenised once and split at top-level `;` tokens; each statement is parsed on
-//! its own, so one the parser does not understand is reported with its file, line, column
-//! and text, and the statements after it are still read. Tokens keep their place in the
-//! file, so the parser's positions are already file positions.
+//! A file is tokenised once and parsed statement by statement; after a statement the parser
+//! does not understand — reported with its file, line, column and text — it skips to the
+//! next top-level `;` (a `;` in a string or comment is inside a token), so the statements
+//! after it are still read. Tokens keep their place in the file, so the parser's positions
+//! are already file positions.
 //!
 //! Which dialect a file is written in is found by reading it both ways and keeping the one
 //! that understands more statements (MySQL on a tie): a dump rarely says what made it.
@@ -17,7 +18,7 @@ use datafusion::sql::sqlparser::ast::{
 };
 use datafusion::sql::sqlparser::dialect::{Dialect as SqlDialect, MySqlDialect, PostgreSqlDialect};
 use datafusion::sql::sqlparser::parser::Parser;
-use datafusion::sql::sqlparser::tokenizer::{Location, Token, TokenWithSpan, Tokenizer};
+use datafusion::sql::sqlparser::tokenizer::{Location, Token, Tokenizer};
 
 use crate::schema::{Column, SchemaChange, Table};
 
@@ -87,8 +88,11 @@ pub fn parse_ddl(file: &str, text: &str) -> ParsedDdl {
 pub fn parse_ddl_as(file: &str, text: &str, dialect: Dialect) -> ParsedDdl {
     let parser_dialect = dialect.parser();
     let mut parsed = ParsedDdl { dialect, changes: Vec::new(), problems: Vec::new() };
-    let tokens = match Tokenizer::new(parser_dialect.as_ref(), text).tokenize_with_location() {
-        Ok(tokens) => tokens,
+    // A token per four bytes is about what dumps hold (whitespace is a token too): reserving
+    // it spares the regrowth and copying of a vector of millions of tokens.
+    let mut tokens = Vec::with_capacity(text.len() / 4);
+    match Tokenizer::new(parser_dialect.as_ref(), text).tokenize_with_location_into_buf(&mut tokens) {
+        Ok(()) => {}
         Err(e) => {
             // Past an unterminated string or comment nothing can be split any more.
             parsed.problems.push(DdlProblem {
@@ -100,65 +104,55 @@ pub fn parse_ddl_as(file: &str, text: &str, dialect: Dialect) -> ParsedDdl {
             });
             return parsed;
         }
-    };
-    for statement in split_statements(tokens) {
-        let start = statement[0].span.start;
-        let end = statement[statement.len() - 1].span.end;
-        match parse_one(parser_dialect.as_ref(), statement) {
-            Ok(s) => changes_of(&s, file, &mut parsed.changes),
-            Err(message) => {
-                let (line, column) = position_in(&message).unwrap_or((start.line, start.column));
-                parsed.problems.push(DdlProblem {
-                    file: file.to_string(),
-                    line,
-                    column,
-                    statement: excerpt(text, start, Some(end)),
-                    message: clean(&message),
-                });
-            }
+    }
+    // One parser over the file's tokens (no copy per statement: a 7 MB dump is millions of
+    // tokens); after a statement it cannot read, it skips to the next top-level `;`.
+    let mut parser = Parser::new(parser_dialect.as_ref()).with_tokens_with_locations(tokens);
+    loop {
+        while parser.consume_token(&Token::SemiColon) {}
+        let start = parser.peek_token().span.start;
+        if parser.peek_token().token == Token::EOF {
+            break;
         }
+        let problem = match parser.parse_statement() {
+            Ok(statement) => {
+                let next = parser.peek_token();
+                if matches!(next.token, Token::SemiColon | Token::EOF) {
+                    changes_of(&statement, file, &mut parsed.changes);
+                    continue;
+                }
+                (
+                    next.span.start.line,
+                    next.span.start.column,
+                    format!("expected the end of the statement, found `{}`", next.token),
+                )
+            }
+            Err(e) => {
+                let message = e.to_string();
+                let (line, column) = position_in(&message).unwrap_or((start.line, start.column));
+                (line, column, clean(&message))
+            }
+        };
+        let end = skip_statement(&mut parser);
+        parsed.problems.push(DdlProblem {
+            file: file.to_string(),
+            line: problem.0,
+            column: problem.1,
+            statement: excerpt(text, start, Some(end)),
+            message: problem.2,
+        });
     }
     parsed
 }
 
-/// Splits tokens into statements at `;`, dropping whitespace and comments around them and
-/// statements that are only those.
-fn split_statements(tokens: Vec<TokenWithSpan>) -> Vec<Vec<TokenWithSpan>> {
-    let mut statements = Vec::new();
-    let mut current: Vec<TokenWithSpan> = Vec::new();
-    for token in tokens {
-        match token.token {
-            Token::SemiColon | Token::EOF => {
-                if !current.is_empty() {
-                    statements.push(std::mem::take(&mut current));
-                }
-            }
-            Token::Whitespace(_) if current.is_empty() => {}
-            _ => current.push(token),
+/// Skips to the end of the statement the parser is in; returns where it ends.
+fn skip_statement(parser: &mut Parser<'_>) -> Location {
+    loop {
+        let token = parser.next_token();
+        if matches!(token.token, Token::SemiColon | Token::EOF) {
+            return token.span.start;
         }
     }
-    if !current.is_empty() {
-        statements.push(current);
-    }
-    for statement in &mut statements {
-        while matches!(statement.last().map(|t| &t.token), Some(Token::Whitespace(_))) {
-            statement.pop();
-        }
-    }
-    statements
-}
-
-fn parse_one(dialect: &dyn SqlDialect, tokens: Vec<TokenWithSpan>) -> Result<Statement, String> {
-    let mut parser = Parser::new(dialect).with_tokens_with_locations(tokens);
-    let statement = parser.parse_statement().map_err(|e| e.to_string())?;
-    let next = parser.peek_token();
-    if next.token != Token::EOF {
-        return Err(format!(
-            "expected the end of the statement, found `{}` at Line: {}, Column: {}",
-            next.token, next.span.start.line, next.span.start.column
-        ));
-    }
-    Ok(statement)
 }
 
 /// The facts a statement states about the schema; other statements (inserts, indexes,
@@ -229,7 +223,13 @@ fn column_of(def: &ColumnDef) -> (Column, Option<String>) {
             _ => {}
         }
     }
-    let column = Column { name: ident(&def.name), data_type: def.data_type.to_string(), comment, references: None };
+    let column = Column {
+        name: ident(&def.name),
+        data_type: def.data_type.to_string(),
+        comment,
+        references: None,
+        samples: Vec::new(),
+    };
     (column, references)
 }
 

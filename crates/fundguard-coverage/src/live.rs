@@ -4,7 +4,9 @@
 //!
 //! A MySQL URL with a database reads that database; without one, every database but the
 //! server's own. PostgreSQL reads every schema of the URL's database but `pg_catalog` and
-//! `information_schema`; the types come from `format_type`, as `\d` shows them. These
+//! `information_schema`; the types come from `format_type`, as `\d` shows them. Short text
+//! columns (up to 16 characters declared) are profiled from a few hundred rows (a `LIMIT`,
+//! never a scan), so a currency column with an unhelpful name is known by its values. These
 //! connections do not use TLS yet: point them at a local replica or through a tunnel.
 
 use std::time::Duration;
@@ -12,6 +14,7 @@ use std::time::Duration;
 use mysql_async::prelude::Queryable;
 
 use crate::CoverageError;
+use crate::classify::TypeFamily;
 use crate::schema::{Column, SchemaChange, Table};
 
 /// How long connecting and reading may take before the server counts as unreachable.
@@ -63,8 +66,20 @@ async fn read_mysql(url: &str, server: &str) -> Result<Vec<SchemaChange>, Covera
         ))
         .await
         .map_err(|e| fail(&e))?;
+    let mut changes = changes(server, columns, keys);
+    for (schema, table, column, samples) in to_profile(&mut changes) {
+        let quote = |name: &str| format!("`{}`", name.replace('`', "``"));
+        let query = format!(
+            "SELECT CAST({c} AS CHAR) FROM {}.{} WHERE {c} IS NOT NULL LIMIT {SAMPLE_ROWS}",
+            quote(&schema),
+            quote(&table),
+            c = quote(&column)
+        );
+        let values: Vec<Option<String>> = conn.query(query).await.map_err(|e| fail(&e))?;
+        *samples = distinct(values.into_iter().flatten());
+    }
     let _ = conn.disconnect().await;
-    Ok(changes(server, columns, keys))
+    Ok(changes)
 }
 
 async fn read_postgres(url: &str, server: &str) -> Result<Vec<SchemaChange>, CoverageError> {
@@ -97,9 +112,69 @@ async fn read_postgres(url: &str, server: &str) -> Result<Vec<SchemaChange>, Cov
         .await
         .map_err(|e| fail(&e))?;
     let keys = rows.iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4))).collect();
+    let mut changes = changes(server, columns, keys);
+    for (schema, table, column, samples) in to_profile(&mut changes) {
+        let quote = |name: &str| format!("\"{}\"", name.replace('"', "\"\""));
+        let query = format!(
+            "SELECT {c}::text FROM {}.{} WHERE {c} IS NOT NULL LIMIT {SAMPLE_ROWS}",
+            quote(&schema),
+            quote(&table),
+            c = quote(&column)
+        );
+        let rows = client.query(&query, &[]).await.map_err(|e| fail(&e))?;
+        *samples = distinct(rows.iter().filter_map(|r| r.get::<_, Option<String>>(0)));
+    }
     drop(client);
     let _ = driver.await;
-    Ok(changes(server, columns, keys))
+    Ok(changes)
+}
+
+/// Rows read per profiled column: a `LIMIT`, never a scan of the table.
+const SAMPLE_ROWS: usize = 200;
+/// Columns profiled per server at most, so a schema of thousands of tables costs seconds.
+const MAX_PROFILED: usize = 500;
+/// Text columns up to this declared length are profiled: codes, not free text.
+const MAX_CODE_LENGTH: u32 = 16;
+
+/// The short text columns to sample (schema, table, column, where the samples go): a
+/// currency stored in a column whose name does not say so is found by its values.
+fn to_profile(changes: &mut [SchemaChange]) -> Vec<(String, String, String, &mut Vec<String>)> {
+    let mut out = Vec::new();
+    for change in changes.iter_mut() {
+        let SchemaChange::CreateTable(table) = change else { continue };
+        let Some((schema, name)) = table.name.split_once('.') else { continue };
+        let (schema, name) = (schema.to_string(), name.to_string());
+        for column in &mut table.columns {
+            if out.len() >= MAX_PROFILED {
+                return out;
+            }
+            let short = declared_length(&column.data_type).is_some_and(|n| n <= MAX_CODE_LENGTH);
+            if short && TypeFamily::of(&column.data_type) == TypeFamily::Text {
+                out.push((schema.clone(), name.clone(), column.name.clone(), &mut column.samples));
+            }
+        }
+    }
+    out
+}
+
+/// `3` of `char(3)` or `character varying(3)`.
+fn declared_length(data_type: &str) -> Option<u32> {
+    let inside = data_type.split_once('(')?.1.split_once(')')?.0;
+    inside.trim().parse().ok()
+}
+
+/// Distinct values in first-seen order, at most 20.
+fn distinct(values: impl Iterator<Item = String>) -> Vec<String> {
+    let mut seen: Vec<String> = Vec::new();
+    for value in values {
+        if !seen.contains(&value) {
+            seen.push(value);
+            if seen.len() == 20 {
+                break;
+            }
+        }
+    }
+    seen
 }
 
 /// Rows of (schema, table, column, type, comment) and (schema, table, column, referenced
@@ -120,7 +195,7 @@ fn changes(
         }
         let table = current.get_or_insert_with(|| Table { name, columns: Vec::new(), source: server.to_string() });
         let comment = comment.filter(|c| !c.is_empty());
-        table.columns.push(Column { name: column, data_type, comment, references: None });
+        table.columns.push(Column { name: column, data_type, comment, references: None, samples: Vec::new() });
     }
     out.extend(current.map(SchemaChange::CreateTable));
     for (schema, table, column, ref_schema, ref_table) in keys {

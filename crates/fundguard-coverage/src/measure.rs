@@ -135,6 +135,10 @@ pub struct RuleSummary {
     /// Why its coverage is unknown (it then covers nothing).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unknown: Option<String>,
+    /// Tables it reads that no schema source describes: what it checks there is not counted
+    /// (a typo in the rule, or a database left out of `--ddl`/`--dsn`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tables_not_in_schema: Vec<String>,
 }
 
 /// Everything measured.
@@ -198,6 +202,8 @@ pub fn measure(input: &Input<'_>) -> Report {
 
     // (a) fields.
     let mut columns = Vec::new();
+    // Per column: its table's position, and whether its reference is a declared foreign key.
+    let mut origins: Vec<(usize, bool)> = Vec::new();
     let mut money_tables = HashSet::new();
     let mut status_columns: HashMap<usize, String> = HashMap::new();
     for (at, table) in tables.iter().enumerate() {
@@ -230,6 +236,7 @@ pub fn measure(input: &Input<'_>) -> Report {
                     ids
                 })
                 .unwrap_or_default();
+            origins.push((at, column.references.is_some()));
             columns.push(ColumnReport {
                 table: table.name.clone(),
                 column: column.name.clone(),
@@ -254,7 +261,7 @@ pub fn measure(input: &Input<'_>) -> Report {
     }
 
     // (c) relations.
-    let relations = relations(&money_tables, &owners, &rules_on, input);
+    let relations = relations(&columns, &origins, &money_tables, &owners, &rules_on, input);
 
     let mut overall = Dimensions::default();
     let mut per_owner: BTreeMap<String, Dimensions> = BTreeMap::new();
@@ -276,12 +283,18 @@ pub fn measure(input: &Input<'_>) -> Report {
     let rules = input
         .rules
         .iter()
-        .map(|r| RuleSummary {
-            id: r.id.clone(),
-            kind: r.kind,
-            owner: r.owner.clone(),
-            columns: r.checks.len(),
-            unknown: r.unknown.clone(),
+        .map(|r| {
+            let mut missing: Vec<String> =
+                r.checks.iter().map(|(t, _)| t).filter(|t| resolved.get(t.as_str()) == Some(&None)).cloned().collect();
+            missing.dedup();
+            RuleSummary {
+                id: r.id.clone(),
+                kind: r.kind,
+                owner: r.owner.clone(),
+                columns: r.checks.len(),
+                unknown: r.unknown.clone(),
+                tables_not_in_schema: missing,
+            }
         })
         .collect();
     Report { overall, owners: per_owner, columns, metrics, relations, rules, problems: Vec::new() }
@@ -361,7 +374,11 @@ fn metric(
     }
 }
 
+/// Relations between money tables: from the classified references (so a class forced in
+/// coverage.yaml counts) and from coverage.yaml.
 fn relations(
+    columns: &[ColumnReport],
+    origins: &[(usize, bool)],
     money_tables: &HashSet<usize>,
     owners: &[String],
     rules_on: &HashMap<usize, Vec<usize>>,
@@ -371,18 +388,16 @@ fn relations(
     let tables = catalog.tables();
     // (from, to) → (via, found by, new).
     let mut found: BTreeMap<(usize, usize), (Option<String>, &'static str, bool)> = BTreeMap::new();
-    for &from in money_tables {
-        for column in &tables[from].columns {
-            let classification = classify(&tables[from].name, column, catalog);
-            let Some(target) = classification.references else { continue };
-            let Some(to) = catalog.resolve(&target) else { continue };
-            if to == from || !money_tables.contains(&to) {
-                continue;
-            }
-            let by = if column.references.is_some() { "foreign key" } else { "naming" };
-            let new = input.new_columns.contains(&(tables[from].name.to_lowercase(), column.name.to_lowercase()));
-            found.entry((from, to)).or_insert((Some(column.name.clone()), by, new));
+    for (column, &(from, declared)) in columns.iter().zip(origins) {
+        if column.classification.class != Class::ForeignReference || !money_tables.contains(&from) {
+            continue;
         }
+        let Some(to) = column.classification.references.as_deref().and_then(|t| catalog.resolve(t)) else { continue };
+        if to == from || !money_tables.contains(&to) {
+            continue;
+        }
+        let by = if declared { "foreign key" } else { "naming" };
+        found.entry((from, to)).or_insert((Some(column.column.clone()), by, column.new));
     }
     for relation in &input.overrides.relations {
         if let (Some(from), Some(to)) = (catalog.resolve(&relation.from), catalog.resolve(&relation.to)) {
@@ -428,4 +443,76 @@ fn relations(
         });
     }
     reports
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::ddl::parse_ddl;
+
+    fn report(ddl: &str, rules: &[&str], overrides: &str) -> Report {
+        let mut catalog = Catalog::default();
+        for change in parse_ddl("t.sql", ddl).changes {
+            catalog.apply(change);
+        }
+        let rules: Vec<RuleCoverage> = rules
+            .iter()
+            .map(|yaml| {
+                let (rule, problems) = fundguard_rules::parse_rule(Arc::from("r.yaml"), yaml);
+                assert!(problems.is_empty(), "{problems:?}");
+                crate::rules::analyse(&rule.unwrap())
+            })
+            .collect();
+        let overrides = Overrides::parse("c.yaml", overrides).unwrap();
+        measure(&Input { catalog: &catalog, rules: &rules, overrides: &overrides, new_columns: &HashSet::new() })
+    }
+
+    const SHOP: &str = "CREATE TABLE s.orders (id BIGINT, status VARCHAR(9), pay_amount BIGINT, memo_amount BIGINT);
+        CREATE TABLE s.payments (id BIGINT, order_id BIGINT, status VARCHAR(9), amount BIGINT, fee BIGINT);";
+    const CHECK: &str = "id: pay-positive\ndescription: d\nowner: payments\nseverity: high\ncheck:\n  tables: [s.payments]\n  when: \"after.fee > 0\"\n  assert: \"after.amount > 0\"\n  key: { id: after.id }\n";
+    const RECONCILE: &str = "id: pay-order\ndescription: d\nowner: payments\nseverity: high\nreconcile:\n  left: { table: s.payments, key: after.order_id }\n  right: { table: s.orders, key: after.id, required: false }\n  within: 1m\n  expect: \"left.amount = right.pay_amount\"\n";
+    const MACHINE: &str = "id: order-machine\ndescription: d\nowner: orders\nseverity: high\ntransition:\n  table: s.orders\n  key: after.id\n  status: after.status\n  initial: [NEW]\n  allowed: { NEW: [PAYING], PAYING: [PAID], PAID: [] }\n";
+
+    #[test]
+    fn fields_waivers_and_forced_classes() {
+        let r = report(
+            SHOP,
+            &[CHECK, RECONCILE],
+            "classes: { s.orders.memo_amount: other }\nwaivers:\n  - { column: s.payments.fee, reason: r, owner: o }\n",
+        );
+        let gap: Vec<String> =
+            r.columns.iter().filter(|c| c.is_gap()).map(|c| format!("{}.{}", c.table, c.column)).collect();
+        assert!(gap.is_empty(), "{gap:?}");
+        // amount, pay_amount: both covered; fee waived (out of the count), memo_amount forced to other.
+        assert_eq!(r.overall.field, Figure { covered: 2, total: 2 });
+        // No owners in coverage.yaml: both tables go to the team owning their rules.
+        assert_eq!(r.owners["payments"].field, Figure { covered: 2, total: 2 });
+        let without = report(SHOP, &[CHECK], "");
+        // fee is only in `when`: not covered; pay_amount and memo_amount neither.
+        assert_eq!(without.overall.field, Figure { covered: 1, total: 4 });
+    }
+
+    #[test]
+    fn relations_carry_their_direction_and_metrics_their_states() {
+        let r = report(SHOP, &[CHECK, RECONCILE, MACHINE], "");
+        let relation = &r.relations[0];
+        assert_eq!((relation.from.as_str(), relation.to.as_str()), ("s.payments", "s.orders"));
+        assert_eq!(relation.directions, ["s.orders → s.payments"]);
+        let orders = r.metrics.iter().find(|m| m.table == "s.orders").unwrap();
+        assert_eq!(orders.intermediate_states.as_deref(), Some(&["PAYING".to_string()][..]));
+        assert_eq!(orders.figure, Figure { covered: 1, total: 3 });
+        let set = report(SHOP, &[MACHINE], "intermediate_states: { s.orders: [PAYING, PAID] }");
+        let orders = set.metrics.iter().find(|m| m.table == "s.orders").unwrap();
+        assert_eq!(orders.timeouts.keys().collect::<Vec<_>>(), ["PAID", "PAYING"]);
+        assert_eq!(orders.owner, "orders");
+    }
+
+    #[test]
+    fn a_rule_on_a_table_no_schema_describes_says_so() {
+        let r = report("CREATE TABLE s.orders (id BIGINT);", &[CHECK], "");
+        assert_eq!(r.rules[0].tables_not_in_schema, ["s.payments"]);
+        assert_eq!(report(SHOP, &[CHECK], "").rules[0].tables_not_in_schema, Vec::<String>::new());
+    }
 }

@@ -64,7 +64,7 @@ proptest! {
         for t in ["shop.orders", "shop.payments"] {
             catalog.apply(SchemaChange::CreateTable(Table { name: t.into(), columns: vec![], source: "p".into() }));
         }
-        let column = Column { name: name.clone(), data_type: data_type.to_string(), comment, references: None };
+        let column = Column { name: name.clone(), data_type: data_type.to_string(), comment, references: None, samples: Vec::new() };
         let first = classify("shop.payments", &column, &catalog);
         prop_assert_eq!(&first, &classify("shop.payments", &column, &catalog));
         prop_assert!(first.confidence <= 100);

@@ -12,6 +12,8 @@ pub enum Format {
     Json,
     Markdown,
     Html,
+    /// Prometheus gauges per dimension and owner, for a textfile collector or a Pushgateway.
+    Prometheus,
 }
 
 pub fn render(report: &Report, format: Format) -> String {
@@ -20,7 +22,123 @@ pub fn render(report: &Report, format: Format) -> String {
         Format::Text => text(report),
         Format::Markdown => markdown(report),
         Format::Html => html(report),
+        Format::Prometheus => prometheus(report),
     }
+}
+
+/// `fundguard_coverage_{covered,total,ratio}{dimension, owner}`. Overall figures are the sums
+/// over owners (every field, metric item and relation has exactly one owner), so only the
+/// per-owner series are written: `sum(covered) / sum(total)` is the overall ratio.
+fn prometheus(report: &Report) -> String {
+    use prometheus_client::metrics::family::Family;
+    use prometheus_client::metrics::gauge::Gauge;
+    use prometheus_client::registry::Registry;
+    type Labels = Vec<(String, String)>;
+    let covered = Family::<Labels, Gauge>::default();
+    let total = Family::<Labels, Gauge>::default();
+    let ratio = Family::<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+    for (owner, d) in &report.owners {
+        for (dimension, f) in [("field", d.field), ("metric", d.metric), ("cross_system", d.cross_system)] {
+            let labels = vec![("dimension".to_string(), dimension.to_string()), ("owner".to_string(), owner.clone())];
+            covered.get_or_create(&labels).set(i64::try_from(f.covered).unwrap_or(i64::MAX));
+            total.get_or_create(&labels).set(i64::try_from(f.total).unwrap_or(i64::MAX));
+            // A ratio for dashboards; the exact figures are the two gauges above.
+            ratio.get_or_create(&labels).set(f.permille() as f64 / 1000.0);
+        }
+    }
+    let mut registry = Registry::default();
+    registry.register("fundguard_coverage_covered", "Items of a coverage dimension a rule covers, per owner", covered);
+    registry.register(
+        "fundguard_coverage_total",
+        "Items of a coverage dimension (waived fields left out), per owner",
+        total,
+    );
+    registry.register(
+        "fundguard_coverage_ratio",
+        "Covered / total, rounded down to 0.001 (1 when there is nothing to cover)",
+        ratio,
+    );
+    let mut out = String::new();
+    // Encoding into a String cannot fail.
+    let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
+    out
+}
+
+/// (dimension, owner, covered, total) of every owner of a JSON report (`--format json`):
+/// what `fundguard run` exports as gauges. `None` when the text is not such a report.
+pub fn figures_of_json(json: &str) -> Option<Vec<(String, String, u64, u64)>> {
+    let report: serde_json::Value = serde_json::from_str(json).ok()?;
+    let mut out = Vec::new();
+    for (owner, d) in report.get("owners")?.as_object()? {
+        for dimension in ["field", "metric", "cross_system"] {
+            let f = d.get(dimension)?;
+            out.push((dimension.to_string(), owner.clone(), f.get("covered")?.as_u64()?, f.get("total")?.as_u64()?));
+        }
+    }
+    Some(out)
+}
+
+/// The figures of a JSON report (`--format json`) as a section of the daily report: one
+/// line per owner, in the daily report's format (`text`, `markdown` or `html`). `None` when
+/// the text is not such a report.
+pub fn summary_of_json(json: &str, format: &str) -> Option<String> {
+    let report: serde_json::Value = serde_json::from_str(json).ok()?;
+    let read = |v: &serde_json::Value| -> Option<Figure> {
+        Some(Figure { covered: v.get("covered")?.as_u64()? as usize, total: v.get("total")?.as_u64()? as usize })
+    };
+    let dims = |d: &serde_json::Value| -> Option<[Figure; 3]> {
+        Some([read(d.get("field")?)?, read(d.get("metric")?)?, read(d.get("cross_system")?)?])
+    };
+    let mut rows = vec![("overall".to_string(), dims(report.get("overall")?)?)];
+    for (owner, d) in report.get("owners")?.as_object()? {
+        rows.push((owner.clone(), dims(d)?));
+    }
+    let gaps = report.get("columns")?.as_array()?.iter().filter(|c| {
+        c["money_field"] == true
+            && c["covered_by"].as_array().is_some_and(|r| r.is_empty())
+            && c.get("waived").is_none()
+    });
+    let gaps = gaps.count();
+    let cell = |f: &Figure| figure(f).trim().to_string();
+    let mut out = String::new();
+    match format {
+        "markdown" | "md" => {
+            let _ = writeln!(
+                out,
+                "\n## Coverage ({gaps} uncovered money fields)\n\n| owner | field | metric | cross-system |\n|---|---|---|---|"
+            );
+            for (o, [f, m, c]) in &rows {
+                let _ = writeln!(out, "| {o} | {} | {} | {} |", cell(f), cell(m), cell(c));
+            }
+        }
+        "html" => {
+            let _ = write!(
+                out,
+                "<h2>Coverage ({gaps} uncovered money fields)</h2><table><tr><th>owner</th><th>field</th><th>metric</th><th>cross-system</th></tr>"
+            );
+            for (o, [f, m, c]) in &rows {
+                let _ = write!(
+                    out,
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    escape(o),
+                    cell(f),
+                    cell(m),
+                    cell(c)
+                );
+            }
+            out.push_str("</table>\n");
+        }
+        _ => {
+            let _ = writeln!(
+                out,
+                "\ncoverage ({gaps} uncovered money fields)   field            metric           cross-system"
+            );
+            for (o, [f, m, c]) in &rows {
+                let _ = writeln!(out, "  {o:<38} {:<16} {:<16} {}", figure(f), figure(m), figure(c));
+            }
+        }
+    }
+    Some(out)
 }
 
 fn figure(f: &Figure) -> String {
@@ -124,6 +242,13 @@ fn text(report: &Report) -> String {
         let _ = writeln!(out, "\nunknown coverage (counted as covering nothing):");
         for r in unknown {
             let _ = writeln!(out, "  {} ({}): {}", r.id, r.kind, r.unknown.as_deref().unwrap_or_default());
+        }
+    }
+    let elsewhere: Vec<_> = report.rules.iter().filter(|r| !r.tables_not_in_schema.is_empty()).collect();
+    if !elsewhere.is_empty() {
+        let _ = writeln!(out, "\nrules reading tables no schema source describes (not counted there):");
+        for r in elsewhere {
+            let _ = writeln!(out, "  {}: {}", r.id, r.tables_not_in_schema.join(", "));
         }
     }
     if !report.problems.is_empty() {

@@ -18,6 +18,9 @@ pub struct Column {
     pub comment: Option<String>,
     /// The table a declared foreign key points at.
     pub references: Option<String>,
+    /// A few distinct values of a short text column of a live server (its data profile);
+    /// empty when not sampled.
+    pub samples: Vec<String>,
 }
 
 /// One table: `db.table` (or `table` when the source names no database).
@@ -161,7 +164,13 @@ fn table_of(name: &str, columns: &BTreeMap<String, ColumnType>, source: &str) ->
         name: name.to_string(),
         columns: columns
             .iter()
-            .map(|(c, t)| Column { name: c.clone(), data_type: t.to_string(), comment: None, references: None })
+            .map(|(c, t)| Column {
+                name: c.clone(),
+                data_type: t.to_string(),
+                comment: None,
+                references: None,
+                samples: Vec::new(),
+            })
             .collect(),
         source: source.to_string(),
     }
@@ -172,7 +181,7 @@ mod tests {
     use super::*;
 
     fn column(name: &str) -> Column {
-        Column { name: name.into(), data_type: "bigint".into(), comment: None, references: None }
+        Column { name: name.into(), data_type: "bigint".into(), comment: None, references: None, samples: Vec::new() }
     }
 
     #[test]

@@ -143,3 +143,66 @@ fn arrow_type(data_type: &str) -> DataType {
         TypeFamily::Text | TypeFamily::Json | TypeFamily::Other => DataType::Utf8,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ddl::parse_ddl;
+
+    fn catalog(ddl: &str) -> Catalog {
+        let mut catalog = Catalog::default();
+        for change in parse_ddl("t.sql", ddl).changes {
+            catalog.apply(change);
+        }
+        catalog
+    }
+
+    fn rule(file: &str) -> Rule {
+        let path = format!("{}/../../examples/sql-rules/{file}", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        let (rule, problems) = fundguard_rules::parse_rule(Arc::from(path.as_str()), &text);
+        assert!(problems.is_empty(), "{problems:?}");
+        rule.unwrap()
+    }
+
+    #[test]
+    fn a_planned_query_covers_exactly_the_columns_it_reads() {
+        let catalog = catalog(
+            "CREATE TABLE pay.payments (id BIGINT, order_id BIGINT, status VARCHAR(16), amount BIGINT, currency CHAR(3), paid_at DATETIME);
+             CREATE TABLE pay.refunds (id BIGINT, order_id BIGINT, status VARCHAR(16), amount BIGINT, refunded_at DATETIME);
+             CREATE TABLE shop.orders (id BIGINT, merchant_id BIGINT, pay_amount BIGINT);
+             CREATE TABLE settlements (merchant_id BIGINT, net_amount BIGINT, gross_amount BIGINT, ds VARCHAR(10));",
+        );
+        let analyser = SqlAnalyser::new(&catalog).unwrap();
+        let coverage = analyser.analyse(&rule("settlement-daily-totals.yaml"));
+        assert_eq!(coverage.unknown, None);
+        let read: Vec<String> = coverage.checks.iter().map(|(t, c)| format!("{t}.{c}")).collect();
+        assert_eq!(
+            read,
+            [
+                "pay.payments.amount",
+                "pay.payments.order_id",
+                "pay.payments.paid_at",
+                "pay.payments.status",
+                "pay.refunds.amount",
+                "pay.refunds.order_id",
+                "pay.refunds.refunded_at",
+                "pay.refunds.status",
+                "settlements.ds",
+                "settlements.merchant_id",
+                "settlements.net_amount",
+                "shop.orders.id",
+                "shop.orders.merchant_id",
+            ]
+        );
+        assert!(coverage.reconciles.iter().any(|r| r.left == "pay.payments" && r.right == "settlements"));
+    }
+
+    #[test]
+    fn a_query_over_an_unknown_table_covers_nothing() {
+        let analyser = SqlAnalyser::new(&catalog("CREATE TABLE shop.orders (id BIGINT);")).unwrap();
+        let coverage = analyser.analyse(&rule("settlement-daily-totals.yaml"));
+        assert!(coverage.unknown.as_deref().is_some_and(|u| u.contains("cannot be planned")), "{coverage:?}");
+        assert!(coverage.checks.is_empty() && coverage.reconciles.is_empty());
+    }
+}

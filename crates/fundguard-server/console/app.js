@@ -255,6 +255,46 @@ async function renderRules(view) {
   }));
 }
 
+// ---- coverage: owner → table → column → rules -----------------------------------
+
+function figure(f) {
+  if (!f || f.total === 0) return '<span class="muted">—</span>';
+  return `${Math.floor((f.covered * 1000) / f.total) / 10}% <span class="muted">(${f.covered}/${f.total})</span>`;
+}
+
+async function renderCoverage(view, owner) {
+  // The report changes when CI rewrites it, not every 3 s: drawn once per visit, so the
+  // tables someone opened stay open.
+  if (view.dataset.coverage === (owner || "-")) return;
+  const report = await api("/api/v1/coverage");
+  view.dataset.coverage = owner || "-";
+  if (!owner) {
+    const rows = [["(all)", report.overall, null], ...Object.entries(report.owners).map(([o, d]) => [o, d, o])];
+    view.innerHTML = `<h2>Coverage</h2><table id="coverage-owners"><thead><tr><th>Owner</th><th>Money fields</th><th>Metrics</th><th>Cross-system</th></tr></thead>
+      <tbody>${rows.map(([name, d, link]) => `<tr data-owner="${esc(link || "")}"><td>${link ? `<a href="#/coverage/${encodeURIComponent(link)}">${esc(name)}</a>` : esc(name)}</td>
+        <td>${figure(d.field)}</td><td>${figure(d.metric)}</td><td>${figure(d.cross_system)}</td></tr>`).join("")}</tbody></table>
+      <h3>Relations between money tables</h3><table id="coverage-relations"><thead><tr><th>From</th><th>To</th><th>Reconciled by</th><th>Directions</th></tr></thead>
+      <tbody>${report.relations.map((r) => `<tr><td>${esc(r.from)}</td><td>${esc(r.to)}</td>
+        <td>${r.reconciled_by.length ? esc(r.reconciled_by.join(", ")) : '<span class="sev critical">not reconciled</span>'}</td><td>${esc(r.directions.join("; "))}</td></tr>`).join("")}</tbody></table>`;
+    return;
+  }
+  owner = decodeURIComponent(owner);
+  const columns = report.columns.filter((c) => c.owner === owner);
+  const tables = [...new Set(columns.map((c) => c.table))];
+  const money = (cs) => cs.filter((c) => c.money_field);
+  view.innerHTML = `<h2><a href="#/coverage">Coverage</a> › ${esc(owner)}</h2>${tables.map((t) => {
+    const cs = columns.filter((c) => c.table === t);
+    const gaps = money(cs).filter((c) => !c.covered_by.length && !c.waived).length;
+    const metric = report.metrics.find((m) => m.table === t);
+    return `<details class="coverage-table" data-table="${esc(t)}"${gaps ? " open" : ""}><summary>${esc(t)} — ${money(cs).length} money field(s), ${gaps ? `<span class="sev critical">${gaps} uncovered</span>` : "all covered"}</summary>
+      ${metric ? `<p class="muted">metrics: transition ${esc(metric.transition_rules.join(", ") || "MISSING")}; failure rate ${esc(metric.rate_rules.join(", ") || "MISSING")}</p>` : ""}
+      <table><thead><tr><th>Column</th><th>Class</th><th>Confidence</th><th>Why</th><th>Checked by</th></tr></thead><tbody>${cs.map((c) => `
+        <tr data-column="${esc(c.column)}"><td>${esc(c.column)}</td><td>${esc(c.class)}</td><td>${c.confidence}%</td><td class="muted">${esc(c.reason)}</td>
+        <td class="rules">${c.waived ? `waived: ${esc(c.waived.reason)} (${esc(c.waived.owner)})` : c.covered_by.length ? c.covered_by.map((r) => esc(r)).join(", ") : c.money_field ? '<span class="sev critical">uncovered</span>' : ""}</td></tr>`).join("")}
+      </tbody></table></details>`;
+  }).join("") || '<p class="muted">No tables for this owner.</p>'}`;
+}
+
 // ---- audit (admins) -------------------------------------------------------------
 
 async function renderAudit(view) {
@@ -362,12 +402,13 @@ async function refresh() {
   busy = true;
   const { view, id } = route();
   const el = $("#view");
-  if (el.dataset.view !== view + (id || "")) { el.innerHTML = ""; el.dataset.view = view + (id || ""); el.dataset.alert = ""; }
+  if (el.dataset.view !== view + (id || "")) { el.innerHTML = ""; el.dataset.view = view + (id || ""); el.dataset.alert = ""; el.dataset.coverage = ""; }
   document.querySelectorAll("#nav a").forEach((a) => a.classList.toggle("active", a.dataset.view === view));
   try {
     if (view === "alerts" && id) await renderAlert(el, id);
     else if (view === "dashboard") await renderDashboard(el);
     else if (view === "rules") await renderRules(el);
+    else if (view === "coverage") await renderCoverage(el, id);
     else if (view === "sources") await renderSources(el);
     else if (view === "audit" && can("admin")) await renderAudit(el);
     else await renderAlerts(el);

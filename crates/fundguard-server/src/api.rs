@@ -73,6 +73,9 @@ pub struct Console {
     pub rules: Arc<dyn RuleCatalog>,
     pub telemetry: Arc<Telemetry>,
     pub health: Arc<Mutex<Vec<SourceHealth>>>,
+    /// The JSON report `fundguard coverage --format json` writes (`console.coverage_report`),
+    /// read on every request so a CI job that rewrites it is seen at once.
+    pub coverage_report: Option<std::path::PathBuf>,
 }
 
 type Shared = State<Arc<Console>>;
@@ -577,6 +580,37 @@ pub(crate) async fn dashboard(
 pub(crate) async fn health(State(c): Shared, headers: HeaderMap) -> Result<Json<Vec<SourceHealth>>, ApiError> {
     c.auth.authorize(&headers, &Method::GET, Role::Viewer)?;
     Ok(Json(c.health.lock().map(|h| h.clone()).unwrap_or_default()))
+}
+
+/// The latest coverage report, as written; 404 says how to have one.
+pub(crate) async fn coverage(State(c): Shared, headers: HeaderMap) -> Result<Json<serde_json::Value>, ApiError> {
+    c.auth.authorize(&headers, &Method::GET, Role::Viewer)?;
+    let Some(path) = c.coverage_report.clone() else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no coverage report: set console.coverage_report in fundguard.yaml to the file `fundguard coverage --format json` writes",
+        ));
+    };
+    let text = tokio::fs::read_to_string(&path).await.map_err(|e| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no coverage report at {}: {e}; write it with `fundguard coverage --format json > {}`",
+                path.display(),
+                path.display()
+            ),
+        )
+    })?;
+    let report = serde_json::from_str(&text).map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!(
+                "the coverage report {} is not JSON ({e}): write it again with `fundguard coverage --format json`",
+                path.display()
+            ),
+        )
+    })?;
+    Ok(Json(report))
 }
 
 #[cfg(test)]

@@ -102,6 +102,7 @@ pub fn router(state: AppState) -> Router {
             .route("/api/v1/slo", get(api::slo))
             .route("/api/v1/dashboard", get(api::dashboard))
             .route("/api/v1/health", get(api::health))
+            .route("/api/v1/coverage", get(api::coverage))
             .route("/api/v1/audit", get(api::audit))
             .layer(axum::extract::DefaultBodyLimit::max(API_BODY_LIMIT))
             .with_state(console)

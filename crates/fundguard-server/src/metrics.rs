@@ -82,6 +82,8 @@ struct Counts {
     sql_last_ok: BTreeMap<String, f64>,
     sink_write_errors: BTreeMap<String, u64>,
     sinks_blocked: BTreeMap<String, bool>,
+    /// (dimension, owner) → (covered, total), from the coverage report the console shows.
+    coverage: BTreeMap<(String, String), (u64, u64)>,
 }
 
 /// Everything counted, behind one lock (updates are per batch, not per event).
@@ -180,6 +182,13 @@ impl Telemetry {
     /// Whether the pipeline is held, reading nothing, because `sink` cannot take findings.
     pub fn sink_blocked(&self, sink: &str, blocked: bool) {
         self.with(|c| c.sinks_blocked.insert(sink.to_string(), blocked));
+    }
+
+    /// The coverage figures, (dimension, owner, covered, total), replacing the previous ones.
+    pub fn coverage(&self, figures: Vec<(String, String, u64, u64)>) {
+        self.with(|c| {
+            c.coverage = figures.into_iter().map(|(d, o, covered, total)| ((d, o), (covered, total))).collect()
+        });
     }
 
     /// The engine's per-rule figures, replacing the previous ones.
@@ -390,6 +399,20 @@ impl Collector for Scrape {
         )?;
         family(
             &mut encoder,
+            "fundguard_coverage_covered",
+            "Items of a coverage dimension (field, metric, cross_system) some rule covers, per owner (from console.coverage_report).",
+            false,
+            c.coverage.iter().map(|((d, o), (n, _))| (l(&[("dimension", d), ("owner", o)]), *n as f64)),
+        )?;
+        family(
+            &mut encoder,
+            "fundguard_coverage_total",
+            "Items of a coverage dimension, waived fields left out, per owner (from console.coverage_report).",
+            false,
+            c.coverage.iter().map(|((d, o), (_, n))| (l(&[("dimension", d), ("owner", o)]), *n as f64)),
+        )?;
+        family(
+            &mut encoder,
             "fundguard_notifications",
             "Notification attempts per channel and outcome (delivered, retried, failed).",
             true,
@@ -460,6 +483,10 @@ mod tests {
         let text = render(&t.registry());
         assert!(text.contains("fundguard_sink_write_errors_total{sink=\"jsonl findings.jsonl\"} 1"), "{text}");
         assert!(text.contains("fundguard_sink_blocked{sink=\"jsonl findings.jsonl\"} 1"), "{text}");
+        t.coverage(vec![("field".into(), "payments".into(), 3, 4)]);
+        let text = render(&t.registry());
+        assert!(text.contains("fundguard_coverage_covered{dimension=\"field\",owner=\"payments\"} 3"), "{text}");
+        assert!(text.contains("fundguard_coverage_total{dimension=\"field\",owner=\"payments\"} 4"), "{text}");
     }
 
     /// Regression: a commit time saturated to `i64::MIN` (a Maxwell `"ts": -9300000000000`)

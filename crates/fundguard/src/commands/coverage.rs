@@ -56,6 +56,7 @@ enum FormatArg {
     Json,
     Markdown,
     Html,
+    Prometheus,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -117,6 +118,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         FormatArg::Json => Format::Json,
         FormatArg::Markdown => Format::Markdown,
         FormatArg::Html => Format::Html,
+        FormatArg::Prometheus => Format::Prometheus,
     };
     print!("{}", render(&report, format));
 
@@ -152,6 +154,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// The JSON report of `rules` over a schema, with no overrides: what `fundguard demo` shows
+/// on its console's Coverage page for the simulator's schema.
+pub(crate) fn report_json(changes: Vec<SchemaChange>, rules: &[PathBuf]) -> String {
+    let mut catalog = Catalog::default();
+    apply(&mut catalog, changes);
+    let (rules, _) = load_paths(rules);
+    let coverage = rule_coverage(&rules, &catalog);
+    let overrides = Overrides::default();
+    let report =
+        measure(&Input { catalog: &catalog, rules: &coverage, overrides: &overrides, new_columns: &HashSet::new() });
+    render(&report, Format::Json)
 }
 
 fn apply(catalog: &mut Catalog, changes: Vec<SchemaChange>) {
@@ -193,6 +208,7 @@ fn warehouse_tables(runtime: &tokio::runtime::Runtime, path: &Path) -> anyhow::R
                         data_type: f.data_type().to_string(),
                         comment: None,
                         references: None,
+                        samples: Vec::new(),
                     })
                     .collect();
                 changes.push(SchemaChange::CreateTable(Table {

@@ -71,6 +71,10 @@ fn live(args: Args) -> anyhow::Result<ExitCode> {
         .ok()
         .filter(|p| !p.is_empty())
         .unwrap_or_else(|| fundguard_server::auth::random_secret()[..16].to_string());
+    // What the example rules protect of the simulator's schema, for the Coverage page.
+    let schema = fundguard_coverage::schema::from_schema_file(&fundguard_sim::schema(), "the simulator's schema");
+    let report = super::coverage::report_json(schema, std::slice::from_ref(&rules_dir));
+    std::fs::write(args.data_dir.join("coverage.json"), report)?;
     let config_path = args.data_dir.join("fundguard.yaml");
     let orders = args.orders.unwrap_or(50_000);
     let users: String = ["admin", "operator", "viewer"]
@@ -83,7 +87,7 @@ fn live(args: Args) -> anyhow::Result<ExitCode> {
             "# Written by `fundguard demo`: a live shop simulator checked by the example rules.\n\
              rules: [rules]\ndata_dir: .\nlisten: {listen}\nidle_after: 2s\n\
              sources:\n  - {{ name: shop, type: simulator, orders: {orders}, incident_rate: {rate}, seed: {seed}, speed: {speed} }}\n\
-             sinks:\n  - {{ type: alerts }}\nconsole:\n  users:\n{users}",
+             sinks:\n  - {{ type: alerts }}\nconsole:\n  coverage_report: coverage.json\n  users:\n{users}",
             listen = args.listen,
             rate = args.incident_rate,
             seed = args.seed,

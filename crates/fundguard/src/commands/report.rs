@@ -32,11 +32,15 @@ enum Report {
         /// (email gets text and HTML; bots and webhooks the text), repeatable.
         #[arg(long = "send", requires = "config")]
         send: Vec<String>,
+        /// A coverage report (`fundguard coverage --format json`) whose figures per team end
+        /// the report; default: the config's `console.coverage_report`, when it exists.
+        #[arg(long)]
+        coverage: Option<PathBuf>,
     },
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let Report::Daily { date, format, store, out, send } = args.report;
+    let Report::Daily { date, format, store, out, send, coverage } = args.report;
     let now = crate::pipeline::wall_clock();
     const DAY: i64 = 24 * 3600 * 1_000_000;
     let start = match &date {
@@ -47,10 +51,31 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let opened = store.open()?;
     let alerts = opened.store.list(&Filter { limit: usize::MAX >> 1, ..Filter::default() })?;
     let report = DailyReport::compute(&alerts, &label, start, &opened.slo, now);
+    let explicit = coverage.is_some();
+    let coverage = coverage.or_else(|| opened.config.as_ref().and_then(|c| c.console.coverage_report.clone()));
+    let coverage_text = match &coverage {
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(text) => Some(text),
+            Err(e) if explicit => anyhow::bail!("--coverage {}: {e}", path.display()),
+            Err(_) => None, // the config names one that was not written yet: no section
+        },
+        None => None,
+    };
+    let section = |format: &str| -> anyhow::Result<String> {
+        match &coverage_text {
+            Some(json) => fundguard_coverage::report::summary_of_json(json, format).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{}: not a coverage report; write it with `fundguard coverage --format json`",
+                    coverage.as_deref().unwrap_or_else(|| std::path::Path::new("")).display()
+                )
+            }),
+            None => Ok(String::new()),
+        }
+    };
     let text = match format.as_str() {
-        "text" => report.text(),
-        "markdown" | "md" => report.markdown(),
-        "html" => report.html(),
+        "text" => report.text() + &section("text")?,
+        "markdown" | "md" => report.markdown() + &section("markdown")?,
+        "html" => with_section(report.html(), &section("html")?),
         other => {
             eprintln!("error: --format {other}: expected text, markdown or html");
             return Ok(ExitCode::from(1));
@@ -66,8 +91,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let channels = crate::alerting::channels(&config)?;
         let message = fundguard_notify::Report {
             title: format!("fundguard daily clearing report {label}"),
-            text: report.text(),
-            html: report.html(),
+            text: report.text() + &section("text")?,
+            html: with_section(report.html(), &section("html")?),
         };
         for name in &send {
             let Some(channel) = channels.get(name) else {
@@ -83,4 +108,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// An HTML report with a section added before its end.
+fn with_section(html: String, section: &str) -> String {
+    match html.rfind("</body>") {
+        Some(at) => format!("{}{section}{}", &html[..at], &html[at..]),
+        None => html + section,
+    }
 }

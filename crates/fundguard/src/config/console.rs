@@ -24,6 +24,9 @@ pub(super) struct ConsoleFile {
     /// Lock-out after failed logins.
     #[serde(default)]
     login: Option<LoginFile>,
+    /// The JSON `fundguard coverage --format json` writes: shown on the Coverage page.
+    #[serde(default)]
+    coverage_report: Option<PathBuf>,
 }
 
 /// `console.login:` — failed logins of one user, or from one address, within `within`
@@ -64,6 +67,8 @@ pub struct ConsoleConfig {
     pub users: Vec<Credential>,
     pub tokens: Vec<Credential>,
     pub login: LoginPolicy,
+    /// The coverage report the Coverage page shows (relative to the config file).
+    pub coverage_report: Option<PathBuf>,
 }
 
 impl ConsoleFile {
@@ -92,6 +97,7 @@ impl ConsoleFile {
             ),
             secure_cookies: self.secure_cookies.unwrap_or_else(|| !listen.is_some_and(is_loopback)),
         };
+        console.coverage_report = self.coverage_report.as_ref().map(|p| loader.rel(p));
         if console.login.max_failures == 0 {
             loader.problem(loader.at(0, 0), "console.login.max_failures: expected 1 or more");
         }

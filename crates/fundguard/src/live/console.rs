@@ -33,5 +33,6 @@ pub fn open(
         rules: catalog,
         telemetry,
         health,
+        coverage_report: config.console.coverage_report.clone(),
     })))
 }

@@ -24,6 +24,7 @@ mod catalog;
 pub mod checkpoint;
 mod clock;
 mod console;
+mod coverage;
 mod data_dir;
 mod input;
 mod notifier;

@@ -46,6 +46,9 @@ impl Service {
         // Always running: sql rules may arrive with a later reload.
         tokio::spawn(scheduled::run(config.clone(), catalog.clone(), inputs.clone(), telemetry.clone()));
         tokio::spawn(reload::watch(config.clone(), catalog, schemas, inputs.clone()));
+        if let Some(report) = config.console.coverage_report.clone() {
+            tokio::spawn(super::coverage::watch(report, telemetry.clone()));
+        }
 
         shutdown_signal().await;
         tracing::info!("shutting down (at most {:?}, `shutdown_timeout`)", config.shutdown_timeout);

@@ -319,3 +319,44 @@ fn the_sources_view_shows_why_a_database_source_fails_until_it_is_fixed() {
         client.close().await.unwrap();
     });
 }
+
+#[test]
+fn the_coverage_page_drills_down_from_owner_to_the_rules_of_a_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("demo");
+    let demo = Service::spawn(
+        &["demo", "--listen", "127.0.0.1:0", "--data-dir", path(&data), "--speed", "60", "--orders", "200"],
+        &[("FG_DEMO_PASSWORD", "demo-pw")],
+    );
+    let url = demo.url();
+    let driver = ChromeDriver::start();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let client = browser(&driver).await;
+        log_in(&client, &url, "viewer").await;
+        client.goto(&format!("{url}#/coverage")).await.unwrap();
+        // The demo measured the example rules over the simulator's schema.
+        let owners = text_where(&client, "#coverage-owners", |t| t.contains("payments")).await;
+        assert!(owners.contains("(all)") && owners.contains("settlement"), "{owners}");
+        text_where(&client, "#coverage-relations", |t| t.contains("payment-matches-order")).await;
+        screenshot(&client, "coverage").await;
+        click(&client, "#coverage-owners tr[data-owner=payments] a").await;
+        // Tables with gaps are open; this one has none: open it.
+        click(&client, "details[data-table='shop.payments'] summary").await;
+        let rules =
+            text_where(&client, "details[data-table='shop.payments'] tr[data-column=amount_yuan] td.rules", |t| {
+                !t.is_empty()
+            })
+            .await;
+        assert_eq!(rules, "payment-minor-units-consistent");
+        screenshot(&client, "coverage-owner").await;
+        client.close().await.unwrap();
+    });
+    // The same figures as gauges on /metrics.
+    let metrics = wait(Duration::from_secs(20), || {
+        let text =
+            crate::service::agent().get(&format!("{url}/metrics")).call().ok()?.body_mut().read_to_string().ok()?;
+        text.contains("fundguard_coverage_total{dimension=\"field\",owner=\"payments\"} 3").then_some(text)
+    });
+    assert!(metrics.is_some(), "coverage gauges on /metrics");
+}

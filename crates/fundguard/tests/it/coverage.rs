@@ -179,7 +179,7 @@ fn ddl(file: &str) -> String {
 }
 
 #[test]
-fn a_live_mariadb_classifies_like_its_ddl_file() {
+fn a_live_mariadb_classifies_like_its_ddl_file_and_profiles_code_columns() {
     let database = format!("fg_coverage_{}", std::process::id());
     let mariadb = |sql: &str| crate::servers::mariadb_sql(3306, sql);
     mariadb(&format!("DROP DATABASE IF EXISTS {database}; CREATE DATABASE {database};"));
@@ -188,12 +188,19 @@ fn a_live_mariadb_classifies_like_its_ddl_file() {
     mariadb(&format!("USE {database};\n{loaded}"));
     let url = format!("mysql://root@127.0.0.1:3306/{database}");
     let live = coverage(&["--dsn", &url, "--format", "json"]);
+    // The data profile: a code column named for nothing is a currency by its values.
+    mariadb(&format!(
+        "CREATE TABLE {database}.quotes (id BIGINT, settle_in CHAR(3), note VARCHAR(8)); INSERT INTO {database}.quotes VALUES (1, 'CNY', 'NEW'), (2, 'USD', 'OLD');"
+    ));
+    let profiled = column_map(&json(&coverage(&["--dsn", &url, "--format", "json"])));
     mariadb(&format!("DROP DATABASE {database};"));
     assert_eq!(column_map(&json(&live)), column_map(&json(&coverage(&["--ddl", MYSQL_DDL, "--format", "json"]))));
+    assert_eq!(profiled["quotes.settle_in"].0, "currency");
+    assert_eq!(profiled["quotes.note"].0, "other");
 }
 
 #[test]
-fn a_live_postgresql_classifies_like_its_ddl_file() {
+fn a_live_postgresql_classifies_like_its_ddl_file_and_profiles_code_columns() {
     let database = format!("fg_coverage_{}", std::process::id());
     let psql = |db: &str, sql: &str| {
         psql_script(&["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", "postgres", "-d", db], sql)
@@ -203,6 +210,107 @@ fn a_live_postgresql_classifies_like_its_ddl_file() {
     psql(&database, &ddl(POSTGRES_DDL));
     let url = format!("postgres://postgres@127.0.0.1:5432/{database}");
     let live = coverage(&["--dsn", &url, "--format", "json"]);
+    psql(
+        &database,
+        "CREATE TABLE shop.quotes (id bigint, settle_in char(3), note varchar(8)); INSERT INTO shop.quotes VALUES (1, 'CNY', 'NEW'), (2, 'USD', 'OLD');",
+    );
+    let profiled = column_map(&json(&coverage(&["--dsn", &url, "--format", "json"])));
     psql("postgres", &format!("DROP DATABASE {database} WITH (FORCE);"));
     assert_eq!(column_map(&json(&live)), column_map(&json(&coverage(&["--ddl", POSTGRES_DDL, "--format", "json"]))));
+    assert_eq!(profiled["quotes.settle_in"].0, "currency");
+    assert_eq!(profiled["quotes.note"].0, "other");
+}
+
+#[test]
+fn warehouse_tables_of_a_config_are_measured_and_their_sql_rules_planned() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("rules")).unwrap();
+    std::fs::write(dir.path().join("totals.csv"), "merchant_id,settled,expected,note\n1,10.50,10.50,ok\n").unwrap();
+    std::fs::write(
+        dir.path().join("rules/totals.yaml"),
+        "id: totals-match\ndescription: d\nowner: settlement\nseverity: high\nsql:\n  query: \"SELECT merchant_id, settled - expected AS diff FROM totals WHERE settled <> expected\"\n  key: [merchant_id]\n",
+    )
+    .unwrap();
+    let config = crate::service::write_config(
+        dir.path(),
+        "rules: [rules]\nwarehouse:\n  - { name: totals, type: csv, path: totals.csv }\n",
+    );
+    let rules = dir.path().join("rules");
+    let o = fundguard(&["coverage", "--rules", path(&rules), "--config", path(&config), "--format", "json"]);
+    let map = column_map(&json(&o));
+    assert_eq!(map["totals.settled"].0, "money_amount");
+    assert_eq!(map["totals.settled"].2, ["totals-match"]);
+    assert_eq!(map["totals.expected"].2, ["totals-match"]);
+    assert!(map["totals.note"].2.is_empty());
+}
+
+#[test]
+fn prometheus_gauges_per_dimension_and_owner_add_up_to_the_overall_figures() {
+    let args = ["--ddl", MYSQL_DDL, "--coverage", "examples/coverage/coverage.yaml"];
+    let report = json(&coverage(&[&args[..], &["--format", "json"]].concat()));
+    let o = coverage(&[&args[..], &["--format", "prometheus"]].concat());
+    let text = stdout(&o);
+    assert!(text.contains("# TYPE fundguard_coverage_covered gauge"), "{text}");
+    assert!(text.contains("fundguard_coverage_total{dimension=\"field\",owner=\"finance\"} 2"), "{text}");
+    for (dimension, key) in [("field", "field"), ("metric", "metric"), ("cross_system", "cross_system")] {
+        let sum = |metric: &str| -> u64 {
+            let prefix = format!("fundguard_coverage_{metric}{{dimension=\"{dimension}\",");
+            text.lines()
+                .filter(|l| l.starts_with(&prefix))
+                .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+                .sum()
+        };
+        assert_eq!(sum("covered"), report["overall"][key]["covered"].as_u64().unwrap(), "{dimension}");
+        assert_eq!(sum("total"), report["overall"][key]["total"].as_u64().unwrap(), "{dimension}");
+    }
+}
+
+#[test]
+fn the_daily_report_ends_with_the_coverage_figures_per_team() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("coverage.json");
+    let o = coverage(&["--ddl", MYSQL_DDL, "--format", "json"]);
+    std::fs::write(&report, &o.stdout).unwrap();
+    // An empty alert store: a backtest over no events.
+    let store = dir.path().join("alerts.db");
+    let empty = dir.path().join("empty.jsonl");
+    std::fs::write(&empty, "").unwrap();
+    let findings = dir.path().join("findings.jsonl");
+    let o = fundguard(&[
+        "backtest",
+        "--rules",
+        "examples/rules",
+        "--input",
+        path(&empty),
+        "--format",
+        "debezium",
+        "--findings",
+        path(&findings),
+        "--alerts",
+        path(&store),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for (format, line) in [
+        ("text", "payments"),
+        ("markdown", "| payments | 100.0% (3/3) |"),
+        ("html", "<h2>Coverage (1 uncovered money fields)</h2>"),
+    ] {
+        let o = fundguard(&[
+            "report",
+            "daily",
+            "--store",
+            path(&store),
+            "--date",
+            "2026-01-01",
+            "--format",
+            format,
+            "--coverage",
+            path(&report),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(stdout(&o).contains(line), "{format}: {}", stdout(&o));
+    }
+    let o = fundguard(&["report", "daily", "--store", path(&store), "--coverage", MYSQL_DDL]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("not a coverage report"), "{}", stderr(&o));
 }
