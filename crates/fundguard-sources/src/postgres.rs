@@ -133,8 +133,9 @@ pub struct PostgresSource {
     unconfirmed: Delivered,
     /// The server's WAL flush position before the last read.
     flushed: Option<String>,
-    /// When the slot last moved on over WAL that had nothing for it.
+    /// When the slot last moved on over WAL that had nothing for it, and to where.
     quiet_advance: Option<tokio::time::Instant>,
+    quiet_advanced: Option<String>,
 }
 
 /// Batches delivered but not yet confirmed on the slot, oldest first: each one's commit
@@ -267,6 +268,7 @@ impl PostgresSource {
             unconfirmed: Delivered::default(),
             flushed: None,
             quiet_advance: None,
+            quiet_advanced: None,
         })
     }
 
@@ -327,9 +329,16 @@ impl PostgresSource {
     /// At most once per [`QUIET_ADVANCE`] (an advance decodes WAL on the server too).
     async fn follow_quiet_wal(&mut self, flushed: &str) -> Result<(), SourceError> {
         let due = self.quiet_advance.is_none_or(|at| at.elapsed() >= QUIET_ADVANCE);
-        if due && self.unconfirmed.0.is_empty() && self.flushed.as_deref() != Some(flushed) && !flushed.is_empty() {
+        // Compared with where the slot was last moved, not with the previous read: WAL that
+        // arrived while an advance was not yet due is caught up with by a later read.
+        if due
+            && self.unconfirmed.0.is_empty()
+            && self.quiet_advanced.as_deref() != Some(flushed)
+            && !flushed.is_empty()
+        {
             self.confirm(flushed).await?;
             self.quiet_advance = Some(tokio::time::Instant::now());
+            self.quiet_advanced = Some(flushed.to_string());
         }
         Ok(())
     }
