@@ -302,10 +302,8 @@ pub async fn postgres(
                     health.lost(&name, &e);
                 } else {
                     loop {
-                        // Confirm what a written checkpoint covers; wait for one when the
-                        // unconfirmed backlog, read again by every peek, grows too long.
-                        let backlog = source.unconfirmed_rows() > SLOT_BATCH * 4;
-                        match acks.covered(&inputs, backlog).await {
+                        // Confirm what a written checkpoint covers; reading goes on meanwhile.
+                        match acks.covered(&inputs).await {
                             SlotCovered::Nothing => {}
                             SlotCovered::UpTo(lsn) => {
                                 // Written, so a new connection may confirm it if this one fails.
@@ -370,9 +368,9 @@ enum SlotCovered {
 }
 
 /// A slot source's acknowledgements: the newest batch delivered, and the one checkpoint
-/// it asked for and waits on. Reading goes on meanwhile; batches delivered while one
-/// checkpoint is written are covered by the next, so a slow checkpoint (large rule state)
-/// makes the slot advance in bigger steps instead of holding every read up.
+/// it asked for. Reading goes on meanwhile; batches delivered while one checkpoint is
+/// written are covered by the next, so a slow checkpoint (large rule state) makes the slot
+/// advance in bigger steps instead of holding reads up.
 struct SlotAcks {
     /// Newest commit LSN delivered to the pipeline (or resumed from).
     sent: Option<String>,
@@ -380,11 +378,18 @@ struct SlotAcks {
     unasked: Option<String>,
     /// The checkpoint asked for: the LSN it covers and its answer.
     asked: Option<(String, oneshot::Receiver<bool>)>,
+    /// When the last checkpoint was asked for.
+    last_asked: Option<tokio::time::Instant>,
 }
+
+/// The least time between two checkpoints a slot source asks for. Confirming only lets the
+/// server drop WAL (reading never waits for it), so there is no hurry; every checkpoint
+/// copies and writes all rule state.
+const SLOT_CONFIRM_EVERY: Duration = Duration::from_secs(2);
 
 impl SlotAcks {
     fn new(resume: Option<String>) -> SlotAcks {
-        SlotAcks { sent: resume, unasked: None, asked: None }
+        SlotAcks { sent: resume, unasked: None, asked: None, last_asked: None }
     }
 
     fn sent(&self) -> Option<String> {
@@ -396,25 +401,20 @@ impl SlotAcks {
         self.unasked = Some(lsn);
     }
 
-    /// What a written checkpoint now covers (waiting for the one asked for when `wait`);
-    /// then asks for the next checkpoint if batches were delivered that none covers.
-    async fn covered(&mut self, inputs: &mpsc::Sender<Input>, wait: bool) -> SlotCovered {
+    /// What a written checkpoint now covers (never waiting for one); then asks for the next
+    /// checkpoint if batches were delivered that none covers.
+    async fn covered(&mut self, inputs: &mpsc::Sender<Input>) -> SlotCovered {
         let mut covered = SlotCovered::Nothing;
         if let Some((lsn, answer)) = &mut self.asked {
-            let written = if wait {
-                answer.await.ok()
-            } else {
-                match answer.try_recv() {
-                    Err(oneshot::error::TryRecvError::Empty) => return self.ask(inputs, covered).await,
-                    Err(oneshot::error::TryRecvError::Closed) => None,
-                    Ok(written) => Some(written),
-                }
+            let written = match answer.try_recv() {
+                Err(oneshot::error::TryRecvError::Empty) => return self.ask(inputs, covered).await,
+                Err(oneshot::error::TryRecvError::Closed) => None,
+                Ok(written) => Some(written),
             };
             match written {
                 Some(true) => covered = SlotCovered::UpTo(lsn.clone()),
                 Some(false) => {
-                    // The pipeline reported why; ask again after a pause.
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    // The pipeline reported why; asked again when the next one is due.
                     if self.unasked.is_none() {
                         self.unasked = Some(lsn.clone());
                     }
@@ -427,7 +427,9 @@ impl SlotAcks {
     }
 
     async fn ask(&mut self, inputs: &mpsc::Sender<Input>, covered: SlotCovered) -> SlotCovered {
+        let due = self.last_asked.is_none_or(|at| at.elapsed() >= SLOT_CONFIRM_EVERY);
         if self.asked.is_none()
+            && due
             && let Some(lsn) = self.unasked.take()
         {
             let (reply, answer) = oneshot::channel();
@@ -435,6 +437,7 @@ impl SlotAcks {
                 return SlotCovered::ShuttingDown;
             }
             self.asked = Some((lsn, answer));
+            self.last_asked = Some(tokio::time::Instant::now());
         }
         covered
     }

@@ -1,15 +1,17 @@
 //! PostgreSQL logical decoding through a replication slot with the `wal2json` plugin.
 //!
-//! The slot remembers, on the server, how far fundguard has confirmed. Each batch is
-//! *peeked* (read without consuming) as whole transactions; only once a checkpoint
-//! covering a batch is written does [`PostgresSource::confirm`] advance the slot to that
-//! batch's last commit LSN. A crash before that re-reads the batch: at-least-once, never
-//! skipping. Reading does not wait for confirming: a peek starts at the slot's confirmed
-//! position, so the source asks for the batches it already delivered as well and skips
-//! them (whole transactions, in commit order: a prefix of the peek). The caller keeps
-//! that backlog short ([`PostgresSource::unconfirmed_rows`]).
+//! The slot remembers, on the server, how far fundguard has confirmed. Changes are read
+//! over a replication connection (`replication.rs`): the server decodes each transaction
+//! once, at its commit, and pushes it as soon as it is flushed. Only once a checkpoint
+//! covering a batch is written does [`PostgresSource::confirm`] tell the server the slot
+//! may move to that batch's last commit LSN. A crash before that re-reads the batch:
+//! at-least-once, never skipping. A new connection starts again at the slot's confirmed
+//! position, so the source skips the batches it already delivered (whole transactions,
+//! in commit order: a prefix of what the server sends again).
 //! Types are mapped exactly: `numeric` keeps every digit (wal2json writes it as a bare
 //! JSON number, read here from its text).
+
+mod replication;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -22,6 +24,7 @@ use serde_json::value::RawValue;
 use tokio_postgres::{Client, NoTls};
 
 use crate::tls::{TlsConfig, Verify};
+use replication::{Received, Replication};
 
 use crate::batch::{clock_offset, local_micros};
 use crate::{DeadLetter, DecodedBatch, SourceError};
@@ -30,13 +33,9 @@ use crate::{DeadLetter, DecodedBatch, SourceError};
 /// flushed; an empty read vouches only for commits that began this long before it.
 const COMMIT_MARGIN_MICROS: i64 = 100_000;
 
-/// While the slot has nothing new: how often to look whether the server flushed more WAL
-/// (one light query), so a commit is read within this of being flushed rather than within
-/// `poll_interval`.
-const WAL_CHECK: Duration = Duration::from_millis(10);
-
-/// The least time between two moves of the slot over WAL that held nothing for it.
-const QUIET_ADVANCE: Duration = Duration::from_secs(1);
+/// While vouching for a quiet slot: how often to ask the server again whether it has sent
+/// everything up to the WAL flushed when the check began.
+const CATCH_UP_CHECK: Duration = Duration::from_millis(10);
 
 /// Where to read from.
 #[derive(Debug, Clone)]
@@ -52,7 +51,8 @@ pub struct PostgresConfig {
     pub create_slot: bool,
     /// `schema.table` patterns (`*` wildcards) to decode; empty decodes every table.
     pub include: Vec<String>,
-    /// How often to ask the slot for new changes when it had none.
+    /// How long the slot may stay quiet before the source vouches that it has read every
+    /// commit up to then (event time moves on: deadlines fire without new changes).
     pub poll_interval: Duration,
 }
 
@@ -64,12 +64,19 @@ fn client_error(what: &str, e: tokio_postgres::Error) -> SourceError {
     // Errors the server reports (a missing slot, a denied permission) need a person;
     // lost connections do not — nor the server going away: class 57 (shutdown, crash,
     // still starting), 08 (connection) and 53 (out of resources) pass on reconnect.
-    let retryable = e.as_db_error().is_none_or(|db| matches!(db.code().code().get(..2), Some("57" | "08" | "53")));
+    let retryable = e.as_db_error().is_none_or(|db| retryable_code(db.code().code()));
     let said = match e.as_db_error() {
         Some(db) => server_said(db.message(), db.detail(), db.hint()),
         None => e.to_string(),
     };
     failed(format!("{what}: {said}"), retryable)
+}
+
+/// Whether a server error (by SQLSTATE) passes on reconnect: the server going away (class
+/// 57: shutdown, crash, still starting), the connection (08), resources (53), and a slot
+/// still held by the session of a connection that was just lost (55006, object in use).
+fn retryable_code(code: &str) -> bool {
+    matches!(code.get(..2), Some("57" | "08" | "53")) || code == "55006"
 }
 
 /// A server error on one line with its DETAIL and HINT, which often name the setting to
@@ -88,6 +95,10 @@ fn server_said(message: &str, detail: Option<&str>, hint: Option<&str>) -> Strin
 /// The TLS connector for `tls`: only `ca_file`'s CAs are trusted when it is given (the
 /// system's otherwise); verify-ca skips the host name check, never the CA's.
 pub fn connector(tls: &TlsConfig) -> Result<postgres_native_tls::MakeTlsConnector, SourceError> {
+    Ok(postgres_native_tls::MakeTlsConnector::new(native_connector(tls)?))
+}
+
+fn native_connector(tls: &TlsConfig) -> Result<native_tls::TlsConnector, SourceError> {
     let read = |key: &str, path: &std::path::Path| {
         std::fs::read(path).map_err(|e| failed(format!("tls.{key} {}: {e}", path.display()), false))
     };
@@ -116,53 +127,59 @@ pub fn connector(tls: &TlsConfig) -> Result<postgres_native_tls::MakeTlsConnecto
         builder.identity(identity);
     }
     builder.danger_accept_invalid_hostnames(tls.verify == Verify::Ca);
-    let connector = builder.build().map_err(|e| failed(format!("setting up TLS: {e}"), false))?;
-    Ok(postgres_native_tls::MakeTlsConnector::new(connector))
+    builder.build().map_err(|e| failed(format!("setting up TLS: {e}"), false))
 }
 
-/// A connected slot reader.
+/// A connected slot reader: a query connection (checks, the slot, the server's WAL
+/// position) and, from the first read on, a replication connection streaming the slot.
 pub struct PostgresSource {
     client: Client,
+    /// Where to open the replication connection (the password set).
+    server: tokio_postgres::Config,
     config: PostgresConfig,
     source: Arc<str>,
     /// The server's clock minus ours, in microseconds (measured on connect).
     clock_offset: i64,
-    /// The last read found nothing: wait `poll_interval` before the next.
-    idle: bool,
-    /// Batches delivered but not yet confirmed on the slot: a peek returns them again first.
+    stream: Option<Replication>,
+    /// Records received and not yet delivered, as `(lsn, wal2json record)`.
+    pending: Vec<(String, String)>,
+    /// How many of `pending` make whole transactions (up to the last commit received).
+    whole: usize,
+    /// Batches delivered but not yet confirmed on the slot: a new connection sends them
+    /// again first.
     unconfirmed: Delivered,
-    /// The server's WAL flush position before the last read.
-    flushed: Option<String>,
-    /// When the slot last moved on over WAL that had nothing for it, and to where.
-    quiet_advance: Option<tokio::time::Instant>,
-    quiet_advanced: Option<String>,
+    /// The newest commit LSN confirmed (a written checkpoint covers it).
+    confirmed: u64,
+    /// The end of the WAL the server says it has sent (its keepalives).
+    sent_end: u64,
 }
 
-/// Batches delivered but not yet confirmed on the slot, oldest first: each one's commit
-/// LSN and how many peeked rows it took. Kept across a reconnection
-/// ([`PostgresSource::take_delivered`], [`PostgresSource::delivered_before`]), so that a
-/// new connection does not deliver them twice.
+/// The commit LSNs of batches delivered but not yet confirmed on the slot, oldest first.
+/// Kept across a reconnection ([`PostgresSource::take_delivered`],
+/// [`PostgresSource::delivered_before`]): the server sends everything after the slot's
+/// confirmed position again, and the transactions up to the newest of these are skipped,
+/// so none is delivered twice.
 #[derive(Debug, Default)]
-pub struct Delivered(VecDeque<(LogPoint, usize)>);
+pub struct Delivered(VecDeque<LogPoint>);
 
 impl Delivered {
-    /// Decodes the transactions of a peek that come after the delivered ones, and
-    /// counts them as delivered.
+    /// Decodes the transactions of `rows` that come after the delivered ones, and counts
+    /// them as delivered.
     fn decode_after(&mut self, source: &Arc<str>, rows: &[(String, String)]) -> PostgresBatch {
         let rows = match self.0.back() {
-            Some((delivered, _)) => &rows[delivered_prefix(rows, delivered)..],
+            Some(delivered) => &rows[delivered_prefix(rows, delivered)..],
             None => rows,
         };
         let out = decode_changes(source, rows);
         if let Some(lsn) = &out.confirm {
-            self.0.push_back((LogPoint::parse(lsn), out.rows));
+            self.0.push_back(LogPoint::parse(lsn));
         }
         out
     }
 
     /// Forgets the batches the slot now confirms.
     fn confirmed(&mut self, lsn: &LogPoint) {
-        while self.0.front().is_some_and(|(commit, _)| commit <= lsn) {
+        while self.0.front().is_some_and(|commit| commit <= lsn) {
             self.0.pop_front();
         }
     }
@@ -173,8 +190,8 @@ pub struct PostgresBatch {
     pub batch: DecodedBatch,
     /// `None` when the batch holds no whole transaction.
     pub confirm: Option<String>,
-    /// Peeked rows the batch's transactions took (those after its last commit wait for
-    /// the next read).
+    /// Records the batch's transactions took (those after its last commit wait for the
+    /// next read).
     pub rows: usize,
 }
 
@@ -186,6 +203,7 @@ impl PostgresSource {
         if let Some(password) = &config.password {
             pg.password(password);
         }
+        let server = pg.clone();
         let client = match &config.tls {
             None => {
                 let (client, connection) = pg.connect(NoTls).await.map_err(|e| client_error("connecting", e))?;
@@ -253,50 +271,144 @@ impl PostgresSource {
             }
         }
         let before = local_micros();
-        let server: i64 = client
+        let server_clock: i64 = client
             .query_one("SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::int8", &[])
             .await
             .map_err(|e| client_error("reading the server's clock", e))?
             .get(0);
-        let clock_offset = clock_offset(before, server, local_micros());
+        let clock_offset = clock_offset(before, server_clock, local_micros());
         Ok(PostgresSource {
             client,
+            server,
             config: config.clone(),
             source: Arc::from(name),
             clock_offset,
-            idle: false,
+            stream: None,
+            pending: Vec::new(),
+            whole: 0,
             unconfirmed: Delivered::default(),
-            flushed: None,
-            quiet_advance: None,
-            quiet_advanced: None,
+            confirmed: 0,
+            sent_end: 0,
         })
     }
 
-    /// Whole transactions, about `max` changes, after the last delivered one. When
-    /// there are none, an empty batch that is `caught_up` to the server's clock at the
-    /// read (every later commit is stamped after it); the next read then waits until the
-    /// server has flushed more WAL (looked at every 10 ms) or `poll_interval` passes.
+    /// Whole transactions, about `max` changes, after the last delivered one: what has
+    /// arrived, without waiting for more once one transaction is whole. When none comes
+    /// within `poll_interval`, an empty batch `caught_up` to the server's clock at a moment
+    /// the server had sent every commit flushed before it (every later commit is stamped
+    /// after it, less [`COMMIT_MARGIN_MICROS`]).
     pub async fn next_batch(&mut self, max: usize) -> Result<PostgresBatch, SourceError> {
-        if self.idle {
-            self.wait_for_wal().await?;
+        if self.stream.is_none() {
+            self.stream = Some(self.start_streaming().await?);
         }
-        let flushed = self.wal_flushed().await?;
+        loop {
+            let began = tokio::time::Instant::now();
+            while self.whole < max.max(1) {
+                let wait = if self.whole > 0 {
+                    Duration::ZERO
+                } else {
+                    self.config.poll_interval.saturating_sub(began.elapsed())
+                };
+                if !self.receive(wait).await? {
+                    break;
+                }
+            }
+            if self.whole == 0 {
+                return self.vouch_quiet().await;
+            }
+            let rows: Vec<(String, String)> = self.pending.drain(..self.whole).collect();
+            self.whole = 0;
+            let out = self.unconfirmed.decode_after(&self.source, &rows);
+            if out.confirm.is_some() {
+                return Ok(out);
+            }
+            // Every transaction was one delivered before a reconnection: read on.
+        }
+    }
+
+    /// Opens the replication connection and starts streaming the slot from its confirmed
+    /// position.
+    async fn start_streaming(&mut self) -> Result<Replication, SourceError> {
+        let mut stream = Replication::connect(&self.server, self.config.tls.as_ref()).await?;
+        let mut options: Vec<(&str, String)> = [
+            ("format-version", "2"),
+            ("include-timestamp", "1"),
+            ("include-types", "1"),
+            ("include-transaction", "1"),
+            ("include-type-oids", "0"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k, v.to_string()))
+        .collect();
+        if !self.config.include.is_empty() {
+            options.push(("add-tables", self.config.include.join(",")));
+        }
+        let options: Vec<String> = options
+            .iter()
+            .map(|(k, v)| format!("{} {}", replication::quote_identifier(k), replication::quote_literal(v)))
+            .collect();
+        let command = format!(
+            "START_REPLICATION SLOT {} LOGICAL 0/0 ({})",
+            replication::quote_identifier(&self.config.slot),
+            options.join(", ")
+        );
+        stream.start(&command).await?;
+        Ok(stream)
+    }
+
+    /// Takes one message off the stream (waiting at most `wait`); whether one came.
+    async fn receive(&mut self, wait: Duration) -> Result<bool, SourceError> {
+        let Some(stream) = self.stream.as_mut() else { return Ok(false) };
+        match stream.receive(wait).await? {
+            Some(Received::Record { lsn, data }) => {
+                let commit = is_commit(&data);
+                self.pending.push((replication::lsn_text(lsn), data));
+                if commit {
+                    self.whole = self.pending.len();
+                }
+            }
+            Some(Received::Keepalive { wal_end, reply }) => {
+                self.sent_end = self.sent_end.max(wal_end);
+                if reply {
+                    self.report(false).await?;
+                }
+            }
+            None => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// After `poll_interval` without a commit: makes sure the server has sent everything it
+    /// had flushed when we asked (its keepalive's WAL end reaches that position), then
+    /// answers an empty batch caught up to that moment. Commits arriving meanwhile are
+    /// delivered instead.
+    async fn vouch_quiet(&mut self) -> Result<PostgresBatch, SourceError> {
         let asked = local_micros();
-        let rows = self.peek(self.unconfirmed_rows().saturating_add(max)).await?;
-        let mut out = self.unconfirmed.decode_after(&self.source, &rows);
-        // The slot hands out committed transactions only: no whole one means nothing new.
-        self.idle = out.confirm.is_none();
-        if self.idle {
+        let flushed = replication::lsn_number(&self.wal_flushed().await?).unwrap_or(0);
+        let began = tokio::time::Instant::now();
+        let mut out = PostgresBatch { batch: DecodedBatch::default(), confirm: None, rows: 0 };
+        while self.sent_end < flushed && self.whole == 0 {
+            if began.elapsed() >= self.config.poll_interval {
+                return Ok(out); // the server is busy decoding: vouch for nothing yet
+            }
+            self.report(true).await?;
+            let check = tokio::time::Instant::now();
+            while self.sent_end < flushed && self.whole == 0 && check.elapsed() < CATCH_UP_CHECK {
+                self.receive(CATCH_UP_CHECK.saturating_sub(check.elapsed())).await?;
+            }
+        }
+        if self.whole == 0 {
             let server_then = asked.saturating_add(self.clock_offset).saturating_sub(COMMIT_MARGIN_MICROS);
             out.batch.caught_up = Some(EventTime::from_micros(server_then));
-            self.follow_quiet_wal(&flushed).await?;
+            // WAL that held nothing for this slot (other tables, other databases) need not
+            // be kept: the slot may move over it.
+            self.report(false).await?;
         }
-        self.flushed = Some(flushed);
         Ok(out)
     }
 
     /// The server's WAL flush position (replayed position on a standby): logical decoding
-    /// reads up to it, so while it stands still a read has nothing new to find.
+    /// reads up to it.
     async fn wal_flushed(&self) -> Result<String, SourceError> {
         let row = self
             .client
@@ -310,58 +422,23 @@ impl PostgresSource {
         Ok(row.get::<_, Option<String>>(0).unwrap_or_default())
     }
 
-    /// After a read that found nothing: waits until the WAL moved past where it was at that
-    /// read, or `poll_interval` (the next read also moves event time on).
-    async fn wait_for_wal(&self) -> Result<(), SourceError> {
-        let began = tokio::time::Instant::now();
-        loop {
-            tokio::time::sleep(WAL_CHECK.min(self.config.poll_interval)).await;
-            if began.elapsed() >= self.config.poll_interval || self.flushed.as_ref() != Some(&self.wal_flushed().await?)
-            {
-                return Ok(());
-            }
-        }
-    }
-
-    /// A read found nothing up to `flushed` although the WAL moved (other tables, other
-    /// databases): with nothing delivered left unconfirmed, the slot may move up to it, so
-    /// the server need not keep that WAL and the next reads need not decode it again.
-    /// At most once per [`QUIET_ADVANCE`] (an advance decodes WAL on the server too).
-    async fn follow_quiet_wal(&mut self, flushed: &str) -> Result<(), SourceError> {
-        let due = self.quiet_advance.is_none_or(|at| at.elapsed() >= QUIET_ADVANCE);
-        // Compared with where the slot was last moved, not with the previous read: WAL that
-        // arrived while an advance was not yet due is caught up with by a later read.
-        if due
-            && self.unconfirmed.0.is_empty()
-            && self.quiet_advanced.as_deref() != Some(flushed)
-            && !flushed.is_empty()
-        {
-            self.confirm(flushed).await?;
-            self.quiet_advance = Some(tokio::time::Instant::now());
-            self.quiet_advanced = Some(flushed.to_string());
-        }
-        Ok(())
-    }
-
-    async fn peek(&self, max: usize) -> Result<Vec<(String, String)>, SourceError> {
-        let max = i32::try_from(max).unwrap_or(i32::MAX);
-        let base = "SELECT lsn::text, data FROM pg_logical_slot_peek_changes($1, NULL, $2, \
-                    'format-version', '2', 'include-timestamp', '1', 'include-types', '1', \
-                    'include-transaction', '1', 'include-type-oids', '0'";
-        let rows = if self.config.include.is_empty() {
-            self.client.query(&format!("{base})"), &[&self.config.slot, &max]).await
+    /// How far the slot may move: the newest confirmed commit, or, with nothing delivered
+    /// left unconfirmed and nothing received undelivered, all the WAL the server has sent.
+    fn movable_to(&self) -> u64 {
+        if self.unconfirmed.0.is_empty() && self.pending.is_empty() {
+            self.confirmed.max(self.sent_end)
         } else {
-            let tables = self.config.include.join(",");
-            self.client.query(&format!("{base}, 'add-tables', $3)"), &[&self.config.slot, &max, &tables]).await
+            self.confirmed
         }
-        .map_err(|e| client_error("reading the slot", e))?;
-        Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
-    /// Peeked rows of the batches delivered but not yet confirmed: every read asks for
-    /// them again, so a caller that lets them grow makes each read slower.
-    pub fn unconfirmed_rows(&self) -> usize {
-        self.unconfirmed.0.iter().map(|(_, rows)| rows).sum()
+    /// A standby status update: how far the slot may move (`reply`: ask for a keepalive).
+    async fn report(&mut self, reply: bool) -> Result<(), SourceError> {
+        let to = self.movable_to();
+        match self.stream.as_mut() {
+            Some(stream) => stream.status(to, reply).await,
+            None => Ok(()),
+        }
     }
 
     /// What this connection delivered and did not confirm, for the next connection.
@@ -374,8 +451,15 @@ impl PostgresSource {
         self.unconfirmed = delivered;
     }
 
-    /// Confirms everything up to `lsn` (a commit LSN from a processed batch).
+    /// Confirms everything up to `lsn` (a commit LSN from a processed batch). Before
+    /// streaming starts the slot is advanced with a query; while streaming, the server is
+    /// told in a status update (the slot is busy with the stream).
     pub async fn confirm(&mut self, lsn: &str) -> Result<(), SourceError> {
+        self.unconfirmed.confirmed(&LogPoint::parse(lsn));
+        if self.stream.is_some() {
+            self.confirmed = self.confirmed.max(replication::lsn_number(lsn).unwrap_or(0));
+            return self.report(false).await;
+        }
         self.client
             // Never backwards: a checkpoint older than the slot's position (confirmed
             // before a crash) leaves the slot where it is.
@@ -386,12 +470,11 @@ impl PostgresSource {
             )
             .await
             .map_err(|e| client_error("confirming the slot position", e))?;
-        self.unconfirmed.confirmed(&LogPoint::parse(lsn));
         Ok(())
     }
 }
 
-/// How many leading rows of a peek belong to transactions already delivered: those up to
+/// How many leading rows belong to transactions already delivered: those up to
 /// the last commit at or before `delivered` (transactions come whole, in commit order).
 fn delivered_prefix(rows: &[(String, String)], delivered: &LogPoint) -> usize {
     let mut prefix = 0;
@@ -440,7 +523,7 @@ struct Column<'a> {
     value: &'a RawValue,
 }
 
-/// Turns peeked `(lsn, wal2json record)` rows into events, up to the last whole transaction.
+/// Turns `(lsn, wal2json record)` rows into events, up to the last whole transaction.
 ///
 /// An event's position is its transaction's commit LSN and its place in the transaction:
 /// transactions are decoded in commit order, while the LSNs of their changes interleave
@@ -611,7 +694,7 @@ mod tests {
         .map(|(a, b)| (a.to_string(), b.to_string()))
         .collect();
         let out = decode_changes(&Arc::from("pg"), &rows);
-        // The delete's transaction has not committed in this peek: it waits for the next.
+        // The delete's transaction has not committed in these rows: it waits for the next.
         assert_eq!(out.confirm.as_deref(), Some("0/2"));
         assert_eq!(out.batch.events.len(), 1);
         let event = &out.batch.events[0];
@@ -666,9 +749,9 @@ mod tests {
         assert_eq!(out.confirm.as_deref(), Some("0/2"));
     }
 
-    /// A peek as the server answers one: whole transactions from the slot's confirmed
-    /// position until at least `n` rows.
-    fn peek(log: &[Vec<(String, String)>], confirmed: usize, n: usize) -> Vec<(String, String)> {
+    /// What the server sends after a (re)connection: whole transactions from the slot's
+    /// confirmed position, here until at least `n` rows.
+    fn resent(log: &[Vec<(String, String)>], confirmed: usize, n: usize) -> Vec<(String, String)> {
         let mut rows = Vec::new();
         for transaction in &log[confirmed..] {
             if rows.len() >= n {
@@ -702,28 +785,33 @@ mod tests {
             .collect()
     }
 
+    /// The index of the transaction that commits at `lsn`.
+    fn transaction_of(log: &[Vec<(String, String)>], lsn: &str) -> usize {
+        log.iter().position(|t| t.last().is_some_and(|(at, _)| at == lsn)).unwrap()
+    }
+
     #[test]
-    fn a_read_ahead_skips_the_transactions_already_delivered() {
+    fn a_reconnection_skips_the_transactions_already_delivered() {
         let log = transactions(&[2, 1, 3]);
         let mut delivered = Delivered::default();
-        let first = delivered.decode_after(&Arc::from("pg"), &peek(&log, 0, 1));
+        let first = delivered.decode_after(&Arc::from("pg"), &resent(&log, 0, 1));
         assert_eq!(first.batch.events.len(), 2);
-        // Nothing confirmed yet: the next peek starts at the same place and asks for more.
-        let second = delivered.decode_after(&Arc::from("pg"), &peek(&log, 0, first.rows + 1));
+        // Nothing confirmed yet: after a reconnection the server starts at the same place.
+        let second = delivered.decode_after(&Arc::from("pg"), &resent(&log, 0, first.rows + 1));
         let ids: Vec<_> =
             second.batch.events.iter().map(|e| e.after.as_ref().unwrap().get("id").unwrap().to_string()).collect();
         assert_eq!(ids, ["3"], "the first transaction is not delivered again");
         delivered.confirmed(&LogPoint::parse(first.confirm.as_deref().unwrap()));
         assert_eq!(delivered.0.len(), 1);
-        let third = delivered.decode_after(&Arc::from("pg"), &peek(&log, 1, second.rows + 10));
+        let third = delivered.decode_after(&Arc::from("pg"), &resent(&log, 1, second.rows + 10));
         assert_eq!(third.batch.events.len(), 3);
-        let idle = delivered.decode_after(&Arc::from("pg"), &peek(&log, 1, 100));
+        let idle = delivered.decode_after(&Arc::from("pg"), &resent(&log, 1, 100));
         assert!(idle.confirm.is_none() && idle.batch.events.is_empty());
     }
 
     proptest! {
         #[test]
-        fn reading_ahead_delivers_every_transaction_once_in_order(
+        fn reconnections_deliver_every_transaction_once_in_order(
             sizes in proptest::collection::vec(1usize..6, 1..30),
             steps in proptest::collection::vec((1usize..12, any::<bool>()), 1..80),
         ) {
@@ -735,13 +823,14 @@ mod tests {
             let mut seen: Vec<String> = Vec::new();
             let mut commits: Vec<String> = Vec::new();
             for (max, confirm) in steps.into_iter().chain(std::iter::repeat_n((12, true), sizes.len())) {
-                let ahead: usize = delivered.0.iter().map(|(_, rows)| rows).sum();
-                let out = delivered.decode_after(&Arc::from("pg"), &peek(&log, confirmed, ahead + max));
+                let delivered_to = commits.last().map_or(confirmed, |lsn| transaction_of(&log, lsn) + 1);
+                let ahead: usize = log[confirmed..delivered_to].iter().map(Vec::len).sum();
+                let out = delivered.decode_after(&Arc::from("pg"), &resent(&log, confirmed, ahead + max));
                 seen.extend(out.batch.events.iter().map(|e| e.position.to_string()));
                 commits.extend(out.confirm);
                 if confirm && let Some(lsn) = commits.last() {
                     delivered.confirmed(&LogPoint::parse(lsn));
-                    confirmed = log.iter().position(|t| t.last().is_some_and(|(at, _)| at == lsn)).unwrap() + 1;
+                    confirmed = transaction_of(&log, lsn) + 1;
                 }
             }
             prop_assert_eq!(seen, expected);
