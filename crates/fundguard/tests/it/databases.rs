@@ -442,6 +442,48 @@ fn a_slot_moves_on_over_wal_that_holds_nothing_for_it() {
     assert_eq!(service.sources()[0]["events"], 1, "{}", service.sources());
 }
 
+/// The replication connection logs in as the query connection does: with a SCRAM-SHA-256
+/// and with an MD5 password (pg_hba.conf asks for them on TCP, trust stays for psql).
+#[test]
+fn postgres_sources_stream_with_scram_and_md5_passwords() {
+    let db = Postgres::start("logical");
+    db.sql(
+        "CREATE SCHEMA shop; \
+         CREATE TABLE shop.refunds (id BIGINT PRIMARY KEY, order_id BIGINT, amount BIGINT, currency TEXT, status TEXT); \
+         SET password_encryption = 'scram-sha-256'; \
+         CREATE ROLE fg_scram LOGIN REPLICATION PASSWORD 'scram secret'; \
+         SET password_encryption = 'md5'; \
+         CREATE ROLE fg_md5 LOGIN REPLICATION PASSWORD 'md5 secret';",
+    );
+    db.authenticate_first("host all fg_scram 127.0.0.1/32 scram-sha-256\nhost all fg_md5 127.0.0.1/32 md5\n");
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(work.path().join("scram.pw"), "scram secret\n").unwrap();
+    std::fs::write(work.path().join("md5.pw"), "md5 secret\n").unwrap();
+    let source = |name: &str, user: &str| {
+        format!(
+            "  - {{ name: {name}, type: postgres, url: \"postgres://{user}@127.0.0.1:{}/postgres\", slot: {user}, create_slot: true, password_file: {name}.pw }}\n",
+            db.port
+        )
+    };
+    let config = write_config(
+        work.path(),
+        &format!(
+            "rules: [{}]\ndata_dir: data\nlisten: 127.0.0.1:0\nsources:\n{}{}sinks:\n  - {{ type: jsonl, path: findings.jsonl }}\n",
+            path(&repo_root().join("examples/rules")),
+            source("scram", "fg_scram"),
+            source("md5", "fg_md5"),
+        ),
+    );
+    let service = Service::start(&config, &[]);
+    wait_until_read(&service);
+    db.sql("INSERT INTO shop.refunds VALUES (1, 10, -1, 'CNY', 'SUCCESS');");
+    let both = wait(Duration::from_secs(30), || {
+        let sources = service.sources();
+        (sources[0]["events"] == 1 && sources[1]["events"] == 1).then_some(())
+    });
+    assert!(both.is_some(), "{}", service.sources());
+}
+
 /// Waits until the first source is connected (or already reading).
 fn wait_until_read(service: &Service) {
     let connected = wait(Duration::from_secs(60), || {

@@ -272,6 +272,14 @@ impl Postgres {
             .to_string()
     }
 
+    /// Puts `lines` first in pg_hba.conf (so they win over the trust lines) and reloads.
+    pub fn authenticate_first(&self, lines: &str) {
+        let hba = self.data().join("pg_hba.conf");
+        let rest = std::fs::read_to_string(&hba).unwrap();
+        std::fs::write(&hba, format!("{lines}{rest}")).unwrap();
+        self.sql("SELECT pg_reload_conf();");
+    }
+
     /// Stops the cluster (fast mode) and starts it again.
     pub fn restart(&self) {
         let log = self.dir.path().join("server.log");
