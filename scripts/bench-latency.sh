@@ -95,7 +95,7 @@ start_fundguard() { # source entry (YAML flow mapping)
 rules: [$WORK/rules]
 data_dir: $WORK/data
 listen: 127.0.0.1:0
-idle_after: 1h          # only the source's own signals (heartbeats, empty slot reads) move event time
+idle_after: 1h          # only the source's own signals (binlog heartbeats, slot keepalives) move event time
 checkpoint_interval: $CHECKPOINT_INTERVAL
 sources:
   - $1
