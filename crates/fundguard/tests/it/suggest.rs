@@ -1,0 +1,300 @@
+//! `fundguard suggest` on the simulator's shop: from a clean run it proposes invariants
+//! equivalent to the example rules' (amounts, currencies, the order state machine, stuck
+//! PAYING, payment vs order, refunds vs payment, the payment failure rate); every file
+//! validates, passes `fundguard test` and raises nothing on the clean data; on a run with
+//! injected incidents the same rules catch them, compared with the simulator's answer key.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use fundguard_rules::{RuleBody, load_paths};
+use serde_json::Value;
+
+use crate::{fundguard, path, read_jsonl, stderr, stdout};
+
+/// A simulated shop (Debezium log, schema, answer key) in a temporary directory.
+fn simulate(dir: &Path, name: &str, rate: &str, seed: &str) -> PathBuf {
+    let out = dir.join(name);
+    let o = fundguard(&[
+        "simulate", "--out", path(&out), "--format", "debezium", "--orders", "2000", "--incident-rate", rate, "--seed", seed,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    out
+}
+
+fn suggest(shop: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+    let input = shop.join("debezium.jsonl");
+    let schema = shop.join("schema.yaml");
+    let mut args = vec![
+        "suggest",
+        "--input",
+        path(&input),
+        "--format",
+        "debezium",
+        "--schema",
+        path(&schema),
+        "--out",
+        path(out),
+    ];
+    args.extend_from_slice(extra);
+    fundguard(&args)
+}
+
+/// (kind, tables, columns) of every suggestion in report.json.
+fn suggestions(report: &Value) -> Vec<(String, Vec<String>, Vec<String>, u64)> {
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect()
+    };
+    report["suggestions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["kind"].as_str().unwrap().to_string(),
+                strings(&s["tables"]),
+                strings(&s["columns"]),
+                s["backtest"]["findings"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_clean_shop_gets_the_example_invariants_that_then_catch_the_injected_incidents() {
+    let dir = tempfile::tempdir().unwrap();
+    let clean = simulate(dir.path(), "clean", "0", "42");
+    let rules = dir.path().join("suggested");
+    let o = suggest(&clean, &rules, &[]);
+    assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("suggestion(s) written to"), "{}", stdout(&o));
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(rules.join("report.json")).unwrap()).unwrap();
+    assert!(std::fs::read_to_string(rules.join("report.md")).unwrap().contains("# Suggested rules"));
+    let made = suggestions(&report);
+    let has = |kind: &str, table: &str, column: &str| {
+        made.iter().any(|(k, t, c, _)| k == kind && t.iter().any(|x| x == table) && c.iter().any(|x| x == column))
+    };
+
+    // Amounts and currencies: every money and currency column coverage classified, per table.
+    let layout = &report["layout"]["tables"];
+    for table in ["shop.orders", "shop.payments", "shop.refunds"] {
+        let columns = |class: &str| -> Vec<String> {
+            layout[table][class].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_string()).collect()
+        };
+        let money = columns("money");
+        assert!(!money.is_empty(), "{table} has money columns");
+        for column in money {
+            assert!(has("sign", table, &format!("{table}.{column}")), "no sign rule for {table}.{column}: {made:?}");
+        }
+        for column in columns("currencies") {
+            assert!(has("currency", table, &format!("{table}.{column}")), "no currency rule for {table}.{column}");
+        }
+    }
+    // The order state machine, stuck PAYING, the payment failure rate per channel.
+    assert!(has("state_machine", "shop.orders", "shop.orders.status"), "{made:?}");
+    assert!(has("failure_rate", "shop.payments", "shop.payments.channel"), "{made:?}");
+    // Payment vs order, refunds vs payment.
+    let reconciles = |a: &str, b: &str| {
+        made.iter().any(|(k, t, ..)| k == "reconcile" && t.iter().any(|x| x == a) && t.iter().any(|x| x == b))
+    };
+    assert!(reconciles("shop.payments", "shop.orders"), "{made:?}");
+    assert!(reconciles("shop.refunds", "shop.payments"), "{made:?}");
+    assert!(has("units", "shop.payments", "shop.payments.amount_yuan"), "{made:?}");
+
+    // The suggested rules read like the examples: compare the bodies through the loader.
+    let (suggested, problems) = load_paths(std::slice::from_ref(&rules));
+    assert!(problems.is_empty(), "{problems:?}");
+    let (examples, _) = load_paths(&[crate::repo_root().join("examples/rules")]);
+    let example = |id: &str| examples.iter().find(|r| r.id == id).unwrap().body.clone();
+    let RuleBody::Transition(expected) = example("order-state-machine") else { panic!("not a transition") };
+    let machine = suggested
+        .iter()
+        .find_map(|r| match &r.body {
+            RuleBody::Transition(t) if t.table == "shop.orders" => Some(t.clone()),
+            _ => None,
+        })
+        .expect("an order state machine");
+    let sorted = |m: &BTreeMap<String, Vec<String>>| -> BTreeMap<String, BTreeSet<String>> {
+        m.iter().map(|(k, v)| (k.clone(), v.iter().cloned().collect())).collect()
+    };
+    assert_eq!(sorted(&machine.allowed), sorted(&expected.allowed));
+    assert_eq!(machine.initial, expected.initial);
+    let stuck = suggested.iter().any(|r| {
+        matches!(&r.body, RuleBody::Timeout(t) if t.table == "shop.orders" && t.enter.sql.contains("'PAYING'"))
+    });
+    assert!(stuck, "no timeout on PAYING orders");
+
+    // Every file validates and passes its tests; nothing fires on the clean data.
+    let schema = clean.join("schema.yaml");
+    let o = fundguard(&["validate", "--schema", path(&schema), path(&rules)]);
+    assert!(o.status.success(), "{}", stdout(&o));
+    let o = fundguard(&["test", "--schema", path(&schema), path(&rules)]);
+    assert!(o.status.success(), "{}", stdout(&o));
+    assert!(stdout(&o).contains("test result: ok"), "{}", stdout(&o));
+    for (kind, tables, columns, findings) in &made {
+        assert_eq!(*findings, 0, "{kind} on {tables:?} {columns:?} fires on clean data");
+    }
+    let findings = backtest(&rules, &clean);
+    assert!(findings.is_empty(), "{findings:?}");
+
+    // A shop with incidents (another seed): the same rules catch them.
+    let dirty = simulate(dir.path(), "dirty", "0.05", "7");
+    let findings = backtest(&rules, &dirty);
+    let touched = orders_touched(&dirty, &findings);
+    let mut caught: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for incident in read_jsonl(&dirty.join("answer-key.jsonl")) {
+        let kind = incident["kind"].as_str().unwrap().to_string();
+        let explained = explains(&incident, &dirty, &findings, &touched);
+        let slot = caught.entry(kind).or_default();
+        slot.0 += usize::from(explained);
+        slot.1 += 1;
+    }
+    for kind in [
+        "wrong_amount",
+        "unit_x100",
+        "bad_currency",
+        "negative_amount",
+        "illegal_status_change",
+        "over_refund",
+        "orphan_payment",
+        "missing_payment",
+        "stuck_order",
+        "failure_rate_spike",
+    ] {
+        let (found, all) = caught.get(kind).copied().unwrap_or_default();
+        assert!(all > 0, "no {kind} injected: {caught:?}");
+        assert_eq!(found, all, "{kind}: {found} of {all} caught ({caught:?})");
+    }
+}
+
+#[test]
+fn bad_input_is_dead_lettered_and_an_empty_sample_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("bad.jsonl");
+    std::fs::write(&input, "not json\n{\"payload\": 1}\n").unwrap();
+    let out = dir.path().join("out");
+    let o = fundguard(&["suggest", "--input", path(&input), "--format", "debezium", "--out", path(&out)]);
+    assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
+    assert!(stderr(&o).contains("no change events in the input (2 message(s), 2 undecodable"), "{}", stderr(&o));
+    assert_eq!(read_jsonl(&out.join("dead-letter.jsonl")).len(), 2);
+    let o = fundguard(&["suggest", "--input", path(&input), "--format", "debezium", "--out", path(&out), "--limit", "0"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--limit 0 leaves nothing to profile"), "{}", stderr(&o));
+}
+
+#[test]
+fn a_small_limit_leaves_columns_without_suggestions_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let shop = simulate(dir.path(), "shop", "0", "3");
+    let out = dir.path().join("out");
+    let o = suggest(&shop, &out, &["--limit", "60"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["sample"]["events"], 60);
+    let skipped = report["skipped"].as_array().unwrap();
+    let why = skipped.iter().find(|s| s["subject"] == "shop.refunds.amount" || s["subject"] == "shop.settlements.gross_amount");
+    let why = why.unwrap_or_else(|| panic!("{skipped:?}"));
+    assert!(why["reason"].as_str().unwrap().contains("at least 30 are needed"), "{why}");
+    assert!(std::fs::read_to_string(out.join("report.md")).unwrap().contains("## No suggestion"));
+}
+
+/// Backtests the suggested rules over a shop's log; the findings.
+fn backtest(rules: &Path, shop: &Path) -> Vec<Value> {
+    let findings = shop.join("suggested-findings.jsonl");
+    let o = fundguard(&[
+        "backtest",
+        "--rules",
+        path(rules),
+        "--input",
+        path(&shop.join("debezium.jsonl")),
+        "--format",
+        "debezium",
+        "--schema",
+        path(&shop.join("schema.yaml")),
+        "--findings",
+        path(&findings),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    read_jsonl(&findings)
+}
+
+/// (table, id) → order id, from the log: payments and refunds name theirs, orders are theirs.
+fn order_index(shop: &Path) -> HashMap<(String, i64), i64> {
+    let mut index = HashMap::new();
+    for line in read_jsonl(&shop.join("debezium.jsonl")) {
+        let event = if line.get("payload").is_some() { &line["payload"] } else { &line };
+        let table = format!("{}.{}", event["source"]["db"].as_str().unwrap(), event["source"]["table"].as_str().unwrap());
+        let row = &event["after"];
+        let (Some(id), order) = (row["id"].as_i64(), row["order_id"].as_i64()) else { continue };
+        let order = if table == "shop.orders" { Some(id) } else { order };
+        if let Some(order) = order {
+            index.insert((table, id), order);
+        }
+    }
+    index
+}
+
+/// Per finding, the orders its evidence rows belong to.
+fn orders_touched(shop: &Path, findings: &[Value]) -> Vec<BTreeSet<i64>> {
+    let index = order_index(shop);
+    findings
+        .iter()
+        .map(|f| {
+            let mut orders = BTreeSet::new();
+            for e in f["evidence"].as_array().into_iter().flatten() {
+                let table = e["table"].as_str().unwrap_or_default().to_string();
+                for row in [&e["before"], &e["after"]] {
+                    if let Some(o) = row["order_id"].as_i64() {
+                        orders.insert(o);
+                    }
+                    if let Some(p) = row["payment_id"].as_i64()
+                        && let Some(o) = index.get(&("shop.payments".to_string(), p))
+                    {
+                        orders.insert(*o);
+                    }
+                    if let Some(id) = row["id"].as_i64()
+                        && let Some(o) = index.get(&(table.clone(), id))
+                    {
+                        orders.insert(*o);
+                    }
+                }
+            }
+            orders
+        })
+        .collect()
+}
+
+/// Whether some finding explains an incident: it touches the incident's order, or its key
+/// has the answer key's value for a column that is not an id (a channel).
+fn explains(incident: &Value, shop: &Path, findings: &[Value], touched: &[BTreeSet<i64>]) -> bool {
+    let table = incident["table"].as_str().unwrap();
+    let index = order_index_cached(shop);
+    let mut orders = BTreeSet::new();
+    let mut other_keys = Vec::new();
+    for expected in incident["expected"].as_array().unwrap() {
+        for (k, v) in expected["key"].as_object().unwrap() {
+            match (k.as_str(), v.as_i64()) {
+                ("order_id", Some(o)) => {
+                    orders.insert(o);
+                }
+                ("id", Some(id)) => {
+                    if let Some(o) = index.get(&(table.to_string(), id)) {
+                        orders.insert(*o);
+                    }
+                }
+                _ => other_keys.push((k.clone(), v.clone())),
+            }
+        }
+    }
+    findings.iter().zip(touched).any(|(f, t)| {
+        t.iter().any(|o| orders.contains(o)) || other_keys.iter().any(|(k, v)| f["key"].get(k) == Some(v))
+    })
+}
+
+fn order_index_cached(shop: &Path) -> std::sync::Arc<HashMap<(String, i64), i64>> {
+    use std::sync::{Arc, Mutex, OnceLock};
+    static CACHE: OnceLock<Mutex<HashMap<PathBuf, Arc<HashMap<(String, i64), i64>>>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let mut cache = cache.lock().unwrap();
+    cache.entry(shop.to_path_buf()).or_insert_with(|| Arc::new(order_index(shop))).clone()
+}
