@@ -30,7 +30,8 @@ struct Candidate<'p> {
     within: i64,
     unmatched_from: usize,
     unmatched_to: usize,
-    score: (bool, u64, bool),
+    /// Final states first, then the most matches, then final counterparts, then the nearest in time.
+    score: (bool, u64, bool, std::cmp::Reverse<i64>),
 }
 
 impl Kind for Reconcile {
@@ -75,7 +76,12 @@ impl Kind for Reconcile {
                     .filter(|c| c.compared >= cx.options.min_rows && within_tolerance(c.compared - c.equal, c.compared))
                     .map(|c| (c.from_column.as_str(), c.to_column.as_str()))
                     .collect();
-                let score = (terminal(&relation.from, &pair.from_state), pair.matched, terminal(&relation.to, &pair.to_state));
+                let score = (
+                    terminal(&relation.from, &pair.from_state),
+                    pair.matched,
+                    terminal(&relation.to, &pair.to_state),
+                    std::cmp::Reverse(pair.delay.max_micros),
+                );
                 if best.as_ref().is_none_or(|b| score > b.score) {
                     best = Some(Candidate { pair, form, amount, currencies, within, unmatched_from, unmatched_to, score });
                 }
@@ -165,13 +171,18 @@ fn suggestion(cx: &Context<'_>, relation: &RelationProfile, c: &Candidate<'_>) -
         ),
     ];
     for a in &pair.amounts {
+        // Pairs that never agreed are noise, unless one ratio explains most of them (a
+        // constant 100 or 0.01 is the same amount in another unit).
+        let dominant = a.unequal_ratios.iter().max_by_key(|(_, n)| **n).filter(|(_, n)| **n * 2 > a.compared);
+        if a.equal == 0 && dominant.is_none() && !std::ptr::eq(a, c.amount) {
+            continue;
+        }
         let mut line = format!("{from_name}.{} = {to_name}.{}: {} of {}", a.from_column, a.to_column, a.equal, a.compared);
         if a.sums_compared > 0 && c.form == Form::SumWithin {
             line.push_str(&format!("; sum within on {} of {} keys", a.sums_within, a.sums_compared));
         }
-        if !a.unequal_ratios.is_empty() {
-            let ratios: Vec<String> = a.unequal_ratios.iter().take(4).map(|(r, n)| format!("{r} ({n})")).collect();
-            line.push_str(&format!("; ratios when unequal: {}", ratios.join(", ")));
+        if let Some((r, n)) = dominant {
+            line.push_str(&format!("; otherwise a constant ratio {r} on {n} (the same amount in another unit)"));
         }
         evidence.push(line);
     }
