@@ -98,7 +98,8 @@ impl SchemaIntake {
     /// rules: only its classification and relations are read).
     pub fn layout(&self) -> Layout {
         let overrides = Overrides::default();
-        let report = measure(&Input { catalog: &self.catalog, rules: &[], overrides: &overrides, new_columns: &HashSet::new() });
+        let report =
+            measure(&Input { catalog: &self.catalog, rules: &[], overrides: &overrides, new_columns: &HashSet::new() });
         let tables = self.catalog.tables();
         // Catalog name → event name.
         let mut event_name: HashMap<String, String> = HashMap::new();

@@ -11,7 +11,11 @@ use crate::suggest::{Body, Side, Suggestion, TestCase, duration_text};
 /// The rule file of one suggestion.
 pub fn rule_file(s: &Suggestion) -> String {
     let mut y = String::new();
-    let _ = writeln!(y, "# Suggested by `fundguard suggest` ({}, confidence {}%). Review before enabling.", s.kind, s.confidence);
+    let _ = writeln!(
+        y,
+        "# Suggested by `fundguard suggest` ({}, confidence {}%). Review before enabling.",
+        s.kind, s.confidence
+    );
     for e in &s.evidence {
         let _ = writeln!(y, "# evidence: {}", one_line(e));
     }
@@ -160,11 +164,7 @@ fn test(y: &mut String, t: &TestCase) {
 /// A test offset: whole seconds when it is, milliseconds otherwise.
 fn offset(micros: i64) -> String {
     let micros = micros.max(0);
-    if micros % 1_000_000 == 0 {
-        format!("{}s", micros / 1_000_000)
-    } else {
-        format!("{}ms", (micros + 999) / 1000)
-    }
+    if micros % 1_000_000 == 0 { format!("{}s", micros / 1_000_000) } else { format!("{}ms", (micros + 999) / 1000) }
 }
 
 fn row(values: &[(String, Value)]) -> String {
@@ -182,7 +182,13 @@ pub fn scalar(v: &Value) -> String {
         Value::Decimal(d) => {
             let text = d.to_string();
             let digits = text.chars().filter(char::is_ascii_digit).count();
-            if digits <= 15 && text.contains('.') { text } else if digits <= 15 { format!("{text}.0") } else { q(&text) }
+            if digits <= 15 && text.contains('.') {
+                text
+            } else if digits <= 15 {
+                format!("{text}.0")
+            } else {
+                q(&text)
+            }
         }
         Value::String(s) => q(s),
         Value::Timestamp(t) => q(&t.to_string()),

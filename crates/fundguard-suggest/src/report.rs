@@ -110,7 +110,11 @@ impl Report {
             s.tables,
             s.first.as_deref().unwrap_or("-"),
             s.last.as_deref().unwrap_or("-"),
-            if s.dead_letters > 0 { format!("; {} unreadable message(s) dead-lettered", s.dead_letters) } else { String::new() }
+            if s.dead_letters > 0 {
+                format!("; {} unreadable message(s) dead-lettered", s.dead_letters)
+            } else {
+                String::new()
+            }
         );
         let _ = writeln!(m, "| rule | kind | verdict | confidence | findings on the sample | worst day |");
         let _ = writeln!(m, "|---|---|---|---|---|---|");

@@ -234,7 +234,11 @@ pub fn join(layout: &Layout, entities: &HashMap<String, KeptEntities>, _end: i64
                     if pair.example.is_none() {
                         pair.example = Some(PairExample {
                             via: t.key.clone(),
-                            from: visits.iter().take(EXAMPLE_ROWS).map(|(e, v)| (e.key.clone(), (*v).clone())).collect(),
+                            from: visits
+                                .iter()
+                                .take(EXAMPLE_ROWS)
+                                .map(|(e, v)| (e.key.clone(), (*v).clone()))
+                                .collect(),
                             to: (t.key.clone(), tv.clone()),
                             from_columns: from.recorded.clone(),
                             to_columns: to.recorded.clone(),

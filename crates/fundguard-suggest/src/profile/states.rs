@@ -106,8 +106,11 @@ impl Entities {
     pub fn new(table: &TableLayout, layout: &Layout) -> Option<Entities> {
         let id = table.id.clone()?;
         let via = layout.relations.iter().filter(|r| r.from == table.name).map(|r| r.via.clone()).collect();
-        let dimensions =
-            if table.status.is_some() { table.dimensions.iter().map(|d| (d.clone(), Some(Vec::new()))).collect() } else { Vec::new() };
+        let dimensions = if table.status.is_some() {
+            table.dimensions.iter().map(|d| (d.clone(), Some(Vec::new()))).collect()
+        } else {
+            Vec::new()
+        };
         let mut e = Entities {
             id,
             status: table.status.clone(),

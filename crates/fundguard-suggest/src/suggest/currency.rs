@@ -3,7 +3,10 @@
 
 use fundguard_core::{Op, Value};
 
-use super::{Body, Context, Kind, Skipped, Suggestion, Suggestions, TestCase, TestEvent, class_confidence, confidence, pick, sql_text, with, within_tolerance};
+use super::{
+    Body, Context, Kind, Skipped, Suggestion, Suggestions, TestCase, TestEvent, class_confidence, confidence, pick,
+    sql_text, with, within_tolerance,
+};
 
 pub struct Currency;
 
@@ -23,7 +26,10 @@ impl Kind for Currency {
                     out.skipped.push(Skipped {
                         kind: self.name(),
                         subject,
-                        reason: format!("only {present} row(s) with a currency; at least {} are needed", cx.options.min_rows),
+                        reason: format!(
+                            "only {present} row(s) with a currency; at least {} are needed",
+                            cx.options.min_rows
+                        ),
                     });
                     continue;
                 }
@@ -31,7 +37,10 @@ impl Kind for Currency {
                     out.skipped.push(Skipped {
                         kind: self.name(),
                         subject,
-                        reason: format!("more than {} distinct values: not a list of currencies", crate::sketch::EXACT_BOUND),
+                        reason: format!(
+                            "more than {} distinct values: not a list of currencies",
+                            crate::sketch::EXACT_BOUND
+                        ),
                     });
                     continue;
                 };
@@ -53,7 +62,8 @@ impl Kind for Currency {
                     format!("{column_sql} IN ({})", set.join(", "))
                 };
                 let counts: Vec<String> = iso.iter().map(|(v, n)| format!("{v} {n}")).collect();
-                let mut evidence = vec![format!("{present} values, {} ISO 4217 code(s): {}", iso.len(), counts.join(", "))];
+                let mut evidence =
+                    vec![format!("{present} values, {} ISO 4217 code(s): {}", iso.len(), counts.join(", "))];
                 let mut review = Vec::new();
                 if !other.is_empty() {
                     let list: Vec<String> = other.iter().map(|(v, n)| format!("{v:?} ({n} rows)")).collect();
@@ -66,7 +76,8 @@ impl Kind for Currency {
                     let mut cols: Vec<&str> = key_column.iter().map(String::as_str).collect();
                     cols.push(column);
                     let real = pick(row, &cols);
-                    let unseen = ["XXX", "XTS", "XAU"].into_iter().find(|code| !values.contains_key(*code)).unwrap_or("ZZZ");
+                    let unseen =
+                        ["XXX", "XTS", "XAU"].into_iter().find(|code| !values.contains_key(*code)).unwrap_or("ZZZ");
                     let expect_key =
                         key_column.iter().filter_map(|k| row.get(k).map(|v| (k.clone(), v.clone()))).collect();
                     tests.push(TestCase {
@@ -91,7 +102,11 @@ impl Kind for Currency {
                     kind: self.name(),
                     tables: vec![name.clone()],
                     columns: vec![subject],
-                    invariant: format!("{} {column} is one of the ISO 4217 codes seen: {}.", super::short(name), codes.join(", ")),
+                    invariant: format!(
+                        "{} {column} is one of the ISO 4217 codes seen: {}.",
+                        super::short(name),
+                        codes.join(", ")
+                    ),
                     evidence,
                     confidence: confidence(present, class_confidence(table, column)),
                     review,

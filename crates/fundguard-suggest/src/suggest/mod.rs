@@ -285,9 +285,8 @@ pub fn within_tolerance(exceptions: u64, rows: u64) -> bool {
 }
 
 /// Durations a window or deadline is rounded up to.
-const NICE: &[i64] = &[
-    1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10_800, 21_600, 43_200, 86_400, 172_800, 604_800,
-];
+const NICE: &[i64] =
+    &[1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10_800, 21_600, 43_200, 86_400, 172_800, 604_800];
 
 /// The first "round" duration at or above `micros` (at least a second; at most a week).
 pub fn nice_up(micros: i64) -> i64 {

@@ -6,12 +6,16 @@ use std::collections::BTreeMap;
 
 use fundguard_core::{Decimal, Op, Value};
 
-use super::{Body, Context, Kind, Skipped, Suggestion, Suggestions, TestCase, TestEvent, class_confidence, confidence, duration_text, sql_text};
+use super::{
+    Body, Context, Kind, Skipped, Suggestion, Suggestions, TestCase, TestEvent, class_confidence, confidence,
+    duration_text, sql_text,
+};
 
 pub struct FailureRate;
 
 /// Words in a state's name that make it a failure.
-const FAILURE_WORDS: &[&str] = &["FAIL", "ERROR", "DECLIN", "REJECT", "TIMEOUT", "TIMED_OUT", "ABORT", "DENIED", "BOUNCE"];
+const FAILURE_WORDS: &[&str] =
+    &["FAIL", "ERROR", "DECLIN", "REJECT", "TIMEOUT", "TIMED_OUT", "ABORT", "DENIED", "BOUNCE"];
 
 impl Kind for FailureRate {
     fn name(&self) -> &'static str {
@@ -28,12 +32,8 @@ impl Kind for FailureRate {
                 // The outcomes: every state reached from where failures come from.
                 let sources: Vec<&String> =
                     states.transitions.keys().filter(|(_, b)| b == failure).map(|(a, _)| a).collect();
-                let mut outcomes: Vec<String> = states
-                    .transitions
-                    .keys()
-                    .filter(|(a, _)| sources.contains(&a))
-                    .map(|(_, b)| b.clone())
-                    .collect();
+                let mut outcomes: Vec<String> =
+                    states.transitions.keys().filter(|(a, _)| sources.contains(&a)).map(|(_, b)| b.clone()).collect();
                 outcomes.sort();
                 outcomes.dedup();
                 if outcomes.len() < 2 {
@@ -52,7 +52,10 @@ impl Kind for FailureRate {
                         out.skipped.push(Skipped {
                             kind: self.name(),
                             subject,
-                            reason: format!("{dimension} has more than {} values: not a dimension", crate::profile::states::MAX_DIMENSION_VALUES),
+                            reason: format!(
+                                "{dimension} has more than {} values: not a dimension",
+                                crate::profile::states::MAX_DIMENSION_VALUES
+                            ),
                         });
                         continue;
                     }
@@ -86,8 +89,7 @@ impl Kind for FailureRate {
                     volumes.sort_unstable();
                     let median = volumes.get(volumes.len() / 2).copied().unwrap_or(0);
                     let min_volume = (median / 2).clamp(10, 100);
-                    let judged: Vec<(&(String, i64), &(u64, u64))> =
-                        windows.iter().filter(|(_, (n, _))| *n >= min_volume).collect();
+                    let judged: Vec<(u64, u64)> = windows.values().copied().filter(|(n, _)| *n >= min_volume).collect();
                     if judged.len() < 3 {
                         out.skipped.push(Skipped {
                             kind: self.name(),
@@ -102,7 +104,7 @@ impl Kind for FailureRate {
                     }
                     let ratio = |(n, f): (u64, u64)| Decimal::from(f) / Decimal::from(n.max(1));
                     let baseline = ratio((total, failed));
-                    let worst = judged.iter().map(|(_, c)| ratio(**c)).max().unwrap_or_default();
+                    let worst = judged.iter().map(|c| ratio(*c)).max().unwrap_or_default();
                     let hundredth = Decimal::new(1, 2);
                     // Above the worst window by half again, at least 10 points over the baseline.
                     let raw = (worst * Decimal::new(15, 1)).max(baseline + Decimal::new(10, 2)).max(worst + hundredth);
@@ -111,7 +113,10 @@ impl Kind for FailureRate {
                         out.skipped.push(Skipped {
                             kind: self.name(),
                             subject,
-                            reason: format!("the worst window already failed {}: no threshold above it", worst.round_dp(4)),
+                            reason: format!(
+                                "the worst window already failed {}: no threshold above it",
+                                worst.round_dp(4)
+                            ),
                         });
                         continue;
                     }

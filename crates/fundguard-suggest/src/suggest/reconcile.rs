@@ -6,7 +6,10 @@
 
 use fundguard_core::{Decimal, Op, Value};
 
-use super::{Body, Context, Kind, Side, Skipped, Suggestion, Suggestions, TestCase, TestEvent, class_confidence, confidence, duration_text, nice_up, sql_text, within_tolerance};
+use super::{
+    Body, Context, Kind, Side, Skipped, Suggestion, Suggestions, TestCase, TestEvent, class_confidence, confidence,
+    duration_text, nice_up, sql_text, within_tolerance,
+};
 use crate::profile::{AmountPair, RelationProfile, StatePair};
 
 pub struct Reconcile;
@@ -64,7 +67,9 @@ impl Kind for Reconcile {
                 let to_ok = within_tolerance(unmatched_to as u64, pair.to_rows);
                 let one_to_one = pair.keys_with_many == 0;
                 let equal = best_amount(&pair.amounts, cx.options.min_rows, |a| (a.compared, a.compared - a.equal));
-                let sum = best_amount(&pair.amounts, cx.options.min_rows, |a| (a.sums_compared, a.sums_compared - a.sums_within));
+                let sum = best_amount(&pair.amounts, cx.options.min_rows, |a| {
+                    (a.sums_compared, a.sums_compared - a.sums_within)
+                });
                 let (form, amount) = match (equal, sum) {
                     (Some(a), _) if one_to_one && from_ok && to_ok => (Form::Equal, a),
                     (_, Some(a)) if from_ok => (Form::SumWithin, a),
@@ -83,7 +88,8 @@ impl Kind for Reconcile {
                     std::cmp::Reverse(pair.delay.max_micros),
                 );
                 if best.as_ref().is_none_or(|b| score > b.score) {
-                    best = Some(Candidate { pair, form, amount, currencies, within, unmatched_from, unmatched_to, score });
+                    best =
+                        Some(Candidate { pair, form, amount, currencies, within, unmatched_from, unmatched_to, score });
                 }
             }
             let Some(c) = best else {
@@ -105,11 +111,11 @@ impl Kind for Reconcile {
 }
 
 /// The amount pair that held best (exceptions within tolerance), same column name first.
-fn best_amount<'p>(
-    amounts: &'p [AmountPair],
+fn best_amount(
+    amounts: &[AmountPair],
     min_rows: u64,
     figures: impl Fn(&AmountPair) -> (u64, u64),
-) -> Option<&'p AmountPair> {
+) -> Option<&AmountPair> {
     amounts
         .iter()
         .filter(|a| {
@@ -177,7 +183,8 @@ fn suggestion(cx: &Context<'_>, relation: &RelationProfile, c: &Candidate<'_>) -
         if a.equal == 0 && dominant.is_none() && !std::ptr::eq(a, c.amount) {
             continue;
         }
-        let mut line = format!("{from_name}.{} = {to_name}.{}: {} of {}", a.from_column, a.to_column, a.equal, a.compared);
+        let mut line =
+            format!("{from_name}.{} = {to_name}.{}: {} of {}", a.from_column, a.to_column, a.equal, a.compared);
         if a.sums_compared > 0 && c.form == Form::SumWithin {
             line.push_str(&format!("; sum within on {} of {} keys", a.sums_within, a.sums_compared));
         }
@@ -233,7 +240,8 @@ fn suggestion(cx: &Context<'_>, relation: &RelationProfile, c: &Candidate<'_>) -
         Value::Decimal(d) => Value::Decimal(d.checked_add(Decimal::ONE).unwrap_or(*d)),
         other => other.clone(),
     };
-    let event = |at: i64, table: &str, after| TestEvent { at: at - base, table: table.to_string(), op: Op::Update, after };
+    let event =
+        |at: i64, table: &str, after| TestEvent { at: at - base, table: table.to_string(), op: Op::Update, after };
     let conf = class_confidence(from_layout, fa).min(class_confidence(to_layout, tb));
     let (id, invariant, body, tests) = match c.form {
         Form::Equal => {
@@ -307,12 +315,19 @@ fn suggestion(cx: &Context<'_>, relation: &RelationProfile, c: &Candidate<'_>) -
                     within: c.within,
                     integer_keys,
                     one_to_many: true,
-                    aggregates: vec![("total".into(), format!("sum(right.{fa})")), ("rows".into(), "count(right)".into())],
+                    aggregates: vec![
+                        ("total".into(), format!("sum(right.{fa})")),
+                        ("rows".into(), "count(right)".into()),
+                    ],
                     expect: format!("agg.total <= left.{tb}"),
                     money: Some((format!("agg.total - left.{tb}"), currency)),
                 },
                 vec![
-                    TestCase { name: "a real referencing row within the amount".into(), events: passing, expect: vec![] },
+                    TestCase {
+                        name: "a real referencing row within the amount".into(),
+                        events: passing,
+                        expect: vec![],
+                    },
                     TestCase {
                         name: format!("{from_name}.{fa} one more than {to_name}.{tb}"),
                         events: failing,

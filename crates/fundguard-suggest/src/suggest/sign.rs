@@ -2,7 +2,10 @@
 
 use fundguard_core::{Decimal, Op, Value};
 
-use super::{Context, Kind, Skipped, Suggestion, Suggestions, TestCase, TestEvent, class_confidence, confidence, money_of, pick, with, within_tolerance};
+use super::{
+    Context, Kind, Skipped, Suggestion, Suggestions, TestCase, TestEvent, class_confidence, confidence, money_of, pick,
+    with, within_tolerance,
+};
 
 pub struct Sign;
 
@@ -22,7 +25,10 @@ impl Kind for Sign {
                     out.skipped.push(Skipped {
                         kind: self.name(),
                         subject,
-                        reason: format!("only {present} row(s) with an amount; at least {} are needed", cx.options.min_rows),
+                        reason: format!(
+                            "only {present} row(s) with an amount; at least {} are needed",
+                            cx.options.min_rows
+                        ),
                     });
                     continue;
                 }
@@ -35,7 +41,8 @@ impl Kind for Sign {
                     continue;
                 }
                 let positive = c.zero == 0;
-                let (op, words, suffix) = if positive { (">", "positive", "positive") } else { (">=", "never negative", "non-negative") };
+                let (op, words, suffix) =
+                    if positive { (">", "positive", "positive") } else { (">=", "never negative", "non-negative") };
                 let column_sql = format!("after.{column}");
                 let assert = if c.nulls > 0 {
                     format!("{column_sql} IS NULL OR {column_sql} {op} 0")
@@ -56,7 +63,10 @@ impl Kind for Sign {
                 }
                 let mut review = Vec::new();
                 if c.negative > 0 {
-                    review.push(format!("{} negative amount(s) in the sample are findings of this rule: look at them", c.negative));
+                    review.push(format!(
+                        "{} negative amount(s) in the sample are findings of this rule: look at them",
+                        c.negative
+                    ));
                 }
                 let key_column = table.id.clone();
                 let key = key_column.iter().map(|k| (k.clone(), format!("after.{k}"))).collect();
@@ -67,7 +77,8 @@ impl Kind for Sign {
                     cols.extend(table.currencies.first().map(String::as_str));
                     let real = pick(row, &cols);
                     let amount = row.get(column).and_then(crate::profile::number).unwrap_or(Decimal::ONE);
-                    let bad = if amount.is_sign_positive() && !amount.is_zero() { -amount } else { Decimal::NEGATIVE_ONE };
+                    let bad =
+                        if amount.is_sign_positive() && !amount.is_zero() { -amount } else { Decimal::NEGATIVE_ONE };
                     let bad = match row.get(column) {
                         Some(Value::Int(_)) => i64::try_from(bad).map(Value::Int).unwrap_or(Value::Decimal(bad)),
                         _ => Value::Decimal(bad),
@@ -81,7 +92,12 @@ impl Kind for Sign {
                     });
                     tests.push(TestCase {
                         name: format!("the same row with {column} {bad}"),
-                        events: vec![TestEvent { at: 0, table: name.clone(), op: Op::Insert, after: with(real, column, bad) }],
+                        events: vec![TestEvent {
+                            at: 0,
+                            table: name.clone(),
+                            op: Op::Insert,
+                            after: with(real, column, bad),
+                        }],
                         expect: vec![expect_key],
                     });
                 }

@@ -50,8 +50,7 @@ impl Kind for StateMachine {
                     flagged.push(format!("born {s} ({n} of {inserted})"));
                 }
             }
-            let moves: Vec<String> =
-                allowed.iter().map(|(from, to)| format!("{from} -> {}", to.join(" | "))).collect();
+            let moves: Vec<String> = allowed.iter().map(|(from, to)| format!("{from} -> {}", to.join(" | "))).collect();
             let mut evidence = vec![
                 format!("{total} transitions of {} states: {}", states.states.len(), moves.join("; ")),
                 format!(
@@ -65,7 +64,8 @@ impl Kind for StateMachine {
             if let Some((path, n)) = states.paths.first() {
                 evidence.push(format!("most common path: {} ({n} rows)", path.join(" -> ")));
             }
-            let review: Vec<String> = flagged.iter().map(|f| format!("rare, left out (legalise it only if it is legal): {f}")).collect();
+            let review: Vec<String> =
+                flagged.iter().map(|f| format!("rare, left out (legalise it only if it is legal): {f}")).collect();
             let tests = tests(name, id, status, states, &allowed);
             out.made.push(Suggestion {
                 id: super::rule_id(&format!("{}-state-machine", super::short(name))),
@@ -119,11 +119,7 @@ fn tests(
         .collect();
     let last_state = &last.0;
     let legal = allowed.get(last_state);
-    let Some(illegal) = states
-        .states
-        .iter()
-        .find(|s| *s != last_state && legal.is_none_or(|l| !l.contains(s)))
-    else {
+    let Some(illegal) = states.states.iter().find(|s| *s != last_state && legal.is_none_or(|l| !l.contains(s))) else {
         return vec![TestCase { name: "the most common real path".into(), events, expect: vec![] }];
     };
     let end = events.last().map_or(0, |e| e.at);

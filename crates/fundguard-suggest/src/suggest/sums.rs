@@ -3,7 +3,10 @@
 
 use fundguard_core::{Decimal, Op, Value};
 
-use super::{Body, Context, Kind, Suggestion, Suggestions, TestCase, TestEvent, class_confidence, confidence, pick, with, within_tolerance};
+use super::{
+    Body, Context, Kind, Suggestion, Suggestions, TestCase, TestEvent, class_confidence, confidence, pick, with,
+    within_tolerance,
+};
 
 pub struct Sums;
 
@@ -17,7 +20,9 @@ impl Kind for Sums {
             let Some(profile) = cx.profile.tables.get(name) else { continue };
             let mut taken: Vec<[&str; 3]> = Vec::new();
             for identity in &profile.identities {
-                if identity.rows < cx.options.min_rows || !within_tolerance(identity.rows - identity.held, identity.rows) {
+                if identity.rows < cx.options.min_rows
+                    || !within_tolerance(identity.rows - identity.held, identity.rows)
+                {
                     continue;
                 }
                 let mut set = [identity.result.as_str(), identity.left.as_str(), identity.right.as_str()];
@@ -74,9 +79,15 @@ impl Kind for Sums {
                     id: super::rule_id(&format!("{}-{}-adds-up", super::short(name), identity.result)),
                     kind: self.name(),
                     tables: vec![name.clone()],
-                    columns: [&identity.result, &identity.left, &identity.right].iter().map(|c| format!("{name}.{c}")).collect(),
+                    columns: [&identity.result, &identity.left, &identity.right]
+                        .iter()
+                        .map(|c| format!("{name}.{c}"))
+                        .collect(),
                     invariant: format!("{} {}.", super::short(name), sql.replace("after.", "")),
-                    evidence: vec![format!("held on {} of {} rows with all three amounts", identity.held, identity.rows)],
+                    evidence: vec![format!(
+                        "held on {} of {} rows with all three amounts",
+                        identity.held, identity.rows
+                    )],
                     confidence: confidence(identity.held, conf),
                     review,
                     owner: cx.owner(name),

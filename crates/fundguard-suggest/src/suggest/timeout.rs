@@ -4,7 +4,10 @@
 
 use fundguard_core::{Op, Value};
 
-use super::{Body, Context, Kind, Skipped, Suggestion, Suggestions, TestCase, TestEvent, class_confidence, confidence, duration_text, nice_up, sql_text};
+use super::{
+    Body, Context, Kind, Skipped, Suggestion, Suggestions, TestCase, TestEvent, class_confidence, confidence,
+    duration_text, nice_up, sql_text,
+};
 
 pub struct Timeout;
 
@@ -29,12 +32,16 @@ impl Kind for Timeout {
                     out.skipped.push(Skipped {
                         kind: self.name(),
                         subject,
-                        reason: format!("left only {} time(s); at least {} are needed", left.count, cx.options.min_rows),
+                        reason: format!(
+                            "left only {} time(s); at least {} are needed",
+                            left.count, cx.options.min_rows
+                        ),
                     });
                     continue;
                 }
                 let p99 = left.p99_ms * 1000;
-                let within = nice_up((left.max_micros.saturating_mul(3) / 2).max(p99.saturating_mul(2)).max(MIN_WITHIN));
+                let within =
+                    nice_up((left.max_micros.saturating_mul(3) / 2).max(p99.saturating_mul(2)).max(MIN_WITHIN));
                 let staying = states.still_in.get(state).map_or(0, |s| {
                     // Rows still there, longer than the deadline, at the end of the sample.
                     s.count as u64 * u64::from(s.max_micros > within)
@@ -89,7 +96,12 @@ impl Kind for Timeout {
                                 name: format!("left {state} a second late"),
                                 events: vec![
                                     TestEvent { at: 0, table: name.clone(), op: Op::Update, after: row(state) },
-                                    TestEvent { at: within + 1_000_000, table: name.clone(), op: Op::Update, after: row(&next) },
+                                    TestEvent {
+                                        at: within + 1_000_000,
+                                        table: name.clone(),
+                                        op: Op::Update,
+                                        after: row(&next),
+                                    },
                                 ],
                                 expect: vec![vec![(id.clone(), key.clone())]],
                             },

@@ -3,7 +3,10 @@
 
 use fundguard_core::{Decimal, Op, Value};
 
-use super::{Body, Context, Kind, Skipped, Suggestion, Suggestions, TestCase, TestEvent, class_confidence, confidence, pick, with, within_tolerance};
+use super::{
+    Body, Context, Kind, Skipped, Suggestion, Suggestions, TestCase, TestEvent, class_confidence, confidence, pick,
+    with, within_tolerance,
+};
 
 pub struct Units;
 
@@ -25,7 +28,10 @@ impl Kind for Units {
                     out.skipped.push(Skipped {
                         kind: self.name(),
                         subject,
-                        reason: format!("ratio {dominant} on only {} row(s); at least {} are needed", ratio.rows, cx.options.min_rows),
+                        reason: format!(
+                            "ratio {dominant} on only {} row(s); at least {} are needed",
+                            ratio.rows, cx.options.min_rows
+                        ),
                     });
                     continue;
                 }
@@ -40,8 +46,12 @@ impl Kind for Units {
                 }
                 let (a, b) = (&ratio.numerator, &ratio.denominator);
                 let assert = format!("after.{a} = after.{b} * {dominant}");
-                let others: Vec<String> =
-                    ratio.ratios.iter().filter(|(r, _)| **r != dominant).map(|(r, n)| format!("{r} ({n} rows)")).collect();
+                let others: Vec<String> = ratio
+                    .ratios
+                    .iter()
+                    .filter(|(r, _)| **r != dominant)
+                    .map(|(r, n)| format!("{r} ({n} rows)"))
+                    .collect();
                 let mut evidence = vec![format!("{a} / {b} was exactly {dominant} on {held} of {} rows", ratio.rows)];
                 let mut review = Vec::new();
                 if exceptions > 0 {
@@ -69,7 +79,12 @@ impl Kind for Units {
                     });
                     tests.push(TestCase {
                         name: format!("{b} holds the {a} value"),
-                        events: vec![TestEvent { at: 0, table: name.clone(), op: Op::Insert, after: with(real, b, bad) }],
+                        events: vec![TestEvent {
+                            at: 0,
+                            table: name.clone(),
+                            op: Op::Insert,
+                            after: with(real, b, bad),
+                        }],
                         expect: vec![expect_key],
                     });
                 }
@@ -79,7 +94,10 @@ impl Kind for Units {
                     kind: self.name(),
                     tables: vec![name.clone()],
                     columns: vec![format!("{name}.{a}"), format!("{name}.{b}")],
-                    invariant: format!("{} {a} is exactly {dominant} times {b} (one amount in two units).", super::short(name)),
+                    invariant: format!(
+                        "{} {a} is exactly {dominant} times {b} (one amount in two units).",
+                        super::short(name)
+                    ),
                     evidence,
                     confidence: confidence(held, conf),
                     review,

@@ -99,11 +99,17 @@ proptest! {
 fn a_constant_ratio_of_one_hundred_is_seen_between_fen_and_yuan() {
     let events: Vec<_> = (1..=50i64)
         .map(|i| {
-            event("s.payments", Op::Insert, i, i as u64, &[
-                ("id", Value::Int(i)),
-                ("amount", Value::Int(i * 199)),
-                ("amount_yuan", Value::Decimal(Decimal::new(i * 199, 2))),
-            ])
+            event(
+                "s.payments",
+                Op::Insert,
+                i,
+                i as u64,
+                &[
+                    ("id", Value::Int(i)),
+                    ("amount", Value::Int(i * 199)),
+                    ("amount_yuan", Value::Decimal(Decimal::new(i * 199, 2))),
+                ],
+            )
         })
         .collect();
     let p = profile(&events);

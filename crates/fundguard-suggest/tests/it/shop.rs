@@ -83,7 +83,11 @@ fn a_small_shop_gets_sign_currency_state_machine_timeout_and_reconcile_rules() {
     assert!(checked.len() >= 8);
     let reconcile = checked.iter().find(|c| c.suggestion.id == "payments-matches-orders").unwrap();
     assert!(reconcile.file.contains("when: \"after.status = 'SUCCESS'\""), "{}", reconcile.file);
-    assert!(reconcile.file.contains("expect: \"left.amount = right.pay_amount AND left.currency = right.currency\""), "{}", reconcile.file);
+    assert!(
+        reconcile.file.contains("expect: \"left.amount = right.pay_amount AND left.currency = right.currency\""),
+        "{}",
+        reconcile.file
+    );
 }
 
 #[test]

@@ -104,10 +104,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // Pass 1: profile.
     let started = Instant::now();
     let decoder = format.decoder(schemas.clone()).with_max_message_bytes(args.max_message_bytes);
-    let mut sample = Sample::new(decoder, DeadLetters::new(dead_letter.clone()), SchemaIntake::new(changes), args.limit);
+    let mut sample =
+        Sample::new(decoder, DeadLetters::new(dead_letter.clone()), SchemaIntake::new(changes), args.limit);
     for input in &args.input {
-        let mut lines =
-            open_lines(input).with_context(|| format!("opening {}", input.display()))?.with_max_line(args.max_message_bytes);
+        let mut lines = open_lines(input)
+            .with_context(|| format!("opening {}", input.display()))?
+            .with_max_line(args.max_message_bytes);
         while !sample.full() {
             let Some((line, position)) = lines.next_line()? else { break };
             sample.push(line, &position)?;
@@ -141,8 +143,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let mut left = messages;
     for input in &args.input {
-        let mut lines =
-            open_lines(input).with_context(|| format!("opening {}", input.display()))?.with_max_line(args.max_message_bytes);
+        let mut lines = open_lines(input)
+            .with_context(|| format!("opening {}", input.display()))?
+            .with_max_line(args.max_message_bytes);
         while left > 0 {
             let Some((line, position)) = lines.next_line()? else { break };
             pipeline.push(line, &position)?;

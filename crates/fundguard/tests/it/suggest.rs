@@ -16,7 +16,17 @@ use crate::{fundguard, path, read_jsonl, stderr, stdout};
 fn simulate(dir: &Path, name: &str, rate: &str, seed: &str) -> PathBuf {
     let out = dir.join(name);
     let o = fundguard(&[
-        "simulate", "--out", path(&out), "--format", "debezium", "--orders", "2000", "--incident-rate", rate, "--seed", seed,
+        "simulate",
+        "--out",
+        path(&out),
+        "--format",
+        "debezium",
+        "--orders",
+        "2000",
+        "--incident-rate",
+        rate,
+        "--seed",
+        seed,
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     out
@@ -25,26 +35,16 @@ fn simulate(dir: &Path, name: &str, rate: &str, seed: &str) -> PathBuf {
 fn suggest(shop: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
     let input = shop.join("debezium.jsonl");
     let schema = shop.join("schema.yaml");
-    let mut args = vec![
-        "suggest",
-        "--input",
-        path(&input),
-        "--format",
-        "debezium",
-        "--schema",
-        path(&schema),
-        "--out",
-        path(out),
-    ];
+    let mut args =
+        vec!["suggest", "--input", path(&input), "--format", "debezium", "--schema", path(&schema), "--out", path(out)];
     args.extend_from_slice(extra);
     fundguard(&args)
 }
 
 /// (kind, tables, columns) of every suggestion in report.json.
 fn suggestions(report: &Value) -> Vec<(String, Vec<String>, Vec<String>, u64)> {
-    let strings = |v: &Value| -> Vec<String> {
-        v.as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect()
-    };
+    let strings =
+        |v: &Value| -> Vec<String> { v.as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect() };
     report["suggestions"]
         .as_array()
         .unwrap()
@@ -128,9 +128,9 @@ fn a_clean_shop_gets_the_example_invariants_that_then_catch_the_injected_inciden
         assert!(!suggested_moves.contains(&(illegal.0.to_string(), illegal.1.to_string())));
     }
     assert_eq!(machine.initial, expected.initial);
-    let stuck = suggested.iter().any(|r| {
-        matches!(&r.body, RuleBody::Timeout(t) if t.table == "shop.orders" && t.enter.sql.contains("'PAYING'"))
-    });
+    let stuck = suggested.iter().any(
+        |r| matches!(&r.body, RuleBody::Timeout(t) if t.table == "shop.orders" && t.enter.sql.contains("'PAYING'")),
+    );
     assert!(stuck, "no timeout on PAYING orders");
 
     // Every file validates and passes its tests; nothing fires on the clean data.
@@ -201,7 +201,8 @@ fn bad_input_is_dead_lettered_and_an_empty_sample_is_an_error() {
     assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
     assert!(stderr(&o).contains("no change events in the input (2 message(s), 2 undecodable"), "{}", stderr(&o));
     assert_eq!(read_jsonl(&out.join("dead-letter.jsonl")).len(), 2);
-    let o = fundguard(&["suggest", "--input", path(&input), "--format", "debezium", "--out", path(&out), "--limit", "0"]);
+    let o =
+        fundguard(&["suggest", "--input", path(&input), "--format", "debezium", "--out", path(&out), "--limit", "0"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("--limit 0 leaves nothing to profile"), "{}", stderr(&o));
 }
@@ -248,7 +249,8 @@ fn order_index(shop: &Path) -> HashMap<(String, i64), i64> {
     let mut index = HashMap::new();
     for line in read_jsonl(&shop.join("debezium.jsonl")) {
         let event = if line.get("payload").is_some() { &line["payload"] } else { &line };
-        let table = format!("{}.{}", event["source"]["db"].as_str().unwrap(), event["source"]["table"].as_str().unwrap());
+        let table =
+            format!("{}.{}", event["source"]["db"].as_str().unwrap(), event["source"]["table"].as_str().unwrap());
         let row = &event["after"];
         let (Some(id), order) = (row["id"].as_i64(), row["order_id"].as_i64()) else { continue };
         let order = if table == "shop.orders" { Some(id) } else { order };
