@@ -208,6 +208,31 @@ impl Context<'_> {
     pub fn owner(&self, table: &str) -> String {
         self.options.owner.clone().unwrap_or_else(|| rule_id(short(table)))
     }
+
+    /// The amount that stands for a row's money (a timeout's money at risk): the one a
+    /// related table's amount equalled most often, else the one with the largest values.
+    pub fn headline_amount(&self, table: &TableLayout) -> Option<String> {
+        let mut agreed: BTreeMap<&str, u64> = BTreeMap::new();
+        for relation in &self.profile.relations {
+            for pair in &relation.pairs {
+                for a in &pair.amounts {
+                    if relation.from == table.name {
+                        *agreed.entry(a.from_column.as_str()).or_default() += a.equal;
+                    }
+                    if relation.to == table.name {
+                        *agreed.entry(a.to_column.as_str()).or_default() += a.equal;
+                    }
+                }
+            }
+        }
+        if let Some((column, n)) = agreed.iter().max_by_key(|(_, n)| **n)
+            && *n > 0
+        {
+            return Some(column.to_string());
+        }
+        let columns = self.profile.tables.get(&table.name).map(|t| &t.columns);
+        table.money.iter().max_by_key(|m| columns.and_then(|c| c.get(*m)).and_then(|c| c.max)).cloned()
+    }
 }
 
 /// `orders` of `shop.orders`.

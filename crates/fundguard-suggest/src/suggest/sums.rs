@@ -1,6 +1,7 @@
 //! Amounts of one row that add up: `pay = total - discount`, `net = gross - commission`,
 //! when the identity held on every row.
 
+use crate::profile::IdentityOp;
 use fundguard_core::{Decimal, Op, Value};
 
 use super::{
@@ -19,7 +20,10 @@ impl Kind for Sums {
         for (name, table) in &cx.layout.tables {
             let Some(profile) = cx.profile.tables.get(name) else { continue };
             let mut taken: Vec<[&str; 3]> = Vec::new();
-            for identity in &profile.identities {
+            // `total = discount + pay` reads better than `discount = total - pay`: sums first.
+            let mut identities: Vec<_> = profile.identities.iter().collect();
+            identities.sort_by_key(|i| i.op != IdentityOp::Plus);
+            for identity in identities {
                 if identity.rows < cx.options.min_rows
                     || !within_tolerance(identity.rows - identity.held, identity.rows)
                 {

@@ -127,7 +127,7 @@ impl Kind for Timeout {
                         enter: format!("{status_sql} = {}", sql_text(state)),
                         exit: format!("{status_sql} <> {}", sql_text(state)),
                         within,
-                        money: table.money.first().and_then(|m| super::money_of(table, m)),
+                        money: cx.headline_amount(table).and_then(|m| super::money_of(table, &m)),
                     },
                     tests,
                 });

@@ -164,11 +164,12 @@ fn a_clean_shop_gets_the_example_invariants_that_then_catch_the_injected_inciden
             Some((r.id.clone(), table))
         })
         .collect();
-    let touched = orders_touched(&dirty, &findings, &key_tables);
+    let index = order_index(&dirty);
+    let touched = orders_touched(&index, &findings, &key_tables);
     let mut caught: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     for incident in read_jsonl(&dirty.join("answer-key.jsonl")) {
         let kind = incident["kind"].as_str().unwrap().to_string();
-        let explained = explains(&incident, &dirty, &findings, &touched);
+        let explained = explains(&incident, &index, &findings, &touched);
         let slot = caught.entry(kind).or_default();
         slot.0 += usize::from(explained);
         slot.1 += 1;
@@ -244,8 +245,11 @@ fn backtest(rules: &Path, shop: &Path) -> Vec<Value> {
     read_jsonl(&findings)
 }
 
+/// (table, id) → order id.
+type OrderIndex = HashMap<(String, i64), i64>;
+
 /// (table, id) → order id, from the log: payments and refunds name theirs, orders are theirs.
-fn order_index(shop: &Path) -> HashMap<(String, i64), i64> {
+fn order_index(shop: &Path) -> OrderIndex {
     let mut index = HashMap::new();
     for line in read_jsonl(&shop.join("debezium.jsonl")) {
         let event = if line.get("payload").is_some() { &line["payload"] } else { &line };
@@ -262,8 +266,7 @@ fn order_index(shop: &Path) -> HashMap<(String, i64), i64> {
 }
 
 /// Per finding, the orders its key and evidence rows belong to.
-fn orders_touched(shop: &Path, findings: &[Value], key_tables: &HashMap<String, String>) -> Vec<BTreeSet<i64>> {
-    let index = order_index(shop);
+fn orders_touched(index: &OrderIndex, findings: &[Value], key_tables: &HashMap<String, String>) -> Vec<BTreeSet<i64>> {
     findings
         .iter()
         .map(|f| {
@@ -304,9 +307,8 @@ fn orders_touched(shop: &Path, findings: &[Value], key_tables: &HashMap<String, 
 
 /// Whether some finding explains an incident: it touches the incident's order, or its key
 /// has the answer key's value for a column that is not an id (a channel).
-fn explains(incident: &Value, shop: &Path, findings: &[Value], touched: &[BTreeSet<i64>]) -> bool {
+fn explains(incident: &Value, index: &OrderIndex, findings: &[Value], touched: &[BTreeSet<i64>]) -> bool {
     let table = incident["table"].as_str().unwrap();
-    let index = order_index_cached(shop);
     let mut orders = BTreeSet::new();
     let mut other_keys = Vec::new();
     for expected in incident["expected"].as_array().unwrap() {
@@ -327,12 +329,4 @@ fn explains(incident: &Value, shop: &Path, findings: &[Value], touched: &[BTreeS
     findings.iter().zip(touched).any(|(f, t)| {
         t.iter().any(|o| orders.contains(o)) || other_keys.iter().any(|(k, v)| f["key"].get(k) == Some(v))
     })
-}
-
-fn order_index_cached(shop: &Path) -> std::sync::Arc<HashMap<(String, i64), i64>> {
-    use std::sync::{Arc, Mutex, OnceLock};
-    static CACHE: OnceLock<Mutex<HashMap<PathBuf, Arc<HashMap<(String, i64), i64>>>>> = OnceLock::new();
-    let cache = CACHE.get_or_init(Default::default);
-    let mut cache = cache.lock().unwrap();
-    cache.entry(shop.to_path_buf()).or_insert_with(|| Arc::new(order_index(shop))).clone()
 }
