@@ -330,3 +330,35 @@ fn explains(incident: &Value, index: &OrderIndex, findings: &[Value], touched: &
         t.iter().any(|o| orders.contains(o)) || other_keys.iter().any(|(k, v)| f["key"].get(k) == Some(v))
     })
 }
+
+#[test]
+fn a_ddl_file_instead_of_a_schema_classifies_a_canal_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("shop");
+    let o =
+        fundguard(&["simulate", "--out", path(&out), "--format", "canal", "--orders", "600", "--incident-rate", "0"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rules = dir.path().join("suggested");
+    let input = out.join("canal.jsonl");
+    let o = fundguard(&[
+        "suggest",
+        "--input",
+        path(&input),
+        "--format",
+        "canal",
+        "--ddl",
+        "examples/coverage/shop-mysql.sql",
+        "--out",
+        path(&rules),
+    ]);
+    assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(rules.join("report.json")).unwrap()).unwrap();
+    let relations = report["layout"]["relations"].as_array().unwrap();
+    let declared = relations.iter().find(|r| r["from"] == "shop.payments" && r["to"] == "shop.orders").unwrap();
+    assert_eq!(declared["found_by"], "foreign key", "{relations:?}");
+    let made = suggestions(&report);
+    assert!(made.iter().any(|(k, t, ..)| k == "reconcile" && t.contains(&"shop.payments".to_string())), "{made:?}");
+    assert!(made.iter().all(|(.., findings)| *findings == 0), "{made:?}");
+    let o = fundguard(&["test", path(&rules)]);
+    assert!(o.status.success(), "{}", stdout(&o));
+}
