@@ -6,6 +6,7 @@
 //! and profiles (undecodable messages go to the dead-letter file), the second replays the
 //! same messages through the engine with the suggested rules.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -18,6 +19,7 @@ use fundguard_sources::open_lines;
 use fundguard_suggest::backtest::{Backtest, check};
 use fundguard_suggest::layout::SchemaIntake;
 use fundguard_suggest::report::Report;
+use fundguard_suggest::suggest::Skipped;
 use fundguard_suggest::{Options, Profiler, suggest};
 
 use super::backtest::FormatArg;
@@ -55,6 +57,10 @@ pub struct Args {
     /// The failure-rate rules' window.
     #[arg(long, default_value = "10m")]
     rate_window: String,
+    /// Suggestions rejected in an earlier review (YAML, `rule-id: why`): not proposed again;
+    /// the report lists each with its reason.
+    #[arg(long)]
+    rejected: Option<PathBuf>,
     /// Events per micro-batch of the backtest.
     #[arg(long, default_value_t = 8192)]
     batch_size: usize,
@@ -85,6 +91,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if window < 60_000_000 {
         anyhow::bail!("--rate-window {}: at least 1m (rates are counted per minute)", args.rate_window);
     }
+    let rejected_before = match &args.rejected {
+        Some(path) => rejected(path)?,
+        None => BTreeMap::new(),
+    };
     let schemas = crate::schemas::load(args.schema.as_ref())?;
     let mut changes = Vec::new();
     if let Some(path) = &args.schema {
@@ -124,8 +134,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let profiled = started.elapsed();
     let options = Options { min_rows: args.min_rows.max(1), owner: args.owner.clone(), rate_window_micros: window };
-    let suggestions = suggest(&profile, &layout, &options);
-    let (checked, rejected) = check(suggestions.made, &schemas);
+    let mut suggestions = suggest(&profile, &layout, &options);
+    let (made, before): (Vec<_>, Vec<_>) =
+        suggestions.made.into_iter().partition(|s| !rejected_before.contains_key(&s.id));
+    for s in before {
+        let why = &rejected_before[&s.id];
+        suggestions.skipped.push(Skipped { kind: s.kind, subject: s.id, reason: format!("rejected in review: {why}") });
+    }
+    let (checked, rejected) = check(made, &schemas);
     let suggested = started.elapsed() - profiled;
 
     // Pass 2: backtest the same messages through the engine.
@@ -186,6 +202,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         println!("{dead_letters} undecodable message(s) written to {}", dead_letter.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The review's rejections: rule id → why.
+fn rejected(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading --rejected {}", path.display()))?;
+    if text.trim().is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    serde_saphyr::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("{}: {e}; expected one `rule-id: why it was rejected` per line", path.display()))
 }
 
 fn write(path: &Path, text: &str) -> anyhow::Result<()> {

@@ -361,4 +361,41 @@ fn a_ddl_file_instead_of_a_schema_classifies_a_canal_log() {
     assert!(made.iter().all(|(.., findings)| *findings == 0), "{made:?}");
     let o = fundguard(&["test", path(&rules)]);
     assert!(o.status.success(), "{}", stdout(&o));
+
+    // A suggestion rejected in review is not proposed again, and the report says why.
+    let rejected = dir.path().join("rejected.yaml");
+    std::fs::write(&rejected, "payments-stuck-in-init: \"bank transfers stay INIT for days\"\n").unwrap();
+    let again = dir.path().join("again");
+    let o = fundguard(&[
+        "suggest",
+        "--input",
+        path(&input),
+        "--format",
+        "canal",
+        "--ddl",
+        "examples/coverage/shop-mysql.sql",
+        "--out",
+        path(&again),
+        "--rejected",
+        path(&rejected),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(rules.join("payments-stuck-in-init.yaml").exists());
+    assert!(!again.join("payments-stuck-in-init.yaml").exists());
+    let report = std::fs::read_to_string(again.join("report.md")).unwrap();
+    assert!(report.contains("rejected in review: bank transfers stay INIT for days"), "{report}");
+    std::fs::write(&rejected, "- not a map\n").unwrap();
+    let o = fundguard(&[
+        "suggest",
+        "--input",
+        path(&input),
+        "--format",
+        "canal",
+        "--out",
+        path(&again),
+        "--rejected",
+        path(&rejected),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("expected one `rule-id: why it was rejected` per line"), "{}", stderr(&o));
 }
