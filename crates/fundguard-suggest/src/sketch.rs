@@ -37,11 +37,24 @@ impl Distinct {
         if let Some(exact) = &mut self.exact {
             let kept = exact.len();
             match exact.get_mut(value) {
-                Some(n) => *n += 1,
+                Some(n) => {
+                    *n += 1;
+                    return;
+                }
                 None if kept < EXACT_BOUND => {
                     exact.insert(value.to_string(), 1);
+                    return;
                 }
-                None => self.exact = None,
+                None => {
+                    // Past the bound: the sketch starts from every value seen so far.
+                    for seen in exact.keys() {
+                        self.smallest.insert(hash(seen));
+                    }
+                    while self.smallest.len() > K {
+                        self.smallest.pop_last();
+                    }
+                    self.exact = None;
+                }
             }
         }
         let h = hash(value);
@@ -69,6 +82,9 @@ impl Distinct {
 
     /// The k-minimum-values estimate: (K - 1) / (the K-th smallest hash as a fraction of the range).
     pub fn estimate(&self) -> u64 {
+        if let Some(exact) = &self.exact {
+            return exact.len() as u64;
+        }
         if self.smallest.len() < K {
             return self.smallest.len() as u64;
         }

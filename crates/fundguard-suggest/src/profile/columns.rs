@@ -32,6 +32,9 @@ pub struct ColumnProfile {
     pub distinct: DistinctSummary,
     #[serde(skip)]
     pub values: Distinct,
+    /// Reused to write numbers as text without allocating per row.
+    #[serde(skip)]
+    text: String,
     /// The first row with a value in this column: a real row for rule tests.
     #[serde(skip)]
     pub example: Option<Row>,
@@ -61,8 +64,18 @@ impl ColumnProfile {
         }
         match value {
             Value::String(s) => self.values.add(s),
-            Value::Int(i) => self.values.add(&i.to_string()),
-            Value::Decimal(d) => self.values.add(&d.normalize().to_string()),
+            Value::Int(i) => {
+                use std::fmt::Write;
+                self.text.clear();
+                let _ = write!(self.text, "{i}");
+                self.values.add(&self.text);
+            }
+            Value::Decimal(d) => {
+                use std::fmt::Write;
+                self.text.clear();
+                let _ = write!(self.text, "{}", d.normalize());
+                self.values.add(&self.text);
+            }
             Value::Bool(b) => self.values.add(if *b { "true" } else { "false" }),
             _ => {}
         }
@@ -227,11 +240,26 @@ impl RatioProfile {
         if b.is_zero() || a.is_zero() {
             return;
         }
-        let Some(ratio) = a.checked_div(*b) else { return };
         self.rows += 1;
         if self.example.is_none() {
             self.example = Some(row.clone());
         }
+        // A multiplication confirms the ratio seen first (cheaper than a division); a pair
+        // whose ratios are already scattered is only counted.
+        if let Some((first, n)) = self.ratios.iter_mut().next()
+            && b.checked_mul(*first) == Some(*a)
+        {
+            *n += 1;
+            return;
+        }
+        if self.ratios.len() >= RATIO_BOUND {
+            self.other += 1;
+            return;
+        }
+        let Some(ratio) = a.checked_div(*b) else {
+            self.other += 1;
+            return;
+        };
         let ratio = ratio.normalize();
         let kept = self.ratios.len();
         match self.ratios.get_mut(&ratio) {

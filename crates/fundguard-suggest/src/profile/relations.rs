@@ -195,6 +195,7 @@ pub fn join(layout: &Layout, entities: &HashMap<String, KeptEntities>, _end: i64
                                 if x == to_amount {
                                     amount.equal += 1;
                                 } else if !to_amount.is_zero()
+                                    && amount.unequal_ratios.len() < RATIO_BOUND
                                     && let Some(r) = x.checked_div(to_amount)
                                 {
                                     let r = r.normalize();
