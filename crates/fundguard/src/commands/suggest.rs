@@ -27,7 +27,7 @@ use crate::pipeline::{BatchPipeline, DeadLetters, FindingSink};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Recorded logs, one message per line, plain or gzip.
+    /// Recorded logs, one message per line, plain or gzip (files: they are read twice).
     #[arg(long, required = true, num_args = 1..)]
     input: Vec<PathBuf>,
     #[arg(long, value_enum)]
@@ -82,6 +82,11 @@ pub struct Args {
 const CLASSIFY_AFTER: usize = 20_000;
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if args.input.iter().any(|i| i.as_os_str() == "-") {
+        anyhow::bail!(
+            "--input -: suggest reads its input twice (to profile, then to backtest), so it needs files, not stdin"
+        );
+    }
     if args.limit == Some(0) {
         anyhow::bail!("--limit 0 leaves nothing to profile: give a positive number of events, or leave it out");
     }

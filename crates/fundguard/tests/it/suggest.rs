@@ -206,6 +206,9 @@ fn bad_input_is_dead_lettered_and_an_empty_sample_is_an_error() {
         fundguard(&["suggest", "--input", path(&input), "--format", "debezium", "--out", path(&out), "--limit", "0"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("--limit 0 leaves nothing to profile"), "{}", stderr(&o));
+    let o = fundguard(&["suggest", "--input", "-", "--format", "debezium", "--out", path(&out)]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("it needs files, not stdin"), "{}", stderr(&o));
 }
 
 #[test]
