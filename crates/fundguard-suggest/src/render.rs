@@ -8,14 +8,13 @@ use fundguard_core::{Op, Value};
 
 use crate::suggest::{Body, Side, Suggestion, TestCase, duration_text};
 
+/// How every suggested rule file starts (so a later run knows its own files).
+pub const HEADER: &str = "# Suggested by `fundguard suggest`";
+
 /// The rule file of one suggestion.
 pub fn rule_file(s: &Suggestion) -> String {
     let mut y = String::new();
-    let _ = writeln!(
-        y,
-        "# Suggested by `fundguard suggest` ({}, confidence {}%). Review before enabling.",
-        s.kind, s.confidence
-    );
+    let _ = writeln!(y, "{HEADER} ({}, confidence {}%). Review before enabling.", s.kind, s.confidence);
     for e in &s.evidence {
         let _ = writeln!(y, "# evidence: {}", one_line(e));
     }

@@ -183,8 +183,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     let report =
         Report::new(layout, profile, &checked, |id| backtest.result(id), rejected, suggestions.skipped, dead_letters);
-    for c in &checked {
-        write(&args.out.join(format!("{}.yaml", c.suggestion.id)), &c.file)?;
+    let written: Vec<String> = checked.iter().map(|c| format!("{}.yaml", c.suggestion.id)).collect();
+    let stale = remove_stale(&args.out, &written)?;
+    for (c, name) in checked.iter().zip(&written) {
+        write(&args.out.join(name), &c.file)?;
     }
     write(&args.out.join("report.md"), &report.markdown())?;
     write(&args.out.join("report.json"), &report.json())?;
@@ -203,10 +205,37 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         suggested.as_secs_f64(),
         backtested.as_secs_f64()
     );
+    if stale > 0 {
+        println!(
+            "{stale} file(s) of an earlier run's suggestions not made this time removed from {}",
+            args.out.display()
+        );
+    }
     if dead_letters > 0 {
         println!("{dead_letters} undecodable message(s) written to {}", dead_letter.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Removes rule files an earlier run suggested (they start with the suggestion header) that
+/// this run does not write, so DIR holds exactly this run's suggestions; other files stay.
+fn remove_stale(dir: &Path, written: &[String]) -> anyhow::Result<usize> {
+    let mut removed = 0;
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+        if !name.ends_with(".yaml") || written.contains(&name) {
+            continue;
+        }
+        let suggested = std::fs::read_to_string(&path)
+            .map(|text| text.starts_with(fundguard_suggest::render::HEADER))
+            .unwrap_or(false);
+        if suggested {
+            std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }
 
 /// The review's rejections: rule id → why.

@@ -368,7 +368,8 @@ fn a_ddl_file_instead_of_a_schema_classifies_a_canal_log() {
     // A suggestion rejected in review is not proposed again, and the report says why.
     let rejected = dir.path().join("rejected.yaml");
     std::fs::write(&rejected, "payments-stuck-in-init: \"bank transfers stay INIT for days\"\n").unwrap();
-    let again = dir.path().join("again");
+    let again = rules.clone();
+    std::fs::write(again.join("mine.yaml"), "# a person's rule file stays\n").unwrap();
     let o = fundguard(&[
         "suggest",
         "--input",
@@ -383,8 +384,11 @@ fn a_ddl_file_instead_of_a_schema_classifies_a_canal_log() {
         path(&rejected),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(rules.join("payments-stuck-in-init.yaml").exists());
+    // The same directory: the rejected suggestion's file from the first run is removed.
     assert!(!again.join("payments-stuck-in-init.yaml").exists());
+    assert!(again.join("mine.yaml").exists());
+    let removed = "1 file(s) of an earlier run's suggestions not made this time removed";
+    assert!(stdout(&o).contains(removed), "{}", stdout(&o));
     let report = std::fs::read_to_string(again.join("report.md")).unwrap();
     assert!(report.contains("rejected in review: bank transfers stay INIT for days"), "{report}");
     std::fs::write(&rejected, "- not a map\n").unwrap();
