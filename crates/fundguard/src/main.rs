@@ -52,6 +52,8 @@ enum Command {
     Sql(commands::sql::Args),
     /// Which money fields, metrics and cross-system flows the rules protect; `--diff` gates a migration.
     Coverage(commands::coverage::Args),
+    /// Suggest rules from a sample of change logs: profiled, tested, backtested, with a report.
+    Suggest(commands::suggest::Args),
     /// Show (and verify) the checkpoint `fundguard run` keeps in its data directory.
     Checkpoint(commands::checkpoint::Args),
 }
@@ -71,6 +73,7 @@ fn main() -> ExitCode {
         Command::Run(args) => commands::run::run(args),
         Command::Sql(args) => commands::sql::run(args),
         Command::Coverage(args) => commands::coverage::run(args),
+        Command::Suggest(args) => commands::suggest::run(args),
     };
     match result {
         Ok(code) => code,

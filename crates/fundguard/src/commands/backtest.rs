@@ -24,6 +24,26 @@ pub enum FormatArg {
     Json,
 }
 
+impl FormatArg {
+    /// The decoder's format; for `json`, which field (or fixed name) gives the table and
+    /// which the event time (`--table`, `--table-field`, `--time-field`).
+    pub fn format(self, table: Option<&str>, table_field: Option<&str>, time_field: &str) -> Format {
+        match self {
+            FormatArg::Debezium => Format::Debezium,
+            FormatArg::Canal => Format::Canal,
+            FormatArg::Maxwell => Format::Maxwell,
+            FormatArg::Json => Format::Json(PlainConfig {
+                table: match (table, table_field) {
+                    (Some(t), _) => TableFrom::Fixed(t.to_string()),
+                    (None, Some(f)) => TableFrom::Field(f.to_string()),
+                    (None, None) => TableFrom::Field("type".into()),
+                },
+                time_field: time_field.to_string(),
+            }),
+        }
+    }
+}
+
 #[derive(clap::Args)]
 pub struct Args {
     /// Rule files or directories of them.
@@ -74,19 +94,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
         anyhow::anyhow!("{}", list.join("\n"))
     })?;
-    let format = match args.format {
-        FormatArg::Debezium => Format::Debezium,
-        FormatArg::Canal => Format::Canal,
-        FormatArg::Maxwell => Format::Maxwell,
-        FormatArg::Json => Format::Json(PlainConfig {
-            table: match (&args.table, &args.table_field) {
-                (Some(t), _) => TableFrom::Fixed(t.clone()),
-                (None, Some(f)) => TableFrom::Field(f.clone()),
-                (None, None) => TableFrom::Field("type".into()),
-            },
-            time_field: args.time_field.clone(),
-        }),
-    };
+    let format = args.format.format(args.table.as_deref(), args.table_field.as_deref(), &args.time_field);
     let dead_letter = args.dead_letter.clone().unwrap_or_else(|| match &args.findings {
         Some(f) => PathBuf::from(format!("{}.dead-letter.jsonl", f.display())),
         None => PathBuf::from("dead-letter.jsonl"),

@@ -176,7 +176,7 @@ fn apply(catalog: &mut Catalog, changes: Vec<SchemaChange>) {
 }
 
 /// A DDL file's changes and its problems, each as `file:line:column: …`.
-fn read_ddl(path: &Path) -> anyhow::Result<(Vec<SchemaChange>, Vec<String>)> {
+pub(crate) fn read_ddl(path: &Path) -> anyhow::Result<(Vec<SchemaChange>, Vec<String>)> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading the DDL file {}", path.display()))?;
     let parsed = parse_ddl(&path.display().to_string(), &text);
     Ok((parsed.changes, parsed.problems.iter().map(DdlProblem::to_string).collect()))

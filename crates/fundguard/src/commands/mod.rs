@@ -9,6 +9,7 @@ pub mod report;
 pub mod run;
 pub mod simulate;
 pub mod sql;
+pub mod suggest;
 pub mod test;
 pub mod validate;
 

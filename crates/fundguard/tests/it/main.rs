@@ -20,6 +20,7 @@ mod servers;
 mod service;
 mod simulated;
 mod sql;
+mod suggest;
 mod tls;
 mod untrusted;
 

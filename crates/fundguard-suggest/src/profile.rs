@@ -1,0 +1,207 @@
+//! One pass over a sample of change events: what each column holds, how each entity moves
+//! through its states, how related tables agree, and how often outcomes fail per dimension.
+//!
+//! [`Profiler::observe`] takes events one at a time (the caller bounds the sample), so the
+//! events are never all held in memory; what is kept grows with the number of entities,
+//! not of events. [`Profiler::finish`] joins related tables and returns the [`Profile`].
+//! Every figure about money is an integer or an exact decimal.
+
+mod columns;
+mod relations;
+pub mod states;
+
+use std::collections::{BTreeMap, HashMap};
+
+use fundguard_core::{ChangeEvent, Decimal, EventTime, Op, Value};
+use serde::Serialize;
+
+use crate::layout::Layout;
+pub use columns::{ColumnProfile, Identity, IdentityOp, RatioProfile};
+pub use relations::{AmountPair, CurrencyPair, RelationProfile, StatePair};
+pub use states::{Entity, KeptEntities, RateCounts, StateProfile, Visit};
+
+/// Microseconds in a minute: rate counts are kept per minute and summed into any window.
+pub const MINUTE: i64 = 60_000_000;
+
+/// What the sample showed.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Profile {
+    pub events: u64,
+    pub first: Option<EventTime>,
+    pub last: Option<EventTime>,
+    pub tables: BTreeMap<String, TableProfile>,
+    pub relations: Vec<RelationProfile>,
+}
+
+/// One table of the sample.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TableProfile {
+    pub events: u64,
+    pub inserts: u64,
+    pub updates: u64,
+    pub deletes: u64,
+    pub columns: BTreeMap<String, ColumnProfile>,
+    /// Sums and differences between the table's money columns that held on rows.
+    pub identities: Vec<Identity>,
+    /// Ratios between the table's money columns (a constant 100 is fen vs yuan).
+    pub ratios: Vec<RatioProfile>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub states: Option<StateProfile>,
+}
+
+/// Profiles events one at a time.
+pub struct Profiler {
+    layout: Layout,
+    profile: Profile,
+    tables: HashMap<String, TableState>,
+}
+
+struct TableState {
+    money: Vec<String>,
+    identities: Vec<Identity>,
+    ratios: Vec<RatioProfile>,
+    entities: Option<states::Entities>,
+}
+
+impl Profiler {
+    pub fn new(layout: Layout) -> Self {
+        Profiler { layout, profile: Profile::default(), tables: HashMap::new() }
+    }
+
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// Takes one event into the profile.
+    pub fn observe(&mut self, event: &ChangeEvent) {
+        let p = &mut self.profile;
+        p.events += 1;
+        let t = event.commit_time;
+        p.first = Some(p.first.map_or(t, |f| f.min(t)));
+        p.last = Some(p.last.map_or(t, |l| l.max(t)));
+        let layout = &self.layout;
+        let table = p.tables.entry(event.table.to_string()).or_default();
+        table.events += 1;
+        match event.op {
+            Op::Insert => table.inserts += 1,
+            Op::Update => table.updates += 1,
+            Op::Delete => table.deletes += 1,
+            _ => {}
+        }
+        let state = self.tables.entry(event.table.to_string()).or_insert_with(|| {
+            let l = layout.table(&event.table);
+            let money = l.map(|l| l.money.clone()).unwrap_or_default();
+            TableState {
+                identities: columns::identities(&money),
+                ratios: columns::ratios(&money),
+                entities: l.and_then(|l| states::Entities::new(l, layout)),
+                money,
+            }
+        });
+        if event.op == Op::Delete {
+            return;
+        }
+        let Some(row) = event.after.as_ref() else { return };
+        for (name, value) in row.iter() {
+            match table.columns.get_mut(name) {
+                Some(c) => c.observe(value, row),
+                None => {
+                    let mut c = ColumnProfile::default();
+                    c.observe(value, row);
+                    table.columns.insert(name.to_string(), c);
+                }
+            }
+        }
+        if !state.money.is_empty() {
+            let amounts: Vec<Option<Decimal>> = state.money.iter().map(|m| row.get(m).and_then(number)).collect();
+            for identity in &mut state.identities {
+                identity.observe(&amounts, row);
+            }
+            for ratio in &mut state.ratios {
+                ratio.observe(&amounts, row);
+            }
+        }
+        if let Some(entities) = &mut state.entities {
+            entities.observe(event, row);
+        }
+    }
+
+    /// Ends the pass: entities still in a state are measured against the last commit
+    /// time, and related tables are joined.
+    pub fn finish(mut self) -> Profile {
+        let end = self.profile.last.map_or(0, EventTime::as_micros);
+        let mut entities = HashMap::new();
+        for (name, state) in self.tables {
+            let Some(table) = self.profile.tables.get_mut(&name) else { continue };
+            table.identities = state.identities;
+            table.ratios = state.ratios;
+            for c in table.columns.values_mut() {
+                c.finish();
+            }
+            if let Some(e) = state.entities {
+                let (profile, kept) = e.finish(end);
+                table.states = profile;
+                entities.insert(name, kept);
+            }
+        }
+        self.profile.relations = relations::join(&self.layout, &entities, end);
+        self.profile
+    }
+}
+
+/// An amount as an exact decimal: integers and decimals only (text is not money).
+pub fn number(value: &Value) -> Option<Decimal> {
+    match value {
+        Value::Int(i) => Some(Decimal::from(*i)),
+        Value::Decimal(d) => Some(*d),
+        _ => None,
+    }
+}
+
+/// A key as text, the way the engine's integer keys normalise it: `42`, `42.0` and `"42"`
+/// are one key.
+pub fn key_text(value: &Value) -> Option<String> {
+    match value {
+        Value::Null => None,
+        Value::Int(i) => Some(i.to_string()),
+        Value::Decimal(d) if d.fract().is_zero() => Some(d.trunc().normalize().to_string()),
+        Value::String(s) => Some(s.trim().to_string()),
+        other => Some(other.to_string()),
+    }
+}
+
+/// The `permille`-th value of sorted durations (nearest rank); `None` when empty.
+pub fn percentile(sorted: &[i64], permille: u32) -> Option<i64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = (sorted.len() * permille as usize).div_ceil(1000).max(1);
+    sorted.get(rank - 1).copied()
+}
+
+/// Percentiles of a set of durations, as the report shows them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Durations {
+    pub count: usize,
+    pub p50_ms: i64,
+    pub p90_ms: i64,
+    pub p99_ms: i64,
+    pub max_ms: i64,
+    #[serde(skip)]
+    pub max_micros: i64,
+}
+
+impl Durations {
+    pub fn of(mut micros: Vec<i64>) -> Durations {
+        micros.sort_unstable();
+        let at = |p| percentile(&micros, p).unwrap_or(0) / 1000;
+        Durations {
+            count: micros.len(),
+            p50_ms: at(500),
+            p90_ms: at(900),
+            p99_ms: at(990),
+            max_ms: at(1000),
+            max_micros: micros.last().copied().unwrap_or(0),
+        }
+    }
+}
