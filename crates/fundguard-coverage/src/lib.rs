@@ -1,6 +1,6 @@
 //! Coverage: which money fields, business metrics and cross-system flows the rules protect.
 //!
-//! The path is: schema sources (`ddl`, `live`, the schema file, warehouse tables) →
+//! The path is: schema sources (`ddl`, `live`, `sample`, the schema file, warehouse tables) →
 //! [`schema::Catalog`] → every column classified (`classify`, corrected by `overrides`) →
 //! rules read for the columns they really check (`rules`, `sql`) → the three dimensions
 //! (`measure`) → a report (`report`). No step panics on input: a statement that does not
@@ -14,6 +14,7 @@ pub mod measure;
 pub mod overrides;
 pub mod report;
 pub mod rules;
+pub mod sample;
 pub mod schema;
 pub mod sql;
 

@@ -36,9 +36,27 @@ pub struct Table {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SchemaChange {
     CreateTable(Table),
-    AddColumn { table: String, column: Column, source: String },
-    ForeignKey { table: String, column: String, references: String },
-    Comment { table: String, column: String, comment: String },
+    AddColumn {
+        table: String,
+        column: Column,
+        source: String,
+    },
+    ForeignKey {
+        table: String,
+        column: String,
+        references: String,
+    },
+    Comment {
+        table: String,
+        column: String,
+        comment: String,
+    },
+    /// Values seen in a column (a live server's or a recorded log's data profile).
+    Samples {
+        table: String,
+        column: String,
+        values: Vec<String>,
+    },
 }
 
 /// Every table known, in the order first seen, with indexes by name.
@@ -107,6 +125,18 @@ impl Catalog {
                     && let Some(c) = self.column_mut(at, &column)
                 {
                     c.comment = Some(comment);
+                }
+                Vec::new()
+            }
+            SchemaChange::Samples { table, column, values } => {
+                if let Some(at) = self.resolve(&table)
+                    && let Some(c) = self.column_mut(at, &column)
+                {
+                    for value in values {
+                        if c.samples.len() < crate::sample::MAX_SAMPLES && !c.samples.contains(&value) {
+                            c.samples.push(value);
+                        }
+                    }
                 }
                 Vec::new()
             }

@@ -8,9 +8,10 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use fundguard_core::{ChangeEvent, ColumnType};
+use fundguard_core::ChangeEvent;
 use fundguard_coverage::classify::{Class, Classification, TypeFamily};
-use fundguard_coverage::schema::{Column, SchemaChange};
+use fundguard_coverage::sample::SampleSchema;
+use fundguard_coverage::schema::SchemaChange;
 use fundguard_coverage::{Catalog, Input, Overrides, measure};
 use serde::Serialize;
 
@@ -49,11 +50,12 @@ pub struct Layout {
     pub relations: Vec<Relation>,
 }
 
-/// Collects the schema: declared changes first, then the columns the sample shows.
+/// Collects the schema: declared changes first, then the columns (and short text values)
+/// the sample shows.
 #[derive(Debug, Default)]
 pub struct SchemaIntake {
-    catalog: Catalog,
-    seen: HashSet<(String, String)>,
+    declared: Catalog,
+    sample: SampleSchema,
     /// Event table name → catalog table name (a DDL file may name `orders` for `shop.orders`).
     event_tables: Vec<String>,
 }
@@ -63,48 +65,37 @@ impl SchemaIntake {
     pub fn new(changes: impl IntoIterator<Item = SchemaChange>) -> Self {
         let mut intake = SchemaIntake::default();
         for change in changes {
-            intake.catalog.apply(change);
+            intake.declared.apply(change);
         }
         intake
     }
 
     /// Adds the tables and columns of one event (the type of the first non-null value).
     pub fn observe(&mut self, event: &ChangeEvent) {
-        let Some(row) = event.current_row() else { return };
+        if event.current_row().is_none() {
+            return;
+        }
         if !self.event_tables.iter().any(|t| **t == *event.table) {
             self.event_tables.push(event.table.to_string());
         }
-        for (name, value) in row.iter() {
-            let Some(ty) = ColumnType::of(value) else { continue };
-            if self.seen.contains(&(event.table.to_string(), name.to_string())) {
-                continue;
-            }
-            self.seen.insert((event.table.to_string(), name.to_string()));
-            self.catalog.apply(SchemaChange::AddColumn {
-                table: event.table.to_string(),
-                column: Column {
-                    name: name.to_string(),
-                    data_type: ty.to_string(),
-                    comment: None,
-                    references: None,
-                    samples: Vec::new(),
-                },
-                source: "sample".into(),
-            });
-        }
+        self.sample.observe(event);
     }
 
     /// Classifies every table the sample showed, through coverage's `measure` (with no
     /// rules: only its classification and relations are read).
     pub fn layout(&self) -> Layout {
+        let mut catalog = self.declared.clone();
+        for change in self.sample.changes("sample") {
+            catalog.apply(change);
+        }
         let overrides = Overrides::default();
         let report =
-            measure(&Input { catalog: &self.catalog, rules: &[], overrides: &overrides, new_columns: &HashSet::new() });
-        let tables = self.catalog.tables();
+            measure(&Input { catalog: &catalog, rules: &[], overrides: &overrides, new_columns: &HashSet::new() });
+        let tables = catalog.tables();
         // Catalog name → event name.
         let mut event_name: HashMap<String, String> = HashMap::new();
         for t in &self.event_tables {
-            if let Some(at) = self.catalog.resolve(t) {
+            if let Some(at) = catalog.resolve(t) {
                 event_name.entry(tables[at].name.clone()).or_insert_with(|| t.clone());
             }
         }

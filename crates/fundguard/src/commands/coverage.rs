@@ -48,6 +48,19 @@ pub struct Args {
     /// coverage.yaml: include/exclude tables, force classes, declare relations, waive fields, owners.
     #[arg(long)]
     coverage: Option<PathBuf>,
+    /// Recorded change logs (plain or gzip) whose events add the tables and columns they show
+    /// and a data profile (a short text column holding only currency codes is a currency).
+    #[arg(long, num_args = 1.., requires = "sample_format")]
+    sample: Vec<PathBuf>,
+    /// The format of the --sample logs.
+    #[arg(long, value_enum)]
+    sample_format: Option<super::backtest::FormatArg>,
+    /// Events read from the --sample logs, at most.
+    #[arg(long, default_value_t = 100_000)]
+    sample_limit: u64,
+    /// Where undecodable --sample messages go.
+    #[arg(long, default_value = "coverage-sample.dead-letter.jsonl")]
+    dead_letter: PathBuf,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -84,6 +97,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             apply(&mut catalog, warehouse_tables(&runtime, config)?);
         }
     }
+    if let Some(format) = args.sample_format {
+        let (changes, undecodable) = read_sample(&args.sample, format, args.sample_limit, &args.dead_letter)?;
+        apply(&mut catalog, changes);
+        if undecodable > 0 {
+            problems.push(format!(
+                "{undecodable} undecodable --sample message(s) written to {} (check --sample-format)",
+                args.dead_letter.display()
+            ));
+        }
+    }
     let mut new_columns = HashSet::new();
     let mut migration_problems = 0;
     if let Some(path) = &args.diff {
@@ -99,7 +122,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     catalog.retain(|table| overrides.keeps(table));
     if catalog.tables().is_empty() {
         anyhow::bail!(
-            "no tables to measure: pass --ddl FILE, --dsn URL, --schema FILE or --config fundguard.yaml (and check coverage.yaml's include/exclude)"
+            "no tables to measure: pass --ddl FILE, --dsn URL, --schema FILE, --sample LOG or --config fundguard.yaml (and check coverage.yaml's include/exclude)"
         );
     }
     let (rules, rule_problems) = load_paths(&args.rules);
@@ -173,6 +196,46 @@ fn apply(catalog: &mut Catalog, changes: Vec<SchemaChange>) {
     for change in changes {
         catalog.apply(change);
     }
+}
+
+/// The tables, columns and short text values of up to `limit` events of recorded logs;
+/// undecodable messages go to `dead_letter` (their count is returned).
+fn read_sample(
+    inputs: &[PathBuf],
+    format: super::backtest::FormatArg,
+    limit: u64,
+    dead_letter: &Path,
+) -> anyhow::Result<(Vec<SchemaChange>, u64)> {
+    use fundguard_formats::Decoded;
+    let decoder = format.format(None, None, "ts").decoder(std::sync::Arc::new(Default::default()));
+    let mut decoder = decoder.with_max_message_bytes(fundguard_formats::MAX_MESSAGE_BYTES);
+    let mut dead_letters = crate::pipeline::DeadLetters::new(dead_letter.to_path_buf());
+    let mut sample = fundguard_coverage::sample::SampleSchema::default();
+    let (mut events, mut undecodable) = (0u64, 0u64);
+    let mut scratch = Vec::new();
+    for input in inputs {
+        let mut lines = fundguard_sources::open_lines(input)
+            .with_context(|| format!("opening the sample {}", input.display()))?
+            .with_max_line(fundguard_formats::MAX_MESSAGE_BYTES);
+        while events < limit {
+            let Some((line, position)) = lines.next_line()? else { break };
+            scratch.clear();
+            match decoder.decode(line, &position, &mut scratch) {
+                Ok(Decoded::Events(_) | Decoded::Skipped(_)) => {}
+                Err(e) => {
+                    undecodable += 1;
+                    dead_letters.write(line, &position, &e.to_string())?;
+                }
+            }
+            for event in &scratch {
+                sample.observe(event);
+                events += 1;
+            }
+        }
+    }
+    dead_letters.flush()?;
+    let source = inputs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ");
+    Ok((sample.changes(&format!("sample {source}")), undecodable))
 }
 
 /// A DDL file's changes and its problems, each as `file:line:column: …`.

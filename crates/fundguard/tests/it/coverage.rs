@@ -221,6 +221,41 @@ fn a_live_postgresql_classifies_like_its_ddl_file_and_profiles_code_columns() {
     assert_eq!(profiled["quotes.note"].0, "other");
 }
 
+/// A recorded change log as a schema source: its tables join the DDL's, and a short text
+/// column named for nothing is a currency by its values; an undecodable line is a located
+/// dead letter and the rest is still read.
+#[test]
+fn a_sample_log_adds_its_tables_and_profiles_code_columns() {
+    let work = tempfile::tempdir().unwrap();
+    let line = |id: u64, code: &str, note: &str| {
+        format!(
+            r#"{{"before":null,"after":{{"id":{id},"settle_in":"{code}","note":"{note}"}},"source":{{"connector":"mysql","db":"shop","table":"quotes","ts_ms":1714524873101,"file":"mysql-bin.000001","pos":{id},"row":0}},"op":"c","ts_ms":1714524873104}}"#
+        )
+    };
+    let sample = work.path().join("sample.jsonl");
+    std::fs::write(&sample, [line(1, "CNY", "NEW"), "not json".into(), line(2, "USD", "OLD")].join("\n")).unwrap();
+    let dead_letter = work.path().join("dead.jsonl");
+    let out = coverage(&[
+        "--ddl",
+        MYSQL_DDL,
+        "--sample",
+        &path(&sample),
+        "--sample-format",
+        "debezium",
+        "--dead-letter",
+        &path(&dead_letter),
+        "--format",
+        "json",
+    ]);
+    let map = column_map(&json(&out));
+    assert_eq!(map["quotes.settle_in"].0, "currency", "{}", stderr(&out));
+    assert_eq!(map["quotes.note"].0, "other");
+    assert_eq!(map["orders.pay_amount"].0, "money_amount", "the DDL's tables are still measured");
+    assert!(stderr(&out).contains("1 undecodable --sample message(s)"), "{}", stderr(&out));
+    let letters = std::fs::read_to_string(&dead_letter).unwrap();
+    assert!(letters.contains("not json") && letters.contains("sample.jsonl"), "{letters}");
+}
+
 #[test]
 fn warehouse_tables_of_a_config_are_measured_and_their_sql_rules_planned() {
     let dir = tempfile::tempdir().unwrap();
