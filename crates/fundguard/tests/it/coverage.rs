@@ -239,11 +239,11 @@ fn a_sample_log_adds_its_tables_and_profiles_code_columns() {
         "--ddl",
         MYSQL_DDL,
         "--sample",
-        &path(&sample),
+        path(&sample),
         "--sample-format",
         "debezium",
         "--dead-letter",
-        &path(&dead_letter),
+        path(&dead_letter),
         "--format",
         "json",
     ]);
