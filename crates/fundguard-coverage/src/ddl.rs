@@ -129,7 +129,8 @@ pub fn parse_ddl_as(file: &str, text: &str, dialect: Dialect) -> ParsedDdl {
             }
             Err(e) => {
                 let message = e.to_string();
-                let (line, column) = position_in(&message).unwrap_or((start.line, start.column));
+                let (line, column) =
+                    fundguard_rules::sql_parser_position(&message).unwrap_or((start.line, start.column));
                 (line, column, clean(&message))
             }
         };
@@ -290,14 +291,6 @@ fn offset(text: &str, at: Location) -> usize {
         }
     }
     text.len()
-}
-
-/// `… at Line: 3, Column: 14` in a parser message.
-fn position_in(message: &str) -> Option<(u64, u64)> {
-    let rest = &message[message.rfind("Line: ")? + 6..];
-    let (line, rest) = rest.split_once(", Column: ")?;
-    let column: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
-    Some((line.trim().parse().ok()?, column.parse().ok()?))
 }
 
 fn clean(message: &str) -> String {

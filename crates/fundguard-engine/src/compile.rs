@@ -275,16 +275,10 @@ fn sql_error(expr: &Expr, message: &str) -> Diagnostic {
         .trim_end_matches("\")")
         .to_string();
     let mut at = expr.at.clone();
-    if let Some((line, column)) = parser_position(&message) {
+    if let Some((line, column)) = fundguard_rules::sql_parser_position(&message) {
         // Columns inside single-line YAML scalars map one to one (quoted ones start one later).
-        at = at.shifted(line.saturating_sub(1), column.saturating_sub(1));
+        let index = |n: u64| usize::try_from(n.saturating_sub(1)).unwrap_or(usize::MAX);
+        at = at.shifted(index(line), index(column));
     }
     Diagnostic::new(at, format!("in `{}`: {message}", expr.sql))
-}
-
-fn parser_position(message: &str) -> Option<(usize, usize)> {
-    let rest = &message[message.find("Line: ")? + 6..];
-    let (line, rest) = rest.split_once(", Column: ")?;
-    let column: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
-    Some((line.trim().parse().ok()?, column.parse().ok()?))
 }

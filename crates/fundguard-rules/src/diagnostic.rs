@@ -52,3 +52,24 @@ impl fmt::Display for Diagnostic {
 }
 
 impl std::error::Error for Diagnostic {}
+
+/// The `(line, column)` a SQL parser message ends with (`… at Line: 3, Column: 14`, as
+/// sqlparser writes it), 1-based; `None` when it names none.
+pub fn sql_parser_position(message: &str) -> Option<(u64, u64)> {
+    let rest = &message[message.rfind("Line: ")? + 6..];
+    let (line, rest) = rest.split_once(", Column: ")?;
+    let column: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+    Some((line.trim().parse().ok()?, column.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sql_parser_positions_are_read_off_the_message() {
+        assert_eq!(sql_parser_position("Expected: ), found: EOF at Line: 3, Column: 14"), Some((3, 14)));
+        assert_eq!(sql_parser_position("sql parser error: no place named"), None);
+        assert_eq!(sql_parser_position("at Line: x, Column: 2"), None);
+    }
+}

@@ -15,7 +15,7 @@ mod size;
 mod sql;
 mod stateful;
 
-pub use diagnostic::{Diagnostic, Location};
+pub use diagnostic::{Diagnostic, Location, sql_parser_position};
 pub use duration::parse_duration;
 pub use load::{load_paths, load_schemas, parse_rule};
 pub use rule::{
