@@ -1,8 +1,8 @@
 // The fundguard console: a small single-page app over /api/v1, no build step.
-// Views: #/alerts (queue), #/alerts/ID (detail), #/dashboard, #/rules, #/sources, #/audit
-// (admins). The
-// current view refreshes every 3 seconds, so alerts arrive without a reload; the Sources
-// link counts sources in trouble whatever the view.
+// Views: #/alerts (queue), #/alerts/ID (detail), #/dashboard, #/rules, #/coverage,
+// #/suggestions (and #/suggestions/ID), #/sources, #/audit (admins). The current view
+// refreshes every 3 seconds, so alerts arrive without a reload; the Sources link counts
+// sources in trouble whatever the view.
 "use strict";
 
 const state = { session: null, filters: { status: "", severity: "", team: "", rule: "", since: "" }, offset: 0 };
@@ -295,6 +295,70 @@ async function renderCoverage(view, owner) {
   }).join("") || '<p class="muted">No tables for this owner.</p>'}`;
 }
 
+// ---- suggestions: what `fundguard suggest` proposed, accepted or rejected ----------
+
+// Operators of the suggestion's team and admins decide (the server checks again).
+async function renderSuggestions(view, id) {
+  const report = await api("/api/v1/suggestions");
+  const list = report.suggestions;
+  const badge = (d) => `<span class="decision ${esc(d.state)}">${esc(d.state)}</span>`;
+  if (!id) {
+    const signature = JSON.stringify(list.map((s) => [s.id, s.decision]));
+    if (view.dataset.suggestions === signature) return;
+    view.dataset.suggestions = signature;
+    const sample = report.sample || {};
+    view.innerHTML = `<h2>Suggestions</h2>
+      <p class="muted">${esc(sample.events)} events of ${esc(sample.tables)} tables profiled, ${esc(sample.first || "—")} to ${esc(sample.last || "—")};
+        accepted rules are written to ${esc(report.accept_into)}.</p>
+      <table id="suggestions-table"><thead><tr><th>Rule</th><th>Kind</th><th>Team</th><th>Invariant</th><th>Verdict</th><th>Confidence</th>
+        <th>Findings on the sample</th><th>Decision</th></tr></thead><tbody>${list.map((s) => `
+        <tr class="clickable" data-suggestion="${esc(s.id)}"><td><a href="#/suggestions/${encodeURIComponent(s.id)}">${esc(s.id)}</a></td>
+          <td>${esc(s.kind)}</td><td>${esc(s.owner)}</td><td>${esc(s.invariant)}</td><td>${esc(s.verdict)}</td><td>${s.ranked_confidence}%</td>
+          <td>${s.backtest.findings}</td><td>${badge(s.decision)}</td></tr>`).join("")}</tbody></table>
+      <p class="muted spaced">${(report.skipped || []).length} column(s), state(s) or relation(s) got no suggestion of some kind: see report.md in ${esc(report.dir)}.</p>`;
+    view.querySelectorAll("#suggestions-table tr[data-suggestion]").forEach((row) => row.addEventListener("click", (e) => {
+      if (e.target.tagName !== "A") location.hash = `#/suggestions/${encodeURIComponent(row.dataset.suggestion)}`;
+    }));
+    return;
+  }
+  id = decodeURIComponent(id);
+  const s = list.find((x) => x.id === id);
+  if (!s) { view.innerHTML = `<h2><a href="#/suggestions">Suggestions</a> › ${esc(id)}</h2><p>No such suggestion.</p>`; return; }
+  // Drawn again only when the decision changes, so a reason being typed is kept.
+  const signature = JSON.stringify(s.decision);
+  if (view.dataset.suggestions === signature) return;
+  view.dataset.suggestions = signature;
+  const days = Object.entries(s.backtest.per_day || {});
+  const decide = s.decision.state === "pending" && switchesRulesOf(s.owner);
+  view.innerHTML = `<h2><a href="#/suggestions">Suggestions</a> › ${esc(s.id)} ${badge(s.decision)}</h2>
+    <div class="grid">
+      <div class="card"><h2>Invariant</h2><p id="suggestion-invariant">${esc(s.invariant)}</p>
+        <dl class="facts"><dt>Kind</dt><dd>${esc(s.kind)}</dd><dt>Team</dt><dd>${esc(s.owner)}</dd>
+          <dt>Tables</dt><dd>${esc(s.tables.join(", "))}</dd><dt>Columns</dt><dd>${esc(s.columns.join(", "))}</dd>
+          <dt>Confidence</dt><dd>${s.confidence}% (after the backtest: ${s.ranked_confidence}%, ${esc(s.verdict)})</dd>
+          ${s.decision.reason ? `<dt>Rejected because</dt><dd id="suggestion-reason">${esc(s.decision.reason)}</dd>` : ""}</dl>
+        <h3>Evidence</h3><ul id="suggestion-evidence">${s.evidence.map((e) => `<li>${esc(e)}</li>`).join("")}</ul>
+        ${s.review.length ? `<h3>To review</h3><ul>${s.review.map((r) => `<li>${esc(r)}</li>`).join("")}</ul>` : ""}</div>
+      <div class="card"><h2>Backtest on the sample</h2>
+        <p id="suggestion-backtest">${s.backtest.findings} finding(s)${s.backtest.errors ? `, ${s.backtest.errors} evaluation error(s): ${esc(s.backtest.last_error || "")}` : ""}</p>
+        ${days.length ? `<table><thead><tr><th>Day</th><th>Findings</th></tr></thead><tbody>${days.map(([d, n]) => `<tr><td>${esc(d)}</td><td>${n}</td></tr>`).join("")}</tbody></table>` : ""}
+        ${s.backtest.examples.length ? `<h3>Examples</h3><pre>${esc(s.backtest.examples.map((k) => JSON.stringify(k)).join("\n"))}</pre>` : ""}
+        ${decide ? `<div class="actions spaced"><div class="row"><button id="suggestion-accept">Accept: start this rule</button></div>
+          <div class="row"><input id="suggestion-reject-reason" placeholder="Why not (required to reject)"><button id="suggestion-reject" class="secondary">Reject</button></div></div>` : ""}</div>
+      <div class="card"><h2>Rule file ${esc(s.file)}</h2><pre id="suggestion-file">${esc(s.rule_file)}</pre></div>
+    </div>`;
+  if (!decide) return;
+  const act = async (path, body) => {
+    try { await post(`/api/v1/suggestions/${encodeURIComponent(s.id)}/${path}`, body); showError(""); view.dataset.suggestions = ""; refresh(); } catch (e) { showError(e.message); }
+  };
+  $("#suggestion-accept").addEventListener("click", () => act("accept"));
+  $("#suggestion-reject").addEventListener("click", () => {
+    const reason = $("#suggestion-reject-reason").value.trim();
+    if (!reason) { showError("say why the suggestion is rejected: the next `fundguard suggest` shows the reason instead of the rule"); return; }
+    act("reject", { reason });
+  });
+}
+
 // ---- audit (admins) -------------------------------------------------------------
 
 async function renderAudit(view) {
@@ -402,13 +466,14 @@ async function refresh() {
   busy = true;
   const { view, id } = route();
   const el = $("#view");
-  if (el.dataset.view !== view + (id || "")) { el.innerHTML = ""; el.dataset.view = view + (id || ""); el.dataset.alert = ""; el.dataset.coverage = ""; }
+  if (el.dataset.view !== view + (id || "")) { el.innerHTML = ""; el.dataset.view = view + (id || ""); el.dataset.alert = ""; el.dataset.coverage = ""; el.dataset.suggestions = ""; }
   document.querySelectorAll("#nav a").forEach((a) => a.classList.toggle("active", a.dataset.view === view));
   try {
     if (view === "alerts" && id) await renderAlert(el, id);
     else if (view === "dashboard") await renderDashboard(el);
     else if (view === "rules") await renderRules(el);
     else if (view === "coverage") await renderCoverage(el, id);
+    else if (view === "suggestions") await renderSuggestions(el, id);
     else if (view === "sources") await renderSources(el);
     else if (view === "audit" && can("admin")) await renderAudit(el);
     else await renderAlerts(el);

@@ -76,6 +76,8 @@ pub struct Console {
     /// The JSON report `fundguard coverage --format json` writes (`console.coverage_report`),
     /// read on every request so a CI job that rewrites it is seen at once.
     pub coverage_report: Option<std::path::PathBuf>,
+    /// What `fundguard suggest` proposed, for review (`console.suggestions`).
+    pub suggestions: Option<Arc<dyn crate::suggestions::SuggestionReview>>,
 }
 
 type Shared = State<Arc<Console>>;
@@ -132,14 +134,14 @@ impl Console {
     }
 
     /// Appends an entry to the audit log, off the async threads.
-    async fn record(self: &Arc<Self>, entry: AuditEntry) -> std::io::Result<()> {
+    pub(crate) async fn record(self: &Arc<Self>, entry: AuditEntry) -> std::io::Result<()> {
         let console = self.clone();
         tokio::task::spawn_blocking(move || console.audit.record(&entry)).await.map_err(std::io::Error::other)?
     }
 }
 
 /// An audit entry for what `who` did from `from`.
-fn audit_entry(who: &Principal, from: &ClientAddr, action: &str, target: &str, detail: String) -> AuditEntry {
+pub(crate) fn audit_entry(who: &Principal, from: &ClientAddr, action: &str, target: &str, detail: String) -> AuditEntry {
     AuditEntry {
         at: wall_clock(),
         actor: who.name.clone(),
@@ -152,7 +154,7 @@ fn audit_entry(who: &Principal, from: &ClientAddr, action: &str, target: &str, d
 }
 
 /// Parses a JSON body, refusing unreadable ones with the parser's reason.
-fn body<T: for<'de> Deserialize<'de>>(bytes: &Bytes) -> Result<T, ApiError> {
+pub(crate) fn body<T: for<'de> Deserialize<'de>>(bytes: &Bytes) -> Result<T, ApiError> {
     let bytes: &[u8] = if bytes.is_empty() { b"{}" } else { bytes };
     serde_json::from_slice(bytes).map_err(|e| ApiError::bad(format!("the JSON body: {e}")))
 }

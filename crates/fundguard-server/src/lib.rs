@@ -5,6 +5,7 @@
 //!   anything: an ingest request becomes an [`IngestBatch`] sent to the pipeline, and the
 //!   response waits for the pipeline's verdict, so a 2xx means the batch was accepted.
 //! - `api.rs`: `/api/v1/…` — alerts and their lifecycle, rules, SLO figures, dashboard;
+//! - `suggestions.rs`: `/api/v1/suggestions` — reviewing what `fundguard suggest` proposed;
 //! - `auth.rs`: tokens, logins (throttled), roles, teams and CSRF for the API;
 //! - `audit.rs`: the audit log of configuration and rule changes;
 //! - `console.rs`: the web console's assets, built in;
@@ -18,6 +19,7 @@ mod console;
 mod error;
 mod ingest;
 pub mod metrics;
+pub mod suggestions;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -36,6 +38,7 @@ pub use audit::{Audit, AuditEntry};
 pub use auth::{Auth, Credential, LoginPolicy, Role};
 pub use ingest::{IngestBatch, IngestRate, IngestSource, IngestVerdict, Rejected};
 pub use metrics::Telemetry;
+pub use suggestions::{ReviewError, SuggestionReview};
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -103,6 +106,8 @@ pub fn router(state: AppState) -> Router {
             .route("/api/v1/dashboard", get(api::dashboard))
             .route("/api/v1/health", get(api::health))
             .route("/api/v1/coverage", get(api::coverage))
+            .route("/api/v1/suggestions", get(suggestions::list))
+            .route("/api/v1/suggestions/{id}/{decision}", post(suggestions::decide))
             .route("/api/v1/audit", get(api::audit))
             .layer(axum::extract::DefaultBodyLimit::max(API_BODY_LIMIT))
             .with_state(console)

@@ -58,7 +58,8 @@ pub struct Args {
     #[arg(long, default_value = "10m")]
     rate_window: String,
     /// Suggestions rejected in an earlier review (YAML, `rule-id: why`): not proposed again;
-    /// the report lists each with its reason.
+    /// the report lists each with its reason. Default: OUT/rejected.yaml, where the
+    /// console's Suggestions page records rejections, when it exists.
     #[arg(long)]
     rejected: Option<PathBuf>,
     /// Events per micro-batch of the backtest.
@@ -98,6 +99,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let rejected_before = match &args.rejected {
         Some(path) => rejected(path)?,
+        None if args.out.join(REJECTED_FILE).exists() => rejected(&args.out.join(REJECTED_FILE))?,
         None => BTreeMap::new(),
     };
     let schemas = crate::schemas::load(args.schema.as_ref())?;
@@ -239,7 +241,12 @@ fn remove_stale(dir: &Path, written: &[String]) -> anyhow::Result<usize> {
 }
 
 /// The review's rejections: rule id → why.
-fn rejected(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
+/// Where the console's review records rejections, in the `--out` directory; read there
+/// when `--rejected` is not given.
+pub const REJECTED_FILE: &str = "rejected.yaml";
+
+/// Reviewers' rejections: `rule-id: why it was rejected`, one per line.
+pub fn rejected(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading --rejected {}", path.display()))?;
     if text.trim().is_empty() {
         return Ok(BTreeMap::new());

@@ -27,6 +27,18 @@ pub(super) struct ConsoleFile {
     /// The JSON `fundguard coverage --format json` writes: shown on the Coverage page.
     #[serde(default)]
     coverage_report: Option<PathBuf>,
+    /// What `fundguard suggest --out DIR` wrote, reviewed on the Suggestions page.
+    #[serde(default)]
+    suggestions: Option<Spanned<SuggestionsFile>>,
+}
+
+/// `console.suggestions:` — the directory `fundguard suggest --out` wrote, and the rules
+/// directory accepted suggestions are written to (one of `rules:`, so they start running).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SuggestionsFile {
+    dir: PathBuf,
+    accept_into: PathBuf,
 }
 
 /// `console.login:` — failed logins of one user, or from one address, within `within`
@@ -69,11 +81,24 @@ pub struct ConsoleConfig {
     pub login: LoginPolicy,
     /// The coverage report the Coverage page shows (relative to the config file).
     pub coverage_report: Option<PathBuf>,
+    /// The suggestions the Suggestions page reviews.
+    pub suggestions: Option<SuggestionsConfig>,
+}
+
+/// Where suggestions are read, and where accepting one writes its rule file.
+#[derive(Debug, Clone)]
+pub struct SuggestionsConfig {
+    /// `fundguard suggest --out DIR`'s directory: report.json, the rule files, and
+    /// rejected.yaml (the reviewers' rejections, which the next `suggest --out DIR` reads).
+    pub dir: PathBuf,
+    /// A directory inside one of the config's `rules:` paths.
+    pub accept_into: PathBuf,
 }
 
 impl ConsoleFile {
     /// `listen`: the service's address; cookies are `Secure` by default unless it is loopback.
-    pub fn validate(&self, listen: Option<&str>, loader: &mut Loader) -> ConsoleConfig {
+    /// `rules`: the config's rule paths (as written), which `suggestions.accept_into` must be inside.
+    pub fn validate(&self, listen: Option<&str>, rules: &[PathBuf], loader: &mut Loader) -> ConsoleConfig {
         let mut console = ConsoleConfig::default();
         let principals = self.users.iter().map(|u| (u, true)).chain(self.tokens.iter().map(|t| (t, false)));
         for (spanned, is_user) in principals {
@@ -98,6 +123,24 @@ impl ConsoleFile {
             secure_cookies: self.secure_cookies.unwrap_or_else(|| !listen.is_some_and(is_loopback)),
         };
         console.coverage_report = self.coverage_report.as_ref().map(|p| loader.rel(p));
+        if let Some(spanned) = &self.suggestions {
+            let here = loader.at_value(spanned);
+            let suggestions =
+                SuggestionsConfig { dir: loader.rel(&spanned.value.dir), accept_into: loader.rel(&spanned.value.accept_into) };
+            // Lexically: the directory may not exist yet (the first acceptance creates it).
+            let inside = rules.iter().map(|r| loader.rel(r)).any(|r| suggestions.accept_into.starts_with(&r));
+            if !inside {
+                loader.problem(
+                    here,
+                    format!(
+                        "console.suggestions.accept_into {}: expected a directory inside one of `rules:` ({}), so accepted rules run",
+                        spanned.value.accept_into.display(),
+                        rules.iter().map(|r| r.display().to_string()).collect::<Vec<_>>().join(", ")
+                    ),
+                );
+            }
+            console.suggestions = Some(suggestions);
+        }
         if console.login.max_failures == 0 {
             loader.problem(loader.at(0, 0), "console.login.max_failures: expected 1 or more");
         }

@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use fundguard_rules::Diagnostic;
 
-pub use console::ConsoleConfig;
+pub use console::{ConsoleConfig, SuggestionsConfig};
 pub use notify::{ChannelKind, NotifyConfig};
 pub use sinks::SinkConfig;
 pub use sources::{SourceConfig, SourceKind};
@@ -101,7 +101,7 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config,
     }
     let sources = sources::validate(file.sources, file.listen.is_some(), &mut loader);
     let slo = slo::validate(&file.slo, &mut loader);
-    let console = file.console.unwrap_or_default().validate(file.listen.as_deref(), &mut loader);
+    let console = file.console.unwrap_or_default().validate(file.listen.as_deref(), &file.rules, &mut loader);
     let has_alerts_sink = file.sinks.iter().any(|s| matches!(s, SinkConfig::Alerts { .. }));
     let notify = match file.notify {
         Some(spanned) => {

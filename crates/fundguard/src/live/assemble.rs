@@ -93,7 +93,7 @@ pub fn assemble(config: Config) -> anyhow::Result<Service> {
     };
     // The console is served by the HTTP listener: without one it is not opened.
     let console = match &config.listen {
-        Some(_) => console::open(&config, catalog.clone(), telemetry.clone(), health.clone())?,
+        Some(_) => console::open(&config, catalog.clone(), schemas.clone(), telemetry.clone(), health.clone())?,
         None => None,
     };
     let notifier = notifier::open(&config, telemetry.clone())?;

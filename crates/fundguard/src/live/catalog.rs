@@ -92,6 +92,42 @@ impl Catalog {
     }
 }
 
+impl Catalog {
+    /// Checks that `rule` would load, compile and pass its tests beside the rule files as
+    /// they are now (ids unique, columns known, SQL valid): what accepting a suggestion
+    /// asks before its file is written among them.
+    pub fn check_addition(&self, rule: &Rule, schemas: &fundguard_core::TableSchemas) -> Result<(), String> {
+        let (mut rules, mut problems) = load_paths(&self.rules);
+        if let Some(existing) = rules.iter().find(|r| r.id == rule.id) {
+            return Err(format!("a rule `{}` already runs (defined at {})", rule.id, existing.at));
+        }
+        rules.push(rule.clone());
+        problems.extend(fundguard_warehouse::check_rules(&rules));
+        if problems.is_empty()
+            && let Err(more) = Engine::new(&rules, schemas)
+        {
+            problems = more;
+        }
+        if !problems.is_empty() {
+            return Err(problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"));
+        }
+        let failed: Vec<String> = fundguard_engine::run_rule_tests(std::slice::from_ref(rule), schemas)
+            .into_iter()
+            .filter(|o| !o.passed())
+            .map(|o| match o.error {
+                Some(e) => format!("test `{}`: {e}", o.test),
+                None => format!(
+                    "test `{}`: {} expected finding(s) missing, {} unexpected",
+                    o.test,
+                    o.missing.len(),
+                    o.unexpected.len()
+                ),
+            })
+            .collect();
+        if failed.is_empty() { Ok(()) } else { Err(failed.join("\n")) }
+    }
+}
+
 impl RuleCatalog for Catalog {
     fn rules(&self) -> Vec<RuleInfo> {
         self.info.lock().map(|i| i.clone()).unwrap_or_default()

@@ -1,7 +1,8 @@
 //! The web console and its API, assembled over the alert store. It gets stores of its
 //! own: the pipeline thread's store is touched only on that thread, and the figures
 //! (rules, SLO, dashboard) are computed on a second one, so an aggregate over a large
-//! store never holds up the alert queue.
+//! store never holds up the alert queue. Suggestions under review (`console.suggestions`)
+//! are decided through the same catalogue that loads the rules.
 
 use std::sync::{Arc, Mutex};
 
@@ -9,6 +10,7 @@ use fundguard_core::SourceHealth;
 use fundguard_server::{Audit, Auth, Console, Telemetry};
 
 use super::catalog::Catalog;
+use super::suggestions::Review;
 use crate::alerting::open_store;
 use crate::config::Config;
 
@@ -16,6 +18,7 @@ use crate::config::Config;
 pub fn open(
     config: &Config,
     catalog: Arc<Catalog>,
+    schemas: Arc<fundguard_core::TableSchemas>,
     telemetry: Arc<Telemetry>,
     health: Arc<Mutex<Vec<SourceHealth>>>,
 ) -> anyhow::Result<Option<Arc<Console>>> {
@@ -30,6 +33,9 @@ pub fn open(
         auth: Auth::new(config.console.users.clone(), config.console.tokens.clone())
             .with_policy(config.console.login.clone()),
         audit: Audit::new(config.data_dir.join("audit.jsonl")),
+        suggestions: config.console.suggestions.as_ref().map(|s| {
+            Arc::new(Review::new(s, catalog.clone(), schemas)) as Arc<dyn fundguard_server::SuggestionReview>
+        }),
         rules: catalog,
         telemetry,
         health,

@@ -33,6 +33,7 @@ mod reload;
 mod scheduled;
 mod serve;
 mod sources;
+mod suggestions;
 mod thread;
 
 use crate::config::Config;

@@ -360,3 +360,144 @@ fn the_coverage_page_drills_down_from_owner_to_the_rules_of_a_column() {
     });
     assert!(metrics.is_some(), "coverage gauges on /metrics");
 }
+
+/// `GET` with a bearer token: (status, JSON).
+fn get_with(url: &str, token: &str) -> (u16, serde_json::Value) {
+    let mut response =
+        crate::service::agent().get(url).header("Authorization", &format!("Bearer {token}")).call().unwrap();
+    let status = response.status().as_u16();
+    (status, serde_json::from_str(&response.body_mut().read_to_string().unwrap()).unwrap())
+}
+
+#[test]
+fn a_reviewer_accepts_one_suggestion_into_the_running_rules_and_rejects_another_for_good() {
+    use crate::{fundguard, stderr};
+    let dir = tempfile::tempdir().unwrap();
+    let shop = dir.path().join("shop");
+    let o = fundguard(&[
+        "simulate", "--out", path(&shop), "--format", "debezium", "--orders", "600", "--incident-rate", "0", "--seed", "5",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let suggested = dir.path().join("suggested");
+    let suggest = || {
+        let o = fundguard(&[
+            "suggest",
+            "--input",
+            path(&shop.join("debezium.jsonl")),
+            "--format",
+            "debezium",
+            "--schema",
+            path(&shop.join("schema.yaml")),
+            "--owner",
+            "shop",
+            "--out",
+            path(&suggested),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let text = std::fs::read_to_string(suggested.join("report.json")).unwrap();
+        serde_json::from_str::<serde_json::Value>(&text).unwrap()
+    };
+    let report = suggest();
+    let ids: Vec<String> =
+        report["suggestions"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().to_string()).collect();
+    assert!(ids.len() >= 4, "{ids:?}");
+    let (accepted, rejected, refused, broken) = (&ids[0], &ids[1], &ids[2], &ids[3]);
+
+    let rules = dir.path().join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::copy(repo_root().join("examples/rules/payment-amount-positive.yaml"), rules.join("base.yaml")).unwrap();
+    let config = write_config(
+        dir.path(),
+        "rules: [rules]\ndata_dir: data\nlisten: 127.0.0.1:0\nsources:\n  - { name: msgs, type: http, format: json, table: shop.refunds, token_env: FG_TOKEN }\nsinks:\n  - { type: alerts }\nconsole:\n  suggestions: { dir: suggested, accept_into: rules/accepted }\n  users:\n    - { name: rita, role: operator, teams: [shop], password_env: FG_PW }\n    - { name: vera, role: viewer, password_env: FG_PW }\n  tokens:\n    - { name: elsewhere, role: operator, teams: [refunds], token_env: FG_OTHER }\n    - { name: shop-bot, role: operator, teams: [shop], token_env: FG_SHOP }\n    - { name: auditor, role: admin, token_env: FG_ADMIN }\n",
+    );
+    let service = Service::start(
+        &config,
+        &[("FG_TOKEN", "ingest"), ("FG_PW", "demo-pw"), ("FG_OTHER", "other"), ("FG_SHOP", "shop"), ("FG_ADMIN", "adm")],
+    );
+    let url = service.url();
+
+    let driver = ChromeDriver::start();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let client = browser(&driver).await;
+        log_in(&client, &url, "rita").await;
+        client.goto(&format!("{url}#/suggestions")).await.unwrap();
+        let table = text_where(&client, "#suggestions-table", |t| t.contains(accepted.as_str())).await;
+        assert!(table.contains("pending") && !table.contains("accepted"), "{table}");
+        screenshot(&client, "suggestions").await;
+
+        // The evidence, the backtest and the file are shown before anyone decides.
+        click(&client, &format!("#suggestions-table tr[data-suggestion='{accepted}'] a")).await;
+        text_where(&client, "#suggestion-evidence", |t| !t.is_empty()).await;
+        text_where(&client, "#suggestion-backtest", |t| t.contains("finding(s)")).await;
+        let file = text_where(&client, "#suggestion-file", |t| t.contains("id:")).await;
+        assert!(file.contains(accepted.as_str()), "{file}");
+        screenshot(&client, "suggestion").await;
+        click(&client, "#suggestion-accept").await;
+        text_where(&client, "h2 .decision", |t| t == "accepted").await;
+
+        // A rejection needs a reason; then it is shown with it.
+        client.goto(&format!("{url}#/suggestions/{rejected}")).await.unwrap();
+        click(&client, "#suggestion-reject").await;
+        text_where(&client, "#error", |t| t.contains("say why")).await;
+        type_into(&client, "#suggestion-reject-reason", "duplicates our hand-written amount rule").await;
+        click(&client, "#suggestion-reject").await;
+        let reason = text_where(&client, "#suggestion-reason", |t| !t.is_empty()).await;
+        assert_eq!(reason, "duplicates our hand-written amount rule");
+
+        // A viewer reads, and has nothing to decide with.
+        client.find(Locator::Css("#logout")).await.unwrap().click().await.unwrap();
+        log_in(&client, &url, "vera").await;
+        client.goto(&format!("{url}#/suggestions/{refused}")).await.unwrap();
+        text_where(&client, "#suggestion-file", |t| t.contains("id:")).await;
+        assert!(client.find(Locator::Css("#suggestion-accept")).await.is_err(), "a viewer gets no Accept button");
+        client.close().await.unwrap();
+    });
+
+    // The accepted rule runs (the reload picked its file up); the rejected one does not.
+    let running = wait(Duration::from_secs(20), || {
+        let (_, rules) = get_with(&format!("{url}/api/v1/rules"), "shop");
+        let ids: Vec<String> = rules.as_array()?.iter().map(|r| r["id"].as_str().unwrap().to_string()).collect();
+        ids.contains(accepted).then_some(ids)
+    })
+    .expect("the accepted rule runs");
+    assert!(!running.contains(rejected) && running.contains(&"payment-amount-positive".to_string()), "{running:?}");
+    let written = rules.join("accepted").join(format!("{accepted}.yaml"));
+    assert_eq!(std::fs::read(&written).unwrap(), std::fs::read(suggested.join(format!("{accepted}.yaml"))).unwrap());
+
+    // Who may decide, and what cannot be decided twice.
+    let decide = |id: &str, what: &str, token: &str, body: &str| {
+        post(&format!("{url}/api/v1/suggestions/{id}/{what}"), Some(token), body)
+    };
+    let (status, body) = decide(refused, "accept", "other", "{}");
+    assert_eq!(status, 403, "an operator of another team: {body}");
+    assert_eq!(decide(accepted, "accept", "shop", "{}").0, 409);
+    assert_eq!(decide(accepted, "reject", "shop", r#"{"reason":"x"}"#).0, 409);
+    assert_eq!(decide(rejected, "accept", "shop", "{}").0, 409);
+    assert_eq!(decide(refused, "reject", "shop", "{}").0, 400, "a rejection without a reason");
+    assert_eq!(decide("no-such-rule", "accept", "shop", "{}").0, 404);
+    // A rule file edited into something that does not load is refused, and nothing is written.
+    let broken_file = suggested.join(format!("{broken}.yaml"));
+    let text = std::fs::read_to_string(&broken_file).unwrap();
+    std::fs::write(&broken_file, text.replacen("owner:", "owner: [", 1)).unwrap();
+    let (status, body) = decide(broken, "accept", "shop", "{}");
+    assert_eq!(status, 422, "{body}");
+    assert!(!rules.join("accepted").join(format!("{broken}.yaml")).exists());
+
+    // Every decision is in the audit log, the failed one too.
+    let (_, audit) = get_with(&format!("{url}/api/v1/audit?target={accepted}"), "adm");
+    assert_eq!(audit["entries"][0]["action"], "suggestion_accepted", "{audit}");
+    assert_eq!(audit["entries"][0]["actor"], "rita");
+    let (_, audit) = get_with(&format!("{url}/api/v1/audit?action=suggestion_rejected"), "adm");
+    assert!(audit["entries"][0]["detail"].as_str().unwrap().contains("hand-written"), "{audit}");
+    let (_, audit) = get_with(&format!("{url}/api/v1/audit?action=suggestion_review_failed"), "adm");
+    assert_eq!(audit["entries"][0]["target"].as_str(), Some(broken.as_str()), "{audit}");
+
+    // The next `suggest` into the same directory does not propose the rejected rule again.
+    std::fs::write(&broken_file, text).unwrap();
+    let again = suggest();
+    let proposed: Vec<&str> = again["suggestions"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
+    assert!(!proposed.contains(&rejected.as_str()) && proposed.contains(&refused.as_str()), "{proposed:?}");
+    let skipped = again["skipped"].as_array().unwrap().iter().find(|s| s["subject"] == rejected.as_str()).unwrap();
+    assert_eq!(skipped["reason"], "rejected in review: duplicates our hand-written amount rule");
+}
