@@ -141,7 +141,13 @@ impl Console {
 }
 
 /// An audit entry for what `who` did from `from`.
-pub(crate) fn audit_entry(who: &Principal, from: &ClientAddr, action: &str, target: &str, detail: String) -> AuditEntry {
+pub(crate) fn audit_entry(
+    who: &Principal,
+    from: &ClientAddr,
+    action: &str,
+    target: &str,
+    detail: String,
+) -> AuditEntry {
     AuditEntry {
         at: wall_clock(),
         actor: who.name.clone(),

@@ -53,8 +53,9 @@ pub trait SuggestionReview: Send + Sync {
     /// The report (`sample`, `suggestions`, `skipped`), each suggestion with its `review`
     /// (`state`: pending, accepted or rejected; `reason` of a rejection) and `rule_file`.
     fn list(&self) -> Result<serde_json::Value, ReviewError>;
-    /// The team a suggestion's rule would belong to (who may review it).
-    fn owner(&self, id: &str) -> Result<String, ReviewError>;
+    /// The team a suggestion's rule would belong to (who may decide it), while it is
+    /// still to be decided ([`ReviewError::Conflict`] once it has been).
+    fn pending_owner(&self, id: &str) -> Result<String, ReviewError>;
     /// Writes the suggestion's rule file among the running rules once it loads, compiles
     /// and passes its tests beside them; answers where it was written.
     fn accept(&self, id: &str) -> Result<String, ReviewError>;
@@ -99,8 +100,9 @@ pub(crate) struct DecisionBody {
 }
 
 /// `POST /api/v1/suggestions/{id}/accept` and `/reject` (with `{"reason"}`): operators of
-/// the suggestion's team and admins. Recorded in the audit log first: a decision that
-/// cannot be recorded is not made; one that then fails is recorded as failed.
+/// the suggestion's team and admins. A decision on a suggestion still pending is recorded
+/// in the audit log first: one that cannot be recorded is not made; one that then fails is
+/// recorded as failed. Refusals (who asks, already decided) are answered, not recorded.
 pub(crate) async fn decide(
     State(c): Shared,
     method: Method,
@@ -125,7 +127,7 @@ pub(crate) async fn decide(
     let review = review(&c)?;
     let owner = {
         let (review, id) = (review.clone(), id.clone());
-        blocking(move || review.owner(&id)).await?
+        blocking(move || review.pending_owner(&id)).await?
     };
     who.may_switch_rule(&id, &owner)?;
     let action = if accept { "suggestion_accepted" } else { "suggestion_rejected" };
@@ -145,7 +147,8 @@ pub(crate) async fn decide(
         Ok(Some(file)) => Ok(Json(serde_json::json!({ "id": id, "state": "accepted", "file": file }))),
         Ok(None) => Ok(Json(serde_json::json!({ "id": id, "state": "rejected", "reason": reason }))),
         Err(e) => {
-            if let Err(audit) = c.record(audit_entry(&who, &from, "suggestion_review_failed", &id, e.message.clone())).await
+            if let Err(audit) =
+                c.record(audit_entry(&who, &from, "suggestion_review_failed", &id, e.message.clone())).await
             {
                 tracing::error!(suggestion = %id, "the audit log: {audit}");
             }

@@ -7,6 +7,8 @@
 //! - [`tables`]: the tables declared under `warehouse:` in `fundguard.yaml` (Parquet, CSV
 //!   and JSON-lines files, local or on S3; PostgreSQL, MySQL/MariaDB and SQLite
 //!   databases), registered in one DataFusion session so a query can join them;
+//! - `rows.rs`: a table's rows as change events, for profiling tables like change logs
+//!   (`Warehouse::table_names`, `Warehouse::rows`);
 //! - [`read_only`]: rule SQL is one read-only query — checked on its syntax (at load,
 //!   without the tables) and on its plan (before anything runs);
 //! - [`run`]: one run of a rule for a business date — the query rendered with `{{ ds }}`,
@@ -20,6 +22,7 @@
 
 pub mod history;
 pub mod read_only;
+mod rows;
 pub mod run;
 pub mod schedule;
 pub mod scheduler;

@@ -1,10 +1,12 @@
-//! `fundguard suggest`: profiles a sample of change logs and writes suggested rules — each
+//! `fundguard suggest`: profiles a sample of change logs and of warehouse or database
+//! tables, and writes suggested rules — each
 //! loaded, compiled and tested like any rule file, then backtested over the same sample
 //! through the batch pipeline `backtest` uses — with a report of the evidence.
 //!
 //! Two passes over the inputs, so the sample is never held in memory: the first decodes
 //! and profiles (undecodable messages go to the dead-letter file), the second replays the
-//! same messages through the engine with the suggested rules.
+//! same messages through the engine with the suggested rules. Tables are read twice the
+//! same way, each row an insert of the row as it stands.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,7 +14,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::Context;
-use fundguard_core::{ChangeEvent, Finding, Position};
+use fundguard_core::{ChangeEvent, EventTime, Finding, Position};
 use fundguard_engine::Engine;
 use fundguard_formats::{Decoded, Decoder};
 use fundguard_sources::open_lines;
@@ -28,18 +30,25 @@ use crate::pipeline::{BatchPipeline, DeadLetters, FindingSink};
 #[derive(clap::Args)]
 pub struct Args {
     /// Recorded logs, one message per line, plain or gzip (files: they are read twice).
-    #[arg(long, required = true, num_args = 1..)]
+    #[arg(long, num_args = 1.., required_unless_present = "warehouse", requires = "format")]
     input: Vec<PathBuf>,
+    /// The format of the --input logs.
     #[arg(long, value_enum)]
-    format: FormatArg,
+    format: Option<FormatArg>,
+    /// A fundguard.yaml whose `warehouse:` tables — files, and PostgreSQL, MySQL/MariaDB or
+    /// SQLite databases — are profiled too: each table's rows as they stand (up to --limit
+    /// rows per table, default 100,000). A table has no history: it gives column, unit, sum
+    /// and relation suggestions, not state machines, timeouts or rates.
+    #[arg(long)]
+    warehouse: Option<PathBuf>,
     /// Declared column types (also classify columns: `tables: {db.table: {column: type}}`).
     #[arg(long)]
     schema: Option<PathBuf>,
     /// MySQL/PostgreSQL DDL files describing the tables (types, comments, foreign keys).
     #[arg(long, num_args = 1..)]
     ddl: Vec<PathBuf>,
-    /// Profile at most this many change events (whole messages: the sample ends after the
-    /// message that reaches it).
+    /// Profile at most this many change events of the logs (whole messages: the sample ends
+    /// after the message that reaches it), and at most this many rows of each table.
     #[arg(long)]
     limit: Option<u64>,
     /// Directory for the rule files, report.md and report.json (created if missing).
@@ -82,6 +91,9 @@ pub struct Args {
 /// Events decoded before the tables are classified: the sample's own columns count.
 const CLASSIFY_AFTER: usize = 20_000;
 
+/// Rows read of each warehouse table without --limit.
+const TABLE_ROWS: u64 = 100_000;
+
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.input.iter().any(|i| i.as_os_str() == "-") {
         anyhow::bail!(
@@ -116,27 +128,36 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     let dead_letter = args.dead_letter.clone().unwrap_or_else(|| args.out.join("dead-letter.jsonl"));
-    let format = args.format.format(args.table.as_deref(), args.table_field.as_deref(), &args.time_field);
+    let format = args.format.map(|f| f.format(args.table.as_deref(), args.table_field.as_deref(), &args.time_field));
+    let tables = match &args.warehouse {
+        Some(path) => Some(Tables::open(path, args.limit.unwrap_or(TABLE_ROWS))?),
+        None => None,
+    };
 
     // Pass 1: profile.
     let started = Instant::now();
-    let decoder = format.decoder(schemas.clone()).with_max_message_bytes(args.max_message_bytes);
-    let mut sample =
-        Sample::new(decoder, DeadLetters::new(dead_letter.clone()), SchemaIntake::new(changes), args.limit);
-    for input in &args.input {
-        let mut lines = open_lines(input)
-            .with_context(|| format!("opening {}", input.display()))?
-            .with_max_line(args.max_message_bytes);
-        while !sample.full() {
-            let Some((line, position)) = lines.next_line()? else { break };
-            sample.push(line, &position)?;
+    let mut sample = Sample::new(DeadLetters::new(dead_letter.clone()), SchemaIntake::new(changes), args.limit);
+    if let Some(format) = &format {
+        let mut decoder = format.decoder(schemas.clone()).with_max_message_bytes(args.max_message_bytes);
+        for input in &args.input {
+            let mut lines = open_lines(input)
+                .with_context(|| format!("opening {}", input.display()))?
+                .with_max_line(args.max_message_bytes);
+            while !sample.full() {
+                let Some((line, position)) = lines.next_line()? else { break };
+                sample.push(&mut decoder, line, &position)?;
+            }
         }
+    }
+    if let Some(tables) = &tables {
+        tables.read(|events| events.into_iter().for_each(|e| sample.observe(e)))?;
     }
     let (profile, layout, messages, dead_letters) = sample.finish()?;
     if profile.events == 0 {
         anyhow::bail!(
-            "no change events in the input ({messages} message(s), {dead_letters} undecodable: see {}); check --format",
-            dead_letter.display()
+            "no change events in the input ({messages} message(s), {dead_letters} undecodable: see {}; {} table row(s)); check --format and the tables",
+            dead_letter.display(),
+            tables.as_ref().map_or(0, |t| t.rows.get())
         );
     }
     let profiled = started.elapsed();
@@ -159,27 +180,54 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         anyhow::anyhow!("the suggested rules do not compile together: {}", list.join("\n"))
     })?;
     let mut backtest = Counting(Backtest::new());
-    let decoder = format.decoder(schemas.clone()).with_max_message_bytes(args.max_message_bytes);
-    let mut pipeline = BatchPipeline::new(decoder, engine, &mut backtest, args.batch_size, dead_letter.clone(), false);
-    for input in &args.input {
-        pipeline.expect_source(&input.display().to_string());
-    }
-    let mut left = messages;
-    for input in &args.input {
-        let mut lines = open_lines(input)
-            .with_context(|| format!("opening {}", input.display()))?
-            .with_max_line(args.max_message_bytes);
-        while left > 0 {
-            let Some((line, position)) = lines.next_line()? else { break };
-            pipeline.push(line, &position)?;
-            left -= 1;
+    // The tables first, through an engine of their own: their rows are not ordered in time
+    // with the logs' events.
+    let mut table_engine = None;
+    if let Some(tables) = &tables {
+        let mut engine =
+            Engine::new(&rules, &schemas).map_err(|_| anyhow::anyhow!("the suggested rules do not compile"))?;
+        let mut findings = Vec::new();
+        let mut failed = None;
+        tables.read(|events| {
+            if let Err(e) = engine.process(&events, tables.read_at, &mut findings) {
+                failed.get_or_insert(e);
+            }
+            findings.drain(..).for_each(|f| backtest.0.record(&f));
+        })?;
+        if let Some(e) = failed {
+            anyhow::bail!("backtesting the suggestions over the tables: {e}");
         }
-        pipeline.finish_source(lines.name())?;
+        engine.finish(tables.read_at, &mut findings);
+        findings.drain(..).for_each(|f| backtest.0.record(&f));
+        table_engine = Some(engine);
     }
-    let (_, engine) = pipeline.finish()?;
+    let mut engines = Vec::from_iter(table_engine);
+    if let Some(format) = &format {
+        let decoder = format.decoder(schemas.clone()).with_max_message_bytes(args.max_message_bytes);
+        let mut pipeline =
+            BatchPipeline::new(decoder, engine, &mut backtest, args.batch_size, dead_letter.clone(), false);
+        for input in &args.input {
+            pipeline.expect_source(&input.display().to_string());
+        }
+        let mut left = messages;
+        for input in &args.input {
+            let mut lines = open_lines(input)
+                .with_context(|| format!("opening {}", input.display()))?
+                .with_max_line(args.max_message_bytes);
+            while left > 0 {
+                let Some((line, position)) = lines.next_line()? else { break };
+                pipeline.push(line, &position)?;
+                left -= 1;
+            }
+            pipeline.finish_source(lines.name())?;
+        }
+        engines.push(pipeline.finish()?.1);
+    }
     let mut backtest = backtest.0;
-    for stats in engine.stats() {
-        backtest.errors(&stats.rule, stats.errors, stats.last_error.clone());
+    for engine in &engines {
+        for stats in engine.stats() {
+            backtest.errors(&stats.rule, stats.errors, stats.last_error.clone());
+        }
     }
     let backtested = started.elapsed();
 
@@ -262,7 +310,6 @@ fn write(path: &Path, text: &str) -> anyhow::Result<()> {
 /// The first pass: decodes messages (dead-lettering the bad ones), classifies the tables
 /// once the first events are in, then profiles every event, up to the limit.
 struct Sample {
-    decoder: Decoder,
     dead_letters: DeadLetters,
     intake: SchemaIntake,
     /// Events waiting for the classification.
@@ -276,9 +323,8 @@ struct Sample {
 }
 
 impl Sample {
-    fn new(decoder: Decoder, dead_letters: DeadLetters, intake: SchemaIntake, limit: Option<u64>) -> Sample {
+    fn new(dead_letters: DeadLetters, intake: SchemaIntake, limit: Option<u64>) -> Sample {
         Sample {
-            decoder,
             dead_letters,
             intake,
             early: Vec::new(),
@@ -295,10 +341,10 @@ impl Sample {
         self.limit.is_some_and(|l| self.events >= l)
     }
 
-    fn push(&mut self, message: &[u8], position: &Position) -> anyhow::Result<()> {
+    fn push(&mut self, decoder: &mut Decoder, message: &[u8], position: &Position) -> anyhow::Result<()> {
         self.messages += 1;
         self.scratch.clear();
-        match self.decoder.decode(message, position, &mut self.scratch) {
+        match decoder.decode(message, position, &mut self.scratch) {
             Ok(Decoded::Events(_)) => {}
             Ok(Decoded::Skipped(_)) => return Ok(()),
             Err(e) => {
@@ -306,20 +352,27 @@ impl Sample {
                 return self.dead_letters.write(message, position, &e.to_string());
             }
         }
-        for event in self.scratch.drain(..) {
-            self.events += 1;
-            match &mut self.profiler {
-                Some(p) => p.observe(&event),
-                None => {
-                    self.intake.observe(&event);
-                    self.early.push(event);
+        let mut events = std::mem::take(&mut self.scratch);
+        for event in events.drain(..) {
+            self.observe(event);
+        }
+        self.scratch = events;
+        Ok(())
+    }
+
+    /// Profiles one event (a decoded message's, or a table row).
+    fn observe(&mut self, event: ChangeEvent) {
+        self.events += 1;
+        match &mut self.profiler {
+            Some(p) => p.observe(&event),
+            None => {
+                self.intake.observe(&event);
+                self.early.push(event);
+                if self.early.len() >= CLASSIFY_AFTER {
+                    self.classify();
                 }
             }
         }
-        if self.profiler.is_none() && self.early.len() >= CLASSIFY_AFTER {
-            self.classify();
-        }
-        Ok(())
     }
 
     fn classify(&mut self) {
@@ -348,6 +401,43 @@ struct Counting(Backtest);
 impl FindingSink for Counting {
     fn write(&mut self, finding: &Finding) -> anyhow::Result<()> {
         self.0.record(finding);
+        Ok(())
+    }
+}
+
+/// The tables of a config's `warehouse:`, read the same way in both passes.
+struct Tables {
+    runtime: tokio::runtime::Runtime,
+    warehouse: fundguard_warehouse::Warehouse,
+    names: Vec<String>,
+    limit: usize,
+    /// The moment every row is stamped with (a table has no history).
+    read_at: EventTime,
+    rows: std::cell::Cell<u64>,
+}
+
+impl Tables {
+    fn open(config: &Path, limit: u64) -> anyhow::Result<Tables> {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let config = super::load_config(config)?;
+        let warehouse = super::open_warehouse(&runtime, &config)?;
+        let names = warehouse.table_names();
+        if names.is_empty() {
+            anyhow::bail!("--warehouse: the config's `warehouse:` has no tables to profile");
+        }
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let read_at = EventTime::from_micros(i64::try_from(now.as_micros()).unwrap_or(i64::MAX));
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        Ok(Tables { runtime, warehouse, names, limit, read_at, rows: std::cell::Cell::new(0) })
+    }
+
+    /// Every table's rows, batch by batch.
+    fn read(&self, mut each: impl FnMut(Vec<ChangeEvent>)) -> anyhow::Result<()> {
+        let mut total = 0;
+        for name in &self.names {
+            total += self.runtime.block_on(self.warehouse.rows(name, self.limit, self.read_at, &mut each))?;
+        }
+        self.rows.set(total);
         Ok(())
     }
 }

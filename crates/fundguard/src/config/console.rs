@@ -125,8 +125,10 @@ impl ConsoleFile {
         console.coverage_report = self.coverage_report.as_ref().map(|p| loader.rel(p));
         if let Some(spanned) = &self.suggestions {
             let here = loader.at_value(spanned);
-            let suggestions =
-                SuggestionsConfig { dir: loader.rel(&spanned.value.dir), accept_into: loader.rel(&spanned.value.accept_into) };
+            let suggestions = SuggestionsConfig {
+                dir: loader.rel(&spanned.value.dir),
+                accept_into: loader.rel(&spanned.value.accept_into),
+            };
             // Lexically: the directory may not exist yet (the first acceptance creates it).
             let inside = rules.iter().map(|r| loader.rel(r)).any(|r| suggestions.accept_into.starts_with(&r));
             if !inside {

@@ -33,9 +33,11 @@ pub fn open(
         auth: Auth::new(config.console.users.clone(), config.console.tokens.clone())
             .with_policy(config.console.login.clone()),
         audit: Audit::new(config.data_dir.join("audit.jsonl")),
-        suggestions: config.console.suggestions.as_ref().map(|s| {
-            Arc::new(Review::new(s, catalog.clone(), schemas)) as Arc<dyn fundguard_server::SuggestionReview>
-        }),
+        suggestions: config
+            .console
+            .suggestions
+            .as_ref()
+            .map(|s| Arc::new(Review::new(s, catalog.clone(), schemas)) as Arc<dyn fundguard_server::SuggestionReview>),
         rules: catalog,
         telemetry,
         health,

@@ -68,7 +68,9 @@ impl Review {
             .as_array()
             .and_then(|all| all.iter().find(|s| s["id"].as_str() == Some(id)))
             .cloned()
-            .ok_or_else(|| ReviewError::NotFound(format!("no suggestion `{id}`: GET /api/v1/suggestions lists them")))?;
+            .ok_or_else(|| {
+                ReviewError::NotFound(format!("no suggestion `{id}`: GET /api/v1/suggestions lists them"))
+            })?;
         let file = suggestion["file"].as_str().unwrap_or_default().to_string();
         let plain = Path::new(&file).file_name().is_some_and(|name| name == file.as_str())
             && matches!(Path::new(&file).extension().and_then(|e| e.to_str()), Some("yaml" | "yml"));
@@ -162,8 +164,11 @@ impl SuggestionReview for Review {
         }))
     }
 
-    fn owner(&self, id: &str) -> Result<String, ReviewError> {
-        let (suggestion, _) = self.find(&self.report()?, id)?;
+    fn pending_owner(&self, id: &str) -> Result<String, ReviewError> {
+        let (suggestion, file) = self.find(&self.report()?, id)?;
+        if let Some(why) = self.decided(id, &file, &self.running())? {
+            return Err(ReviewError::Conflict(why));
+        }
         Ok(suggestion["owner"].as_str().unwrap_or_default().to_string())
     }
 
@@ -205,8 +210,9 @@ impl SuggestionReview for Review {
         let mut rejected = self.rejected()?;
         rejected.insert(id.to_string(), reason.to_string());
         let path = self.dir.join(REJECTED_FILE);
-        let text = serde_saphyr::to_string(&rejected)
-            .map_err(|e| ReviewError::Failed(format!("writing {}: {e}", path.display())))?;
+        // A JSON string is a YAML double-quoted scalar: any id or reason stays one line.
+        let quote = |s: &str| serde_json::to_string(s).unwrap_or_default();
+        let text: String = rejected.iter().map(|(id, why)| format!("{}: {}\n", quote(id), quote(why))).collect();
         write_whole(&path, &text).map_err(|e| ReviewError::Failed(format!("writing {}: {e}", path.display())))
     }
 }

@@ -267,6 +267,7 @@ fn the_openapi_document_describes_the_served_routes() {
                     .replace("{id}", "1")
                     .replace("{change}", "ack")
                     .replace("{toggle}", "enable")
+                    .replace("{decision}", "accept")
                     .replace("{source}", "msgs")
             );
             let response = match method.as_str() {

@@ -375,7 +375,17 @@ fn a_reviewer_accepts_one_suggestion_into_the_running_rules_and_rejects_another_
     let dir = tempfile::tempdir().unwrap();
     let shop = dir.path().join("shop");
     let o = fundguard(&[
-        "simulate", "--out", path(&shop), "--format", "debezium", "--orders", "600", "--incident-rate", "0", "--seed", "5",
+        "simulate",
+        "--out",
+        path(&shop),
+        "--format",
+        "debezium",
+        "--orders",
+        "600",
+        "--incident-rate",
+        "0",
+        "--seed",
+        "5",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let suggested = dir.path().join("suggested");
@@ -412,7 +422,13 @@ fn a_reviewer_accepts_one_suggestion_into_the_running_rules_and_rejects_another_
     );
     let service = Service::start(
         &config,
-        &[("FG_TOKEN", "ingest"), ("FG_PW", "demo-pw"), ("FG_OTHER", "other"), ("FG_SHOP", "shop"), ("FG_ADMIN", "adm")],
+        &[
+            ("FG_TOKEN", "ingest"),
+            ("FG_PW", "demo-pw"),
+            ("FG_OTHER", "other"),
+            ("FG_SHOP", "shop"),
+            ("FG_ADMIN", "adm"),
+        ],
     );
     let url = service.url();
 
@@ -496,7 +512,8 @@ fn a_reviewer_accepts_one_suggestion_into_the_running_rules_and_rejects_another_
     // The next `suggest` into the same directory does not propose the rejected rule again.
     std::fs::write(&broken_file, text).unwrap();
     let again = suggest();
-    let proposed: Vec<&str> = again["suggestions"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
+    let proposed: Vec<&str> =
+        again["suggestions"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
     assert!(!proposed.contains(&rejected.as_str()) && proposed.contains(&refused.as_str()), "{proposed:?}");
     let skipped = again["skipped"].as_array().unwrap().iter().find(|s| s["subject"] == rejected.as_str()).unwrap();
     assert_eq!(skipped["reason"], "rejected in review: duplicates our hand-written amount rule");

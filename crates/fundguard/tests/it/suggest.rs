@@ -406,3 +406,68 @@ fn a_ddl_file_instead_of_a_schema_classifies_a_canal_log() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("expected one `rule-id: why it was rejected` per line"), "{}", stderr(&o));
 }
+
+/// Tables instead of a change log: a MariaDB database and a CSV file through `--warehouse`,
+/// each row read as it stands and profiled like a logged insert; the suggestions are
+/// backtested over the same rows.
+#[test]
+fn warehouse_and_database_tables_are_profiled_and_their_suggestions_backtested_on_them() {
+    let database = format!("fg_suggest_{}", std::process::id());
+    let mariadb = |sql: &str| crate::servers::mariadb_sql(3306, sql);
+    mariadb(&format!("DROP DATABASE IF EXISTS {database}; CREATE DATABASE {database};"));
+    let orders: Vec<String> = (1..=1200)
+        .map(|i| format!("({i}, {}.{:02}, '{}', 'PAID')", 10 + i % 97, i % 100, if i % 3 == 0 { "USD" } else { "CNY" }))
+        .collect();
+    let payments: Vec<String> = (1..=1200)
+        .map(|i| {
+            format!("({}, {i}, {}.{:02}, '{}')", 1000 + i, 10 + i % 97, i % 100, if i % 3 == 0 { "USD" } else { "CNY" })
+        })
+        .collect();
+    mariadb(&format!(
+        "USE {database};
+         CREATE TABLE orders (id BIGINT PRIMARY KEY, pay_amount DECIMAL(12,2) NOT NULL, currency CHAR(3) NOT NULL, status VARCHAR(16) NOT NULL);
+         CREATE TABLE payments (id BIGINT PRIMARY KEY, order_id BIGINT NOT NULL, amount DECIMAL(12,2) NOT NULL, currency CHAR(3) NOT NULL,
+           FOREIGN KEY (order_id) REFERENCES orders (id));
+         INSERT INTO orders VALUES {};
+         INSERT INTO payments VALUES {};
+         UPDATE payments SET amount = -amount WHERE id = 1007;",
+        orders.join(","),
+        payments.join(",")
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let fees: String = (1..=120).map(|i| format!("{i},{}.{:02}\n", i % 7 + 1, i % 100)).collect();
+    std::fs::write(dir.path().join("fees.csv"), format!("fee_id,fee_amount\n{fees}")).unwrap();
+    let config = crate::service::write_config(
+        dir.path(),
+        &format!(
+            "rules: [rules]\nwarehouse:\n  - {{ name: shopdb, type: mysql, url: \"mysql://root@127.0.0.1:3306/{database}\", sslmode: disabled }}\n  - {{ name: fees, type: csv, path: fees.csv }}\n"
+        ),
+    );
+    let out = dir.path().join("suggested");
+    let o = fundguard(&["suggest", "--warehouse", path(&config), "--out", path(&out)]);
+    mariadb(&format!("DROP DATABASE {database};"));
+    assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["sample"]["events"], 2520, "every row of the three tables");
+    let made = suggestions(&report);
+    let has = |kind: &str, table: &str, column: &str| {
+        made.iter().any(|(k, t, c, _)| k == kind && t.iter().any(|x| x == table) && c.iter().any(|x| x == column))
+    };
+    assert!(has("sign", "shopdb.payments", "shopdb.payments.amount"), "{made:?}");
+    assert!(has("sign", "public.fees", "public.fees.fee_amount"), "{made:?}");
+    assert!(has("currency", "shopdb.orders", "shopdb.orders.currency"), "{made:?}");
+    // The backtest reads the tables again: the one negative payment (rare enough for the
+    // rules to be suggested, for review) is what the payment sign rule and the payment vs
+    // order reconciliation raise, and no other rule raises anything.
+    for (kind, tables, columns, findings) in &made {
+        let negative = kind == "reconcile" || (kind == "sign" && columns == &["shopdb.payments.amount"]);
+        assert_eq!(*findings, u64::from(negative), "{kind} {tables:?} {columns:?}");
+    }
+    let sign = report["suggestions"].as_array().unwrap().iter().find(|s| s["columns"][0] == "shopdb.payments.amount");
+    assert_eq!(sign.unwrap()["backtest"]["examples"][0]["id"], 1007);
+    // A snapshot has no history: no state machine is made up from it.
+    assert!(!made.iter().any(|(k, ..)| k == "state_machine" || k == "timeout"), "{made:?}");
+    // The files are ordinary rule files.
+    let (rules, problems) = load_paths(std::slice::from_ref(&out));
+    assert!(problems.is_empty() && rules.len() == made.len(), "{problems:?}");
+}
