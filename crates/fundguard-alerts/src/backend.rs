@@ -7,8 +7,9 @@ use fundguard_core::{EventTime, Finding};
 
 use crate::model::{Alert, AlertError, Change, Filter, Recorded, Status, TimelineEntry};
 use crate::routes::Routes;
+use crate::rule_stats::{RuleDay, RuleDrift, RuleHistory};
 use crate::sql::Sql;
-use crate::{ActiveFigures, AlertStore, Notification, lifecycle, outbox, queries};
+use crate::{ActiveFigures, AlertStore, Notification, lifecycle, outbox, queries, rule_stats};
 
 /// A database an alert store lives in.
 pub(crate) trait Backend {
@@ -71,6 +72,15 @@ macro_rules! alert_store {
             }
             fn active_figures(&self) -> Result<ActiveFigures, AlertError> {
                 self.read(|sql| queries::active_figures(sql))
+            }
+            fn record_rule_stats(&mut self, days: &[RuleDay], drifts: &[RuleDrift]) -> Result<(), AlertError> {
+                self.write(|sql, _| rule_stats::record(sql, days, drifts))
+            }
+            fn rule_history(&self, since: &str, alerts_since: &str) -> Result<RuleHistory, AlertError> {
+                self.read(|sql| rule_stats::history(sql, since, alerts_since))
+            }
+            fn prune_rule_stats(&mut self, before: &str) -> Result<(), AlertError> {
+                self.write(|sql, _| rule_stats::prune(sql, before))
             }
         }
     };

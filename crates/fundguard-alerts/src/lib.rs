@@ -13,7 +13,9 @@
 //!
 //! - `lifecycle` records findings (dedup, reopening, receipts) and applies changes;
 //!   `outbox` queues, lists and settles notifications and containment actions;
-//!   `queries` lists alerts and counts them; `columns` reads their rows;
+//!   `queries` lists alerts and counts them; `columns` reads their rows; `rule_stats`
+//!   keeps per-rule statistics per day and drifts, and counts each rule's alerts (rule
+//!   health);
 //! - `sql` is the seam: the `Sql` executor trait, the neutral `Value` and `Row`, and
 //!   `Dialect`, the few things SQLite and PostgreSQL spell differently (`?1` or `$1`,
 //!   `max` or `GREATEST`, `FOR UPDATE`, the migrations' key and integer types), as data;
@@ -40,6 +42,7 @@ pub mod postgres;
 mod queries;
 pub mod report;
 pub mod routes;
+mod rule_stats;
 mod schema;
 pub mod slo;
 mod sql;
@@ -49,6 +52,7 @@ pub use model::{Alert, AlertError, Change, Filter, Recorded, Status, TimelineEnt
 pub use postgres::PostgresStore;
 pub use report::{ActiveFigures, DailyReport, TeamDay, money_at_risk};
 pub use routes::{Route, Routes};
+pub use rule_stats::{RuleAlerts, RuleDay, RuleDrift, RuleHistory, TableDay};
 pub use slo::{Deadlines, Overdue, Slo, SloFigures, SloReport};
 pub use sqlite::SqliteStore;
 
@@ -118,6 +122,16 @@ pub trait AlertStore {
 
     /// Open and acknowledged alerts per rule and status, and their money at risk.
     fn active_figures(&self) -> Result<ActiveFigures, AlertError>;
+
+    /// Adds per-rule increments to their days and records drifts (rule health).
+    fn record_rule_stats(&mut self, days: &[RuleDay], drifts: &[RuleDrift]) -> Result<(), AlertError>;
+
+    /// Every rule's days since `since` (`YYYY-MM-DD`), its drifts, and its alerts first seen
+    /// since `alerts_since`.
+    fn rule_history(&self, since: &str, alerts_since: &str) -> Result<RuleHistory, AlertError>;
+
+    /// Forgets per-rule days before `before` (`YYYY-MM-DD`).
+    fn prune_rule_stats(&mut self, before: &str) -> Result<(), AlertError>;
 }
 
 impl<T: AlertStore + ?Sized> AlertStore for Box<T> {
@@ -165,6 +179,15 @@ impl<T: AlertStore + ?Sized> AlertStore for Box<T> {
     }
     fn active_figures(&self) -> Result<ActiveFigures, AlertError> {
         (**self).active_figures()
+    }
+    fn record_rule_stats(&mut self, days: &[RuleDay], drifts: &[RuleDrift]) -> Result<(), AlertError> {
+        (**self).record_rule_stats(days, drifts)
+    }
+    fn rule_history(&self, since: &str, alerts_since: &str) -> Result<RuleHistory, AlertError> {
+        (**self).rule_history(since, alerts_since)
+    }
+    fn prune_rule_stats(&mut self, before: &str) -> Result<(), AlertError> {
+        (**self).prune_rule_stats(before)
     }
 }
 

@@ -89,10 +89,50 @@ CREATE TABLE finding_receipts (id TEXT PRIMARY KEY, epoch BIGINT NOT NULL);
 CREATE INDEX finding_receipts_epoch ON finding_receipts (epoch);
 "#;
 
+/// Migration 6: per-rule statistics per UTC day, per table read, and drifts (rule health).
+const RULE_STATS: &str = r#"
+CREATE TABLE rule_days (
+    rule         TEXT NOT NULL,
+    day          TEXT NOT NULL,
+    events       {bigint} NOT NULL,
+    passed       {bigint} NOT NULL,
+    findings     {bigint} NOT NULL,
+    errors       {bigint} NOT NULL,
+    runs         {bigint} NOT NULL,
+    run_failures {bigint} NOT NULL,
+    last_error   TEXT,
+    first_event  {bigint},
+    last_event   {bigint},
+    last_passed  {bigint},
+    last_finding {bigint},
+    state_bytes  {bigint} NOT NULL,
+    PRIMARY KEY (rule, day)
+);
+CREATE TABLE rule_table_days (
+    rule       TEXT NOT NULL,
+    table_name TEXT NOT NULL,
+    day        TEXT NOT NULL,
+    events     {bigint} NOT NULL,
+    last_event {bigint},
+    PRIMARY KEY (rule, table_name, day)
+);
+CREATE TABLE rule_drifts (
+    rule       TEXT NOT NULL,
+    kind       TEXT NOT NULL,
+    subject    TEXT NOT NULL,
+    table_name TEXT NOT NULL,
+    detail     TEXT NOT NULL,
+    first_seen {bigint} NOT NULL,
+    last_seen  {bigint} NOT NULL,
+    PRIMARY KEY (rule, kind, subject)
+);
+CREATE INDEX alerts_by_first_seen ON alerts (first_seen);
+"#;
+
 /// The migrations, in order, as `dialect` runs them; a store's schema version counts
 /// how many have run.
 pub(crate) fn migrations(dialect: &Dialect) -> Vec<String> {
-    [ALERTS, OUTBOX, ACTIONS, CONSOLE_INDEXES, RECEIPTS]
+    [ALERTS, OUTBOX, ACTIONS, CONSOLE_INDEXES, RECEIPTS, RULE_STATS]
         .iter()
         .map(|m| m.replace("{serial}", dialect.serial).replace("{bigint}", dialect.bigint))
         .collect()
@@ -120,6 +160,7 @@ mod tests {
                 "29c7b4d18db164a95cd8e1b3fe75927cf6456e30f663efa0334312a87203d28e",
                 "a02630b29338c4d2c06bd9013b8b2b3d693fe5c2c023ee0c6925b4f0a5a30c30",
                 RECEIPTS_SHIPPED,
+                "d4d47e624fccfdb52c06cf473510ec7d35ffd398721143db33e0b705a9f1e6e1",
             ]
         );
         assert_eq!(
@@ -130,6 +171,7 @@ mod tests {
                 "29c7b4d18db164a95cd8e1b3fe75927cf6456e30f663efa0334312a87203d28e",
                 "a02630b29338c4d2c06bd9013b8b2b3d693fe5c2c023ee0c6925b4f0a5a30c30",
                 RECEIPTS_SHIPPED,
+                "c0d63a2e50730eefb7b296e918970f63a73ca330bf7defc38371aac1c7e5ffae",
             ]
         );
     }

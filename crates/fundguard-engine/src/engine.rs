@@ -10,7 +10,8 @@ use fundguard_core::{ChangeEvent, EventTime, Finding, Severity, TableSchemas, Va
 use fundguard_rules::{Diagnostic, Rule};
 use serde::{Deserialize, Serialize};
 
-use crate::columns::TableLayout;
+use crate::columns::{Image, TableLayout};
+use crate::drift::{Drift, DriftWatch};
 use crate::rules::{Found, RuleRuntime};
 use crate::table_batch::TableBatch;
 
@@ -90,6 +91,14 @@ fn definition(rule: &Rule) -> String {
 /// The rule id of the findings the memory budget raises.
 pub const STATE_MEMORY_RULE: &str = "fundguard.state_memory";
 
+/// Events of one table a rule evaluated.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TableCount {
+    pub table: String,
+    pub events: u64,
+    pub last_event: Option<EventTime>,
+}
+
 /// What one rule did over a run.
 #[derive(Debug, Clone, Default)]
 pub struct RuleStats {
@@ -97,7 +106,19 @@ pub struct RuleStats {
     pub kind: &'static str,
     /// Events of the watched tables the rule evaluated.
     pub events: u64,
+    /// Per table the rule reads: its events the rule evaluated, and the newest commit time.
+    pub per_table: Vec<TableCount>,
+    /// Events that passed the rule's `when` (all of them without one).
+    pub passed: u64,
+    /// The newest commit time of a batch in which some event passed the `when`.
+    pub last_passed: Option<EventTime>,
+    /// The newest commit time of an event the rule evaluated.
+    pub last_event: Option<EventTime>,
     pub findings: u64,
+    /// The event time of the newest finding.
+    pub last_finding: Option<EventTime>,
+    /// The drifts of its input seen so far (see `drift.rs`).
+    pub drifts: Vec<Drift>,
     pub distinct_keys: u64,
     /// Batches the rule could not evaluate, and the last reason.
     pub errors: u64,
@@ -132,6 +153,10 @@ pub struct Engine {
     ordered: HashSet<String>,
     /// Per rule (as `rules`): the event-time sources whose events it has been fed.
     fed_by: Vec<Vec<String>>,
+    /// The columns and status values rules read, watched for drift.
+    drift: DriftWatch,
+    /// Whether a new drift is also a finding for the rule's owner ([`Engine::report_drift`]).
+    drift_findings: bool,
     /// Bytes of rule state all rules together may hold (`None`: no limit).
     state_budget: Option<u64>,
     /// Whether the "approaching the budget" finding was raised and not yet cleared.
@@ -215,8 +240,28 @@ impl Engine {
         }
         let stats = runtimes
             .iter()
-            .map(|r| RuleStats { rule: r.rule.id.clone(), kind: r.rule.body.kind(), ..Default::default() })
+            .map(|r| RuleStats {
+                rule: r.rule.id.clone(),
+                kind: r.rule.body.kind(),
+                per_table: r
+                    .rule
+                    .body
+                    .tables()
+                    .into_iter()
+                    .map(|table| TableCount { table, ..Default::default() })
+                    .collect(),
+                ..Default::default()
+            })
             .collect();
+        let mut drift = DriftWatch::new(runtimes.iter().map(|r| r.rule.id.clone()).collect());
+        for (i, rt) in runtimes.iter().enumerate() {
+            for table in rt.rule.body.tables() {
+                for r in rt.refs_of(&table).iter().filter(|r| matches!(r.image, Image::Before | Image::After)) {
+                    drift.column(&table, &r.name, i);
+                }
+            }
+            drift.statuses(&rt.rule, i);
+        }
         let keys_seen = vec![HashSet::new(); runtimes.len()];
         let fed_by = vec![Vec::new(); runtimes.len()];
         Ok(Engine {
@@ -228,6 +273,8 @@ impl Engine {
             clocks: HashMap::new(),
             ordered: HashSet::new(),
             fed_by,
+            drift,
+            drift_findings: false,
             state_budget: None,
             budget_warned: false,
         })
@@ -243,6 +290,7 @@ impl Engine {
         self.ordered = old.ordered;
         self.state_budget = old.state_budget;
         self.budget_warned = old.budget_warned;
+        self.drift_findings = old.drift_findings;
         let mut kept = Vec::new();
         let old_rules = old.rules.into_iter().zip(old.stats).zip(old.keys_seen).zip(old.fed_by);
         for (((old_rule, old_stats), old_keys), old_fed_by) in old_rules {
@@ -371,6 +419,7 @@ impl Engine {
         let mut scratch: Vec<Found> = Vec::new();
         let mut stateful: Vec<(usize, Finding)> = Vec::new();
         let mut late: Vec<Finding> = Vec::new();
+        let mut drifts = Vec::new();
         for (table, indices, sources) in &groups {
             let Some(state) = self.tables.get_mut(table) else { continue };
             for &r in &state.rules {
@@ -390,19 +439,41 @@ impl Engine {
                 .map_err(|e| EngineError::Batch { table: table.to_string(), message: e.to_string() })?;
             let input =
                 TableBatch { table, version: state.version, schema: &state.schema, batch: &batch, events, indices };
+            let newest = indices.iter().map(|&i| events[i].commit_time).max();
             for &r in &state.rules {
-                self.stats[r].events += indices.len() as u64;
+                let stats = &mut self.stats[r];
+                stats.events += indices.len() as u64;
+                if let Some(t) = stats.per_table.iter_mut().find(|t| *t.table == **table) {
+                    t.events += indices.len() as u64;
+                    t.last_event = t.last_event.max(newest);
+                }
+                stats.last_event = stats.last_event.max(newest);
                 scratch.clear();
                 late.clear();
-                if let Err(e) = self.rules[r].on_batch(&self.ctx, &input, detected_at, &mut scratch, &mut late) {
-                    self.stats[r].errors += 1;
-                    self.stats[r].last_error = Some(e);
+                match self.rules[r].on_batch(&self.ctx, &input, detected_at, &mut scratch, &mut late) {
+                    Ok(passed) => {
+                        self.stats[r].passed += passed;
+                        if passed > 0 {
+                            self.stats[r].last_passed = self.stats[r].last_passed.max(newest);
+                        }
+                    }
+                    Err(e) => {
+                        self.stats[r].errors += 1;
+                        self.stats[r].last_error = Some(e);
+                    }
                 }
                 for (event_index, finding) in scratch.drain(..) {
                     found.push((event_index, r, finding));
                 }
                 stateful.extend(late.drain(..).map(|f| (r, f)));
             }
+            self.drift.observe(table, events, indices, &mut drifts);
+        }
+        for (r, drift) in drifts {
+            if self.drift_findings {
+                out.push(drift_finding(&self.rules[r].rule, &drift, detected_at));
+            }
+            self.stats[r].drifts.push(drift);
         }
         found.sort_by_key(|(e, r, _)| (*e, *r));
         for (_, r, f) in found {
@@ -594,10 +665,17 @@ impl Engine {
 
     fn count(&mut self, r: usize, f: &Finding) {
         self.stats[r].findings += 1;
+        self.stats[r].last_finding = self.stats[r].last_finding.max(Some(f.event_time));
         let key = serde_json::to_string(&f.key).unwrap_or_default();
         if self.keys_seen[r].insert(key) {
             self.stats[r].distinct_keys += 1;
         }
+    }
+
+    /// Also reports each new drift of a rule's input as a finding of that rule (off by
+    /// default: a backtest of an old log is not told that the stream changed since).
+    pub fn report_drift(&mut self, on: bool) {
+        self.drift_findings = on;
     }
 
     /// Per-rule counters so far.
@@ -622,6 +700,36 @@ fn ordered_watermark(
 }
 
 /// A finding about rule state and the memory budget, owned by the team of the rule concerned.
+/// A drift as a finding of the rule itself, for its owner: the rule no longer sees what it
+/// was written for. One per rule, kind and subject (the alert store deduplicates the rest).
+fn drift_finding(rule: &Rule, drift: &Drift, detected_at: EventTime) -> Finding {
+    Finding {
+        rule: rule.id.clone(),
+        owner: rule.owner.clone(),
+        severity: Severity::High,
+        key: [
+            ("drift".to_string(), Value::from(drift.kind.as_str())),
+            ("subject".to_string(), Value::String(format!("{}.{}", drift.table, drift.subject))),
+        ]
+        .into_iter()
+        .collect(),
+        event_time: drift.first_seen,
+        detected_at,
+        message: format!(
+            "rule `{}` may no longer see what it was written for: {}. Update the rule (or the schema) to the stream as it is now",
+            rule.id, drift.detail
+        ),
+        evidence: Vec::new(),
+        money_at_risk: None,
+        tags: Arc::from(vec![HEALTH_TAG.to_string(), "drift".to_string()]),
+        action: None,
+        fingerprint_by: None,
+    }
+}
+
+/// The tag of findings about a rule's health (drift) rather than about the data.
+pub const HEALTH_TAG: &str = "rule_health";
+
 fn budget_finding(rule: &Rule, what: &str, time: EventTime, detected_at: EventTime, message: String) -> Finding {
     Finding {
         rule: STATE_MEMORY_RULE.to_string(),

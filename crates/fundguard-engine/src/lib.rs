@@ -10,6 +10,7 @@
 
 mod columns;
 mod compile;
+mod drift;
 mod engine;
 mod rules;
 mod scalar;
@@ -18,8 +19,10 @@ mod table_batch;
 mod testing;
 
 pub use compile::{Scope, columns_read};
+pub use drift::{Drift, DriftKind};
 pub use engine::{
-    Engine, EngineError, Restored, RuleStats, STATE_MEMORY_RULE, StateError, StateSnapshot, sort_diagnostics,
+    Engine, EngineError, HEALTH_TAG, Restored, RuleStats, STATE_MEMORY_RULE, StateError, StateSnapshot, TableCount,
+    sort_diagnostics,
 };
 pub use scalar::value_at;
 pub use testing::{TestOutcome, run_rule_tests};

@@ -252,7 +252,7 @@ impl RuleRuntime {
         detected_at: EventTime,
         out: &mut Vec<Found>,
         stateful_out: &mut Vec<Finding>,
-    ) -> Result<(), String> {
+    ) -> Result<u64, String> {
         match &mut self.kind {
             Kind::Check(c) => {
                 let compiled = match c.compiled.get(input.table) {
@@ -328,7 +328,7 @@ fn evaluate_check(
     input: &TableBatch,
     detected_at: EventTime,
     out: &mut Vec<Found>,
-) -> Result<(), String> {
+) -> Result<u64, String> {
     let batch = input.batch;
     let n = batch.num_rows();
     let as_mask = |a: ArrayRef| -> BooleanArray {
@@ -344,13 +344,14 @@ fn evaluate_check(
         Some(w) => as_mask(eval(w, batch)?),
         None => BooleanArray::from(vec![true; n]),
     };
-    if applies.true_count() == 0 {
-        return Ok(());
+    let passed = applies.true_count() as u64;
+    if passed == 0 {
+        return Ok(0);
     }
     let holds = as_mask(eval(&compiled.assert, batch)?);
     let violated = and_not(&applies, &holds).map_err(|e| e.to_string())?;
     if violated.true_count() == 0 {
-        return Ok(());
+        return Ok(passed);
     }
     let keys: Vec<(String, ArrayRef)> =
         compiled.key.iter().map(|(name, e)| eval(e, batch).map(|a| (name.clone(), a))).collect::<Result<_, _>>()?;
@@ -398,7 +399,7 @@ fn evaluate_check(
         finding.message = render_message(rule, check, &finding, event);
         out.push((event_index, finding));
     }
-    Ok(())
+    Ok(passed)
 }
 
 fn render_message(rule: &Rule, check: &CheckRuntime, finding: &Finding, event: &ChangeEvent) -> String {

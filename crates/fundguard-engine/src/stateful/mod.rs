@@ -341,7 +341,10 @@ impl StatefulRuntime {
     }
 
     /// Evaluates the projections of this table over the batch and queues the records.
-    pub(crate) fn project(&mut self, ctx: &SessionContext, input: &TableBatch, out: &mut Emit) -> Result<(), String> {
+    /// Feeds a batch's rows through the kind's projections; answers how many rows passed
+    /// their filters (the rule's `when`).
+    pub(crate) fn project(&mut self, ctx: &SessionContext, input: &TableBatch, out: &mut Emit) -> Result<u64, String> {
+        let mut passed = 0u64;
         let projections: Vec<(usize, Projection)> = self
             .kind
             .projections()
@@ -367,7 +370,9 @@ impl StatefulRuntime {
                 }
                 None => vec![true; n],
             };
-            if !keep.iter().any(|k| *k) {
+            let kept = keep.iter().filter(|k| **k).count() as u64;
+            passed = passed.max(kept);
+            if kept == 0 {
                 continue;
             }
             let arrays: Vec<ArrayRef> = compiled.exprs.iter().map(eval).collect::<Result<_, _>>()?;
@@ -389,7 +394,7 @@ impl StatefulRuntime {
                 self.push(record, out);
             }
         }
-        Ok(())
+        Ok(passed)
     }
 
     fn compiled_for(
