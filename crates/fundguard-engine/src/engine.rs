@@ -112,7 +112,8 @@ pub struct RuleStats {
     pub passed: u64,
     /// The newest commit time of a batch in which some event passed the `when`.
     pub last_passed: Option<EventTime>,
-    /// The newest commit time of an event the rule evaluated.
+    /// The oldest and newest commit times of events the rule evaluated.
+    pub first_event: Option<EventTime>,
     pub last_event: Option<EventTime>,
     pub findings: u64,
     /// The event time of the newest finding.
@@ -440,6 +441,7 @@ impl Engine {
             let input =
                 TableBatch { table, version: state.version, schema: &state.schema, batch: &batch, events, indices };
             let newest = indices.iter().map(|&i| events[i].commit_time).max();
+            let oldest = indices.iter().map(|&i| events[i].commit_time).min();
             for &r in &state.rules {
                 let stats = &mut self.stats[r];
                 stats.events += indices.len() as u64;
@@ -448,6 +450,10 @@ impl Engine {
                     t.last_event = t.last_event.max(newest);
                 }
                 stats.last_event = stats.last_event.max(newest);
+                stats.first_event = match (stats.first_event, oldest) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
                 scratch.clear();
                 late.clear();
                 match self.rules[r].on_batch(&self.ctx, &input, detected_at, &mut scratch, &mut late) {

@@ -26,6 +26,9 @@ pub struct RuleFile {
     pub tags: Vec<String>,
     #[serde(default = "yes")]
     pub enabled: bool,
+    /// `live` (the default) or `shadow`: evaluated and recorded, never notified.
+    #[serde(default)]
+    pub mode: Mode,
     /// The body: exactly one rule kind must be present.
     #[serde(default)]
     pub check: Option<Spanned<CheckBody>>,
@@ -317,4 +320,16 @@ pub struct SqlMoneyBody {
     pub amount: Spanned<String>,
     #[serde(default)]
     pub currency: Option<Spanned<String>>,
+}
+
+/// How a rule's findings are used.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Findings become alerts and are notified.
+    #[default]
+    Live,
+    /// Evaluated live, findings written to findings files and counted in the rule's health,
+    /// but never made alerts or notified: the step between a backtest and paging people.
+    Shadow,
 }

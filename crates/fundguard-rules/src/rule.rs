@@ -7,6 +7,7 @@ use std::time::Duration;
 use fundguard_core::{Action, ChangeEvent, Decimal, Severity, Value};
 
 use crate::Location;
+pub use crate::file::Mode;
 
 /// A SQL expression with where it was written, so the engine's errors can point at it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +28,8 @@ pub struct Rule {
     /// Labels for people and for notification routes; shared with every finding.
     pub tags: Arc<[String]>,
     pub enabled: bool,
+    /// `live`, or `shadow`: its findings carry the [`SHADOW_TAG`] and never become alerts.
+    pub mode: Mode,
     pub body: RuleBody,
     /// The containment action, shared with every finding.
     pub action: Option<Arc<Action>>,
@@ -37,6 +40,28 @@ pub struct Rule {
     pub tests: Vec<RuleTest>,
     /// Where the rule's `id` is: the rule's own location.
     pub at: Location,
+}
+
+/// The tag every finding of a shadow rule carries: sinks that notify leave them out.
+pub const SHADOW_TAG: &str = "shadow";
+
+/// A rule's tags as its findings carry them: a shadow rule's gain [`SHADOW_TAG`].
+pub(crate) fn tags_for(mut tags: Vec<String>, mode: Mode) -> Arc<[String]> {
+    if mode == Mode::Shadow && !tags.iter().any(|t| t == SHADOW_TAG) {
+        tags.push(SHADOW_TAG.to_string());
+    }
+    tags.into()
+}
+
+impl Rule {
+    /// Makes a shadow rule live (an admin's promotion from the console): its findings
+    /// become alerts from now on.
+    pub fn promote(&mut self) {
+        if self.mode == Mode::Shadow {
+            self.mode = Mode::Live;
+            self.tags = self.tags.iter().filter(|t| *t != SHADOW_TAG).cloned().collect::<Vec<_>>().into();
+        }
+    }
 }
 
 /// Event-time and state settings of a stateful rule.
@@ -74,6 +99,17 @@ pub enum RuleBody {
 }
 
 impl RuleBody {
+    /// Whether the rule lets only some events through (a `when`, on any side).
+    pub fn filters(&self) -> bool {
+        match self {
+            RuleBody::Check(c) => c.when.is_some(),
+            RuleBody::Reconcile(r) => r.left.when.is_some() || r.right.when.is_some(),
+            RuleBody::Transition(t) => t.when.is_some(),
+            RuleBody::Rate(r) => r.when.is_some(),
+            RuleBody::Timeout(_) | RuleBody::Sql(_) => false,
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             RuleBody::Check(_) => "check",

@@ -34,6 +34,8 @@ pub struct RuleInfo {
     pub kind: String,
     pub tags: Vec<String>,
     pub enabled: bool,
+    /// `live`, or `shadow` (evaluated and recorded, never notified).
+    pub mode: String,
 }
 
 /// The running rules, and switching one on or off (the binary implements it: it owns
@@ -42,6 +44,8 @@ pub trait RuleCatalog: Send + Sync {
     fn rules(&self) -> Vec<RuleInfo>;
     /// Enables or disables a rule; `Err` says why not (an unknown rule).
     fn set_enabled(&self, id: &str, enabled: bool) -> Result<(), String>;
+    /// Makes a shadow rule live; `Err` says why not (unknown, already live).
+    fn promote(&self, id: &str) -> Result<(), String>;
 }
 
 /// A store shared by request handlers.
@@ -76,6 +80,8 @@ pub struct Console {
     /// The JSON report `fundguard coverage --format json` writes (`console.coverage_report`),
     /// read on every request so a CI job that rewrites it is seen at once.
     pub coverage_report: Option<std::path::PathBuf>,
+    /// Every rule's health as last judged, and when (`None` until the first judgement).
+    pub rule_health: Arc<Mutex<Option<(EventTime, Vec<fundguard_health::RuleHealth>)>>>,
     /// What `fundguard suggest` proposed, for review (`console.suggestions`).
     pub suggestions: Option<Arc<dyn crate::suggestions::SuggestionReview>>,
 }
@@ -131,6 +137,13 @@ impl Console {
         let figures = Arc::new(figures);
         *cached = Some((std::time::Instant::now(), figures.clone()));
         Ok(figures)
+    }
+
+    /// The running rule `id`, or 404.
+    fn rule(&self, id: &str) -> Result<RuleInfo, ApiError> {
+        self.rules.rules().into_iter().find(|r| r.id == id).ok_or_else(|| {
+            ApiError::new(StatusCode::NOT_FOUND, format!("no rule `{id}`: GET /api/v1/rules lists them"))
+        })
     }
 
     /// Appends an entry to the audit log, off the async threads.
@@ -436,8 +449,8 @@ pub(crate) async fn list_rules(State(c): Shared, headers: HeaderMap) -> Result<J
 }
 
 /// `POST /api/v1/rules/{id}/enable` and `/disable`: admins switch every rule, operators
-/// the rules of the teams they list. Recorded in the audit log before it is done: a
-/// switch that cannot be recorded is not made.
+/// the rules of the teams they list; `/promote` (admins): a shadow rule goes live. Recorded
+/// in the audit log before it is done: a switch that cannot be recorded is not made.
 pub(crate) async fn toggle_rule(
     State(c): Shared,
     method: Method,
@@ -448,13 +461,16 @@ pub(crate) async fn toggle_rule(
     let enabled = match toggle.as_str() {
         "enable" => true,
         "disable" => false,
-        other => return Err(ApiError::new(StatusCode::NOT_FOUND, format!("no `{other}`: expected enable or disable"))),
+        "promote" => return promote_rule(c, method, headers, from, id).await,
+        other => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("no `{other}`: expected enable, disable or promote"),
+            ));
+        }
     };
     let who = c.auth.authorize(&headers, &method, Role::Operator)?;
-    let rule =
-        c.rules.rules().into_iter().find(|r| r.id == id).ok_or_else(|| {
-            ApiError::new(StatusCode::NOT_FOUND, format!("no rule `{id}`: GET /api/v1/rules lists them"))
-        })?;
+    let rule = c.rule(&id)?;
     who.may_switch_rule(&id, &rule.owner)?;
     let action = if enabled { "rule_enabled" } else { "rule_disabled" };
     let detail = format!("team {}; was {}", rule.owner, if rule.enabled { "on" } else { "off" });
@@ -471,6 +487,62 @@ pub(crate) async fn toggle_rule(
         return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e));
     }
     Ok(Json(serde_json::json!({ "id": id, "enabled": enabled })))
+}
+
+/// `POST /api/v1/rules/{id}/promote` (admins): a shadow rule goes live — its findings
+/// become alerts from now on. Audited first, like a switch.
+async fn promote_rule(
+    c: Arc<Console>,
+    method: Method,
+    headers: HeaderMap,
+    from: ClientAddr,
+    id: String,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let who = c.auth.authorize(&headers, &method, Role::Admin)?;
+    let rule = c.rule(&id)?;
+    if rule.mode != "shadow" {
+        return Err(ApiError::new(StatusCode::CONFLICT, format!("rule `{id}` is already live")));
+    }
+    c.record(audit_entry(&who, &from, "rule_promoted", &id, format!("team {}; was shadow", rule.owner)))
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!(
+                    "the audit log cannot be written ({e}), so the rule was not promoted: check the data directory"
+                ),
+            )
+        })?;
+    if let Err(e) = c.rules.promote(&id) {
+        if let Err(audit) = c.record(audit_entry(&who, &from, "rule_promote_failed", &id, e.clone())).await {
+            tracing::error!(rule = %id, "the audit log: {audit}");
+        }
+        return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e));
+    }
+    Ok(Json(serde_json::json!({ "id": id, "mode": "live" })))
+}
+
+/// `GET /api/v1/rules/health?owner=&state=`: every rule's health as last judged — its
+/// state, reasons with their evidence, and statistics — most urgent first.
+pub(crate) async fn rule_health(
+    State(c): Shared,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    c.auth.authorize(&headers, &Method::GET, Role::Viewer)?;
+    if let Some(unknown) = query.keys().find(|k| !["owner", "state"].contains(&k.as_str())) {
+        return Err(ApiError::bad(format!("unknown filter `{unknown}`: expected owner or state")));
+    }
+    let (at, mut rules) = c.rule_health.lock().ok().and_then(|h| h.clone()).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "rule health has not been judged yet: it is, every `health.every` (30s by default), once the service runs with an alerts sink",
+        )
+    })?;
+    rules.retain(|h| {
+        query.get("owner").is_none_or(|o| &h.owner == o) && query.get("state").is_none_or(|s| h.state.as_str() == s)
+    });
+    Ok(Json(serde_json::json!({ "judged_at": at, "rules": rules })))
 }
 
 /// The filters `GET /api/v1/audit` understands.

@@ -101,6 +101,7 @@ pub fn router(state: AppState) -> Router {
             .route("/api/v1/alerts/{id}", get(api::show_alert))
             .route("/api/v1/alerts/{id}/{change}", post(api::change_alert))
             .route("/api/v1/rules", get(api::list_rules))
+            .route("/api/v1/rules/health", get(api::rule_health))
             .route("/api/v1/rules/{id}/{toggle}", post(api::toggle_rule))
             .route("/api/v1/slo", get(api::slo))
             .route("/api/v1/dashboard", get(api::dashboard))

@@ -84,6 +84,8 @@ struct Counts {
     sinks_blocked: BTreeMap<String, bool>,
     /// (dimension, owner) → (covered, total), from the coverage report the console shows.
     coverage: BTreeMap<(String, String), (u64, u64)>,
+    /// (rule, owner) → its health state, from the last judgement.
+    rule_health: BTreeMap<(String, String), &'static str>,
 }
 
 /// Everything counted, behind one lock (updates are per batch, not per event).
@@ -189,6 +191,11 @@ impl Telemetry {
         self.with(|c| {
             c.coverage = figures.into_iter().map(|(d, o, covered, total)| ((d, o), (covered, total))).collect()
         });
+    }
+
+    /// Every rule's health state ((rule, owner, state)), replacing the previous ones.
+    pub fn rule_health(&self, states: Vec<(String, String, &'static str)>) {
+        self.with(|c| c.rule_health = states.into_iter().map(|(r, o, s)| ((r, o), s)).collect());
     }
 
     /// The engine's per-rule figures, replacing the previous ones.
@@ -410,6 +417,18 @@ impl Collector for Scrape {
             "Items of a coverage dimension, waived fields left out, per owner (from console.coverage_report).",
             false,
             c.coverage.iter().map(|((d, o), (_, n))| (l(&[("dimension", d), ("owner", o)]), *n as f64)),
+        )?;
+        family(
+            &mut encoder,
+            "fundguard_rule_health",
+            "1 for the health state each rule is in (failing, drifted, stale, noisy, silent, ok), 0 for the others (docs/health.md).",
+            false,
+            c.rule_health.iter().flat_map(|((rule, owner), now)| {
+                fundguard_health::State::ALL.iter().map(move |state| {
+                    let labels = l(&[("rule", rule), ("owner", owner), ("state", state.as_str())]);
+                    (labels, if state.as_str() == *now { 1.0 } else { 0.0 })
+                })
+            }),
         )?;
         family(
             &mut encoder,

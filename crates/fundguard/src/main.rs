@@ -4,6 +4,7 @@ mod alerting;
 mod commands;
 mod config;
 mod examples;
+mod health;
 mod live;
 mod logging;
 mod pipeline;
@@ -54,6 +55,8 @@ enum Command {
     Coverage(commands::coverage::Args),
     /// Suggest rules from a sample of change logs: profiled, tested, backtested, with a report.
     Suggest(commands::suggest::Args),
+    /// Rule health: `rules health` judges every rule failing, drifted, stale, noisy, silent or ok.
+    Rules(commands::rules::Args),
     /// Show (and verify) the checkpoint `fundguard run` keeps in its data directory.
     Checkpoint(commands::checkpoint::Args),
 }
@@ -74,6 +77,7 @@ fn main() -> ExitCode {
         Command::Sql(args) => commands::sql::run(args),
         Command::Coverage(args) => commands::coverage::run(args),
         Command::Suggest(args) => commands::suggest::run(args),
+        Command::Rules(args) => commands::rules::run(args),
     };
     match result {
         Ok(code) => code,

@@ -161,8 +161,12 @@ impl<S: fundguard_alerts::AlertStore> AlertSink<S> {
 }
 
 impl<S: fundguard_alerts::AlertStore> FindingSink for AlertSink<S> {
+    /// A shadow rule's findings are left out: they are kept in findings files and counted
+    /// in the rule's health, never made alerts (nor notified).
     fn write(&mut self, finding: &Finding) -> anyhow::Result<()> {
-        self.pending.push(finding.clone());
+        if !finding.tags.iter().any(|t| t == fundguard_rules::SHADOW_TAG) {
+            self.pending.push(finding.clone());
+        }
         Ok(())
     }
     fn flush(&mut self) -> anyhow::Result<()> {

@@ -6,6 +6,7 @@ pub mod checkpoint;
 pub mod coverage;
 pub mod demo;
 pub mod report;
+pub mod rules;
 pub mod run;
 pub mod simulate;
 pub mod sql;

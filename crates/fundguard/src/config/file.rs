@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::console::ConsoleFile;
+use super::health::HealthFile;
 use super::limits::LimitsFile;
 use super::loader::Loader;
 use super::notify::NotifyFile;
@@ -48,6 +49,9 @@ pub(super) struct ConfigFile {
     pub slo: BTreeMap<fundguard_core::Severity, DeadlinesFile>,
     #[serde(default)]
     pub console: Option<ConsoleFile>,
+    /// Rule health thresholds (see docs/health.md).
+    #[serde(default)]
+    pub health: Option<HealthFile>,
     /// Tables `sql` rules query: files, object storage and databases (see docs/rules.md);
     /// each validates itself as it is read (`fundguard_warehouse::TableSource`).
     #[serde(default)]

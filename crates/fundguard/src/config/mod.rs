@@ -18,6 +18,7 @@ mod console;
 mod file;
 #[cfg(test)]
 mod fuzz;
+mod health;
 mod limits;
 mod loader;
 mod notify;
@@ -31,6 +32,7 @@ use std::time::Duration;
 use fundguard_rules::Diagnostic;
 
 pub use console::{ConsoleConfig, SuggestionsConfig};
+pub use health::HealthConfig;
 pub use notify::{ChannelKind, NotifyConfig};
 pub use sinks::SinkConfig;
 pub use sources::{SourceConfig, SourceKind};
@@ -61,6 +63,8 @@ pub struct Config {
     pub slo: fundguard_alerts::Slo,
     /// Console and API access (served on `listen` when there is an alerts sink).
     pub console: ConsoleConfig,
+    /// Rule health thresholds.
+    pub health: HealthConfig,
     /// Tables `sql` rules query; relative file paths are read from `base_dir`.
     pub warehouse: Vec<fundguard_warehouse::TableSource>,
     /// The config file's directory.
@@ -102,6 +106,7 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config,
     let sources = sources::validate(file.sources, file.listen.is_some(), &mut loader);
     let slo = slo::validate(&file.slo, &mut loader);
     let console = file.console.unwrap_or_default().validate(file.listen.as_deref(), &file.rules, &mut loader);
+    let health = file.health.unwrap_or_default().validate(&mut loader);
     let has_alerts_sink = file.sinks.iter().any(|s| matches!(s, SinkConfig::Alerts { .. }));
     let notify = match file.notify {
         Some(spanned) => {
@@ -130,6 +135,7 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config,
         notify,
         slo,
         console,
+        health,
         warehouse: file.warehouse,
         base_dir: loader.base,
     })

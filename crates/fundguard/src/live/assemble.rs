@@ -19,6 +19,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::catalog::Catalog;
 use super::checkpoint::{Checkpoint, Progress};
+use super::health::{HealthInput, HealthSender, HealthTask, SharedHealth};
 use super::input::{self, Covered, Input};
 use super::notifier::{self, NotifierParts};
 use super::pipeline::{OwnedSink, PipelineParts};
@@ -48,6 +49,9 @@ pub struct Service {
     /// The console, when there is a listener and an alert store.
     pub console: Option<Arc<Console>>,
     pub notifier: Option<NotifierParts>,
+    /// The rule health task and what it receives, when there is an alert store to keep
+    /// rule statistics in.
+    pub rule_health: Option<(HealthTask, mpsc::UnboundedReceiver<HealthInput>, HealthSender)>,
 }
 
 /// Opens everything the service needs, in the order described above.
@@ -61,6 +65,8 @@ pub fn assemble(config: Config) -> anyhow::Result<Service> {
     let catalog = Arc::new(Catalog::new(&config));
     let mut engine = catalog.build_engine(&schemas).map_err(|e| anyhow::anyhow!("{e}"))?;
     engine.set_state_budget(Some(config.state_memory));
+    // Live, a drift of a rule's input is an alert for its owner (reloads keep this).
+    engine.report_drift(true);
     let restored = Checkpoint::load(&config.data_dir)?;
     let progress = |name: &str| restored.as_ref().and_then(|c| c.sources.get(name)).cloned().unwrap_or_default();
     let resume = config.sources.iter().map(|s| progress(&s.name)).collect();
@@ -77,6 +83,20 @@ pub fn assemble(config: Config) -> anyhow::Result<Service> {
     let self_timed = self_timed(&config, &mut engine);
     restore_state(&mut engine, restored.as_ref())?;
     let (sink_names, sinks) = open_sinks(&config, restored.as_ref())?;
+    let shared_health: SharedHealth = Arc::default();
+    let rule_health = config.alert_store().map(|location| {
+        let (sender, received) = mpsc::unbounded_channel();
+        let task = HealthTask {
+            config: config.clone(),
+            catalog: catalog.clone(),
+            schemas: schemas.clone(),
+            location,
+            inputs: inputs.clone(),
+            shared: shared_health.clone(),
+            telemetry: telemetry.clone(),
+        };
+        (task, received, sender)
+    });
     let pipeline = PipelineParts {
         config: config.clone(),
         schemas: schemas.clone(),
@@ -90,14 +110,35 @@ pub fn assemble(config: Config) -> anyhow::Result<Service> {
         telemetry: telemetry.clone(),
         covered: covered_tx,
         wake: inputs.downgrade(),
+        rule_stats: rule_health.as_ref().map(|(_, _, sender)| sender.clone()),
     };
     // The console is served by the HTTP listener: without one it is not opened.
     let console = match &config.listen {
-        Some(_) => console::open(&config, catalog.clone(), schemas.clone(), telemetry.clone(), health.clone())?,
+        Some(_) => console::open(
+            &config,
+            catalog.clone(),
+            schemas.clone(),
+            telemetry.clone(),
+            health.clone(),
+            shared_health.clone(),
+        )?,
         None => None,
     };
     let notifier = notifier::open(&config, telemetry.clone())?;
-    Ok(Service { config, schemas, catalog, telemetry, health, pipeline, inputs, covered, resume, console, notifier })
+    Ok(Service {
+        config,
+        schemas,
+        catalog,
+        telemetry,
+        health,
+        pipeline,
+        inputs,
+        covered,
+        resume,
+        console,
+        notifier,
+        rule_health,
+    })
 }
 
 /// Database logs deliver in commit order and say when they are caught up: rules fed by

@@ -3,6 +3,8 @@
 //!
 //! Rules switched off are remembered in `DATA_DIR/disabled-rules.json`, so a restart
 //! keeps them off; switching one triggers the same validated reload as editing a file.
+//! Shadow rules an admin promoted to live are remembered the same way, in
+//! `DATA_DIR/promoted-rules.json`.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -19,32 +21,42 @@ pub struct Catalog {
     info: Mutex<Vec<RuleInfo>>,
     disabled: Mutex<BTreeSet<String>>,
     disabled_file: PathBuf,
-    /// The scheduled (`sql`) rules of the last rule set that validated.
-    scheduled: Mutex<Vec<Rule>>,
+    promoted: Mutex<BTreeSet<String>>,
+    promoted_file: PathBuf,
+    /// Every rule of the last rule set that validated, as it runs (switched-off ones marked
+    /// disabled, promoted ones live).
+    loaded: Mutex<Vec<Rule>>,
     /// Woken when a rule is switched on or off: the reload task rebuilds the engine.
     pub changed: Arc<tokio::sync::Notify>,
 }
 
 impl Catalog {
     pub fn new(config: &Config) -> Catalog {
+        let remembered = |file: &PathBuf| -> BTreeSet<String> {
+            std::fs::read_to_string(file).ok().and_then(|text| serde_json::from_str(&text).ok()).unwrap_or_default()
+        };
         let disabled_file = config.data_dir.join("disabled-rules.json");
-        let disabled = std::fs::read_to_string(&disabled_file)
-            .ok()
-            .and_then(|text| serde_json::from_str(&text).ok())
-            .unwrap_or_default();
+        let promoted_file = config.data_dir.join("promoted-rules.json");
         Catalog {
             rules: config.rules.clone(),
             info: Mutex::new(Vec::new()),
-            disabled: Mutex::new(disabled),
+            disabled: Mutex::new(remembered(&disabled_file)),
             disabled_file,
-            scheduled: Mutex::new(Vec::new()),
+            promoted: Mutex::new(remembered(&promoted_file)),
+            promoted_file,
+            loaded: Mutex::new(Vec::new()),
             changed: Arc::new(tokio::sync::Notify::new()),
         }
     }
 
     /// The `sql` rules (switched-off ones marked disabled), as last loaded.
     pub fn scheduled_rules(&self) -> Vec<Rule> {
-        self.scheduled.lock().map(|s| s.clone()).unwrap_or_default()
+        self.loaded_rules().into_iter().filter(|r| !r.body.is_streaming()).collect()
+    }
+
+    /// Every rule as last loaded (switched-off ones marked disabled, promoted ones live).
+    pub fn loaded_rules(&self) -> Vec<Rule> {
+        self.loaded.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
     fn disabled(&self) -> BTreeSet<String> {
@@ -58,9 +70,13 @@ impl Catalog {
         problems.extend(fundguard_warehouse::check_rules(&rules));
         if problems.is_empty() {
             let disabled = self.disabled();
+            let promoted = self.promoted.lock().map(|p| p.clone()).unwrap_or_default();
             for rule in &mut rules {
                 if disabled.contains(&rule.id) {
                     rule.enabled = false;
+                }
+                if promoted.contains(&rule.id) {
+                    rule.promote();
                 }
             }
             match Engine::new(&rules, schemas) {
@@ -75,13 +91,14 @@ impl Catalog {
                             kind: r.body.kind().to_string(),
                             tags: r.tags.to_vec(),
                             enabled: r.enabled,
+                            mode: if r.mode == fundguard_rules::Mode::Shadow { "shadow" } else { "live" }.to_string(),
                         })
                         .collect();
                     if let Ok(mut slot) = self.info.lock() {
                         *slot = info;
                     }
-                    if let Ok(mut slot) = self.scheduled.lock() {
-                        *slot = rules.iter().filter(|r| !r.body.is_streaming()).cloned().collect();
+                    if let Ok(mut slot) = self.loaded.lock() {
+                        *slot = rules;
                     }
                     return Ok(engine);
                 }
@@ -149,6 +166,24 @@ impl RuleCatalog for Catalog {
         let text = serde_json::to_string_pretty(&snapshot).unwrap_or_default();
         std::fs::write(&self.disabled_file, text)
             .map_err(|e| format!("remembering the switch in {}: {e}", self.disabled_file.display()))?;
+        self.changed.notify_one();
+        Ok(())
+    }
+
+    fn promote(&self, id: &str) -> Result<(), String> {
+        match self.rules().iter().find(|r| r.id == id) {
+            None => return Err(format!("no rule `{id}`: GET /api/v1/rules lists them")),
+            Some(r) if r.mode != "shadow" => return Err(format!("rule `{id}` is already live")),
+            Some(_) => {}
+        }
+        let snapshot = {
+            let mut promoted = self.promoted.lock().map_err(|_| "the rule catalogue is unavailable".to_string())?;
+            promoted.insert(id.to_string());
+            promoted.clone()
+        };
+        let text = serde_json::to_string_pretty(&snapshot).unwrap_or_default();
+        std::fs::write(&self.promoted_file, text)
+            .map_err(|e| format!("remembering the promotion in {}: {e}", self.promoted_file.display()))?;
         self.changed.notify_one();
         Ok(())
     }

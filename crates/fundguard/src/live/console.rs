@@ -21,6 +21,7 @@ pub fn open(
     schemas: Arc<fundguard_core::TableSchemas>,
     telemetry: Arc<Telemetry>,
     health: Arc<Mutex<Vec<SourceHealth>>>,
+    rule_health: super::health::SharedHealth,
 ) -> anyhow::Result<Option<Arc<Console>>> {
     let Some(location) = config.alert_store() else { return Ok(None) };
     let store = open_store(&location, config.notify.routes.clone())?;
@@ -42,5 +43,6 @@ pub fn open(
         telemetry,
         health,
         coverage_report: config.console.coverage_report.clone(),
+        rule_health,
     })))
 }

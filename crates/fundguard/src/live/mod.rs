@@ -26,6 +26,7 @@ mod clock;
 mod console;
 mod coverage;
 mod data_dir;
+mod health;
 mod input;
 mod notifier;
 mod pipeline;

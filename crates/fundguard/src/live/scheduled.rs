@@ -20,6 +20,7 @@ pub async fn run(
     catalog: Arc<Catalog>,
     inputs: mpsc::Sender<Input>,
     telemetry: Arc<fundguard_server::Telemetry>,
+    health: Option<super::health::HealthSender>,
 ) {
     use fundguard_warehouse::{History, Scheduler, Warehouse};
     let mut scheduler = match History::open(&config.data_dir) {
@@ -53,6 +54,16 @@ pub async fn run(
                 tracing::info!(rule = %r.rule, status = r.status.as_str(), duration_ms = r.duration_ms, "sql rule {r}");
                 let ended = r.started + chrono::Duration::milliseconds(r.duration_ms as i64);
                 telemetry.sql_run(&r.rule, r.status.as_str(), r.duration_ms as f64 / 1000.0, ended.timestamp() as f64);
+                if let Some(health) = &health {
+                    let failed = r.status != fundguard_warehouse::RunStatus::Ok;
+                    let at = fundguard_core::EventTime::from_micros(ended.timestamp_micros());
+                    let _ = health.send(super::health::HealthInput::Run {
+                        rule: r.rule.clone(),
+                        failed,
+                        error: r.error.clone(),
+                        at,
+                    });
+                }
                 let (reply, written) = tokio::sync::oneshot::channel();
                 let findings = outcome.findings.clone();
                 if inputs.send(Input::Findings { findings, reply }).await.is_err() || written.await.is_err() {

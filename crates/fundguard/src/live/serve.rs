@@ -34,6 +34,7 @@ impl Service {
             resume,
             console,
             notifier,
+            rule_health,
         } = self;
         let (stop, stopping) = watch::channel(false);
         // The pipeline is ready (its first checkpoint written) before any source reads.
@@ -43,8 +44,12 @@ impl Service {
         let server = links.serve_http(&telemetry, console).await?;
         let notifier = notifier.map(notifier::spawn).transpose()?;
         tokio::spawn(clock::tick(inputs.clone()));
+        let health_sender = rule_health.map(|(task, received, sender)| {
+            tokio::spawn(task.run(received));
+            sender
+        });
         // Always running: sql rules may arrive with a later reload.
-        tokio::spawn(scheduled::run(config.clone(), catalog.clone(), inputs.clone(), telemetry.clone()));
+        tokio::spawn(scheduled::run(config.clone(), catalog.clone(), inputs.clone(), telemetry.clone(), health_sender));
         tokio::spawn(reload::watch(config.clone(), catalog, schemas, inputs.clone()));
         if let Some(report) = config.console.coverage_report.clone() {
             tokio::spawn(super::coverage::watch(report, telemetry.clone()));

@@ -28,6 +28,7 @@ use tokio::sync::{mpsc, watch};
 
 use self::checkpoints::Checkpoints;
 use super::checkpoint::Checkpoint;
+use super::health::{HealthInput, HealthSender, SEND_EVERY, StatsTracker};
 use super::input::Input;
 use crate::config::Config;
 use crate::pipeline::{DeadLetters, FindingSink};
@@ -55,6 +56,8 @@ pub struct PipelineParts {
     pub covered: watch::Sender<Vec<u64>>,
     /// The pipeline's own input channel: the checkpoint writer wakes it through this.
     pub wake: mpsc::WeakSender<Input>,
+    /// Where rule statistics go (the health task), when there is an alert store to keep them.
+    pub rule_stats: Option<HealthSender>,
 }
 
 /// The pipeline thread's state: per source its decoder, dead letters and progress; the
@@ -94,6 +97,8 @@ pub struct LivePipeline {
     names: Vec<String>,
     telemetry: Arc<Telemetry>,
     checkpoints: Checkpoints,
+    /// Rule statistics increments for the health task, and when they were last sent.
+    rule_stats: Option<(HealthSender, StatsTracker, Instant)>,
 }
 
 impl LivePipeline {
@@ -112,6 +117,7 @@ impl LivePipeline {
             telemetry,
             covered,
             wake,
+            rule_stats,
         } = parts;
         let restored = restored.unwrap_or_default();
         let checkpoints = Checkpoints::new(&config, &restored, covered, wake);
@@ -145,6 +151,7 @@ impl LivePipeline {
             names: config.sources.iter().map(|s| s.name.clone()).collect(),
             telemetry,
             checkpoints,
+            rule_stats: rule_stats.map(|sender| (sender, StatsTracker::default(), Instant::now())),
         };
         (pipeline, inputs)
     }
@@ -198,6 +205,7 @@ impl LivePipeline {
             Input::CheckpointWritten => {}
             Input::Tick(now) => {
                 self.tick(now);
+                self.send_rule_stats(false);
                 if self.checkpoints.due() {
                     self.begin_checkpoint(Vec::new());
                 }
@@ -235,5 +243,20 @@ impl LivePipeline {
             let _ = d.flush();
         }
         self.checkpoint();
+        self.send_rule_stats(true);
+    }
+
+    /// Sends the rules' counters to the health task as increments, every [`SEND_EVERY`]
+    /// (or now, when stopping).
+    fn send_rule_stats(&mut self, now: bool) {
+        let Some((sender, tracker, last)) = &mut self.rule_stats else { return };
+        if !now && last.elapsed() < SEND_EVERY {
+            return;
+        }
+        *last = Instant::now();
+        let (days, drifts) = tracker.increments(self.engine.stats(), super::clock::now());
+        if !days.is_empty() || !drifts.is_empty() {
+            let _ = sender.send(HealthInput::Stats { days, drifts });
+        }
     }
 }
