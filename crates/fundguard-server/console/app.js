@@ -1,5 +1,6 @@
 // The fundguard console: a small single-page app over /api/v1, no build step.
-// Views: #/alerts (queue), #/alerts/ID (detail), #/dashboard, #/rules, #/coverage,
+// Views: #/alerts (queue), #/alerts/ID (detail), #/dashboard, #/rules, #/health (and
+// #/health/OWNER), #/coverage,
 // #/suggestions (and #/suggestions/ID), #/sources, #/audit (admins). The current view
 // refreshes every 3 seconds, so alerts arrive without a reload; the Sources link counts
 // sources in trouble whatever the view.
@@ -255,6 +256,42 @@ async function renderRules(view) {
   }));
 }
 
+// ---- rule health: failing, drifted, stale, noisy, silent, ok --------------------
+
+async function renderHealth(view, owner) {
+  const query = owner ? `?owner=${encodeURIComponent(decodeURIComponent(owner))}` : "";
+  const report = await api(`/api/v1/rules/health${query}`);
+  const sort = view.dataset.sort || "state";
+  const rules = [...report.rules];
+  const order = ["failing", "drifted", "stale", "noisy", "silent", "ok"];
+  const keyOf = {
+    state: (h) => [order.indexOf(h.state), h.owner, h.id],
+    owner: (h) => [h.owner, order.indexOf(h.state), h.id],
+    rule: (h) => [h.id],
+    events: (h) => [-h.totals.events, h.id],
+    alerts: (h) => [-h.totals.alerts, h.id],
+  }[sort] || ((h) => [h.id]);
+  rules.sort((a, b) => { const x = keyOf(a), y = keyOf(b); for (let i = 0; i < x.length; i++) { if (x[i] < y[i]) return -1; if (x[i] > y[i]) return 1; } return 0; });
+  const counts = order.map((st) => `<span class="counter health-count" data-state="${st}"><b>${report.rules.filter((h) => h.state === st).length}</b>${st}</span>`).join("");
+  const owners = [...new Set(report.rules.map((h) => h.owner))].sort();
+  const reason = (r) => `<li class="reason ${esc(r.state)}"><span class="health ${esc(r.state)}">${esc(r.state)}</span> ${esc(r.message)}${r.since ? ` <span class="muted">since ${time(r.since)}</span>` : ""}
+      ${r.evidence.length ? `<ul class="evidence">${r.evidence.map((e) => `<li><code>${esc(e)}</code></li>`).join("")}</ul>` : ""}</li>`;
+  const promote = (h) => h.mode === "shadow" && can("admin") ? `<button class="secondary promote" data-id="${esc(h.id)}">Promote to live</button>` : "";
+  const shadowDays = (h) => h.mode === "shadow" && h.totals.per_day.length ? `<div class="muted">would have raised: ${h.totals.per_day.map(([d, , f]) => `${esc(d)} ${f}`).join(", ")}</div>` : "";
+  view.innerHTML = `<h2>Rule health ${owner ? `› ${esc(decodeURIComponent(owner))} <a class="muted" href="#/health">(all owners)</a>` : ""}</h2>
+    <p class="muted">Judged ${time(report.judged_at)}. Owners: ${owners.map((o) => `<a href="#/health/${encodeURIComponent(o)}">${esc(o)}</a>`).join(" · ")}</p>
+    <div class="counters">${counts}</div>
+    <table id="health-table" class="spaced"><thead><tr>${[["rule", "Rule"], ["owner", "Team"], ["state", "State"], ["events", "Events"], ["alerts", "Alerts"]].map(([k, label]) => `<th><a href="#" class="sort" data-sort="${k}">${label}${sort === k ? " ▾" : ""}</a></th>`).join("")}<th>Findings</th><th>Why</th><th></th></tr></thead>
+    <tbody>${rules.map((h) => `<tr data-rule="${esc(h.id)}" data-state="${esc(h.state)}"><td>${esc(h.id)}${h.mode === "shadow" ? ' <span class="muted">(shadow)</span>' : ""}<div class="muted">${esc(h.kind)}</div></td><td>${esc(h.owner)}</td>
+      <td><span class="health ${esc(h.state)}">${esc(h.state)}</span></td><td>${h.totals.events}</td><td>${h.totals.alerts}${h.totals.false_positives ? ` <span class="muted">(${h.totals.false_positives} false)</span>` : ""}</td><td>${h.totals.findings}</td>
+      <td class="reasons"><ul>${h.reasons.map(reason).join("")}</ul>${h.top_keys.length && h.state === "noisy" ? `<div class="muted">top keys: ${h.top_keys.map(([k, n]) => `<code>${esc(k)}</code> ×${n}`).join(", ")}</div>` : ""}${shadowDays(h)}</td>
+      <td>${promote(h)}</td></tr>`).join("")}</tbody></table>`;
+  view.querySelectorAll("a.sort").forEach((a) => a.addEventListener("click", (e) => { e.preventDefault(); view.dataset.sort = a.dataset.sort; refresh(); }));
+  view.querySelectorAll("button.promote").forEach((b) => b.addEventListener("click", async () => {
+    try { await post(`/api/v1/rules/${encodeURIComponent(b.dataset.id)}/promote`); showError(""); refresh(); } catch (e) { showError(e.message); }
+  }));
+}
+
 // ---- coverage: owner → table → column → rules -----------------------------------
 
 function figure(f) {
@@ -473,6 +510,7 @@ async function refresh() {
     else if (view === "dashboard") await renderDashboard(el);
     else if (view === "rules") await renderRules(el);
     else if (view === "coverage") await renderCoverage(el, id);
+    else if (view === "health") await renderHealth(el, id);
     else if (view === "suggestions") await renderSuggestions(el, id);
     else if (view === "sources") await renderSources(el);
     else if (view === "audit" && can("admin")) await renderAudit(el);

@@ -14,13 +14,13 @@ use crate::service::{Service, free_port, now_ms, post, wait, write_config};
 use crate::{path, repo_root};
 
 /// A ChromeDriver on a free port, stopped when dropped.
-struct ChromeDriver {
+pub(crate) struct ChromeDriver {
     child: Child,
     url: String,
 }
 
 impl ChromeDriver {
-    fn start() -> ChromeDriver {
+    pub(crate) fn start() -> ChromeDriver {
         let port = free_port();
         let driver = tool("chromedriver", "apt-get install chromium chromium-driver");
         let child = Command::new(driver)
@@ -43,7 +43,7 @@ impl Drop for ChromeDriver {
     }
 }
 
-async fn browser(driver: &ChromeDriver) -> Client {
+pub(crate) async fn browser(driver: &ChromeDriver) -> Client {
     let mut capabilities = serde_json::Map::new();
     capabilities.insert(
         "goog:chromeOptions".into(),
@@ -65,14 +65,14 @@ fn artifacts() -> PathBuf {
     dir
 }
 
-async fn screenshot(client: &Client, name: &str) {
+pub(crate) async fn screenshot(client: &Client, name: &str) {
     let png = client.screenshot().await.unwrap();
     assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot");
     std::fs::write(artifacts().join(format!("{name}.png")), png).unwrap();
 }
 
 /// Polls `f` every 200 ms for up to `secs` seconds.
-async fn eventually<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T
+pub(crate) async fn eventually<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
@@ -89,16 +89,16 @@ where
 
 /// The text of the element `css` selects; `None` when it is missing — or went stale
 /// between finding and reading, as the views re-render every 3 s (callers poll).
-async fn text(client: &Client, css: &str) -> Option<String> {
+pub(crate) async fn text(client: &Client, css: &str) -> Option<String> {
     client.find(Locator::Css(css)).await.ok()?.text().await.ok()
 }
 
 /// Polls until the text of `css` satisfies `ok`, and returns it.
-async fn text_where(client: &Client, css: &str, ok: impl Fn(&str) -> bool) -> String {
+pub(crate) async fn text_where(client: &Client, css: &str, ok: impl Fn(&str) -> bool) -> String {
     eventually(20, css, || async { text(client, css).await.filter(|t| ok(t)) }).await
 }
 
-async fn log_in(client: &Client, url: &str, user: &str) {
+pub(crate) async fn log_in(client: &Client, url: &str, user: &str) {
     client.goto(url).await.unwrap();
     // The form shows once the page has asked for a session and found none.
     let field = eventually(20, "the login form", || async {
@@ -115,7 +115,7 @@ async fn log_in(client: &Client, url: &str, user: &str) {
 }
 
 /// Clicks `css`, finding it again if a re-render made it stale.
-async fn click(client: &Client, css: &str) {
+pub(crate) async fn click(client: &Client, css: &str) {
     eventually(20, css, || async { client.find(Locator::Css(css)).await.ok()?.click().await.ok() }).await;
 }
 

@@ -11,6 +11,7 @@ mod databases;
 mod dead_letters;
 mod disk_full;
 mod guards;
+mod health;
 mod kafka;
 mod live_order;
 mod notify;
