@@ -48,6 +48,9 @@ pub trait RuleCatalog: Send + Sync {
     fn promote(&self, id: &str) -> Result<(), String>;
 }
 
+/// Every rule's health as last judged, and when: written by the service's health task.
+pub type SharedRuleHealth = Arc<Mutex<Option<(EventTime, Vec<fundguard_health::RuleHealth>)>>>;
+
 /// A store shared by request handlers.
 pub type SharedStore = Arc<Mutex<Box<dyn AlertStore + Send>>>;
 
@@ -81,7 +84,7 @@ pub struct Console {
     /// read on every request so a CI job that rewrites it is seen at once.
     pub coverage_report: Option<std::path::PathBuf>,
     /// Every rule's health as last judged, and when (`None` until the first judgement).
-    pub rule_health: Arc<Mutex<Option<(EventTime, Vec<fundguard_health::RuleHealth>)>>>,
+    pub rule_health: SharedRuleHealth,
     /// What `fundguard suggest` proposed, for review (`console.suggestions`).
     pub suggestions: Option<Arc<dyn crate::suggestions::SuggestionReview>>,
 }

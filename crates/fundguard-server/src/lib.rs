@@ -33,7 +33,7 @@ use fundguard_core::SourceHealth;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
-pub use api::{Console, RuleCatalog, RuleInfo};
+pub use api::{Console, RuleCatalog, RuleInfo, SharedRuleHealth};
 pub use audit::{Audit, AuditEntry};
 pub use auth::{Auth, Credential, LoginPolicy, Role};
 pub use ingest::{IngestBatch, IngestRate, IngestSource, IngestVerdict, Rejected};

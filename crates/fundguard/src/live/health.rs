@@ -34,7 +34,7 @@ pub enum HealthInput {
 pub type HealthSender = mpsc::UnboundedSender<HealthInput>;
 
 /// The last judgement of every rule, and when it was made: what the console shows.
-pub type SharedHealth = Arc<Mutex<Option<(EventTime, Vec<RuleHealth>)>>>;
+pub type SharedHealth = fundguard_server::SharedRuleHealth;
 
 /// How often the pipeline thread sends increments.
 pub const SEND_EVERY: Duration = Duration::from_secs(2);
