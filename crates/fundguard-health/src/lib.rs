@@ -8,7 +8,8 @@
 //! [`Reason`]s behind it:
 //!
 //! - [`policy`]: the thresholds, each with a documented default (`health:` in fundguard.yaml);
-//! - [`assess`]: one rule's statistics, drifts, alerts and canary → its [`RuleHealth`].
+//! - [`assess`]: one rule's statistics, drifts, alerts and canary → its [`RuleHealth`];
+//! - [`report`]: the weekly freshness report per owner, sent through notification channels.
 //!
 //! No IO and no clock: callers read the store, run the canaries (the rule's own tests) and
 //! pass `now`, so the same judgement serves `fundguard rules health`, the console, the
@@ -16,6 +17,8 @@
 
 pub mod assess;
 pub mod policy;
+pub mod report;
 
 pub use assess::{Canary, Reason, RuleHealth, State, Subject, Totals, assess};
 pub use policy::HealthPolicy;
+pub use report::FreshnessReport;

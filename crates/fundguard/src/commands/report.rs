@@ -1,4 +1,5 @@
-//! `fundguard report daily`: the daily clearing report per team, as text, Markdown or HTML.
+//! `fundguard report daily`: the daily clearing report per team, as text, Markdown or HTML;
+//! `fundguard report freshness`: every team's rules by health (run it weekly).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -37,10 +38,29 @@ enum Report {
         #[arg(long)]
         coverage: Option<PathBuf>,
     },
+    /// Per team: its rules by health state (failing, drifted, stale, noisy, silent, ok) and
+    /// every rule that needs a look, with the reasons — the weekly freshness report.
+    Freshness {
+        /// The service's fundguard.yaml: its rules, alert store, health thresholds and channels.
+        #[arg(long)]
+        config: PathBuf,
+        /// text, markdown or html.
+        #[arg(long, default_value = "text")]
+        format: String,
+        /// Write the report here instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Send the report through these notification channels of the config, repeatable.
+        #[arg(long = "send")]
+        send: Vec<String>,
+    },
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let Report::Daily { date, format, store, out, send, coverage } = args.report;
+    let (date, format, store, out, send, coverage) = match args.report {
+        Report::Daily { date, format, store, out, send, coverage } => (date, format, store, out, send, coverage),
+        Report::Freshness { config, format, out, send } => return freshness(&config, &format, out, &send),
+    };
     let now = crate::pipeline::wall_clock();
     const DAY: i64 = 24 * 3600 * 1_000_000;
     let start = match &date {
@@ -95,6 +115,59 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             html: with_section(report.html(), &section("html")?),
         };
         for name in &send {
+            let Some(channel) = channels.get(name) else {
+                anyhow::bail!("--send {name}: the config declares no such channel (notify.channels)");
+            };
+            match channel.send_report(&message) {
+                Ok(()) => eprintln!("sent the report to `{name}`"),
+                Err(e) => {
+                    eprintln!("error: sending the report to `{name}`: {e}");
+                    failed = true;
+                }
+            }
+        }
+    }
+    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// `report freshness`: judges every rule now and reports per owner.
+fn freshness(
+    config: &std::path::Path,
+    format: &str,
+    out: Option<PathBuf>,
+    send: &[String],
+) -> anyhow::Result<ExitCode> {
+    let config = super::load_config(config)?;
+    let location = config
+        .alert_store()
+        .context("the config has no `alerts` sink, so no statistics are kept: add `sinks: [{ type: alerts }]`")?;
+    let store = crate::alerting::open_store(&location, fundguard_alerts::Routes::default())?;
+    let rules = super::rules(&config.rules)?;
+    let schemas = crate::schemas::load(config.schema.as_ref())?;
+    let now = crate::pipeline::wall_clock();
+    let judged = crate::health::assess_rules(&rules, store.as_ref(), &config.health.policy, &schemas, now)?;
+    let label = format!("week to {}", crate::health::day_before(now, 0));
+    let report = fundguard_health::FreshnessReport::new(label.clone(), &judged);
+    let text = match format {
+        "text" => report.text(),
+        "markdown" | "md" => report.markdown(),
+        "html" => report.html(),
+        other => anyhow::bail!("--format {other}: expected text, markdown or html"),
+    };
+    match out {
+        Some(path) => std::fs::write(&path, &text).with_context(|| format!("writing {}", path.display()))?,
+        None if send.is_empty() => print!("{text}"),
+        None => {}
+    }
+    let mut failed = false;
+    if !send.is_empty() {
+        let channels = crate::alerting::channels(&config)?;
+        let message = fundguard_notify::Report {
+            title: format!("fundguard rule freshness, {label}"),
+            text: report.text(),
+            html: report.html(),
+        };
+        for name in send {
             let Some(channel) = channels.get(name) else {
                 anyhow::bail!("--send {name}: the config declares no such channel (notify.channels)");
             };
