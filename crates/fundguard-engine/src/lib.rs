@@ -17,6 +17,7 @@ mod stateful;
 mod table_batch;
 mod testing;
 
+pub use columns::rows_batch;
 pub use compile::{Scope, columns_read};
 pub use engine::{
     Engine, EngineError, Restored, RuleStats, STATE_MEMORY_RULE, StateError, StateSnapshot, sort_diagnostics,

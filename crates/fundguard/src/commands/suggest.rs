@@ -179,6 +179,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     for stats in engine.stats() {
         backtest.errors(&stats.rule, stats.errors, stats.last_error.clone());
     }
+    fundguard_suggest::backtest::sql(&checked, &profile, &schemas, &mut backtest);
     let backtested = started.elapsed();
 
     let report =
