@@ -210,8 +210,11 @@ fn tests(name: &str, table: &TableLayout, g: &GroupProfile, _a: &str, _b: &str) 
     let mut later = events[0].clone();
     later.at = last - first + g.within + 1_000_000;
     later.after = super::with(later.after, &g.group, other_key);
-    if let Some(id) = &table.id {
-        later.after = super::with(later.after, id, Value::Int(i64::MAX / 2));
+    if let Some(id) = &table.id
+        && let Some((_, Value::Int(i))) = later.after.iter().find(|(c, _)| c == id)
+    {
+        let next = Value::Int(i.saturating_add(1_000_000_000));
+        later.after = super::with(later.after, id, next);
     }
     let mut passing = events;
     passing.push(later.clone());

@@ -224,9 +224,9 @@ pub fn suggest(profile: &Profile, layout: &Layout, options: &Options) -> Suggest
 impl<'a> Context<'a> {
     /// Every classified table that the sample showed, with its profile: the loop every
     /// per-table kind starts with.
-    pub fn tables(&self) -> impl Iterator<Item = (&'a str, &'a TableLayout, &'a TableProfile)> + 'a {
+    pub fn tables(&self) -> impl Iterator<Item = (&'a String, &'a TableLayout, &'a TableProfile)> + 'a {
         let profile = self.profile;
-        self.layout.tables.iter().filter_map(move |(name, table)| Some((name.as_str(), table, profile.tables.get(name)?)))
+        self.layout.tables.iter().filter_map(move |(name, table)| Some((name, table, profile.tables.get(name)?)))
     }
 
     /// Whether an invariant that held on `held` of `rows` rows may be suggested: at least
