@@ -100,13 +100,14 @@ fn a_commission_that_is_gross_times_rate_is_found_in_exact_arithmetic() {
         .find(|s| s.columns.iter().any(|c| c == "s.settlements.fee_amount"))
         .unwrap_or_else(|| panic!("{products:?}"));
     assert!(fee.invariant.contains("basis points"), "{}", fee.invariant);
-    let (checked, rejected) = check(products.into_iter().cloned().collect(), &Default::default());
+    let commission_id = commission.id.clone();
+    let (checked, rejected) = check(products.iter().map(|s| (*s).clone()).collect(), &Default::default());
     assert!(rejected.is_empty(), "{rejected:?}");
     for c in &checked {
         assert_no_float(&c.file);
         assert!(c.file.contains("tests:"), "{}", c.file);
     }
-    let file = &checked.iter().find(|c| c.suggestion.id == commission.id).unwrap().file;
+    let file = &checked.iter().find(|c| c.suggestion.id == commission_id).unwrap().file;
     assert!(
         file.contains("abs(after.commission_amount - after.gross_amount * after.commission_rate) * 2 <= 1"),
         "{file}"
