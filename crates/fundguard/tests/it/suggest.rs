@@ -185,6 +185,7 @@ fn a_clean_shop_gets_the_example_invariants_that_then_catch_the_injected_inciden
         slot.0 += usize::from(explained);
         slot.1 += 1;
     }
+    eprintln!("caught (found, injected) per incident kind: {caught:?}");
     for kind in [
         "wrong_amount",
         "unit_x100",
