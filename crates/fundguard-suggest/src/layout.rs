@@ -126,9 +126,7 @@ impl SchemaIntake {
                 Class::Status if entry.status.is_none() => entry.status = Some(name.clone()),
                 Class::MoneyAmount => entry.money.push(name.clone()),
                 Class::Currency => entry.currencies.push(name.clone()),
-                Class::Other if family == TypeFamily::Text => {
-                    entry.dimensions.push(name.clone())
-                }
+                Class::Other if family == TypeFamily::Text => entry.dimensions.push(name.clone()),
                 _ => {}
             }
             entry.classes.insert(name, c.clone());

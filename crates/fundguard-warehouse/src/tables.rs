@@ -22,11 +22,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
-use datafusion::catalog::{ScanArgs, ScanResult, Session};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{MemorySchemaProvider, SchemaProvider, TableProvider};
-use datafusion::datasource::MemTable;
+use datafusion::catalog::{ScanArgs, ScanResult, Session};
 use datafusion::common::{Constraints, DFSchemaRef, Statistics, TableReference};
+use datafusion::datasource::MemTable;
 use datafusion::datasource::listing::ListingTableUrl;
 use datafusion::error::Result as DfResult;
 use datafusion::execution::SessionStateBuilder;

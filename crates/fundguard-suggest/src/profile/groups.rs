@@ -157,7 +157,8 @@ impl Groups {
                 let Some(amount) = amount else { continue };
                 let base = m * sides;
                 let mut add = |slot: usize, value: Decimal| {
-                    group.sums[base + slot] = group.sums[base + slot].checked_add(value).unwrap_or(group.sums[base + slot]);
+                    group.sums[base + slot] =
+                        group.sums[base + slot].checked_add(value).unwrap_or(group.sums[base + slot]);
                     group.counts[base + slot] += 1;
                 };
                 if amount.is_sign_negative() && !amount.is_zero() {
@@ -187,7 +188,11 @@ impl Groups {
             for (m, amount) in self.amounts.iter().enumerate() {
                 // `None`: signed amounts; `Some(d)`: direction column `d`.
                 let ways = std::iter::once(None).chain(
-                    self.directions.iter().enumerate().filter(|(_, d)| !d.dead && d.values.len() == 2).map(|(d, _)| Some(d)),
+                    self.directions
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, d)| !d.dead && d.values.len() == 2)
+                        .map(|(d, _)| Some(d)),
                 );
                 for way in ways {
                     let (a, b) = match way {

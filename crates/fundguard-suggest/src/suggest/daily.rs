@@ -86,7 +86,10 @@ impl Kind for DailyTotals {
             ));
             for (t, f) in [(&left, from_name), (&right, to_name)] {
                 if let Some((_, states)) = &t.filter {
-                    review.push(format!("{f} counts rows now in {} (the matched state and the states only reached through it)", states.join(", ")));
+                    review.push(format!(
+                        "{f} counts rows now in {} (the matched state and the states only reached through it)",
+                        states.join(", ")
+                    ));
                 }
             }
             let conf = class_confidence(from, &c.amount.from_column).min(class_confidence(to, &c.amount.to_column));
@@ -126,9 +129,7 @@ impl Kind for DailyTotals {
             };
             let short = super::short(name);
             let mut review = vec![mapping(&[name])];
-            review.push(format!(
-                "days are UTC days of {short}.{time}; set `timezone` to the business's"
-            ));
+            review.push(format!("days are UTC days of {short}.{time}; set `timezone` to the business's"));
             out.made.push(Suggestion {
                 id: super::rule_id(&format!("{short}-daily-balance")),
                 kind: self.name(),

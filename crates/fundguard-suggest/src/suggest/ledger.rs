@@ -126,7 +126,12 @@ fn suggestion(cx: &Context<'_>, name: &str, table: &TableLayout, g: &GroupProfil
     }
     let tests = tests(name, table, g, &a, &b);
     let integer_keys = g.example.first().is_some_and(|(_, r)| matches!(r.get(group), Some(Value::Int(_))));
-    let side = |when: String| Side { table: name.to_string(), key: format!("after.{group}"), when: Some(when), required: true };
+    let side = |when: String| Side {
+        table: name.to_string(),
+        key: format!("after.{group}"),
+        when: Some(when),
+        required: true,
+    };
     Some(Suggestion {
         id: super::rule_id(&format!("{short}-balanced-per-{group}")),
         kind: "ledger",

@@ -232,7 +232,15 @@ impl<'a> Context<'a> {
     /// Whether an invariant that held on `held` of `rows` rows may be suggested: at least
     /// `--min-rows` rows and exceptions within [`within_tolerance`]; otherwise the reason is
     /// added to the skipped subjects. `what` names the invariant (`ratio 100`).
-    pub fn enough(&self, out: &mut Suggestions, kind: &'static str, subject: &str, what: &str, rows: u64, held: u64) -> bool {
+    pub fn enough(
+        &self,
+        out: &mut Suggestions,
+        kind: &'static str,
+        subject: &str,
+        what: &str,
+        rows: u64,
+        held: u64,
+    ) -> bool {
         let reason = if rows < self.options.min_rows {
             format!("{what} on only {rows} row(s); at least {} are needed", self.options.min_rows)
         } else if !within_tolerance(rows.saturating_sub(held), rows) {

@@ -143,9 +143,7 @@ fn suggestion(
         // Ten minor units off: beyond any rounding.
         let bad = match row.get(m) {
             Some(Value::Int(i)) => Value::Int(i.saturating_add(10)),
-            Some(Value::Decimal(d)) => {
-                Value::Decimal(d.checked_add(Decimal::new(10, d.scale())).unwrap_or(*d))
-            }
+            Some(Value::Decimal(d)) => Value::Decimal(d.checked_add(Decimal::new(10, d.scale())).unwrap_or(*d)),
             _ => Value::Int(10),
         };
         let columns = [m.as_str(), a.as_str(), r.as_str()];

@@ -7,8 +7,8 @@
 use fundguard_core::{Decimal, Op, Value};
 
 use super::{
-    Body, Cardinality, Context, Kind, Side, Skipped, Suggestion, Suggestions, TestCase, TestEvent, class_confidence, confidence,
-    duration_text, nice_up, sql_text, within_tolerance,
+    Body, Cardinality, Context, Kind, Side, Skipped, Suggestion, Suggestions, TestCase, TestEvent, class_confidence,
+    confidence, duration_text, nice_up, sql_text, within_tolerance,
 };
 use crate::profile::{AmountPair, RelationProfile, StatePair};
 
@@ -89,9 +89,8 @@ pub(super) fn choose<'p>(cx: &Context<'p>, relation: &'p RelationProfile) -> Opt
         let to_ok = within_tolerance(unmatched_to as u64, pair.to_rows);
         let one_to_one = pair.keys_with_many == 0;
         let equal = best_amount(&pair.amounts, cx.options.min_rows, |a| (a.compared, a.compared - a.equal));
-        let sum = best_amount(&pair.amounts, cx.options.min_rows, |a| {
-            (a.sums_compared, a.sums_compared - a.sums_within)
-        });
+        let sum =
+            best_amount(&pair.amounts, cx.options.min_rows, |a| (a.sums_compared, a.sums_compared - a.sums_within));
         let (form, amount) = match (equal, sum) {
             (Some(a), _) if one_to_one && from_ok && to_ok => (Form::Equal, a),
             (_, Some(a)) if from_ok => (Form::SumWithin, a),
@@ -110,8 +109,7 @@ pub(super) fn choose<'p>(cx: &Context<'p>, relation: &'p RelationProfile) -> Opt
             std::cmp::Reverse(pair.delay.max_micros),
         );
         if best.as_ref().is_none_or(|b| score > b.score) {
-            best =
-                Some(Candidate { pair, form, amount, currencies, within, unmatched_from, unmatched_to, score });
+            best = Some(Candidate { pair, form, amount, currencies, within, unmatched_from, unmatched_to, score });
         }
     }
     best

@@ -4,7 +4,9 @@
 use crate::profile::IdentityOp;
 use fundguard_core::{Decimal, Value};
 
-use super::{Body, Context, Kind, Suggestion, Suggestions, class_confidence, confidence, id_key, row_tests, within_tolerance};
+use super::{
+    Body, Context, Kind, Suggestion, Suggestions, class_confidence, confidence, id_key, row_tests, within_tolerance,
+};
 
 pub struct Sums;
 

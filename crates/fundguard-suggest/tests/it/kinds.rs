@@ -175,8 +175,7 @@ fn a_balanced_ledger_gets_a_many_to_many_reconciliation_and_a_daily_balance() {
     let daily = of_kind(&made, "daily_totals");
     assert_eq!(daily.len(), 1, "{:?}", made.made);
     assert!(daily[0].review.iter().any(|r| r.contains("table `ledger_entries` of the warehouse entry `s`")));
-    let (checked, rejected) =
-        check(ledgers.into_iter().chain(daily).cloned().collect(), &Default::default());
+    let (checked, rejected) = check(ledgers.into_iter().chain(daily).cloned().collect(), &Default::default());
     assert!(rejected.is_empty(), "{rejected:?}");
     for c in &checked {
         assert_no_float(&c.file);
