@@ -184,7 +184,7 @@ impl Groups {
             let shared = groups.values().filter(|g| g.rows > 1).count() as u64;
             let spreads: Vec<i64> = groups.values().filter(|g| g.rows > 1).map(|g| g.last - g.first).collect();
             let spread = Durations::of(spreads);
-            let within = super::super::suggest::nice_up((spread.max_micros.saturating_mul(3) / 2).max(60_000_000));
+            let within = crate::suggest::window(spread.max_micros);
             for (m, amount) in self.amounts.iter().enumerate() {
                 // `None`: signed amounts; `Some(d)`: direction column `d`.
                 let ways = std::iter::once(None).chain(

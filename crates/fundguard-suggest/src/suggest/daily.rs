@@ -118,7 +118,7 @@ impl Kind for DailyTotals {
             });
         }
         for (name, table, profile) in cx.tables() {
-            let Some(g) = super::ledger::balanced(cx, out, self.name(), name, profile) else { continue };
+            let Ok(g) = super::ledger::balanced(cx, profile) else { continue };
             let Some(time) = time_column(table) else {
                 out.skipped.push(Skipped {
                     kind: self.name(),

@@ -21,47 +21,37 @@ impl Kind for Ledger {
 
     fn suggest(&self, cx: &Context<'_>, out: &mut Suggestions) {
         for (name, table, profile) in cx.tables() {
-            let Some(g) = balanced(cx, out, self.name(), name, profile) else { continue };
-            if let Some(s) = suggestion(cx, name, table, g) {
-                out.made.push(s);
+            match balanced(cx, profile) {
+                Ok(g) => out.made.extend(suggestion(cx, name, table, g)),
+                Err(Some(reason)) => {
+                    let subject = profile
+                        .groups
+                        .first()
+                        .map_or_else(|| name.clone(), |g| format!("{name}.{} by {name}.{}", g.amount, g.group));
+                    out.skipped.push(Skipped { kind: self.name(), subject, reason });
+                }
+                Err(None) => {}
             }
         }
     }
 }
 
 /// The way a table's groups balanced, when they did on (nearly) every complete group of an
-/// append-only table; otherwise why not, in `out.skipped` (only for tables where some group
-/// balanced: the others are not ledgers). The D+1 totals read it too (`kind` names the
-/// reader; the same reason is not repeated under its name).
-pub(super) fn balanced<'p>(
-    cx: &Context<'p>,
-    out: &mut Suggestions,
-    kind: &'static str,
-    name: &str,
-    profile: &'p TableProfile,
-) -> Option<&'p GroupProfile> {
-    let g = profile.groups.first().filter(|g| g.balanced > 0)?;
-    let report = kind == "ledger";
-    let subject = format!("{name}.{} by {name}.{}", g.amount, g.group);
+/// append-only table. `Err(Some(why))` when some group balanced but the table does not
+/// qualify; `Err(None)` when none did (not a ledger: nothing to say). The D+1 totals read
+/// it too.
+pub(super) fn balanced<'p>(cx: &Context<'p>, profile: &'p TableProfile) -> Result<&'p GroupProfile, Option<String>> {
+    let g = profile.groups.first().filter(|g| g.balanced > 0).ok_or(None)?;
     let changed = profile.updates + profile.deletes;
     if !within_tolerance(changed, profile.events) {
-        if report {
-            out.skipped.push(Skipped {
-                kind,
-                subject,
-                reason: format!(
-                    "{changed} of {} events update or delete rows: a ledger is append-only, and sums over rows that change are not a balance",
-                    profile.events
-                ),
-            });
-        }
-        return None;
+        return Err(Some(format!(
+            "{changed} of {} events update or delete rows: a ledger is append-only, and sums over rows that change are not a balance",
+            profile.events
+        )));
     }
-    let what = "groups balanced";
-    if report {
-        cx.enough(out, kind, &subject, what, g.judged, g.balanced).then_some(g)
-    } else {
-        (g.judged >= cx.options.min_rows && within_tolerance(g.judged - g.balanced, g.judged)).then_some(g)
+    match cx.shortfall("groups balanced", g.judged, g.balanced) {
+        Some(why) => Err(Some(why)),
+        None => Ok(g),
     }
 }
 
@@ -124,7 +114,7 @@ fn suggestion(cx: &Context<'_>, name: &str, table: &TableLayout, g: &GroupProfil
             g.unbalanced.join(", ")
         ));
     }
-    let tests = tests(name, table, g, &a, &b);
+    let tests = tests(name, table, g);
     let integer_keys = g.example.first().is_some_and(|(_, r)| matches!(r.get(group), Some(Value::Int(_))));
     let side = |when: String| Side {
         table: name.to_string(),
@@ -168,7 +158,7 @@ fn suggestion(cx: &Context<'_>, name: &str, table: &TableLayout, g: &GroupProfil
 
 /// A real balanced group passes; the same group with its last row of the second side one
 /// minor unit short is a finding. A later row of another group closes the window.
-fn tests(name: &str, table: &TableLayout, g: &GroupProfile, _a: &str, _b: &str) -> Vec<TestCase> {
+fn tests(name: &str, table: &TableLayout, g: &GroupProfile) -> Vec<TestCase> {
     let Some((first, _)) = g.example.first() else { return Vec::new() };
     let Some(last) = g.example.iter().map(|(t, _)| *t).max() else { return Vec::new() };
     let group_key = g.example[0].1.get(&g.group).cloned().unwrap_or_default();

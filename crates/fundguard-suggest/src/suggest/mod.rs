@@ -229,9 +229,21 @@ impl<'a> Context<'a> {
         self.layout.tables.iter().filter_map(move |(name, table)| Some((name, table, profile.tables.get(name)?)))
     }
 
-    /// Whether an invariant that held on `held` of `rows` rows may be suggested: at least
-    /// `--min-rows` rows and exceptions within [`within_tolerance`]; otherwise the reason is
-    /// added to the skipped subjects. `what` names the invariant (`ratio 100`).
+    /// Why an invariant that held on `held` of `rows` rows may not be suggested: fewer than
+    /// `--min-rows` rows, or more exceptions than [`within_tolerance`] allows. `what` names
+    /// the invariant (`ratio 100`).
+    pub fn shortfall(&self, what: &str, rows: u64, held: u64) -> Option<String> {
+        if rows < self.options.min_rows {
+            Some(format!("{what} on only {rows} row(s); at least {} are needed", self.options.min_rows))
+        } else if !within_tolerance(rows.saturating_sub(held), rows) {
+            Some(format!("{what} on {held} of {rows} rows only"))
+        } else {
+            None
+        }
+    }
+
+    /// Whether it may be suggested ([`Context::shortfall`]); if not, the reason is added to
+    /// the skipped subjects.
     pub fn enough(
         &self,
         out: &mut Suggestions,
@@ -241,15 +253,13 @@ impl<'a> Context<'a> {
         rows: u64,
         held: u64,
     ) -> bool {
-        let reason = if rows < self.options.min_rows {
-            format!("{what} on only {rows} row(s); at least {} are needed", self.options.min_rows)
-        } else if !within_tolerance(rows.saturating_sub(held), rows) {
-            format!("{what} on {held} of {rows} rows only")
-        } else {
-            return true;
-        };
-        out.skipped.push(Skipped { kind, subject: subject.to_string(), reason });
-        false
+        match self.shortfall(what, rows, held) {
+            Some(reason) => {
+                out.skipped.push(Skipped { kind, subject: subject.to_string(), reason });
+                false
+            }
+            None => true,
+        }
     }
 
     pub fn owner(&self, table: &str) -> String {
@@ -381,6 +391,12 @@ pub fn money_of(table: &TableLayout, amount: &str) -> Option<(String, Option<Str
 /// are findings of its backtest, for a reviewer to look at).
 pub fn within_tolerance(exceptions: u64, rows: u64) -> bool {
     exceptions.saturating_mul(1000) <= rows
+}
+
+/// The window a counterpart (or the rest of a group) must arrive in: 1.5 × the longest delay
+/// seen, rounded up, at least a minute.
+pub fn window(longest: i64) -> i64 {
+    nice_up((longest.saturating_mul(3) / 2).max(60_000_000))
 }
 
 /// Durations a window or deadline is rounded up to.

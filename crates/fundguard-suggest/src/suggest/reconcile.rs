@@ -8,13 +8,11 @@ use fundguard_core::{Decimal, Op, Value};
 
 use super::{
     Body, Cardinality, Context, Kind, Side, Skipped, Suggestion, Suggestions, TestCase, TestEvent, class_confidence,
-    confidence, duration_text, nice_up, sql_text, within_tolerance,
+    confidence, duration_text, sql_text, within_tolerance,
 };
 use crate::profile::{AmountPair, RelationProfile, StatePair};
 
 pub struct Reconcile;
-
-const MIN_WITHIN: i64 = 60_000_000;
 
 /// How the two sides relate.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -82,7 +80,7 @@ pub(super) fn choose<'p>(cx: &Context<'p>, relation: &'p RelationProfile) -> Opt
         if pair.matched < cx.options.min_rows {
             continue;
         }
-        let within = nice_up((pair.delay.max_micros.saturating_mul(3) / 2).max(MIN_WITHIN));
+        let within = super::window(pair.delay.max_micros);
         let due = |times: &[i64]| times.iter().filter(|t| t.saturating_add(within) <= end).count();
         let (unmatched_from, unmatched_to) = (due(&pair.unmatched_from), due(&pair.unmatched_to));
         let from_ok = within_tolerance(unmatched_from as u64, pair.from_rows);
