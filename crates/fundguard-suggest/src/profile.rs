@@ -183,7 +183,8 @@ impl Profiler {
             let Some(table) = self.profile.tables.get_mut(&name) else { continue };
             table.identities = state.identities;
             table.ratios = state.ratios;
-            table.products = state.products;
+            // Only candidates that held on some row are worth a line in the report.
+            table.products = state.products.into_iter().filter(|p| p.fits.iter().any(|f| f.within_one > 0)).collect();
             table.groups = state.groups.map(|g| g.finish(end)).unwrap_or_default();
             let mut latest: Vec<(String, Row)> = state.latest.into_iter().collect();
             latest.sort_by(|a, b| a.0.cmp(&b.0));
