@@ -298,3 +298,30 @@ fn rescale(d: Decimal, scale: u32) -> Option<i128> {
         (m % div == 0).then_some(m / div)
     }
 }
+
+/// Rows of one table as a record batch of plain columns (no `after.` image, no `op`): the
+/// declared types where the schema gives them, widened by the values, else the values'
+/// types. What a warehouse table of the same rows would hold.
+pub fn rows_batch(
+    rows: &[fundguard_core::Row],
+    declared: Option<&BTreeMap<String, ColumnType>>,
+) -> Result<RecordBatch, datafusion::arrow::error::ArrowError> {
+    let mut kinds: Vec<(String, ColumnKind)> = Vec::new();
+    for (name, t) in declared.into_iter().flatten() {
+        kinds.push((name.clone(), ColumnKind::of_declared(*t)));
+    }
+    for row in rows {
+        for (name, value) in row.iter() {
+            let kind = ColumnKind::of_value(value);
+            match kinds.iter_mut().find(|(n, _)| n == name) {
+                Some((_, k)) => *k = k.widen(kind),
+                None => kinds.push((name.to_string(), kind)),
+            }
+        }
+    }
+    let fields: Vec<Field> = kinds.iter().map(|(n, k)| Field::new(n, k.data_type(), true)).collect();
+    let arrays: Vec<ArrayRef> =
+        kinds.iter().map(|(n, k)| build_array(*k, rows.len(), rows.iter().map(|r| r.get(n)))).collect();
+    let options = RecordBatchOptions::new().with_row_count(Some(rows.len()));
+    RecordBatch::try_new_with_options(Arc::new(Schema::new(fields)), arrays, &options)
+}

@@ -18,6 +18,7 @@ mod stateful;
 mod table_batch;
 mod testing;
 
+pub use columns::rows_batch;
 pub use compile::{Scope, columns_read};
 pub use drift::{Drift, DriftKind};
 pub use engine::{

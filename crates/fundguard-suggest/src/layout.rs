@@ -29,6 +29,14 @@ pub struct TableLayout {
     /// Text columns of no money, status, time or reference class: candidate dimensions
     /// (a payment channel) for failure rates.
     pub dimensions: Vec<String>,
+    /// Numbers that are neither money nor identifiers (a commission rate, a quantity): the
+    /// factors of a product of two columns.
+    pub rates: Vec<String>,
+    /// Time columns (`created_at`): what a daily total is dated by.
+    pub times: Vec<String>,
+    /// Identifier and reference columns other than the row's own: what rows may be grouped
+    /// by (a ledger transaction's `txn_id`).
+    pub groups: Vec<String>,
     /// Every column's class, with the coverage crate's confidence and reason.
     pub classes: BTreeMap<String, Classification>,
 }
@@ -108,14 +116,17 @@ impl SchemaIntake {
                 .or_insert_with(|| TableLayout { name: table.clone(), ..TableLayout::default() });
             let c = &column.classification;
             let name = column.column.clone();
+            let family = TypeFamily::of(&column.data_type);
+            let numeric = matches!(family, TypeFamily::Integer | TypeFamily::Decimal);
             match c.class {
                 Class::Identifier if name.eq_ignore_ascii_case("id") => entry.id = Some(name.clone()),
+                Class::Identifier | Class::ForeignReference => entry.groups.push(name.clone()),
+                Class::Rate | Class::Other if numeric => entry.rates.push(name.clone()),
+                Class::EventTime => entry.times.push(name.clone()),
                 Class::Status if entry.status.is_none() => entry.status = Some(name.clone()),
                 Class::MoneyAmount => entry.money.push(name.clone()),
                 Class::Currency => entry.currencies.push(name.clone()),
-                Class::Other if TypeFamily::of(&column.data_type) == TypeFamily::Text => {
-                    entry.dimensions.push(name.clone())
-                }
+                Class::Other if family == TypeFamily::Text => entry.dimensions.push(name.clone()),
                 _ => {}
             }
             entry.classes.insert(name, c.clone());

@@ -7,16 +7,20 @@
 //! Every figure about money is an integer or an exact decimal.
 
 mod columns;
+mod groups;
+mod products;
 mod relations;
 pub mod states;
 
 use std::collections::{BTreeMap, HashMap};
 
-use fundguard_core::{ChangeEvent, Decimal, EventTime, Op, Value};
+use fundguard_core::{ChangeEvent, Decimal, EventTime, Op, Row, Value};
 use serde::Serialize;
 
 use crate::layout::Layout;
 pub use columns::{ColumnProfile, Identity, IdentityOp, RatioProfile};
+pub use groups::GroupProfile;
+pub use products::{EXPONENTS, ProductFit, ProductProfile};
 pub use relations::{AmountPair, CurrencyPair, RelationProfile, StatePair};
 pub use states::{Entity, KeptEntities, RateCounts, StateProfile, Visit};
 
@@ -31,6 +35,10 @@ pub struct Profile {
     pub last: Option<EventTime>,
     pub tables: BTreeMap<String, TableProfile>,
     pub relations: Vec<RelationProfile>,
+    /// The latest row image of every row (by the table's id; every row of a table without
+    /// one), per table: what a D+1 query would see in the warehouse after the sample.
+    #[serde(skip)]
+    pub latest: BTreeMap<String, Vec<Row>>,
 }
 
 /// One table of the sample.
@@ -45,6 +53,10 @@ pub struct TableProfile {
     pub identities: Vec<Identity>,
     /// Ratios between the table's money columns (a constant 100 is fen vs yuan).
     pub ratios: Vec<RatioProfile>,
+    /// Money columns against an amount times a rate.
+    pub products: Vec<ProductProfile>,
+    /// Rows grouped by a shared id, balanced per group or not (best first).
+    pub groups: Vec<GroupProfile>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub states: Option<StateProfile>,
 }
@@ -60,6 +72,14 @@ struct TableState {
     money: Vec<String>,
     identities: Vec<Identity>,
     ratios: Vec<RatioProfile>,
+    /// The columns products read, and the candidate products.
+    product_columns: Vec<String>,
+    products: Vec<ProductProfile>,
+    groups: Option<groups::Groups>,
+    /// The table's id column, and the latest row per id (or every row, without an id).
+    id: Option<String>,
+    latest: HashMap<String, Row>,
+    appended: Vec<Row>,
     entities: Option<states::Entities>,
 }
 
@@ -91,17 +111,35 @@ impl Profiler {
         let state = self.tables.entry(event.table.to_string()).or_insert_with(|| {
             let l = layout.table(&event.table);
             let money = l.map(|l| l.money.clone()).unwrap_or_default();
+            let rates = l.map(|l| l.rates.clone()).unwrap_or_default();
+            let (product_columns, products) = products::candidates(&money, &rates);
             TableState {
                 identities: columns::identities(&money),
                 ratios: columns::ratios(&money),
+                product_columns,
+                products,
+                groups: l.and_then(groups::Groups::new),
+                id: l.and_then(|l| l.id.clone()),
+                latest: HashMap::new(),
+                appended: Vec::new(),
                 entities: l.and_then(|l| states::Entities::new(l, layout)),
                 money,
             }
         });
+        let key = |row: Option<&Row>| state.id.as_ref().and_then(|id| row?.get(id)).and_then(key_text);
         if event.op == Op::Delete {
+            if let Some(k) = key(event.before.as_ref()) {
+                state.latest.remove(&k);
+            }
             return;
         }
         let Some(row) = event.after.as_ref() else { return };
+        match key(Some(row)) {
+            Some(k) => {
+                state.latest.insert(k, row.clone());
+            }
+            None => state.appended.push(row.clone()),
+        }
         for (name, value) in row.iter() {
             match table.columns.get_mut(name) {
                 Some(c) => c.observe(value, row),
@@ -121,6 +159,15 @@ impl Profiler {
                 ratio.observe(&amounts, row);
             }
         }
+        if !state.products.is_empty() {
+            let values = products::read(&state.product_columns, row);
+            for product in &mut state.products {
+                product.observe(&values, row);
+            }
+        }
+        if let Some(groups) = &mut state.groups {
+            groups.observe(t.as_micros(), row);
+        }
         if let Some(entities) = &mut state.entities {
             entities.observe(event, row);
         }
@@ -131,10 +178,19 @@ impl Profiler {
     pub fn finish(mut self) -> Profile {
         let end = self.profile.last.map_or(0, EventTime::as_micros);
         let mut entities = HashMap::new();
+        let mut latest_rows = BTreeMap::new();
         for (name, state) in self.tables {
             let Some(table) = self.profile.tables.get_mut(&name) else { continue };
             table.identities = state.identities;
             table.ratios = state.ratios;
+            // Only candidates that held on some row are worth a line in the report.
+            table.products = state.products.into_iter().filter(|p| p.fits.iter().any(|f| f.within_one > 0)).collect();
+            table.groups = state.groups.map(|g| g.finish(end)).unwrap_or_default();
+            let mut latest: Vec<(String, Row)> = state.latest.into_iter().collect();
+            latest.sort_by(|a, b| a.0.cmp(&b.0));
+            let mut rows: Vec<Row> = latest.into_iter().map(|(_, r)| r).collect();
+            rows.extend(state.appended);
+            latest_rows.insert(name.clone(), rows);
             for c in table.columns.values_mut() {
                 c.finish();
             }
@@ -144,6 +200,7 @@ impl Profiler {
                 entities.insert(name, kept);
             }
         }
+        self.profile.latest = latest_rows;
         self.profile.relations = relations::join(&self.layout, &entities, end);
         self.profile
     }

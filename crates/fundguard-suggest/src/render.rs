@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use fundguard_core::{Op, Value};
 
-use crate::suggest::{Body, Side, Suggestion, TestCase, duration_text};
+use crate::suggest::{Body, Cardinality, Side, Suggestion, TestCase, duration_text};
 
 /// How every suggested rule file starts (so a later run knows its own files).
 pub const HEADER: &str = "# Suggested by `fundguard suggest`";
@@ -87,7 +87,7 @@ fn body(y: &mut String, b: &Body) {
             let _ = writeln!(y, "  min_volume: {min_volume}");
             let _ = writeln!(y, "  max_ratio: {}", q(&max_ratio.normalize().to_string()));
         }
-        Body::Reconcile { left, right, within, integer_keys, one_to_many, aggregates, expect, money } => {
+        Body::Reconcile { left, right, within, integer_keys, cardinality, aggregates, expect, message, money } => {
             let _ = writeln!(y, "reconcile:");
             side(y, "left", left);
             side(y, "right", right);
@@ -95,15 +95,37 @@ fn body(y: &mut String, b: &Body) {
             if *integer_keys {
                 let _ = writeln!(y, "  key_type: integer");
             }
-            if *one_to_many {
-                let _ = writeln!(y, "  cardinality: one_to_many");
+            match cardinality {
+                Cardinality::OneToOne => {}
+                Cardinality::OneToMany => {
+                    let _ = writeln!(y, "  cardinality: one_to_many");
+                }
+                Cardinality::ManyToMany => {
+                    let _ = writeln!(y, "  cardinality: many_to_many");
+                }
             }
             if !aggregates.is_empty() {
                 let parts: Vec<String> = aggregates.iter().map(|(k, e)| format!("{}: {}", q(k), q(e))).collect();
                 let _ = writeln!(y, "  aggregates: {{ {} }}", parts.join(", "));
             }
             let _ = writeln!(y, "  expect: {}", q(expect));
+            if let Some(m) = message {
+                let _ = writeln!(y, "  message: {}", q(m));
+            }
             money_line(y, "  ", money);
+        }
+        Body::Sql { schedule, query, key, money, message } => {
+            let _ = writeln!(y, "sql:");
+            let _ = writeln!(y, "  schedule: {}", q(schedule));
+            let _ = writeln!(y, "  timezone: UTC");
+            let _ = writeln!(y, "  query: |");
+            for line in query.lines() {
+                let _ = writeln!(y, "    {line}");
+            }
+            let keys: Vec<String> = key.iter().map(|k| q(k)).collect();
+            let _ = writeln!(y, "  key: [{}]", keys.join(", "));
+            money_line(y, "  ", money);
+            let _ = writeln!(y, "  message: {}", q(message));
         }
     }
 }

@@ -22,9 +22,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::catalog::{MemorySchemaProvider, SchemaProvider, TableProvider};
 use datafusion::catalog::{ScanArgs, ScanResult, Session};
-use datafusion::catalog::{SchemaProvider, TableProvider};
 use datafusion::common::{Constraints, DFSchemaRef, Statistics, TableReference};
+use datafusion::datasource::MemTable;
 use datafusion::datasource::listing::ListingTableUrl;
 use datafusion::error::Result as DfResult;
 use datafusion::execution::SessionStateBuilder;
@@ -175,6 +177,31 @@ impl Warehouse {
             }
             register(&ctx, source, base, &env).await.map_err(|e| source_error(&name, e))?;
             names.push(name);
+        }
+        Ok(Warehouse { ctx })
+    }
+
+    /// Tables held in memory, one record batch each, in the same confined session: `db.table`
+    /// names become table `table` of schema `db`. What `fundguard suggest` backtests its
+    /// suggested sql rules over (the latest rows of a sample).
+    pub fn in_memory(tables: Vec<(String, RecordBatch)>) -> Result<Warehouse, WarehouseError> {
+        let ctx = session().map_err(WarehouseError::Settings)?;
+        let catalog = ctx.catalog("datafusion").ok_or_else(|| WarehouseError::Settings("no default catalog".into()))?;
+        for (name, batch) in tables {
+            let inner = MemTable::try_new(batch.schema(), vec![vec![batch]]).map_err(|e| source_error(&name, e))?;
+            let table = Arc::new(ReadOnlyTable { name: name.clone(), inner: Arc::new(inner), database: false });
+            let reference = match name.rsplit_once('.') {
+                Some((schema, table)) => {
+                    if catalog.schema(schema).is_none() {
+                        catalog
+                            .register_schema(schema, Arc::new(MemorySchemaProvider::new()))
+                            .map_err(|e| source_error(&name, e))?;
+                    }
+                    TableReference::partial(schema, table)
+                }
+                None => TableReference::bare(name.as_str()),
+            };
+            ctx.register_table(reference, table).map_err(|e| source_error(&name, e))?;
         }
         Ok(Warehouse { ctx })
     }

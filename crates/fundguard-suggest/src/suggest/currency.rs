@@ -16,8 +16,7 @@ impl Kind for Currency {
     }
 
     fn suggest(&self, cx: &Context<'_>, out: &mut Suggestions) {
-        for (name, table) in &cx.layout.tables {
-            let Some(profile) = cx.profile.tables.get(name) else { continue };
+        for (name, table, profile) in cx.tables() {
             for column in &table.currencies {
                 let subject = format!("{name}.{column}");
                 let Some(c) = profile.columns.get(column) else { continue };

@@ -5,6 +5,9 @@
 //! tests built from real rows of the sample; [`crate::render`] writes it as a rule file.
 
 mod currency;
+mod daily;
+mod ledger;
+mod products;
 mod rate;
 mod reconcile;
 mod sign;
@@ -19,7 +22,7 @@ use fundguard_core::{Decimal, Op, Row, Value};
 use serde::Serialize;
 
 use crate::layout::{Layout, TableLayout};
-use crate::profile::Profile;
+use crate::profile::{Profile, TableProfile};
 
 /// What the suggester may decide by itself.
 #[derive(Debug, Clone)]
@@ -102,11 +105,22 @@ pub enum Body {
         right: Side,
         within: i64,
         integer_keys: bool,
-        one_to_many: bool,
+        cardinality: Cardinality,
         aggregates: Vec<(String, String)>,
         expect: String,
+        message: Option<String>,
         money: Option<(String, Option<String>)>,
     },
+    /// A D+1 query over warehouse tables: every result row is a finding.
+    Sql { schedule: String, query: String, key: Vec<String>, money: Option<(String, Option<String>)>, message: String },
+}
+
+/// How many rows of each side of a reconciliation match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cardinality {
+    OneToOne,
+    OneToMany,
+    ManyToMany,
 }
 
 impl Default for Body {
@@ -180,6 +194,9 @@ pub fn kinds() -> Vec<Box<dyn Kind>> {
         Box::new(timeout::Timeout),
         Box::new(rate::FailureRate),
         Box::new(reconcile::Reconcile),
+        Box::new(products::Products),
+        Box::new(ledger::Ledger),
+        Box::new(daily::DailyTotals),
     ]
 }
 
@@ -204,7 +221,47 @@ pub fn suggest(profile: &Profile, layout: &Layout, options: &Options) -> Suggest
     out
 }
 
-impl Context<'_> {
+impl<'a> Context<'a> {
+    /// Every classified table that the sample showed, with its profile: the loop every
+    /// per-table kind starts with.
+    pub fn tables(&self) -> impl Iterator<Item = (&'a String, &'a TableLayout, &'a TableProfile)> + 'a {
+        let profile = self.profile;
+        self.layout.tables.iter().filter_map(move |(name, table)| Some((name, table, profile.tables.get(name)?)))
+    }
+
+    /// Why an invariant that held on `held` of `rows` rows may not be suggested: fewer than
+    /// `--min-rows` rows, or more exceptions than [`within_tolerance`] allows. `what` names
+    /// the invariant (`ratio 100`).
+    pub fn shortfall(&self, what: &str, rows: u64, held: u64) -> Option<String> {
+        if rows < self.options.min_rows {
+            Some(format!("{what} on only {rows} row(s); at least {} are needed", self.options.min_rows))
+        } else if !within_tolerance(rows.saturating_sub(held), rows) {
+            Some(format!("{what} on {held} of {rows} rows only"))
+        } else {
+            None
+        }
+    }
+
+    /// Whether it may be suggested ([`Context::shortfall`]); if not, the reason is added to
+    /// the skipped subjects.
+    pub fn enough(
+        &self,
+        out: &mut Suggestions,
+        kind: &'static str,
+        subject: &str,
+        what: &str,
+        rows: u64,
+        held: u64,
+    ) -> bool {
+        match self.shortfall(what, rows, held) {
+            Some(reason) => {
+                out.skipped.push(Skipped { kind, subject: subject.to_string(), reason });
+                false
+            }
+            None => true,
+        }
+    }
+
     pub fn owner(&self, table: &str) -> String {
         self.options.owner.clone().unwrap_or_else(|| rule_id(short(table)))
     }
@@ -233,6 +290,33 @@ impl Context<'_> {
         let columns = self.profile.tables.get(&table.name).map(|t| &t.columns);
         table.money.iter().max_by_key(|m| columns.and_then(|c| c.get(*m)).and_then(|c| c.max)).cloned()
     }
+}
+
+/// The two tests of a one-row check: a real row of the sample passes; the same row with
+/// `column` set to `bad` is a finding keyed by the table's id.
+pub fn row_tests(
+    table: &str,
+    key: &Option<String>,
+    row: &Row,
+    columns: &[&str],
+    column: &str,
+    bad: Value,
+    name: String,
+) -> Vec<TestCase> {
+    let mut cols: Vec<&str> = key.iter().map(String::as_str).collect();
+    cols.extend(columns);
+    let real = pick(row, &cols);
+    let expect_key = key.iter().filter_map(|k| row.get(k).map(|v| (k.clone(), v.clone()))).collect();
+    let event = |after| vec![TestEvent { at: 0, table: table.to_string(), op: Op::Insert, after }];
+    vec![
+        TestCase { name: "a real row from the sample".into(), events: event(real.clone()), expect: vec![] },
+        TestCase { name, events: event(with(real, column, bad)), expect: vec![expect_key] },
+    ]
+}
+
+/// The key of a one-row check: the table's id.
+pub fn id_key(key: &Option<String>) -> Vec<(String, String)> {
+    key.iter().map(|k| (k.clone(), format!("after.{k}"))).collect()
 }
 
 /// `orders` of `shop.orders`.
@@ -307,6 +391,12 @@ pub fn money_of(table: &TableLayout, amount: &str) -> Option<(String, Option<Str
 /// are findings of its backtest, for a reviewer to look at).
 pub fn within_tolerance(exceptions: u64, rows: u64) -> bool {
     exceptions.saturating_mul(1000) <= rows
+}
+
+/// The window a counterpart (or the rest of a group) must arrive in: 1.5 × the longest delay
+/// seen, rounded up, at least a minute.
+pub fn window(longest: i64) -> i64 {
+    nice_up((longest.saturating_mul(3) / 2).max(60_000_000))
 }
 
 /// Durations a window or deadline is rounded up to.

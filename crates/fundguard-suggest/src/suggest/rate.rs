@@ -25,9 +25,9 @@ impl Kind for FailureRate {
     fn suggest(&self, cx: &Context<'_>, out: &mut Suggestions) {
         let window = cx.options.rate_window_micros.max(crate::profile::MINUTE);
         let minutes = window / crate::profile::MINUTE;
-        for (name, table) in &cx.layout.tables {
+        for (name, table, profile) in cx.tables() {
             let (Some(status), Some(id)) = (&table.status, &table.id) else { continue };
-            let Some(states) = cx.profile.tables.get(name).and_then(|t| t.states.as_ref()) else { continue };
+            let Some(states) = profile.states.as_ref() else { continue };
             for failure in states.states.iter().filter(|s| is_failure(s)) {
                 // The outcomes: every state reached from where failures come from.
                 let sources: Vec<&String> =

@@ -7,30 +7,28 @@
 use fundguard_core::{Decimal, Op, Value};
 
 use super::{
-    Body, Context, Kind, Side, Skipped, Suggestion, Suggestions, TestCase, TestEvent, class_confidence, confidence,
-    duration_text, nice_up, sql_text, within_tolerance,
+    Body, Cardinality, Context, Kind, Side, Skipped, Suggestion, Suggestions, TestCase, TestEvent, class_confidence,
+    confidence, duration_text, sql_text, within_tolerance,
 };
 use crate::profile::{AmountPair, RelationProfile, StatePair};
 
 pub struct Reconcile;
 
-const MIN_WITHIN: i64 = 60_000_000;
-
 /// How the two sides relate.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Form {
+pub(super) enum Form {
     /// One referencing row per referenced row, same amount.
     Equal,
     /// Many referencing rows whose amounts add up to at most the referenced amount.
     SumWithin,
 }
 
-struct Candidate<'p> {
-    pair: &'p StatePair,
-    form: Form,
-    amount: &'p AmountPair,
-    currencies: Vec<(&'p str, &'p str)>,
-    within: i64,
+pub(super) struct Candidate<'p> {
+    pub pair: &'p StatePair,
+    pub form: Form,
+    pub amount: &'p AmountPair,
+    pub currencies: Vec<(&'p str, &'p str)>,
+    pub within: i64,
     unmatched_from: usize,
     unmatched_to: usize,
     /// Final states first, then the most matches, then final counterparts, then the nearest in time.
@@ -43,56 +41,9 @@ impl Kind for Reconcile {
     }
 
     fn suggest(&self, cx: &Context<'_>, out: &mut Suggestions) {
-        let end = cx.profile.last.map_or(0, |t| t.as_micros());
         for relation in &cx.profile.relations {
             let subject = format!("{}.{} -> {}", relation.from, relation.via, relation.to);
-            let terminal = |table: &str, state: &str| {
-                state.is_empty()
-                    || cx
-                        .profile
-                        .tables
-                        .get(table)
-                        .and_then(|t| t.states.as_ref())
-                        .is_none_or(|s| !s.transitions.keys().any(|(a, _)| a == state))
-            };
-            let mut best: Option<Candidate<'_>> = None;
-            for pair in &relation.pairs {
-                if pair.matched < cx.options.min_rows {
-                    continue;
-                }
-                let within = nice_up((pair.delay.max_micros.saturating_mul(3) / 2).max(MIN_WITHIN));
-                let due = |times: &[i64]| times.iter().filter(|t| t.saturating_add(within) <= end).count();
-                let (unmatched_from, unmatched_to) = (due(&pair.unmatched_from), due(&pair.unmatched_to));
-                let from_ok = within_tolerance(unmatched_from as u64, pair.from_rows);
-                let to_ok = within_tolerance(unmatched_to as u64, pair.to_rows);
-                let one_to_one = pair.keys_with_many == 0;
-                let equal = best_amount(&pair.amounts, cx.options.min_rows, |a| (a.compared, a.compared - a.equal));
-                let sum = best_amount(&pair.amounts, cx.options.min_rows, |a| {
-                    (a.sums_compared, a.sums_compared - a.sums_within)
-                });
-                let (form, amount) = match (equal, sum) {
-                    (Some(a), _) if one_to_one && from_ok && to_ok => (Form::Equal, a),
-                    (_, Some(a)) if from_ok => (Form::SumWithin, a),
-                    _ => continue,
-                };
-                let currencies = pair
-                    .currencies
-                    .iter()
-                    .filter(|c| c.compared >= cx.options.min_rows && within_tolerance(c.compared - c.equal, c.compared))
-                    .map(|c| (c.from_column.as_str(), c.to_column.as_str()))
-                    .collect();
-                let score = (
-                    terminal(&relation.from, &pair.from_state),
-                    pair.matched,
-                    terminal(&relation.to, &pair.to_state),
-                    std::cmp::Reverse(pair.delay.max_micros),
-                );
-                if best.as_ref().is_none_or(|b| score > b.score) {
-                    best =
-                        Some(Candidate { pair, form, amount, currencies, within, unmatched_from, unmatched_to, score });
-                }
-            }
-            let Some(c) = best else {
+            let Some(c) = choose(cx, relation) else {
                 out.skipped.push(Skipped {
                     kind: self.name(),
                     subject,
@@ -108,6 +59,58 @@ impl Kind for Reconcile {
             }
         }
     }
+}
+
+/// The pair of states a relation is reconciled on: final states first, then the most
+/// matches, then final counterparts, then the nearest in time; `None` when no pair matched
+/// on at least `--min-rows` rows with amounts that agreed. The D+1 totals read it too.
+pub(super) fn choose<'p>(cx: &Context<'p>, relation: &'p RelationProfile) -> Option<Candidate<'p>> {
+    let end = cx.profile.last.map_or(0, |t| t.as_micros());
+    let terminal = |table: &str, state: &str| {
+        state.is_empty()
+            || cx
+                .profile
+                .tables
+                .get(table)
+                .and_then(|t| t.states.as_ref())
+                .is_none_or(|s| !s.transitions.keys().any(|(a, _)| a == state))
+    };
+    let mut best: Option<Candidate<'_>> = None;
+    for pair in &relation.pairs {
+        if pair.matched < cx.options.min_rows {
+            continue;
+        }
+        let within = super::window(pair.delay.max_micros);
+        let due = |times: &[i64]| times.iter().filter(|t| t.saturating_add(within) <= end).count();
+        let (unmatched_from, unmatched_to) = (due(&pair.unmatched_from), due(&pair.unmatched_to));
+        let from_ok = within_tolerance(unmatched_from as u64, pair.from_rows);
+        let to_ok = within_tolerance(unmatched_to as u64, pair.to_rows);
+        let one_to_one = pair.keys_with_many == 0;
+        let equal = best_amount(&pair.amounts, cx.options.min_rows, |a| (a.compared, a.compared - a.equal));
+        let sum =
+            best_amount(&pair.amounts, cx.options.min_rows, |a| (a.sums_compared, a.sums_compared - a.sums_within));
+        let (form, amount) = match (equal, sum) {
+            (Some(a), _) if one_to_one && from_ok && to_ok => (Form::Equal, a),
+            (_, Some(a)) if from_ok => (Form::SumWithin, a),
+            _ => continue,
+        };
+        let currencies = pair
+            .currencies
+            .iter()
+            .filter(|c| c.compared >= cx.options.min_rows && within_tolerance(c.compared - c.equal, c.compared))
+            .map(|c| (c.from_column.as_str(), c.to_column.as_str()))
+            .collect();
+        let score = (
+            terminal(&relation.from, &pair.from_state),
+            pair.matched,
+            terminal(&relation.to, &pair.to_state),
+            std::cmp::Reverse(pair.delay.max_micros),
+        );
+        if best.as_ref().is_none_or(|b| score > b.score) {
+            best = Some(Candidate { pair, form, amount, currencies, within, unmatched_from, unmatched_to, score });
+        }
+    }
+    best
 }
 
 /// The amount pair that held best (exceptions within tolerance), same column name first.
@@ -273,7 +276,8 @@ fn suggestion(cx: &Context<'_>, relation: &RelationProfile, c: &Candidate<'_>) -
                     right: to_side(true),
                     within: c.within,
                     integer_keys,
-                    one_to_many: false,
+                    cardinality: Cardinality::OneToOne,
+                    message: None,
                     aggregates: Vec::new(),
                     expect: expect.join(" AND "),
                     money: Some((format!("coalesce(left.{fa}, right.{tb})"), money_currency)),
@@ -314,7 +318,8 @@ fn suggestion(cx: &Context<'_>, relation: &RelationProfile, c: &Candidate<'_>) -
                     right: from_side(false),
                     within: c.within,
                     integer_keys,
-                    one_to_many: true,
+                    cardinality: Cardinality::OneToMany,
+                    message: None,
                     aggregates: vec![
                         ("total".into(), format!("sum(right.{fa})")),
                         ("rows".into(), "count(right)".into()),

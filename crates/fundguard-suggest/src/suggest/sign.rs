@@ -1,10 +1,10 @@
 //! Amounts that are never negative (or never zero either): one check per money column.
 
-use fundguard_core::{Decimal, Op, Value};
+use fundguard_core::{Decimal, Value};
 
 use super::{
-    Context, Kind, Skipped, Suggestion, Suggestions, TestCase, TestEvent, class_confidence, confidence, money_of, pick,
-    with, within_tolerance,
+    Context, Kind, Skipped, Suggestion, Suggestions, class_confidence, confidence, id_key, money_of, row_tests,
+    within_tolerance,
 };
 
 pub struct Sign;
@@ -15,8 +15,7 @@ impl Kind for Sign {
     }
 
     fn suggest(&self, cx: &Context<'_>, out: &mut Suggestions) {
-        for (name, table) in &cx.layout.tables {
-            let Some(profile) = cx.profile.tables.get(name) else { continue };
+        for (name, table, profile) in cx.tables() {
             for column in &table.money {
                 let subject = format!("{name}.{column}");
                 let Some(c) = profile.columns.get(column) else { continue };
@@ -68,14 +67,10 @@ impl Kind for Sign {
                         c.negative
                     ));
                 }
-                let key_column = table.id.clone();
-                let key = key_column.iter().map(|k| (k.clone(), format!("after.{k}"))).collect();
                 let mut tests = Vec::new();
                 if let Some(row) = &c.example {
-                    let mut cols: Vec<&str> = key_column.iter().map(String::as_str).collect();
-                    cols.push(column);
-                    cols.extend(table.currencies.first().map(String::as_str));
-                    let real = pick(row, &cols);
+                    let mut columns = vec![column.as_str()];
+                    columns.extend(table.currencies.first().map(String::as_str));
                     let amount = row.get(column).and_then(crate::profile::number).unwrap_or(Decimal::ONE);
                     let bad =
                         if amount.is_sign_positive() && !amount.is_zero() { -amount } else { Decimal::NEGATIVE_ONE };
@@ -83,28 +78,13 @@ impl Kind for Sign {
                         Some(Value::Int(_)) => i64::try_from(bad).map(Value::Int).unwrap_or(Value::Decimal(bad)),
                         _ => Value::Decimal(bad),
                     };
-                    let expect_key: Vec<(String, Value)> =
-                        key_column.iter().filter_map(|k| row.get(k).map(|v| (k.clone(), v.clone()))).collect();
-                    tests.push(TestCase {
-                        name: "a real row from the sample".into(),
-                        events: vec![TestEvent { at: 0, table: name.clone(), op: Op::Insert, after: real.clone() }],
-                        expect: vec![],
-                    });
-                    tests.push(TestCase {
-                        name: format!("the same row with {column} {bad}"),
-                        events: vec![TestEvent {
-                            at: 0,
-                            table: name.clone(),
-                            op: Op::Insert,
-                            after: with(real, column, bad),
-                        }],
-                        expect: vec![expect_key],
-                    });
+                    let test = format!("the same row with {column} {bad}");
+                    tests = row_tests(name, &table.id, row, &columns, column, bad, test);
                 }
                 out.made.push(Suggestion {
                     id: super::rule_id(&format!("{}-{column}-{suffix}", super::short(name))),
                     kind: self.name(),
-                    tables: vec![name.clone()],
+                    tables: vec![name.to_string()],
                     columns: vec![subject],
                     invariant: format!("{} {column} is {words}.", super::short(name)),
                     evidence,
@@ -114,10 +94,10 @@ impl Kind for Sign {
                     severity: "critical",
                     tags: vec!["money".into(), "sign".into(), "suggested".into()],
                     body: super::Body::Check {
-                        table: name.clone(),
+                        table: name.to_string(),
                         when: Some("op <> 'delete'".into()),
                         assert,
-                        key,
+                        key: id_key(&table.id),
                         money: money_of(table, column),
                     },
                     tests,

@@ -16,9 +16,9 @@ impl Kind for StateMachine {
     }
 
     fn suggest(&self, cx: &Context<'_>, out: &mut Suggestions) {
-        for (name, table) in &cx.layout.tables {
+        for (name, table, profile) in cx.tables() {
             let (Some(status), Some(id)) = (&table.status, &table.id) else { continue };
-            let Some(states) = cx.profile.tables.get(name).and_then(|t| t.states.as_ref()) else { continue };
+            let Some(states) = profile.states.as_ref() else { continue };
             let subject = format!("{name}.{status}");
             let total: u64 = states.transitions.values().sum();
             if total < cx.options.min_rows {

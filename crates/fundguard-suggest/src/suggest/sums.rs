@@ -2,11 +2,10 @@
 //! when the identity held on every row.
 
 use crate::profile::IdentityOp;
-use fundguard_core::{Decimal, Op, Value};
+use fundguard_core::{Decimal, Value};
 
 use super::{
-    Body, Context, Kind, Suggestion, Suggestions, TestCase, TestEvent, class_confidence, confidence, pick, with,
-    within_tolerance,
+    Body, Context, Kind, Suggestion, Suggestions, class_confidence, confidence, id_key, row_tests, within_tolerance,
 };
 
 pub struct Sums;
@@ -17,8 +16,7 @@ impl Kind for Sums {
     }
 
     fn suggest(&self, cx: &Context<'_>, out: &mut Suggestions) {
-        for (name, table) in &cx.layout.tables {
-            let Some(profile) = cx.profile.tables.get(name) else { continue };
+        for (name, table, profile) in cx.tables() {
             let mut taken: Vec<[&str; 3]> = Vec::new();
             // `total = discount + pay` reads better than `discount = total - pay`: sums first.
             let mut identities: Vec<_> = profile.identities.iter().collect();
@@ -45,34 +43,16 @@ impl Kind for Sums {
                 }
                 let exceptions = identity.rows - identity.held;
                 let sql = identity.sql();
-                let key_column = table.id.clone();
                 let mut tests = Vec::new();
                 if let Some(row) = &identity.example {
-                    let mut cols: Vec<&str> = key_column.iter().map(String::as_str).collect();
-                    cols.extend([identity.result.as_str(), identity.left.as_str(), identity.right.as_str()]);
-                    let real = pick(row, &cols);
                     let bad = match row.get(&identity.result) {
                         Some(Value::Int(i)) => Value::Int(i.saturating_add(1)),
                         Some(Value::Decimal(d)) => Value::Decimal(d.checked_add(Decimal::ONE).unwrap_or(*d)),
                         _ => Value::Int(1),
                     };
-                    let expect_key =
-                        key_column.iter().filter_map(|k| row.get(k).map(|v| (k.clone(), v.clone()))).collect();
-                    tests.push(TestCase {
-                        name: "a real row from the sample".into(),
-                        events: vec![TestEvent { at: 0, table: name.clone(), op: Op::Insert, after: real.clone() }],
-                        expect: vec![],
-                    });
-                    tests.push(TestCase {
-                        name: format!("{} off by one", identity.result),
-                        events: vec![TestEvent {
-                            at: 0,
-                            table: name.clone(),
-                            op: Op::Insert,
-                            after: with(real, &identity.result, bad),
-                        }],
-                        expect: vec![expect_key],
-                    });
+                    let columns = [identity.result.as_str(), identity.left.as_str(), identity.right.as_str()];
+                    let test = format!("{} off by one", identity.result);
+                    tests = row_tests(name, &table.id, row, &columns, &identity.result, bad, test);
                 }
                 let mut review = Vec::new();
                 if exceptions > 0 {
@@ -82,7 +62,7 @@ impl Kind for Sums {
                 out.made.push(Suggestion {
                     id: super::rule_id(&format!("{}-{}-adds-up", super::short(name), identity.result)),
                     kind: self.name(),
-                    tables: vec![name.clone()],
+                    tables: vec![name.to_string()],
                     columns: [&identity.result, &identity.left, &identity.right]
                         .iter()
                         .map(|c| format!("{name}.{c}"))
@@ -98,13 +78,13 @@ impl Kind for Sums {
                     severity: "critical",
                     tags: vec!["money".into(), "sum".into(), "suggested".into()],
                     body: Body::Check {
-                        table: name.clone(),
+                        table: name.to_string(),
                         when: Some(format!(
                             "op <> 'delete' AND after.{} IS NOT NULL AND after.{} IS NOT NULL AND after.{} IS NOT NULL",
                             identity.result, identity.left, identity.right
                         )),
                         assert: sql,
-                        key: key_column.iter().map(|k| (k.clone(), format!("after.{k}"))).collect(),
+                        key: id_key(&table.id),
                         money: super::money_of(table, &identity.result),
                     },
                     tests,

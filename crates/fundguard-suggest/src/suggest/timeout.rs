@@ -20,9 +20,9 @@ impl Kind for Timeout {
     }
 
     fn suggest(&self, cx: &Context<'_>, out: &mut Suggestions) {
-        for (name, table) in &cx.layout.tables {
+        for (name, table, profile) in cx.tables() {
             let (Some(status), Some(id)) = (&table.status, &table.id) else { continue };
-            let Some(states) = cx.profile.tables.get(name).and_then(|t| t.states.as_ref()) else { continue };
+            let Some(states) = profile.states.as_ref() else { continue };
             for state in &states.states {
                 let subject = format!("{name}.{status} = {state}");
                 let Some(left) = states.durations.get(state) else {

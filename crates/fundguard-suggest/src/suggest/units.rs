@@ -1,12 +1,9 @@
 //! Unit consistency between two amounts of one row: a constant power-of-ten ratio (fen and
 //! yuan: 100) that held on every row.
 
-use fundguard_core::{Decimal, Op, Value};
+use fundguard_core::{Decimal, Value};
 
-use super::{
-    Body, Context, Kind, Skipped, Suggestion, Suggestions, TestCase, TestEvent, class_confidence, confidence, pick,
-    with, within_tolerance,
-};
+use super::{Body, Context, Kind, Suggestion, Suggestions, class_confidence, confidence, id_key, row_tests};
 
 pub struct Units;
 
@@ -16,34 +13,17 @@ impl Kind for Units {
     }
 
     fn suggest(&self, cx: &Context<'_>, out: &mut Suggestions) {
-        for (name, table) in &cx.layout.tables {
-            let Some(profile) = cx.profile.tables.get(name) else { continue };
+        for (name, table, profile) in cx.tables() {
             for ratio in &profile.ratios {
                 let Some((&dominant, &held)) = ratio.ratios.iter().max_by_key(|(_, n)| **n) else { continue };
                 if !is_power_of_ten(dominant) {
                     continue;
                 }
                 let subject = format!("{name}.{} / {name}.{}", ratio.numerator, ratio.denominator);
-                if ratio.rows < cx.options.min_rows {
-                    out.skipped.push(Skipped {
-                        kind: self.name(),
-                        subject,
-                        reason: format!(
-                            "ratio {dominant} on only {} row(s); at least {} are needed",
-                            ratio.rows, cx.options.min_rows
-                        ),
-                    });
+                if !cx.enough(out, self.name(), &subject, &format!("ratio {dominant}"), ratio.rows, held) {
                     continue;
                 }
                 let exceptions = ratio.rows - held;
-                if !within_tolerance(exceptions, ratio.rows) {
-                    out.skipped.push(Skipped {
-                        kind: self.name(),
-                        subject,
-                        reason: format!("ratio {dominant} on {held} of {} rows only", ratio.rows),
-                    });
-                    continue;
-                }
                 let (a, b) = (&ratio.numerator, &ratio.denominator);
                 let assert = format!("after.{a} = after.{b} * {dominant}");
                 let others: Vec<String> = ratio
@@ -58,41 +38,22 @@ impl Kind for Units {
                     evidence.push(format!("other ratios: {}", others.join(", ")));
                     review.push(format!("{exceptions} row(s) with another ratio are findings of this rule"));
                 }
-                let key_column = table.id.clone();
                 let mut tests = Vec::new();
                 if let Some(row) = &ratio.example {
-                    let mut cols: Vec<&str> = key_column.iter().map(String::as_str).collect();
-                    cols.extend([a.as_str(), b.as_str()]);
-                    let real = pick(row, &cols);
                     // The smaller unit's value written into the larger unit's column (×100 error).
                     let bad = match row.get(a) {
                         Some(Value::Int(i)) => Value::Decimal(Decimal::from(*i)),
                         Some(v) => v.clone(),
                         None => Value::Null,
                     };
-                    let expect_key =
-                        key_column.iter().filter_map(|k| row.get(k).map(|v| (k.clone(), v.clone()))).collect();
-                    tests.push(TestCase {
-                        name: "a real row from the sample".into(),
-                        events: vec![TestEvent { at: 0, table: name.clone(), op: Op::Insert, after: real.clone() }],
-                        expect: vec![],
-                    });
-                    tests.push(TestCase {
-                        name: format!("{b} holds the {a} value"),
-                        events: vec![TestEvent {
-                            at: 0,
-                            table: name.clone(),
-                            op: Op::Insert,
-                            after: with(real, b, bad),
-                        }],
-                        expect: vec![expect_key],
-                    });
+                    let test = format!("{b} holds the {a} value");
+                    tests = row_tests(name, &table.id, row, &[a.as_str(), b.as_str()], b, bad, test);
                 }
                 let conf = class_confidence(table, a).min(class_confidence(table, b));
                 out.made.push(Suggestion {
                     id: super::rule_id(&format!("{}-{a}-{b}-units", super::short(name))),
                     kind: self.name(),
-                    tables: vec![name.clone()],
+                    tables: vec![name.to_string()],
                     columns: vec![format!("{name}.{a}"), format!("{name}.{b}")],
                     invariant: format!(
                         "{} {a} is exactly {dominant} times {b} (one amount in two units).",
@@ -105,10 +66,10 @@ impl Kind for Units {
                     severity: "critical",
                     tags: vec!["money".into(), "units".into(), "suggested".into()],
                     body: Body::Check {
-                        table: name.clone(),
+                        table: name.to_string(),
                         when: Some(format!("op <> 'delete' AND after.{a} IS NOT NULL AND after.{b} IS NOT NULL")),
                         assert,
-                        key: key_column.iter().map(|k| (k.clone(), format!("after.{k}"))).collect(),
+                        key: id_key(&table.id),
                         money: super::money_of(table, a),
                     },
                     tests,

@@ -1,6 +1,8 @@
 //! The suggester's integration tests: the profiler's figures (property tests), rule files
-//! that stay loadable whatever the sample holds, and suggestions from a small synthetic shop.
+//! that stay loadable whatever the sample holds, suggestions from a small synthetic shop, and
+//! the product, ledger and daily-totals kinds on synthetic tables.
 
+mod kinds;
 mod profile;
 mod render;
 mod shop;

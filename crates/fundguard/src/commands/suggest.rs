@@ -229,6 +229,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             backtest.errors(&stats.rule, stats.errors, stats.last_error.clone());
         }
     }
+    fundguard_suggest::backtest::sql(&checked, &profile, &schemas, &mut backtest);
     let backtested = started.elapsed();
 
     let report =

@@ -1,8 +1,10 @@
 //! `fundguard suggest` on the simulator's shop: from a clean run it proposes invariants
 //! equivalent to the example rules' (amounts, currencies, the order state machine, stuck
 //! PAYING, payment vs order, refunds vs payment, the payment failure rate); every file
-//! validates, passes `fundguard test` and raises nothing on the clean data; on a run with
-//! injected incidents the same rules catch them, compared with the simulator's answer key.
+//! validates, passes `fundguard test` and raises nothing on the clean data (the D+1 `sql`
+//! suggestions included: their backtest runs them over the sample's latest rows); on a run with
+//! injected incidents the same rules catch them — the commission from the wrong rate and the
+//! unbalanced ledger transaction too — compared with the simulator's answer key.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -100,6 +102,15 @@ fn a_clean_shop_gets_the_example_invariants_that_then_catch_the_injected_inciden
     assert!(reconciles("shop.payments", "shop.orders"), "{made:?}");
     assert!(reconciles("shop.refunds", "shop.payments"), "{made:?}");
     assert!(has("units", "shop.payments", "shop.payments.amount_yuan"), "{made:?}");
+    // The commission is gross × rate; the ledger balances per transaction; D+1 daily totals
+    // of payments against paid orders and of the ledger's two sides.
+    assert!(has("product", "shop.settlements", "shop.settlements.commission_rate"), "{made:?}");
+    assert!(has("ledger", "shop.ledger_entries", "shop.ledger_entries.txn_id"), "{made:?}");
+    let daily = |a: &str, b: &str| {
+        made.iter().any(|(k, t, ..)| k == "daily_totals" && t.iter().any(|x| x == a) && t.iter().any(|x| x == b))
+    };
+    assert!(daily("shop.payments", "shop.orders"), "{made:?}");
+    assert!(daily("shop.ledger_entries", "shop.ledger_entries"), "{made:?}");
 
     // The suggested rules read like the examples: compare the bodies through the loader.
     let (suggested, problems) = load_paths(std::slice::from_ref(&rules));
@@ -174,6 +185,7 @@ fn a_clean_shop_gets_the_example_invariants_that_then_catch_the_injected_inciden
         slot.0 += usize::from(explained);
         slot.1 += 1;
     }
+    eprintln!("caught (found, injected) per incident kind: {caught:?}");
     for kind in [
         "wrong_amount",
         "unit_x100",
@@ -185,6 +197,8 @@ fn a_clean_shop_gets_the_example_invariants_that_then_catch_the_injected_inciden
         "missing_payment",
         "stuck_order",
         "failure_rate_spike",
+        "commission_miscalculation",
+        "ledger_imbalance",
     ] {
         let (found, all) = caught.get(kind).copied().unwrap_or_default();
         assert!(all > 0, "no {kind} injected: {caught:?}");
