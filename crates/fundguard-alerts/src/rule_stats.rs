@@ -28,11 +28,12 @@ pub struct RuleDay {
     pub runs: u64,
     pub run_failures: u64,
     pub last_error: Option<String>,
-    /// The oldest and newest commit times of events the rule evaluated.
+    /// When fundguard first and last processed events for the rule (wall clock).
     pub first_event: Option<EventTime>,
     pub last_event: Option<EventTime>,
-    /// The newest commit time of events that passed the rule's `when`.
+    /// When it last processed an event that passed the rule's `when`.
     pub last_passed: Option<EventTime>,
+    /// When the rule last found something.
     pub last_finding: Option<EventTime>,
     /// Bytes of state held when last written (not added up).
     pub state_bytes: u64,

@@ -110,10 +110,7 @@ pub struct RuleStats {
     pub per_table: Vec<TableCount>,
     /// Events that passed the rule's `when` (all of them without one).
     pub passed: u64,
-    /// The newest commit time of a batch in which some event passed the `when`.
-    pub last_passed: Option<EventTime>,
-    /// The oldest and newest commit times of events the rule evaluated.
-    pub first_event: Option<EventTime>,
+    /// The newest commit time of an event the rule evaluated.
     pub last_event: Option<EventTime>,
     pub findings: u64,
     /// The event time of the newest finding.
@@ -158,6 +155,8 @@ pub struct Engine {
     drift: DriftWatch,
     /// Whether a new drift is also a finding for the rule's owner ([`Engine::report_drift`]).
     drift_findings: bool,
+    /// Whether rule health is accounted at all ([`Engine::account_health`]).
+    health_accounted: bool,
     /// Bytes of rule state all rules together may hold (`None`: no limit).
     state_budget: Option<u64>,
     /// Whether the "approaching the budget" finding was raised and not yet cleared.
@@ -276,6 +275,7 @@ impl Engine {
             fed_by,
             drift,
             drift_findings: false,
+            health_accounted: true,
             state_budget: None,
             budget_warned: false,
         })
@@ -440,29 +440,22 @@ impl Engine {
                 .map_err(|e| EngineError::Batch { table: table.to_string(), message: e.to_string() })?;
             let input =
                 TableBatch { table, version: state.version, schema: &state.schema, batch: &batch, events, indices };
-            let newest = indices.iter().map(|&i| events[i].commit_time).max();
-            let oldest = indices.iter().map(|&i| events[i].commit_time).min();
+            let newest =
+                if self.health_accounted { indices.iter().map(|&i| events[i].commit_time).max() } else { None };
             for &r in &state.rules {
                 let stats = &mut self.stats[r];
                 stats.events += indices.len() as u64;
-                if let Some(t) = stats.per_table.iter_mut().find(|t| *t.table == **table) {
+                if self.health_accounted
+                    && let Some(t) = stats.per_table.iter_mut().find(|t| *t.table == **table)
+                {
                     t.events += indices.len() as u64;
                     t.last_event = t.last_event.max(newest);
                 }
                 stats.last_event = stats.last_event.max(newest);
-                stats.first_event = match (stats.first_event, oldest) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                };
                 scratch.clear();
                 late.clear();
                 match self.rules[r].on_batch(&self.ctx, &input, detected_at, &mut scratch, &mut late) {
-                    Ok(passed) => {
-                        self.stats[r].passed += passed;
-                        if passed > 0 {
-                            self.stats[r].last_passed = self.stats[r].last_passed.max(newest);
-                        }
-                    }
+                    Ok(passed) => self.stats[r].passed += passed,
                     Err(e) => {
                         self.stats[r].errors += 1;
                         self.stats[r].last_error = Some(e);
@@ -473,7 +466,9 @@ impl Engine {
                 }
                 stateful.extend(late.drain(..).map(|f| (r, f)));
             }
-            self.drift.observe(table, events, indices, &mut drifts);
+            if self.health_accounted {
+                self.drift.observe(table, events, indices, &mut drifts);
+            }
         }
         for (r, drift) in drifts {
             if self.drift_findings {
@@ -682,6 +677,13 @@ impl Engine {
     /// default: a backtest of an old log is not told that the stream changed since).
     pub fn report_drift(&mut self, on: bool) {
         self.drift_findings = on;
+    }
+
+    /// Stops (or resumes) the rule-health accounting on the evaluation path — the drift
+    /// watch, per-table counts and event times — so the `health_overhead` example can
+    /// measure its cost. On by default; nothing else turns it off.
+    pub fn account_health(&mut self, on: bool) {
+        self.health_accounted = on;
     }
 
     /// Per-rule counters so far.

@@ -52,7 +52,7 @@ fn run_one(rule: &Rule, test: &RuleTest, schemas: &TableSchemas) -> TestOutcome 
             return outcome;
         }
     };
-    let mut events: Vec<_> = test.events.iter().map(|e| e.event.clone()).collect();
+    let mut events: Vec<_> = test.events.iter().map(|e| typed(e.event.clone(), schemas)).collect();
     events.sort_by_key(|e| e.commit_time);
     let mut findings = Vec::new();
     if let Err(e) = engine.process(&events, EventTime::default(), &mut findings) {
@@ -76,6 +76,22 @@ fn run_one(rule: &Rule, test: &RuleTest, schemas: &TableSchemas) -> TestOutcome 
     }
     outcome.unexpected = remaining;
     outcome
+}
+
+/// A test event typed as a decoder types what it reads: each value of a column the schema
+/// declares is coerced to that type (kept as written when it cannot be), so a rule's tests
+/// see what it sees live — `"7"` is the integer 7 in an `int` column.
+fn typed(mut event: fundguard_core::ChangeEvent, schemas: &TableSchemas) -> fundguard_core::ChangeEvent {
+    let Some(columns) = schemas.table(&event.table) else { return event };
+    for row in [event.before.as_mut(), event.after.as_mut()].into_iter().flatten() {
+        let _ = row.try_map_values(|name, value| {
+            Ok::<_, ()>(match columns.get(name) {
+                Some(t) => t.coerce(value.clone()).unwrap_or(value),
+                None => value,
+            })
+        });
+    }
+    event
 }
 
 /// An expected finding matches when every key column it names is equal (numbers

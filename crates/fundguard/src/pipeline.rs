@@ -112,7 +112,13 @@ impl FindingsFile {
 }
 
 impl FindingSink for FindingsFile {
+    /// Findings about the data only: a rule's health (drift, failing, stale) is an alert
+    /// for its owner, not a finding of the data, and would make a live run's file differ
+    /// from a replay of the same log.
     fn write(&mut self, finding: &Finding) -> anyhow::Result<()> {
+        if finding.tags.iter().any(|t| t == fundguard_engine::HEALTH_TAG) {
+            return Ok(());
+        }
         self.out.write(finding)
     }
     fn flush(&mut self) -> anyhow::Result<()> {

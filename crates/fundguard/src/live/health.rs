@@ -64,7 +64,9 @@ pub struct StatsTracker {
 }
 
 impl StatsTracker {
-    /// What changed since the last call, as increments dated `now`'s day.
+    /// What changed since the last call, as increments dated `now`'s day. Times are when
+    /// fundguard *processed* what changed (the wall clock `now`), not the events' commit
+    /// times: health asks whether a rule works now, also while a source replays old data.
     pub fn increments(&mut self, stats: &[RuleStats], now: EventTime) -> (Vec<RuleDay>, Vec<RuleDrift>) {
         let today = day_of(now);
         let (mut days, mut drifts) = (Vec::new(), Vec::new());
@@ -75,24 +77,26 @@ impl StatsTracker {
                 .per_table
                 .iter()
                 .enumerate()
-                .map(|(i, t)| TableDay {
-                    table: t.table.clone(),
-                    events: more(t.events, sent.tables.get(i).copied().unwrap_or(0)),
-                    last_event: t.last_event,
+                .map(|(i, t)| {
+                    let events = more(t.events, sent.tables.get(i).copied().unwrap_or(0));
+                    TableDay { table: t.table.clone(), events, last_event: (events > 0).then_some(now) }
                 })
                 .collect();
+            let (events, passed, findings) =
+                (more(s.events, sent.events), more(s.passed, sent.passed), more(s.findings, sent.findings));
+            let when = |n: u64| (n > 0).then_some(now);
             let day = RuleDay {
                 rule: s.rule.clone(),
                 day: today.clone(),
-                events: more(s.events, sent.events),
-                passed: more(s.passed, sent.passed),
-                findings: more(s.findings, sent.findings),
+                events,
+                passed,
+                findings,
                 errors: more(s.errors, sent.errors),
                 last_error: s.last_error.clone().filter(|e| Some(e) != sent.last_error.as_ref()),
-                first_event: s.first_event,
-                last_event: s.last_event,
-                last_passed: s.last_passed,
-                last_finding: s.last_finding,
+                first_event: when(events),
+                last_event: when(events),
+                last_passed: when(passed),
+                last_finding: when(findings),
                 state_bytes: s.state_bytes,
                 tables,
                 ..RuleDay::default()
