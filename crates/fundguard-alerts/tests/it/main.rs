@@ -540,3 +540,68 @@ fn both_stores_answer_one_lifecycle_alike() {
     }
     assert_eq!(sqlite.len(), postgres.len());
 }
+
+/// Rule statistics are increments added up per rule and day (a restart's engine counts
+/// from zero), with the newest and oldest times kept; drifts once per rule, kind and
+/// subject; a rule's alerts counted with false positives, reopenings and top keys; old
+/// days pruned. The same on both stores.
+#[test]
+fn rule_statistics_add_up_per_day_and_read_back_alike_on_both_stores() {
+    use fundguard_alerts::{RuleDay, RuleDrift, TableDay};
+    let t = |secs: i64| EventTime::from_secs(1_700_000_000 + secs);
+    let day = |day: &str, events: u64, findings: u64, at: i64| RuleDay {
+        rule: "pay-check".into(),
+        day: day.into(),
+        events,
+        passed: events / 2,
+        findings,
+        errors: u64::from(findings > 0),
+        last_error: (findings > 0).then(|| format!("error at {at}")),
+        first_event: Some(t(at)),
+        last_event: Some(t(at)),
+        last_passed: Some(t(at)),
+        last_finding: (findings > 0).then(|| t(at)),
+        state_bytes: 10 * events,
+        tables: vec![TableDay { table: "shop.payments".into(), events, last_event: Some(t(at)) }],
+        ..RuleDay::default()
+    };
+    let drift = |seen: i64, detail: &str| RuleDrift {
+        rule: "pay-check".into(),
+        kind: "column_missing".into(),
+        subject: "note".into(),
+        table: "shop.payments".into(),
+        detail: detail.into(),
+        first_seen: t(seen),
+        last_seen: t(seen),
+    };
+    let mut answers = Vec::new();
+    for (kind, mut store, _backing) in stores() {
+        store
+            .record_rule_stats(&[day("2023-11-13", 100, 1, 10), day("2023-11-14", 5, 0, 90_000)], &[drift(10, "a")])
+            .unwrap();
+        // A second increment the same day (after a restart): added; times newer and older kept.
+        store.record_rule_stats(&[day("2023-11-14", 7, 2, 80_000)], &[drift(20, "b")]).unwrap();
+        store.record(&[finding("pay-check", 1, 0), finding("pay-check", 2, 0), finding("pay-check", 1, 5)]).unwrap();
+        let first = store.list(&Filter::default()).unwrap().into_iter().find(|a| a.key["id"] == 2).unwrap();
+        store.change(first.id, &Change::FalsePositive { reason: "test".into() }, "ana", t(100)).unwrap();
+        let history = store.rule_history("2023-11-13", "2023-11-01").unwrap();
+        let d14 = history.days.iter().find(|d| d.day == "2023-11-14").unwrap();
+        assert_eq!((d14.events, d14.passed, d14.findings, d14.errors), (12, 5, 2, 1), "{kind}");
+        assert_eq!((d14.first_event, d14.last_event), (Some(t(80_000)), Some(t(90_000))), "{kind}");
+        assert_eq!(
+            d14.tables,
+            vec![TableDay { table: "shop.payments".into(), events: 12, last_event: Some(t(90_000)) }]
+        );
+        assert_eq!(d14.last_error.as_deref(), Some("error at 80000"), "{kind}");
+        assert_eq!(history.drifts.len(), 1, "{kind}: one drift per rule, kind and subject");
+        assert_eq!((history.drifts[0].first_seen, history.drifts[0].last_seen), (t(10), t(20)));
+        let alerts = &history.alerts[0];
+        assert_eq!((alerts.opened, alerts.false_positives), (2, 1), "{kind}");
+        assert_eq!(alerts.top_keys[0], ("{\"id\":1}".to_string(), 2), "{kind}");
+        store.prune_rule_stats("2023-11-14").unwrap();
+        let pruned = store.rule_history("2023-11-01", "2023-11-01").unwrap();
+        assert_eq!(pruned.days.iter().map(|d| d.day.as_str()).collect::<Vec<_>>(), ["2023-11-14"], "{kind}");
+        answers.push(format!("{history:?}"));
+    }
+    assert_eq!(answers[0], answers[1], "SQLite and PostgreSQL differ");
+}

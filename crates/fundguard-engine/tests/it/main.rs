@@ -3,6 +3,7 @@
 mod check;
 mod confinement;
 mod determinism;
+mod drift;
 mod ordering;
 mod props;
 mod stateful;

@@ -192,6 +192,21 @@ fn drift_staleness_failures_and_noise_are_found_on_a_live_binlog() {
         client.close().await.unwrap();
     });
 
+    // An admin promotes the shadow rule: audited, and its next finding is an alert.
+    let (status, body) = post(&format!("{url}/api/v1/rules/big-items/promote"), Some("adm"), "{}");
+    assert_eq!(status, 200, "{body}");
+    wait(Duration::from_secs(20), || {
+        let rules = get(&format!("{url}/api/v1/rules"));
+        rules.as_array()?.iter().any(|r| r["id"] == "big-items" && r["mode"] == "live").then_some(())
+    })
+    .expect("the promoted rule runs live");
+    assert_eq!(post(&format!("{url}/api/v1/rules/big-items/promote"), Some("adm"), "{}").0, 409);
+    db.sql("INSERT INTO shop.items (id, amount, status) VALUES (900003, 990.00, 'NEW');");
+    wait(Duration::from_secs(20), || (!alerts_of(&url, "big-items").is_empty()).then_some(()))
+        .expect("the promoted rule's finding is an alert");
+    let audit = get(&format!("{url}/api/v1/audit?action=rule_promoted"));
+    assert_eq!(audit["entries"][0]["target"], "big-items", "{audit}");
+
     // The CLI reads the same store (exit 1: some rules are failing, drifted or stale).
     running.store(false, Ordering::Relaxed);
     writer.join().unwrap();
@@ -211,5 +226,13 @@ fn drift_staleness_failures_and_noise_are_found_on_a_live_binlog() {
     assert_eq!(state("amount-or-note").as_deref(), Some("drifted"));
     let text = cli(&["rules", "health", "--config", path(&config), "--owner", "refunds"]);
     assert!(stdout(&text).contains("refunded-items") && !stdout(&text).contains("item-states"), "{}", stdout(&text));
+    // The weekly freshness report: per owner, its rules by state and the reasons.
+    let report = cli(&["report", "freshness", "--config", path(&config)]);
+    let report = stdout(&report);
+    assert!(
+        report.contains("refunds: 1 rule(s): 1 stale") && report.contains("finance: 1 rule(s): 1 failing"),
+        "{report}"
+    );
+    assert!(report.contains("status=ON_HOLD"), "{report}");
     drop(service);
 }
