@@ -181,6 +181,53 @@ pub(crate) fn column_refs_in(expr: &Expr, scope: Scope) -> Result<Vec<ColumnRef>
     Ok(refs)
 }
 
+/// The text values an expression compares `after.<column>`s with (`after.status = 'PAID'`,
+/// `after.status IN ('A', 'B')`, `<>` too), per column: what a `when` names. An expression
+/// that does not parse names nothing.
+pub(crate) fn compared_values(expr: &Expr) -> Vec<(String, Vec<String>)> {
+    use datafusion::sql::sqlparser::ast::{BinaryOperator, Value};
+    let Ok((parsed, _)) = parse(expr) else { return Vec::new() };
+    let after_column = |e: &SqlExpr| match e {
+        SqlExpr::CompoundIdentifier(parts) => match parts.as_slice() {
+            [q, column] if normalise(q) == "after" => Some(normalise(column)),
+            _ => None,
+        },
+        _ => None,
+    };
+    let text = |e: &SqlExpr| match e {
+        SqlExpr::Value(v) => match &v.value {
+            Value::SingleQuotedString(s) => Some(s.clone()),
+            _ => None,
+        },
+        _ => None,
+    };
+    let mut found: Vec<(String, Vec<String>)> = Vec::new();
+    let mut add = |column: String, value: String| match found.iter_mut().find(|(c, _)| *c == column) {
+        Some((_, values)) => values.push(value),
+        None => found.push((column, vec![value])),
+    };
+    let _ = visit_expressions(&parsed, |e| {
+        match e {
+            SqlExpr::BinaryOp { left, op: BinaryOperator::Eq | BinaryOperator::NotEq, right } => {
+                match (after_column(left), text(right), after_column(right), text(left)) {
+                    (Some(column), Some(value), _, _) | (_, _, Some(column), Some(value)) => add(column, value),
+                    _ => {}
+                }
+            }
+            SqlExpr::InList { expr, list, .. } => {
+                if let Some(column) = after_column(expr) {
+                    for value in list.iter().filter_map(text) {
+                        add(column.clone(), value);
+                    }
+                }
+            }
+            _ => {}
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    found
+}
+
 /// Why an expression may not contain a subquery.
 const SUBQUERY: &str = "a subquery is not allowed in a rule expression: an expression reads only the event's row (or the pair's); to query tables, write a `sql` rule over warehouse tables";
 

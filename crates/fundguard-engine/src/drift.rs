@@ -9,7 +9,11 @@
 //!   update's `after`: database sources deliver whole rows) where it was present before;
 //! - **type changed**: its values changed family (number, text, boolean, timestamp);
 //! - **new status value**: a transition rule's status column shows a state that its
-//!   `initial`, `allowed`, `forbidden` and `frozen` never mention.
+//!   `initial`, `allowed`, `forbidden` and `frozen` never mention; or a column a rule's
+//!   `when` compares with text values (`after.status = 'PAID'`, `IN (…)`) shows a value the
+//!   `when` never names that is also *new* — first seen after the table's first
+//!   [`BASELINE_EVENTS`] events, whose values are the baseline (a filter that names only
+//!   the values it wants is not drift; a value that appears later is a rename to check).
 //!
 //! Each drift is reported once per rule and subject (a column, or a column and value) for
 //! the life of the engine, as a [`Drift`]; the engine turns it into a finding for the
@@ -106,11 +110,29 @@ struct StatusWatch {
     known: HashSet<String>,
 }
 
+/// A column `when`s compare with text values: the values seen in the baseline and since,
+/// and per rule the values its `when` names.
+struct ValueWatch {
+    column: Arc<str>,
+    /// Events of the table that carried the column, up to the end of the baseline.
+    events: u64,
+    seen: HashSet<String>,
+    rules: Vec<(usize, HashSet<String>)>,
+}
+
+/// The events of a table whose values are the baseline of a `when`'s column.
+pub const BASELINE_EVENTS: u64 = 1000;
+
+/// Distinct values remembered per watched column; past it the column is no longer watched
+/// (it is not a status: an id, a free text).
+const MAX_VALUES: usize = 4096;
+
 /// The drift watch of one table.
 #[derive(Default)]
 pub(crate) struct TableDrift {
     columns: Vec<Watched>,
     statuses: Vec<StatusWatch>,
+    values: Vec<ValueWatch>,
 }
 
 /// Every table's watch, and the drifts already reported.
@@ -190,6 +212,22 @@ impl DriftWatch {
         watch.statuses.push(StatusWatch { rule: r, column: Arc::from(column), known });
     }
 
+    /// Watches the columns rule `r`'s `when` (on `table`) compares with text values.
+    pub(crate) fn when_values(&mut self, table: &str, when: &fundguard_rules::Expr, r: usize) {
+        for (column, named) in crate::compile::compared_values(when) {
+            let watch = self.tables.entry(Arc::from(table)).or_default();
+            let i = match watch.values.iter().position(|v| *v.column == *column) {
+                Some(i) => i,
+                None => {
+                    let column = Arc::from(column.as_str());
+                    watch.values.push(ValueWatch { column, events: 0, seen: HashSet::new(), rules: Vec::new() });
+                    watch.values.len() - 1
+                }
+            };
+            watch.values[i].rules.push((r, named.into_iter().collect()));
+        }
+    }
+
     /// Looks at a table's events of one batch; new drifts go to `out` with their rule's index.
     pub(crate) fn observe(
         &mut self,
@@ -245,6 +283,37 @@ impl DriftWatch {
                             }
                         }
                     }
+                }
+            }
+        }
+        for v in &mut watch.values {
+            if v.seen.len() > MAX_VALUES {
+                continue;
+            }
+            for &i in indices {
+                let event = &events[i];
+                let Some(Value::String(value)) = event.after.as_ref().and_then(|a| a.get(&v.column)) else { continue };
+                if v.events < BASELINE_EVENTS {
+                    v.events += 1;
+                    v.seen.insert(value.clone());
+                    continue;
+                }
+                if v.seen.contains(value) {
+                    continue;
+                }
+                v.seen.insert(value.clone());
+                for (r, named) in &v.rules {
+                    if named.contains(value) {
+                        continue;
+                    }
+                    let detail = format!(
+                        "`{table}`.{} shows `{value}`, a value new since the first {BASELINE_EVENTS} events, which the rule's `when` never names ({})",
+                        v.column,
+                        named.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+                    );
+                    let subject = format!("{}={value}", v.column);
+                    let sighting = Sighting { table, kind: DriftKind::NewStatusValue, subject, detail };
+                    self.reporter.report(*r, sighting, event, out);
                 }
             }
         }

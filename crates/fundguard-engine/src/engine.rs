@@ -261,6 +261,9 @@ impl Engine {
                 }
             }
             drift.statuses(&rt.rule, i);
+            for (table, when) in whens(&rt.rule.body) {
+                drift.when_values(&table, when, i);
+            }
         }
         let keys_seen = vec![HashSet::new(); runtimes.len()];
         let fed_by = vec![Vec::new(); runtimes.len()];
@@ -708,6 +711,21 @@ fn ordered_watermark(
 }
 
 /// A finding about rule state and the memory budget, owned by the team of the rule concerned.
+/// Each `when` of a rule body, with the table it filters.
+fn whens(body: &fundguard_rules::RuleBody) -> Vec<(String, &fundguard_rules::Expr)> {
+    use fundguard_rules::RuleBody;
+    match body {
+        RuleBody::Check(c) => c.when.iter().flat_map(|w| c.tables.iter().map(move |t| (t.clone(), w))).collect(),
+        RuleBody::Reconcile(r) => [&r.left, &r.right]
+            .into_iter()
+            .filter_map(|side| side.when.as_ref().map(|w| (side.table.clone(), w)))
+            .collect(),
+        RuleBody::Transition(t) => t.when.iter().map(|w| (t.table.clone(), w)).collect(),
+        RuleBody::Rate(r) => r.when.iter().map(|w| (r.table.clone(), w)).collect(),
+        RuleBody::Timeout(_) | RuleBody::Sql(_) => Vec::new(),
+    }
+}
+
 /// A drift as a finding of the rule itself, for its owner: the rule no longer sees what it
 /// was written for. One per rule, kind and subject (the alert store deduplicates the rest).
 fn drift_finding(rule: &Rule, drift: &Drift, detected_at: EventTime) -> Finding {

@@ -20,7 +20,7 @@ mod testing;
 
 pub use columns::rows_batch;
 pub use compile::{Scope, columns_read};
-pub use drift::{Drift, DriftKind};
+pub use drift::{BASELINE_EVENTS, Drift, DriftKind};
 pub use engine::{
     Engine, EngineError, HEALTH_TAG, Restored, RuleStats, STATE_MEMORY_RULE, StateError, StateSnapshot, TableCount,
     sort_diagnostics,

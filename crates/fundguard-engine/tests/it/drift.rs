@@ -104,3 +104,28 @@ fn counters_follow_the_when_and_the_tables() {
     assert_eq!(s.last_event, Some(events[9].commit_time));
     assert_eq!(s.last_finding, Some(events[9].commit_time));
 }
+
+#[test]
+fn a_value_new_after_the_baseline_that_a_when_never_names_is_drift() {
+    let paid = check(
+        "paid",
+        "  when: \"after.status IN ('PAID', 'REFUNDED')\"\n  assert: \"after.amount >= 0\"\n  key: { id: after.id }\n",
+    );
+    let mut engine = Engine::new(&[paid], &TableSchemas::default()).unwrap();
+    let mut out = Vec::new();
+    let item = |i: u64, status: &str| {
+        insert(i, &[("id", Value::Int(i as i64)), ("amount", Value::Int(1)), ("status", Value::from(status))])
+    };
+    // The baseline: NEW and PAID (NEW is not named by the `when`, and that is by design).
+    let baseline: Vec<_> =
+        (1..=fundguard_engine::BASELINE_EVENTS).map(|i| item(i, if i % 2 == 0 { "PAID" } else { "NEW" })).collect();
+    engine.process(&baseline, Default::default(), &mut out).unwrap();
+    engine.process(&[item(5000, "NEW"), item(5001, "REFUNDED")], Default::default(), &mut out).unwrap();
+    assert!(engine.stats()[0].drifts.is_empty(), "{:?}", engine.stats()[0].drifts);
+    // PAID renamed to SETTLED upstream: the filter goes quiet; the new value is drift.
+    engine.process(&[item(5002, "SETTLED"), item(5003, "SETTLED")], Default::default(), &mut out).unwrap();
+    let drifts = &engine.stats()[0].drifts;
+    assert_eq!(drifts.len(), 1, "{drifts:?}");
+    assert_eq!(drifts[0].subject, "status=SETTLED");
+    assert!(drifts[0].detail.contains("`PAID`") && drifts[0].detail.contains("`REFUNDED`"), "{}", drifts[0].detail);
+}
