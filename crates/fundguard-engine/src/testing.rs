@@ -22,6 +22,22 @@ impl TestOutcome {
     pub fn passed(&self) -> bool {
         self.missing.is_empty() && self.unexpected.is_empty() && self.error.is_none()
     }
+
+    /// Why the test failed, in one line; `None` when it passed.
+    pub fn failure(&self) -> Option<String> {
+        if self.passed() {
+            return None;
+        }
+        Some(match &self.error {
+            Some(e) => format!("test `{}`: {e}", self.test),
+            None => format!(
+                "test `{}`: {} expected finding(s) missing, {} unexpected",
+                self.test,
+                self.missing.len(),
+                self.unexpected.len()
+            ),
+        })
+    }
 }
 
 /// Runs every test of every rule (disabled rules too: a rule is tested before it is enabled).

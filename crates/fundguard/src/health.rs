@@ -36,16 +36,22 @@ fn subject(rule: &Rule) -> Subject {
 /// The rule's own tests, re-run against its definition as it is now.
 fn canary(rule: &Rule, schemas: &TableSchemas) -> Canary {
     let outcomes = fundguard_engine::run_rule_tests(std::slice::from_ref(rule), schemas);
-    let failure = outcomes.iter().find(|o| !o.passed()).map(|o| match &o.error {
-        Some(e) => format!("test `{}`: {e}", o.test),
-        None => format!(
-            "test `{}`: {} expected finding(s) missing, {} unexpected",
-            o.test,
-            o.missing.len(),
-            o.unexpected.len()
-        ),
-    });
+    let failure = outcomes.iter().find_map(fundguard_engine::TestOutcome::failure);
     Canary { tests: outcomes.len(), passed: outcomes.iter().filter(|o| o.passed()).count(), failure }
+}
+
+/// Judges every rule of a service's config, now, from its alert store: what `fundguard
+/// rules health` and `fundguard report freshness` show.
+pub fn assess_config(config: &crate::config::Config) -> anyhow::Result<Vec<RuleHealth>> {
+    use anyhow::Context;
+    let location = config
+        .alert_store()
+        .context("the config has no `alerts` sink, so no statistics are kept: add `sinks: [{ type: alerts }]`")?;
+    let store = crate::alerting::open_store(&location, fundguard_alerts::Routes::default())?;
+    let rules = crate::commands::rules(&config.rules)?;
+    let schemas = crate::schemas::load(config.schema.as_ref())?;
+    let now = crate::pipeline::wall_clock();
+    assess_rules(&rules, store.as_ref(), &config.health.policy, &schemas, now)
 }
 
 /// Judges every rule from what `store` keeps. A rule found silent has its tests re-run as

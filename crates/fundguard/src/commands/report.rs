@@ -106,28 +106,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         None if send.is_empty() => print!("{text}"),
         None => {}
     }
-    let mut failed = false;
+    let mut sent = true;
     if let Some(config) = opened.config.filter(|_| !send.is_empty()) {
-        let channels = crate::alerting::channels(&config)?;
         let message = fundguard_notify::Report {
             title: format!("fundguard daily clearing report {label}"),
             text: report.text() + &section("text")?,
             html: with_section(report.html(), &section("html")?),
         };
-        for name in &send {
-            let Some(channel) = channels.get(name) else {
-                anyhow::bail!("--send {name}: the config declares no such channel (notify.channels)");
-            };
-            match channel.send_report(&message) {
-                Ok(()) => eprintln!("sent the report to `{name}`"),
-                Err(e) => {
-                    eprintln!("error: sending the report to `{name}`: {e}");
-                    failed = true;
-                }
-            }
-        }
+        sent = send_report(&config, &send, &message)?;
     }
-    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if sent { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 /// `report freshness`: judges every rule now and reports per owner.
@@ -138,15 +126,8 @@ fn freshness(
     send: &[String],
 ) -> anyhow::Result<ExitCode> {
     let config = super::load_config(config)?;
-    let location = config
-        .alert_store()
-        .context("the config has no `alerts` sink, so no statistics are kept: add `sinks: [{ type: alerts }]`")?;
-    let store = crate::alerting::open_store(&location, fundguard_alerts::Routes::default())?;
-    let rules = super::rules(&config.rules)?;
-    let schemas = crate::schemas::load(config.schema.as_ref())?;
-    let now = crate::pipeline::wall_clock();
-    let judged = crate::health::assess_rules(&rules, store.as_ref(), &config.health.policy, &schemas, now)?;
-    let label = format!("week to {}", crate::health::day_before(now, 0));
+    let judged = crate::health::assess_config(&config)?;
+    let label = format!("week to {}", crate::health::day_before(crate::pipeline::wall_clock(), 0));
     let report = fundguard_health::FreshnessReport::new(label.clone(), &judged);
     let text = match format {
         "text" => report.text(),
@@ -159,28 +140,37 @@ fn freshness(
         None if send.is_empty() => print!("{text}"),
         None => {}
     }
-    let mut failed = false;
-    if !send.is_empty() {
-        let channels = crate::alerting::channels(&config)?;
-        let message = fundguard_notify::Report {
-            title: format!("fundguard rule freshness, {label}"),
-            text: report.text(),
-            html: report.html(),
+    let message = fundguard_notify::Report {
+        title: format!("fundguard rule freshness, {label}"),
+        text: report.text(),
+        html: report.html(),
+    };
+    let sent = if send.is_empty() { true } else { send_report(&config, send, &message)? };
+    Ok(if sent { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// Sends a report through the config's channels named in `send`; `false` when one failed
+/// (each failure is printed).
+fn send_report(
+    config: &crate::config::Config,
+    send: &[String],
+    message: &fundguard_notify::Report,
+) -> anyhow::Result<bool> {
+    let channels = crate::alerting::channels(config)?;
+    let mut all_sent = true;
+    for name in send {
+        let Some(channel) = channels.get(name) else {
+            anyhow::bail!("--send {name}: the config declares no such channel (notify.channels)");
         };
-        for name in send {
-            let Some(channel) = channels.get(name) else {
-                anyhow::bail!("--send {name}: the config declares no such channel (notify.channels)");
-            };
-            match channel.send_report(&message) {
-                Ok(()) => eprintln!("sent the report to `{name}`"),
-                Err(e) => {
-                    eprintln!("error: sending the report to `{name}`: {e}");
-                    failed = true;
-                }
+        match channel.send_report(message) {
+            Ok(()) => eprintln!("sent the report to `{name}`"),
+            Err(e) => {
+                eprintln!("error: sending the report to `{name}`: {e}");
+                all_sent = false;
             }
         }
     }
-    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(all_sent)
 }
 
 /// An HTML report with a section added before its end.

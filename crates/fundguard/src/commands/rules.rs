@@ -5,7 +5,6 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use fundguard_health::{RuleHealth, State};
 
 #[derive(clap::Args)]
@@ -36,15 +35,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if !matches!(format.as_str(), "text" | "json") {
         anyhow::bail!("--format {format}: expected text or json");
     }
-    let config = super::load_config(&config)?;
-    let location = config
-        .alert_store()
-        .context("the config has no `alerts` sink, so no statistics are kept: add `sinks: [{ type: alerts }]`")?;
-    let store = crate::alerting::open_store(&location, fundguard_alerts::Routes::default())?;
-    let rules = super::rules(&config.rules)?;
-    let schemas = crate::schemas::load(config.schema.as_ref())?;
-    let now = crate::pipeline::wall_clock();
-    let mut judged = crate::health::assess_rules(&rules, store.as_ref(), &config.health.policy, &schemas, now)?;
+    let mut judged = crate::health::assess_config(&super::load_config(&config)?)?;
     judged.retain(|h| owner.as_ref().is_none_or(|o| &h.owner == o));
     if format == "json" {
         println!("{}", serde_json::to_string_pretty(&judged)?);

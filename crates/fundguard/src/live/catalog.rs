@@ -129,17 +129,8 @@ impl Catalog {
             return Err(problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"));
         }
         let failed: Vec<String> = fundguard_engine::run_rule_tests(std::slice::from_ref(rule), schemas)
-            .into_iter()
-            .filter(|o| !o.passed())
-            .map(|o| match o.error {
-                Some(e) => format!("test `{}`: {e}", o.test),
-                None => format!(
-                    "test `{}`: {} expected finding(s) missing, {} unexpected",
-                    o.test,
-                    o.missing.len(),
-                    o.unexpected.len()
-                ),
-            })
+            .iter()
+            .filter_map(fundguard_engine::TestOutcome::failure)
             .collect();
         if failed.is_empty() { Ok(()) } else { Err(failed.join("\n")) }
     }
