@@ -238,28 +238,26 @@ pub(crate) fn history(sql: &mut dyn Sql, since: &str, alerts_since: &str) -> Res
     Ok(RuleHistory { days, drifts, alerts: alerts(sql, alerts_since)? })
 }
 
-/// Alerts per rule first seen since `since`, and reopenings since then.
+/// Alerts per rule first seen since `since`, and reopenings since then — aggregated by the
+/// database, so a store of millions of alerts answers with a row per rule and day.
 fn alerts(sql: &mut dyn Sql, since: &str) -> Result<Vec<RuleAlerts>, AlertError> {
+    const DAY: i64 = 86_400_000_000;
     let from = EventTime::parse(&format!("{since}T00:00:00Z")).map(|t| t.as_micros()).unwrap_or(0);
-    let rows = sql.rows(
-        "SELECT rule, status, first_seen, key_json, count FROM alerts WHERE first_seen >= $1",
+    let days = sql.rows(
+        &format!(
+            "SELECT rule, first_seen / {DAY} AS d, count(*), sum(CASE WHEN status = 'false_positive' THEN 1 ELSE 0 END)
+             FROM alerts WHERE first_seen >= $1 GROUP BY rule, first_seen / {DAY} ORDER BY rule, d"
+        ),
         &[from.into()],
-        |r| Ok((r.text(0)?, r.text(1)?, r.int(2)?, r.text(3)?, r.int(4)?)),
+        |r| Ok((r.text(0)?, r.int(1)?, r.int(2)? as u64, r.int(3)? as u64)),
     )?;
     let mut by_rule: std::collections::BTreeMap<String, RuleAlerts> = Default::default();
-    let mut keys: std::collections::BTreeMap<(String, String), u64> = Default::default();
-    for (rule, status, first_seen, key, count) in rows {
-        let a = by_rule.entry(rule.clone()).or_insert_with(|| RuleAlerts { rule: rule.clone(), ..Default::default() });
-        a.opened += 1;
-        if status == "false_positive" {
-            a.false_positives += 1;
-        }
-        let day = EventTime::from_micros(first_seen).to_string().chars().take(10).collect::<String>();
-        match a.per_day.iter_mut().find(|(d, _)| *d == day) {
-            Some((_, n)) => *n += 1,
-            None => a.per_day.push((day, 1)),
-        }
-        *keys.entry((rule, key)).or_default() += count.max(1) as u64;
+    for (rule, day, opened, false_positives) in days {
+        let a = by_rule.entry(rule.clone()).or_insert_with(|| RuleAlerts { rule, ..Default::default() });
+        a.opened += opened;
+        a.false_positives += false_positives;
+        let day = EventTime::from_micros(day * DAY).to_string().chars().take(10).collect::<String>();
+        a.per_day.push((day, opened));
     }
     let reopened = sql.rows(
         "SELECT a.rule, count(*) FROM timeline t JOIN alerts a ON a.id = t.alert_id
@@ -270,18 +268,22 @@ fn alerts(sql: &mut dyn Sql, since: &str) -> Result<Vec<RuleAlerts>, AlertError>
     for (rule, n) in reopened {
         by_rule.entry(rule.clone()).or_insert_with(|| RuleAlerts { rule, ..Default::default() }).reopened = n;
     }
-    for ((rule, key), n) in keys {
+    let top = sql.rows(
+        &format!(
+            "SELECT rule, key_json, count FROM (
+               SELECT rule, key_json, count, ROW_NUMBER() OVER (PARTITION BY rule ORDER BY count DESC, key_json) AS rank
+               FROM alerts WHERE first_seen >= $1) ranked
+             WHERE rank <= {TOP_KEYS} ORDER BY rule, rank"
+        ),
+        &[from.into()],
+        |r| Ok((r.text(0)?, r.text(1)?, r.int(2)? as u64)),
+    )?;
+    for (rule, key, count) in top {
         if let Some(a) = by_rule.get_mut(&rule) {
-            a.top_keys.push((key, n));
+            a.top_keys.push((key, count));
         }
     }
-    let mut all: Vec<RuleAlerts> = by_rule.into_values().collect();
-    for a in &mut all {
-        a.per_day.sort();
-        a.top_keys.sort_by(|x, y| y.1.cmp(&x.1).then_with(|| x.0.cmp(&y.0)));
-        a.top_keys.truncate(TOP_KEYS);
-    }
-    Ok(all)
+    Ok(by_rule.into_values().collect())
 }
 
 /// Keys listed per noisy rule.

@@ -127,6 +127,7 @@ CREATE TABLE rule_drifts (
     PRIMARY KEY (rule, kind, subject)
 );
 CREATE INDEX alerts_by_first_seen ON alerts (first_seen);
+CREATE INDEX timeline_by_action ON timeline (action, at);
 "#;
 
 /// The migrations, in order, as `dialect` runs them; a store's schema version counts
@@ -160,7 +161,7 @@ mod tests {
                 "29c7b4d18db164a95cd8e1b3fe75927cf6456e30f663efa0334312a87203d28e",
                 "a02630b29338c4d2c06bd9013b8b2b3d693fe5c2c023ee0c6925b4f0a5a30c30",
                 RECEIPTS_SHIPPED,
-                "d4d47e624fccfdb52c06cf473510ec7d35ffd398721143db33e0b705a9f1e6e1",
+                "7522e6f42126498c1c36f8573fd7c6029d85dc6b8abcea8de0b6174d5ec197d7",
             ]
         );
         assert_eq!(
@@ -171,7 +172,7 @@ mod tests {
                 "29c7b4d18db164a95cd8e1b3fe75927cf6456e30f663efa0334312a87203d28e",
                 "a02630b29338c4d2c06bd9013b8b2b3d693fe5c2c023ee0c6925b4f0a5a30c30",
                 RECEIPTS_SHIPPED,
-                "c0d63a2e50730eefb7b296e918970f63a73ca330bf7defc38371aac1c7e5ffae",
+                "678997ecae5c7bcce796a749ff6c149bb69d221019229c30d48a03bf6493530f",
             ]
         );
     }
