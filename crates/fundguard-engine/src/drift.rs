@@ -103,21 +103,84 @@ struct Watched {
     family: Option<Family>,
 }
 
-/// A transition rule's status column and the states it knows.
-struct StatusWatch {
-    rule: usize,
-    column: Arc<str>,
-    known: HashSet<String>,
+/// A set of text values, looked up once per event: status columns hold a handful of
+/// values, which a scan of a short list finds faster than hashing the text; a set that
+/// grows past [`SHORT`] moves to a hash set.
+#[derive(Default)]
+struct Values {
+    short: Vec<String>,
+    long: HashSet<String>,
 }
 
-/// A column `when`s compare with text values: the values seen in the baseline and since,
-/// and per rule the values its `when` names.
-struct ValueWatch {
+const SHORT: usize = 32;
+
+impl Values {
+    fn contains(&self, value: &str) -> bool {
+        if self.long.is_empty() { self.short.iter().any(|v| v == value) } else { self.long.contains(value) }
+    }
+
+    fn insert(&mut self, value: &str) {
+        if self.contains(value) {
+            return;
+        }
+        if self.long.is_empty() && self.short.len() < SHORT {
+            self.short.push(value.to_string());
+        } else {
+            self.long.extend(self.short.drain(..));
+            self.long.insert(value.to_string());
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.short.len() + self.long.len()
+    }
+}
+
+impl FromIterator<String> for Values {
+    fn from_iter<I: IntoIterator<Item = String>>(values: I) -> Values {
+        let mut set = Values::default();
+        for v in values {
+            set.insert(&v);
+        }
+        set
+    }
+}
+
+/// A text column whose values rules care about: transition rules' states, and the values
+/// `when`s compare it with. Each event's value is looked up once; a value every check has
+/// already passed (`clean`) costs one scan of a short list.
+struct TextColumn {
     column: Arc<str>,
-    /// Events of the table that carried the column, up to the end of the baseline.
-    events: u64,
-    seen: HashSet<String>,
-    rules: Vec<(usize, HashSet<String>)>,
+    /// Where the column was in the last row (rows of a table share a layout).
+    hint: usize,
+    /// Values already looked at: nothing more to report for them.
+    clean: Values,
+    /// Transition rules on this column, with the states each names.
+    states: Vec<(usize, Values)>,
+    /// `when`s on this column, with the values each names.
+    whens: Vec<(usize, Values)>,
+    /// Events that carried the column, counted up to the end of the baseline.
+    baseline_events: u64,
+    /// Values seen in the baseline, and since.
+    seen: Values,
+}
+
+impl TextColumn {
+    fn new(column: &str) -> TextColumn {
+        TextColumn {
+            column: Arc::from(column),
+            hint: 0,
+            clean: Values::default(),
+            states: Vec::new(),
+            whens: Vec::new(),
+            baseline_events: 0,
+            seen: Values::default(),
+        }
+    }
+
+    fn in_baseline(&self) -> bool {
+        !self.whens.is_empty() && self.baseline_events < BASELINE_EVENTS
+    }
 }
 
 /// The events of a table whose values are the baseline of a `when`'s column.
@@ -131,8 +194,20 @@ const MAX_VALUES: usize = 4096;
 #[derive(Default)]
 pub(crate) struct TableDrift {
     columns: Vec<Watched>,
-    statuses: Vec<StatusWatch>,
-    values: Vec<ValueWatch>,
+    texts: Vec<TextColumn>,
+}
+
+impl TableDrift {
+    fn text(&mut self, column: &str) -> &mut TextColumn {
+        let i = match self.texts.iter().position(|t| *t.column == *column) {
+            Some(i) => i,
+            None => {
+                self.texts.push(TextColumn::new(column));
+                self.texts.len() - 1
+            }
+        };
+        &mut self.texts[i]
+    }
 }
 
 /// Every table's watch, and the drifts already reported.
@@ -193,38 +268,30 @@ impl DriftWatch {
         if column.is_empty() || !column.chars().all(|c| c.is_alphanumeric() || c == '_') {
             return;
         }
-        let mut known: HashSet<String> = t.initial.iter().flatten().cloned().collect();
+        let mut known: Values = t.initial.iter().flatten().cloned().collect();
         for (from, to) in t.allowed.iter().flatten() {
-            known.insert(from.clone());
-            known.extend(to.iter().cloned());
+            known.insert(from);
+            to.iter().for_each(|s| known.insert(s));
         }
         for (from, to) in &t.forbidden {
-            known.insert(from.clone());
-            known.insert(to.clone());
+            known.insert(from);
+            known.insert(to);
         }
         for (states, _) in &t.frozen {
-            known.extend(states.iter().cloned());
+            states.iter().for_each(|s| known.insert(s));
         }
-        if known.is_empty() {
+        if known.len() == 0 {
             return;
         }
         let watch = self.tables.entry(Arc::from(t.table.as_str())).or_default();
-        watch.statuses.push(StatusWatch { rule: r, column: Arc::from(column), known });
+        watch.text(column).states.push((r, known));
     }
 
     /// Watches the columns rule `r`'s `when` (on `table`) compares with text values.
     pub(crate) fn when_values(&mut self, table: &str, when: &fundguard_rules::Expr, r: usize) {
         for (column, named) in crate::compile::compared_values(when) {
             let watch = self.tables.entry(Arc::from(table)).or_default();
-            let i = match watch.values.iter().position(|v| *v.column == *column) {
-                Some(i) => i,
-                None => {
-                    let column = Arc::from(column.as_str());
-                    watch.values.push(ValueWatch { column, events: 0, seen: HashSet::new(), rules: Vec::new() });
-                    watch.values.len() - 1
-                }
-            };
-            watch.values[i].rules.push((r, named.into_iter().collect()));
+            watch.text(&column).whens.push((r, named.into_iter().collect()));
         }
     }
 
@@ -286,53 +353,66 @@ impl DriftWatch {
                 }
             }
         }
-        for v in &mut watch.values {
-            if v.seen.len() > MAX_VALUES {
+        for text in &mut watch.texts {
+            if text.clean.len() > MAX_VALUES {
                 continue;
             }
             for &i in indices {
                 let event = &events[i];
-                let Some(Value::String(value)) = event.after.as_ref().and_then(|a| a.get(&v.column)) else { continue };
-                if v.events < BASELINE_EVENTS {
-                    v.events += 1;
-                    v.seen.insert(value.clone());
+                let hint = &mut text.hint;
+                let Some(Value::String(value)) = event.after.as_ref().and_then(|a| a.get_hinted(&text.column, hint))
+                else {
                     continue;
+                };
+                if text.in_baseline() {
+                    text.baseline_events += 1;
+                    text.seen.insert(value);
                 }
-                if v.seen.contains(value) {
-                    continue;
-                }
-                v.seen.insert(value.clone());
-                for (r, named) in &v.rules {
-                    if named.contains(value) {
-                        continue;
-                    }
-                    let detail = format!(
-                        "`{table}`.{} shows `{value}`, a value new since the first {BASELINE_EVENTS} events, which the rule's `when` never names ({})",
-                        v.column,
-                        named.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
-                    );
-                    let subject = format!("{}={value}", v.column);
-                    let sighting = Sighting { table, kind: DriftKind::NewStatusValue, subject, detail };
-                    self.reporter.report(*r, sighting, event, out);
+                if !text.clean.contains(value) {
+                    look_at(text, table, value, event, &mut self.reporter, out);
+                    text.clean.insert(value);
                 }
             }
         }
-        for s in &watch.statuses {
-            for &i in indices {
-                let event = &events[i];
-                let Some(Value::String(value)) = event.after.as_ref().and_then(|a| a.get(&s.column)) else { continue };
-                if s.known.contains(value) {
-                    continue;
-                }
-                let subject = format!("{}={value}", s.column);
-                let detail = format!(
-                    "`{table}`.{} shows the status `{value}`, which the rule's transitions never mention",
-                    s.column
-                );
-                let sighting = Sighting { table, kind: DriftKind::NewStatusValue, subject, detail };
-                self.reporter.report(s.rule, sighting, event, out);
-            }
+    }
+}
+
+/// A value of a text column no check has passed yet: a state a transition rule never
+/// names, or a value new since the baseline that a `when` never names, is drift.
+fn look_at(
+    text: &mut TextColumn,
+    table: &str,
+    value: &str,
+    event: &ChangeEvent,
+    reporter: &mut Reporter,
+    out: &mut Vec<(usize, Drift)>,
+) {
+    let subject = format!("{}={value}", text.column);
+    for (rule, known) in &text.states {
+        if !known.contains(value) {
+            let detail = format!(
+                "`{table}`.{} shows the status `{value}`, which the rule's transitions never mention",
+                text.column
+            );
+            let sighting = Sighting { table, kind: DriftKind::NewStatusValue, subject: subject.clone(), detail };
+            reporter.report(*rule, sighting, event, out);
         }
+    }
+    if text.whens.is_empty() || text.seen.contains(value) {
+        return;
+    }
+    text.seen.insert(value);
+    for (rule, named) in &text.whens {
+        if named.contains(value) {
+            continue;
+        }
+        let detail = format!(
+            "`{table}`.{} shows `{value}`, a value new since the first {BASELINE_EVENTS} events, which the rule's `when` never names ({})",
+            text.column,
+            named.short.iter().chain(&named.long).map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+        );
+        let sighting = Sighting { table, kind: DriftKind::NewStatusValue, subject: subject.clone(), detail };
+        reporter.report(*rule, sighting, event, out);
     }
 }
 
