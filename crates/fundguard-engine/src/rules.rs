@@ -143,7 +143,7 @@ impl RuleRuntime {
                     table_exprs.extend(p.filter.iter().map(|f| (p.table.clone(), f.clone())));
                     table_exprs.extend(p.exprs.iter().map(|(_, e)| (p.table.clone(), e.clone())));
                 }
-                Kind::Stateful(StatefulRuntime::new(kind))
+                Kind::Stateful(StatefulRuntime::new(kind, rule.state.ttl))
             }
         };
         let mut located_refs = Vec::new();
@@ -183,7 +183,7 @@ impl RuleRuntime {
     ) -> Result<(), String> {
         let Kind::Stateful(s) = &mut self.kind else { return Ok(()) };
         let mut emit = Emit { rule: &self.rule, detected_at, findings: out };
-        s.advance(ctx, watermark, self.rule.state.ttl, &mut emit)
+        s.advance(ctx, watermark, &mut emit)
     }
 
     /// A copy of a stateful rule's state for a checkpoint; `None` for checks, which hold none.

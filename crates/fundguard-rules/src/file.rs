@@ -146,6 +146,9 @@ pub struct ReconcileBody {
     /// Report a second row on a side that matches one row only (default true).
     #[serde(default = "yes")]
     pub duplicates: bool,
+    /// `pair` (default) or `missing`: what a row arriving after its key's window closed is.
+    #[serde(default)]
+    pub late_counterpart: Option<Spanned<String>>,
     #[serde(default)]
     pub message: Option<Spanned<String>>,
     /// Money at risk: an expression over `left.`, `right.` and `agg.`.

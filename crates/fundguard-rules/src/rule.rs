@@ -207,6 +207,17 @@ pub enum Evaluate {
     AtDeadline,
 }
 
+/// What a row is that arrives for a key whose window has already closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LateCounterpart {
+    /// Still paired with the key's rows and judged by `expect` (the window only decides
+    /// when a missing counterpart is reported).
+    Pair,
+    /// Not paired: the key starts anew with this row and its own window, so a counterpart
+    /// outside ±`within` of a row counts as missing for both.
+    Missing,
+}
+
 /// Rows of two streams matched by key within a window.
 #[derive(Debug, Clone)]
 pub struct ReconcileRule {
@@ -220,6 +231,7 @@ pub struct ReconcileRule {
     pub expect: Option<Expr>,
     pub evaluate: Evaluate,
     pub duplicates: bool,
+    pub late_counterpart: LateCounterpart,
     pub message: Option<Expr>,
     pub money: Option<MoneyExprs>,
 }

@@ -6,8 +6,8 @@ use serde_saphyr::Spanned;
 use crate::file::{MoneyBody, RateBody, ReconcileBody, SideBody, TimeoutBody, TransitionBody};
 use crate::load::Validator;
 use crate::{
-    AggFunc, Aggregate, Cardinality, Evaluate, Expr, KeyType, Location, MoneyExprs, RateRule, ReconcileRule, Side,
-    SideSpec, TimeoutRule, TransitionRule,
+    AggFunc, Aggregate, Cardinality, Evaluate, Expr, KeyType, LateCounterpart, Location, MoneyExprs, RateRule,
+    ReconcileRule, Side, SideSpec, TimeoutRule, TransitionRule,
 };
 
 impl Validator {
@@ -86,6 +86,14 @@ impl Validator {
                 Evaluate::OnMatch
             }
         };
+        let late_counterpart = match body.late_counterpart.as_ref().map(|l| (l, l.value.as_str())) {
+            None | Some((_, "pair")) => LateCounterpart::Pair,
+            Some((_, "missing")) => LateCounterpart::Missing,
+            Some((l, other)) => {
+                self.error(self.at(l), format!("late_counterpart `{other}`: expected pair or missing"));
+                LateCounterpart::Pair
+            }
+        };
         let mut aggregates = Vec::new();
         for (name, spec) in &body.aggregates {
             match parse_aggregate(&spec.value) {
@@ -130,6 +138,7 @@ impl Validator {
             expect,
             evaluate,
             duplicates: body.duplicates,
+            late_counterpart,
             message: body.message.as_ref().map(|m| self.expr(m)),
             money: self.money(&body.money),
         })

@@ -160,13 +160,19 @@ impl Emit<'_> {
 /// with the time before which every deadline has passed.
 pub(crate) trait StatefulKind: Send {
     fn projections(&self) -> &[Projection];
-    fn on_record(&mut self, record: Record, out: &mut Emit);
+    /// Applies one record. State last touched before `idle_before` (the record's time
+    /// minus the rule's `state_ttl`) has expired: the kind treats it as absent whether or
+    /// not a sweep ([`StatefulKind::evict`]) has dropped it yet, so expiry does not depend
+    /// on how the input was cut into batches.
+    fn on_record(&mut self, record: Record, idle_before: EventTime, out: &mut Emit);
     fn fire_timers(&mut self, before: EventTime, out: &mut Emit);
     /// Evaluates work queued by `on_record`/`fire_timers` (reconcile's `expect`).
     fn flush(&mut self, _ctx: &SessionContext, _out: &mut Emit) -> Result<(), String> {
         Ok(())
     }
-    /// Drops state last touched before `before` (the watermark minus the TTL); `now` is the watermark.
+    /// Reclaims the memory of state last touched before `before` (the watermark minus the
+    /// TTL; `now` is the watermark). Only state that `on_record` would treat as expired may
+    /// go: a sweep frees memory, it never changes a finding.
     fn evict(&mut self, before: EventTime, now: EventTime);
     /// An estimate of the bytes of state held.
     fn state_bytes(&self) -> usize;
@@ -291,18 +297,21 @@ pub(crate) struct StatefulRuntime {
     seq: u64,
     /// Everything at or before this time has been released.
     watermark: Option<EventTime>,
+    /// The rule's `state_ttl`, in microseconds.
+    ttl: i64,
     overloaded: bool,
     pub stats: StateStats,
 }
 
 impl StatefulRuntime {
-    pub(crate) fn new(kind: Box<dyn StatefulKind>) -> Self {
+    pub(crate) fn new(kind: Box<dyn StatefulKind>, ttl: std::time::Duration) -> Self {
         StatefulRuntime {
             kind,
             compiled: HashMap::new(),
             queue: BinaryHeap::new(),
             seq: 0,
             watermark: None,
+            ttl: i64::try_from(ttl.as_micros()).unwrap_or(i64::MAX),
             overloaded: false,
             stats: StateStats::default(),
         }
@@ -421,7 +430,8 @@ impl StatefulRuntime {
         if self.watermark.is_some_and(|w| record.time < w) {
             // Late: its place in event-time order has passed.
             self.stats.late_events += 1;
-            self.kind.on_record(record, out);
+            let idle_before = self.idle_before(record.time);
+            self.kind.on_record(record, idle_before, out);
             return;
         }
         self.seq += 1;
@@ -429,13 +439,7 @@ impl StatefulRuntime {
     }
 
     /// Releases every queued record at or before `watermark`, firing timers between them.
-    pub(crate) fn advance(
-        &mut self,
-        ctx: &SessionContext,
-        watermark: EventTime,
-        ttl: std::time::Duration,
-        out: &mut Emit,
-    ) -> Result<(), String> {
+    pub(crate) fn advance(&mut self, ctx: &SessionContext, watermark: EventTime, out: &mut Emit) -> Result<(), String> {
         if self.watermark.is_some_and(|w| watermark < w) {
             return self.flush(ctx, out);
         }
@@ -445,14 +449,19 @@ impl StatefulRuntime {
             }
             let Some(Reverse(q)) = self.queue.pop() else { break };
             self.kind.fire_timers(q.time, out);
-            self.kind.on_record(q.record, out);
+            let idle_before = self.idle_before(q.time);
+            self.kind.on_record(q.record, idle_before, out);
         }
         self.kind.fire_timers(watermark, out);
         self.watermark = Some(watermark);
         let result = self.flush(ctx, out);
-        let ttl_micros = i64::try_from(ttl.as_micros()).unwrap_or(i64::MAX);
-        self.kind.evict(EventTime::from_micros(watermark.as_micros().saturating_sub(ttl_micros)), watermark);
+        self.kind.evict(self.idle_before(watermark), watermark);
         result
+    }
+
+    /// State last touched before this time has expired at `now`.
+    fn idle_before(&self, now: EventTime) -> EventTime {
+        EventTime::from_micros(now.as_micros().saturating_sub(self.ttl))
     }
 
     fn flush(&mut self, ctx: &SessionContext, out: &mut Emit) -> Result<(), String> {

@@ -138,7 +138,7 @@ impl StatefulKind for Rate {
         &self.projections
     }
 
-    fn on_record(&mut self, record: Record, out: &mut Emit) {
+    fn on_record(&mut self, record: Record, idle_before: EventTime, out: &mut Emit) {
         let shown = record.values.first().cloned().unwrap_or_default();
         if shown.is_null() {
             return;
@@ -152,6 +152,15 @@ impl StatefulKind for Rate {
             let old = self.groups[&key].window_start;
             self.closes.remove(&(EventTime::from_micros(old.saturating_add(self.size)), key.clone()));
             self.close(&key, out);
+        }
+        let size = self.size;
+        if self
+            .groups
+            .get(&key)
+            .is_some_and(|g| g.count == 0 && g.window_start.saturating_add(size) < idle_before.as_micros())
+        {
+            // Idle past the TTL: the group and its baseline history are forgotten.
+            self.groups.remove(&key);
         }
         let g = self.groups.entry(key.clone()).or_insert_with(|| Group {
             shown,

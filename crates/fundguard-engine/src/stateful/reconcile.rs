@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use datafusion::prelude::SessionContext;
 use fundguard_core::{EventTime, Evidence, Money, TableSchemas, Value};
-use fundguard_rules::{AggFunc, Cardinality, Diagnostic, Evaluate, Expr, ReconcileRule, Side};
+use fundguard_rules::{AggFunc, Cardinality, Diagnostic, Evaluate, Expr, LateCounterpart, ReconcileRule, Side};
 use serde::{Deserialize, Serialize};
 
 use super::pairs::{PairColumns, PairEval, PairRow};
@@ -50,6 +50,10 @@ struct Pending {
     key: Arc<str>,
     time: EventTime,
     row: PairRow,
+    /// The key's rows when the verdict was queued: evidence shows them as they were then,
+    /// not as later records of the same batch left them (sharing the entry costs a
+    /// reference count; a later change of the key copies it first).
+    entry: Arc<Entry>,
     /// Evidence that is not in the state (the duplicate row).
     extra: Option<Evidence>,
 }
@@ -214,16 +218,14 @@ impl Reconcile {
                 .map_or_else(|| nulls(self.eval.columns.right.len()), |r| r.values.clone()),
             agg: self.aggregate(entry),
         };
-        self.pending.push(Pending { verdict, key: key.clone(), time, row, extra: None });
+        self.pending.push(Pending { verdict, key: key.clone(), time, row, entry: entry.clone(), extra: None });
     }
 
     /// Evidence of a finding: the rows of both sides held for the key (at most ten a side).
     fn evidence(&self, p: &Pending) -> Vec<Evidence> {
         let mut out = Vec::new();
-        if let Some(entry) = self.entries.get(&p.key) {
-            out.extend(entry.left.iter().take(10).map(|r| r.origin.evidence(&self.left_names, &r.values)));
-            out.extend(entry.right.iter().take(10).map(|r| r.origin.evidence(&self.right_names, &r.values)));
-        }
+        out.extend(p.entry.left.iter().take(10).map(|r| r.origin.evidence(&self.left_names, &r.values)));
+        out.extend(p.entry.right.iter().take(10).map(|r| r.origin.evidence(&self.right_names, &r.values)));
         out.extend(p.extra.clone());
         out
     }
@@ -278,14 +280,24 @@ impl Reconcile {
         self.entries.retain(|k, e| {
             let kept = keep(e);
             if !kept {
-                freed += ENTRY_BYTES
-                    + 2 * k.len()
-                    + e.left.iter().chain(&e.right).map(|r| row_bytes(&r.values)).sum::<usize>();
+                freed += entry_bytes(k, e);
             }
             kept
         });
         self.bytes = self.bytes.saturating_sub(freed);
     }
+
+    /// Drops one key's entry and its deadline.
+    fn forget(&mut self, key: &str) {
+        if let Some((k, e)) = self.entries.remove_entry(key) {
+            self.deadlines.remove(&(e.deadline, k.clone()));
+            self.bytes = self.bytes.saturating_sub(entry_bytes(&k, &e));
+        }
+    }
+}
+
+fn entry_bytes(key: &str, e: &Entry) -> usize {
+    ENTRY_BYTES + 2 * key.len() + e.left.iter().chain(&e.right).map(|r| row_bytes(&r.values)).sum::<usize>()
 }
 
 impl StatefulKind for Reconcile {
@@ -314,7 +326,7 @@ impl StatefulKind for Reconcile {
         self.eval.check(ctx, &kinds)
     }
 
-    fn on_record(&mut self, record: Record, _out: &mut Emit) {
+    fn on_record(&mut self, record: Record, idle_before: EventTime, _out: &mut Emit) {
         let side = if record.projection == 0 { Side::Left } else { Side::Right };
         let norm = KeyNorm(self.rule.key_type);
         let Some(key) = record.values.first().and_then(|v| norm.key(v)) else { return };
@@ -324,6 +336,18 @@ impl StatefulKind for Reconcile {
             Some(v) => v.clone(),
         };
         let row = SideRow { id, values: values.split_off(FIXED), origin: record.origin };
+        // The key starts anew with this row when its entry sat idle past the TTL with its
+        // window closed, or when this is a late counterpart (the first row of its side after
+        // the window closed) and late counterparts are not to be paired.
+        let unpaired = self.rule.late_counterpart == LateCounterpart::Missing;
+        let expired = |e: &Entry| {
+            let idle = e.touched < idle_before && e.deadline < idle_before;
+            let side_empty = if side == Side::Left { e.left.is_empty() } else { e.right.is_empty() };
+            idle || (unpaired && side_empty && e.deadline < record.time)
+        };
+        if self.entries.get(key.as_str()).is_some_and(|e| expired(e)) {
+            self.forget(key.as_str());
+        }
         let key: Arc<str> = match self.entries.get_key_value(key.as_str()) {
             Some((k, _)) => k.clone(),
             None => {

@@ -57,7 +57,7 @@ impl StatefulKind for Timeout {
         &self.projections
     }
 
-    fn on_record(&mut self, record: Record, _out: &mut Emit) {
+    fn on_record(&mut self, record: Record, _idle_before: EventTime, _out: &mut Emit) {
         let Some(key) = record.values.first().and_then(|v| KeyNorm(KeyType::Text).key(v)) else { return };
         let is = |i: usize| matches!(record.values.get(i), Some(Value::Bool(true)));
         if is(2) {

@@ -118,7 +118,7 @@ impl StatefulKind for Transition {
         &self.projections
     }
 
-    fn on_record(&mut self, record: Record, out: &mut Emit) {
+    fn on_record(&mut self, record: Record, idle_before: EventTime, out: &mut Emit) {
         let norm = KeyNorm(KeyType::Text);
         let Some(key) = record.values.first().and_then(|v| norm.key(v)) else { return };
         let status = match record.values.get(1) {
@@ -128,7 +128,9 @@ impl StatefulKind for Transition {
         let shown_key = vec![(self.key_name.clone(), record.values[0].clone())];
         let money = || money_from(record.values.get(self.money_at), record.values.get(self.money_at + 1));
         let mut problems: Vec<String> = Vec::new();
-        let previous = self.entities.get(key.as_str());
+        let stored = self.entities.get(key.as_str());
+        // An entity idle past the TTL is forgotten: the record starts it anew.
+        let previous = stored.filter(|p| p.touched >= idle_before);
         match previous {
             None => {
                 if let Some(initial) = &self.rule.initial
@@ -185,7 +187,7 @@ impl StatefulKind for Transition {
             })
             .collect();
         let key_len = key.len();
-        let held = previous.map_or(0, |p| p.bytes(key_len));
+        let held = stored.map_or(0, |p| p.bytes(key_len));
         let entity =
             Entity { status, frozen: new_snapshots, last: record.origin, values: record.values, touched: record.time };
         self.bytes = self.bytes.saturating_sub(held) + entity.bytes(key_len);

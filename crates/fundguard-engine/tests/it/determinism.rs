@@ -168,3 +168,88 @@ fn a_changed_rule_starts_without_the_old_state_and_garbage_is_refused() {
     let error = Engine::new(&rules, &schemas).unwrap().restore_state(&saved[..saved.len() / 2]).unwrap_err();
     assert!(error.to_string().contains("unreadable"), "{error}");
 }
+
+/// Rules with a short `state_ttl`, one of each kind that forgets idle keys: whether a key
+/// has expired must depend on event times only, never on where a batch ends.
+fn short_ttl_rules() -> Vec<Rule> {
+    let head = |id: &str| format!("id: {id}\nowner: t\nseverity: high\nstate_ttl: 20s\nallowed_lateness: 0s\n");
+    [
+        format!(
+            "{}reconcile:\n  left: {{ table: s.pay, key: after.oid }}\n  right: {{ table: s.ord, key: after.oid }}\n  within: 5s\n  expect: left.amount = right.amount\n",
+            head("pair")
+        ),
+        format!(
+            "{}reconcile:\n  left: {{ table: s.pay, key: after.oid }}\n  right: {{ table: s.ord, key: after.oid }}\n  within: 5s\n  late_counterpart: missing\n  expect: left.amount = right.amount\n",
+            head("pair-in-window")
+        ),
+        format!(
+            "{}transition:\n  table: s.ord\n  key: after.oid\n  status: after.status\n  initial: [A]\n  allowed:\n    A: [B]\n    B: [A]\n",
+            head("machine")
+        ),
+        format!(
+            "{}rate:\n  table: s.pay\n  group: after.ch\n  window: 5s\n  min_volume: 1\n  baseline: {{ windows: 2, factor: \"1.5\" }}\n",
+            head("burst")
+        ),
+    ]
+    .iter()
+    .map(|text| crate::rule(text))
+    .collect()
+}
+
+/// Events of a few keys at irregular times: gaps shorter and longer than the TTL, ties.
+fn sparse_events(seed: u64) -> Vec<ChangeEvent> {
+    use fundguard_core::{Op, Position, Value};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut events = Vec::new();
+    let mut secs = 1_700_000_000i64;
+    for seq in 0..300u64 {
+        secs += [0, 0, 1, 2, 3, 7, 12, 25][rng.random_range(0..8)];
+        let oid = rng.random_range(0..6i64);
+        let (table, row) = if rng.random_bool(0.5) {
+            let ch = ["card", "wallet"][rng.random_range(0..2)];
+            (
+                "s.pay",
+                crate::row(&[("oid", oid.into()), ("amount", Value::Int(rng.random_range(1..3))), ("ch", ch.into())]),
+            )
+        } else {
+            let status = ["A", "B", "C"][rng.random_range(0..3)];
+            (
+                "s.ord",
+                crate::row(&[
+                    ("oid", oid.into()),
+                    ("amount", Value::Int(rng.random_range(1..3))),
+                    ("status", status.into()),
+                ]),
+            )
+        };
+        events.push(ChangeEvent {
+            table: std::sync::Arc::from(table),
+            op: Op::Insert,
+            before: None,
+            after: Some(row),
+            commit_time: EventTime::from_secs(secs),
+            position: Position::Synthetic { seq },
+        });
+    }
+    events
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(16))]
+
+    /// A key idle past `state_ttl` is forgotten at the same event, however the input is cut.
+    #[test]
+    fn state_ttl_expiry_does_not_depend_on_batching(seed in any::<u64>(), batch in 1usize..64) {
+        let rules = short_ttl_rules();
+        let schemas = TableSchemas::default();
+        let events = sparse_events(seed);
+        let (whole, _) = findings(&rules, &schemas, &events, events.len());
+        prop_assert!(!whole.is_empty());
+        for batch in [1, batch] {
+            let (cut, _) = findings(&rules, &schemas, &events, batch);
+            let only_whole: Vec<&String> = whole.iter().filter(|f| !cut.contains(f)).collect();
+            let only_cut: Vec<&String> = cut.iter().filter(|f| !whole.contains(f)).collect();
+            prop_assert!(whole == cut, "batches of {}: only unbatched {:#?}\nonly batched {:#?}", batch, only_whole, only_cut);
+        }
+    }
+}

@@ -84,6 +84,44 @@ fn missing_counterpart_fires_at_the_deadline_with_money_and_evidence() {
     assert!(f.message.contains("no counterpart"), "{}", f.message);
 }
 
+/// A counterpart at the window's end is in time; one after it is paired and judged by
+/// `expect` (`late_counterpart: pair`, the default) or starts the key anew and is missing
+/// its own counterpart (`late_counterpart: missing`).
+#[test]
+fn a_late_counterpart_is_paired_or_missing_as_the_rule_says() {
+    let verdicts = |late: &str, pay_at: i64, amount: i64| {
+        let r = reconcile(&format!("  expect: \"left.amount = right.amount\"\n{late}"));
+        let events = vec![
+            at(0, "s.ord", Op::Insert, &[("id", 1.into()), ("amount", 100.into())]),
+            at(pay_at, "s.pay", Op::Insert, &[("id", 9.into()), ("order_id", 1.into()), ("amount", amount.into())]),
+            at(500, "s.ord", Op::Insert, &[("id", 2.into()), ("amount", 1.into())]),
+        ];
+        let (found, _) = run_all(std::slice::from_ref(&r), &events);
+        let mut shown: Vec<String> = found
+            .iter()
+            .filter(|f| f.key.values().next() == Some(&Value::Int(1)))
+            .map(|f| {
+                let kind = if f.message.contains("no counterpart") { "missing" } else { "mismatch" };
+                format!("{kind}@{}", f.event_time.as_micros() / 1_000_000 - 1_700_000_000)
+            })
+            .collect();
+        shown.sort();
+        shown
+    };
+    for late in ["", "  late_counterpart: pair\n", "  late_counterpart: missing\n"] {
+        // At the window's end (60 s after the order): in time, paired, judged.
+        assert_eq!(verdicts(late, 60, 100), Vec::<String>::new(), "{late}");
+        assert_eq!(verdicts(late, 60, 99), vec!["mismatch@60"], "{late}");
+    }
+    for late in ["", "  late_counterpart: pair\n"] {
+        assert_eq!(verdicts(late, 61, 100), vec!["missing@60"], "{late}");
+        assert_eq!(verdicts(late, 61, 99), vec!["mismatch@61", "missing@60"], "{late}");
+    }
+    let missing = "  late_counterpart: missing\n";
+    assert_eq!(verdicts(missing, 61, 100), vec!["missing@121", "missing@60"]);
+    assert_eq!(verdicts(missing, 61, 99), vec!["missing@121", "missing@60"], "never paired, never judged");
+}
+
 #[test]
 fn optional_sides_do_not_report_missing() {
     let r = rule(
