@@ -481,6 +481,9 @@ impl Engine {
         }
         found.sort_by_key(|(e, r, _)| (*e, *r));
         for (_, r, f) in found {
+            if !self.rules[r].reports(&f) {
+                continue;
+            }
             self.count(r, &f);
             out.push(f);
         }

@@ -14,7 +14,7 @@ use datafusion::common::DFSchema;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::prelude::SessionContext;
 use fundguard_core::{ChangeEvent, EventTime, Evidence, Finding, Money, TableSchemas, Value};
-use fundguard_rules::{CheckRule, Diagnostic, Expr, Location, Rule, RuleBody};
+use fundguard_rules::{CheckRule, Diagnostic, Expr, Location, Once, Rule, RuleBody};
 
 use crate::columns::ColumnRef;
 use crate::compile::{column_refs, compile};
@@ -41,6 +41,45 @@ struct CheckRuntime {
     template: Option<minijinja::Environment<'static>>,
     /// Compiled expressions per table, tagged with the layout version they were built for.
     compiled: HashMap<Arc<str>, (u64, Arc<CompiledCheck>)>,
+    /// `once: per_key`: the keys reported, with their latest violation (checkpointed).
+    reported: ReportedKeys,
+}
+
+/// The keys a `once: per_key` check has reported. A key is reported again only after it
+/// went the rule's `state_ttl` without a violation — decided per finding from event times,
+/// so batching changes nothing; memory is reclaimed when the map has doubled.
+#[derive(Default, Clone, serde::Serialize, serde::Deserialize)]
+struct ReportedKeys {
+    latest: HashMap<String, EventTime>,
+    sweep_at: usize,
+}
+
+impl ReportedKeys {
+    /// True when `finding` is its key's first violation within `ttl`.
+    fn first(&mut self, finding: &Finding, ttl: std::time::Duration) -> bool {
+        let ttl = i64::try_from(ttl.as_micros()).unwrap_or(i64::MAX);
+        let idle_before = EventTime::from_micros(finding.event_time.as_micros().saturating_sub(ttl));
+        let key = serde_json::to_string(&finding.key).unwrap_or_default();
+        let first = match self.latest.get_mut(&key) {
+            Some(latest) if *latest >= idle_before => {
+                *latest = (*latest).max(finding.event_time);
+                false
+            }
+            Some(latest) => {
+                *latest = finding.event_time;
+                true
+            }
+            None => {
+                self.latest.insert(key, finding.event_time);
+                true
+            }
+        };
+        if self.latest.len() > self.sweep_at {
+            self.latest.retain(|_, t| *t >= idle_before);
+            self.sweep_at = (self.latest.len() * 2).max(1024);
+        }
+        first
+    }
 }
 
 struct CompiledCheck {
@@ -134,7 +173,12 @@ impl RuleRuntime {
                     }
                     None => None,
                 };
-                Kind::Check(Box::new(CheckRuntime { check: check.clone(), template, compiled: HashMap::new() }))
+                Kind::Check(Box::new(CheckRuntime {
+                    check: check.clone(),
+                    template,
+                    compiled: HashMap::new(),
+                    reported: ReportedKeys::default(),
+                }))
             }
             body => {
                 let Some(kind) = stateful::build(body) else { unreachable!("every non-check body is stateful") };
@@ -186,19 +230,34 @@ impl RuleRuntime {
         s.advance(ctx, watermark, &mut emit)
     }
 
-    /// A copy of a stateful rule's state for a checkpoint; `None` for checks, which hold none.
+    /// A copy of a rule's state for a checkpoint; `None` for checks that hold none
+    /// (all but `once: per_key`).
     pub(crate) fn snapshot(&self) -> Option<crate::stateful::Snapshot> {
         match &self.kind {
             Kind::Stateful(s) => Some(s.snapshot()),
+            Kind::Check(c) if c.check.once == Once::PerKey => Some(crate::stateful::snapshot_of(c.reported.clone())),
             Kind::Check(_) => None,
         }
     }
 
-    /// Takes a checkpoint's state for this (stateful) rule.
+    /// Takes a checkpoint's state for this rule.
     pub(crate) fn restore_state(&mut self, state: &[u8]) -> Result<(), String> {
         match &mut self.kind {
             Kind::Stateful(s) => s.restore(state),
+            Kind::Check(c) if c.check.once == Once::PerKey => {
+                c.reported = crate::stateful::decode(state)?;
+                Ok(())
+            }
             Kind::Check(_) => Err("a check rule holds no state".into()),
+        }
+    }
+
+    /// Whether a check's finding is reported: always, or with `once: per_key` only when it
+    /// is its key's first violation (findings come here in event order).
+    pub(crate) fn reports(&mut self, finding: &Finding) -> bool {
+        match &mut self.kind {
+            Kind::Check(c) if c.check.once == Once::PerKey => c.reported.first(finding, self.rule.state.ttl),
+            _ => true,
         }
     }
 

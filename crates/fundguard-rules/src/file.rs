@@ -96,6 +96,9 @@ pub struct CheckBody {
     pub message: Option<Spanned<String>>,
     #[serde(default)]
     pub money: Option<MoneyBody>,
+    /// `every_row` (default) or `per_key`: report each violating row, or only a key's first.
+    #[serde(default)]
+    pub once: Option<Spanned<String>>,
 }
 
 /// Money at risk: SQL expressions for the amount and (optionally) the currency.

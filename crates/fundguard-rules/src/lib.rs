@@ -20,8 +20,8 @@ pub use duration::parse_duration;
 pub use load::{load_paths, load_schemas, parse_rule};
 pub use rule::{
     AggFunc, Aggregate, Cardinality, CatchUp, CheckRule, Evaluate, ExpectedFinding, Expr, KeyType, LateCounterpart,
-    Mode, MoneyExprs, RateRule, ReconcileRule, Rule, RuleBody, RuleTest, SHADOW_TAG, Schedule, Side, SideSpec, SqlRule,
-    StateOptions, TestEvent, TimeoutRule, TransitionRule,
+    Mode, MoneyExprs, Once, RateRule, ReconcileRule, Rule, RuleBody, RuleTest, SHADOW_TAG, Schedule, Side, SideSpec,
+    SqlRule, StateOptions, TestEvent, TimeoutRule, TransitionRule,
 };
 pub use size::parse_size;
 pub use sql::{DEFAULT_MAX_FINDINGS, DEFAULT_SQL_MEMORY_LIMIT, DEFAULT_SQL_TIMEOUT, MIN_SQL_MEMORY_LIMIT};

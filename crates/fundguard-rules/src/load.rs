@@ -9,7 +9,7 @@ use serde_saphyr::Spanned;
 
 use crate::file::{ActionBody, CheckBody, RuleFile, TestCase};
 use crate::{
-    CheckRule, Diagnostic, ExpectedFinding, Expr, Location, MoneyExprs, Rule, RuleBody, RuleTest, StateOptions,
+    CheckRule, Diagnostic, ExpectedFinding, Expr, Location, MoneyExprs, Once, Rule, RuleBody, RuleTest, StateOptions,
     TestEvent, parse_duration,
 };
 
@@ -330,6 +330,14 @@ impl Validator {
             Some(map) => map.iter().map(|(name, e)| (name.clone(), self.expr(e))).collect(),
             None => vec![("id".to_string(), Expr { sql: "coalesce(after.id, before.id)".into(), at: at.clone() })],
         };
+        let once = match body.once.as_ref().map(|o| (o, o.value.as_str())) {
+            None | Some((_, "every_row")) => Once::EveryRow,
+            Some((_, "per_key")) => Once::PerKey,
+            Some((o, other)) => {
+                self.error(self.at(o), format!("once `{other}`: expected every_row or per_key"));
+                Once::EveryRow
+            }
+        };
         Some(CheckRule {
             tables: body.tables.iter().map(|t| t.value.clone()).collect(),
             when: body.when.as_ref().map(|e| self.expr(e)),
@@ -340,6 +348,7 @@ impl Validator {
                 amount: self.expr(&m.amount),
                 currency: m.currency.as_ref().map(|c| self.expr(c)),
             }),
+            once,
         })
     }
 

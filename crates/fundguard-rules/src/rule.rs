@@ -288,6 +288,18 @@ pub struct CheckRule {
     /// A MiniJinja template over `table`, `op`, `commit_time`, `before` and `after`.
     pub message: Option<Expr>,
     pub money: Option<MoneyExprs>,
+    pub once: Once,
+}
+
+/// Which violating rows of a check are findings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Once {
+    /// Every violating row (each is a finding; the alert store merges them by key).
+    #[default]
+    EveryRow,
+    /// A key's first violating row; the key is reported again only after it went
+    /// `state_ttl` without a violation.
+    PerKey,
 }
 
 /// A scheduled query whose every result row is a finding.

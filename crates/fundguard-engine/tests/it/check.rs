@@ -151,3 +151,46 @@ fn disabled_rules_do_not_run() {
     r.enabled = false;
     assert!(run(&[r], &[insert(1, &[("amount", (-1).into())])], 10).is_empty());
 }
+
+/// `once: per_key` reports a key's first violating row; the key is reported again only
+/// after `state_ttl` without a violation. Batching and a restart from saved state change
+/// nothing.
+#[test]
+fn once_per_key_reports_a_keys_first_violation_until_it_has_been_quiet_for_the_ttl() {
+    let rule = crate::rule(
+        "id: positive\nowner: team\nseverity: high\nstate_ttl: 10s\ncheck:\n  tables: [shop.t]\n  assert: after.amount > 0\n  once: per_key\n",
+    );
+    let amounts: &[(u64, i64, i64)] = &[
+        (0, 1, -1),  // id 1: first violation, reported
+        (1, 2, 5),   // id 2: fine
+        (2, 1, -2),  // id 1 again within the TTL: not reported
+        (3, 2, -1),  // id 2: first violation, reported
+        (9, 1, 7),   // id 1 fine (a passing row does not count as a violation)
+        (12, 1, -3), // id 1: 10 s after its latest violation at 2 s — still within: not reported
+        (23, 1, -4), // id 1: 11 s after its latest violation: reported again
+    ];
+    let events: Vec<_> =
+        amounts.iter().map(|&(s, id, amount)| insert(s, &[("id", id.into()), ("amount", amount.into())])).collect();
+    let shown = |found: &[fundguard_core::Finding]| -> Vec<(i64, Value)> {
+        found.iter().map(|f| (f.event_time.as_micros() / 1_000_000 - 1_700_000_000, f.key["id"].clone())).collect()
+    };
+    let expected = vec![(0, Value::Int(1)), (3, Value::Int(2)), (23, Value::Int(1))];
+    for batch in [1, 2, 3, 100] {
+        assert_eq!(shown(&run(std::slice::from_ref(&rule), &events, batch)), expected, "batches of {batch}");
+    }
+    let every_row = crate::rule(
+        "id: positive\nowner: team\nseverity: high\ncheck:\n  tables: [shop.t]\n  assert: after.amount > 0\n",
+    );
+    assert_eq!(run(&[every_row], &events, 100).len(), 5, "by default every violating row is a finding");
+
+    // A restart between the two halves keeps the keys already reported.
+    let schemas = fundguard_core::TableSchemas::default();
+    let mut engine = fundguard_engine::Engine::new(std::slice::from_ref(&rule), &schemas).unwrap();
+    let mut found = Vec::new();
+    engine.process(&events[..3], fundguard_core::EventTime::default(), &mut found).unwrap();
+    let saved = engine.save_state().unwrap();
+    let mut engine = fundguard_engine::Engine::new(std::slice::from_ref(&rule), &schemas).unwrap();
+    assert_eq!(engine.restore_state(&saved).unwrap().kept, vec!["positive".to_string()]);
+    engine.process(&events[3..], fundguard_core::EventTime::default(), &mut found).unwrap();
+    assert_eq!(shown(&found), expected);
+}
