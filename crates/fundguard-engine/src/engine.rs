@@ -88,6 +88,20 @@ fn definition(rule: &Rule) -> String {
     format!("{rule:?}")
 }
 
+/// The tag of findings that `--final` fired at end of input ([`Engine::finish_final`]).
+pub const END_OF_INPUT_TAG: &str = "end_of_input";
+
+/// How far stateful rules are released.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Release {
+    /// Up to each rule's watermark (the allowed lateness still held back).
+    Running,
+    /// End of input: up to the newest event time, with no lateness left to wait for.
+    AtEnd,
+    /// End of a complete period: every pending deadline.
+    Final,
+}
+
 /// The rule id of the findings the memory budget raises.
 pub const STATE_MEMORY_RULE: &str = "fundguard.state_memory";
 
@@ -487,7 +501,7 @@ impl Engine {
             self.count(r, &f);
             out.push(f);
         }
-        self.advance_stateful(false, detected_at, &mut stateful);
+        self.advance_stateful(Release::Running, detected_at, &mut stateful);
         self.emit_stateful(stateful, out);
         Ok(())
     }
@@ -528,7 +542,7 @@ impl Engine {
     pub fn finish_source(&mut self, source: &str, detected_at: EventTime, out: &mut Vec<Finding>) {
         self.clocks.entry(source.to_string()).or_default().finished = true;
         let mut stateful = Vec::new();
-        self.advance_stateful(false, detected_at, &mut stateful);
+        self.advance_stateful(Release::Running, detected_at, &mut stateful);
         self.emit_stateful(stateful, out);
     }
 
@@ -537,7 +551,7 @@ impl Engine {
     pub fn source_idle(&mut self, source: &str, now: EventTime, detected_at: EventTime, out: &mut Vec<Finding>) {
         self.observe_clock(source, now);
         let mut stateful = Vec::new();
-        self.advance_stateful(false, detected_at, &mut stateful);
+        self.advance_stateful(Release::Running, detected_at, &mut stateful);
         self.emit_stateful(stateful, out);
     }
 
@@ -548,7 +562,7 @@ impl Engine {
             c.newest = Some(c.newest.map_or(now, |n| n.max(now)));
         }
         let mut stateful = Vec::new();
-        self.advance_stateful(false, detected_at, &mut stateful);
+        self.advance_stateful(Release::Running, detected_at, &mut stateful);
         self.emit_stateful(stateful, out);
     }
 
@@ -559,7 +573,28 @@ impl Engine {
             c.finished = true;
         }
         let mut stateful = Vec::new();
-        self.advance_stateful(true, detected_at, &mut stateful);
+        self.advance_stateful(Release::AtEnd, detected_at, &mut stateful);
+        self.emit_stateful(stateful, out);
+    }
+
+    /// End of a complete period (`backtest --final`): [`Engine::finish`], then every
+    /// deadline still pending fires too — a missing counterpart, an unfinished timeout, an
+    /// incomplete rate window — because nothing after the input can still arrive. Each such
+    /// finding says it fired at end of input and is tagged [`END_OF_INPUT_TAG`].
+    pub fn finish_final(&mut self, detected_at: EventTime, out: &mut Vec<Finding>) {
+        self.finish(detected_at, out);
+        let Some(last) = self.event_time() else { return };
+        let mut stateful = Vec::new();
+        self.advance_stateful(Release::Final, detected_at, &mut stateful);
+        for (_, f) in &mut stateful {
+            if f.event_time > last {
+                f.message = format!(
+                    "{} (fired at end of input: its deadline {} is after the last event, {last})",
+                    f.message, f.event_time
+                );
+                f.tags = f.tags.iter().cloned().chain([END_OF_INPUT_TAG.to_string()]).collect();
+            }
+        }
         self.emit_stateful(stateful, out);
     }
 
@@ -574,7 +609,8 @@ impl Engine {
         running.into_iter().try_fold(None::<EventTime>, |min, n| n.map(|n| Some(min.map_or(n, |m| m.min(n)))))?
     }
 
-    fn advance_stateful(&mut self, at_end: bool, detected_at: EventTime, into: &mut Vec<(usize, Finding)>) {
+    fn advance_stateful(&mut self, release: Release, detected_at: EventTime, into: &mut Vec<(usize, Finding)>) {
+        let at_end = release != Release::Running;
         let global = self.event_time();
         let mut found = Vec::new();
         for (r, rt) in self.rules.iter_mut().enumerate() {
@@ -582,6 +618,7 @@ impl Engine {
                 continue;
             }
             let watermark = match (ordered_watermark(&self.fed_by[r], &self.ordered, &self.clocks), global) {
+                _ if release == Release::Final => EventTime::from_micros(i64::MAX),
                 (Some(own), _) if !at_end => own,
                 (_, Some(newest)) => {
                     let lateness = if at_end { std::time::Duration::ZERO } else { rt.rule.state.allowed_lateness };

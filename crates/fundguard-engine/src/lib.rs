@@ -22,8 +22,8 @@ pub use columns::rows_batch;
 pub use compile::{Scope, columns_read};
 pub use drift::{BASELINE_EVENTS, Drift, DriftKind};
 pub use engine::{
-    Engine, EngineError, HEALTH_TAG, Restored, RuleStats, STATE_MEMORY_RULE, StateError, StateSnapshot, TableCount,
-    sort_diagnostics,
+    END_OF_INPUT_TAG, Engine, EngineError, HEALTH_TAG, Restored, RuleStats, STATE_MEMORY_RULE, StateError,
+    StateSnapshot, TableCount, sort_diagnostics,
 };
 pub use scalar::value_at;
 pub use testing::{TestOutcome, run_rule_tests};

@@ -308,6 +308,8 @@ pub struct BatchPipeline<'s> {
     found: Vec<Finding>,
     dead_letters: DeadLetters,
     strict: bool,
+    /// Deadlines still pending at the end fire too (`backtest --final`).
+    final_at_end: bool,
     pub counters: Counters,
 }
 
@@ -329,8 +331,21 @@ impl<'s> BatchPipeline<'s> {
             found: Vec::new(),
             dead_letters: DeadLetters::new(dead_letter_path),
             strict,
+            final_at_end: false,
             counters: Counters::default(),
         }
+    }
+
+    /// Makes [`BatchPipeline::finish`] fire every deadline still pending: the input is a
+    /// complete period ([`Engine::finish_final`]).
+    pub fn final_at_end(mut self, on: bool) -> Self {
+        self.final_at_end = on;
+        self
+    }
+
+    /// True once any rule has failed to evaluate a batch.
+    pub fn rule_failed(&self) -> bool {
+        self.engine.stats().iter().any(|s| s.errors > 0)
     }
 
     /// Decodes one message and evaluates the batch when it is full.
@@ -393,7 +408,11 @@ impl<'s> BatchPipeline<'s> {
     pub fn finish(mut self) -> anyhow::Result<(Counters, Engine)> {
         self.evaluate()?;
         self.found.clear();
-        self.engine.finish(wall_clock(), &mut self.found);
+        if self.final_at_end {
+            self.engine.finish_final(wall_clock(), &mut self.found);
+        } else {
+            self.engine.finish(wall_clock(), &mut self.found);
+        }
         for f in &self.found {
             self.sink.write(f)?;
         }

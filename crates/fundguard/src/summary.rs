@@ -21,12 +21,24 @@ pub fn write_table(out: &mut dyn Write, stats: &[RuleStats]) -> std::io::Result<
             s.rule, s.kind, s.events, s.findings, s.distinct_keys, s.errors, s.late_events, s.state_keys, s.state_bytes
         )?;
     }
-    for s in stats.iter().filter(|s| s.errors > 0) {
-        if let Some(e) = &s.last_error {
-            writeln!(out, "rule {} failed on {} batch(es); last error: {e}", s.rule, s.errors)?;
-        }
-    }
     Ok(())
+}
+
+/// Writes the table of rules that failed to evaluate (rule, kind, failed batches, last
+/// error); returns whether there was any.
+pub fn write_rule_errors(out: &mut dyn Write, stats: &[RuleStats]) -> std::io::Result<bool> {
+    let failed: Vec<&RuleStats> = stats.iter().filter(|s| s.errors > 0).collect();
+    if failed.is_empty() {
+        return Ok(false);
+    }
+    let width = failed.iter().map(|s| s.rule.len()).max().unwrap_or(4).max(4);
+    writeln!(out, "\nrule errors:")?;
+    writeln!(out, "{:<width$}  {:<10}  {:>14}  last error", "rule", "kind", "failed batches")?;
+    for s in failed {
+        let error = s.last_error.as_deref().unwrap_or("");
+        writeln!(out, "{:<width$}  {:<10}  {:>14}  {error}", s.rule, s.kind, s.errors)?;
+    }
+    Ok(true)
 }
 
 /// Writes the counters line.

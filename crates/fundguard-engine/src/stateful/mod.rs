@@ -533,6 +533,19 @@ pub(crate) fn template(source: &str) -> Result<minijinja::Environment<'static>, 
     Ok(env)
 }
 
+/// The `image.column` pairs a message template reads (`{{ left.channel }}` →
+/// `("left", "channel")`), so a kind can keep those columns with its state.
+pub(crate) fn template_columns(env: &minijinja::Environment<'static>) -> Vec<(String, String)> {
+    let Ok(template) = env.get_template("message") else { return Vec::new() };
+    let mut out: Vec<(String, String)> = template
+        .undeclared_variables(true)
+        .into_iter()
+        .filter_map(|v| v.split_once('.').map(|(image, column)| (image.to_string(), column.to_string())))
+        .collect();
+    out.sort();
+    out
+}
+
 /// Money at risk from projected amount and currency values.
 pub(crate) fn money_from(amount: Option<&Value>, currency: Option<&Value>) -> Option<Money> {
     let amount = amount?.clone();

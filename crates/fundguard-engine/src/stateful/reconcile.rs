@@ -127,6 +127,25 @@ impl Reconcile {
                 }
             }
         }
+        let template = rule.message.as_ref().and_then(|m| match super::template(&m.sql) {
+            Ok(env) => Some(env),
+            Err(e) => {
+                problems.push(Diagnostic::new(m.at.clone(), e));
+                None
+            }
+        });
+        // Columns a message names are kept with the rows, so `{{ left.channel }}` renders
+        // the value even when no expression reads it.
+        for (image, name) in template.as_ref().map(super::template_columns).unwrap_or_default() {
+            let list = match image.as_str() {
+                "left" => &mut columns.left,
+                "right" => &mut columns.right,
+                _ => continue,
+            };
+            if !list.contains(&name) {
+                list.push(name);
+            }
+        }
         let declared: Vec<&String> = rule.aggregates.iter().map(|a| &a.name).collect();
         for name in &columns.agg {
             if !declared.contains(&name) {
@@ -148,13 +167,6 @@ impl Reconcile {
         };
         let projections =
             vec![side_projection(&rule.left, &columns.left), side_projection(&rule.right, &columns.right)];
-        let template = rule.message.as_ref().and_then(|m| match super::template(&m.sql) {
-            Ok(env) => Some(env),
-            Err(e) => {
-                problems.push(Diagnostic::new(m.at.clone(), e));
-                None
-            }
-        });
         let names = |cols: &[String]| cols.iter().map(|c| Arc::from(c.as_str())).collect();
         Reconcile {
             key_name: key_name(&rule.left.key),

@@ -122,6 +122,29 @@ fn a_late_counterpart_is_paired_or_missing_as_the_rule_says() {
     assert_eq!(verdicts(missing, 61, 99), vec!["missing@121", "missing@60"], "never paired, never judged");
 }
 
+/// A message may name any column of either side, also one no expression reads: it is
+/// kept with the row and rendered, never an empty string; a column the rows do not have
+/// renders as NULL would, not as a failure of the rule.
+#[test]
+fn a_reconcile_message_renders_columns_only_the_message_names() {
+    let r = reconcile(
+        "  expect: \"left.amount = right.amount\"\n  message: \"{{ left.channel }} paid {{ left.amount }}, order {{ right.amount }} ({{ right.region }})\"\n",
+    );
+    let events = vec![
+        at(0, "s.ord", Op::Insert, &[("id", 1.into()), ("amount", 100.into())]),
+        at(
+            1,
+            "s.pay",
+            Op::Insert,
+            &[("id", 9.into()), ("order_id", 1.into()), ("amount", 90.into()), ("channel", "card".into())],
+        ),
+    ];
+    let (found, engine) = run_all(std::slice::from_ref(&r), &events);
+    assert_eq!(engine.stats()[0].errors, 0, "{:?}", engine.stats()[0].last_error);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].message, "card paid 90, order 100 (None)");
+}
+
 #[test]
 fn optional_sides_do_not_report_missing() {
     let r = rule(

@@ -103,3 +103,30 @@ fn an_expression_within_the_depth_limit_plans_without_overflowing() {
     let p = problems(&format!("  assert: \"after.amount{} = 1\"\n", ":a".repeat(90)));
     assert!(p.iter().all(|p| !p.contains("nests more than")), "{p:?}");
 }
+
+/// Arithmetic on a text column fails on every batch at run time ("Cannot coerce arithmetic
+/// expression Int64 * Utf8"); with a schema it is found before any data is read — in a
+/// check and in a reconciliation's `expect` alike.
+#[test]
+fn arithmetic_on_text_is_found_before_any_data_is_read() {
+    let p = problems("  assert: after.amount * after.status > 0\n");
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(p[0].starts_with("6:11:") && p[0].contains("Cannot coerce arithmetic expression Int64 * Utf8"), "{p:?}");
+
+    let rule = crate::rule(
+        "id: r\nowner: t\nseverity: high\nreconcile:\n  left: { table: shop.t, key: after.id }\n  right: { table: shop.t, key: after.id }\n  within: 1m\n  expect: left.amount * right.status = 0\n",
+    );
+    let found = Engine::new(&[rule], &schema()).err().unwrap_or_default();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].location.line == 8, "{found:?}");
+}
+
+/// A reconciliation message naming a column its table does not declare is refused.
+#[test]
+fn a_reconcile_message_naming_an_undeclared_column_is_refused() {
+    let rule = crate::rule(
+        "id: r\nowner: t\nseverity: high\nreconcile:\n  left: { table: shop.t, key: after.id }\n  right: { table: shop.t, key: after.id }\n  within: 1m\n  message: \"{{ left.channle }} vs {{ right.amount }}\"\n",
+    );
+    let found = Engine::new(&[rule], &schema()).err().unwrap_or_default();
+    assert!(found.iter().any(|d| d.message.contains("channle")), "{found:?}");
+}

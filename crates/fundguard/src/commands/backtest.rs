@@ -85,6 +85,14 @@ pub struct Args {
     /// json format: the field with the event time (epoch ms or RFC 3339; default `ts`).
     #[arg(long, default_value = "ts")]
     time_field: String,
+    /// Go on to the end of the input when a rule fails to evaluate (the run still exits
+    /// non-zero); by default the backtest stops at the first batch a rule fails on.
+    #[arg(long)]
+    keep_going: bool,
+    /// The input is a complete period: at its end every deadline still pending fires (a
+    /// missing counterpart, an unfinished timeout), each saying it fired at end of input.
+    #[arg(long = "final")]
+    final_at_end: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -116,17 +124,23 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let progress = progress_bar();
     let decoder = format.decoder(schemas.clone()).with_max_message_bytes(args.max_message_bytes);
-    let mut pipeline = BatchPipeline::new(decoder, engine, &mut sink, args.batch_size, dead_letter, args.strict);
+    let mut pipeline = BatchPipeline::new(decoder, engine, &mut sink, args.batch_size, dead_letter, args.strict)
+        .final_at_end(args.final_at_end);
     // Inputs are read one after another; declaring them all first makes event time wait
     // for every input, so a later file's older events are not late.
     for input in &args.input {
         pipeline.expect_source(&input.display().to_string());
     }
-    for input in &args.input {
+    let mut stopped = false;
+    'inputs: for input in &args.input {
         let lines = open_lines(input).with_context(|| format!("opening {}", input.display()))?;
         let mut lines = lines.with_max_line(args.max_message_bytes);
         while let Some((line, position)) = lines.next_line()? {
             pipeline.push(line, &position)?;
+            if !args.keep_going && pipeline.rule_failed() {
+                stopped = true;
+                break 'inputs;
+            }
             if let Some(bar) = &progress
                 && pipeline.counters.messages.is_multiple_of(65_536)
             {
@@ -147,6 +161,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     summary::write_counters(&mut report, &counters, started.elapsed().as_secs_f64())?;
     if counters.dead_letters > 0 {
         writeln!(report, "{} undecodable message(s) written to {}", counters.dead_letters, dead_letter.display())?;
+    }
+    if summary::write_rule_errors(&mut report, engine.stats())? {
+        let what = if stopped {
+            "stopped at the first batch a rule failed on (--keep-going runs to the end)"
+        } else {
+            "rules failed: their findings are incomplete"
+        };
+        eprintln!(
+            "error: {what}; fix the rule — `fundguard validate --schema` finds type errors before any data is read"
+        );
+        return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -151,6 +151,7 @@ fn batch(args: Args) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout();
     println!("fundguard demo: {orders} simulated orders, {} rules (built in)\n", rules.len());
     summary::write_table(&mut out, engine.stats())?;
+    summary::write_rule_errors(&mut out, engine.stats())?;
     println!();
     summary::write_counters(&mut out, &counters, started.elapsed().as_secs_f64())?;
     println!();

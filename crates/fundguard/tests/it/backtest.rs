@@ -153,3 +153,126 @@ fn gzip_and_stdin_inputs() {
     assert!(o.status.success());
     assert_eq!(stdout(&o).lines().count(), from_plain.len());
 }
+
+/// Writes rule files and a JSON-lines log of `shop.orders` messages into `dir`.
+fn json_log(dir: &std::path::Path, rules: &[(&str, &str)], rows: &[&str]) -> (std::path::PathBuf, std::path::PathBuf) {
+    let rules_dir = dir.join("rules");
+    std::fs::create_dir_all(&rules_dir).unwrap();
+    for (name, text) in rules {
+        std::fs::write(rules_dir.join(name), text).unwrap();
+    }
+    let log = dir.join("orders.jsonl");
+    std::fs::write(&log, rows.join("\n") + "\n").unwrap();
+    (rules_dir, log)
+}
+
+/// A rule that fails on every batch is never silent: the backtest names it in a table of
+/// rule errors and exits non-zero — at once by default, at the end with --keep-going.
+#[test]
+fn a_rule_that_fails_on_every_batch_fails_the_backtest_and_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let broken = "id: amount-times-note\nowner: t\nseverity: high\ncheck:\n  tables: [shop.orders]\n  assert: after.amount * after.note > 0\n";
+    let fine =
+        "id: amount-positive\nowner: t\nseverity: high\ncheck:\n  tables: [shop.orders]\n  assert: after.amount > 0\n";
+    let rows: Vec<String> = (0..10)
+        .map(|i| {
+            format!(r#"{{"ts": {}, "id": {i}, "amount": {}, "note": "n{i}"}}"#, 1_700_000_000_000i64 + i * 1000, i - 1)
+        })
+        .collect();
+    let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
+    let (rules, log) = json_log(dir.path(), &[("broken.yaml", broken), ("fine.yaml", fine)], &rows);
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "backtest",
+            "--rules",
+            path(&rules),
+            "--input",
+            path(&log),
+            "--format",
+            "json",
+            "--table",
+            "shop.orders",
+            "--batch-size",
+            "2",
+        ];
+        args.extend_from_slice(extra);
+        fundguard(&args)
+    };
+
+    let o = run(&[]);
+    assert!(!o.status.success(), "a failing rule fails the run");
+    let report = stderr(&o);
+    assert!(report.contains("rule errors:") && report.contains("amount-times-note"), "{report}");
+    assert!(report.contains("Cannot coerce arithmetic expression Int64 * Utf8"), "{report}");
+    assert!(report.contains("stopped at the first batch") && report.contains("--keep-going"), "{report}");
+    assert!(report.contains("2 messages, 2 events"), "stopped after the first batch: {report}");
+
+    let o = run(&["--keep-going"]);
+    assert!(!o.status.success(), "--keep-going runs to the end and still fails");
+    let report = stderr(&o);
+    assert!(report.contains("10 messages, 10 events"), "{report}");
+    let errors = report.lines().find(|l| l.starts_with("amount-times-note") && l.contains("Cannot coerce")).unwrap();
+    assert!(errors.split_whitespace().nth(2) == Some("5"), "failed on all 5 batches: {errors}");
+    let found: Vec<Value> = stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(found.len(), 2, "the other rule's findings still come (amounts -1 and 0): {found:?}");
+
+    let o = fundguard(&[
+        "backtest",
+        "--rules",
+        path(&rules.join("fine.yaml")),
+        "--input",
+        path(&log),
+        "--format",
+        "json",
+        "--table",
+        "shop.orders",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+/// `--final` makes a deadline still pending at the end of a complete period fire, saying so.
+#[test]
+fn final_fires_the_deadlines_left_pending_at_the_end_of_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let rule = "id: stuck-paying\nowner: t\nseverity: high\ntimeout:\n  table: shop.orders\n  key: after.id\n  enter: \"after.status = 'PAYING'\"\n  exit: \"after.status <> 'PAYING'\"\n  within: 10m\n";
+    let rows = [
+        r#"{"ts": 1700000000000, "id": 1, "status": "PAYING"}"#,
+        r#"{"ts": 1700003600000, "id": 2, "status": "PAYING"}"#,
+        r#"{"ts": 1700003660000, "id": 3, "status": "PAID"}"#,
+    ];
+    let (rules, log) = json_log(dir.path(), &[("stuck.yaml", rule)], &rows);
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "backtest",
+            "--rules",
+            path(&rules),
+            "--input",
+            path(&log),
+            "--format",
+            "json",
+            "--table",
+            "shop.orders",
+        ];
+        args.extend_from_slice(extra);
+        let o = fundguard(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        stdout(&o).lines().map(|l| serde_json::from_str::<Value>(l).unwrap()).collect::<Vec<_>>()
+    };
+    let pending = run(&[]);
+    assert_eq!(pending.len(), 1, "order 2's deadline lies after the last event: {pending:?}");
+    assert_eq!(pending[0]["key"]["id"], 1);
+    assert!(!pending[0]["tags"].to_string().contains("end_of_input"));
+
+    let all = run(&["--final"]);
+    assert_eq!(all.len(), 2, "{all:?}");
+    let without_detected_at = |f: &Value| {
+        let mut f = f.clone();
+        f.as_object_mut().unwrap().remove("detected_at");
+        f
+    };
+    assert_eq!(without_detected_at(&all[0]), without_detected_at(&pending[0]), "findings before the end are unchanged");
+    assert_eq!(all[1]["key"]["id"], 2);
+    let message = all[1]["message"].as_str().unwrap();
+    assert!(message.contains("fired at end of input"), "{message}");
+    assert!(all[1]["tags"].as_array().unwrap().iter().any(|t| t == "end_of_input"), "{:?}", all[1]["tags"]);
+}
