@@ -28,6 +28,10 @@ pub enum ColumnType {
     Bool,
     #[serde(alias = "datetime")]
     Timestamp,
+    /// A calendar day (SQL `DATE`), read as midnight UTC of that day: from `YYYY-MM-DD`
+    /// text, or from the days since 1970-01-01 that Debezium writes for a `DATE` (which
+    /// read as a `timestamp` would be taken for seconds).
+    Date,
     Json,
 }
 
@@ -55,6 +59,9 @@ impl ColumnType {
             (ColumnType::Timestamp, Value::Timestamp(t)) => Value::Timestamp(t),
             (ColumnType::Timestamp, Value::String(s)) => Value::Timestamp(EventTime::parse(&s).ok()?),
             (ColumnType::Timestamp, Value::Int(i)) => Value::Timestamp(epoch_by_magnitude(i)),
+            (ColumnType::Date, Value::Timestamp(t)) => Value::Timestamp(t),
+            (ColumnType::Date, Value::Int(days)) => Value::Timestamp(EventTime::from_secs(days.checked_mul(86_400)?)),
+            (ColumnType::Date, Value::String(s)) => Value::Timestamp(parse_day(s.trim())?),
             (ColumnType::Json, Value::Json(j)) => Value::Json(j),
             (ColumnType::Json, Value::String(s)) => Value::Json(s),
             _ => return None,
@@ -83,6 +90,7 @@ impl fmt::Display for ColumnType {
             ColumnType::String => "string",
             ColumnType::Bool => "bool",
             ColumnType::Timestamp => "timestamp",
+            ColumnType::Date => "date",
             ColumnType::Json => "json",
         })
     }
@@ -99,6 +107,15 @@ fn epoch_by_magnitude(v: i64) -> EventTime {
         10_000_000_000_000..10_000_000_000_000_000 => EventTime::from_micros(v),
         _ => EventTime::from_micros(v / 1_000),
     }
+}
+
+/// Midnight UTC of a `YYYY-MM-DD` day (or the instant of a full timestamp's text).
+fn parse_day(text: &str) -> Option<EventTime> {
+    if let Ok(day) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        let secs = day.and_hms_opt(0, 0, 0)?.and_utc().timestamp();
+        return Some(EventTime::from_secs(secs));
+    }
+    EventTime::parse(text).ok()
 }
 
 /// Declared column types per table (`db.table` → column → type).
@@ -125,6 +142,19 @@ impl TableSchemas {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_date_is_midnight_utc_of_its_day_from_epoch_days_or_text() {
+        let day = EventTime::parse("2024-05-01T00:00:00Z").unwrap();
+        // 19,844 days after 1970-01-01: as a timestamp it would be read as seconds (1970).
+        assert_eq!(ColumnType::Date.coerce(Value::Int(19_844)), Some(Value::Timestamp(day)));
+        assert_eq!(ColumnType::Date.coerce(Value::String("2024-05-01".into())), Some(Value::Timestamp(day)));
+        assert_eq!(ColumnType::Date.coerce(Value::Int(-1)), Some(Value::Timestamp(EventTime::from_secs(-86_400))));
+        assert_eq!(ColumnType::Date.coerce(Value::String("May 1st".into())), None);
+        assert_eq!(ColumnType::Date.coerce(Value::Int(i64::MAX)), None, "overflow is an error, not a panic");
+        let schemas: TableSchemas = serde_json::from_str(r#"{"tables": {"s.t": {"d": "date"}}}"#).unwrap();
+        assert_eq!(schemas.column("s.t", "d"), Some(ColumnType::Date));
+    }
 
     #[test]
     fn epoch_numbers_read_by_magnitude() {

@@ -9,6 +9,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use fundguard_core::{ColumnType, TableSchemas};
 
+use crate::classify::TypeFamily;
+
 /// One column as a source describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Column {
@@ -184,6 +186,29 @@ pub fn short_name(name: &str) -> &str {
     name.rsplit('.').next().unwrap_or(name)
 }
 
+/// The type rules see for a column a DDL file or a server declares (`DECIMAL(12,2)`,
+/// `character varying(16)`, `DATE`): what `fundguard schema import` writes. Floats read as
+/// exact decimals (their text, never a binary float); a time of day, an interval or a type
+/// it does not know reads as text.
+pub fn declared_type(data_type: &str) -> ColumnType {
+    let lower = data_type.trim().to_lowercase();
+    // MySQL's BOOLEAN is TINYINT(1); Debezium, Canal and JDBC read it as a boolean too.
+    if lower.starts_with("tinyint(1)") || lower == "bit(1)" || lower == "bit" {
+        return ColumnType::Bool;
+    }
+    let head = lower.split(['(', ' ']).next().unwrap_or("");
+    match TypeFamily::of(&lower) {
+        TypeFamily::Integer => ColumnType::Int,
+        TypeFamily::Decimal | TypeFamily::Float | TypeFamily::Money => ColumnType::Decimal,
+        TypeFamily::Bool => ColumnType::Bool,
+        TypeFamily::Json => ColumnType::Json,
+        TypeFamily::Time if head == "date" => ColumnType::Date,
+        TypeFamily::Time if head.starts_with("timestamp") || head.starts_with("datetime") => ColumnType::Timestamp,
+        _ if head == "year" => ColumnType::Int,
+        _ => ColumnType::String,
+    }
+}
+
 /// The tables of a schema file (`tables: {db.table: {column: type}}`), the file rules use.
 pub fn from_schema_file(schemas: &TableSchemas, source: &str) -> Vec<SchemaChange> {
     schemas.tables.iter().map(|(name, columns)| SchemaChange::CreateTable(table_of(name, columns, source))).collect()
@@ -209,6 +234,35 @@ fn table_of(name: &str, columns: &BTreeMap<String, ColumnType>, source: &str) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn declared_types_cover_both_dialects() {
+        let cases = [
+            ("BIGINT(20) UNSIGNED", ColumnType::Int),
+            ("int4", ColumnType::Int),
+            ("DECIMAL(12,2)", ColumnType::Decimal),
+            ("numeric(18,4)", ColumnType::Decimal),
+            ("double precision", ColumnType::Decimal),
+            ("money", ColumnType::Decimal),
+            ("tinyint(1)", ColumnType::Bool),
+            ("boolean", ColumnType::Bool),
+            ("DATE", ColumnType::Date),
+            ("date", ColumnType::Date),
+            ("DATETIME(6)", ColumnType::Timestamp),
+            ("timestamp(3) without time zone", ColumnType::Timestamp),
+            ("timestamp with time zone", ColumnType::Timestamp),
+            ("time(6)", ColumnType::String),
+            ("varchar(64)", ColumnType::String),
+            ("character varying(16)", ColumnType::String),
+            ("enum('A','B')", ColumnType::String),
+            ("jsonb", ColumnType::Json),
+            ("year", ColumnType::Int),
+            ("uuid", ColumnType::String),
+        ];
+        for (spelled, expected) in cases {
+            assert_eq!(declared_type(spelled), expected, "{spelled}");
+        }
+    }
 
     fn column(name: &str) -> Column {
         Column { name: name.into(), data_type: "bigint".into(), comment: None, references: None, samples: Vec::new() }

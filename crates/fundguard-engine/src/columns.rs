@@ -60,7 +60,7 @@ impl ColumnKind {
             ColumnType::Decimal => ColumnKind::Decimal { scale: 0 },
             ColumnType::String | ColumnType::Json => ColumnKind::String,
             ColumnType::Bool => ColumnKind::Bool,
-            ColumnType::Timestamp => ColumnKind::Timestamp,
+            ColumnType::Timestamp | ColumnType::Date => ColumnKind::Timestamp,
         }
     }
 

@@ -133,6 +133,7 @@ fn read_value(ty: ColumnType, raw: &RawValue, name: &str) -> Result<Value, Decod
         ColumnType::Int => Value::parse_number(&text),
         ColumnType::Bool => ColumnType::Bool.coerce(Value::String(text.clone().into_owned())),
         ColumnType::Timestamp => EventTime::parse(&text).ok().map(Value::Timestamp),
+        ColumnType::Date => ColumnType::Date.coerce(Value::String(text.clone().into_owned())),
         ColumnType::Json => Some(Value::Json(text.clone().into_owned())),
         ColumnType::String => Some(Value::String(text.clone().into_owned())),
     };
@@ -150,7 +151,8 @@ fn type_of_mysql(mysql_type: &str) -> ColumnType {
     match base {
         "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint" | "year" => ColumnType::Int,
         "decimal" | "numeric" | "float" | "double" | "real" => ColumnType::Decimal,
-        "datetime" | "timestamp" | "date" => ColumnType::Timestamp,
+        "datetime" | "timestamp" => ColumnType::Timestamp,
+        "date" => ColumnType::Date,
         "json" => ColumnType::Json,
         "bool" | "boolean" => ColumnType::Bool,
         _ => ColumnType::String,
@@ -162,7 +164,8 @@ fn type_of_sql(code: i32) -> ColumnType {
     match code {
         -6 | 5 | 4 | -5 => ColumnType::Int,
         2 | 3 | 6 | 7 | 8 => ColumnType::Decimal,
-        91 | 93 => ColumnType::Timestamp,
+        91 => ColumnType::Date,
+        93 => ColumnType::Timestamp,
         16 => ColumnType::Bool,
         _ => ColumnType::String,
     }
@@ -179,6 +182,7 @@ fn mysql_type_of(ty: ColumnType, value: Option<&Value>) -> (String, i32) {
             (format!("decimal(20,{scale})"), 3)
         }
         ColumnType::Timestamp => ("datetime(3)".into(), 93),
+        ColumnType::Date => ("date".into(), 91),
         ColumnType::Bool => ("tinyint(1)".into(), -6),
         ColumnType::Json => ("json".into(), 12),
         ColumnType::String => ("varchar(64)".into(), 12),

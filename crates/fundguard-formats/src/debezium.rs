@@ -468,7 +468,8 @@ fn row_schema(
             ColumnType::Bool => {
                 format!("{{\"type\":\"boolean\",\"optional\":true,\"field\":\"{name}\"}}")
             }
-            ColumnType::Timestamp => format!(
+            // A date's value is an instant (midnight UTC), written like a timestamp's.
+            ColumnType::Timestamp | ColumnType::Date => format!(
                 "{{\"type\":\"int64\",\"optional\":true,\"name\":\"io.debezium.time.MicroTimestamp\",\"version\":1,\"field\":\"{name}\"}}"
             ),
             ColumnType::Json => {

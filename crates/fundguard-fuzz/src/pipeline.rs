@@ -186,6 +186,7 @@ fn value(input: &mut Input, ty: ColumnType) -> Value {
                 ColumnType::String,
                 ColumnType::Bool,
                 ColumnType::Timestamp,
+                ColumnType::Date,
                 ColumnType::Json,
             ]);
             ordinary(input, other)
@@ -201,6 +202,8 @@ fn ordinary(input: &mut Input, ty: ColumnType) -> Value {
         ColumnType::String => Value::String(input.pick(WORDS).to_string()),
         ColumnType::Bool => Value::Bool(input.bool()),
         ColumnType::Timestamp => Value::Timestamp(time(input)),
+        // Days since the epoch, as Debezium writes a DATE.
+        ColumnType::Date => Value::Int(i64::from(input.u16()) - 1000),
         ColumnType::Json => Value::Json(input.pick(&["{}", "[1,2]", "{\"a\":{\"b\":null}}", "not json"]).to_string()),
     }
 }

@@ -17,7 +17,7 @@ mod stateful;
 
 pub use diagnostic::{Diagnostic, Location, sql_parser_position};
 pub use duration::parse_duration;
-pub use load::{load_paths, load_schemas, parse_rule};
+pub use load::{load_paths, load_schemas, parse_rule, parse_schemas};
 pub use rule::{
     AggFunc, Aggregate, Cardinality, CatchUp, CheckRule, Evaluate, ExpectedFinding, Expr, KeyType, LateCounterpart,
     Mode, MoneyExprs, Once, RateRule, ReconcileRule, Rule, RuleBody, RuleTest, SHADOW_TAG, Schedule, Side, SideSpec,

@@ -100,7 +100,12 @@ pub fn load_schemas(path: &Path) -> Result<TableSchemas, Diagnostic> {
     let file: Arc<str> = Arc::from(path.display().to_string());
     let text = std::fs::read_to_string(path)
         .map_err(|e| Diagnostic::new(Location::new(file.clone(), 0, 0), format!("cannot read the schema file: {e}")))?;
-    serde_saphyr::from_str(&text).map_err(|e| yaml_error(&file, &e))
+    parse_schemas(file, &text)
+}
+
+/// Reads a schema file's text; `file` names it in diagnostics.
+pub fn parse_schemas(file: Arc<str>, text: &str) -> Result<TableSchemas, Diagnostic> {
+    serde_saphyr::from_str(text).map_err(|e| yaml_error(&file, &e))
 }
 
 fn yaml_error(file: &Arc<str>, e: &serde_saphyr::Error) -> Diagnostic {

@@ -57,6 +57,8 @@ enum Command {
     Suggest(commands::suggest::Args),
     /// Rule health: `rules health` judges every rule failing, drifted, stale, noisy, silent or ok.
     Rules(commands::rules::Args),
+    /// Write the schema file rules need from DDL files or a live server: `schema import`.
+    Schema(commands::schema::Args),
     /// Show (and verify) the checkpoint `fundguard run` keeps in its data directory.
     Checkpoint(commands::checkpoint::Args),
 }
@@ -78,6 +80,7 @@ fn main() -> ExitCode {
         Command::Coverage(args) => commands::coverage::run(args),
         Command::Suggest(args) => commands::suggest::run(args),
         Command::Rules(args) => commands::rules::run(args),
+        Command::Schema(args) => commands::schema::run(args),
     };
     match result {
         Ok(code) => code,

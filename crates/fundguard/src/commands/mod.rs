@@ -8,6 +8,7 @@ pub mod demo;
 pub mod report;
 pub mod rules;
 pub mod run;
+pub mod schema;
 pub mod simulate;
 pub mod sql;
 pub mod suggest;

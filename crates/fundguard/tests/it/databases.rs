@@ -52,6 +52,7 @@ impl Changes {
                         (ColumnType::Timestamp, Dialect::MariaDb) => "DATETIME(6)",
                         (ColumnType::Timestamp, Dialect::Postgres) => "TIMESTAMP(6)",
                         (ColumnType::Json, _) => "TEXT",
+                        (ColumnType::Date, _) => "DATE",
                     };
                     format!("{name} {ty}")
                 })

@@ -16,6 +16,7 @@ mod kafka;
 mod live_order;
 mod notify;
 mod run;
+mod schema;
 mod secrets;
 mod servers;
 mod service;
