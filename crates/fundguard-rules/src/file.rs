@@ -241,12 +241,24 @@ pub struct RateBody {
     pub baseline: Option<BaselineBody>,
 }
 
-/// Relative threshold: above `factor` × the mean of the previous `windows` windows.
+/// Relative threshold against a group's own history: the previous `windows` judged windows
+/// (a moving baseline) or the same window of each of the previous `days` (a seasonal one);
+/// a window is above it when its metric exceeds `factor` × the mean or the mean plus
+/// `z_score` standard deviations.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BaselineBody {
-    pub windows: u32,
-    pub factor: Spanned<String>,
+    #[serde(default)]
+    pub windows: Option<Spanned<u32>>,
+    #[serde(default)]
+    pub days: Option<Spanned<u32>>,
+    #[serde(default)]
+    pub factor: Option<Spanned<String>>,
+    #[serde(default)]
+    pub z_score: Option<Spanned<String>>,
+    /// Windows of history needed before the baseline judges (default 1).
+    #[serde(default)]
+    pub min_history: Option<u32>,
 }
 
 /// A test inside a rule file: events in, findings expected.

@@ -273,8 +273,37 @@ pub struct RateRule {
     pub min_volume: u64,
     pub max_ratio: Option<Decimal>,
     pub max_count: Option<u64>,
-    /// (previous windows, factor).
-    pub baseline: Option<(u32, Decimal)>,
+    pub baseline: Option<Baseline>,
+}
+
+/// A rate rule's threshold relative to the group's own history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Baseline {
+    pub history: History,
+    /// Above `factor` × the mean.
+    pub factor: Option<Decimal>,
+    /// Above the mean plus `z_score` standard deviations (population).
+    pub z_score: Option<Decimal>,
+    /// Windows of history needed before the baseline judges at all.
+    pub min_history: u32,
+}
+
+/// Which of a group's past windows make its baseline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum History {
+    /// The previous N judged windows (a moving average).
+    Windows(u32),
+    /// The same window of each of the previous N days (the same hour yesterday, ...).
+    Days(u32),
+}
+
+impl History {
+    /// How many past windows are kept (per slot of the day for `Days`).
+    pub fn kept(self) -> u32 {
+        match self {
+            History::Windows(n) | History::Days(n) => n,
+        }
+    }
 }
 
 /// A row-level invariant on change events.

@@ -3,11 +3,11 @@
 use fundguard_core::Decimal;
 use serde_saphyr::Spanned;
 
-use crate::file::{MoneyBody, RateBody, ReconcileBody, SideBody, TimeoutBody, TransitionBody};
+use crate::file::{BaselineBody, MoneyBody, RateBody, ReconcileBody, SideBody, TimeoutBody, TransitionBody};
 use crate::load::Validator;
 use crate::{
-    AggFunc, Aggregate, Cardinality, Evaluate, Expr, KeyType, LateCounterpart, Location, MoneyExprs, RateRule,
-    ReconcileRule, Side, SideSpec, TimeoutRule, TransitionRule,
+    AggFunc, Aggregate, Baseline, Cardinality, Evaluate, Expr, History, KeyType, LateCounterpart, Location, MoneyExprs,
+    RateRule, ReconcileRule, Side, SideSpec, TimeoutRule, TransitionRule,
 };
 
 impl Validator {
@@ -191,13 +191,7 @@ impl Validator {
         let window = self.required_duration(&body.window);
         let max_ratio = body.max_ratio.as_ref().and_then(|r| self.decimal(r));
         let baseline = match &body.baseline {
-            Some(b) => {
-                let factor = self.decimal(&b.factor)?;
-                if b.windows == 0 {
-                    self.error(self.at(&b.factor), "baseline windows must be at least 1");
-                }
-                Some((b.windows, factor))
-            }
+            Some(b) => self.baseline(b, &body.group, window),
             None => None,
         };
         if max_ratio.is_some() && body.numerator.is_none() {
@@ -220,6 +214,55 @@ impl Validator {
             max_count: body.max_count,
             baseline,
         })
+    }
+}
+
+impl Validator {
+    fn baseline(
+        &mut self,
+        b: &BaselineBody,
+        group: &Spanned<String>,
+        window: Option<std::time::Duration>,
+    ) -> Option<Baseline> {
+        let history = match (&b.windows, &b.days) {
+            (Some(w), None) => History::Windows(w.value),
+            (None, Some(d)) => {
+                const DAY: u128 = 86_400_000_000;
+                if window.is_some_and(|w| w.as_micros() == 0 || !DAY.is_multiple_of(w.as_micros())) {
+                    self.error(self.at(d), "baseline days needs a window that divides a day evenly (1m, 10m, 1h, ...)");
+                }
+                History::Days(d.value)
+            }
+            _ => {
+                self.error(self.at(group), "baseline: expected either `windows` (the previous N windows) or `days` (the same window of the previous N days)");
+                return None;
+            }
+        };
+        if history.kept() == 0 {
+            self.error(self.at(group), "baseline windows/days must be at least 1");
+        }
+        let factor = match &b.factor {
+            Some(f) => Some(self.decimal(f)?),
+            None => None,
+        };
+        let z_score = match &b.z_score {
+            Some(z) => Some(self.decimal(z)?),
+            None => None,
+        };
+        if factor.is_none() && z_score.is_none() {
+            self.error(
+                self.at(group),
+                "baseline: expected `factor` (times the mean) and/or `z_score` (standard deviations above the mean)",
+            );
+        }
+        let min_history = b.min_history.unwrap_or(1).max(1);
+        if min_history > history.kept() {
+            self.error(
+                self.at(group),
+                format!("baseline min_history {min_history} is more than the {} windows kept", history.kept()),
+            );
+        }
+        Some(Baseline { history, factor, z_score, min_history })
     }
 }
 

@@ -3,14 +3,15 @@
 //! Windows are tumbling and aligned to the epoch (a 10-minute window starts at
 //! :00, :10, ...). A window is judged when the watermark passes its end: below
 //! `min_volume` nothing fires; otherwise the ratio (numerator / all, exact) or the
-//! count is compared with `max_ratio`, `max_count` and `factor` × the mean of the
-//! group's previous non-empty windows.
+//! count is compared with `max_ratio`, `max_count` and the group's baseline: the mean
+//! of its previous judged windows or of the same window on previous days, times
+//! `factor` and/or plus `z_score` standard deviations — exact decimals throughout.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
 use fundguard_core::{Decimal, EventTime, Evidence, Value};
-use fundguard_rules::RateRule;
+use fundguard_rules::{Baseline, History, RateRule};
 use serde::{Deserialize, Serialize};
 
 use super::{Emit, Projection, Record, Snapshot, StatefulKind, key_name};
@@ -23,7 +24,12 @@ struct Group {
     hits: u64,
     /// The first rows counted in the numerator, as evidence (a few, not all).
     sample: Vec<Evidence>,
+    /// The metrics of the previous judged windows (`baseline.windows`).
     history: VecDeque<Decimal>,
+    /// The metrics of the same window on previous days, by the window's slot of the day
+    /// (`baseline.days`).
+    #[serde(default)]
+    seasonal: HashMap<i64, VecDeque<Decimal>>,
 }
 
 pub(crate) struct Rate {
@@ -77,22 +83,27 @@ impl Rate {
         {
             reasons.push(format!("count {counted} above {max}"));
         }
-        if let Some((_, factor)) = self.rule.baseline
-            && !g.history.is_empty()
+        if let Some(b) = &self.rule.baseline
+            && let Some(past) = self.past(g)
+            && past.len() >= b.min_history as usize
+            && let Some(reason) = above_baseline(metric, past, b)
         {
-            let total = g.history.iter().try_fold(Decimal::ZERO, |a, b| a.checked_add(*b));
-            let mean = total.and_then(|t| t.checked_div(Decimal::from(g.history.len() as u64)));
-            if let Some(mean) = mean
-                && mean.checked_mul(factor).is_some_and(|bound| metric > bound)
-            {
-                reasons.push(format!(
-                    "{} is more than {factor} x the baseline {}",
-                    metric.round_dp(4),
-                    mean.round_dp(4)
-                ));
-            }
+            reasons.push(reason);
         }
         Some((metric, reasons))
+    }
+
+    /// The window's slot of the day (seasonal baselines compare a window with the same slot).
+    fn slot(&self, window_start: i64) -> i64 {
+        window_start.rem_euclid(86_400_000_000) / self.size
+    }
+
+    /// The history the group's current window is judged against.
+    fn past<'g>(&self, g: &'g Group) -> Option<&'g VecDeque<Decimal>> {
+        match self.rule.baseline.as_ref()?.history {
+            History::Windows(_) => Some(&g.history),
+            History::Days(_) => g.seasonal.get(&self.slot(g.window_start)),
+        }
     }
 
     fn close(&mut self, key: &str, out: &mut Emit) {
@@ -116,14 +127,19 @@ impl Rate {
                 vec![(self.group_name.clone(), g.shown.clone()), ("window_start".to_string(), Value::Timestamp(start))];
             out.finding(key, end, message, g.sample.clone(), None);
         }
-        let keep = self.rule.baseline.map_or(0, |(n, _)| n as usize);
+        let history = self.rule.baseline.as_ref().map(|b| b.history);
+        let slot = self.groups.get(key).map(|g| self.slot(g.window_start));
         if let Some(g) = self.groups.get_mut(key) {
             if let Some((metric, _)) = judged
-                && keep > 0
+                && let Some(history) = history
             {
-                g.history.push_back(metric);
-                while g.history.len() > keep {
-                    g.history.pop_front();
+                let kept = match history {
+                    History::Windows(_) => &mut g.history,
+                    History::Days(_) => g.seasonal.entry(slot.unwrap_or_default()).or_default(),
+                };
+                kept.push_back(metric);
+                while kept.len() > history.kept() as usize {
+                    kept.pop_front();
                 }
             }
             g.count = 0;
@@ -169,6 +185,7 @@ impl StatefulKind for Rate {
             hits: 0,
             sample: Vec::new(),
             history: VecDeque::new(),
+            seasonal: HashMap::new(),
         });
         if g.count == 0 {
             g.window_start = start;
@@ -224,6 +241,45 @@ impl StatefulKind for Rate {
     }
 
     fn state_bytes(&self) -> usize {
-        self.groups.iter().map(|(k, g)| 200 + k.len() + g.history.len() * 16 + g.sample.len() * 8).sum()
+        self.groups
+            .iter()
+            .map(|(k, g)| {
+                let seasonal: usize = g.seasonal.values().map(|h| 48 + h.len() * 16).sum();
+                200 + k.len() + g.history.len() * 16 + seasonal + g.sample.len() * 8
+            })
+            .sum()
     }
+}
+
+/// Why `metric` is above the baseline of `past` (both bounds must be passed when both are
+/// set), or `None`. Exact: the z-score compares squares, so no square root is taken.
+fn above_baseline(metric: Decimal, past: &VecDeque<Decimal>, b: &Baseline) -> Option<String> {
+    let n = Decimal::from(past.len() as u64);
+    let mean = past.iter().try_fold(Decimal::ZERO, |a, x| a.checked_add(*x))?.checked_div(n)?;
+    let mut reasons = Vec::new();
+    if let Some(factor) = b.factor {
+        if metric <= mean.checked_mul(factor)? {
+            return None;
+        }
+        reasons.push(format!("more than {factor} x"));
+    }
+    if let Some(z) = b.z_score {
+        let squares = past.iter().try_fold(Decimal::ZERO, |a, x| {
+            let d = x.checked_sub(mean)?;
+            a.checked_add(d.checked_mul(d)?)
+        })?;
+        let variance = squares.checked_div(n)?;
+        let rise = metric.checked_sub(mean)?;
+        if rise <= Decimal::ZERO || rise.checked_mul(rise)? <= z.checked_mul(z)?.checked_mul(variance)? {
+            return None;
+        }
+        reasons.push(format!("more than {z} standard deviations above"));
+    }
+    Some(format!(
+        "{} is {} the baseline {} of {} window(s)",
+        metric.round_dp(4),
+        reasons.join(" and "),
+        mean.round_dp(4),
+        past.len()
+    ))
 }

@@ -317,6 +317,91 @@ fn rate_baseline_is_relative_to_previous_windows() {
     assert!(found[0].message.contains("baseline"), "{}", found[0].message);
 }
 
+/// `count` rows of channel `card` in the window starting `start` seconds in.
+fn card_rows(start: i64, count: i64) -> Vec<ChangeEvent> {
+    (0..count).map(|i| at(start + i, "s.pay", Op::Insert, &[("channel", "card".into())])).collect()
+}
+
+/// The windows found, by their row counts ("0 of 23 rows" → 23).
+fn window_sizes(found: &[Finding]) -> Vec<u64> {
+    found
+        .iter()
+        .map(|f| {
+            let (_, rest) = f.message.split_once(" of ").unwrap();
+            rest.split_whitespace().next().unwrap().parse().unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn a_z_score_baseline_fires_on_a_rise_beyond_the_groups_own_spread() {
+    let r = rule(
+        "id: vol\nowner: t\nseverity: high\nrate:\n  table: s.pay\n  group: after.channel\n  window: 1m\n  baseline: { windows: 4, z_score: \"3\", min_history: 4 }\n",
+    );
+    // History 10, 14, 10, 14: mean 12, σ 2 — the bound is 18. Window 4 has 18 (not above),
+    // then the history is 14, 10, 14, 18 (mean 14, σ ≈ 2.83, bound ≈ 22.5): 23 is above.
+    let mut events = Vec::new();
+    for (minute, n) in [(0, 10), (1, 14), (2, 10), (3, 14), (4, 18), (5, 23)] {
+        events.extend(card_rows(minute * 60, n));
+    }
+    events.extend(card_rows(600, 1));
+    let (found, _) = run_all(&[r], &events);
+    assert_eq!(window_sizes(&found), vec![23], "{found:?}");
+    assert!(
+        found[0].message.contains("more than 3 standard deviations above the baseline 14 of 4 window(s)"),
+        "{}",
+        found[0].message
+    );
+
+    // Before min_history windows the baseline does not judge: 4 windows of history needed.
+    let r = rule(
+        "id: vol\nowner: t\nseverity: high\nrate:\n  table: s.pay\n  group: after.channel\n  window: 1m\n  baseline: { windows: 4, z_score: \"3\", min_history: 4 }\n",
+    );
+    let mut events = Vec::new();
+    for (minute, n) in [(0, 10), (1, 10), (2, 50)] {
+        events.extend(card_rows(minute * 60, n));
+    }
+    events.extend(card_rows(600, 1));
+    assert_eq!(run_all(&[r], &events).0.len(), 0);
+}
+
+#[test]
+fn a_seasonal_baseline_compares_a_window_with_the_same_window_of_previous_days() {
+    let r = rule(
+        "id: vol\nowner: t\nseverity: high\nrate:\n  table: s.pay\n  group: after.channel\n  window: 1h\n  baseline: { days: 2, factor: \"2\", min_history: 2 }\n",
+    );
+    const DAY: i64 = 86_400;
+    // 1_700_000_000 is 22:13:20 UTC: hour windows start at 22:00 (-800 s) and 23:00.
+    let (at_22, at_23) = (-800 + 3600, 2800 + 3600);
+    let mut events = Vec::new();
+    for day in 0..3 {
+        // The 23:00 hour is always busy; the next day's hour after is quiet, except on day 2.
+        events.extend(card_rows(day * DAY + at_22, 30));
+        events.extend(card_rows(day * DAY + at_23, if day == 2 { 9 } else { 4 }));
+    }
+    events.extend(card_rows(3 * DAY, 1));
+    let (found, _) = run_all(std::slice::from_ref(&r), &events);
+    // Day 2's quiet hour has 9 rows against 4 and 4 the days before: above 2 x. Its busy
+    // hour (30) is never compared with the quiet one.
+    assert_eq!(window_sizes(&found), vec![9], "{found:?}");
+
+    // The history survives a restart: saved after day 1, restored, the same finding.
+    let schemas = TableSchemas::default();
+    let split = events
+        .iter()
+        .position(|e| e.commit_time.as_micros() >= EventTime::from_secs(1_700_000_000 + 2 * DAY).as_micros())
+        .unwrap();
+    let mut engine = Engine::new(std::slice::from_ref(&r), &schemas).unwrap();
+    let mut out = Vec::new();
+    engine.process(&events[..split], EventTime::default(), &mut out).unwrap();
+    let saved = engine.save_state().unwrap();
+    let mut engine = Engine::new(std::slice::from_ref(&r), &schemas).unwrap();
+    engine.restore_state(&saved).unwrap();
+    engine.process(&events[split..], EventTime::default(), &mut out).unwrap();
+    engine.finish(EventTime::default(), &mut out);
+    assert_eq!(out, found);
+}
+
 #[test]
 fn events_later_than_the_allowed_lateness_are_counted() {
     let r = reconcile("");

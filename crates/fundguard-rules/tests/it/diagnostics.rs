@@ -126,3 +126,22 @@ check:
     assert!(problems.is_empty(), "{problems:?}");
     assert_eq!(rule.unwrap().fingerprint_by.as_deref(), Some(&["merchant_id".to_string()][..]));
 }
+
+#[test]
+fn a_rate_baseline_says_what_it_is_missing() {
+    let rate = |window: &str, baseline: &str| {
+        problems(&format!(
+            "id: r\nowner: t\nseverity: high\nrate:\n  table: s.pay\n  group: after.channel\n  window: {window}\n  baseline: {baseline}\n"
+        ))
+    };
+    assert!(rate("1m", "{ windows: 3, factor: \"2\" }").is_empty());
+    assert!(rate("1h", "{ days: 7, z_score: \"3\", min_history: 3 }").is_empty());
+    let p = rate("1m", "{ factor: \"2\" }");
+    assert!(p.iter().any(|p| p.contains("expected either `windows`")), "{p:?}");
+    let p = rate("1m", "{ windows: 3 }");
+    assert!(p.iter().any(|p| p.contains("expected `factor`")), "{p:?}");
+    let p = rate("7m", "{ days: 7, factor: \"2\" }");
+    assert!(p.iter().any(|p| p.starts_with("8:") && p.contains("divides a day evenly")), "{p:?}");
+    let p = rate("1m", "{ windows: 2, factor: \"2\", min_history: 5 }");
+    assert!(p.iter().any(|p| p.contains("min_history 5 is more than the 2 windows kept")), "{p:?}");
+}
