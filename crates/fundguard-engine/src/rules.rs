@@ -16,7 +16,7 @@ use datafusion::prelude::SessionContext;
 use fundguard_core::{ChangeEvent, EventTime, Evidence, Finding, Money, TableSchemas, Value};
 use fundguard_rules::{CheckRule, Diagnostic, Expr, Location, Once, Rule, RuleBody};
 
-use crate::columns::ColumnRef;
+use crate::columns::{ColumnRef, Image};
 use crate::compile::{column_refs, compile};
 use crate::scalar::value_at;
 use crate::stateful::{self, Emit, StateStats, StatefulRuntime};
@@ -43,6 +43,8 @@ struct CheckRuntime {
     compiled: HashMap<Arc<str>, (u64, Arc<CompiledCheck>)>,
     /// `once: per_key`: the keys reported, with their latest violation (checkpointed).
     reported: ReportedKeys,
+    /// The columns `assert` reads: the default message shows their values.
+    assert_reads: Vec<ColumnRef>,
 }
 
 /// The keys a `once: per_key` check has reported. A key is reported again only after it
@@ -178,6 +180,7 @@ impl RuleRuntime {
                     template,
                     compiled: HashMap::new(),
                     reported: ReportedKeys::default(),
+                    assert_reads: column_refs(&check.assert).unwrap_or_default(),
                 }))
             }
             body => {
@@ -464,7 +467,22 @@ fn evaluate_check(
 fn render_message(rule: &Rule, check: &CheckRuntime, finding: &Finding, event: &ChangeEvent) -> String {
     let key_text = || finding.key.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ");
     let Some(env) = &check.template else {
-        return format!("{}: `{}` does not hold for {}", rule.id, check.check.assert.sql, key_text());
+        // The values the assert read, so the reader sees what disagreed without the event.
+        let values: Vec<String> = check
+            .assert_reads
+            .iter()
+            .filter_map(|r| {
+                let row = match r.image {
+                    Image::Before => event.before.as_ref(),
+                    Image::After => event.after.as_ref(),
+                    _ => None,
+                }?;
+                let value = row.get(&r.name).map_or_else(|| "absent".to_string(), |v| v.to_string());
+                Some(format!("{}.{}={value}", r.image.qualifier(), r.name))
+            })
+            .collect();
+        let seen = if values.is_empty() { String::new() } else { format!(" ({})", values.join(", ")) };
+        return format!("{}: `{}` does not hold for {}{seen}", rule.id, check.check.assert.sql, key_text());
     };
     let context = minijinja::context! {
         rule => rule.id.as_str(),

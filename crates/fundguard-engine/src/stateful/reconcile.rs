@@ -245,11 +245,28 @@ impl Reconcile {
     fn message(&self, rule_id: &str, p: &Pending) -> String {
         let key = format!("{}={}", self.key_name, self.shown_key(&p.key));
         let (l, r) = (&self.rule.left.table, &self.rule.right.table);
+        // The compared values, so the reader sees what disagreed: `left amount=4198.45, …`.
+        let shown = |image: &str, names: &[String], values: &[Value]| -> Option<String> {
+            let pairs: Vec<String> = names.iter().zip(values).map(|(n, v)| format!("{n}={v}")).collect();
+            (!pairs.is_empty()).then(|| format!("{image} {}", pairs.join(", ")))
+        };
         let default = || match p.verdict {
-            Verdict::Match => format!(
-                "{rule_id}: {l} and {r} disagree for {key}: `{}` does not hold",
-                self.rule.expect.as_ref().map_or("", |e| e.sql.as_str())
-            ),
+            Verdict::Match => {
+                let columns = &self.eval.columns;
+                let values: Vec<String> = [
+                    shown(l, &columns.left, &p.row.left),
+                    shown(r, &columns.right, &p.row.right),
+                    shown("agg", &columns.agg, &p.row.agg),
+                ]
+                .into_iter()
+                .flatten()
+                .collect();
+                format!(
+                    "{rule_id}: {l} and {r} disagree for {key}: {}: `{}` does not hold",
+                    values.join("; "),
+                    self.rule.expect.as_ref().map_or("", |e| e.sql.as_str())
+                )
+            }
             Verdict::Missing(Side::Left) => {
                 format!("{rule_id}: {r} has {key} but {l} has no counterpart within {:?}", self.rule.within)
             }

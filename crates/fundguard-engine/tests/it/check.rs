@@ -194,3 +194,23 @@ fn once_per_key_reports_a_keys_first_violation_until_it_has_been_quiet_for_the_t
     engine.process(&events[3..], fundguard_core::EventTime::default(), &mut found).unwrap();
     assert_eq!(shown(&found), expected);
 }
+
+/// Without a `message`, a finding names the values its assert read (and a column the row
+/// lacks), not only the SQL text.
+#[test]
+fn the_default_message_shows_the_values_the_assert_read() {
+    let r = check("positive", "  assert: after.amount > 0 AND after.currency = 'CNY'\n");
+    let events = vec![
+        insert(1, &[("id", 1.into()), ("amount", dec("-4198.45")), ("currency", "CNY".into())]),
+        insert(2, &[("id", 2.into()), ("amount", 5.into())]),
+    ];
+    let found = run(&[r], &events, 100);
+    let messages: Vec<&str> = found.iter().map(|f| f.message.as_str()).collect();
+    assert_eq!(
+        messages,
+        vec![
+            "positive: `after.amount > 0 AND after.currency = 'CNY'` does not hold for id=1 (after.amount=-4198.45, after.currency=CNY)",
+            "positive: `after.amount > 0 AND after.currency = 'CNY'` does not hold for id=2 (after.amount=5, after.currency=absent)",
+        ]
+    );
+}

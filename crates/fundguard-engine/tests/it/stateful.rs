@@ -145,6 +145,27 @@ fn a_reconcile_message_renders_columns_only_the_message_names() {
     assert_eq!(found[0].message, "card paid 90, order 100 (None)");
 }
 
+/// Without a `message`, a mismatch names both sides' compared values.
+#[test]
+fn the_default_reconcile_message_names_the_values_that_disagree() {
+    let r = reconcile("  expect: \"left.amount = right.amount AND left.currency = right.currency\"\n");
+    let events = vec![
+        at(0, "s.ord", Op::Insert, &[("id", 1.into()), ("amount", dec("4200.00")), ("currency", "CNY".into())]),
+        at(
+            1,
+            "s.pay",
+            Op::Insert,
+            &[("id", 9.into()), ("order_id", 1.into()), ("amount", dec("4198.45")), ("currency", "CNY".into())],
+        ),
+    ];
+    let (found, _) = run_all(std::slice::from_ref(&r), &events);
+    assert_eq!(found.len(), 1);
+    assert_eq!(
+        found[0].message,
+        "r: s.pay and s.ord disagree for order_id=1: s.pay amount=4198.45, currency=CNY; s.ord amount=4200.00, currency=CNY: `left.amount = right.amount AND left.currency = right.currency` does not hold"
+    );
+}
+
 #[test]
 fn optional_sides_do_not_report_missing() {
     let r = rule(
