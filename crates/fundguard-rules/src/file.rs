@@ -231,6 +231,9 @@ pub struct RateBody {
     #[serde(default)]
     pub numerator: Option<Spanned<String>>,
     pub window: Spanned<String>,
+    /// Sliding windows: a window of `window` judged every `slide` (default: tumbling).
+    #[serde(default)]
+    pub slide: Option<Spanned<String>>,
     #[serde(default)]
     pub min_volume: u64,
     #[serde(default)]

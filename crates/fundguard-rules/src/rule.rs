@@ -270,6 +270,8 @@ pub struct RateRule {
     pub group: Expr,
     pub numerator: Option<Expr>,
     pub window: Duration,
+    /// Sliding windows: judged every `slide`, which divides `window` (`None`: tumbling).
+    pub slide: Option<Duration>,
     pub min_volume: u64,
     pub max_ratio: Option<Decimal>,
     pub max_count: Option<u64>,

@@ -1,7 +1,9 @@
 //! `rate`: windowed counts and ratios per group, against absolute and baseline thresholds.
 //!
-//! Windows are tumbling and aligned to the epoch (a 10-minute window starts at
-//! :00, :10, ...). A window is judged when the watermark passes its end: below
+//! Windows are aligned to the epoch (a 10-minute window starts at :00, :10, ...),
+//! tumbling, or sliding by `slide` (a 10-minute window judged every minute: the group
+//! keeps its earlier slides' counts). A window is judged when the watermark passes its
+//! end: below
 //! `min_volume` nothing fires; otherwise the ratio (numerator / all, exact) or the
 //! count is compared with `max_ratio`, `max_count` and the group's baseline: the mean
 //! of its previous judged windows or of the same window on previous days, times
@@ -16,12 +18,25 @@ use serde::{Deserialize, Serialize};
 
 use super::{Emit, Projection, Record, Snapshot, StatefulKind, key_name};
 
+/// The counts of one earlier slide of a sliding window.
+#[derive(Clone, Serialize, Deserialize)]
+struct Bucket {
+    start: i64,
+    count: u64,
+    hits: u64,
+}
+
 #[derive(Clone, Serialize, Deserialize)]
 struct Group {
     shown: Value,
+    /// The start of the current window (tumbling) or slide (sliding): its close timer is
+    /// at `window_start + slide`.
     window_start: i64,
     count: u64,
     hits: u64,
+    /// Sliding windows: the earlier slides still inside the next window.
+    #[serde(default)]
+    earlier: VecDeque<Bucket>,
     /// The first rows counted in the numerator, as evidence (a few, not all).
     sample: Vec<Evidence>,
     /// The metrics of the previous judged windows (`baseline.windows`).
@@ -37,7 +52,9 @@ pub(crate) struct Rate {
     projections: Vec<Projection>,
     names: Vec<Arc<str>>,
     group_name: String,
+    /// The window's length and how often it is judged (equal when tumbling), in µs.
     size: i64,
+    slide: i64,
     groups: HashMap<String, Group>,
     closes: BTreeSet<(EventTime, String)>,
 }
@@ -50,6 +67,7 @@ impl Rate {
         }
         let projections = vec![Projection { table: rule.table.clone(), filter: rule.when.clone(), exprs }];
         let size = i64::try_from(rule.window.as_micros()).unwrap_or(i64::MAX).max(1);
+        let slide = rule.slide.map_or(size, |s| i64::try_from(s.as_micros()).unwrap_or(size).clamp(1, size));
         let names = projections[0].exprs.iter().map(|(n, _)| Arc::from(n.as_str())).collect();
         Rate {
             group_name: key_name(&rule.group),
@@ -57,19 +75,22 @@ impl Rate {
             projections,
             names,
             size,
+            slide,
             groups: HashMap::new(),
             closes: BTreeSet::new(),
         }
     }
 
-    fn judge(&self, g: &Group) -> Option<(Decimal, Vec<String>)> {
-        if g.count < self.rule.min_volume.max(1) {
+    /// The window's metric and why it is a finding (no reasons: it is not), or `None` below
+    /// `min_volume`.
+    fn judge(&self, count: u64, hits: u64, past: Option<&VecDeque<Decimal>>) -> Option<(Decimal, Vec<String>)> {
+        if count < self.rule.min_volume.max(1) {
             return None;
         }
         let metric = if self.rule.numerator.is_some() {
-            Decimal::from(g.hits) / Decimal::from(g.count)
+            Decimal::from(hits) / Decimal::from(count)
         } else {
-            Decimal::from(g.count)
+            Decimal::from(count)
         };
         let mut reasons = Vec::new();
         if let Some(max) = self.rule.max_ratio
@@ -77,14 +98,14 @@ impl Rate {
         {
             reasons.push(format!("ratio {} above {max}", metric.round_dp(4)));
         }
-        let counted = if self.rule.numerator.is_some() { g.hits } else { g.count };
+        let counted = if self.rule.numerator.is_some() { hits } else { count };
         if let Some(max) = self.rule.max_count
             && counted > max
         {
             reasons.push(format!("count {counted} above {max}"));
         }
         if let Some(b) = &self.rule.baseline
-            && let Some(past) = self.past(g)
+            && let Some(past) = past
             && past.len() >= b.min_history as usize
             && let Some(reason) = above_baseline(metric, past, b)
         {
@@ -98,29 +119,34 @@ impl Rate {
         window_start.rem_euclid(86_400_000_000) / self.size
     }
 
-    /// The history the group's current window is judged against.
-    fn past<'g>(&self, g: &'g Group) -> Option<&'g VecDeque<Decimal>> {
+    /// The history a window starting at `start` is judged against.
+    fn past<'g>(&self, g: &'g Group, start: i64) -> Option<&'g VecDeque<Decimal>> {
         match self.rule.baseline.as_ref()?.history {
             History::Windows(_) => Some(&g.history),
-            History::Days(_) => g.seasonal.get(&self.slot(g.window_start)),
+            History::Days(_) => g.seasonal.get(&self.slot(start)),
         }
     }
 
+    /// Judges the window that ends with the group's current window (tumbling) or slide
+    /// (sliding), then moves on: a sliding window whose earlier slides still hold rows is
+    /// judged again one slide later.
     fn close(&mut self, key: &str, out: &mut Emit) {
         let Some(g) = self.groups.get(key) else { return };
-        let judged = self.judge(g);
-        let start = EventTime::from_micros(g.window_start);
-        let end = EventTime::from_micros(g.window_start.saturating_add(self.size));
+        let end_micros = g.window_start.saturating_add(self.slide);
+        let start_micros = end_micros.saturating_sub(self.size);
+        let inside = g.earlier.iter().filter(|b| b.start >= start_micros);
+        let (count, hits) = inside.fold((g.count, g.hits), |(c, h), b| (c + b.count, h + b.hits));
+        let judged = self.judge(count, hits, self.past(g, start_micros));
+        let start = EventTime::from_micros(start_micros);
+        let end = EventTime::from_micros(end_micros);
         if let Some((_, reasons)) = &judged
             && !reasons.is_empty()
         {
             let message = format!(
-                "{}: {}={} window {start}..{end}: {} of {} rows; {}",
+                "{}: {}={} window {start}..{end}: {hits} of {count} rows; {}",
                 out.rule.id,
                 self.group_name,
                 g.shown,
-                g.hits,
-                g.count,
                 reasons.join("; ")
             );
             let key =
@@ -128,19 +154,36 @@ impl Rate {
             out.finding(key, end, message, g.sample.clone(), None);
         }
         let history = self.rule.baseline.as_ref().map(|b| b.history);
-        let slot = self.groups.get(key).map(|g| self.slot(g.window_start));
+        let slot = self.slot(start_micros);
+        let (size, slide) = (self.size, self.slide);
         if let Some(g) = self.groups.get_mut(key) {
             if let Some((metric, _)) = judged
                 && let Some(history) = history
             {
                 let kept = match history {
                     History::Windows(_) => &mut g.history,
-                    History::Days(_) => g.seasonal.entry(slot.unwrap_or_default()).or_default(),
+                    History::Days(_) => g.seasonal.entry(slot).or_default(),
                 };
                 kept.push_back(metric);
                 while kept.len() > history.kept() as usize {
                     kept.pop_front();
                 }
+            }
+            if slide < size {
+                // The next window starts one slide later: what falls out of it goes.
+                let next_start = start_micros.saturating_add(slide);
+                if g.count > 0 {
+                    g.earlier.push_back(Bucket { start: g.window_start, count: g.count, hits: g.hits });
+                }
+                g.earlier.retain(|b| b.start >= next_start);
+                g.sample.retain(|e| e.commit_time.as_micros() >= next_start);
+                g.count = 0;
+                g.hits = 0;
+                if !g.earlier.is_empty() {
+                    g.window_start = end_micros;
+                    self.closes.insert((EventTime::from_micros(end_micros.saturating_add(slide)), key.to_string()));
+                }
+                return;
             }
             g.count = 0;
             g.hits = 0;
@@ -161,20 +204,18 @@ impl StatefulKind for Rate {
         }
         let key = shown.to_string();
         // Saturating: the window of a time near `i64::MIN` starts at `i64::MIN`.
-        let start = record.time.as_micros().div_euclid(self.size).saturating_mul(self.size);
+        let start = record.time.as_micros().div_euclid(self.slide).saturating_mul(self.slide);
         if self.groups.get(&key).is_some_and(|g| g.window_start != start && g.count > 0) {
             // A late record of a window already judged, or a new window whose predecessor's
             // close timer has not fired: judge the open window first.
             let old = self.groups[&key].window_start;
-            self.closes.remove(&(EventTime::from_micros(old.saturating_add(self.size)), key.clone()));
+            self.closes.remove(&(EventTime::from_micros(old.saturating_add(self.slide)), key.clone()));
             self.close(&key, out);
         }
         let size = self.size;
-        if self
-            .groups
-            .get(&key)
-            .is_some_and(|g| g.count == 0 && g.window_start.saturating_add(size) < idle_before.as_micros())
-        {
+        if self.groups.get(&key).is_some_and(|g| {
+            g.count == 0 && g.earlier.is_empty() && g.window_start.saturating_add(size) < idle_before.as_micros()
+        }) {
             // Idle past the TTL: the group and its baseline history are forgotten.
             self.groups.remove(&key);
         }
@@ -183,13 +224,18 @@ impl StatefulKind for Rate {
             window_start: start,
             count: 0,
             hits: 0,
+            earlier: VecDeque::new(),
             sample: Vec::new(),
             history: VecDeque::new(),
             seasonal: HashMap::new(),
         });
+        if g.count == 0 && g.window_start != start {
+            // A sliding group judged at this slide's end already has its timer there.
+            self.closes.remove(&(EventTime::from_micros(g.window_start.saturating_add(self.slide)), key.clone()));
+        }
         if g.count == 0 {
             g.window_start = start;
-            self.closes.insert((EventTime::from_micros(start.saturating_add(self.size)), key));
+            self.closes.insert((EventTime::from_micros(start.saturating_add(self.slide)), key));
         }
         g.count += 1;
         if matches!(record.values.get(1), Some(Value::Bool(true))) {
@@ -213,7 +259,9 @@ impl StatefulKind for Rate {
 
     fn evict(&mut self, before: EventTime, _now: EventTime) {
         let size = self.size;
-        self.groups.retain(|_, g| g.count > 0 || g.window_start.saturating_add(size) >= before.as_micros());
+        self.groups.retain(|_, g| {
+            g.count > 0 || !g.earlier.is_empty() || g.window_start.saturating_add(size) >= before.as_micros()
+        });
     }
 
     /// Drops the groups whose current window started longest ago.

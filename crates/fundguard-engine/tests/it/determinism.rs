@@ -190,6 +190,10 @@ fn short_ttl_rules() -> Vec<Rule> {
             "{}rate:\n  table: s.pay\n  group: after.ch\n  window: 5s\n  min_volume: 1\n  baseline: {{ windows: 2, factor: \"1.5\" }}\n",
             head("burst")
         ),
+        format!(
+            "{}rate:\n  table: s.pay\n  group: after.ch\n  window: 6s\n  slide: 2s\n  min_volume: 1\n  baseline: {{ windows: 3, factor: \"1.2\" }}\n",
+            head("sliding")
+        ),
     ]
     .iter()
     .map(|text| crate::rule(text))

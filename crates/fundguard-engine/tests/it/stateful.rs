@@ -423,6 +423,34 @@ fn a_seasonal_baseline_compares_a_window_with_the_same_window_of_previous_days()
     assert_eq!(out, found);
 }
 
+/// A burst across the boundary of two tumbling windows is split between them and missed;
+/// a sliding window judged every slide sees it whole.
+#[test]
+fn a_sliding_window_sees_a_burst_that_straddles_two_tumbling_windows() {
+    let rate = |slide: &str| {
+        rule(&format!(
+            "id: burst\nowner: t\nseverity: high\nrate:\n  table: s.pay\n  group: after.channel\n  window: 3m\n{slide}  max_count: 5\n"
+        ))
+    };
+    // 1_700_000_100 is a multiple of 3 minutes: tumbling windows are [0, 3m) and [3m, 6m) from it.
+    let base = 100;
+    let mut events = Vec::new();
+    events.extend(card_rows(base + 2 * 60, 3));
+    events.extend(card_rows(base + 3 * 60, 3));
+    events.extend(card_rows(base + 20 * 60, 1));
+    let (tumbling, _) = run_all(&[rate("")], &events);
+    assert!(tumbling.is_empty(), "3 and 3 rows, each window under 6: {tumbling:?}");
+
+    let (sliding, _) = run_all(&[rate("  slide: 1m\n")], &events);
+    // The windows [1m, 4m) and [2m, 5m) from the base hold all 6 rows.
+    assert_eq!(window_sizes(&sliding), vec![6, 6], "{sliding:?}");
+    let starts: Vec<i64> =
+        sliding.iter().map(|f| (f.event_time.as_micros() / 1_000_000 - 1_700_000_000 - base) / 60).collect();
+    assert_eq!(starts, vec![4, 5], "judged at the ends of the windows");
+    assert!(sliding[0].message.contains("count 6 above 5"), "{}", sliding[0].message);
+    assert_eq!(sliding[0].evidence.len(), 0, "a plain count keeps no numerator sample");
+}
+
 #[test]
 fn events_later_than_the_allowed_lateness_are_counted() {
     let r = reconcile("");
