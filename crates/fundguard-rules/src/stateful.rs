@@ -195,10 +195,10 @@ impl Validator {
             None => None,
         };
         let slide = body.slide.as_ref().and_then(|s| self.duration(Some(s)));
-        if let (Some(slide), Some(window), Some(at)) = (slide, window, body.slide.as_ref()) {
-            if slide.is_zero() || slide > window || !window.as_micros().is_multiple_of(slide.as_micros().max(1)) {
-                self.error(self.at(at), "slide must be positive and divide the window evenly (window 10m, slide 1m)");
-            }
+        if let (Some(slide), Some(window), Some(at)) = (slide, window, body.slide.as_ref())
+            && (slide.is_zero() || slide > window || !window.as_micros().is_multiple_of(slide.as_micros().max(1)))
+        {
+            self.error(self.at(at), "slide must be positive and divide the window evenly (window 10m, slide 1m)");
         }
         if max_ratio.is_some() && body.numerator.is_none() {
             self.error(self.at(&body.group), "max_ratio needs a `numerator` (the rows counted on top of the ratio)");

@@ -145,3 +145,18 @@ fn a_rate_baseline_says_what_it_is_missing() {
     let p = rate("1m", "{ windows: 2, factor: \"2\", min_history: 5 }");
     assert!(p.iter().any(|p| p.contains("min_history 5 is more than the 2 windows kept")), "{p:?}");
 }
+
+#[test]
+fn a_rate_slide_must_divide_its_window() {
+    let rate = |slide: &str| {
+        problems(&format!(
+            "id: r\nowner: t\nseverity: high\nrate:\n  table: s.pay\n  group: after.channel\n  window: 10m\n  slide: {slide}\n  max_count: 5\n"
+        ))
+    };
+    assert!(rate("1m").is_empty());
+    assert!(rate("10m").is_empty(), "a slide equal to the window is tumbling");
+    for bad in ["3m", "20m", "0s"] {
+        let p = rate(bad);
+        assert!(p.iter().any(|p| p.starts_with("8:") && p.contains("divide the window evenly")), "{bad}: {p:?}");
+    }
+}
