@@ -166,6 +166,14 @@ fn json_log(dir: &std::path::Path, rules: &[(&str, &str)], rows: &[&str]) -> (st
     (rules_dir, log)
 }
 
+/// `fundguard backtest` of a JSON-lines log of `shop.orders` messages, with `extra` flags.
+fn backtest_json(rules: &std::path::Path, log: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    let mut args =
+        vec!["backtest", "--rules", path(rules), "--input", path(log), "--format", "json", "--table", "shop.orders"];
+    args.extend_from_slice(extra);
+    fundguard(&args)
+}
+
 /// A rule that fails on every batch is never silent: the backtest names it in a table of
 /// rule errors and exits non-zero — at once by default, at the end with --keep-going.
 #[test]
@@ -181,23 +189,7 @@ fn a_rule_that_fails_on_every_batch_fails_the_backtest_and_is_named() {
         .collect();
     let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
     let (rules, log) = json_log(dir.path(), &[("broken.yaml", broken), ("fine.yaml", fine)], &rows);
-    let run = |extra: &[&str]| {
-        let mut args = vec![
-            "backtest",
-            "--rules",
-            path(&rules),
-            "--input",
-            path(&log),
-            "--format",
-            "json",
-            "--table",
-            "shop.orders",
-            "--batch-size",
-            "2",
-        ];
-        args.extend_from_slice(extra);
-        fundguard(&args)
-    };
+    let run = |extra: &[&str]| backtest_json(&rules, &log, &[&["--batch-size", "2"], extra].concat());
 
     let o = run(&[]);
     assert!(!o.status.success(), "a failing rule fails the run");
@@ -216,17 +208,7 @@ fn a_rule_that_fails_on_every_batch_fails_the_backtest_and_is_named() {
     let found: Vec<Value> = stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(found.len(), 2, "the other rule's findings still come (amounts -1 and 0): {found:?}");
 
-    let o = fundguard(&[
-        "backtest",
-        "--rules",
-        path(&rules.join("fine.yaml")),
-        "--input",
-        path(&log),
-        "--format",
-        "json",
-        "--table",
-        "shop.orders",
-    ]);
+    let o = backtest_json(&rules.join("fine.yaml"), &log, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
 }
 
@@ -242,19 +224,7 @@ fn final_fires_the_deadlines_left_pending_at_the_end_of_input() {
     ];
     let (rules, log) = json_log(dir.path(), &[("stuck.yaml", rule)], &rows);
     let run = |extra: &[&str]| {
-        let mut args = vec![
-            "backtest",
-            "--rules",
-            path(&rules),
-            "--input",
-            path(&log),
-            "--format",
-            "json",
-            "--table",
-            "shop.orders",
-        ];
-        args.extend_from_slice(extra);
-        let o = fundguard(&args);
+        let o = backtest_json(&rules, &log, extra);
         assert!(o.status.success(), "{}", stderr(&o));
         stdout(&o).lines().map(|l| serde_json::from_str::<Value>(l).unwrap()).collect::<Vec<_>>()
     };
