@@ -246,3 +246,59 @@ fn final_fires_the_deadlines_left_pending_at_the_end_of_input() {
     assert!(message.contains("fired at end of input"), "{message}");
     assert!(all[1]["tags"].as_array().unwrap().iter().any(|t| t == "end_of_input"), "{:?}", all[1]["tags"]);
 }
+
+/// The authoring options drive the binary as they drive the engine: a late counterpart
+/// reported as missing, a check reported once per key, a sliding window catching a burst
+/// that straddles two tumbling windows.
+#[test]
+fn late_counterparts_once_per_key_and_sliding_windows_in_a_backtest() {
+    let dir = tempfile::tempdir().unwrap();
+    let pairs = "id: paid-within-a-minute\nowner: t\nseverity: high\nreconcile:\n  left: { table: shop.orders, key: after.order_id, when: \"after.kind = 'payment'\" }\n  right: { table: shop.orders, key: after.order_id, when: \"after.kind = 'order'\" }\n  within: 1m\n  late_counterpart: missing\n  expect: left.amount = right.amount\n";
+    let once = "id: amount-positive\nowner: t\nseverity: high\ncheck:\n  tables: [shop.orders]\n  assert: after.amount > 0\n  key: { order_id: after.order_id }\n  once: per_key\n";
+    let burst = "id: burst\nowner: t\nseverity: high\nrate:\n  table: shop.orders\n  group: after.kind\n  window: 3m\n  slide: 1m\n  max_count: 5\n";
+    // 1_700_000_100 s is a multiple of 3 minutes.
+    let ms = |secs: i64| (1_700_000_100 + secs) * 1000;
+    let mut rows = vec![
+        // Order 1 paid 2 minutes late: missing twice (the order's, then the payment's window).
+        format!(r#"{{"ts": {}, "id": 1, "order_id": 1, "kind": "order", "amount": 100}}"#, ms(0)),
+        format!(r#"{{"ts": {}, "id": 2, "order_id": 1, "kind": "payment", "amount": 100}}"#, ms(120)),
+        // Order 2 twice with a negative amount: reported once.
+        format!(r#"{{"ts": {}, "id": 3, "order_id": 2, "kind": "refund", "amount": -5}}"#, ms(130)),
+        format!(r#"{{"ts": {}, "id": 4, "order_id": 2, "kind": "refund", "amount": -6}}"#, ms(135)),
+    ];
+    // Six `burst` rows over the boundary of two tumbling 3-minute windows (minutes 2 and 3).
+    for i in 0..3 {
+        rows.push(format!(
+            r#"{{"ts": {}, "id": {}, "order_id": {}, "kind": "click", "amount": 1}}"#,
+            ms(150 + i),
+            10 + i,
+            10 + i
+        ));
+        rows.push(format!(
+            r#"{{"ts": {}, "id": {}, "order_id": {}, "kind": "click", "amount": 1}}"#,
+            ms(190 + i),
+            20 + i,
+            20 + i
+        ));
+    }
+    rows.push(format!(r#"{{"ts": {}, "id": 99, "order_id": 99, "kind": "end", "amount": 1}}"#, ms(3600)));
+    let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
+    let (rules, log) =
+        json_log(dir.path(), &[("pairs.yaml", pairs), ("once.yaml", once), ("burst.yaml", burst)], &rows);
+    let o = backtest_json(&rules, &log, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let found: Vec<Value> = stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let of = |rule: &str| found.iter().filter(|f| f["rule"] == rule).collect::<Vec<_>>();
+
+    let missing = of("paid-within-a-minute");
+    assert_eq!(missing.len(), 2, "{missing:?}");
+    assert!(missing.iter().all(|f| f["message"].as_str().unwrap().contains("no counterpart within")), "{missing:?}");
+
+    let negative = of("amount-positive");
+    assert_eq!(negative.len(), 1, "once per key: {negative:?}");
+    assert!(negative[0]["message"].as_str().unwrap().contains("after.amount=-5"), "{negative:?}");
+
+    let bursts = of("burst");
+    let clicks: Vec<&&Value> = bursts.iter().filter(|f| f["key"]["kind"] == "click").collect();
+    assert_eq!(clicks.len(), 2, "the windows [1m, 4m) and [2m, 5m) hold all six clicks: {bursts:?}");
+}
