@@ -259,6 +259,23 @@ impl Validator {
         })
     }
 
+    /// The option `value` names among `options` (name, value; the first is the default).
+    /// An unknown name is reported at its place, listing the names, and reads as the default.
+    pub(crate) fn one_of<T: Copy>(&mut self, field: &str, value: Option<&Spanned<String>>, options: &[(&str, T)]) -> T {
+        let default = options[0].1;
+        let Some(v) = value else { return default };
+        if let Some((_, chosen)) = options.iter().find(|(name, _)| *name == v.value) {
+            return *chosen;
+        }
+        let names: Vec<&str> = options.iter().map(|(name, _)| *name).collect();
+        let expected = match names.split_last() {
+            Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+            _ => names.concat(),
+        };
+        self.error(self.at(v), format!("{field} `{}`: expected {expected}", v.value));
+        default
+    }
+
     /// Parses an optional duration, reporting a bad one.
     pub(crate) fn duration(&mut self, d: Option<&Spanned<String>>) -> Option<std::time::Duration> {
         let d = d?;
@@ -335,14 +352,7 @@ impl Validator {
             Some(map) => map.iter().map(|(name, e)| (name.clone(), self.expr(e))).collect(),
             None => vec![("id".to_string(), Expr { sql: "coalesce(after.id, before.id)".into(), at: at.clone() })],
         };
-        let once = match body.once.as_ref().map(|o| (o, o.value.as_str())) {
-            None | Some((_, "every_row")) => Once::EveryRow,
-            Some((_, "per_key")) => Once::PerKey,
-            Some((o, other)) => {
-                self.error(self.at(o), format!("once `{other}`: expected every_row or per_key"));
-                Once::EveryRow
-            }
-        };
+        let once = self.one_of("once", body.once.as_ref(), &[("every_row", Once::EveryRow), ("per_key", Once::PerKey)]);
         Some(CheckRule {
             tables: body.tables.iter().map(|t| t.value.clone()).collect(),
             when: body.when.as_ref().map(|e| self.expr(e)),

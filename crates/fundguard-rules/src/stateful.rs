@@ -57,43 +57,30 @@ impl Validator {
         let left = self.side(&body.left);
         let right = self.side(&body.right);
         let within = self.required_duration(&body.within);
-        let key_type = match body.key_type.as_ref().map(|k| (k, k.value.as_str())) {
-            None | Some((_, "text")) => KeyType::Text,
-            Some((_, "integer")) => KeyType::Integer,
-            Some((k, other)) => {
-                self.error(self.at(k), format!("key_type `{other}`: expected text or integer"));
-                KeyType::Text
-            }
-        };
-        let cardinality = match body.cardinality.as_ref().map(|c| (c, c.value.as_str())) {
-            None | Some((_, "one_to_one")) => Cardinality::OneToOne,
-            Some((_, "one_to_many")) => Cardinality::OneToMany,
-            Some((_, "many_to_many")) => Cardinality::ManyToMany,
-            Some((c, other)) => {
-                self.error(
-                    self.at(c),
-                    format!("cardinality `{other}`: expected one_to_one, one_to_many or many_to_many"),
-                );
-                Cardinality::OneToOne
-            }
-        };
-        let evaluate = match body.evaluate.as_ref().map(|e| (e, e.value.as_str())) {
+        let key_type =
+            self.one_of("key_type", body.key_type.as_ref(), &[("text", KeyType::Text), ("integer", KeyType::Integer)]);
+        let cardinality = self.one_of(
+            "cardinality",
+            body.cardinality.as_ref(),
+            &[
+                ("one_to_one", Cardinality::OneToOne),
+                ("one_to_many", Cardinality::OneToMany),
+                ("many_to_many", Cardinality::ManyToMany),
+            ],
+        );
+        let evaluate = match &body.evaluate {
             None if cardinality == Cardinality::ManyToMany => Evaluate::AtDeadline,
-            None | Some((_, "on_match")) => Evaluate::OnMatch,
-            Some((_, "at_deadline")) => Evaluate::AtDeadline,
-            Some((e, other)) => {
-                self.error(self.at(e), format!("evaluate `{other}`: expected on_match or at_deadline"));
-                Evaluate::OnMatch
-            }
+            e => self.one_of(
+                "evaluate",
+                e.as_ref(),
+                &[("on_match", Evaluate::OnMatch), ("at_deadline", Evaluate::AtDeadline)],
+            ),
         };
-        let late_counterpart = match body.late_counterpart.as_ref().map(|l| (l, l.value.as_str())) {
-            None | Some((_, "pair")) => LateCounterpart::Pair,
-            Some((_, "missing")) => LateCounterpart::Missing,
-            Some((l, other)) => {
-                self.error(self.at(l), format!("late_counterpart `{other}`: expected pair or missing"));
-                LateCounterpart::Pair
-            }
-        };
+        let late_counterpart = self.one_of(
+            "late_counterpart",
+            body.late_counterpart.as_ref(),
+            &[("pair", LateCounterpart::Pair), ("missing", LateCounterpart::Missing)],
+        );
         let mut aggregates = Vec::new();
         for (name, spec) in &body.aggregates {
             match parse_aggregate(&spec.value) {

@@ -310,6 +310,8 @@ pub struct BatchPipeline<'s> {
     strict: bool,
     /// Deadlines still pending at the end fire too (`backtest --final`).
     final_at_end: bool,
+    /// Some rule has failed to evaluate a batch (looked up once per batch, not per message).
+    rule_failed: bool,
     pub counters: Counters,
 }
 
@@ -332,6 +334,7 @@ impl<'s> BatchPipeline<'s> {
             dead_letters: DeadLetters::new(dead_letter_path),
             strict,
             final_at_end: false,
+            rule_failed: false,
             counters: Counters::default(),
         }
     }
@@ -345,7 +348,7 @@ impl<'s> BatchPipeline<'s> {
 
     /// True once any rule has failed to evaluate a batch.
     pub fn rule_failed(&self) -> bool {
-        self.engine.stats().iter().any(|s| s.errors > 0)
+        self.rule_failed
     }
 
     /// Decodes one message and evaluates the batch when it is full.
@@ -378,6 +381,7 @@ impl<'s> BatchPipeline<'s> {
         }
         self.found.clear();
         self.engine.process(&self.batch, wall_clock(), &mut self.found)?;
+        self.rule_failed = self.rule_failed || self.engine.stats().iter().any(|s| s.errors > 0);
         for f in &self.found {
             self.sink.write(f)?;
         }

@@ -192,7 +192,7 @@ pub(crate) fn report_json(changes: Vec<SchemaChange>, rules: &[PathBuf]) -> Stri
     render(&report, Format::Json)
 }
 
-fn apply(catalog: &mut Catalog, changes: Vec<SchemaChange>) {
+pub(crate) fn apply(catalog: &mut Catalog, changes: Vec<SchemaChange>) {
     for change in changes {
         catalog.apply(change);
     }

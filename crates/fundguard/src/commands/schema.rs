@@ -16,6 +16,8 @@ use anyhow::Context;
 use fundguard_coverage::Catalog;
 use fundguard_coverage::schema::declared_type;
 
+use super::coverage::apply;
+
 #[derive(clap::Args)]
 pub struct Args {
     #[command(subcommand)]
@@ -48,19 +50,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut problems = Vec::new();
     for path in &args.ddl {
         let (changes, mut found) = super::coverage::read_ddl(path)?;
-        changes.into_iter().for_each(|c| {
-            catalog.apply(c);
-        });
+        apply(&mut catalog, changes);
         problems.append(&mut found);
         sources.push(path.display().to_string());
     }
     if !args.dsn.is_empty() {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         for url in &args.dsn {
-            let changes = runtime.block_on(fundguard_coverage::live::read_server(url))?;
-            changes.into_iter().for_each(|c| {
-                catalog.apply(c);
-            });
+            apply(&mut catalog, runtime.block_on(fundguard_coverage::live::read_server(url))?);
             sources.push(fundguard_coverage::live::redact(url));
         }
     }
