@@ -11,7 +11,7 @@ use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, Value, visit_expressions}
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 use fundguard_engine::{Scope, columns_read};
-use fundguard_rules::{Expr, Rule, RuleBody, Side};
+use fundguard_rules::{Expr, Rule, RuleBody};
 use serde::Serialize;
 
 /// What one rule covers.
@@ -88,15 +88,12 @@ fn read(rule: &Rule, out: &mut RuleCoverage) -> Result<(), String> {
             }
         }
         RuleBody::Reconcile(r) => {
-            event(&r.left.key, &r.left.table, out)?;
-            event(&r.right.key, &r.right.table, out)?;
-            let side_table = |side: Side| match side {
-                Side::Left => &r.left.table,
-                Side::Right => &r.right.table,
-            };
+            for (_, side) in r.sides() {
+                event(&side.key, &side.table, out)?;
+            }
             for aggregate in &r.aggregates {
                 if let Some(column) = &aggregate.column {
-                    out.checks.push((side_table(aggregate.side).clone(), column.clone()));
+                    out.checks.push((r.side(aggregate.side).table.clone(), column.clone()));
                 }
             }
             if let Some(expect) = &r.expect {

@@ -57,7 +57,7 @@ impl Scope {
 
     fn expected(self) -> &'static str {
         match self {
-            Scope::Event => "op, table, commit_time, before.<column> or after.<column>",
+            Scope::Event => "op, table, commit_time, before.<column>, after.<column> or lookup.<name>.<column>",
             Scope::Pair => "left.<column>, right.<column> or agg.<name>",
         }
     }
@@ -160,6 +160,8 @@ pub(crate) fn column_refs_in(expr: &Expr, scope: Scope) -> Result<Vec<ColumnRef>
                             ));
                         }
                     },
+                    // Read by `lookup_refs`: the lookup's columns are not the table's.
+                    [q, _, _] if scope == Scope::Event && normalise(q) == LOOKUP => {}
                     _ => {
                         problem.get_or_insert(format!("`{text}`: expected {}", scope.expected()));
                     }
@@ -179,6 +181,26 @@ pub(crate) fn column_refs_in(expr: &Expr, scope: Scope) -> Result<Vec<ColumnRef>
         return Err(Diagnostic::new(expr.at.clone(), message));
     }
     Ok(refs)
+}
+
+/// The qualifier of reference data in event expressions: `lookup.<name>.<column>`.
+pub(crate) const LOOKUP: &str = "lookup";
+
+/// The lookup columns an event expression reads, as (lookup, column). An expression that
+/// does not parse reads none (`column_refs` reports it).
+pub(crate) fn lookup_refs(expr: &Expr) -> Vec<(String, String)> {
+    let Ok((parsed, _)) = parse(expr) else { return Vec::new() };
+    let mut refs = Vec::new();
+    let _ = visit_expressions(&parsed, |e| {
+        if let SqlExpr::CompoundIdentifier(parts) = e
+            && let [q, lookup, column] = parts.as_slice()
+            && normalise(q) == LOOKUP
+        {
+            refs.push((normalise(lookup), normalise(column)));
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    refs
 }
 
 /// The text values an expression compares `after.<column>`s with (`after.status = 'PAID'`,

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::columns::{Image, TableLayout};
 use crate::drift::{Drift, DriftWatch};
 use crate::rules::{Found, RuleRuntime};
+use crate::lookup::{LookupSnapshot, LookupStore, SavedLookup};
 use crate::table_batch::TableBatch;
 
 /// A failure of the engine itself (not of a rule: rule errors are counted in [`RuleStats`]).
@@ -47,6 +48,9 @@ pub struct Restored {
 struct SavedEngine {
     clocks: Vec<(String, Option<EventTime>, bool)>,
     rules: Vec<SavedRule>,
+    /// Lookups kept from the stream (absent in checkpoints of older versions).
+    #[serde(default)]
+    lookups: Vec<(String, SavedLookup)>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -65,6 +69,7 @@ struct SavedRule {
 /// encoded on another thread ([`StateSnapshot::encode`]) into what [`Engine::save_state`] writes.
 pub struct StateSnapshot {
     clocks: Vec<(String, Option<EventTime>, bool)>,
+    lookups: Vec<(String, SavedLookup)>,
     /// Each stateful rule with its state still to encode.
     rules: Vec<(SavedRule, crate::stateful::Snapshot)>,
 }
@@ -77,7 +82,7 @@ impl StateSnapshot {
             saved.state = state().map_err(|message| StateError::Encode { rule: saved.id.clone(), message })?;
             rules.push(saved);
         }
-        crate::stateful::encode(&SavedEngine { clocks: self.clocks, rules })
+        crate::stateful::encode(&SavedEngine { clocks: self.clocks, rules, lookups: self.lookups })
             .map_err(|message| StateError::Encode { rule: "(engine)".into(), message })
     }
 }
@@ -175,6 +180,8 @@ pub struct Engine {
     state_budget: Option<u64>,
     /// Whether the "approaching the budget" finding was raised and not yet cleared.
     budget_warned: bool,
+    /// The reference data rules read (`lookup.<name>.<column>`).
+    lookups: LookupStore,
 }
 
 /// How far one source's commit times have come.
@@ -194,8 +201,13 @@ impl Engine {
         let ctx = SessionContext::new();
         let mut problems = Vec::new();
         let mut runtimes = Vec::new();
+        let mut lookups = LookupStore::default();
         for rule in rules.iter().filter(|r| r.body.is_streaming()) {
             let (rt, mut found) = RuleRuntime::new(Arc::new(rule.clone()));
+            // Only running rules' lookups are filled (a switched-off rule's are checked below all the same).
+            if rule.enabled {
+                rt.register_lookups(&mut lookups, schemas);
+            }
             // An expression already reported (bad syntax, unknown name) is not reported again by the planner.
             let reported: Vec<_> = found.iter().map(|d| d.location.clone()).collect();
             problems.append(&mut found);
@@ -223,7 +235,7 @@ impl Engine {
                     layout.reference(&r);
                 }
                 problems.extend(
-                    rt.check_compiles(&ctx, &table, &layout.df_schema())
+                    rt.check_compiles(&ctx, &table, &layout.df_schema(), &lookups)
                         .into_iter()
                         .filter(|d| !reported.contains(&d.location)),
                 );
@@ -295,6 +307,7 @@ impl Engine {
             health_accounted: true,
             state_budget: None,
             budget_warned: false,
+            lookups,
         })
     }
 
@@ -309,6 +322,7 @@ impl Engine {
         self.state_budget = old.state_budget;
         self.budget_warned = old.budget_warned;
         self.drift_findings = old.drift_findings;
+        self.lookups.adopt(old.lookups);
         let mut kept = Vec::new();
         let old_rules = old.rules.into_iter().zip(old.stats).zip(old.keys_seen).zip(old.fed_by);
         for (((old_rule, old_stats), old_keys), old_fed_by) in old_rules {
@@ -359,7 +373,7 @@ impl Engine {
         }
         let mut clocks: Vec<_> = self.clocks.iter().map(|(s, c)| (s.clone(), c.newest, c.finished)).collect();
         clocks.sort_by(|a, b| a.0.cmp(&b.0));
-        StateSnapshot { clocks, rules }
+        StateSnapshot { clocks, rules, lookups: self.lookups.saved() }
     }
 
     /// Takes over what [`Engine::save_state`] wrote: the clocks, and the state of every
@@ -371,6 +385,7 @@ impl Engine {
             .into_iter()
             .map(|(source, newest, finished)| (source, SourceClock { newest, finished }))
             .collect();
+        self.lookups.restore(saved.lookups);
         let mut restored = Restored::default();
         for rule in saved.rules {
             let target = self.rules.iter().position(|r| r.rule.id == rule.id && definition(&r.rule) == rule.definition);
@@ -386,6 +401,32 @@ impl Engine {
             }
         }
         Ok(restored)
+    }
+
+    /// The lookups the rules read, by name (each to be filled by [`Engine::set_lookup`] or
+    /// [`Engine::maintain_lookup`]; an unfilled one has no rows).
+    pub fn lookup_names(&self) -> impl Iterator<Item = &str> {
+        self.lookups.tables.keys().map(String::as_str)
+    }
+
+    /// Replaces a lookup's rows with a snapshot (loaded from a database or a file). Returns
+    /// false when no rule reads a lookup of that name.
+    pub fn set_lookup(&mut self, name: &str, snapshot: LookupSnapshot) -> bool {
+        match self.lookups.tables.get_mut(name) {
+            Some(t) => {
+                t.set(snapshot);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Keeps a lookup current from the change events of `table`: an event reads it as of its
+    /// place in the input. Rows not changed for `keep` of event time are dropped. Call before
+    /// [`Engine::restore_state`], which restores the rows. Returns false when no rule reads a
+    /// lookup of that name.
+    pub fn maintain_lookup(&mut self, name: &str, table: &str, keep: Option<std::time::Duration>) -> bool {
+        self.lookups.maintain(name, table, keep)
     }
 
     pub fn rule_ids(&self) -> impl Iterator<Item = &str> {
@@ -433,6 +474,7 @@ impl Engine {
         if let Some((s, newest)) = last_source {
             self.observe_clock(s, newest);
         }
+        self.lookups.stage(events);
         let mut found: Vec<(usize, usize, Finding)> = Vec::new();
         let mut scratch: Vec<Found> = Vec::new();
         let mut stateful: Vec<(usize, Finding)> = Vec::new();
@@ -471,7 +513,7 @@ impl Engine {
                 stats.last_event = stats.last_event.max(newest);
                 scratch.clear();
                 late.clear();
-                match self.rules[r].on_batch(&self.ctx, &input, detected_at, &mut scratch, &mut late) {
+                match self.rules[r].on_batch(&self.ctx, &input, &self.lookups, detected_at, &mut scratch, &mut late) {
                     Ok(passed) => self.stats[r].passed += passed,
                     Err(e) => {
                         self.stats[r].errors += 1;
@@ -487,6 +529,7 @@ impl Engine {
                 self.drift.observe(table, events, indices, &mut drifts);
             }
         }
+        self.lookups.commit();
         for (r, drift) in drifts {
             if self.drift_findings {
                 out.push(drift_finding(&self.rules[r].rule, &drift, detected_at));
@@ -756,10 +799,9 @@ fn whens(body: &fundguard_rules::RuleBody) -> Vec<(String, &fundguard_rules::Exp
     use fundguard_rules::RuleBody;
     match body {
         RuleBody::Check(c) => c.when.iter().flat_map(|w| c.tables.iter().map(move |t| (t.clone(), w))).collect(),
-        RuleBody::Reconcile(r) => [&r.left, &r.right]
-            .into_iter()
-            .filter_map(|side| side.when.as_ref().map(|w| (side.table.clone(), w)))
-            .collect(),
+        RuleBody::Reconcile(r) => {
+            r.sides().filter_map(|(_, side)| side.when.as_ref().map(|w| (side.table.clone(), w))).collect()
+        }
         RuleBody::Transition(t) => t.when.iter().map(|w| (t.table.clone(), w)).collect(),
         RuleBody::Rate(r) => r.when.iter().map(|w| (r.table.clone(), w)).collect(),
         RuleBody::Timeout(_) | RuleBody::Sql(_) => Vec::new(),

@@ -12,6 +12,7 @@ mod columns;
 mod compile;
 mod drift;
 mod engine;
+mod lookup;
 mod rules;
 mod scalar;
 mod stateful;
@@ -25,5 +26,6 @@ pub use engine::{
     END_OF_INPUT_TAG, Engine, EngineError, HEALTH_TAG, Restored, RuleStats, STATE_MEMORY_RULE, StateError,
     StateSnapshot, TableCount, sort_diagnostics,
 };
+pub use lookup::LookupSnapshot;
 pub use scalar::value_at;
 pub use testing::{TestOutcome, run_rule_tests};

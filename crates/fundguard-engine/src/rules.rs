@@ -17,7 +17,8 @@ use fundguard_core::{ChangeEvent, EventTime, Evidence, Finding, Money, TableSche
 use fundguard_rules::{CheckRule, Diagnostic, Expr, Location, Once, Rule, RuleBody};
 
 use crate::columns::{ColumnRef, Image};
-use crate::compile::{column_refs, compile};
+use crate::compile::{LOOKUP, column_refs, compile, lookup_refs};
+use crate::lookup::{LookupStore, MissingRow, RuleLookups};
 use crate::scalar::value_at;
 use crate::stateful::{self, Emit, StateStats, StatefulRuntime};
 use crate::table_batch::TableBatch;
@@ -28,6 +29,8 @@ pub(crate) struct RuleRuntime {
     /// Per table: the columns the rule's expressions on that table reference, with
     /// each expression's location.
     pub located_refs: Vec<(String, Location, Vec<ColumnRef>)>,
+    /// The lookups the rule reads, joined onto its batches before it evaluates them.
+    lookups: RuleLookups,
     kind: Kind,
 }
 
@@ -45,6 +48,8 @@ struct CheckRuntime {
     reported: ReportedKeys,
     /// The columns `assert` reads: the default message shows their values.
     assert_reads: Vec<ColumnRef>,
+    /// The lookup columns `assert` reads, as (lookup, column): shown too.
+    assert_lookups: Vec<(String, String)>,
 }
 
 /// The keys a `once: per_key` check has reported. A key is reported again only after it
@@ -181,6 +186,11 @@ impl RuleRuntime {
                     compiled: HashMap::new(),
                     reported: ReportedKeys::default(),
                     assert_reads: column_refs(&check.assert).unwrap_or_default(),
+                    assert_lookups: {
+                        let mut read = lookup_refs(&check.assert);
+                        read.dedup();
+                        read
+                    },
                 }))
             }
             body => {
@@ -193,6 +203,11 @@ impl RuleRuntime {
                 Kind::Stateful(StatefulRuntime::new(kind, rule.state.ttl))
             }
         };
+        let exprs: Vec<&Expr> = table_exprs.iter().map(|(_, e)| e).collect();
+        let lookups = RuleLookups::new(&rule.lookups, &exprs, &mut problems);
+        for table in rule.body.tables() {
+            table_exprs.extend(lookups.match_exprs().map(|e| (table.clone(), e.clone())));
+        }
         let mut located_refs = Vec::new();
         for (table, expr) in &table_exprs {
             match column_refs(expr) {
@@ -204,7 +219,7 @@ impl RuleRuntime {
                 }
             }
         }
-        (RuleRuntime { rule, located_refs, kind }, problems)
+        (RuleRuntime { rule, located_refs, lookups, kind }, problems)
     }
 
     /// Every column the rule reads from a table.
@@ -280,9 +295,25 @@ impl RuleRuntime {
         }
     }
 
-    /// Compiles every expression on `table` against a schema, reporting all problems.
-    pub(crate) fn check_compiles(&self, ctx: &SessionContext, table: &str, schema: &DFSchema) -> Vec<Diagnostic> {
-        match &self.kind {
+    /// Tells the lookup store what the rule reads from which lookup.
+    pub(crate) fn register_lookups(&self, store: &mut LookupStore, schemas: &TableSchemas) {
+        self.lookups.register(store, schemas);
+    }
+
+    /// Compiles every expression on `table` against a schema (joined with the rule's
+    /// lookups), reporting all problems.
+    pub(crate) fn check_compiles(
+        &self,
+        ctx: &SessionContext,
+        table: &str,
+        base: &DFSchema,
+        store: &LookupStore,
+    ) -> Vec<Diagnostic> {
+        let mut problems = self.lookups.check_compiles(ctx, base);
+        problems.extend(self.lookups.unknown_columns(store));
+        let joined = self.lookups.schema(base, store);
+        let schema = joined.as_ref();
+        problems.extend(match &self.kind {
             Kind::Check(c) => match compile_check(ctx, &c.check, schema) {
                 Ok(_) => Vec::new(),
                 Err(d) => d,
@@ -294,7 +325,8 @@ impl RuleRuntime {
                 .filter(|p| p.table == table)
                 .flat_map(|p| stateful::check_projection(ctx, p, schema))
                 .collect(),
-        }
+        });
+        problems
     }
 
     /// Compiles expressions that are not over a table (reconcile's `expect`).
@@ -308,6 +340,35 @@ impl RuleRuntime {
     /// Evaluates the rule over one table batch: checks report at once, stateful
     /// rules queue their records for event-time processing.
     pub(crate) fn on_batch(
+        &mut self,
+        ctx: &SessionContext,
+        input: &TableBatch,
+        lookups: &LookupStore,
+        detected_at: EventTime,
+        out: &mut Vec<Found>,
+        stateful_out: &mut Vec<Finding>,
+    ) -> Result<u64, String> {
+        if self.lookups.is_empty() {
+            return self.evaluate(ctx, input, detected_at, out, stateful_out);
+        }
+        let mut missing = Vec::new();
+        let joined = self.lookups.join(ctx, input, lookups, &mut missing)?;
+        for m in missing {
+            let finding = missing_lookup_finding(&self.rule, &m, &input.events[m.event], detected_at);
+            out.push((m.event, finding));
+        }
+        let input = TableBatch {
+            table: input.table,
+            version: joined.version,
+            schema: &joined.schema,
+            batch: &joined.batch,
+            events: input.events,
+            indices: &joined.indices,
+        };
+        self.evaluate(ctx, &input, detected_at, out, stateful_out)
+    }
+
+    fn evaluate(
         &mut self,
         ctx: &SessionContext,
         input: &TableBatch,
@@ -335,6 +396,35 @@ impl RuleRuntime {
                 s.project(ctx, input, &mut emit)
             }
         }
+    }
+}
+
+/// The finding of a row whose lookup found no reference row (`missing: report`): keyed by
+/// the values it looked for.
+fn missing_lookup_finding(rule: &Rule, m: &MissingRow, event: &ChangeEvent, detected_at: EventTime) -> Finding {
+    let wanted = m.key.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ");
+    Finding {
+        rule: rule.id.clone(),
+        owner: rule.owner.clone(),
+        severity: rule.severity,
+        key: m.key.iter().cloned().collect(),
+        event_time: event.commit_time,
+        detected_at,
+        message: format!("{}: no `{}` row for {wanted} ({} {})", rule.id, m.lookup, event.table, event.op.as_str()),
+        evidence: vec![Evidence {
+            table: event.table.clone(),
+            op: event.op,
+            commit_time: event.commit_time,
+            position: event.position.clone(),
+            before: event.before.clone(),
+            after: event.after.clone(),
+        }],
+        money_at_risk: None,
+        tags: rule.tags.clone(),
+        action: rule.action.clone(),
+        // One alert per reference key looked for: the rule's fingerprint columns name its
+        // own key, which this finding does not have.
+        fingerprint_by: None,
     }
 }
 
@@ -423,7 +513,20 @@ fn evaluate_check(
         }
         None => None,
     };
+    // The lookup values the assert read, per violated row, for the default message.
+    let lookup_columns: Vec<(String, Option<usize>)> = check
+        .assert_lookups
+        .iter()
+        .map(|(lookup, column)| {
+            let qualifier = datafusion::common::TableReference::partial(LOOKUP, lookup.as_str());
+            (format!("{LOOKUP}.{lookup}.{column}"), input.schema.index_of_column_by_name(Some(&qualifier), column))
+        })
+        .collect();
     for row in (0..n).filter(|&r| violated.value(r)) {
+        let looked_up: Vec<String> = lookup_columns
+            .iter()
+            .filter_map(|(name, index)| index.map(|i| format!("{name}={}", value_at(batch.column(i), row))))
+            .collect();
         let event_index = input.indices[row];
         let event = &input.events[event_index];
         let key = keys.iter().map(|(name, a)| (name.clone(), value_at(a, row))).collect();
@@ -458,17 +561,23 @@ fn evaluate_check(
             action: rule.action.clone(),
             fingerprint_by: rule.fingerprint_by.clone(),
         };
-        finding.message = render_message(rule, check, &finding, event);
+        finding.message = render_message(rule, check, &finding, event, &looked_up);
         out.push((event_index, finding));
     }
     Ok(passed)
 }
 
-fn render_message(rule: &Rule, check: &CheckRuntime, finding: &Finding, event: &ChangeEvent) -> String {
+fn render_message(
+    rule: &Rule,
+    check: &CheckRuntime,
+    finding: &Finding,
+    event: &ChangeEvent,
+    looked_up: &[String],
+) -> String {
     let key_text = || finding.key.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ");
     let Some(env) = &check.template else {
         // The values the assert read, so the reader sees what disagreed without the event.
-        let values: Vec<String> = check
+        let mut values: Vec<String> = check
             .assert_reads
             .iter()
             .filter_map(|r| {
@@ -481,6 +590,7 @@ fn render_message(rule: &Rule, check: &CheckRuntime, finding: &Finding, event: &
                 Some(format!("{}.{}={value}", r.image.qualifier(), r.name))
             })
             .collect();
+        values.extend(looked_up.iter().cloned());
         let seen = if values.is_empty() { String::new() } else { format!(" ({})", values.join(", ")) };
         return format!("{}: `{}` does not hold for {}{seen}", rule.id, check.check.assert.sql, key_text());
     };

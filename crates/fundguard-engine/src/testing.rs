@@ -68,6 +68,9 @@ fn run_one(rule: &Rule, test: &RuleTest, schemas: &TableSchemas) -> TestOutcome 
             return outcome;
         }
     };
+    for (name, rows) in &test.lookups {
+        engine.set_lookup(name, crate::LookupSnapshot { rows: rows.clone(), as_of: None });
+    }
     let mut events: Vec<_> = test.events.iter().map(|e| typed(e.event.clone(), schemas)).collect();
     events.sort_by_key(|e| e.commit_time);
     let mut findings = Vec::new();

@@ -58,8 +58,25 @@ pub struct RuleFile {
     /// A containment action run when the rule's first finding opens an alert.
     #[serde(default)]
     pub action: Option<Spanned<ActionBody>>,
+    /// Reference data the rule's expressions read as `lookup.<name>.<column>`: per lookup,
+    /// how a row finds its reference row (the data comes from `lookups:` in fundguard.yaml).
+    #[serde(default)]
+    pub lookups: BTreeMap<String, Spanned<LookupBody>>,
     #[serde(default)]
     pub tests: Vec<TestCase>,
+}
+
+/// One lookup a rule reads.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LookupBody {
+    /// The reference row to read: lookup column → SQL over the event row giving its value,
+    /// e.g. `{ merchant_id: after.merchant_id }` (several columns for a composite key).
+    #[serde(rename = "match")]
+    pub matches: Spanned<BTreeMap<String, Spanned<String>>>,
+    /// `report` (default), `skip` or `judge`: what a row whose key has no reference row is.
+    #[serde(default)]
+    pub missing: Option<Spanned<String>>,
 }
 
 /// `action:` — an HTTP call that contains the loss (see `fundguard_core::Action`).
@@ -129,6 +146,10 @@ pub struct SideBody {
 pub struct ReconcileBody {
     pub left: Spanned<SideBody>,
     pub right: Spanned<SideBody>,
+    /// Further sides by name, read through aggregates (`sum(refunds.amount)`): an expected
+    /// amount that combines three or more tables.
+    #[serde(default)]
+    pub sides: BTreeMap<String, Spanned<SideBody>>,
     pub within: Spanned<String>,
     /// `text` (default) or `integer`: how keys of both sides are normalised before matching.
     #[serde(default)]
@@ -269,6 +290,9 @@ pub struct BaselineBody {
 #[serde(deny_unknown_fields)]
 pub struct TestCase {
     pub name: Spanned<String>,
+    /// The reference rows each lookup holds during the test: lookup name → rows.
+    #[serde(default)]
+    pub lookups: BTreeMap<String, Spanned<Vec<BTreeMap<String, serde_json::Value>>>>,
     pub events: Vec<Spanned<TestEventBody>>,
     #[serde(default)]
     pub expect: Vec<ExpectBody>,

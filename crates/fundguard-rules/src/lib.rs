@@ -20,7 +20,7 @@ pub use duration::parse_duration;
 pub use load::{load_paths, load_schemas, parse_rule, parse_schemas};
 pub use rule::{
     AggFunc, Aggregate, Baseline, Cardinality, CatchUp, CheckRule, Evaluate, ExpectedFinding, Expr, History, KeyType,
-    LateCounterpart, Mode, MoneyExprs, Once, RateRule, ReconcileRule, Rule, RuleBody, RuleTest, SHADOW_TAG, Schedule,
+    LateCounterpart, LookupUse, MissingLookup, Mode, MoneyExprs, Once, RateRule, ReconcileRule, Rule, RuleBody, RuleTest, SHADOW_TAG, Schedule,
     Side, SideSpec, SqlRule, StateOptions, TestEvent, TimeoutRule, TransitionRule,
 };
 pub use size::parse_size;

@@ -9,7 +9,7 @@ use serde_saphyr::Spanned;
 
 use crate::file::{ActionBody, CheckBody, RuleFile, TestCase};
 use crate::{
-    CheckRule, Diagnostic, ExpectedFinding, Expr, Location, MoneyExprs, Once, Rule, RuleBody, RuleTest, StateOptions,
+    CheckRule, Diagnostic, ExpectedFinding, Expr, Location, LookupUse, MissingLookup, MoneyExprs, Once, Rule, RuleBody, RuleTest, StateOptions,
     TestEvent, parse_duration,
 };
 
@@ -208,7 +208,8 @@ impl Validator {
             ttl: self.duration(file.state_ttl.as_ref()).unwrap_or(defaults.ttl),
             max_state_bytes: file.max_state_bytes.unwrap_or(defaults.max_state_bytes),
         };
-        let tests = file.tests.into_iter().filter_map(|t| self.test(t)).collect();
+        let lookups = self.lookups(&file.lookups, &body);
+        let tests = file.tests.into_iter().filter_map(|t| self.test(t, &lookups)).collect();
         let action = file.action.and_then(|a| self.action(a.value)).map(Arc::new);
         let fingerprint_by = match file.fingerprint {
             Some(columns) if columns.value.is_empty() || columns.value.iter().any(|c| c.trim().is_empty()) => {
@@ -254,9 +255,49 @@ impl Validator {
             action,
             fingerprint_by,
             state,
+            lookups,
             tests,
             at,
         })
+    }
+
+    /// `lookups:`: names a rule's expressions may read as `lookup.<name>.<column>`.
+    fn lookups(
+        &mut self,
+        declared: &std::collections::BTreeMap<String, Spanned<crate::file::LookupBody>>,
+        body: &RuleBody,
+    ) -> Vec<LookupUse> {
+        let mut uses = Vec::new();
+        for (name, spanned) in declared {
+            let at = self.at(spanned);
+            if !body.is_streaming() {
+                self.error(
+                    at.clone(),
+                    "a sql rule reads no lookups: expected none; join the reference table in the query instead",
+                );
+                continue;
+            }
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
+                self.error(at.clone(), format!("lookup name `{name}`: expected lowercase letters, digits and `_`"));
+                continue;
+            }
+            let missing = self.one_of(
+                "missing",
+                spanned.value.missing.as_ref(),
+                &[("report", MissingLookup::Report), ("skip", MissingLookup::Skip), ("judge", MissingLookup::Judge)],
+            );
+            let columns = &spanned.value.matches;
+            if columns.value.is_empty() {
+                self.error(
+                    self.at(columns),
+                    "`match` is empty: expected lookup column → expression, e.g. `{ merchant_id: after.merchant_id }`",
+                );
+                continue;
+            }
+            let matches = columns.value.iter().map(|(c, e)| (c.clone(), self.expr(e))).collect();
+            uses.push(LookupUse { name: name.clone(), matches, missing, at });
+        }
+        uses
     }
 
     /// The option `value` names among `options` (name, value; the first is the default).
@@ -367,8 +408,19 @@ impl Validator {
         })
     }
 
-    fn test(&mut self, test: TestCase) -> Option<RuleTest> {
+    fn test(&mut self, test: TestCase, lookups: &[LookupUse]) -> Option<RuleTest> {
         let at = self.at(&test.name);
+        let mut reference = Vec::new();
+        for (name, rows) in &test.lookups {
+            if !lookups.iter().any(|l| l.name == *name) {
+                let known: Vec<&str> = lookups.iter().map(|l| l.name.as_str()).collect();
+                let expected =
+                    if known.is_empty() { "none: the rule reads no lookups".to_string() } else { known.join(", ") };
+                self.error(self.at(rows), format!("test lookup `{name}` is not one the rule reads: expected {expected}"));
+                continue;
+            }
+            reference.push((name.clone(), rows.value.iter().map(row_from_json).collect()));
+        }
         let epoch = EventTime::parse(TEST_EPOCH).ok()?;
         let mut events = Vec::new();
         for (seq, spanned) in test.events.iter().enumerate() {
@@ -423,7 +475,7 @@ impl Validator {
                 message: e.message.clone(),
             })
             .collect();
-        Some(RuleTest { name: test.name.value, events, expect, at })
+        Some(RuleTest { name: test.name.value, lookups: reference, events, expect, at })
     }
 }
 

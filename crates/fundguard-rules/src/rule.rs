@@ -37,6 +37,8 @@ pub struct Rule {
     pub fingerprint_by: Option<Arc<[String]>>,
     /// Event-time and state settings (used by stateful kinds).
     pub state: StateOptions,
+    /// Reference data the rule's expressions read (`lookup.<name>.<column>`).
+    pub lookups: Vec<LookupUse>,
     pub tests: Vec<RuleTest>,
     /// Where the rule's `id` is: the rule's own location.
     pub at: Location,
@@ -62,6 +64,39 @@ impl Rule {
             self.tags = self.tags.iter().filter(|t| *t != SHADOW_TAG).cloned().collect::<Vec<_>>().into();
         }
     }
+}
+
+/// How a rule reads one lookup: which reference row an event row reads, and what a row
+/// without one is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LookupUse {
+    /// The lookup's name, as `lookups:` in fundguard.yaml declares it.
+    pub name: String,
+    /// Lookup column → SQL over the event row: the reference row whose columns equal these
+    /// values (keys normalised as reconcile's `key_type: integer`: `"42"` meets `42`).
+    pub matches: Vec<(String, Expr)>,
+    pub missing: MissingLookup,
+    pub at: Location,
+}
+
+impl LookupUse {
+    /// The lookup columns matched on, in order.
+    pub fn match_columns(&self) -> Vec<String> {
+        self.matches.iter().map(|(c, _)| c.clone()).collect()
+    }
+}
+
+/// What a row is whose key finds no reference row (or whose key is NULL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MissingLookup {
+    /// A finding of its own (`no merchant_rates row for merchant_id=42`); the rule does not
+    /// judge the row further.
+    Report,
+    /// Passed over: the rule does not see the row.
+    Skip,
+    /// Judged with the lookup's columns NULL (the expressions decide; `lookup.<name>.<match
+    /// column> IS NULL` tells a missing row apart). Not `null`, which YAML reads as no value.
+    Judge,
 }
 
 /// Event-time and state settings of a stateful rule.
@@ -103,7 +138,7 @@ impl RuleBody {
     pub fn filters(&self) -> bool {
         match self {
             RuleBody::Check(c) => c.when.is_some(),
-            RuleBody::Reconcile(r) => r.left.when.is_some() || r.right.when.is_some(),
+            RuleBody::Reconcile(r) => r.sides().any(|(_, s)| s.when.is_some()),
             RuleBody::Transition(t) => t.when.is_some(),
             RuleBody::Rate(r) => r.when.is_some(),
             RuleBody::Timeout(_) | RuleBody::Sql(_) => false,
@@ -130,13 +165,14 @@ impl RuleBody {
     pub fn tables(&self) -> Vec<String> {
         let mut tables = match self {
             RuleBody::Check(c) => c.tables.clone(),
-            RuleBody::Reconcile(r) => vec![r.left.table.clone(), r.right.table.clone()],
+            RuleBody::Reconcile(r) => r.sides().map(|(_, s)| s.table.clone()).collect(),
             RuleBody::Transition(t) => vec![t.table.clone()],
             RuleBody::Timeout(t) => vec![t.table.clone()],
             RuleBody::Rate(r) => vec![r.table.clone()],
             RuleBody::Sql(_) => Vec::new(),
         };
-        tables.dedup();
+        let mut seen = std::collections::HashSet::new();
+        tables.retain(|t| seen.insert(t.clone()));
         tables
     }
 }
@@ -146,15 +182,9 @@ impl RuleBody {
 pub enum Side {
     Left,
     Right,
-}
-
-impl Side {
-    pub fn name(self) -> &'static str {
-        match self {
-            Side::Left => "left",
-            Side::Right => "right",
-        }
-    }
+    /// One of `sides:`, by its place in [`ReconcileRule::others`]: a further table whose
+    /// rows of the key are read through aggregates.
+    Other(usize),
 }
 
 /// One side of a reconciliation.
@@ -234,6 +264,36 @@ pub struct ReconcileRule {
     pub late_counterpart: LateCounterpart,
     pub message: Option<Expr>,
     pub money: Option<MoneyExprs>,
+    /// Further sides (`sides:`), by name: their rows of the key feed aggregates, so
+    /// `expect` can combine three or more tables.
+    pub others: Vec<(String, SideSpec)>,
+}
+
+impl ReconcileRule {
+    /// Every side with its spec: left, right, then the others in order.
+    pub fn sides(&self) -> impl Iterator<Item = (Side, &SideSpec)> {
+        [(Side::Left, &self.left), (Side::Right, &self.right)]
+            .into_iter()
+            .chain(self.others.iter().enumerate().map(|(i, (_, s))| (Side::Other(i), s)))
+    }
+
+    /// A side's spec (an unknown `Other` reads as the right side).
+    pub fn side(&self, side: Side) -> &SideSpec {
+        match side {
+            Side::Left => &self.left,
+            Side::Right => &self.right,
+            Side::Other(i) => self.others.get(i).map_or(&self.right, |(_, s)| s),
+        }
+    }
+
+    /// A side's name: `left`, `right` or its name under `sides:`.
+    pub fn side_name(&self, side: Side) -> &str {
+        match side {
+            Side::Left => "left",
+            Side::Right => "right",
+            Side::Other(i) => self.others.get(i).map_or("right", |(n, _)| n.as_str()),
+        }
+    }
 }
 
 /// A per-entity state machine over a status column.
@@ -385,6 +445,8 @@ pub struct MoneyExprs {
 #[derive(Debug, Clone)]
 pub struct RuleTest {
     pub name: String,
+    /// Reference rows per lookup during the test.
+    pub lookups: Vec<(String, Vec<fundguard_core::Row>)>,
     pub events: Vec<TestEvent>,
     pub expect: Vec<ExpectedFinding>,
     pub at: Location,

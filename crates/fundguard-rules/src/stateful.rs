@@ -81,21 +81,36 @@ impl Validator {
             body.late_counterpart.as_ref(),
             &[("pair", LateCounterpart::Pair), ("missing", LateCounterpart::Missing)],
         );
+        let mut others = Vec::new();
+        for (name, side) in &body.sides {
+            let reserved = ["left", "right", "agg", "lookup"].contains(&name.as_str());
+            if reserved || name.is_empty() || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
+                self.error(
+                    self.at(side),
+                    format!("side name `{name}`: expected lowercase letters, digits and `_`, other than left, right, agg and lookup"),
+                );
+                continue;
+            }
+            others.push((name.clone(), self.side(side)));
+        }
+        let names: Vec<&str> = ["left", "right"].into_iter().chain(others.iter().map(|(n, _)| n.as_str())).collect();
         let mut aggregates = Vec::new();
         for (name, spec) in &body.aggregates {
-            match parse_aggregate(&spec.value) {
+            match parse_aggregate(&spec.value, &names) {
                 Some((func, side, column)) => aggregates.push(Aggregate { name: name.clone(), func, side, column }),
                 None => self.error(
                     self.at(spec),
                     format!(
-                        "aggregate `{}`: expected sum|min|max(left.<column>|right.<column>) or count(left|right)",
-                        spec.value
+                        "aggregate `{}`: expected sum|min|max(<side>.<column>) or count(<side>), a side being {}",
+                        spec.value,
+                        names.join(", ")
                     ),
                 ),
             }
         }
-        if cardinality == Cardinality::OneToOne && !aggregates.is_empty() {
-            self.error(at.clone(), "aggregates need cardinality one_to_many or many_to_many");
+        let over_pair = aggregates.iter().any(|a| matches!(a.side, Side::Left | Side::Right));
+        if cardinality == Cardinality::OneToOne && over_pair {
+            self.error(at.clone(), "aggregates over left or right need cardinality one_to_many or many_to_many");
         }
         let tolerance = body.tolerance.as_ref().map(|t| {
             let at = self.at(t);
@@ -128,6 +143,7 @@ impl Validator {
             late_counterpart,
             message: body.message.as_ref().map(|m| self.expr(m)),
             money: self.money(&body.money),
+            others,
         })
     }
 
@@ -260,8 +276,9 @@ impl Validator {
     }
 }
 
-/// Reads `sum(right.amount)`, `count(left)`.
-fn parse_aggregate(text: &str) -> Option<(AggFunc, Side, Option<String>)> {
+/// Reads `sum(right.amount)`, `count(left)`, `sum(refunds.amount)` (`sides` are the names:
+/// left, right, then the further sides in order).
+fn parse_aggregate(text: &str, sides: &[&str]) -> Option<(AggFunc, Side, Option<String>)> {
     let (func, rest) = text.trim().split_once('(')?;
     let inner = rest.strip_suffix(')')?.trim();
     let func = match func.trim().to_ascii_lowercase().as_str() {
@@ -275,10 +292,10 @@ fn parse_aggregate(text: &str) -> Option<(AggFunc, Side, Option<String>)> {
         Some((s, c)) => (s, Some(c.trim().to_string())),
         None => (inner, None),
     };
-    let side = match side.trim() {
-        "left" => Side::Left,
-        "right" => Side::Right,
-        _ => return None,
+    let side = match sides.iter().position(|s| *s == side.trim())? {
+        0 => Side::Left,
+        1 => Side::Right,
+        i => Side::Other(i - 2),
     };
     if column.is_none() && func != AggFunc::Count {
         return None;

@@ -7,6 +7,7 @@ mod examples;
 mod health;
 mod live;
 mod logging;
+mod lookups;
 mod pipeline;
 mod schemas;
 mod summary;

@@ -5,6 +5,10 @@
 //! `expect` (with aggregates over the "many" side); when the window closes with a
 //! required side absent, that is a "missing counterpart" finding; a second row on
 //! a side that matches only one row is a duplicate.
+//!
+//! Further sides (`sides:`) are held the same way, always "many": their rows of the key
+//! feed aggregates (`sum(refunds.amount)`), so `expect` can combine three or more tables,
+//! and any change of them re-checks a matched pair like a change of left or right.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -33,6 +37,36 @@ struct Entry {
     right: Vec<SideRow>,
     deadline: EventTime,
     touched: EventTime,
+    /// Rows of the further sides, by side (absent in checkpoints of older versions).
+    #[serde(default)]
+    others: Vec<Vec<SideRow>>,
+}
+
+impl Entry {
+    fn rows(&self, side: Side) -> &[SideRow] {
+        match side {
+            Side::Left => &self.left,
+            Side::Right => &self.right,
+            Side::Other(i) => self.others.get(i).map_or(&[], Vec::as_slice),
+        }
+    }
+
+    fn rows_mut(&mut self, side: Side) -> &mut Vec<SideRow> {
+        match side {
+            Side::Left => &mut self.left,
+            Side::Right => &mut self.right,
+            Side::Other(i) => {
+                if self.others.len() <= i {
+                    self.others.resize_with(i + 1, Vec::new);
+                }
+                &mut self.others[i]
+            }
+        }
+    }
+
+    fn all_rows(&self) -> impl Iterator<Item = &SideRow> {
+        self.left.iter().chain(&self.right).chain(self.others.iter().flatten())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -65,6 +99,9 @@ pub(crate) struct Reconcile {
     /// Column names of each side's rows, for evidence.
     left_names: Vec<Arc<str>>,
     right_names: Vec<Arc<str>>,
+    /// The further sides' columns (what their aggregates read), and their names for evidence.
+    other_columns: Vec<Vec<String>>,
+    other_names: Vec<Vec<Arc<str>>>,
     eval: PairEval,
     /// Entries are shared with the copies checkpoints take ([`StatefulKind::snapshot`]):
     /// copying the map only counts references, and an entry changed while a copy is being
@@ -119,9 +156,14 @@ impl Reconcile {
                 Err(d) => problems.push(d),
             }
         }
+        let mut other_columns: Vec<Vec<String>> = vec![Vec::new(); rule.others.len()];
         for a in &rule.aggregates {
             if let Some(c) = &a.column {
-                let list = if a.side == Side::Left { &mut columns.left } else { &mut columns.right };
+                let list = match a.side {
+                    Side::Left => &mut columns.left,
+                    Side::Right => &mut columns.right,
+                    Side::Other(i) => &mut other_columns[i],
+                };
                 if !list.contains(c) {
                     list.push(c.clone());
                 }
@@ -165,13 +207,18 @@ impl Reconcile {
             }
             Projection { table: side.table.clone(), filter: side.when.clone(), exprs }
         };
-        let projections =
+        let mut projections =
             vec![side_projection(&rule.left, &columns.left), side_projection(&rule.right, &columns.right)];
+        for ((_, side), cols) in rule.others.iter().zip(&other_columns) {
+            projections.push(side_projection(side, cols));
+        }
         let names = |cols: &[String]| cols.iter().map(|c| Arc::from(c.as_str())).collect();
         Reconcile {
             key_name: key_name(&rule.left.key),
             left_names: names(&columns.left),
             right_names: names(&columns.right),
+            other_names: other_columns.iter().map(|c| names(c)).collect(),
+            other_columns,
             eval: PairEval::new(columns, rule.expect.clone(), rule.money.clone()),
             rule,
             projections,
@@ -186,7 +233,27 @@ impl Reconcile {
     }
 
     fn single(&self, side: Side) -> bool {
-        matches!((self.rule.cardinality, side), (Cardinality::OneToOne, _) | (Cardinality::OneToMany, Side::Left))
+        matches!(
+            (self.rule.cardinality, side),
+            (Cardinality::OneToOne, Side::Left | Side::Right) | (Cardinality::OneToMany, Side::Left)
+        )
+    }
+
+    /// The column names of a side's rows.
+    fn names_of(&self, side: Side) -> &[Arc<str>] {
+        match side {
+            Side::Left => &self.left_names,
+            Side::Right => &self.right_names,
+            Side::Other(i) => self.other_names.get(i).map_or(&[], Vec::as_slice),
+        }
+    }
+
+    fn columns_of(&self, side: Side) -> &[String] {
+        match side {
+            Side::Left => &self.eval.columns.left,
+            Side::Right => &self.eval.columns.right,
+            Side::Other(i) => self.other_columns.get(i).map_or(&[], Vec::as_slice),
+        }
     }
 
     fn shown_key(&self, key: &str) -> Value {
@@ -198,10 +265,7 @@ impl Reconcile {
             .aggregates
             .iter()
             .map(|a| {
-                let (rows, cols) = match a.side {
-                    Side::Left => (&entry.left, &self.eval.columns.left),
-                    Side::Right => (&entry.right, &self.eval.columns.right),
-                };
+                let (rows, cols) = (entry.rows(a.side), self.columns_of(a.side));
                 let at = a.column.as_ref().and_then(|c| cols.iter().position(|x| x == c));
                 let values = rows.iter().filter_map(|r| at.and_then(|i| r.values.get(i))).filter(|v| !v.is_null());
                 match a.func {
@@ -233,11 +297,13 @@ impl Reconcile {
         self.pending.push(Pending { verdict, key: key.clone(), time, row, entry: entry.clone(), extra: None });
     }
 
-    /// Evidence of a finding: the rows of both sides held for the key (at most ten a side).
+    /// Evidence of a finding: the rows of every side held for the key (at most ten a side).
     fn evidence(&self, p: &Pending) -> Vec<Evidence> {
         let mut out = Vec::new();
-        out.extend(p.entry.left.iter().take(10).map(|r| r.origin.evidence(&self.left_names, &r.values)));
-        out.extend(p.entry.right.iter().take(10).map(|r| r.origin.evidence(&self.right_names, &r.values)));
+        for (side, _) in self.rule.sides() {
+            let names = self.names_of(side);
+            out.extend(p.entry.rows(side).iter().take(10).map(|r| r.origin.evidence(names, &r.values)));
+        }
         out.extend(p.extra.clone());
         out
     }
@@ -273,11 +339,16 @@ impl Reconcile {
             Verdict::Missing(Side::Right) => {
                 format!("{rule_id}: {l} has {key} but {r} has no counterpart within {:?}", self.rule.within)
             }
+            Verdict::Missing(side) => {
+                let present = if p.entry.left.is_empty() { r } else { l };
+                let absent = &self.rule.side(side).table;
+                format!("{rule_id}: {present} has {key} but {absent} has no counterpart within {:?}", self.rule.within)
+            }
             Verdict::Duplicate(side) => {
                 format!(
                     "{rule_id}: duplicate {} rows in {} for {key}",
-                    side.name(),
-                    if side == Side::Left { l } else { r }
+                    self.rule.side_name(side),
+                    self.rule.side(side).table
                 )
             }
         };
@@ -287,8 +358,8 @@ impl Reconcile {
         };
         let verdict = match p.verdict {
             Verdict::Match => "mismatch".to_string(),
-            Verdict::Missing(s) => format!("missing_{}", s.name()),
-            Verdict::Duplicate(s) => format!("duplicate_{}", s.name()),
+            Verdict::Missing(s) => format!("missing_{}", self.rule.side_name(s)),
+            Verdict::Duplicate(s) => format!("duplicate_{}", self.rule.side_name(s)),
         };
         let context = minijinja::context! {
             rule => rule_id,
@@ -326,7 +397,7 @@ impl Reconcile {
 }
 
 fn entry_bytes(key: &str, e: &Entry) -> usize {
-    ENTRY_BYTES + 2 * key.len() + e.left.iter().chain(&e.right).map(|r| row_bytes(&r.values)).sum::<usize>()
+    ENTRY_BYTES + 2 * key.len() + e.all_rows().map(|r| row_bytes(&r.values)).sum::<usize>()
 }
 
 impl StatefulKind for Reconcile {
@@ -345,7 +416,7 @@ impl StatefulKind for Reconcile {
         kinds.extend(self.eval.columns.left.iter().map(|c| declared(&self.rule.left.table, c)));
         kinds.extend(self.eval.columns.right.iter().map(|c| declared(&self.rule.right.table, c)));
         for a in &self.rule.aggregates {
-            let table = if a.side == Side::Left { &self.rule.left.table } else { &self.rule.right.table };
+            let table = &self.rule.side(a.side).table;
             kinds.push(match (a.func, &a.column) {
                 (AggFunc::Count, _) => ColumnKind::Int,
                 (_, Some(c)) => declared(table, c),
@@ -356,7 +427,11 @@ impl StatefulKind for Reconcile {
     }
 
     fn on_record(&mut self, record: Record, idle_before: EventTime, _out: &mut Emit) {
-        let side = if record.projection == 0 { Side::Left } else { Side::Right };
+        let side = match record.projection {
+            0 => Side::Left,
+            1 => Side::Right,
+            i => Side::Other(i - 2),
+        };
         let norm = KeyNorm(self.rule.key_type);
         let Some(key) = record.values.first().and_then(|v| norm.key(v)) else { return };
         let mut values = record.values;
@@ -371,8 +446,10 @@ impl StatefulKind for Reconcile {
         let unpaired = self.rule.late_counterpart == LateCounterpart::Missing;
         let expired = |e: &Entry| {
             let idle = e.touched < idle_before && e.deadline < idle_before;
-            let side_empty = if side == Side::Left { e.left.is_empty() } else { e.right.is_empty() };
-            idle || (unpaired && side_empty && e.deadline < record.time)
+            // A further side's row is never a late counterpart: those sides are read
+            // through aggregates, not paired.
+            let counterpart = matches!(side, Side::Left | Side::Right) && e.rows(side).is_empty();
+            idle || (unpaired && counterpart && e.deadline < record.time)
         };
         if self.entries.get(key.as_str()).is_some_and(|e| expired(e)) {
             self.forget(key.as_str());
@@ -385,7 +462,13 @@ impl StatefulKind for Reconcile {
                 self.deadlines.insert((deadline, k.clone()));
                 self.entries.insert(
                     k.clone(),
-                    Arc::new(Entry { left: Vec::new(), right: Vec::new(), deadline, touched: record.time }),
+                    Arc::new(Entry {
+                        left: Vec::new(),
+                        right: Vec::new(),
+                        deadline,
+                        touched: record.time,
+                        others: Vec::new(),
+                    }),
                 );
                 self.bytes += ENTRY_BYTES + 2 * k.len();
                 k
@@ -396,16 +479,17 @@ impl StatefulKind for Reconcile {
         let Some(entry) = self.entries.get_mut(&key) else { return };
         let entry = Arc::make_mut(entry);
         entry.touched = record.time;
-        let rows = match side {
-            Side::Left => &mut entry.left,
-            Side::Right => &mut entry.right,
-        };
+        let rows = entry.rows_mut(side);
         enum Outcome {
             Stored(usize),
             Duplicate(Evidence),
             Ignored,
         }
-        let names = if side == Side::Left { &self.left_names } else { &self.right_names };
+        let names = match side {
+            Side::Left => &self.left_names,
+            Side::Right => &self.right_names,
+            Side::Other(i) => &self.other_names[i],
+        };
         let outcome = match rows.iter().position(|r| r.id == row.id) {
             Some(i) => {
                 self.bytes = self.bytes + row_bytes(&row.values) - row_bytes(&rows[i].values);
@@ -448,11 +532,19 @@ impl StatefulKind for Reconcile {
             let Some((deadline, key)) = self.deadlines.pop_first() else { break };
             let Some(entry) = self.entries.get(&key) else { continue };
             let (has_left, has_right) = (!entry.left.is_empty(), !entry.right.is_empty());
+            let absent: Vec<usize> = (0..self.rule.others.len())
+                .filter(|&i| self.rule.others[i].1.required && entry.rows(Side::Other(i)).is_empty())
+                .collect();
             if !has_left && has_right && self.rule.left.required {
                 self.queue(&key, Verdict::Missing(Side::Left), deadline, None);
             }
             if has_left && !has_right && self.rule.right.required {
                 self.queue(&key, Verdict::Missing(Side::Right), deadline, None);
+            }
+            if has_left || has_right {
+                for i in absent {
+                    self.queue(&key, Verdict::Missing(Side::Other(i)), deadline, None);
+                }
             }
             if has_left && has_right && self.rule.evaluate == Evaluate::AtDeadline {
                 self.queue(&key, Verdict::Match, deadline, None);

@@ -4,6 +4,7 @@ mod check;
 mod confinement;
 mod determinism;
 mod drift;
+mod lookup;
 mod ordering;
 mod props;
 mod stateful;

@@ -584,3 +584,80 @@ fn a_reload_keeps_the_state_and_clocks_of_unchanged_rules_only() {
         }
     }
 }
+
+/// Orders, successful payments and successful refunds: what was received must stay the
+/// order's amount net of refunds, and never go negative — three tables in one `expect`.
+fn net_received(evaluate: &str) -> Rule {
+    rule(&format!(
+        "id: net\nowner: t\nseverity: critical\nreconcile:\n  left: {{ table: s.ord, key: after.id }}\n  right: {{ table: s.pay, key: after.order_id }}\n\
+         \x20 sides:\n    refunds: {{ table: s.ref, key: after.order_id, when: \"after.status = 'SUCCESS'\", required: false }}\n\
+         \x20 within: 1m\n  key_type: integer\n  cardinality: one_to_many\n  evaluate: {evaluate}\n\
+         \x20 aggregates:\n    paid: sum(right.amount)\n    refunded: sum(refunds.amount)\n    refund_count: count(refunds)\n\
+         \x20 expect: \"agg.paid - coalesce(agg.refunded, 0) >= 0 AND agg.paid = left.amount\"\n"
+    ))
+}
+
+fn order_with(id: i64, amount: i64, refunds: &[(i64, &str)], start: i64) -> Vec<ChangeEvent> {
+    let mut events = vec![
+        at(start, "s.ord", Op::Insert, &[("id", id.into()), ("amount", amount.into())]),
+        at(start + 1, "s.pay", Op::Insert, &[("id", (100 + id).into()), ("order_id", id.into()), ("amount", amount.into())]),
+    ];
+    for (i, (refund, status)) in refunds.iter().enumerate() {
+        let t = start + 2 + i as i64;
+        let rid = 1000 + id * 10 + i as i64;
+        events.push(at(t, "s.ref", Op::Insert, &[("id", rid.into()), ("order_id", id.into()), ("amount", (*refund).into()), ("status", (*status).into())]));
+    }
+    events
+}
+
+#[test]
+fn an_expected_amount_can_combine_three_tables_in_the_stream() {
+    let mut events = order_with(1, 100, &[(60, "SUCCESS"), (40, "SUCCESS")], 0);
+    // Over-refunded: 60 + 60 of 100.
+    events.extend(order_with(2, 100, &[(60, "SUCCESS"), (60, "SUCCESS")], 10));
+    // The second refund failed: it does not count.
+    events.extend(order_with(3, 100, &[(60, "SUCCESS"), (60, "FAILED")], 20));
+    events.extend(order_with(4, 100, &[], 30));
+    // Moves event time past every window, so deadlines fire.
+    events.push(at(500, "s.ord", Op::Insert, &[("id", 99.into()), ("amount", 1.into())]));
+    events.sort_by_key(|e| e.commit_time);
+    for evaluate in ["on_match", "at_deadline"] {
+        let (found, _) = run_all(&[net_received(evaluate)], &events);
+        let keys: Vec<Value> = found.iter().map(|f| f.key["id"].clone()).collect();
+        assert_eq!(keys, [Value::Int(2)], "{evaluate}: {found:#?}");
+        let f = &found[0];
+        assert!(f.evidence.iter().filter(|e| &*e.table == "s.ref").count() == 2, "the refunds are evidence: {f:#?}");
+        assert!(f.message.contains("paid=100") && f.message.contains("refunded=120"), "{}", f.message);
+    }
+}
+
+#[test]
+fn a_required_further_side_without_rows_is_missing_at_the_deadline() {
+    let r = rule(
+        "id: settled\nowner: t\nseverity: high\nreconcile:\n  left: { table: s.ord, key: after.id }\n  right: { table: s.pay, key: after.order_id }\n\
+         \x20 sides:\n    settlements: { table: s.set, key: after.order_id }\n  within: 1m\n  key_type: integer\n  evaluate: at_deadline\n\
+         \x20 aggregates: { settled: sum(settlements.gross) }\n  expect: \"agg.settled = right.amount\"\n",
+    );
+    let mut events = order_with(1, 100, &[], 0);
+    events.push(at(3, "s.set", Op::Insert, &[("id", 1.into()), ("order_id", 1.into()), ("gross", 100.into())]));
+    events.extend(order_with(2, 100, &[], 5));
+    events.push(at(200, "s.ord", Op::Insert, &[("id", 9.into()), ("amount", 1.into())]));
+    let (found, _) = run_all(&[r], &events);
+    let missing: Vec<&Finding> = found.iter().filter(|f| f.message.contains("s.set has no counterpart")).collect();
+    assert_eq!(missing.len(), 1, "{found:#?}");
+    assert_eq!(missing[0].key["id"], Value::Int(2));
+    // Judged when the window closes: order 1's settlement arrived after its payment, in time.
+    assert!(found.iter().all(|f| f.key["id"] != Value::Int(1)), "{found:#?}");
+}
+
+#[test]
+fn further_sides_are_named_in_aggregates_and_a_bad_name_is_refused() {
+    let (_, problems) = fundguard_rules::parse_rule(
+        Arc::from("r.yaml"),
+        "id: r\nowner: t\nseverity: high\nreconcile:\n  left: { table: s.a, key: after.id }\n  right: { table: s.b, key: after.id }\n\
+         \x20 sides:\n    left: { table: s.c, key: after.id }\n  within: 1m\n  aggregates: { x: sum(nope.amount) }\n",
+    );
+    let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    assert!(text.iter().any(|p| p.contains("side name `left`")), "{text:?}");
+    assert!(text.iter().any(|p| p.contains("aggregate `sum(nope.amount)`") && p.contains("a side being left, right")), "{text:?}");
+}

@@ -34,7 +34,7 @@ fn unknown_column_is_reported_at_its_expression() {
 fn unknown_names_outside_the_images() {
     let p = problems("  assert: amount > 0\n");
     assert!(
-        p[0].contains("unknown column `amount`: expected op, table, commit_time, before.<column> or after.<column>"),
+        p[0].contains("unknown column `amount`: expected op, table, commit_time, before.<column>, after.<column> or lookup.<name>.<column>"),
         "{p:?}"
     );
     let p = problems("  assert: left.amount > 0\n");

@@ -93,15 +93,20 @@ pub struct Args {
     /// missing counterpart, an unfinished timeout), each saying it fired at end of input.
     #[arg(long = "final")]
     final_at_end: bool,
+    /// The fundguard.yaml whose `lookups:` (and `warehouse:` tables) provide the reference
+    /// data the rules read.
+    #[arg(long)]
+    config: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let schemas = crate::schemas::load(args.schema.as_ref())?;
     let rules = super::rules(&args.rules)?;
-    let engine = Engine::new(&rules, &schemas).map_err(|problems| {
+    let mut engine = Engine::new(&rules, &schemas).map_err(|problems| {
         let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
         anyhow::anyhow!("{}", list.join("\n"))
     })?;
+    crate::lookups::fill_from(&mut engine, args.config.as_deref())?;
     let format = args.format.format(args.table.as_deref(), args.table_field.as_deref(), &args.time_field);
     let dead_letter = args.dead_letter.clone().unwrap_or_else(|| match &args.findings {
         Some(f) => PathBuf::from(format!("{}.dead-letter.jsonl", f.display())),

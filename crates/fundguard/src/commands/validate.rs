@@ -36,6 +36,26 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         None => {}
     }
+    let lookups_read: Vec<&fundguard_rules::LookupUse> = rules.iter().flat_map(|r| &r.lookups).collect();
+    match &args.config {
+        Some(path) => {
+            let config = super::load_config(path)?;
+            for u in lookups_read.iter().filter(|u| !config.lookups.iter().any(|l| l.name == u.name)) {
+                problems.push(Diagnostic::new(
+                    u.at.clone(),
+                    format!(
+                        "lookup `{}` is not declared under `lookups:` in {}: expected an entry with `table:` or `stream:`",
+                        u.name,
+                        path.display()
+                    ),
+                ));
+            }
+        }
+        None if !lookups_read.is_empty() => {
+            eprintln!("note: the lookups rules read are not checked against a config: pass --config fundguard.yaml");
+        }
+        None => {}
+    }
     sort_diagnostics(&mut problems);
     for p in &problems {
         println!("{p}");

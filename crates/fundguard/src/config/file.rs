@@ -56,6 +56,9 @@ pub(super) struct ConfigFile {
     /// each validates itself as it is read (`fundguard_warehouse::TableSource`).
     #[serde(default)]
     pub warehouse: Vec<fundguard_warehouse::TableSource>,
+    /// Reference data rules read (see `super::lookups`).
+    #[serde(default)]
+    pub lookups: Vec<super::lookups::LookupFile>,
 }
 
 impl ConfigFile {

@@ -21,6 +21,7 @@ mod fuzz;
 mod health;
 mod limits;
 mod loader;
+mod lookups;
 mod notify;
 mod sinks;
 mod slo;
@@ -33,6 +34,7 @@ use fundguard_rules::Diagnostic;
 
 pub use console::{ConsoleConfig, SuggestionsConfig};
 pub use health::HealthConfig;
+pub use lookups::{LookupConfig, LookupSource};
 pub use notify::{ChannelKind, NotifyConfig};
 pub use sinks::SinkConfig;
 pub use sources::{SourceConfig, SourceKind};
@@ -67,6 +69,8 @@ pub struct Config {
     pub health: HealthConfig,
     /// Tables `sql` rules query; relative file paths are read from `base_dir`.
     pub warehouse: Vec<fundguard_warehouse::TableSource>,
+    /// Reference data rules read, and where each lookup's rows come from.
+    pub lookups: Vec<LookupConfig>,
     /// The config file's directory.
     pub base_dir: PathBuf,
 }
@@ -116,6 +120,7 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config,
         None => NotifyConfig::default(),
     };
     sinks::check(&file.sinks, &mut loader);
+    let lookups = lookups::validate(file.lookups, &mut loader);
     if !loader.problems.is_empty() {
         return Err(loader.problems);
     }
@@ -137,6 +142,7 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config,
         console,
         health,
         warehouse: file.warehouse,
+        lookups,
         base_dir: loader.base,
     })
 }

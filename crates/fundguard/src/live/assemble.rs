@@ -80,6 +80,7 @@ pub fn assemble(config: Config) -> anyhow::Result<Service> {
     ));
     let (inputs, receiver) = mpsc::channel::<Input>(input::CAPACITY);
     let (covered_tx, covered) = watch::channel(vec![0u64; config.sources.len()]);
+    read_lookups(&config, &mut engine)?;
     let self_timed = self_timed(&config, &mut engine);
     restore_state(&mut engine, restored.as_ref())?;
     let (sink_names, sinks) = open_sinks(&config, restored.as_ref())?;
@@ -155,6 +156,24 @@ fn self_timed(config: &Config, engine: &mut Engine) -> HashSet<String> {
         engine.declare_ordered(name);
     }
     self_timed
+}
+
+/// Reads the table lookups the rules read before the first event: without its reference
+/// rows a rule would report every row as missing. (Stream lookups were attached when the
+/// engine was built; their rows come with the checkpoint.)
+fn read_lookups(config: &Config, engine: &mut Engine) -> anyhow::Result<()> {
+    let read: Vec<String> = engine.lookup_names().map(str::to_string).collect();
+    let tables = config.lookups.iter().any(|l| read.contains(&l.name) && matches!(l.source, crate::config::LookupSource::Table { .. }));
+    if !tables {
+        return Ok(());
+    }
+    tokio::task::block_in_place(|| {
+        let handle = tokio::runtime::Handle::current();
+        let warehouse = handle
+            .block_on(fundguard_warehouse::Warehouse::open(&config.warehouse, &config.base_dir, |n| std::env::var(n).ok()))
+            .context("opening the warehouse tables the lookups read")?;
+        handle.block_on(crate::lookups::fill(engine, &config.lookups, Some(&warehouse)))
+    })
 }
 
 /// With a checkpoint from an earlier run, the engine takes its rule state; rules changed

@@ -28,6 +28,8 @@ pub struct Catalog {
     loaded: Mutex<Vec<Rule>>,
     /// Woken when a rule is switched on or off: the reload task rebuilds the engine.
     pub changed: Arc<tokio::sync::Notify>,
+    /// Where lookups come from: every engine built keeps its stream lookups current.
+    lookups: Vec<crate::config::LookupConfig>,
 }
 
 impl Catalog {
@@ -46,6 +48,7 @@ impl Catalog {
             promoted_file,
             loaded: Mutex::new(Vec::new()),
             changed: Arc::new(tokio::sync::Notify::new()),
+            lookups: config.lookups.clone(),
         }
     }
 
@@ -80,7 +83,11 @@ impl Catalog {
                 }
             }
             match Engine::new(&rules, schemas) {
-                Ok(engine) => {
+                Ok(mut engine) => {
+                    if let Err(e) = crate::lookups::check_declared(&engine, &self.lookups, true) {
+                        return Err(format!("{e:#}"));
+                    }
+                    crate::lookups::attach_streams(&mut engine, &self.lookups);
                     let info = rules
                         .iter()
                         .map(|r| RuleInfo {

@@ -50,6 +50,8 @@ pub enum Input {
     Ordered(Vec<String>),
     /// Validated new rules.
     Reload(Box<Engine>),
+    /// A table lookup read again (`live::lookups`).
+    Lookup { name: String, snapshot: Box<fundguard_engine::LookupSnapshot> },
     /// Stop: flush the dead letters and take a last checkpoint (sent by the shutdown drain,
     /// once the listener and the database sources have stopped).
     Shutdown,

@@ -28,6 +28,7 @@ mod coverage;
 mod data_dir;
 mod health;
 mod input;
+mod lookups;
 mod notifier;
 mod pipeline;
 mod reload;

@@ -50,6 +50,7 @@ impl Service {
         });
         // Always running: sql rules may arrive with a later reload.
         tokio::spawn(scheduled::run(config.clone(), catalog.clone(), inputs.clone(), telemetry.clone(), health_sender));
+        tokio::spawn(super::lookups::refresh(config.clone(), inputs.clone()));
         tokio::spawn(reload::watch(config.clone(), catalog, schemas, inputs.clone()));
         if let Some(report) = config.console.coverage_report.clone() {
             tokio::spawn(super::coverage::watch(report, telemetry.clone()));

@@ -302,3 +302,55 @@ fn late_counterparts_once_per_key_and_sliding_windows_in_a_backtest() {
     let clicks: Vec<&&Value> = bursts.iter().filter(|f| f["key"]["kind"] == "click").collect();
     assert_eq!(clicks.len(), 2, "the windows [1m, 4m) and [2m, 5m) hold all six clicks: {bursts:?}");
 }
+
+/// docs/rules.md's three-table reconcile over the simulator's shop: an order's successful
+/// payments net of its successful refunds never go negative — found in the stream, for
+/// exactly the over-refunded orders, in every batch size.
+#[test]
+fn a_reconcile_over_three_tables_finds_every_over_refund_in_the_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    simulate(dir.path(), "0.05", "1500");
+    let over_refunded: BTreeSet<i64> = read_jsonl(&dir.path().join("answer-key.jsonl"))
+        .iter()
+        .flat_map(|i| i["expected"].as_array().unwrap().clone())
+        .filter(|e| e["rule"] == "refunds-within-payment")
+        .map(|e| e["key"]["order_id"].as_i64().unwrap())
+        .collect();
+    assert!(over_refunded.len() >= 2, "{over_refunded:?}");
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(
+        rules.join("net.yaml"),
+        r#"id: order-net-received
+owner: payments
+severity: critical
+reconcile:
+  left:  { table: shop.orders,   key: after.id,       when: "after.status IN ('PAID', 'SHIPPED', 'COMPLETED', 'REFUNDED')" }
+  right: { table: shop.payments, key: after.order_id, when: "after.status = 'SUCCESS'" }
+  sides:
+    refunds: { table: shop.refunds, key: after.order_id, when: "after.status = 'SUCCESS'", required: false }
+  within: 30m
+  key_type: integer
+  cardinality: one_to_many
+  aggregates: { paid: "sum(right.amount)", refunded: "sum(refunds.amount)" }
+  expect: "agg.paid - coalesce(agg.refunded, 0) >= 0 AND agg.paid = left.pay_amount"
+  money: { amount: "coalesce(agg.refunded, 0) - agg.paid", currency: left.currency }
+"#,
+    )
+    .unwrap();
+    for batch in ["8192", "50"] {
+        let findings = dir.path().join(format!("net-{batch}.jsonl"));
+        let input = dir.path().join("debezium.jsonl");
+        let o = fundguard(&[
+            "backtest", "--rules", path(&rules), "--input", path(&input), "--format", "debezium", "--schema",
+            path(&dir.path().join("schema.yaml")), "--findings", path(&findings), "--batch-size", batch,
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let mismatched: BTreeSet<i64> = read_jsonl(&findings)
+            .iter()
+            .filter(|f| f["message"].as_str().unwrap().contains("disagree"))
+            .map(|f| f["key"]["id"].as_i64().unwrap())
+            .collect();
+        assert_eq!(mismatched, over_refunded, "batch size {batch}");
+    }
+}

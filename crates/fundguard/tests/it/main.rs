@@ -14,6 +14,7 @@ mod guards;
 mod health;
 mod kafka;
 mod live_order;
+mod lookups;
 mod notify;
 mod run;
 mod schema;

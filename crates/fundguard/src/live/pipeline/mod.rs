@@ -222,6 +222,9 @@ impl LivePipeline {
                 }
             }
             Input::Reload(engine) => self.reload(*engine),
+            Input::Lookup { name, snapshot } => {
+                self.engine.set_lookup(&name, *snapshot);
+            }
             Input::Shutdown => return false,
         }
         self.busy += began.elapsed();
