@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::columns::{Image, TableLayout};
 use crate::drift::{Drift, DriftWatch};
-use crate::rules::{Found, RuleRuntime};
 use crate::lookup::{LookupSnapshot, LookupStore, SavedLookup};
+use crate::rules::{Found, RuleRuntime};
 use crate::table_batch::TableBatch;
 
 /// A failure of the engine itself (not of a rule: rule errors are counted in [`RuleStats`]).

@@ -20,8 +20,8 @@ pub use duration::parse_duration;
 pub use load::{load_paths, load_schemas, parse_rule, parse_schemas};
 pub use rule::{
     AggFunc, Aggregate, Baseline, Cardinality, CatchUp, CheckRule, Evaluate, ExpectedFinding, Expr, History, KeyType,
-    LateCounterpart, LookupUse, MissingLookup, Mode, MoneyExprs, Once, RateRule, ReconcileRule, Rule, RuleBody, RuleTest, SHADOW_TAG, Schedule,
-    Side, SideSpec, SqlRule, StateOptions, TestEvent, TimeoutRule, TransitionRule,
+    LateCounterpart, LookupUse, MissingLookup, Mode, MoneyExprs, Once, RateRule, ReconcileRule, Rule, RuleBody,
+    RuleTest, SHADOW_TAG, Schedule, Side, SideSpec, SqlRule, StateOptions, TestEvent, TimeoutRule, TransitionRule,
 };
 pub use size::parse_size;
 pub use sql::{DEFAULT_MAX_FINDINGS, DEFAULT_SQL_MEMORY_LIMIT, DEFAULT_SQL_TIMEOUT, MIN_SQL_MEMORY_LIMIT};

@@ -9,8 +9,8 @@ use serde_saphyr::Spanned;
 
 use crate::file::{ActionBody, CheckBody, RuleFile, TestCase};
 use crate::{
-    CheckRule, Diagnostic, ExpectedFinding, Expr, Location, LookupUse, MissingLookup, MoneyExprs, Once, Rule, RuleBody, RuleTest, StateOptions,
-    TestEvent, parse_duration,
+    CheckRule, Diagnostic, ExpectedFinding, Expr, Location, LookupUse, MissingLookup, MoneyExprs, Once, Rule, RuleBody,
+    RuleTest, StateOptions, TestEvent, parse_duration,
 };
 
 /// Where test timelines start: `at: 0s` is this instant.
@@ -416,7 +416,10 @@ impl Validator {
                 let known: Vec<&str> = lookups.iter().map(|l| l.name.as_str()).collect();
                 let expected =
                     if known.is_empty() { "none: the rule reads no lookups".to_string() } else { known.join(", ") };
-                self.error(self.at(rows), format!("test lookup `{name}` is not one the rule reads: expected {expected}"));
+                self.error(
+                    self.at(rows),
+                    format!("test lookup `{name}` is not one the rule reads: expected {expected}"),
+                );
                 continue;
             }
             reference.push((name.clone(), rows.value.iter().map(row_from_json).collect()));

@@ -84,7 +84,10 @@ impl Validator {
         let mut others = Vec::new();
         for (name, side) in &body.sides {
             let reserved = ["left", "right", "agg", "lookup"].contains(&name.as_str());
-            if reserved || name.is_empty() || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
+            if reserved
+                || name.is_empty()
+                || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            {
                 self.error(
                     self.at(side),
                     format!("side name `{name}`: expected lowercase letters, digits and `_`, other than left, right, agg and lookup"),

@@ -33,13 +33,24 @@ pub fn attach_streams(engine: &mut Engine, lookups: &[LookupConfig]) {
     }
 }
 
+/// The most rows a table lookup holds: it is kept in memory, whole. A larger table is
+/// refused rather than read in part (a partial lookup would report rows as missing).
+pub const MAX_LOOKUP_ROWS: usize = 10_000_000;
+
 /// Reads a table lookup's rows from the warehouse.
 pub async fn read(warehouse: &Warehouse, table: &str, as_of: Option<&str>) -> anyhow::Result<LookupSnapshot> {
     let mut rows = Vec::new();
     warehouse
-        .rows(table, usize::MAX, EventTime::default(), |events| rows.extend(events.into_iter().filter_map(|e| e.after)))
+        .rows(table, MAX_LOOKUP_ROWS + 1, EventTime::default(), |events| {
+            rows.extend(events.into_iter().filter_map(|e| e.after))
+        })
         .await
         .with_context(|| format!("reading the lookup table `{table}`"))?;
+    if rows.len() > MAX_LOOKUP_ROWS {
+        anyhow::bail!(
+            "the lookup table `{table}` has more than {MAX_LOOKUP_ROWS} rows: a lookup is held in memory whole; narrow it with a view, or keep it from the stream"
+        );
+    }
     Ok(LookupSnapshot { rows, as_of: as_of.map(str::to_string) })
 }
 
@@ -50,7 +61,8 @@ pub async fn fill(engine: &mut Engine, lookups: &[LookupConfig], warehouse: Opti
     for l in lookups.iter().filter(|l| read_by_rules.contains(&l.name)) {
         if let LookupSource::Table { table, as_of, .. } = &l.source {
             let warehouse = warehouse.context("table lookups need the config's `warehouse:` tables")?;
-            let snapshot = read(warehouse, table, as_of.as_deref()).await.with_context(|| format!("lookup `{}`", l.name))?;
+            let snapshot =
+                read(warehouse, table, as_of.as_deref()).await.with_context(|| format!("lookup `{}`", l.name))?;
             engine.set_lookup(&l.name, snapshot);
         }
     }

@@ -28,9 +28,17 @@ use crate::table_batch::TableBatch;
 /// The lookups one rule reads, with the columns of each its expressions name.
 pub(crate) struct RuleLookups {
     uses: Vec<(LookupUse, Vec<String>)>,
-    /// Per table: (the batch layout version, the lookups' versions) → the joined schema
-    /// and the compiled `match` expressions.
-    compiled: HashMap<Arc<str>, (u64, u64, Arc<DFSchema>, Arc<Vec<Vec<Arc<dyn PhysicalExpr>>>>)>,
+    /// Per table: what was compiled for it.
+    compiled: HashMap<Arc<str>, Compiled>,
+}
+
+/// The joined schema and the `match` expressions (per lookup) compiled for a table's batch
+/// layout version and the lookups' versions.
+struct Compiled {
+    version: u64,
+    lookups: u64,
+    schema: Arc<DFSchema>,
+    matches: Arc<Vec<Vec<Arc<dyn PhysicalExpr>>>>,
 }
 
 /// A batch joined with lookup columns (and without the rows `missing` took out).
@@ -158,7 +166,7 @@ impl RuleLookups {
     ) -> Result<Joined, String> {
         let versions = self.versions(store);
         let (schema, exprs) = match self.compiled.get(input.table) {
-            Some((v, lv, schema, exprs)) if *v == input.version && *lv == versions => (schema.clone(), exprs.clone()),
+            Some(c) if c.version == input.version && c.lookups == versions => (c.schema.clone(), c.matches.clone()),
             _ => {
                 let schema = self.schema(input.schema, store);
                 let exprs = self
@@ -172,7 +180,13 @@ impl RuleLookups {
                     })
                     .collect::<Result<Vec<_>, _>>()?;
                 let exprs = Arc::new(exprs);
-                self.compiled.insert(input.table.clone(), (input.version, versions, schema.clone(), exprs.clone()));
+                let compiled = Compiled {
+                    version: input.version,
+                    lookups: versions,
+                    schema: schema.clone(),
+                    matches: exprs.clone(),
+                };
+                self.compiled.insert(input.table.clone(), compiled);
                 (schema, exprs)
             }
         };
@@ -188,21 +202,20 @@ impl RuleLookups {
             let table = store.tables.get(&u.name);
             let columns = u.match_columns();
             let mut found: Vec<Option<&Arc<Row>>> = Vec::with_capacity(n);
-            for row in 0..n {
+            for (row, kept) in keep.iter_mut().enumerate() {
                 let values: Vec<Value> = keys.iter().map(|a| value_at(a, row)).collect();
                 let event = input.indices[row];
-                let hit = key_of(values.iter().map(Some)).and_then(|key| {
-                    table.and_then(|t| t.get(&columns, &key, input.events[event].commit_time, event))
-                });
+                let hit = key_of(values.iter().map(Some))
+                    .and_then(|key| table.and_then(|t| t.get(&columns, &key, input.events[event].commit_time, event)));
                 if hit.is_none() && u.missing != MissingLookup::Judge {
-                    if keep[row] && u.missing == MissingLookup::Report {
+                    if *kept && u.missing == MissingLookup::Report {
                         missing.push(MissingRow {
                             event,
                             lookup: u.name.clone(),
                             key: columns.iter().cloned().zip(values).collect(),
                         });
                     }
-                    keep[row] = false;
+                    *kept = false;
                 }
                 found.push(hit);
             }

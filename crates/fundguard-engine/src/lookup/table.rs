@@ -62,12 +62,19 @@ pub(crate) struct LookupTable {
     pub version: u64,
     /// Stream changes of the batch being processed: index → key → (event index, row or
     /// deleted), in input order.
-    staged: HashMap<Vec<String>, HashMap<String, Vec<(usize, EventTime, Option<Arc<Row>>)>>>,
+    staged: HashMap<Vec<String>, HashMap<String, Vec<StagedChange>>>,
     /// The newest commit time a stream change brought (for `keep`), and the index size
     /// at which rows past `keep` are next swept.
     newest: EventTime,
     sweep_at: usize,
 }
+
+/// A stream change of the batch being processed: the event's index in the batch, its
+/// commit time, and the row it leaves (`None`: deleted).
+type StagedChange = (usize, EventTime, Option<Arc<Row>>);
+
+/// A stream lookup's index in a checkpoint: the match columns, and per key its last change and row.
+type SavedIndex = (Vec<String>, Vec<(String, EventTime, Arc<Row>)>);
 
 /// The key a row (or an event's values) has for a set of match columns: `None` when any
 /// part is NULL or absent — such a row can be neither found nor stored.
@@ -350,7 +357,7 @@ fn insert_version(index: &mut HashMap<String, Versions>, columns: &[String], row
 /// shared with the lookup, so taking a checkpoint copies no row.
 #[derive(Serialize, Deserialize)]
 pub(crate) struct SavedLookup {
-    indexes: Vec<(Vec<String>, Vec<(String, EventTime, Arc<Row>)>)>,
+    indexes: Vec<SavedIndex>,
     newest: EventTime,
 }
 
@@ -359,7 +366,7 @@ mod tests {
     use super::*;
 
     fn row(pairs: &[(&str, Value)]) -> Row {
-        pairs.iter().cloned().map(|(k, v)| (k, v)).collect()
+        pairs.iter().cloned().collect()
     }
 
     #[test]
@@ -369,8 +376,16 @@ mod tests {
         t.index(&columns);
         t.set(LookupSnapshot {
             rows: vec![
-                row(&[("merchant_id", Value::Int(1)), ("rate", Value::Int(5)), ("from", Value::String("2024-01-01".into()))]),
-                row(&[("merchant_id", Value::Int(1)), ("rate", Value::Int(6)), ("from", Value::String("2024-02-01".into()))]),
+                row(&[
+                    ("merchant_id", Value::Int(1)),
+                    ("rate", Value::Int(5)),
+                    ("from", Value::String("2024-01-01".into())),
+                ]),
+                row(&[
+                    ("merchant_id", Value::Int(1)),
+                    ("rate", Value::Int(6)),
+                    ("from", Value::String("2024-02-01".into())),
+                ]),
             ],
             as_of: Some("from".into()),
         });
@@ -383,7 +398,10 @@ mod tests {
 
     #[test]
     fn keys_meet_across_types_and_null_parts_find_nothing() {
-        assert_eq!(key_of([Some(&Value::Int(42))].into_iter()), key_of([Some(&Value::String("42".into()))].into_iter()));
+        assert_eq!(
+            key_of([Some(&Value::Int(42))].into_iter()),
+            key_of([Some(&Value::String("42".into()))].into_iter())
+        );
         assert_eq!(key_of([Some(&Value::Int(1)), None].into_iter()), None);
         assert_eq!(key_of([Some(&Value::Null)].into_iter()), None);
         assert_ne!(

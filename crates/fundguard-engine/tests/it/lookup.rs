@@ -26,7 +26,10 @@ fn rates(pairs: &[(i64, &str)]) -> LookupSnapshot {
 }
 
 fn payment(seq: u64, merchant: Value, amount: &str, fee: &str) -> ChangeEvent {
-    insert(seq, &[("id", Value::Int(seq as i64)), ("merchant_id", merchant), ("amount", dec(amount)), ("fee", dec(fee))])
+    insert(
+        seq,
+        &[("id", Value::Int(seq as i64)), ("merchant_id", merchant), ("amount", dec(amount)), ("fee", dec(fee))],
+    )
 }
 
 fn run_with(engine: &mut Engine, events: &[ChangeEvent], batch: usize) -> Vec<Finding> {
@@ -109,7 +112,13 @@ fn order_exists_rule() -> Rule {
     )
 }
 
-fn at(seq: u64, table: &str, op: Op, before: Option<fundguard_core::Row>, after: Option<fundguard_core::Row>) -> ChangeEvent {
+fn at(
+    seq: u64,
+    table: &str,
+    op: Op,
+    before: Option<fundguard_core::Row>,
+    after: Option<fundguard_core::Row>,
+) -> ChangeEvent {
     ChangeEvent {
         table: Arc::from(table),
         op,
@@ -208,7 +217,11 @@ fn a_rule_reading_an_undeclared_lookup_is_refused_at_its_expression() {
 
 #[test]
 fn a_declared_lookup_schema_catches_unknown_columns_and_types() {
-    let schemas: TableSchemas = fundguard_rules::parse_schemas(Arc::from("s.yaml"), "tables:\n  rates:\n    merchant_id: int\n    rate: decimal\n").unwrap();
+    let schemas: TableSchemas = fundguard_rules::parse_schemas(
+        Arc::from("s.yaml"),
+        "tables:\n  rates:\n    merchant_id: int\n    rate: decimal\n",
+    )
+    .unwrap();
     let bad = rule(
         "id: r\nowner: t\nseverity: high\nlookups:\n  rates:\n    match: { merchant_id: after.merchant_id }\n\
          check:\n  tables: [shop.t]\n  assert: \"after.fee = lookup.rates.fee_rate\"\n",

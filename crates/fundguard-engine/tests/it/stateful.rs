@@ -600,12 +600,22 @@ fn net_received(evaluate: &str) -> Rule {
 fn order_with(id: i64, amount: i64, refunds: &[(i64, &str)], start: i64) -> Vec<ChangeEvent> {
     let mut events = vec![
         at(start, "s.ord", Op::Insert, &[("id", id.into()), ("amount", amount.into())]),
-        at(start + 1, "s.pay", Op::Insert, &[("id", (100 + id).into()), ("order_id", id.into()), ("amount", amount.into())]),
+        at(
+            start + 1,
+            "s.pay",
+            Op::Insert,
+            &[("id", (100 + id).into()), ("order_id", id.into()), ("amount", amount.into())],
+        ),
     ];
     for (i, (refund, status)) in refunds.iter().enumerate() {
         let t = start + 2 + i as i64;
         let rid = 1000 + id * 10 + i as i64;
-        events.push(at(t, "s.ref", Op::Insert, &[("id", rid.into()), ("order_id", id.into()), ("amount", (*refund).into()), ("status", (*status).into())]));
+        events.push(at(
+            t,
+            "s.ref",
+            Op::Insert,
+            &[("id", rid.into()), ("order_id", id.into()), ("amount", (*refund).into()), ("status", (*status).into())],
+        ));
     }
     events
 }
@@ -659,5 +669,8 @@ fn further_sides_are_named_in_aggregates_and_a_bad_name_is_refused() {
     );
     let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
     assert!(text.iter().any(|p| p.contains("side name `left`")), "{text:?}");
-    assert!(text.iter().any(|p| p.contains("aggregate `sum(nope.amount)`") && p.contains("a side being left, right")), "{text:?}");
+    assert!(
+        text.iter().any(|p| p.contains("aggregate `sum(nope.amount)`") && p.contains("a side being left, right")),
+        "{text:?}"
+    );
 }

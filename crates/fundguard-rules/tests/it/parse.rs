@@ -218,3 +218,40 @@ fn sql_rules_read_a_memory_limit_and_refuse_a_bad_one() {
         ["7:17: memory_limit `512` is below 1MiB: expected a size such as 512MiB or 2GiB"]
     );
 }
+
+#[test]
+fn lookups_are_read_with_their_match_and_missing_and_located_problems() {
+    let text = "id: r\nowner: t\nseverity: high\nlookups:\n  fx: { match: { from_ccy: after.currency, to_ccy: \"'CNY'\" }, missing: skip }\n\
+                check:\n  tables: [shop.payments]\n  assert: after.amount > 0\n";
+    let (rule, problems) = crate::parse(text);
+    assert!(problems.is_empty(), "{problems:?}");
+    let rule = rule.unwrap();
+    let fx = &rule.lookups[0];
+    assert_eq!((fx.name.as_str(), fx.missing), ("fx", fundguard_rules::MissingLookup::Skip));
+    assert_eq!(fx.match_columns(), ["from_ccy", "to_ccy"]);
+    assert_eq!(fx.matches[0].1.sql, "after.currency");
+
+    let bad = text.replace("missing: skip", "missing: null-ish").replace("  fx:", "  Fx:");
+    let found = crate::problems(&bad);
+    assert!(found.iter().any(|p| p.starts_with("5:") && p.contains("lookup name `Fx`")), "{found:?}");
+    let bad = text.replace("missing: skip", "missing: maybe");
+    let found = crate::problems(&bad);
+    assert!(found.iter().any(|p| p.contains("missing `maybe`: expected report, skip or judge")), "{found:?}");
+    let bad = text.replace("{ from_ccy: after.currency, to_ccy: \"'CNY'\" }", "{}");
+    assert!(crate::problems(&bad).iter().any(|p| p.contains("`match` is empty")), "{:?}", crate::problems(&bad));
+}
+
+#[test]
+fn a_reconcile_reads_further_sides_for_its_aggregates() {
+    let text = "id: r\nowner: t\nseverity: high\nreconcile:\n  left: { table: s.o, key: after.id }\n  right: { table: s.p, key: after.order_id }\n\
+                \x20 sides:\n    refunds: { table: s.r, key: after.order_id, required: false }\n  within: 1m\n\
+                \x20 aggregates: { refunded: sum(refunds.amount), n: count(refunds) }\n  expect: \"agg.refunded <= 10\"\n";
+    let (rule, problems) = crate::parse(text);
+    assert!(problems.is_empty(), "{problems:?}");
+    let rule = rule.unwrap();
+    let RuleBody::Reconcile(r) = &rule.body else { panic!("a reconcile") };
+    assert_eq!(r.others.len(), 1);
+    assert_eq!(r.side_name(fundguard_rules::Side::Other(0)), "refunds");
+    assert!(r.aggregates.iter().all(|a| a.side == fundguard_rules::Side::Other(0)));
+    assert_eq!(rule.body.tables(), ["s.o", "s.p", "s.r"]);
+}

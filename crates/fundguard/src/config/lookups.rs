@@ -63,14 +63,21 @@ pub(super) fn validate(entries: Vec<LookupFile>, loader: &mut Loader) -> Vec<Loo
         let source = match (&entry.table, &entry.stream) {
             (Some(table), None) => {
                 if entry.keep.is_some() {
-                    loader.problem(at.clone(), format!("lookup `{name}`: `keep` is for `stream` lookups: expected `refresh`"));
+                    loader.problem(
+                        at.clone(),
+                        format!("lookup `{name}`: `keep` is for `stream` lookups: expected `refresh`"),
+                    );
                 }
-                let refresh = entry.refresh.as_ref().and_then(|r| loader.spanned_duration(r)).unwrap_or(DEFAULT_REFRESH);
+                let refresh =
+                    entry.refresh.as_ref().and_then(|r| loader.spanned_duration(r)).unwrap_or(DEFAULT_REFRESH);
                 LookupSource::Table { table: table.value.clone(), refresh, as_of: entry.as_of.clone() }
             }
             (None, Some(stream)) => {
                 if !stream.value.contains('.') {
-                    loader.problem(loader.at_value(stream), format!("lookup `{name}`: stream `{}`: expected `db.table`", stream.value));
+                    loader.problem(
+                        loader.at_value(stream),
+                        format!("lookup `{name}`: stream `{}`: expected `db.table`", stream.value),
+                    );
                     continue;
                 }
                 if entry.refresh.is_some() || entry.as_of.is_some() {

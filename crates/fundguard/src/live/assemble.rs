@@ -163,14 +163,19 @@ fn self_timed(config: &Config, engine: &mut Engine) -> HashSet<String> {
 /// engine was built; their rows come with the checkpoint.)
 fn read_lookups(config: &Config, engine: &mut Engine) -> anyhow::Result<()> {
     let read: Vec<String> = engine.lookup_names().map(str::to_string).collect();
-    let tables = config.lookups.iter().any(|l| read.contains(&l.name) && matches!(l.source, crate::config::LookupSource::Table { .. }));
+    let tables = config
+        .lookups
+        .iter()
+        .any(|l| read.contains(&l.name) && matches!(l.source, crate::config::LookupSource::Table { .. }));
     if !tables {
         return Ok(());
     }
     tokio::task::block_in_place(|| {
         let handle = tokio::runtime::Handle::current();
         let warehouse = handle
-            .block_on(fundguard_warehouse::Warehouse::open(&config.warehouse, &config.base_dir, |n| std::env::var(n).ok()))
+            .block_on(fundguard_warehouse::Warehouse::open(&config.warehouse, &config.base_dir, |n| {
+                std::env::var(n).ok()
+            }))
             .context("opening the warehouse tables the lookups read")?;
         handle.block_on(crate::lookups::fill(engine, &config.lookups, Some(&warehouse)))
     })

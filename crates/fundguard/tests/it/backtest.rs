@@ -342,8 +342,19 @@ reconcile:
         let findings = dir.path().join(format!("net-{batch}.jsonl"));
         let input = dir.path().join("debezium.jsonl");
         let o = fundguard(&[
-            "backtest", "--rules", path(&rules), "--input", path(&input), "--format", "debezium", "--schema",
-            path(&dir.path().join("schema.yaml")), "--findings", path(&findings), "--batch-size", batch,
+            "backtest",
+            "--rules",
+            path(&rules),
+            "--input",
+            path(&input),
+            "--format",
+            "debezium",
+            "--schema",
+            path(&dir.path().join("schema.yaml")),
+            "--findings",
+            path(&findings),
+            "--batch-size",
+            batch,
         ]);
         assert!(o.status.success(), "{}", stderr(&o));
         let mismatched: BTreeSet<i64> = read_jsonl(&findings)

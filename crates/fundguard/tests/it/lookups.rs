@@ -46,7 +46,17 @@ fn ids(findings: &[Value], rule: &str) -> BTreeSet<i64> {
 #[test]
 fn settlements_are_checked_against_contracted_rates_from_a_csv_lookup() {
     let dir = tempfile::tempdir().unwrap();
-    let o = fundguard(&["simulate", "--out", path(dir.path()), "--orders", "800", "--incident-rate", "0.05", "--seed", "5"]);
+    let o = fundguard(&[
+        "simulate",
+        "--out",
+        path(dir.path()),
+        "--orders",
+        "800",
+        "--incident-rate",
+        "0.05",
+        "--seed",
+        "5",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let incidents: BTreeSet<i64> = read_jsonl(&dir.path().join("answer-key.jsonl"))
         .iter()
@@ -75,9 +85,10 @@ fn settlements_are_checked_against_contracted_rates_from_a_csv_lookup() {
         "rules: [rules]\nwarehouse:\n  - { name: merchant_rates, type: csv, path: merchant_rates.csv }\nlookups:\n  - { name: merchant_rates, table: merchant_rates }\n",
     );
     let findings_file = dir.path().join("findings.jsonl");
+    let schema = dir.path().join("schema.yaml");
     let backtest = |extra: &[&str]| {
         let mut args = vec!["backtest", "--rules", path(&rules), "--input", path(&log), "--format", "maxwell"];
-        args.extend_from_slice(&["--schema", path(&dir.path().join("schema.yaml")), "--findings", path(&findings_file)]);
+        args.extend_from_slice(&["--schema", path(&schema), "--findings", path(&findings_file)]);
         args.extend_from_slice(extra);
         fundguard(&args)
     };
@@ -111,14 +122,17 @@ fn settlements_are_checked_against_contracted_rates_from_a_csv_lookup() {
 #[test]
 fn an_effective_dated_rate_is_read_as_of_each_settlement() {
     let dir = tempfile::tempdir().unwrap();
-    let o = fundguard(&["simulate", "--out", path(dir.path()), "--orders", "400", "--incident-rate", "0", "--seed", "9"]);
+    let o =
+        fundguard(&["simulate", "--out", path(dir.path()), "--orders", "400", "--incident-rate", "0", "--seed", "9"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let log = dir.path().join("maxwell.jsonl");
     let lines = read_jsonl(&log);
     let settled: Vec<(i64, i64, i64)> = lines
         .iter()
         .filter(|l| l["table"] == "settlements")
-        .map(|l| (l["data"]["id"].as_i64().unwrap(), l["data"]["merchant_id"].as_i64().unwrap(), l["ts"].as_i64().unwrap()))
+        .map(|l| {
+            (l["data"]["id"].as_i64().unwrap(), l["data"]["merchant_id"].as_i64().unwrap(), l["ts"].as_i64().unwrap())
+        })
         .collect();
     // Every merchant's rate changes in the middle of the log: settlements before read the
     // old (true) rate, settlements after the new one (which they do not use).
@@ -138,8 +152,19 @@ fn an_effective_dated_rate_is_read_as_of_each_settlement() {
     );
     let findings_file = dir.path().join("findings.jsonl");
     let o = fundguard(&[
-        "backtest", "--rules", path(&rules), "--input", path(&log), "--format", "maxwell", "--schema",
-        path(&dir.path().join("schema.yaml")), "--findings", path(&findings_file), "--config", path(&config),
+        "backtest",
+        "--rules",
+        path(&rules),
+        "--input",
+        path(&log),
+        "--format",
+        "maxwell",
+        "--schema",
+        path(&dir.path().join("schema.yaml")),
+        "--findings",
+        path(&findings_file),
+        "--config",
+        path(&config),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let found = ids(&read_jsonl(&findings_file), "settlement-commission-contracted");
@@ -165,7 +190,11 @@ fn shop_messages(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
         lines.push(format!(r#"{{"type":"shop.orders","ts":{t},"id":{i},"pay_amount":100}}"#));
         if i % 50 == 49 {
             // A payment for an order that was never created.
-            lines.push(format!(r#"{{"type":"shop.payments","ts":{t},"id":{},"order_id":{},"amount":100}}"#, 1000 + i, 5000 + i));
+            lines.push(format!(
+                r#"{{"type":"shop.payments","ts":{t},"id":{},"order_id":{},"amount":100}}"#,
+                1000 + i,
+                5000 + i
+            ));
         } else if i % 40 == 7 {
             // A payment larger than its order.
             lines.push(format!(r#"{{"type":"shop.payments","ts":{t},"id":{},"order_id":{i},"amount":101}}"#, 1000 + i));
@@ -187,8 +216,19 @@ fn a_payment_whose_order_never_existed_is_exact_with_a_stream_lookup_in_any_batc
     for batch in ["1", "7", "8192"] {
         let findings = dir.path().join(format!("findings-{batch}.jsonl"));
         let o = fundguard(&[
-            "backtest", "--rules", path(&rules), "--input", path(&log), "--format", "json", "--config", path(&config),
-            "--batch-size", batch, "--findings", path(&findings),
+            "backtest",
+            "--rules",
+            path(&rules),
+            "--input",
+            path(&log),
+            "--format",
+            "json",
+            "--config",
+            path(&config),
+            "--batch-size",
+            batch,
+            "--findings",
+            path(&findings),
         ]);
         assert!(o.status.success(), "{}", stderr(&o));
         let f = read_jsonl(&findings);
@@ -229,24 +269,36 @@ fn rule_tests_give_lookup_rows_and_validate_checks_the_config_declares_them() {
         message: "settlement-commission-contracted: no `merchant_rates` row for merchant_id=8 (shop.settlements insert)"
 "#;
     std::fs::write(rules.join("commission.yaml"), &tested).unwrap();
-    let o = fundguard(&["test", "--rules", path(&rules)]);
+    let o = fundguard(&["test", path(&rules)]);
     assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
 
     // A test that gives a lookup the rule does not read is refused at its place.
     std::fs::write(rules.join("commission.yaml"), tested.replace("      merchant_rates: [", "      rates: [")).unwrap();
-    let o = fundguard(&["validate", "--rules", path(&rules)]);
+    let o = fundguard(&["validate", path(&rules)]);
     assert!(!o.status.success());
-    assert!(stdout(&o).contains("test lookup `rates` is not one the rule reads: expected merchant_rates"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("test lookup `rates` is not one the rule reads: expected merchant_rates"),
+        "{}",
+        stdout(&o)
+    );
 
     std::fs::write(rules.join("commission.yaml"), &tested).unwrap();
     let config = write_config(dir.path(), "rules: [rules]\n");
-    let o = fundguard(&["validate", "--rules", path(&rules), "--config", path(&config)]);
+    let o = fundguard(&["validate", path(&rules), "--config", path(&config)]);
     assert!(!o.status.success());
-    assert!(stdout(&o).contains("commission.yaml:5:") && stdout(&o).contains("lookup `merchant_rates` is not declared"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("commission.yaml:6:") && stdout(&o).contains("lookup `merchant_rates` is not declared"),
+        "{}",
+        stdout(&o)
+    );
 
     // An expression naming a lookup the rule does not declare is refused at its line.
-    std::fs::write(rules.join("commission.yaml"), COMMISSION_RULE.replace("lookup.merchant_rates.rate\n", "lookup.rates.rate\n")).unwrap();
-    let o = fundguard(&["validate", "--rules", path(&rules)]);
+    std::fs::write(
+        rules.join("commission.yaml"),
+        COMMISSION_RULE.replace("lookup.merchant_rates.rate\n", "lookup.rates.rate\n"),
+    )
+    .unwrap();
+    let o = fundguard(&["validate", path(&rules)]);
     assert!(stdout(&o).contains("unknown lookup `rates`"), "{}", stdout(&o));
 }
 
