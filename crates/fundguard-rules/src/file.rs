@@ -108,6 +108,9 @@ pub struct MoneyBody {
     pub amount: Spanned<String>,
     #[serde(default)]
     pub currency: Option<Spanned<String>>,
+    /// `auto` (default), `minor` or `major`: the unit `amount` is in.
+    #[serde(default)]
+    pub unit: Option<Spanned<String>>,
 }
 
 /// One side of a reconciliation.
@@ -341,6 +344,9 @@ pub struct SqlMoneyBody {
     pub amount: Spanned<String>,
     #[serde(default)]
     pub currency: Option<Spanned<String>>,
+    /// `auto` (default), `minor` or `major`: the unit `amount` is in.
+    #[serde(default)]
+    pub unit: Option<Spanned<String>>,
 }
 
 /// How a rule's findings are used.
