@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use fundguard_alerts::{AlertStore, StoreLocation};
-use fundguard_core::{EventTime, Finding, Money, Severity, Value};
+use fundguard_core::{EventTime, Finding, Money, MoneyUnit, Severity, Value};
 
 fn main() {
     let arg = |i: usize, default: usize| std::env::args().nth(i).and_then(|a| a.parse().ok()).unwrap_or(default);
@@ -35,7 +35,7 @@ fn main() {
             detected_at: EventTime::from_secs(1_700_000_001 + i as i64 / 1000),
             message: format!("order {id}: amount mismatch"),
             evidence: Vec::new(),
-            money_at_risk: Some(Money { amount: Value::Int(1999), currency: Some("CNY".into()) }),
+            money_at_risk: Some(Money::new(1999.into(), Some("CNY"), MoneyUnit::Minor)),
             tags: Default::default(),
             action: None,
             fingerprint_by: None,

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use fundguard_core::{EventTime, Finding, Severity};
+use fundguard_core::{EventTime, Finding, Money, Severity};
 use serde::{Deserialize, Serialize};
 
 /// Where an alert stands.
@@ -76,8 +76,9 @@ pub struct Alert {
     pub resolved_at: Option<EventTime>,
     /// Why it happened; required to resolve, or the reason for false positive / expected.
     pub root_cause: Option<String>,
-    /// The latest finding's money at risk and evidence, as JSON.
-    pub money_at_risk: Option<serde_json::Value>,
+    /// The latest finding's money at risk: exact minor units, and the text people read
+    /// (`{"amount_minor": "419845", "currency": "CNY", "exponent": 2, "display": "4,198.45 CNY"}`).
+    pub money_at_risk: Option<Money>,
     pub evidence: serde_json::Value,
     /// The rule's tags when the alert opened.
     #[serde(default)]

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use fundguard_core::{Decimal, EventTime};
+use fundguard_core::{EventTime, Money, MoneyTotals};
 use serde::Serialize;
 
 use crate::model::{Alert, Status};
@@ -26,8 +26,8 @@ pub struct TeamDay {
     /// Mean time to acknowledge / resolve of alerts acknowledged / resolved that day (ms).
     pub mtta_ms: Option<i64>,
     pub mttr_ms: Option<i64>,
-    /// Money at risk of the day's new alerts, exact, per currency.
-    pub money_at_risk: BTreeMap<String, Decimal>,
+    /// Money at risk of the day's new alerts, exact minor units per currency.
+    pub money_at_risk: MoneyTotals,
 }
 
 /// The report for one day `[start, start + 24 h)`.
@@ -41,16 +41,6 @@ fn mean_ms(v: &[i64]) -> Option<i64> {
     (!v.is_empty()).then(|| (v.iter().map(|&m| i128::from(m)).sum::<i128>() / v.len() as i128 / 1000) as i64)
 }
 
-/// The exact amount of a finding's money JSON (`"12.50"` or `1250`), if it has one.
-fn amount(money: &serde_json::Value) -> Option<(String, Decimal)> {
-    let value = match &money["amount"] {
-        serde_json::Value::String(s) => s.parse().ok()?,
-        serde_json::Value::Number(n) => n.to_string().parse().ok()?,
-        _ => return None,
-    };
-    Some((money["currency"].as_str().unwrap_or("?").to_string(), value))
-}
-
 /// What the open and acknowledged alerts add up to: per rule and status how many, and
 /// their money at risk per team and currency (exact). Stores fill it row by row without
 /// reading evidence, so it stays cheap over a large store.
@@ -58,7 +48,7 @@ fn amount(money: &serde_json::Value) -> Option<(String, Decimal)> {
 pub struct ActiveFigures {
     pub by_rule: BTreeMap<String, u64>,
     pub by_status: BTreeMap<String, u64>,
-    pub money: BTreeMap<String, BTreeMap<String, Decimal>>,
+    pub money: BTreeMap<String, MoneyTotals>,
 }
 
 impl ActiveFigures {
@@ -66,19 +56,18 @@ impl ActiveFigures {
     pub fn add(&mut self, rule: &str, owner: &str, status: &str, money_json: Option<&str>) {
         *self.by_rule.entry(rule.to_string()).or_default() += 1;
         *self.by_status.entry(status.to_string()).or_default() += 1;
-        let money = money_json.and_then(|m| serde_json::from_str::<serde_json::Value>(m).ok());
-        if let Some((currency, value)) = money.as_ref().and_then(amount) {
-            *self.money.entry(owner.to_string()).or_default().entry(currency).or_default() += value;
+        if let Some(money) = money_json.and_then(|m| serde_json::from_str::<Money>(m).ok()) {
+            self.money.entry(owner.to_string()).or_default().add(&money);
         }
     }
 }
 
-/// Money at risk of `alerts` per team and currency, summed exactly.
-pub fn money_at_risk<'a>(alerts: impl IntoIterator<Item = &'a Alert>) -> BTreeMap<String, BTreeMap<String, Decimal>> {
-    let mut out: BTreeMap<String, BTreeMap<String, Decimal>> = BTreeMap::new();
+/// Money at risk of `alerts` per team and currency, summed exactly in minor units.
+pub fn money_at_risk<'a>(alerts: impl IntoIterator<Item = &'a Alert>) -> BTreeMap<String, MoneyTotals> {
+    let mut out: BTreeMap<String, MoneyTotals> = BTreeMap::new();
     for a in alerts {
-        if let Some((currency, value)) = a.money_at_risk.as_ref().and_then(amount) {
-            *out.entry(a.owner.clone()).or_default().entry(currency).or_default() += value;
+        if let Some(money) = &a.money_at_risk {
+            out.entry(a.owner.clone()).or_default().add(money);
         }
     }
     out
@@ -94,8 +83,8 @@ impl DailyReport {
             let (team, acks, fixes) = teams.entry(a.owner.clone()).or_default();
             if within(Some(a.first_seen)) {
                 team.new += 1;
-                if let Some((currency, value)) = a.money_at_risk.as_ref().and_then(amount) {
-                    *team.money_at_risk.entry(currency).or_default() += value;
+                if let Some(money) = &a.money_at_risk {
+                    team.money_at_risk.add(money);
                 }
             }
             if a.status.is_active() {
@@ -133,11 +122,7 @@ impl DailyReport {
         self.teams
             .iter()
             .map(|(name, t)| {
-                let money = if t.money_at_risk.is_empty() {
-                    "-".to_string()
-                } else {
-                    t.money_at_risk.iter().map(|(c, v)| format!("{v} {c}")).collect::<Vec<_>>().join(", ")
-                };
+                let money = t.money_at_risk.display();
                 [
                     name.clone(),
                     t.new.to_string(),
@@ -160,7 +145,8 @@ impl DailyReport {
         let mut out = format!("fundguard daily clearing — {}\n\n", self.day);
         let rows = self.rows();
         let widths: Vec<usize> =
-            (0..9).map(|i| rows.iter().map(|r| r[i].len()).chain([Self::HEADER[i].len()]).max().unwrap_or(0)).collect();
+            // Characters, not bytes: `−` and `—` are one column wide.
+            (0..9).map(|i| rows.iter().map(|r| r[i].chars().count()).chain([Self::HEADER[i].len()]).max().unwrap_or(0)).collect();
         let line = |cells: Vec<&str>| {
             cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect::<Vec<_>>().join("  ")
         };
@@ -224,7 +210,7 @@ mod tests {
             acknowledged_at: resolved.map(t),
             resolved_at: resolved.map(t),
             root_cause: None,
-            money_at_risk: Some(money),
+            money_at_risk: Money::from_json(&money),
             evidence: serde_json::json!([]),
             tags: Vec::new(),
         }
@@ -236,18 +222,23 @@ mod tests {
             alert("refunds", serde_json::json!({"amount": "0.10", "currency": "CNY"}), Status::Open, None),
             alert("refunds", serde_json::json!({"amount": "0.20", "currency": "CNY"}), Status::Resolved, Some(610)),
             alert("refunds", serde_json::json!({"amount": 5, "currency": "USD"}), Status::FalsePositive, Some(20)),
+            // What this version stores: exact minor units (fen), added to the yuan above exactly.
+            alert("refunds", serde_json::json!({"amount_minor": "419845", "currency": "CNY"}), Status::Open, None),
+            alert("refunds", serde_json::json!({"amount_minor": "1500", "currency": "JPY"}), Status::Open, None),
             alert("payments", serde_json::json!({"amount": "1"}), Status::Open, None),
         ];
         let start = EventTime::from_secs(1_700_006_400);
         let report =
             DailyReport::compute(&alerts, "2023-11-15", start, &Slo::default(), EventTime::from_secs(1_700_010_000));
         let refunds = &report.teams["refunds"];
-        assert_eq!((refunds.new, refunds.open, refunds.resolved, refunds.false_positives), (3, 1, 1, 1));
-        assert_eq!(refunds.money_at_risk["CNY"].to_string(), "0.30");
-        assert_eq!(refunds.money_at_risk["USD"].to_string(), "5");
+        assert_eq!((refunds.new, refunds.open, refunds.resolved, refunds.false_positives), (5, 3, 1, 1));
+        // Major units with the currency's exponent: 0.10 + 0.20 yuan + 4,198.45 yuan; 5 cents; 1,500 yen.
+        assert_eq!(refunds.money_at_risk.display(), "4,198.75 CNY, 1,500 JPY, 0.05 USD");
+        assert_eq!(report.teams["payments"].money_at_risk.display(), "1");
         assert_eq!(refunds.mttr_ms, Some(600_000));
-        assert!(report.markdown().contains("| refunds | 3 | 1 | 0 | 1 | 1 |"), "{}", report.markdown());
-        assert!(report.html().contains("<td>0.30 CNY, 5 USD</td>"), "{}", report.html());
+        assert!(report.markdown().contains("| refunds | 5 | 3 | 0 | 1 | 1 |"), "{}", report.markdown());
+        assert!(report.html().contains("<td>4,198.75 CNY, 1,500 JPY, 0.05 USD</td>"), "{}", report.html());
+        assert!(report.text().contains("4,198.75 CNY, 1,500 JPY, 0.05 USD"), "{}", report.text());
         // The next day sees none of them as new.
         let next = DailyReport::compute(
             &alerts,

@@ -5,16 +5,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Action, EventTime, Op, Position, Row, Severity, TableName, Value};
-
-/// Money at risk in a finding: an exact amount and its currency when known.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Money {
-    /// Integer minor units or an exact decimal, as the rule's amount expression gave it.
-    pub amount: Value,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub currency: Option<String>,
-}
+use crate::{Action, EventTime, Money, Op, Position, Row, Severity, TableName, Value};
 
 /// A row that took part in a finding, with where it came from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

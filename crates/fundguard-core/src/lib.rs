@@ -9,6 +9,7 @@ mod event;
 mod finding;
 mod health;
 mod log_point;
+mod money;
 mod schema;
 mod severity;
 mod time;
@@ -16,9 +17,12 @@ mod value;
 
 pub use action::{Action, ActionMode};
 pub use event::{ChangeEvent, Op, Position, Row, TableName};
-pub use finding::{Evidence, Finding, Money};
+pub use finding::{Evidence, Finding};
 pub use health::SourceHealth;
 pub use log_point::LogPoint;
+pub use money::{
+    MINUS, Money, MoneyTotals, MoneyUnit, exponent, format_major, format_minor, format_plain, parse_display,
+};
 pub use schema::{ColumnType, TableSchemas};
 pub use severity::Severity;
 pub use time::{CommitTimeError, EventTime, TimeParseError};

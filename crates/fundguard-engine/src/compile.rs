@@ -44,7 +44,7 @@ pub enum Scope {
 }
 
 impl Scope {
-    fn image(self, qualifier: &str) -> Option<Image> {
+    pub(crate) fn image(self, qualifier: &str) -> Option<Image> {
         match (self, qualifier) {
             (Scope::Event, "before") => Some(Image::Before),
             (Scope::Event, "after") => Some(Image::After),
@@ -115,7 +115,7 @@ fn depth_error(expr: &Expr) -> Diagnostic {
 
 /// Parses one rule expression: refused when anything follows it, or it nests too deep.
 /// Returns it with its depth.
-fn parse(expr: &Expr) -> Result<(SqlExpr, usize), Diagnostic> {
+pub(crate) fn parse(expr: &Expr) -> Result<(SqlExpr, usize), Diagnostic> {
     let parsed = Parser::new(&GenericDialect {})
         .try_with_sql(&expr.sql)
         .and_then(|mut p| {
@@ -254,7 +254,7 @@ pub(crate) fn compared_values(expr: &Expr) -> Vec<(String, Vec<String>)> {
 const SUBQUERY: &str = "a subquery is not allowed in a rule expression: an expression reads only the event's row (or the pair's); to query tables, write a `sql` rule over warehouse tables";
 
 /// SQL folds unquoted names to lower case; quoted names keep theirs.
-fn normalise(ident: &Ident) -> String {
+pub(crate) fn normalise(ident: &Ident) -> String {
     if ident.quote_style.is_some() { ident.value.clone() } else { ident.value.to_lowercase() }
 }
 

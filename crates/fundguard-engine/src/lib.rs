@@ -10,6 +10,7 @@
 
 mod columns;
 mod compile;
+mod disagree;
 mod drift;
 mod engine;
 mod lookup;

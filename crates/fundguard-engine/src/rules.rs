@@ -13,7 +13,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::DFSchema;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::prelude::SessionContext;
-use fundguard_core::{ChangeEvent, EventTime, Evidence, Finding, Money, TableSchemas, Value};
+use fundguard_core::{ChangeEvent, EventTime, Evidence, Finding, Money, TableSchemas};
 use fundguard_rules::{CheckRule, Diagnostic, Expr, Location, Once, Rule, RuleBody};
 
 use crate::columns::{ColumnRef, Image};
@@ -50,6 +50,8 @@ struct CheckRuntime {
     assert_reads: Vec<ColumnRef>,
     /// The lookup columns `assert` reads, as (lookup, column): shown too.
     assert_lookups: Vec<(String, String)>,
+    /// The comparisons of two columns in `assert`: the default message names those that fail.
+    compared: Vec<crate::disagree::Comparison>,
 }
 
 /// The keys a `once: per_key` check has reported. A key is reported again only after it
@@ -191,6 +193,7 @@ impl RuleRuntime {
                         read.dedup();
                         read
                     },
+                    compared: crate::disagree::comparisons(&check.assert, crate::compile::Scope::Event),
                 }))
             }
             body => {
@@ -530,15 +533,10 @@ fn evaluate_check(
         let event_index = input.indices[row];
         let event = &input.events[event_index];
         let key = keys.iter().map(|(name, a)| (name.clone(), value_at(a, row))).collect();
+        let unit = check.check.money.as_ref().map(|m| m.unit).unwrap_or_default();
         let money_at_risk = money.as_ref().and_then(|(amount, currency)| {
-            let amount = value_at(amount, row);
-            (!amount.is_null()).then(|| Money {
-                amount,
-                currency: currency.as_ref().and_then(|c| match value_at(c, row) {
-                    Value::Null => None,
-                    v => Some(v.to_string()),
-                }),
-            })
+            let currency = currency.as_ref().map(|c| value_at(c, row));
+            Money::from_value(&value_at(amount, row), currency.as_ref(), unit)
         });
         let mut finding = Finding {
             rule: rule.id.clone(),
@@ -576,6 +574,14 @@ fn render_message(
 ) -> String {
     let key_text = || finding.key.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ");
     let Some(env) = &check.template else {
+        if let Some(disagree) = crate::disagree::in_event(
+            &check.compared,
+            event,
+            finding.money_at_risk.as_ref(),
+            check.check.money.as_ref().map(|m| m.unit),
+        ) {
+            return format!("{} does not hold for {}: {disagree}", rule.id, key_text());
+        }
         // The values the assert read, so the reader sees what disagreed without the event.
         let mut values: Vec<String> = check
             .assert_reads

@@ -407,17 +407,9 @@ pub fn group_text(batch: &[&Notification], link: Option<&str>) -> String {
 /// The human text of a notification: rule, key, money at risk and where to look.
 pub fn message_text(n: &Notification, link: Option<&str>) -> String {
     let a = &n.alert;
-    let money = a
-        .money_at_risk
-        .as_ref()
-        .map(|m| {
-            format!(
-                " — money at risk: {} {}",
-                m["amount"].as_str().map_or(m["amount"].to_string(), str::to_string),
-                m["currency"].as_str().unwrap_or("")
-            )
-        })
-        .unwrap_or_default();
+    // In major units with the currency's exponent (`4,198.45 CNY`); the webhook's `alert`
+    // keeps the exact minor units beside it.
+    let money = a.money_at_risk.as_ref().map(|m| format!(" — money at risk: {}", m.display())).unwrap_or_default();
     let open = match link {
         Some(base) => format!("{}/{}", base.trim_end_matches('/'), a.id),
         None => format!("fundguard alerts show {}", a.id),
@@ -492,6 +484,38 @@ mod tests {
         assert_eq!(notifier.deliver_due(t0.plus(Duration::from_secs(61)), 100).unwrap(), 2, "the rest a minute later");
         assert_eq!(sent.lock().unwrap().len(), 6);
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn the_text_shows_money_in_major_units_with_the_currency_exponent() {
+        let dir = tempfile_dir("money");
+        let routes = Routes(vec![Route { channels: vec!["c".into()], ..Route::default() }]);
+        let mut store = SqliteStore::open(&dir.join("a.db")).unwrap().with_routes(routes);
+        let mut cny = finding("pay-amount", 1);
+        cny.money_at_risk = fundguard_core::Money::from_value(
+            &Value::Decimal("-4198.45".parse().unwrap()),
+            Some(&Value::from("CNY")),
+            fundguard_core::MoneyUnit::Auto,
+        );
+        let mut jpy = finding("pay-amount", 2);
+        jpy.money_at_risk = fundguard_core::Money::from_value(
+            &Value::Int(1500),
+            Some(&Value::from("JPY")),
+            fundguard_core::MoneyUnit::Minor,
+        );
+        fundguard_alerts::AlertStore::record(&mut store, &[cny, jpy]).unwrap();
+        let due =
+            fundguard_alerts::AlertStore::due_notifications(&store, EventTime::from_secs(1_800_000_000), 10).unwrap();
+        let texts: Vec<String> = due.iter().map(|n| message_text(n, None)).collect();
+        assert!(texts[0].contains("money at risk: \u{2212}4,198.45 CNY."), "{}", texts[0]);
+        assert!(texts[1].contains("money at risk: 1,500 JPY."), "{}", texts[1]);
+        let json = serde_json::to_value(&due[0].alert).unwrap();
+        assert_eq!(json["money_at_risk"]["amount_minor"], "-419845", "exact minor units for machines");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    fn tempfile_dir(name: &str) -> std::path::PathBuf {
+        std::env::temp_dir().join(format!("fg-notify-{name}-{}", std::process::id()))
     }
 
     #[test]

@@ -125,6 +125,9 @@ pub struct MoneyBody {
     pub amount: Spanned<String>,
     #[serde(default)]
     pub currency: Option<Spanned<String>>,
+    /// `auto` (default), `minor` or `major`: the unit `amount` is in.
+    #[serde(default)]
+    pub unit: Option<Spanned<String>>,
 }
 
 /// One side of a reconciliation.
@@ -365,6 +368,9 @@ pub struct SqlMoneyBody {
     pub amount: Spanned<String>,
     #[serde(default)]
     pub currency: Option<Spanned<String>>,
+    /// `auto` (default), `minor` or `major`: the unit `amount` is in.
+    #[serde(default)]
+    pub unit: Option<Spanned<String>>,
 }
 
 /// How a rule's findings are used.

@@ -4,10 +4,10 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use fundguard_core::{Action, ActionMode, ChangeEvent, EventTime, Op, Position, Row, TableSchemas, Value};
+use fundguard_core::{Action, ActionMode, ChangeEvent, EventTime, MoneyUnit, Op, Position, Row, TableSchemas, Value};
 use serde_saphyr::Spanned;
 
-use crate::file::{ActionBody, CheckBody, RuleFile, TestCase};
+use crate::file::{ActionBody, CheckBody, MoneyBody, RuleFile, TestCase};
 use crate::{
     CheckRule, Diagnostic, ExpectedFinding, Expr, Location, LookupUse, MissingLookup, MoneyExprs, Once, Rule, RuleBody,
     RuleTest, StateOptions, TestEvent, parse_duration,
@@ -317,6 +317,25 @@ impl Validator {
         default
     }
 
+    /// A `money:` block's expressions and unit.
+    pub(crate) fn money(&mut self, m: Option<&MoneyBody>) -> Option<MoneyExprs> {
+        let m = m?;
+        Some(MoneyExprs {
+            amount: self.expr(&m.amount),
+            currency: m.currency.as_ref().map(|c| self.expr(c)),
+            unit: self.money_unit(m.unit.as_ref()),
+        })
+    }
+
+    /// `money.unit`: `auto` (default), `minor` or `major`.
+    pub(crate) fn money_unit(&mut self, unit: Option<&Spanned<String>>) -> MoneyUnit {
+        self.one_of(
+            "money.unit",
+            unit,
+            &[("auto", MoneyUnit::Auto), ("minor", MoneyUnit::Minor), ("major", MoneyUnit::Major)],
+        )
+    }
+
     /// Parses an optional duration, reporting a bad one.
     pub(crate) fn duration(&mut self, d: Option<&Spanned<String>>) -> Option<std::time::Duration> {
         let d = d?;
@@ -400,10 +419,7 @@ impl Validator {
             assert: self.expr(&body.assert),
             key,
             message: body.message.as_ref().map(|e| self.expr(e)),
-            money: body.money.as_ref().map(|m| MoneyExprs {
-                amount: self.expr(&m.amount),
-                currency: m.currency.as_ref().map(|c| self.expr(c)),
-            }),
+            money: self.money(body.money.as_ref()),
             once,
         })
     }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fundguard_core::{Action, ChangeEvent, Decimal, Severity, Value};
+use fundguard_core::{Action, ChangeEvent, Decimal, MoneyUnit, Severity, Value};
 
 use crate::Location;
 pub use crate::file::Mode;
@@ -405,6 +405,8 @@ pub struct SqlRule {
     pub evidence: Option<Vec<String>>,
     /// Result columns with the amount at risk and its currency.
     pub money: Option<(String, Option<String>)>,
+    /// The unit of `money`'s amount column.
+    pub money_unit: MoneyUnit,
     /// A MiniJinja template over the row's columns and `ds`.
     pub message: Option<Expr>,
     pub timeout: Duration,
@@ -439,6 +441,8 @@ pub enum CatchUp {
 pub struct MoneyExprs {
     pub amount: Expr,
     pub currency: Option<Expr>,
+    /// The unit `amount` is in; findings carry minor units (docs/rules.md, "Money").
+    pub unit: MoneyUnit,
 }
 
 /// A test from a rule file.

@@ -58,6 +58,7 @@ impl Validator {
         };
         let key = self.columns(&body.key, "key");
         let evidence = body.evidence.as_ref().map(|e| self.columns(e, "evidence"));
+        let money_unit = self.money_unit(body.money.as_ref().and_then(|m| m.unit.as_ref()));
         let money = body.money.map(|m| (m.amount.value, m.currency.map(|c| c.value)));
         let timeout = self.duration(body.timeout.as_ref()).unwrap_or(DEFAULT_SQL_TIMEOUT);
         let max_findings = match &body.max_findings {
@@ -100,6 +101,7 @@ impl Validator {
             key,
             evidence,
             money,
+            money_unit,
             message: body.message.as_ref().map(|m| self.expr(m)),
             timeout,
             max_findings,

@@ -3,11 +3,11 @@
 use fundguard_core::Decimal;
 use serde_saphyr::Spanned;
 
-use crate::file::{BaselineBody, MoneyBody, RateBody, ReconcileBody, SideBody, TimeoutBody, TransitionBody};
+use crate::file::{BaselineBody, RateBody, ReconcileBody, SideBody, TimeoutBody, TransitionBody};
 use crate::load::Validator;
 use crate::{
-    AggFunc, Aggregate, Baseline, Cardinality, Evaluate, Expr, History, KeyType, LateCounterpart, Location, MoneyExprs,
-    RateRule, ReconcileRule, Side, SideSpec, TimeoutRule, TransitionRule,
+    AggFunc, Aggregate, Baseline, Cardinality, Evaluate, Expr, History, KeyType, LateCounterpart, Location, RateRule,
+    ReconcileRule, Side, SideSpec, TimeoutRule, TransitionRule,
 };
 
 impl Validator {
@@ -30,11 +30,6 @@ impl Validator {
                 None
             }
         }
-    }
-
-    fn money(&self, m: &Option<MoneyBody>) -> Option<MoneyExprs> {
-        m.as_ref()
-            .map(|m| MoneyExprs { amount: self.expr(&m.amount), currency: m.currency.as_ref().map(|c| self.expr(c)) })
     }
 
     fn default_key(&self, key: &Option<Spanned<String>>, at: Location) -> Expr {
@@ -145,7 +140,7 @@ impl Validator {
             duplicates: body.duplicates,
             late_counterpart,
             message: body.message.as_ref().map(|m| self.expr(m)),
-            money: self.money(&body.money),
+            money: self.money(body.money.as_ref()),
             others,
         })
     }
@@ -176,7 +171,7 @@ impl Validator {
             allowed: body.allowed,
             forbidden,
             frozen: body.frozen.into_iter().map(|f| (f.once, f.fields)).collect(),
-            money: self.money(&body.money),
+            money: self.money(body.money.as_ref()),
         })
     }
 
@@ -189,7 +184,7 @@ impl Validator {
             enter: self.expr(&body.enter),
             exit: self.expr(&body.exit),
             within: within?,
-            money: self.money(&body.money),
+            money: self.money(body.money.as_ref()),
         })
     }
 

@@ -59,9 +59,12 @@ function time(t) {
   return t ? new Date(t).toLocaleString() : "—";
 }
 
+// Money comes formatted from the server (one formatter, fundguard-core's money.rs): major
+// units with the currency's ISO 4217 exponent, `4,198.45 CNY`; `amount_minor` is the exact value.
 function money(m) {
   if (!m) return "—";
-  return `${esc(m.amount)} ${esc(m.currency || "")}`;
+  const exact = m.amount_minor !== undefined ? `${m.amount_minor} minor units` : "as given";
+  return `<span class="money" title="${esc(exact)}">${esc(m.display)}</span>`;
 }
 
 // ---- alert queue ----------------------------------------------------------------
@@ -224,7 +227,7 @@ async function renderDashboard(view) {
   });
   const compliance = d.slo_compliance.map((c) => ({ label: c.team, value: Math.round(c.percent) }));
   const moneyRows = Object.entries(d.money_at_risk).flatMap(([team, byCurrency]) =>
-    Object.entries(byCurrency).map(([currency, amount]) => `<tr><td>${esc(team)}</td><td>${esc(currency)}</td><td data-testid="money-${esc(team)}-${esc(currency)}">${esc(amount)}</td></tr>`));
+    Object.entries(byCurrency).map(([currency, amount]) => `<tr><td>${esc(team)}</td><td data-testid="money-${esc(team)}-${esc(currency)}">${money(amount)}</td></tr>`));
   view.innerHTML = `
     <div class="counters">${Object.entries(d.active_alerts).filter(([s]) => s === "open" || s === "acknowledged").map(([s, n]) =>
       `<div class="counter"><span class="muted">${s}</span><b data-testid="active-${s}">${n}</b></div>`).join("")}
@@ -235,8 +238,8 @@ async function renderDashboard(view) {
       <div class="card"><h2>SLO compliance per team (% of alerts within every deadline, last 7 days)</h2>${barChart("chart-slo", compliance)}
         <table id="slo-table"><thead><tr><th>Team</th><th>Alerts</th><th>Overdue</th><th>%</th></tr></thead><tbody>${d.slo_compliance.map((c) =>
           `<tr><td>${esc(c.team)}</td><td>${c.alerts}</td><td>${c.overdue}</td><td>${c.percent.toFixed(1)}</td></tr>`).join("")}</tbody></table></div>
-      <div class="card"><h2>Open money at risk</h2><table id="money-table"><thead><tr><th>Team</th><th>Currency</th><th>Amount</th></tr></thead>
-        <tbody>${moneyRows.join("") || '<tr><td colspan="3" class="muted">Nothing at risk.</td></tr>'}</tbody></table></div>
+      <div class="card"><h2>Open money at risk</h2><table id="money-table"><thead><tr><th>Team</th><th>Amount</th></tr></thead>
+        <tbody>${moneyRows.join("") || '<tr><td colspan="2" class="muted">Nothing at risk.</td></tr>'}</tbody></table></div>
     </div>`;
 }
 

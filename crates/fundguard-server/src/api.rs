@@ -639,11 +639,14 @@ pub(crate) async fn dashboard(
             percent: if f.alerts == 0 { 100.0 } else { 100.0 * (f.alerts - f.overdue) as f64 / f.alerts as f64 },
         })
         .collect();
-    let money: BTreeMap<&String, BTreeMap<&String, String>> = figures
+    // Per team and currency: exact minor units and the text people read (`4,198.45 CNY`).
+    let money: BTreeMap<&String, BTreeMap<String, fundguard_core::Money>> = figures
         .active
         .money
         .iter()
-        .map(|(team, by_currency)| (team, by_currency.iter().map(|(cur, v)| (cur, v.to_string())).collect()))
+        .map(|(team, totals)| {
+            (team, totals.iter().map(|m| (m.currency.clone().unwrap_or_else(|| "?".into()), m)).collect())
+        })
         .collect();
     let mut by_status: BTreeMap<&str, u64> =
         [Status::Open, Status::Acknowledged].iter().map(|s| (s.as_str(), 0)).collect();

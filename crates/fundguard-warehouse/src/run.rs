@@ -388,12 +388,12 @@ impl<'a> FindingBuilder<'a> {
             let key: BTreeMap<String, Value> =
                 self.sql.key.iter().map(|k| (k.clone(), column(k).map_or(Value::Null, |a| value_at(a, i)))).collect();
             let money_at_risk = self.sql.money.as_ref().and_then(|(amount, currency)| {
-                let amount = column(amount).map(|a| cell(a, i)).filter(|v| !matches!(v, Value::Null))?;
+                let amount = column(amount).map(|a| cell(a, i))?;
                 let currency = currency.as_ref().and_then(|c| match column(c).map(|a| cell(a, i)) {
-                    Some(Value::String(s)) => Some(s),
+                    Some(Value::String(s)) => Some(Value::String(s)),
                     _ => None,
                 });
-                Some(Money { amount, currency })
+                Money::from_value(&amount, currency.as_ref(), self.sql.money_unit)
             });
             let message = self.message(&key, &row);
             self.findings.push(Finding {

@@ -411,13 +411,12 @@ fn a_rules_fingerprint_can_group_findings_by_part_of_their_key() {
 
 #[test]
 fn active_figures_count_open_alerts_and_add_their_money_exactly() {
-    use fundguard_core::{Decimal, Money};
+    use fundguard_core::{Money, MoneyUnit};
     for (kind, mut store, _backing) in stores() {
         eprintln!("store: {kind}");
         let with_money = |rule: &str, id: i64, amount: &str| {
             let mut f = finding(rule, id, id);
-            f.money_at_risk =
-                Some(Money { amount: Value::Decimal(amount.parse().unwrap()), currency: Some("CNY".into()) });
+            f.money_at_risk = Some(Money::new(amount.parse().unwrap(), Some("CNY"), MoneyUnit::Auto));
             f
         };
         store
@@ -435,20 +434,57 @@ fn active_figures_count_open_alerts_and_add_their_money_exactly() {
         assert_eq!(figures.by_rule.get("pay-amount"), Some(&2));
         assert_eq!(figures.by_rule.get("refund-sign"), Some(&1), "the resolved alert is not active");
         assert_eq!((figures.by_status["open"], figures.by_status["acknowledged"]), (2, 1));
-        assert_eq!(figures.money["payments"]["CNY"], "0.30".parse::<Decimal>().unwrap(), "0.1 + 0.2 is exactly 0.3");
-        assert_eq!(figures.money["refunds"]["CNY"], "1000000000000.01".parse::<Decimal>().unwrap());
+        assert_eq!(figures.money["payments"].display(), "0.30 CNY", "0.1 + 0.2 is exactly 0.3");
+        assert_eq!(figures.money["refunds"].display(), "1,000,000,000,000.01 CNY");
+        let minor: Vec<String> = figures.money["payments"].iter().map(|m| m.amount.to_string()).collect();
+        assert_eq!(minor, ["30"], "kept in minor units (fen)");
+    }
+}
+
+/// Money stored before amounts were converted to minor units — the rule's value as given,
+/// `"4198.45"` (yuan) or `1250` (fen) — still reads, by the `auto` rule, in both stores.
+#[test]
+fn money_stored_as_given_by_older_versions_reads_in_minor_units() {
+    for (kind, mut store, backing) in stores() {
+        eprintln!("store: {kind}");
+        store.record(&[finding("pay-amount", 1, 1), finding("pay-amount", 2, 2)]).unwrap();
+        let old = [(1, r#"{"amount":"4198.45","currency":"CNY"}"#), (2, r#"{"amount":1250,"currency":"CNY"}"#)];
+        match &backing {
+            Backing::File(dir) => {
+                let conn = rusqlite::Connection::open(dir.path().join("data/alerts.db")).unwrap();
+                for (id, json) in old {
+                    conn.execute("UPDATE alerts SET money_json = ?1 WHERE id = ?2", rusqlite::params![json, id])
+                        .unwrap();
+                }
+            }
+            Backing::Database(name) => {
+                let url = format!("postgres://postgres@127.0.0.1:5432/{name}");
+                let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+                for (id, json) in old {
+                    client
+                        .execute("UPDATE alerts SET money_json = $1 WHERE id = $2", &[&json, &i64::from(id)])
+                        .unwrap();
+                }
+            }
+        }
+        let money = |id| store.get(id).unwrap().0.money_at_risk.unwrap();
+        assert_eq!(money(1).display(), "4,198.45 CNY");
+        assert_eq!(money(1).amount.to_string(), "419845");
+        assert_eq!(money(2).display(), "12.50 CNY");
+        let json = serde_json::to_value(store.get(1).unwrap().0).unwrap();
+        assert_eq!(json["money_at_risk"]["amount_minor"], "419845");
+        assert_eq!(store.active_figures().unwrap().money["payments"].display(), "4,210.95 CNY");
     }
 }
 
 /// Runs one busy lifecycle — dedup, receipts, every kind of change (and refusals),
 /// actions, deliveries, a reopening — on `store`, writing down everything it answers.
 fn lifecycle_trace(store: &mut dyn AlertStore) -> Vec<String> {
-    use fundguard_core::Money;
+    use fundguard_core::{Money, MoneyUnit};
     let mut trace = Vec::new();
     let mut note = |what: &str, answer: String| trace.push(format!("{what}: {answer}"));
     let mut costly = with_action(finding("pay-amount", 3, 3), ActionMode::Approval);
-    costly.money_at_risk =
-        Some(Money { amount: Value::Decimal("1.10".parse().unwrap()), currency: Some("CNY".into()) });
+    costly.money_at_risk = Some(Money::new("1.10".parse().unwrap(), Some("CNY"), MoneyUnit::Auto));
     let mut tagged = finding("refund-sign", 4, 4);
     tagged.tags = vec!["payouts".to_string()].into();
     let batch = [

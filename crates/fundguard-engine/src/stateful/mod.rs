@@ -546,19 +546,15 @@ pub(crate) fn template_columns(env: &minijinja::Environment<'static>) -> Vec<(St
     out
 }
 
-/// Money at risk from projected amount and currency values.
-pub(crate) fn money_from(amount: Option<&Value>, currency: Option<&Value>) -> Option<Money> {
-    let amount = amount?.clone();
-    if amount.is_null() {
-        return None;
-    }
-    Some(Money {
-        amount,
-        currency: currency.and_then(|c| match c {
-            Value::Null => None,
-            v => Some(v.to_string()),
-        }),
-    })
+/// Money at risk from projected amount and currency values, in minor units after `money.unit`.
+pub(crate) fn money_from(
+    money: &Option<MoneyExprs>,
+    amount: Option<&Value>,
+    currency: Option<&Value>,
+) -> Option<Money> {
+    let unit = money.as_ref()?.unit;
+    let currency = currency.filter(|_| money.as_ref().is_some_and(|m| m.currency.is_some()));
+    Money::from_value(amount?, currency, unit)
 }
 
 /// The projection entries for an optional money block, appended after `exprs`.

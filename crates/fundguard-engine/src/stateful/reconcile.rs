@@ -20,8 +20,9 @@ use serde::{Deserialize, Serialize};
 
 use super::pairs::{PairColumns, PairEval, PairRow};
 use super::{Emit, KeyNorm, Origin, Projection, Record, Snapshot, StatefulKind, Sweeper, key_name};
-use crate::columns::{ColumnKind, Image};
+use crate::columns::{ColumnKind, ColumnRef, Image};
 use crate::compile::{Scope, column_refs_in};
+use crate::disagree::{Comparison, Shown, comparisons, describe};
 
 /// A row of one side: its identity, the compared columns and where it came from.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -111,6 +112,8 @@ pub(crate) struct Reconcile {
     sweeper: Sweeper,
     pending: Vec<Pending>,
     template: Option<minijinja::Environment<'static>>,
+    /// The comparisons of two columns in `expect`: the default message names those that fail.
+    compared: Vec<Comparison>,
     problems: Vec<Diagnostic>,
     bytes: usize,
 }
@@ -220,6 +223,7 @@ impl Reconcile {
             other_names: other_columns.iter().map(|c| names(c)).collect(),
             other_columns,
             eval: PairEval::new(columns, rule.expect.clone(), rule.money.clone()),
+            compared: rule.expect.as_ref().map(|e| comparisons(e, Scope::Pair)).unwrap_or_default(),
             rule,
             projections,
             entries: HashMap::new(),
@@ -308,7 +312,25 @@ impl Reconcile {
         out
     }
 
-    fn message(&self, rule_id: &str, p: &Pending) -> String {
+    /// The failing comparisons of `expect` over the pair, amounts in `money`'s currency:
+    /// `shop.payments amount 4,198.45 CNY vs shop.orders pay_amount 4,200.00 CNY: −1.55`.
+    fn disagreement(&self, p: &Pending, money: Option<&Money>) -> Option<String> {
+        static NULL: Value = Value::Null;
+        let columns = &self.eval.columns;
+        let side = |c: &ColumnRef| {
+            let (names, values, label) = match c.image {
+                Image::Left => (&columns.left, &p.row.left, format!("{} {}", self.rule.left.table, c.name)),
+                Image::Right => (&columns.right, &p.row.right, format!("{} {}", self.rule.right.table, c.name)),
+                _ => (&columns.agg, &p.row.agg, c.name.clone()),
+            };
+            let value = names.iter().position(|n| *n == c.name).and_then(|i| values.get(i)).unwrap_or(&NULL);
+            Shown { label, value }
+        };
+        let unit = self.rule.money.as_ref().map(|m| m.unit).unwrap_or_default();
+        describe(&self.compared, side, money.and_then(|m| m.currency.as_deref()), unit)
+    }
+
+    fn message(&self, rule_id: &str, p: &Pending, money: Option<&Money>) -> String {
         let key = format!("{}={}", self.key_name, self.shown_key(&p.key));
         let (l, r) = (&self.rule.left.table, &self.rule.right.table);
         // The compared values, so the reader sees what disagreed: `left amount=4198.45, …`.
@@ -318,6 +340,9 @@ impl Reconcile {
         };
         let default = || match p.verdict {
             Verdict::Match => {
+                if let Some(disagree) = self.disagreement(p, money) {
+                    return format!("{rule_id}: {l} and {r} disagree for {key}: {disagree}");
+                }
                 let columns = &self.eval.columns;
                 let values: Vec<String> = [
                     shown(l, &columns.left, &p.row.left),
@@ -563,11 +588,9 @@ impl StatefulKind for Reconcile {
             if p.verdict == Verdict::Match && r.holds {
                 continue;
             }
-            let money = r
-                .amount
-                .filter(|a| !a.is_null())
-                .map(|amount| Money { amount, currency: r.currency.filter(|c| !c.is_null()).map(|c| c.to_string()) });
-            let message = self.message(&out.rule.id, p);
+            let unit = self.rule.money.as_ref().map(|m| m.unit).unwrap_or_default();
+            let money = r.amount.as_ref().and_then(|amount| Money::from_value(amount, r.currency.as_ref(), unit));
+            let message = self.message(&out.rule.id, p, money.as_ref());
             let key = vec![(self.key_name.clone(), self.shown_key(&p.key))];
             out.finding(key, p.time, message, self.evidence(p), money);
         }

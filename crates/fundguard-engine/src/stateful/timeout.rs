@@ -84,7 +84,7 @@ impl StatefulKind for Timeout {
                 "{}: {}={} entered at {} and had not left by its deadline {} ({:?})",
                 out.rule.id, self.key_name, shown_key, a.origin.time, deadline, self.rule.within
             );
-            let money = money_from(a.values.get(3), a.values.get(4));
+            let money = money_from(&self.rule.money, a.values.get(3), a.values.get(4));
             let evidence = vec![a.origin.evidence(&self.names, &a.values)];
             out.finding(vec![(self.key_name.clone(), shown_key)], deadline, message, evidence, money);
         }

@@ -126,7 +126,8 @@ impl StatefulKind for Transition {
             Some(v) => v.to_string(),
         };
         let shown_key = vec![(self.key_name.clone(), record.values[0].clone())];
-        let money = || money_from(record.values.get(self.money_at), record.values.get(self.money_at + 1));
+        let money =
+            || money_from(&self.rule.money, record.values.get(self.money_at), record.values.get(self.money_at + 1));
         let mut problems: Vec<String> = Vec::new();
         let stored = self.entities.get(key.as_str());
         // An entity idle past the TTL is forgotten: the record starts it anew.

@@ -91,10 +91,11 @@ fn key_message_and_money_at_risk() {
     assert_eq!(f.key["order_id"], Value::Int(42));
     assert_eq!(f.message, "refund 9 of 42: -12.50");
     let money = f.money_at_risk.as_ref().unwrap();
-    assert_eq!(money.amount, dec("-12.50"));
+    assert_eq!(money.amount, "-1250".parse().unwrap(), "minor units (fen) of a decimal in yuan");
     assert_eq!(money.currency.as_deref(), Some("CNY"));
     let json = serde_json::to_value(f).unwrap();
-    assert_eq!(json["money_at_risk"]["amount"], "-12.50", "money is serialized as an exact string");
+    assert_eq!(json["money_at_risk"]["amount_minor"], "-1250", "money is serialized as an exact string");
+    assert_eq!(json["money_at_risk"]["display"], "\u{2212}12.50 CNY");
     assert_eq!(json["key"]["order_id"], 42);
     assert_eq!(json["rule"], "refund-positive");
     assert_eq!(json["severity"], "critical");
@@ -193,6 +194,34 @@ fn once_per_key_reports_a_keys_first_violation_until_it_has_been_quiet_for_the_t
     assert_eq!(engine.restore_state(&saved).unwrap().kept, vec!["positive".to_string()]);
     engine.process(&events[3..], fundguard_core::EventTime::default(), &mut found).unwrap();
     assert_eq!(shown(&found), expected);
+}
+
+/// Without a `message`, a check whose assert compares two columns names the two values that
+/// disagree, in major units of the money's currency, and their difference — not its SQL.
+#[test]
+fn the_default_message_names_two_compared_values_and_their_difference() {
+    let r = check(
+        "paid-in-full",
+        "  assert: after.paid >= after.due AND after.currency = 'CNY'\n  money: { amount: after.due - after.paid, currency: after.currency }\n",
+    );
+    let events = vec![
+        insert(1, &[("id", 1.into()), ("paid", dec("4198.45")), ("due", dec("4200.00")), ("currency", "CNY".into())]),
+        insert(2, &[("id", 2.into()), ("paid", 1_500.into()), ("due", 1_500.into()), ("currency", "JPY".into())]),
+        // Integers are minor units (fen).
+        insert(3, &[("id", 3.into()), ("paid", 1_450.into()), ("due", 1_500.into()), ("currency", "CNY".into())]),
+    ];
+    let found = run(&[r], &events, 100);
+    let messages: Vec<&str> = found.iter().map(|f| f.message.as_str()).collect();
+    assert_eq!(
+        messages,
+        vec![
+            "paid-in-full does not hold for id=1: after.paid 4,198.45 CNY vs after.due 4,200.00 CNY: \u{2212}1.55",
+            // The comparison holds; the currency test failed: the values read, as before.
+            "paid-in-full: `after.paid >= after.due AND after.currency = 'CNY'` does not hold for id=2 (after.paid=1500, after.due=1500, after.currency=JPY)",
+            "paid-in-full does not hold for id=3: after.paid 14.50 CNY vs after.due 15.00 CNY: \u{2212}0.50",
+        ]
+    );
+    assert_eq!(found[0].money_at_risk.as_ref().unwrap().display(), "1.55 CNY");
 }
 
 /// Without a `message`, a finding names the values its assert read (and a column the row

@@ -78,7 +78,8 @@ fn missing_counterpart_fires_at_the_deadline_with_money_and_evidence() {
     let f = &found[0];
     assert_eq!(f.key["order_id"], Value::Int(7));
     assert_eq!(f.event_time, EventTime::from_secs(1_700_000_060), "a finding is dated at the deadline");
-    assert_eq!(f.money_at_risk.as_ref().unwrap().amount, dec("12.50"));
+    // No currency: the amount is kept as given.
+    assert_eq!(Value::Decimal(f.money_at_risk.as_ref().unwrap().amount), dec("12.50"));
     assert_eq!(f.evidence.len(), 1);
     assert_eq!(&*f.evidence[0].table, "s.pay");
     assert!(f.message.contains("no counterpart"), "{}", f.message);
@@ -145,10 +146,13 @@ fn a_reconcile_message_renders_columns_only_the_message_names() {
     assert_eq!(found[0].message, "card paid 90, order 100 (None)");
 }
 
-/// Without a `message`, a mismatch names both sides' compared values.
+/// Without a `message`, a mismatch names the two sides' values that disagree, in major
+/// units of the money's currency, and their difference.
 #[test]
 fn the_default_reconcile_message_names_the_values_that_disagree() {
-    let r = reconcile("  expect: \"left.amount = right.amount AND left.currency = right.currency\"\n");
+    let r = reconcile(
+        "  expect: \"left.amount = right.amount AND left.currency = right.currency\"\n  money: { amount: left.amount, currency: left.currency }\n",
+    );
     let events = vec![
         at(0, "s.ord", Op::Insert, &[("id", 1.into()), ("amount", dec("4200.00")), ("currency", "CNY".into())]),
         at(
@@ -162,7 +166,39 @@ fn the_default_reconcile_message_names_the_values_that_disagree() {
     assert_eq!(found.len(), 1);
     assert_eq!(
         found[0].message,
-        "r: s.pay and s.ord disagree for order_id=1: s.pay amount=4198.45, currency=CNY; s.ord amount=4200.00, currency=CNY: `left.amount = right.amount AND left.currency = right.currency` does not hold"
+        "r: s.pay and s.ord disagree for order_id=1: s.pay amount 4,198.45 CNY vs s.ord amount 4,200.00 CNY: \u{2212}1.55"
+    );
+    let money = found[0].money_at_risk.as_ref().unwrap();
+    assert_eq!((money.amount, money.display()), ("419845".parse().unwrap(), "4,198.45 CNY".to_string()));
+}
+
+/// A tolerance compares the amounts too; an `expect` that is not a simple comparison of two
+/// columns keeps the listing of every compared value.
+#[test]
+fn the_default_reconcile_message_with_a_tolerance_or_a_complex_expect() {
+    let events = vec![
+        at(0, "s.ord", Op::Insert, &[("id", 1.into()), ("amount", 420_000.into()), ("currency", "CNY".into())]),
+        at(
+            1,
+            "s.pay",
+            Op::Insert,
+            &[("id", 9.into()), ("order_id", 1.into()), ("amount", 419_845.into()), ("currency", "USD".into())],
+        ),
+    ];
+    let r = reconcile(
+        "  expect: \"left.currency = right.currency\"\n  tolerance: { left: left.amount, right: right.amount, absolute: 100 }\n  money: { amount: left.amount, currency: right.currency, unit: minor }\n",
+    );
+    let (found, _) = run_all(std::slice::from_ref(&r), &events);
+    assert_eq!(
+        found[0].message,
+        "r: s.pay and s.ord disagree for order_id=1: s.pay currency USD vs s.ord currency CNY; s.pay amount 419845 vs s.ord amount 420000: \u{2212}155",
+        "the currencies disagree: the amounts are shown as given"
+    );
+    let r = reconcile("  expect: \"left.amount = right.amount OR left.currency = 'EUR'\"\n");
+    let (found, _) = run_all(std::slice::from_ref(&r), &events);
+    assert_eq!(
+        found[0].message,
+        "r: s.pay and s.ord disagree for order_id=1: s.pay amount=419845, currency=USD; s.ord amount=420000: `left.amount = right.amount OR left.currency = 'EUR'` does not hold"
     );
 }
 

@@ -255,3 +255,28 @@ fn a_reconcile_reads_further_sides_for_its_aggregates() {
     assert!(r.aggregates.iter().all(|a| a.side == fundguard_rules::Side::Other(0)));
     assert_eq!(rule.body.tables(), ["s.o", "s.p", "s.r"]);
 }
+
+/// `money.unit` says what the amount is in: `auto` unless given; a bad one is located.
+#[test]
+fn money_units_are_read_and_a_bad_one_is_pointed_at() {
+    use fundguard_core::MoneyUnit;
+    let unit = |text: &str| {
+        let (rule, problems) = parse(text);
+        assert!(problems.is_empty(), "{problems:?}");
+        let RuleBody::Check(check) = rule.unwrap().body else { panic!("a check rule") };
+        check.money.unwrap().unit
+    };
+    assert_eq!(unit(RULE), MoneyUnit::Auto);
+    let with = |u: &str| RULE.replace("currency: after.currency }", &format!("currency: after.currency, unit: {u} }}"));
+    assert_eq!(unit(&with("minor")), MoneyUnit::Minor);
+    assert_eq!(unit(&with("major")), MoneyUnit::Major);
+    let (_, problems) = parse(&with("cents"));
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].message, "money.unit `cents`: expected auto, minor or major");
+    assert_eq!(problems[0].location.line, 13);
+    let sql = "id: s\nowner: o\nseverity: low\nsql:\n  query: SELECT 1 AS n\n  key: [n]\n  money: { amount: n, unit: major }\n";
+    let (rule, problems) = parse(sql);
+    assert!(problems.is_empty(), "{problems:?}");
+    let RuleBody::Sql(sql) = rule.unwrap().body else { panic!("a sql rule") };
+    assert_eq!(sql.money_unit, MoneyUnit::Major);
+}

@@ -123,7 +123,8 @@ async fn a_cross_source_join_finds_exactly_the_injected_settlement_mismatches() 
             let Value::Int(merchant) = f.key["merchant_id"] else { panic!("merchant ids are integers: {f:?}") };
             assert_eq!(f.key["ds"], Value::String(DAY.into()));
             assert_eq!(f.owner, "settlement");
-            (merchant, f.money_at_risk.as_ref().expect("money at risk").amount.clone())
+            let amount = f.money_at_risk.as_ref().expect("money at risk").amount;
+            (merchant, Value::Int(i64::try_from(amount).expect("whole minor units")))
         })
         .collect();
     let want = BTreeMap::from([(3, Value::Int(-1)), (7, Value::Int(-shop.expected[&7])), (99, Value::Int(500))]);
@@ -205,7 +206,9 @@ async fn refunds_beyond_their_payment_are_found_counting_earlier_days() {
     let found: Vec<(Value, Value)> = outcome
         .findings
         .iter()
-        .map(|f| (f.key["payment_id"].clone(), f.money_at_risk.clone().unwrap().amount))
+        .map(|f| {
+            (f.key["payment_id"].clone(), Value::Int(i64::try_from(f.money_at_risk.clone().unwrap().amount).unwrap()))
+        })
         .collect();
     assert_eq!(found, [(Value::Int(1), Value::Int(1))], "only payment 1, by exactly one fen");
     assert_eq!(outcome.findings[0].message, "payment 1: refunded 1001 of 1000");

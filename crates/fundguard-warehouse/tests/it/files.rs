@@ -51,7 +51,8 @@ sql:
     assert_eq!(outcome.record.status, RunStatus::Ok, "{:?}", outcome.record.error);
     assert_eq!(outcome.findings.len(), 1, "both totals are exactly 0.30 on the 25th only");
     let finding = &outcome.findings[0];
-    let Value::Decimal(fees) = finding.money_at_risk.as_ref().unwrap().amount else { panic!("a decimal") };
+    // No currency: the amount is kept as given, an exact decimal.
+    let fees = finding.money_at_risk.as_ref().unwrap().amount;
     assert_eq!(fees.normalize().to_string(), "0.3");
     let evidence = finding.evidence[0].after.as_ref().unwrap();
     assert!(evidence.get("shown").is_none(), "only the evidence columns are kept");
@@ -93,7 +94,8 @@ async fn the_ledger_example_finds_the_unbalanced_day_in_sqlite() {
     let f = &outcome.findings[0];
     assert_eq!(f.key["currency"], Value::String("CNY".into()));
     let money = f.money_at_risk.as_ref().unwrap();
-    assert_eq!((money.amount.clone(), money.currency.as_deref()), (Value::Int(1), Some("CNY")));
+    assert_eq!((money.amount.to_string(), money.currency.as_deref()), ("1".to_string(), Some("CNY")));
+    assert_eq!(money.display(), "0.01 CNY", "an integer is minor units (fen)");
 }
 
 /// Runs SQL in a SQLite file with the `sqlite3` shell.

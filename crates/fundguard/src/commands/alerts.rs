@@ -280,7 +280,8 @@ fn print_alert(out: &mut impl Write, a: &Alert) -> std::io::Result<()> {
     writeln!(out, "  findings:    {} (first {}, last {})", a.count, a.first_seen, a.last_seen)?;
     writeln!(out, "  detected in: {} ms after the commit", a.detection_micros() / 1000)?;
     if let Some(m) = &a.money_at_risk {
-        writeln!(out, "  money:       {m}")?;
+        let exact = if m.minor { format!("{} minor units", m.amount.normalize()) } else { "as given".to_string() };
+        writeln!(out, "  money:       {} ({exact})", m.display())?;
     }
     if !a.tags.is_empty() {
         writeln!(out, "  tags:        {}", a.tags.join(", "))?;

@@ -241,9 +241,23 @@ fn an_admin_switches_a_rule_off_and_on_and_metrics_show_the_run() {
     let dashboard = wait(Duration::from_secs(15), || {
         let (status, dashboard) = call(&url, &admin, "GET", "/api/v1/dashboard?minutes=5", None, false);
         assert_eq!(status, 200);
-        dashboard["money_at_risk"]["refunds"]["CNY"].as_str().is_some().then_some(dashboard)
+        dashboard["money_at_risk"]["refunds"]["CNY"]["display"].as_str().is_some().then_some(dashboard)
     })
     .expect("the open money at risk reaches the dashboard");
+    let money = &dashboard["money_at_risk"]["refunds"]["CNY"];
+    let display = money["display"].as_str().unwrap();
+    let exact = fundguard_core::parse_display(display).expect("major units with the currency code");
+    assert_eq!(
+        exact.amount.to_string(),
+        money["amount_minor"].as_str().unwrap(),
+        "the display is the exact minor units: {money}"
+    );
+    let (_, page) = call(&url, &admin, "GET", &format!("/api/v1/alerts?rule={rule}"), None, false);
+    let alert_money = &page["alerts"][0]["money_at_risk"];
+    assert!(
+        alert_money["amount_minor"].is_string() && alert_money["display"].as_str().unwrap().ends_with(" CNY"),
+        "{alert_money}"
+    );
     assert!(dashboard["detection_latency"]["count"].as_u64().unwrap() >= 1, "{dashboard}");
     assert_eq!(call(&url, &admin, "GET", "/api/v1/dashboard?hours=5", None, false).0, 400);
 }

@@ -365,3 +365,76 @@ reconcile:
         assert_eq!(mismatched, over_refunded, "batch size {batch}");
     }
 }
+
+/// Money is shown in major units with its currency's ISO 4217 exponent (the store keeps exact
+/// minor units), and a reconcile or check without a `message` names the two values that
+/// disagree and their difference — in the findings, `alerts show` and the daily report.
+#[test]
+fn money_in_major_units_and_default_messages_name_what_disagreed() {
+    let dir = tempfile::tempdir().unwrap();
+    // Yuan as DECIMAL(12,2) text (`auto`: a decimal with fraction digits is major units).
+    let pairs = "id: payment-matches-order\nowner: payments\nseverity: critical\nreconcile:\n  left: { table: shop.orders, key: after.order_id, when: \"after.kind = 'payment'\" }\n  right: { table: shop.orders, key: after.order_id, when: \"after.kind = 'order'\" }\n  within: 1m\n  key_type: integer\n  expect: \"left.currency = right.currency\"\n  tolerance: { left: left.amount, right: right.amount, absolute: 0 }\n  money: { amount: left.amount - right.amount, currency: left.currency }\n";
+    // Yen as integers: minor units, exponent 0.
+    let check = "id: paid-in-full\nowner: billing\nseverity: high\ncheck:\n  tables: [shop.orders]\n  when: \"after.kind = 'invoice'\"\n  assert: after.paid >= after.due\n  key: { id: after.id }\n  money: { amount: after.due - after.paid, currency: after.currency, unit: minor }\n";
+    let bad_unit = "id: bad-unit\nowner: t\nseverity: low\ncheck:\n  tables: [shop.orders]\n  assert: after.amount > 0\n  money: { amount: after.amount, unit: cents }\n";
+    let ms = |secs: i64| (1_700_000_100 + secs) * 1000;
+    let rows = [
+        format!(
+            r#"{{"ts": {}, "id": 1, "order_id": 7, "kind": "order", "amount": 4200.00, "currency": "CNY"}}"#,
+            ms(0)
+        ),
+        format!(
+            r#"{{"ts": {}, "id": 2, "order_id": 7, "kind": "payment", "amount": 4198.45, "currency": "CNY"}}"#,
+            ms(1)
+        ),
+        format!(r#"{{"ts": {}, "id": 3, "kind": "invoice", "paid": 1450, "due": 251450, "currency": "JPY"}}"#, ms(2)),
+        format!(r#"{{"ts": {}, "id": 4, "kind": "end"}}"#, ms(600)),
+    ];
+    let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
+    let (rules, log) = json_log(dir.path(), &[("pairs.yaml", pairs), ("check.yaml", check)], &rows);
+
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, bad_unit).unwrap();
+    let o = fundguard(&["validate", path(&bad)]);
+    assert!(!o.status.success());
+    let said = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(said.contains("money.unit `cents`: expected auto, minor or major") && said.contains(":7:"), "{said}");
+
+    let store = dir.path().join("alerts.db");
+    let o = backtest_json(&rules, &log, &["--alerts", path(&store)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let found: Vec<Value> = stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let of = |rule: &str| found.iter().find(|f| f["rule"] == rule).unwrap_or_else(|| panic!("{rule}: {found:?}"));
+
+    let pair = of("payment-matches-order");
+    assert_eq!(
+        pair["message"],
+        "payment-matches-order: shop.orders and shop.orders disagree for order_id=7: shop.orders amount 4,198.45 CNY vs shop.orders amount 4,200.00 CNY: \u{2212}1.55"
+    );
+    assert_eq!(
+        pair["money_at_risk"],
+        serde_json::json!({"amount_minor": "-155", "currency": "CNY", "exponent": 2, "display": "\u{2212}1.55 CNY"})
+    );
+    let invoice = of("paid-in-full");
+    assert_eq!(
+        invoice["message"],
+        "paid-in-full does not hold for id=3: after.paid 1,450 JPY vs after.due 251,450 JPY: \u{2212}250,000"
+    );
+    assert_eq!(invoice["money_at_risk"]["display"], "250,000 JPY");
+
+    let o = fundguard(&["alerts", "--store", path(&store), "list", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let alerts: Vec<Value> = stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let invoice_alert = alerts.iter().find(|a| a["rule"] == "paid-in-full").unwrap();
+    assert_eq!(invoice_alert["money_at_risk"]["amount_minor"], "250000", "the store keeps exact minor units");
+    let id = invoice_alert["id"].to_string();
+    let o = fundguard(&["alerts", "--store", path(&store), "show", &id]);
+    assert!(stdout(&o).contains("money:       250,000 JPY (250000 minor units)"), "{}", stdout(&o));
+
+    let day = &invoice_alert["first_seen"].as_str().unwrap()[..10];
+    let o = fundguard(&["report", "daily", "--store", path(&store), "--date", day]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report = stdout(&o);
+    assert!(report.lines().any(|l| l.starts_with("billing") && l.ends_with("250,000 JPY")), "{report}");
+    assert!(report.lines().any(|l| l.starts_with("payments") && l.ends_with("\u{2212}1.55 CNY")), "{report}");
+}

@@ -158,7 +158,12 @@ fn an_operator_works_an_alert_from_the_demo_and_a_viewer_only_reads() {
         .await;
         eventually(20, "the alert page", || async { text(&client, "#alert-status").await.filter(|s| s == "open") })
             .await;
-        text_where(&client, "#alert-money", |m| !m.is_empty()).await;
+        // Money in major units with the currency's exponent (`1,234.56 CNY`), or none.
+        let money = text_where(&client, "#alert-money", |m| !m.is_empty()).await;
+        assert!(
+            money == "—" || fundguard_core::parse_display(&money).is_some_and(|m| m.minor),
+            "money at risk in major units: {money}"
+        );
         assert!(client.find(Locator::Css("#evidence tbody tr")).await.is_ok(), "evidence rows shown");
         screenshot(&client, "alert-open").await;
 

@@ -105,7 +105,14 @@ fn a_webhook_down_during_a_kill_still_gets_every_notification_once_and_signed() 
         assert_eq!(json["event"], "opened");
         assert_eq!(json["alert"]["rule"], "refund-amount-positive");
         let text = json["text"].as_str().unwrap();
-        assert!(text.contains("money at risk: -") && text.contains("https://fundguard.example/alerts/"), "{text}");
+        // Major units with the currency's exponent; the alert keeps the exact minor units.
+        assert!(
+            text.contains("money at risk: \u{2212}")
+                && text.contains(".00 CNY. Open: https://fundguard.example/alerts/"),
+            "{text}"
+        );
+        let money = &json["alert"]["money_at_risk"];
+        assert!(money["amount_minor"].as_str().unwrap().starts_with('-') && money["exponent"] == 2, "{money}");
     }
 }
 
@@ -272,8 +279,30 @@ fn email_goes_out_over_smtp() {
     );
     // Undo quoted-printable soft line breaks (the body is QP-encoded) and header folding.
     let mail = got.lock().unwrap()[0].replace("=\r\n", "").replace("=\n", "").replace("\r\n ", " ").replace("\n ", " ");
+    let mail = unquote(&mail);
     assert!(mail.contains("Subject: [fundguard critical] refund-amount-positive opened"), "{mail}");
-    assert!(mail.contains("To: refunds@example.com") && mail.contains("money at risk: -5 CNY"), "{mail}");
+    // -5 fen, shown in yuan with a real minus sign.
+    assert!(mail.contains("To: refunds@example.com") && mail.contains("money at risk: \u{2212}0.05 CNY"), "{mail}");
+}
+
+/// Decodes quoted-printable `=XX` escapes (the minus sign `−` travels as `=E2=88=92`).
+fn unquote(qp: &str) -> String {
+    let bytes = qp.as_bytes();
+    let (mut out, mut i) = (Vec::with_capacity(bytes.len()), 0);
+    while i < bytes.len() {
+        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+        match hex.filter(|_| bytes[i] == b'=').and_then(|h| u8::from_str_radix(h, 16).ok()) {
+            Some(byte) => {
+                out.push(byte);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[test]
