@@ -14,6 +14,7 @@ mod drift;
 mod engine;
 mod rules;
 mod scalar;
+mod script;
 mod stateful;
 mod table_batch;
 mod testing;
@@ -26,4 +27,5 @@ pub use engine::{
     StateSnapshot, TableCount, sort_diagnostics,
 };
 pub use scalar::value_at;
+pub use script::script_columns_read;
 pub use testing::{TestOutcome, run_rule_tests};

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use fundguard_core::{Action, ChangeEvent, Decimal, Severity, Value};
 
-use crate::Location;
+use crate::{Location, ScriptRule};
 pub use crate::file::Mode;
 
 /// A SQL expression with where it was written, so the engine's errors can point at it.
@@ -96,6 +96,8 @@ pub enum RuleBody {
     Rate(RateRule),
     /// Scheduled SQL over warehouse tables: not part of the stream.
     Sql(SqlRule),
+    /// A sandboxed script per row, with keyed state (`crate::script`).
+    Script(ScriptRule),
 }
 
 impl RuleBody {
@@ -106,6 +108,7 @@ impl RuleBody {
             RuleBody::Reconcile(r) => r.left.when.is_some() || r.right.when.is_some(),
             RuleBody::Transition(t) => t.when.is_some(),
             RuleBody::Rate(r) => r.when.is_some(),
+            RuleBody::Script(s) => s.when.is_some(),
             RuleBody::Timeout(_) | RuleBody::Sql(_) => false,
         }
     }
@@ -118,6 +121,7 @@ impl RuleBody {
             RuleBody::Timeout(_) => "timeout",
             RuleBody::Rate(_) => "rate",
             RuleBody::Sql(_) => "sql",
+            RuleBody::Script(_) => "script",
         }
     }
 
@@ -134,6 +138,7 @@ impl RuleBody {
             RuleBody::Transition(t) => vec![t.table.clone()],
             RuleBody::Timeout(t) => vec![t.table.clone()],
             RuleBody::Rate(r) => vec![r.table.clone()],
+            RuleBody::Script(s) => s.tables.clone(),
             RuleBody::Sql(_) => Vec::new(),
         };
         tables.dedup();

@@ -6,6 +6,7 @@ mod determinism;
 mod drift;
 mod ordering;
 mod props;
+mod script;
 mod stateful;
 mod validation;
 
