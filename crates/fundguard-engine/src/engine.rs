@@ -132,7 +132,7 @@ pub struct RuleStats {
     /// The drifts of its input seen so far (see `drift.rs`).
     pub drifts: Vec<Drift>,
     pub distinct_keys: u64,
-    /// Batches the rule could not evaluate, and the last reason.
+    /// Batches the rule could not evaluate (for a script: calls that failed), and the last reason.
     pub errors: u64,
     pub last_error: Option<String>,
     /// Stateful rules: events that arrived after the watermark had passed them.
@@ -203,9 +203,11 @@ impl Engine {
                 let declared = schemas.table(&table);
                 let mut layout = TableLayout::new(declared);
                 let script_columns = rt.script_columns();
-                let sql_columns = rt.located_refs.iter().filter(|(t, _, _)| *t == table).flat_map(|(_, at, refs)| {
-                    refs.iter().map(move |r| (at, r))
-                });
+                let sql_columns = rt
+                    .located_refs
+                    .iter()
+                    .filter(|(t, _, _)| *t == table)
+                    .flat_map(|(_, at, refs)| refs.iter().map(move |r| (at, r)));
                 for (at, r) in sql_columns.chain(script_columns.iter().map(|(at, r)| (at, r))) {
                     if declared.is_some_and(|d| !d.contains_key(&r.name)) {
                         problems.push(Diagnostic::new(

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use fundguard_core::{Action, ChangeEvent, Decimal, Severity, Value};
 
-use crate::{Location, ScriptRule};
 pub use crate::file::Mode;
+use crate::{Location, ScriptRule};
 
 /// A SQL expression with where it was written, so the engine's errors can point at it.
 #[derive(Debug, Clone, PartialEq, Eq)]

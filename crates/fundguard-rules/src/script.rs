@@ -69,13 +69,17 @@ pub struct ScriptLimits {
     pub reports: usize,
 }
 
+/// The defaults keep the worst call short: Rhai re-measures a whole array or map after each
+/// change to it, so a call can do about `operations` × (`array_size` + `map_size`) steps of
+/// measuring — 2·10⁹ with these, a few seconds at most, where 10⁶ operations and 10⁵ elements
+/// allowed minutes.
 impl Default for ScriptLimits {
     fn default() -> Self {
         ScriptLimits {
-            operations: 1_000_000,
-            string_size: 1 << 20,
-            array_size: 100_000,
-            map_size: 100_000,
+            operations: 100_000,
+            string_size: 64 << 10,
+            array_size: 10_000,
+            map_size: 10_000,
             call_levels: 16,
             expr_depth: 32,
             reports: 100,
@@ -99,7 +103,9 @@ impl Validator {
                 self.error(self.at(t), "both `table` and `tables`: expected one of them");
                 tables.push(t);
             }
-            (None, None) => self.error(at.clone(), "the script names no table: expected `table: db.table` or `tables: [...]`"),
+            (None, None) => {
+                self.error(at.clone(), "the script names no table: expected `table: db.table` or `tables: [...]`")
+            }
         }
         for t in &tables {
             if !t.value.contains('.') {
@@ -203,9 +209,8 @@ mod tests {
 
     #[test]
     fn a_one_line_script_is_placed_after_its_quote() {
-        let s = script_of(
-            "id: s\nowner: t\nseverity: low\nscript:\n  tables: [shop.a, shop.b]\n  source: \"report(1)\"\n",
-        );
+        let s =
+            script_of("id: s\nowner: t\nseverity: low\nscript:\n  tables: [shop.a, shop.b]\n  source: \"report(1)\"\n");
         assert!(!s.source.block);
         assert_eq!((s.source.at.line, s.source.at.column), (6, 12));
         assert_eq!(s.source.locate(1, 3).column, 14);

@@ -51,6 +51,8 @@ pub(crate) struct ScriptRuntime {
     /// The columns of `before` and `after` the script names (`None`: it may read any).
     before: Option<Vec<String>>,
     after: Option<Vec<String>>,
+    /// Whether the script names `state` (one that does not keeps none, and pays nothing for it).
+    uses_state: bool,
     /// Per table: `when` and the key expressions.
     projections: Vec<Projection>,
     compiled: HashMap<Arc<str>, (u64, Arc<CompiledProjection>)>,
@@ -85,6 +87,7 @@ impl ScriptRuntime {
             script: script.clone(),
             engine,
             reports,
+            uses_state: read.state,
             before: names_of(read.before),
             after: names_of(read.after),
             ast,
@@ -154,7 +157,8 @@ impl ScriptRuntime {
         }
         let keys: Vec<ArrayRef> = compiled.exprs.iter().map(eval).collect::<Result<_, _>>()?;
         for row in (0..n).filter(|&r| keep[r]) {
-            let key = self.script.key.iter().zip(&keys).map(|((name, _), a)| (name.clone(), value_at(a, row))).collect();
+            let key =
+                self.script.key.iter().zip(&keys).map(|((name, _), a)| (name.clone(), value_at(a, row))).collect();
             self.pending.push(Pending { event: input.indices[row], key });
         }
         Ok(passed)
@@ -193,7 +197,7 @@ impl ScriptRuntime {
         let Some(ast) = &self.ast else { return Ok(Vec::new()) };
         let idle_before = EventTime::from_micros(event.commit_time.as_micros().saturating_sub(self.ttl));
         // A NULL key has no state of its own: the script gets an empty map, which is not kept.
-        let state_key = (!key.iter().all(|(_, v)| v.is_null())).then(|| state_key(key));
+        let state_key = (self.uses_state && !key.iter().all(|(_, v)| v.is_null())).then(|| state_key(key));
         let state = match state_key.as_deref().and_then(|k| self.state.get(k, idle_before)) {
             Some(fields) => values::map_of(fields),
             None => Map::new(),
@@ -220,6 +224,9 @@ impl ScriptRuntime {
         if let Err(e) = result {
             let (message, position) = sandbox::explain(&e, &self.script.limits);
             return Err(fail(message, position));
+        }
+        if !self.uses_state {
+            return Ok(reports);
         }
         let Some(state) = scope.get("state").cloned() else { return Ok(reports) };
         if !state.is_map() {
@@ -282,7 +289,13 @@ fn op_name(op: Op) -> ImmutableString {
     op.as_str().into()
 }
 
-fn finding(rule: &Rule, event: &ChangeEvent, key: &[(String, Value)], report: Report, detected_at: EventTime) -> Finding {
+fn finding(
+    rule: &Rule,
+    event: &ChangeEvent,
+    key: &[(String, Value)],
+    report: Report,
+    detected_at: EventTime,
+) -> Finding {
     Finding {
         rule: rule.id.clone(),
         owner: rule.owner.clone(),

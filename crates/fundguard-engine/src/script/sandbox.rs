@@ -185,16 +185,22 @@ pub(crate) fn explain(error: &EvalAltResult, limits: &ScriptLimits) -> (String, 
 pub(crate) struct ColumnsRead {
     pub before: Option<Vec<(String, Position)>>,
     pub after: Option<Vec<(String, Position)>>,
+    /// Whether the script names `state` at all (one that does not keeps none).
+    pub state: bool,
 }
 
 /// Reads the `before.x` / `after.x` a script names from its AST (functions included).
 pub(crate) fn columns_read(ast: &AST) -> ColumnsRead {
-    let mut read = ColumnsRead { before: Some(Vec::new()), after: Some(Vec::new()) };
+    let mut read = ColumnsRead { before: Some(Vec::new()), after: Some(Vec::new()), state: false };
     ast.walk(&mut |path: &[ASTNode]| {
         let Some(ASTNode::Expr(Expr::Variable(var, _, _))) = path.last() else { return true };
         let row = match var.1.as_str() {
             "before" => &mut read.before,
             "after" => &mut read.after,
+            "state" => {
+                read.state = true;
+                return true;
+            }
             _ => return true,
         };
         let column = match path.len().checked_sub(2).and_then(|i| path.get(i)) {

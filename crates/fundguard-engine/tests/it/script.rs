@@ -12,13 +12,12 @@ use crate::{dec, event, insert, row, rule, run};
 /// A script rule on `shop.t`: `extra` are more lines of the `script:` block, `source` the script.
 fn script(id: &str, extra: &str, source: &str) -> Rule {
     let indented: String = source.lines().map(|l| format!("    {l}\n")).collect();
-    rule(&format!(
-        "id: {id}\nowner: team\nseverity: high\nscript:\n  table: shop.t\n{extra}  source: |\n{indented}"
-    ))
+    rule(&format!("id: {id}\nowner: team\nseverity: high\nscript:\n  table: shop.t\n{extra}  source: |\n{indented}"))
 }
 
 fn message(seq: u64, doc: &str) -> ChangeEvent {
-    let mut e = event(seq, Op::Message, None, Some(row(&[("id", (seq as i64).into()), ("doc", Value::Json(doc.into()))])));
+    let mut e =
+        event(seq, Op::Message, None, Some(row(&[("id", (seq as i64).into()), ("doc", Value::Json(doc.into()))])));
     e.commit_time = EventTime::from_secs(1_700_000_000 + seq as i64);
     e
 }
@@ -36,7 +35,10 @@ fn a_loop_over_a_messages_items_adds_up_exactly_and_reports_with_money() {
     );
     let events = vec![
         // 0.10 × 3 + 0.20 = 0.50 exactly (binary floats would say 0.5000000000000001).
-        message(1, r#"{"items": [{"price": 0.10, "qty": 3}, {"price": 0.20, "qty": 1}], "amount": 0.50, "currency": "CNY"}"#),
+        message(
+            1,
+            r#"{"items": [{"price": 0.10, "qty": 3}, {"price": 0.20, "qty": 1}], "amount": 0.50, "currency": "CNY"}"#,
+        ),
         message(2, r#"{"items": [{"price": 19.99, "qty": 2}], "amount": 40, "currency": "USD"}"#),
     ];
     let found = run(&[r], &events, 100);
@@ -57,7 +59,8 @@ fn running_total() -> Rule {
 }
 
 fn refund(seq: u64, order: i64, amount: i64) -> ChangeEvent {
-    let mut e = insert(seq, &[("id", (100 + seq as i64).into()), ("order_id", order.into()), ("amount", amount.into())]);
+    let mut e =
+        insert(seq, &[("id", (100 + seq as i64).into()), ("order_id", order.into()), ("amount", amount.into())]);
     e.table = Arc::from("shop.refunds");
     e
 }
@@ -116,11 +119,20 @@ fn a_script_that_never_ends_or_grows_without_bound_is_stopped_and_counted_and_th
         ("pushing", "", "let a = []; loop { a.push(1); }", "limits.array_size"),
         ("recursing", "fn f(n) { f(n + 1) }", "f(0);", "limits.call_levels"),
         ("hoarding", "", "let i = 0; loop { state.set(`k${i}`, i); i += 1; }", "limits.map_size"),
-        ("piling", "", "let a = [0, 0]; let i = 0; loop { a.set(i % 2, `${a[i % 2]}${i}`); i += 1; }", "limits.string_size"),
+        (
+            "piling",
+            "",
+            "let a = [0, 0]; let i = 0; loop { a.set(i % 2, `${a[i % 2]}${i}`); i += 1; }",
+            "limits.string_size",
+        ),
     ];
     for (id, functions, source, limit) in cases {
         let body = format!("{functions}\nif after.id == 2 {{\n{source}\n}}\nreport(\"ran\");");
-        let r = script(id, "  limits: { operations: 100000, string_size: 4096, array_size: 1000, map_size: 1000 }\n", &body);
+        let r = script(
+            id,
+            "  limits: { operations: 100000, string_size: 4096, array_size: 1000, map_size: 1000 }\n",
+            &body,
+        );
         let mut engine = engine(&[r]);
         let mut out = Vec::new();
         let events: Vec<_> = (1..=3).map(|i| insert(i, &[("id", (i as i64).into())])).collect();
@@ -179,7 +191,12 @@ fn the_event_is_read_only_and_a_script_sees_op_table_time_and_key() {
     let s = |v: &str| -> Value { v.into() };
     let events = vec![
         insert(1, &[("id", 1.into())]),
-        event(2, Op::Update, Some(row(&[("id", 7.into()), ("status", s("A"))])), Some(row(&[("id", 7.into()), ("status", s("B"))]))),
+        event(
+            2,
+            Op::Update,
+            Some(row(&[("id", 7.into()), ("status", s("A"))])),
+            Some(row(&[("id", 7.into()), ("status", s("B"))])),
+        ),
     ];
     let found = run(&[r], &events, 10);
     assert_eq!(found.len(), 1);
@@ -200,6 +217,33 @@ fn rule_file_tests_run_script_rules() {
     assert!(outcomes[0].passed(), "{:?}", outcomes[0]);
     assert!(!outcomes[1].passed());
     assert!(outcomes[1].failure().unwrap().contains("t.yaml:7:"), "{:?}", outcomes[1].failure());
+}
+
+/// Nesting past `expr_depth` is a load error, and recursion at the deepest `call_levels`
+/// allowed fits the 2 MiB stack of a test thread (the pipeline thread has as much) in a debug build.
+#[test]
+fn deep_nesting_is_refused_at_load_and_the_deepest_recursion_allowed_fits_the_stack() {
+    for deep in
+        [format!("{}1{}", "(".repeat(5000), ")".repeat(5000)), format!("{}{}", "{".repeat(5000), "}".repeat(5000))]
+    {
+        let r = script("deep", "", &deep);
+        let problems = Engine::new(&[r], &TableSchemas::default()).err().unwrap();
+        assert!(problems[0].message.contains("maximum complexity"), "{}", problems[0]);
+    }
+    let max = fundguard_rules::MAX_CALL_LEVELS;
+    let r = script(
+        "recursing",
+        &format!("  limits: {{ call_levels: {max}, expr_depth: {} }}\n", fundguard_rules::MAX_EXPR_DEPTH),
+        "fn f(n) { if n <= 0 { [#{a: 1}] } else { let x = [f(n - 1), #{b: (((n + 1) * 2) - 1)}]; x } }\nf(100);",
+    );
+    let mut engine = engine(&[r]);
+    let mut out = Vec::new();
+    let run = std::thread::Builder::new().stack_size(2 << 20).spawn(move || {
+        engine.process(&[insert(1, &[("id", 1.into())])], EventTime::default(), &mut out).unwrap();
+        engine.stats()[0].last_error.clone()
+    });
+    let error = run.unwrap().join().expect("no stack overflow").unwrap();
+    assert!(error.contains("limits.call_levels"), "{error}");
 }
 
 /// Pieces of scripts, good and bad, that random scripts are made of.
@@ -226,6 +270,13 @@ const PIECES: &[&str] = &[
     "}",
     "let",
     "\"unterminated",
+    "let p = \"x\".pad(100000000, \"y\");",
+    "let b = blob(100000000);",
+    "let q = [].pad(100000000, 0);",
+    "time_text(9223372036854775807);",
+    "let e = 1.5 / 0;",
+    "state.x = after;",
+    "state.set(\"k\", [after, after]);",
 ];
 
 fn values() -> impl Strategy<Value = Value> {
@@ -273,5 +324,16 @@ proptest! {
         engine.process(&events, EventTime::default(), &mut out).unwrap();
         let saved = engine.save_state().unwrap();
         engine.restore_state(&saved).unwrap();
+    }
+}
+
+#[test]
+fn the_example_script_rules_pass_their_own_tests() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/script-rules");
+    let (rules, problems) = fundguard_rules::load_paths(&[dir]);
+    assert!(problems.is_empty(), "{problems:?}");
+    assert_eq!(rules.len(), 2);
+    for outcome in run_rule_tests(&rules, &fundguard_sim::schema()) {
+        assert!(outcome.passed(), "{}: {:?}", outcome.rule, outcome.failure());
     }
 }

@@ -17,6 +17,7 @@ mod live_order;
 mod notify;
 mod run;
 mod schema;
+mod script;
 mod secrets;
 mod servers;
 mod service;
