@@ -2,7 +2,8 @@
 //!
 //! A column covers only when the rule's verdict depends on it: `assert`, `expect` (with its
 //! folded-in `tolerance`), reconcile keys and aggregates, a transition's status and frozen
-//! fields, a timeout's `enter`/`exit`, a rate's `numerator` and `group`. A `when` only
+//! fields, a timeout's `enter`/`exit`, a rate's `numerator` and `group`, the `before.x`/`after.x` a
+//! script names (a script that uses a row as a whole is unknown coverage). A `when` only
 //! chooses rows, so a column read there alone is not covered. Expressions are read with
 //! the engine's own reader ([`fundguard_engine::columns_read`]); `sql` rules are planned by
 //! DataFusion against empty tables of the known schema (see `sql.rs`).
@@ -10,7 +11,7 @@
 use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, Value, visit_expressions};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::Parser;
-use fundguard_engine::{Scope, columns_read};
+use fundguard_engine::{Scope, columns_read, script_columns_read};
 use fundguard_rules::{Expr, Rule, RuleBody};
 use serde::Serialize;
 
@@ -142,6 +143,13 @@ fn read(rule: &Rule, out: &mut RuleCoverage) -> Result<(), String> {
                 event(numerator, &r.table, out)?;
             }
             out.metric = Some(MetricUse::Rate { table: r.table.clone() });
+        }
+        RuleBody::Script(script) => {
+            // The script decides (as a check's assert); its `when` and key only choose rows.
+            let columns = script_columns_read(script).map_err(|d| d.to_string())?;
+            for table in &script.tables {
+                out.checks.extend(columns.iter().map(|(_, column)| (table.clone(), column.clone())));
+            }
         }
         RuleBody::Sql(_) => return Err("a sql rule needs the schema: analysed by SqlAnalyser".into()),
     }

@@ -137,7 +137,7 @@ pub struct RuleStats {
     /// The drifts of its input seen so far (see `drift.rs`).
     pub drifts: Vec<Drift>,
     pub distinct_keys: u64,
-    /// Batches the rule could not evaluate, and the last reason.
+    /// Batches the rule could not evaluate (for a script: calls that failed), and the last reason.
     pub errors: u64,
     pub last_error: Option<String>,
     /// Stateful rules: events that arrived after the watermark had passed them.
@@ -214,21 +214,22 @@ impl Engine {
             for table in rule.body.tables() {
                 let declared = schemas.table(&table);
                 let mut layout = TableLayout::new(declared);
-                for (t, at, refs) in &rt.located_refs {
-                    if *t != table {
-                        continue;
-                    }
-                    for r in refs {
-                        if declared.is_some_and(|d| !d.contains_key(&r.name)) {
-                            problems.push(Diagnostic::new(
-                                at.clone(),
-                                format!(
-                                    "unknown column `{}.{}`: table `{table}` has no such column in the schema file",
-                                    r.image.qualifier(),
-                                    r.name
-                                ),
-                            ));
-                        }
+                let script_columns = rt.script_columns();
+                let sql_columns = rt
+                    .located_refs
+                    .iter()
+                    .filter(|(t, _, _)| *t == table)
+                    .flat_map(|(_, at, refs)| refs.iter().map(move |r| (at, r)));
+                for (at, r) in sql_columns.chain(script_columns.iter().map(|(at, r)| (at, r))) {
+                    if declared.is_some_and(|d| !d.contains_key(&r.name)) {
+                        problems.push(Diagnostic::new(
+                            at.clone(),
+                            format!(
+                                "unknown column `{}.{}`: table `{table}` has no such column in the schema file",
+                                r.image.qualifier(),
+                                r.name
+                            ),
+                        ));
                     }
                 }
                 for r in rt.refs_of(&table) {
@@ -281,8 +282,12 @@ impl Engine {
             .collect();
         let mut drift = DriftWatch::new(runtimes.iter().map(|r| r.rule.id.clone()).collect());
         for (i, rt) in runtimes.iter().enumerate() {
+            let script_columns = rt.script_columns();
             for table in rt.rule.body.tables() {
                 for r in rt.refs_of(&table).iter().filter(|r| matches!(r.image, Image::Before | Image::After)) {
+                    drift.column(&table, &r.name, i);
+                }
+                for (_, r) in &script_columns {
                     drift.column(&table, &r.name, i);
                 }
             }
@@ -528,6 +533,20 @@ impl Engine {
             if self.health_accounted {
                 self.drift.observe(table, events, indices, &mut drifts);
             }
+        }
+        // Scripts run after every table of the batch, on the rows they kept, in log order.
+        for (r, rt) in self.rules.iter_mut().enumerate() {
+            scratch.clear();
+            let errors = rt.after_batch(events, detected_at, &mut scratch);
+            if let Some(last) = errors.last() {
+                self.stats[r].errors += errors.len() as u64;
+                self.stats[r].last_error = Some(last.clone());
+            }
+            if let Some(s) = rt.state_stats() {
+                self.stats[r].state_bytes = s.state_bytes;
+                self.stats[r].state_keys = s.keys;
+            }
+            found.extend(scratch.drain(..).map(|(event_index, finding)| (event_index, r, finding)));
         }
         self.lookups.commit();
         for (r, drift) in drifts {
@@ -804,6 +823,7 @@ fn whens(body: &fundguard_rules::RuleBody) -> Vec<(String, &fundguard_rules::Exp
         }
         RuleBody::Transition(t) => t.when.iter().map(|w| (t.table.clone(), w)).collect(),
         RuleBody::Rate(r) => r.when.iter().map(|w| (r.table.clone(), w)).collect(),
+        RuleBody::Script(s) => s.when.iter().flat_map(|w| s.tables.iter().map(move |t| (t.clone(), w))).collect(),
         RuleBody::Timeout(_) | RuleBody::Sql(_) => Vec::new(),
     }
 }

@@ -16,6 +16,7 @@ mod engine;
 mod lookup;
 mod rules;
 mod scalar;
+mod script;
 mod stateful;
 mod table_batch;
 mod testing;
@@ -29,4 +30,5 @@ pub use engine::{
 };
 pub use lookup::LookupSnapshot;
 pub use scalar::value_at;
+pub use script::script_columns_read;
 pub use testing::{TestOutcome, run_rule_tests};

@@ -20,6 +20,7 @@ use crate::columns::{ColumnRef, Image};
 use crate::compile::{LOOKUP, column_refs, compile, lookup_refs};
 use crate::lookup::{LookupStore, MissingRow, RuleLookups};
 use crate::scalar::value_at;
+use crate::script::ScriptRuntime;
 use crate::stateful::{self, Emit, StateStats, StatefulRuntime};
 use crate::table_batch::TableBatch;
 
@@ -37,6 +38,7 @@ pub(crate) struct RuleRuntime {
 enum Kind {
     Check(Box<CheckRuntime>),
     Stateful(StatefulRuntime),
+    Script(Box<ScriptRuntime>),
 }
 
 struct CheckRuntime {
@@ -148,6 +150,10 @@ impl RuleRuntime {
                 *new = old;
                 true
             }
+            (Kind::Script(new), Kind::Script(old)) => {
+                new.adopt(*old);
+                true
+            }
             _ => false,
         }
     }
@@ -157,6 +163,8 @@ impl RuleRuntime {
     pub(crate) fn new(rule: Arc<Rule>) -> (RuleRuntime, Vec<Diagnostic>) {
         let mut problems = Vec::new();
         let mut table_exprs: Vec<(String, Expr)> = Vec::new();
+        // Lookup columns named outside SQL (a script's `lookup.<name>.<column>`).
+        let mut lookups_named: Vec<(String, String, Location)> = Vec::new();
         let kind = match &rule.body {
             RuleBody::Check(check) => {
                 for table in &check.tables {
@@ -196,6 +204,16 @@ impl RuleRuntime {
                     compared: crate::disagree::comparisons(&check.assert, crate::compile::Scope::Event),
                 }))
             }
+            RuleBody::Script(script) => {
+                let (runtime, found) = ScriptRuntime::new(&rule, script);
+                problems.extend(found);
+                lookups_named.extend(runtime.lookups_read().iter().cloned());
+                for p in runtime.projections() {
+                    table_exprs.extend(p.filter.iter().map(|f| (p.table.clone(), f.clone())));
+                    table_exprs.extend(p.exprs.iter().map(|(_, e)| (p.table.clone(), e.clone())));
+                }
+                Kind::Script(Box::new(runtime))
+            }
             body => {
                 let Some(kind) = stateful::build(body) else { unreachable!("every non-check body is stateful") };
                 problems.extend(kind.problems());
@@ -207,7 +225,7 @@ impl RuleRuntime {
             }
         };
         let exprs: Vec<&Expr> = table_exprs.iter().map(|(_, e)| e).collect();
-        let lookups = RuleLookups::new(&rule.lookups, &exprs, &mut problems);
+        let lookups = RuleLookups::new(&rule.lookups, &exprs, &lookups_named, &mut problems);
         for table in rule.body.tables() {
             table_exprs.extend(lookups.match_exprs().map(|e| (table.clone(), e.clone())));
         }
@@ -258,6 +276,7 @@ impl RuleRuntime {
             Kind::Stateful(s) => Some(s.snapshot()),
             Kind::Check(c) if c.check.once == Once::PerKey => Some(crate::stateful::snapshot_of(c.reported.clone())),
             Kind::Check(_) => None,
+            Kind::Script(s) => Some(s.snapshot()),
         }
     }
 
@@ -270,6 +289,7 @@ impl RuleRuntime {
                 Ok(())
             }
             Kind::Check(_) => Err("a check rule holds no state".into()),
+            Kind::Script(s) => s.restore(state),
         }
     }
 
@@ -286,6 +306,7 @@ impl RuleRuntime {
     pub(crate) fn shed(&mut self, keys: usize) -> usize {
         match &mut self.kind {
             Kind::Stateful(s) => s.shed(keys),
+            Kind::Script(s) => s.shed(keys),
             Kind::Check(_) => 0,
         }
     }
@@ -294,6 +315,7 @@ impl RuleRuntime {
     pub(crate) fn state_stats(&self) -> Option<&StateStats> {
         match &self.kind {
             Kind::Stateful(s) => Some(&s.stats),
+            Kind::Script(s) => Some(&s.stats),
             Kind::Check(_) => None,
         }
     }
@@ -328,6 +350,12 @@ impl RuleRuntime {
                 .filter(|p| p.table == table)
                 .flat_map(|p| stateful::check_projection(ctx, p, schema))
                 .collect(),
+            Kind::Script(s) => s
+                .projections()
+                .iter()
+                .filter(|p| p.table == table)
+                .flat_map(|p| stateful::check_projection(ctx, p, schema))
+                .collect(),
         });
         problems
     }
@@ -335,7 +363,7 @@ impl RuleRuntime {
     /// Compiles expressions that are not over a table (reconcile's `expect`).
     pub(crate) fn check_other_compiles(&self, ctx: &SessionContext, schemas: &TableSchemas) -> Vec<Diagnostic> {
         match &self.kind {
-            Kind::Check(_) => Vec::new(),
+            Kind::Check(_) | Kind::Script(_) => Vec::new(),
             Kind::Stateful(s) => s.kind.check_compiles(ctx, schemas),
         }
     }
@@ -398,6 +426,30 @@ impl RuleRuntime {
                 let mut emit = Emit { rule: &self.rule, detected_at, findings: stateful_out };
                 s.project(ctx, input, &mut emit)
             }
+            Kind::Script(s) => s.project(ctx, input),
+        }
+    }
+
+    /// After every table of a batch: a script rule runs on the rows it kept, in log order
+    /// (no-op for other kinds). Answers the errors of the calls that failed.
+    pub(crate) fn after_batch(
+        &mut self,
+        events: &[ChangeEvent],
+        detected_at: EventTime,
+        out: &mut Vec<Found>,
+    ) -> Vec<String> {
+        match &mut self.kind {
+            Kind::Script(s) => s.run(&self.rule, events, detected_at, out),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Columns a script names, at their place in the rule file (none for other kinds: their
+    /// columns are in `located_refs`).
+    pub(crate) fn script_columns(&self) -> Vec<(Location, ColumnRef)> {
+        match &self.kind {
+            Kind::Script(s) => s.columns_read(),
+            _ => Vec::new(),
         }
     }
 }

@@ -21,11 +21,11 @@ pub fn rule_file(data: &[u8]) {
     }
 }
 
-/// The example rules (streaming and scheduled).
+/// The example rules (streaming, scripted and scheduled).
 pub fn seeds() -> Vec<Vec<u8>> {
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
     let mut seeds = Vec::new();
-    for dir in ["rules", "sql-rules"] {
+    for dir in ["rules", "sql-rules", "script-rules"] {
         let Ok(entries) = std::fs::read_dir(examples.join(dir)) else { continue };
         let mut paths: Vec<_> = entries.flatten().map(|e| e.path()).collect();
         paths.sort();
@@ -50,6 +50,15 @@ pub const DICTIONARY: &[&str] = &[
     "\ntimeout:\n",
     "\nrate:\n",
     "\nsql: ",
+    "\nscript:\n  table: shop.orders\n  source: |\n    ",
+    "\n  limits: { operations: ",
+    "report(",
+    "state.",
+    "for x in after.",
+    "loop { }",
+    "fn f(n) { f(n) }",
+    "#{",
+    "`${",
     "\ntests:\n  - name: t\n    events:\n      - { at: 0s, table: shop.orders, op: u, after: { id: 1 } }\n    expect: []\n",
     "after.",
     "before.",

@@ -42,6 +42,8 @@ pub struct RuleFile {
     pub rate: Option<Spanned<RateBody>>,
     #[serde(default)]
     pub sql: Option<Spanned<SqlBody>>,
+    #[serde(default)]
+    pub script: Option<Spanned<ScriptBody>>,
     /// Stateful rules: how late an event may arrive and still be ordered by event time.
     #[serde(default)]
     pub allowed_lateness: Option<Spanned<String>>,
@@ -286,6 +288,47 @@ pub struct BaselineBody {
     /// Windows of history needed before the baseline judges (default 1).
     #[serde(default)]
     pub min_history: Option<u32>,
+}
+
+/// A `script` rule: a Rhai script run for every row of its tables that passes `when`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScriptBody {
+    /// One table (`table:`) or several (`tables:`).
+    #[serde(default)]
+    pub table: Option<Spanned<String>>,
+    #[serde(default)]
+    pub tables: Option<Spanned<Vec<Spanned<String>>>>,
+    /// An SQL prefilter, as a check's `when`: the script runs only where it is TRUE.
+    #[serde(default)]
+    pub when: Option<Spanned<String>>,
+    /// Finding key, and the key of the script's `state`: output name → SQL expression.
+    #[serde(default)]
+    pub key: Option<BTreeMap<String, Spanned<String>>>,
+    /// The script (Rhai).
+    pub source: Spanned<String>,
+    #[serde(default)]
+    pub limits: Option<Spanned<LimitsBody>>,
+}
+
+/// Per-call limits of a script; each one left out takes its default.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsBody {
+    #[serde(default)]
+    pub operations: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub string_size: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub array_size: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub map_size: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub call_levels: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub expr_depth: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub reports: Option<Spanned<u64>>,
 }
 
 /// A test inside a rule file: events in, findings expected.

@@ -11,6 +11,7 @@ mod duration;
 pub mod file;
 mod load;
 mod rule;
+mod script;
 mod size;
 mod sql;
 mod stateful;
@@ -23,5 +24,6 @@ pub use rule::{
     LateCounterpart, LookupUse, MissingLookup, Mode, MoneyExprs, Once, RateRule, ReconcileRule, Rule, RuleBody,
     RuleTest, SHADOW_TAG, Schedule, Side, SideSpec, SqlRule, StateOptions, TestEvent, TimeoutRule, TransitionRule,
 };
+pub use script::{MAX_CALL_LEVELS, MAX_EXPR_DEPTH, ScriptLimits, ScriptRule, ScriptSource};
 pub use size::parse_size;
 pub use sql::{DEFAULT_MAX_FINDINGS, DEFAULT_SQL_MEMORY_LIMIT, DEFAULT_SQL_TIMEOUT, MIN_SQL_MEMORY_LIMIT};

@@ -91,7 +91,7 @@ pub fn parse_rule(file: Arc<str>, text: &str) -> (Option<Rule>, Vec<Diagnostic>)
         Err(e) => return (None, vec![yaml_error(&file, &e)]),
     };
     let mut v = Validator { file, diagnostics: Vec::new() };
-    let rule = v.rule(parsed);
+    let rule = v.rule(parsed, text);
     (rule, v.diagnostics)
 }
 
@@ -137,7 +137,7 @@ impl Validator {
         Expr { sql: spanned.value.clone(), at: self.at(spanned) }
     }
 
-    fn rule(&mut self, file: RuleFile) -> Option<Rule> {
+    fn rule(&mut self, file: RuleFile, text: &str) -> Option<Rule> {
         let at = self.at(&file.id);
         let id = file.id.value.clone();
         if id.is_empty()
@@ -186,10 +186,14 @@ impl Validator {
             }
             bodies.push(self.sql(b.value).map(RuleBody::Sql));
         }
+        if let Some(b) = file.script {
+            let b_at = self.at(&b);
+            bodies.push(self.script(b.value, b_at, text).map(RuleBody::Script));
+        }
         if bodies.len() > 1 {
             self.error(
                 at.clone(),
-                "the rule has several bodies: expected exactly one of check, reconcile, transition, timeout, rate, sql",
+                "the rule has several bodies: expected exactly one of check, reconcile, transition, timeout, rate, sql, script",
             );
         }
         let body = match bodies.into_iter().next() {
@@ -197,7 +201,7 @@ impl Validator {
             None => {
                 self.error(
                     at.clone(),
-                    "the rule has no body: expected one of the rule kinds (check, reconcile, transition, timeout, rate, sql)",
+                    "the rule has no body: expected one of the rule kinds (check, reconcile, transition, timeout, rate, sql, script)",
                 );
                 return None;
             }
@@ -222,6 +226,7 @@ impl Validator {
             Some(columns) => {
                 let key: Option<Vec<&str>> = match &body {
                     RuleBody::Check(check) => Some(check.key.iter().map(|(n, _)| n.as_str()).collect()),
+                    RuleBody::Script(script) => Some(script.key.iter().map(|(n, _)| n.as_str()).collect()),
                     RuleBody::Sql(sql) => Some(sql.key.iter().map(String::as_str).collect()),
                     _ => None,
                 };

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use fundguard_core::{Action, ChangeEvent, Decimal, MoneyUnit, Severity, Value};
 
-use crate::Location;
 pub use crate::file::Mode;
+use crate::{Location, ScriptRule};
 
 /// A SQL expression with where it was written, so the engine's errors can point at it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,6 +131,8 @@ pub enum RuleBody {
     Rate(RateRule),
     /// Scheduled SQL over warehouse tables: not part of the stream.
     Sql(SqlRule),
+    /// A sandboxed script per row, with keyed state (`crate::script`).
+    Script(ScriptRule),
 }
 
 impl RuleBody {
@@ -141,6 +143,7 @@ impl RuleBody {
             RuleBody::Reconcile(r) => r.sides().any(|(_, s)| s.when.is_some()),
             RuleBody::Transition(t) => t.when.is_some(),
             RuleBody::Rate(r) => r.when.is_some(),
+            RuleBody::Script(s) => s.when.is_some(),
             RuleBody::Timeout(_) | RuleBody::Sql(_) => false,
         }
     }
@@ -153,6 +156,7 @@ impl RuleBody {
             RuleBody::Timeout(_) => "timeout",
             RuleBody::Rate(_) => "rate",
             RuleBody::Sql(_) => "sql",
+            RuleBody::Script(_) => "script",
         }
     }
 
@@ -169,6 +173,7 @@ impl RuleBody {
             RuleBody::Transition(t) => vec![t.table.clone()],
             RuleBody::Timeout(t) => vec![t.table.clone()],
             RuleBody::Rate(r) => vec![r.table.clone()],
+            RuleBody::Script(s) => s.tables.clone(),
             RuleBody::Sql(_) => Vec::new(),
         };
         let mut seen = std::collections::HashSet::new();

@@ -24,8 +24,8 @@ pub fn write_table(out: &mut dyn Write, stats: &[RuleStats]) -> std::io::Result<
     Ok(())
 }
 
-/// Writes the table of rules that failed to evaluate (rule, kind, failed batches, last
-/// error); returns whether there was any.
+/// Writes the table of rules that failed to evaluate (rule, kind, errors — failed batches, or
+/// a script's failed calls — and the last error); returns whether there was any.
 pub fn write_rule_errors(out: &mut dyn Write, stats: &[RuleStats]) -> std::io::Result<bool> {
     let failed: Vec<&RuleStats> = stats.iter().filter(|s| s.errors > 0).collect();
     if failed.is_empty() {
@@ -33,7 +33,7 @@ pub fn write_rule_errors(out: &mut dyn Write, stats: &[RuleStats]) -> std::io::R
     }
     let width = failed.iter().map(|s| s.rule.len()).max().unwrap_or(4).max(4);
     writeln!(out, "\nrule errors:")?;
-    writeln!(out, "{:<width$}  {:<10}  {:>14}  last error", "rule", "kind", "failed batches")?;
+    writeln!(out, "{:<width$}  {:<10}  {:>14}  last error", "rule", "kind", "errors")?;
     for s in failed {
         let error = s.last_error.as_deref().unwrap_or("");
         writeln!(out, "{:<width$}  {:<10}  {:>14}  {error}", s.rule, s.kind, s.errors)?;

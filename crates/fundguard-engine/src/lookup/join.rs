@@ -58,12 +58,19 @@ pub(crate) struct MissingRow {
 }
 
 impl RuleLookups {
-    /// Reads which lookup columns `exprs` name; a lookup the rule does not declare is a
-    /// problem at the expression naming it.
-    pub(crate) fn new(uses: &[LookupUse], exprs: &[&Expr], problems: &mut Vec<Diagnostic>) -> RuleLookups {
+    /// Reads which lookup columns `exprs` name (and `named`, the ones a script names, with
+    /// their places); a lookup the rule does not declare is a problem where it is named.
+    pub(crate) fn new(
+        uses: &[LookupUse],
+        exprs: &[&Expr],
+        named: &[(String, String, fundguard_rules::Location)],
+        problems: &mut Vec<Diagnostic>,
+    ) -> RuleLookups {
         let mut columns: Vec<(LookupUse, Vec<String>)> = uses.iter().map(|u| (u.clone(), Vec::new())).collect();
-        for expr in exprs {
-            for (lookup, column) in lookup_refs(expr) {
+        let in_sql = exprs.iter().flat_map(|e| lookup_refs(e).into_iter().map(|(l, c)| (l, c, e.at.clone())));
+        let in_scripts = named.iter().cloned();
+        for (lookup, column, at) in in_sql.chain(in_scripts) {
+            {
                 match columns.iter_mut().find(|(u, _)| u.name == lookup) {
                     Some((_, read)) => {
                         if !read.contains(&column) {
@@ -78,7 +85,7 @@ impl RuleLookups {
                             format!("expected one of the rule's lookups: {}", declared.join(", "))
                         };
                         problems.push(Diagnostic::new(
-                            expr.at.clone(),
+                            at.clone(),
                             format!("unknown lookup `{lookup}` in `lookup.{lookup}.{column}`: {expected}"),
                         ));
                     }

@@ -195,10 +195,10 @@ pub(crate) trait StatefulKind: Send {
     }
 }
 
-/// Builds the kind of a stateful rule body; `None` for `check` and `sql`.
+/// Builds the kind of a stateful rule body; `None` for `check`, `sql` and `script`.
 pub(crate) fn build(body: &RuleBody) -> Option<Box<dyn StatefulKind>> {
     Some(match body {
-        RuleBody::Check(_) | RuleBody::Sql(_) => return None,
+        RuleBody::Check(_) | RuleBody::Sql(_) | RuleBody::Script(_) => return None,
         RuleBody::Reconcile(r) => Box::new(reconcile::Reconcile::new(r.clone())),
         RuleBody::Transition(t) => Box::new(transition::Transition::new(t.clone())),
         RuleBody::Timeout(t) => Box::new(timeout::Timeout::new(t.clone())),
@@ -273,11 +273,11 @@ impl Ord for Queued {
     }
 }
 
-type PhysExpr = Arc<dyn datafusion::physical_expr::PhysicalExpr>;
+pub(crate) type PhysExpr = Arc<dyn datafusion::physical_expr::PhysicalExpr>;
 
-struct CompiledProjection {
-    filter: Option<PhysExpr>,
-    exprs: Vec<PhysExpr>,
+pub(crate) struct CompiledProjection {
+    pub filter: Option<PhysExpr>,
+    pub exprs: Vec<PhysExpr>,
 }
 
 /// Counters of a stateful rule.
@@ -491,7 +491,7 @@ impl StatefulRuntime {
     }
 }
 
-fn compile_projection(
+pub(crate) fn compile_projection(
     ctx: &SessionContext,
     projection: &Projection,
     schema: &datafusion::common::DFSchema,

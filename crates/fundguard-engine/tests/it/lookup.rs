@@ -286,3 +286,33 @@ mod property {
         }
     }
 }
+
+#[test]
+fn a_script_reads_the_lookup_rows_its_rule_declares() {
+    let script = rule(
+        "id: fee-script\nowner: team\nseverity: high\nlookups:\n  rates:\n    match: { merchant_id: after.merchant_id }\n\
+         script:\n  table: shop.t\n  source: |\n    let expected = after.amount * lookup.rates.rate;\n    \
+         if after.fee != expected { report(`fee ${after.fee}, contracted ${expected}`); }\n",
+    );
+    let mut engine = Engine::new(&[script], &TableSchemas::default()).unwrap();
+    engine.set_lookup("rates", rates(&[(1, "0.006")]));
+    let events = [
+        payment(1, Value::Int(1), "1000.00", "6.00"),
+        payment(2, Value::Int(1), "1000.00", "7.00"),
+        payment(3, Value::Int(9), "1000.00", "6.00"),
+    ];
+    let found = run_with(&mut engine, &events, 10);
+    let messages: Vec<&str> = found.iter().map(|f| f.message.as_str()).collect();
+    assert_eq!(messages.len(), 2, "{messages:?}");
+    assert!(messages.iter().any(|m| m.starts_with("fee 7.00, contracted 6.")), "{messages:?}");
+    assert!(messages.iter().any(|m| m.contains("no `rates` row for merchant_id=9")), "{messages:?}");
+
+    // A script naming a lookup its rule does not declare is refused where it names it.
+    let (bad, problems) = fundguard_rules::parse_rule(
+        Arc::from("s.yaml"),
+        "id: s\nowner: t\nseverity: high\nscript:\n  table: shop.t\n  source: |\n    if lookup.fees.rate > 1 { report(\"x\"); }\n",
+    );
+    assert!(problems.is_empty(), "{problems:?}");
+    let errors = Engine::new(&[bad.unwrap()], &TableSchemas::default()).err().unwrap();
+    assert!(errors.iter().any(|e| e.message.contains("unknown lookup `fees`") && e.location.line == 7), "{errors:?}");
+}

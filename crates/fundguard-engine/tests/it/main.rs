@@ -7,6 +7,7 @@ mod drift;
 mod lookup;
 mod ordering;
 mod props;
+mod script;
 mod stateful;
 mod validation;
 

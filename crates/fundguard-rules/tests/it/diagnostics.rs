@@ -54,7 +54,7 @@ fn a_rule_needs_a_body() {
     assert_eq!(
         p,
         vec![
-            "1:5: the rule has no body: expected one of the rule kinds (check, reconcile, transition, timeout, rate, sql)"
+            "1:5: the rule has no body: expected one of the rule kinds (check, reconcile, transition, timeout, rate, sql, script)"
         ]
     );
 }

@@ -93,8 +93,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     };
     let text = match format.as_str() {
-        "text" => report.text() + &section("text")?,
-        "markdown" | "md" => report.markdown() + &section("markdown")?,
+        "text" => report.text() + section("text")?.as_str(),
+        "markdown" | "md" => report.markdown() + section("markdown")?.as_str(),
         "html" => with_section(report.html(), &section("html")?),
         other => {
             eprintln!("error: --format {other}: expected text, markdown or html");
@@ -110,7 +110,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(config) = opened.config.filter(|_| !send.is_empty()) {
         let message = fundguard_notify::Report {
             title: format!("fundguard daily clearing report {label}"),
-            text: report.text() + &section("text")?,
+            text: report.text() + section("text")?.as_str(),
             html: with_section(report.html(), &section("html")?),
         };
         sent = send_report(&config, &send, &message)?;

@@ -155,7 +155,11 @@ fn gzip_and_stdin_inputs() {
 }
 
 /// Writes rule files and a JSON-lines log of `shop.orders` messages into `dir`.
-fn json_log(dir: &std::path::Path, rules: &[(&str, &str)], rows: &[&str]) -> (std::path::PathBuf, std::path::PathBuf) {
+pub(crate) fn json_log(
+    dir: &std::path::Path,
+    rules: &[(&str, &str)],
+    rows: &[&str],
+) -> (std::path::PathBuf, std::path::PathBuf) {
     let rules_dir = dir.join("rules");
     std::fs::create_dir_all(&rules_dir).unwrap();
     for (name, text) in rules {
@@ -167,7 +171,7 @@ fn json_log(dir: &std::path::Path, rules: &[(&str, &str)], rows: &[&str]) -> (st
 }
 
 /// `fundguard backtest` of a JSON-lines log of `shop.orders` messages, with `extra` flags.
-fn backtest_json(rules: &std::path::Path, log: &std::path::Path, extra: &[&str]) -> std::process::Output {
+pub(crate) fn backtest_json(rules: &std::path::Path, log: &std::path::Path, extra: &[&str]) -> std::process::Output {
     let mut args =
         vec!["backtest", "--rules", path(rules), "--input", path(log), "--format", "json", "--table", "shop.orders"];
     args.extend_from_slice(extra);

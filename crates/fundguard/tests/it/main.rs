@@ -18,6 +18,7 @@ mod lookups;
 mod notify;
 mod run;
 mod schema;
+mod script;
 mod secrets;
 mod servers;
 mod service;

@@ -170,6 +170,7 @@ fn a_clean_shop_gets_the_example_invariants_that_then_catch_the_injected_inciden
                 RuleBody::Transition(t) => t.table.clone(),
                 RuleBody::Timeout(t) => t.table.clone(),
                 RuleBody::Rate(t) => t.table.clone(),
+                RuleBody::Script(s) => s.tables.first()?.clone(),
                 RuleBody::Sql(_) => return None,
             };
             Some((r.id.clone(), table))
