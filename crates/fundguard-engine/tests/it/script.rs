@@ -7,7 +7,7 @@ use fundguard_engine::{Engine, run_rule_tests};
 use fundguard_rules::{Rule, parse_rule};
 use proptest::prelude::*;
 
-use crate::{dec, event, insert, row, rule, run};
+use crate::{event, insert, row, rule, run};
 
 /// A script rule on `shop.t`: `extra` are more lines of the `script:` block, `source` the script.
 fn script(id: &str, extra: &str, source: &str) -> Rule {
