@@ -141,3 +141,64 @@ fn a_script_that_never_ends_or_allocates_without_bound_is_stopped_and_reported()
         assert!(report.contains("2 messages, 2 events"), "{id}: stopped at the failing row: {report}");
     }
 }
+
+/// The worked example of docs/rules.md: the example script rules over the simulator's shop
+/// find every injected commission miscalculation and over-refund, and nothing else.
+#[test]
+fn the_example_script_rules_find_the_shops_fee_and_refund_incidents_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = fundguard(&[
+        "simulate",
+        "--out",
+        path(dir.path()),
+        "--orders",
+        "3000",
+        "--incident-rate",
+        "0.05",
+        "--seed",
+        "5",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = fundguard(&["test", "examples/script-rules"]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    let findings = dir.path().join("findings.jsonl");
+    let o = fundguard(&[
+        "backtest",
+        "--rules",
+        "examples/script-rules",
+        "--input",
+        path(&dir.path().join("debezium.jsonl")),
+        "--format",
+        "debezium",
+        "--schema",
+        path(&dir.path().join("schema.yaml")),
+        "--findings",
+        path(&findings),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let found = crate::read_jsonl(&findings);
+    // The example check and reconcile rules these two scripts stand in for.
+    let expected: Vec<(String, Value)> = crate::read_jsonl(&dir.path().join("answer-key.jsonl"))
+        .iter()
+        .flat_map(|i| i["expected"].as_array().unwrap().clone())
+        .filter_map(|e| {
+            let rule = match e["rule"].as_str()? {
+                "settlement-commission-computed" => "settlement-fees-add-up",
+                "refunds-within-payment" => "refunds-never-exceed-payment",
+                _ => return None,
+            };
+            Some((rule.to_string(), e["key"].clone()))
+        })
+        .collect();
+    assert!(expected.len() >= 4, "incidents of both kinds were injected: {expected:?}");
+    let meets = |(rule, key): &(String, Value), f: &Value| {
+        f["rule"] == rule.as_str() && key.as_object().unwrap().iter().all(|(k, v)| f["key"][k] == *v)
+    };
+    for e in &expected {
+        assert!(found.iter().any(|f| meets(e, f)), "{e:?} not found in {found:?}");
+    }
+    for f in &found {
+        assert!(expected.iter().any(|e| meets(e, f)), "a finding with no incident behind it: {f}");
+        assert!(!f["money_at_risk"]["amount"].is_null(), "{f}");
+    }
+}
