@@ -20,6 +20,20 @@ pub struct Evidence {
     pub after: Option<Row>,
 }
 
+impl Evidence {
+    /// The event a finding was made on, as its evidence.
+    pub fn of(event: &crate::ChangeEvent) -> Evidence {
+        Evidence {
+            table: event.table.clone(),
+            op: event.op,
+            commit_time: event.commit_time,
+            position: event.position.clone(),
+            before: event.before.clone(),
+            after: event.after.clone(),
+        }
+    }
+}
+
 /// One violation of a rule.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Finding {

@@ -341,14 +341,7 @@ fn finding(
         event_time: event.commit_time,
         detected_at,
         message: report.message,
-        evidence: vec![Evidence {
-            table: event.table.clone(),
-            op: event.op,
-            commit_time: event.commit_time,
-            position: event.position.clone(),
-            before: event.before.clone(),
-            after: event.after.clone(),
-        }],
+        evidence: vec![Evidence::of(event)],
         // As for `money:` with `unit: auto`: an integer is minor units, a decimal major units.
         money_at_risk: report.amount.as_ref().and_then(|amount| {
             let currency = report.currency.map(Value::String);
