@@ -26,10 +26,10 @@ use std::sync::Arc;
 
 use fundguard_core::{ChangeEvent, EventTime, Op, Position, Value};
 use fundguard_rules::{Rule, RuleBody};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DriftKind {
     ColumnMissing,
@@ -64,7 +64,7 @@ pub struct Drift {
 
 /// The family of a value: a change of family is a change of type (a decimal's scale or an
 /// integer becoming a decimal is not).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 enum Family {
     Number,
     Text,
@@ -133,6 +133,10 @@ impl Values {
 
     fn len(&self) -> usize {
         self.short.len() + self.long.len()
+    }
+
+    fn to_vec(&self) -> Vec<String> {
+        self.short.iter().chain(&self.long).cloned().collect()
     }
 }
 
@@ -413,6 +417,84 @@ fn look_at(
         );
         let sighting = Sighting { table, kind: DriftKind::NewStatusValue, subject: subject.clone(), detail };
         reporter.report(*rule, sighting, event, out);
+    }
+}
+
+/// What a checkpoint keeps of the watch, by names rather than indices (rules may be
+/// reordered or changed by the time it is restored): what was already reported, and what
+/// the columns looked like — without it a restart would report every drift again, and
+/// take the first events after it as a new baseline of `when` values.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(crate) struct SavedDrift {
+    /// (rule id, kind, subject) of every drift reported.
+    reported: Vec<(String, DriftKind, String)>,
+    /// (table, column, seen, family) of every watched column.
+    columns: Vec<(String, String, bool, Option<Family>)>,
+    texts: Vec<SavedText>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct SavedText {
+    table: String,
+    column: String,
+    baseline_events: u64,
+    seen: Vec<String>,
+    clean: Vec<String>,
+}
+
+impl DriftWatch {
+    /// A copy of the watch's state for a checkpoint or a rule reload.
+    pub(crate) fn saved(&self) -> SavedDrift {
+        let ids = &self.reporter.rule_ids;
+        let mut reported: Vec<_> = self
+            .reporter
+            .reported
+            .iter()
+            .filter_map(|(r, kind, subject)| Some((ids.get(*r)?.clone(), *kind, subject.clone())))
+            .collect();
+        reported.sort_by(|a, b| (&a.0, a.1.as_str(), &a.2).cmp(&(&b.0, b.1.as_str(), &b.2)));
+        let mut columns = Vec::new();
+        let mut texts = Vec::new();
+        for (table, watch) in &self.tables {
+            for w in &watch.columns {
+                columns.push((table.to_string(), w.column.to_string(), w.seen, w.family));
+            }
+            for t in &watch.texts {
+                texts.push(SavedText {
+                    table: table.to_string(),
+                    column: t.column.to_string(),
+                    baseline_events: t.baseline_events,
+                    seen: t.seen.to_vec(),
+                    clean: t.clean.to_vec(),
+                });
+            }
+        }
+        SavedDrift { reported, columns, texts }
+    }
+
+    /// Takes over a saved watch: drifts of rules that still exist stay reported, columns
+    /// and status values that are still watched keep what was seen of them.
+    pub(crate) fn restore(&mut self, saved: SavedDrift) {
+        for (rule, kind, subject) in saved.reported {
+            if let Some(r) = self.reporter.rule_ids.iter().position(|id| *id == rule) {
+                self.reporter.reported.insert((r, kind, subject));
+            }
+        }
+        for (table, column, seen, family) in saved.columns {
+            let Some(watch) = self.tables.get_mut(table.as_str()) else { continue };
+            if let Some(w) = watch.columns.iter_mut().find(|w| *w.column == *column) {
+                w.seen = seen;
+                w.family = family;
+            }
+        }
+        for text in saved.texts {
+            let Some(watch) = self.tables.get_mut(text.table.as_str()) else { continue };
+            if let Some(t) = watch.texts.iter_mut().find(|t| *t.column == *text.column) {
+                t.baseline_events = text.baseline_events;
+                t.seen = text.seen.into_iter().collect();
+                t.clean = text.clean.into_iter().collect();
+            }
+        }
     }
 }
 

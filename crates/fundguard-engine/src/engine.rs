@@ -11,7 +11,7 @@ use fundguard_rules::{Diagnostic, Rule};
 use serde::{Deserialize, Serialize};
 
 use crate::columns::{Image, TableLayout};
-use crate::drift::{Drift, DriftWatch};
+use crate::drift::{Drift, DriftWatch, SavedDrift};
 use crate::lookup::{LookupSnapshot, LookupStore, SavedLookup};
 use crate::rules::{Found, RuleRuntime};
 use crate::table_batch::TableBatch;
@@ -51,6 +51,9 @@ struct SavedEngine {
     /// Lookups kept from the stream (absent in checkpoints of older versions).
     #[serde(default)]
     lookups: Vec<(String, SavedLookup)>,
+    /// What the drift watch has seen and reported (absent in checkpoints of older versions).
+    #[serde(default)]
+    drift: SavedDrift,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -70,6 +73,7 @@ struct SavedRule {
 pub struct StateSnapshot {
     clocks: Vec<(String, Option<EventTime>, bool)>,
     lookups: Vec<(String, SavedLookup)>,
+    drift: SavedDrift,
     /// Each stateful rule with its state still to encode.
     rules: Vec<(SavedRule, crate::stateful::Snapshot)>,
 }
@@ -82,7 +86,7 @@ impl StateSnapshot {
             saved.state = state().map_err(|message| StateError::Encode { rule: saved.id.clone(), message })?;
             rules.push(saved);
         }
-        crate::stateful::encode(&SavedEngine { clocks: self.clocks, rules, lookups: self.lookups })
+        crate::stateful::encode(&SavedEngine { clocks: self.clocks, rules, lookups: self.lookups, drift: self.drift })
             .map_err(|message| StateError::Encode { rule: "(engine)".into(), message })
     }
 }
@@ -328,6 +332,7 @@ impl Engine {
         self.budget_warned = old.budget_warned;
         self.drift_findings = old.drift_findings;
         self.lookups.adopt(old.lookups);
+        self.drift.restore(old.drift.saved());
         let mut kept = Vec::new();
         let old_rules = old.rules.into_iter().zip(old.stats).zip(old.keys_seen).zip(old.fed_by);
         for (((old_rule, old_stats), old_keys), old_fed_by) in old_rules {
@@ -378,7 +383,7 @@ impl Engine {
         }
         let mut clocks: Vec<_> = self.clocks.iter().map(|(s, c)| (s.clone(), c.newest, c.finished)).collect();
         clocks.sort_by(|a, b| a.0.cmp(&b.0));
-        StateSnapshot { clocks, rules, lookups: self.lookups.saved() }
+        StateSnapshot { clocks, rules, lookups: self.lookups.saved(), drift: self.drift.saved() }
     }
 
     /// Takes over what [`Engine::save_state`] wrote: the clocks, and the state of every
@@ -391,6 +396,7 @@ impl Engine {
             .map(|(source, newest, finished)| (source, SourceClock { newest, finished }))
             .collect();
         self.lookups.restore(saved.lookups);
+        self.drift.restore(saved.drift);
         let mut restored = Restored::default();
         for rule in saved.rules {
             let target = self.rules.iter().position(|r| r.rule.id == rule.id && definition(&r.rule) == rule.definition);
