@@ -43,80 +43,146 @@ fn ids(findings: &[Value], rule: &str) -> BTreeSet<i64> {
     findings.iter().filter(|f| f["rule"] == rule).map(|f| f["key"]["id"].as_i64().unwrap()).collect()
 }
 
-#[test]
-fn settlements_are_checked_against_contracted_rates_from_a_csv_lookup() {
-    let dir = tempfile::tempdir().unwrap();
-    let o = fundguard(&[
-        "simulate",
-        "--out",
-        path(dir.path()),
-        "--orders",
-        "800",
-        "--incident-rate",
-        "0.05",
-        "--seed",
-        "5",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let incidents: BTreeSet<i64> = read_jsonl(&dir.path().join("answer-key.jsonl"))
-        .iter()
-        .flat_map(|i| i["expected"].as_array().unwrap().clone())
-        .filter(|e| e["rule"] == "settlement-commission-computed")
-        .map(|e| e["key"]["id"].as_i64().unwrap())
-        .collect();
-    assert!(!incidents.is_empty(), "the simulator injected commission incidents");
-    let log = dir.path().join("maxwell.jsonl");
-    let all = settlements(&log);
-    // Merchant 17's contract changed: its settlements now disagree with the reference
-    // data; merchant 18 has no contract at all.
-    let renegotiated = 17;
-    let unknown = 18;
-    let mut csv = String::from("merchant_id,rate\n");
-    for m in (1..=200).filter(|m| *m != unknown) {
-        let rate = if m == renegotiated { "0.0999".to_string() } else { contracted_rate(m) };
-        csv.push_str(&format!("{m},{rate}\n"));
+/// The simulator's log with commission incidents, and the contract table the tests serve
+/// from different places: merchant 17's contract changed (its settlements now disagree with
+/// the reference data), merchant 18 has none.
+struct Contracts {
+    dir: tempfile::TempDir,
+    /// (merchant, rate as text) rows of the reference table.
+    rates: Vec<(i64, String)>,
+}
+
+const RENEGOTIATED: i64 = 17;
+const UNKNOWN: i64 = 18;
+
+impl Contracts {
+    fn new() -> Contracts {
+        let dir = tempfile::tempdir().unwrap();
+        let o = fundguard(&[
+            "simulate",
+            "--out",
+            path(dir.path()),
+            "--orders",
+            "800",
+            "--incident-rate",
+            "0.05",
+            "--seed",
+            "5",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let rates = (1..=200)
+            .filter(|m| *m != UNKNOWN)
+            .map(|m| (m, if m == RENEGOTIATED { "0.0999".to_string() } else { contracted_rate(m) }))
+            .collect();
+        let rules = dir.path().join("rules");
+        std::fs::create_dir(&rules).unwrap();
+        std::fs::write(rules.join("commission.yaml"), COMMISSION_RULE).unwrap();
+        Contracts { dir, rates }
     }
-    std::fs::write(dir.path().join("merchant_rates.csv"), csv).unwrap();
-    let rules = dir.path().join("rules");
-    std::fs::create_dir(&rules).unwrap();
-    std::fs::write(rules.join("commission.yaml"), COMMISSION_RULE).unwrap();
-    let config = write_config(
-        dir.path(),
-        "rules: [rules]\nwarehouse:\n  - { name: merchant_rates, type: csv, path: merchant_rates.csv }\nlookups:\n  - { name: merchant_rates, table: merchant_rates }\n",
-    );
-    let findings_file = dir.path().join("findings.jsonl");
-    let schema = dir.path().join("schema.yaml");
-    let backtest = |extra: &[&str]| {
+
+    fn backtest(&self, extra: &[&str]) -> std::process::Output {
+        let d = self.dir.path();
+        let (rules, log, schema, findings) =
+            (d.join("rules"), d.join("maxwell.jsonl"), d.join("schema.yaml"), d.join("findings.jsonl"));
         let mut args = vec!["backtest", "--rules", path(&rules), "--input", path(&log), "--format", "maxwell"];
-        args.extend_from_slice(&["--schema", path(&schema), "--findings", path(&findings_file)]);
+        args.extend_from_slice(&["--schema", path(&schema), "--findings", path(&findings)]);
         args.extend_from_slice(extra);
         fundguard(&args)
-    };
+    }
 
-    let o = backtest(&[]);
+    /// Backtests with a config whose `warehouse:` and `lookups:` are `config`, and checks
+    /// that every miscalculated or off-contract settlement is found, and nothing else.
+    fn assert_found_with(&self, config: &str) {
+        let config = write_config(self.dir.path(), config);
+        let o = self.backtest(&["--config", path(&config)]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let incidents: BTreeSet<i64> = read_jsonl(&self.dir.path().join("answer-key.jsonl"))
+            .iter()
+            .flat_map(|i| i["expected"].as_array().unwrap().clone())
+            .filter(|e| e["rule"] == "settlement-commission-computed")
+            .map(|e| e["key"]["id"].as_i64().unwrap())
+            .collect();
+        assert!(!incidents.is_empty(), "the simulator injected commission incidents");
+        let all = settlements(&self.dir.path().join("maxwell.jsonl"));
+        let findings = read_jsonl(&self.dir.path().join("findings.jsonl"));
+        let expected: BTreeSet<i64> = all
+            .iter()
+            .filter(|(id, m)| *m != UNKNOWN && (incidents.contains(id) || *m == RENEGOTIATED))
+            .map(|(id, _)| *id)
+            .collect();
+        let missing: BTreeSet<i64> = all.iter().filter(|(_, m)| *m == UNKNOWN).map(|(id, _)| *id).collect();
+        assert!(!missing.is_empty() && expected.len() > incidents.len(), "the seed settles merchants 17 and 18");
+        let is_missing = |f: &&Value| f["message"].as_str().unwrap().contains("no `merchant_rates` row");
+        let judged: BTreeSet<i64> =
+            findings.iter().filter(|f| !is_missing(f)).map(|f| f["key"]["id"].as_i64().unwrap()).collect();
+        assert_eq!(judged, expected, "every miscalculated or off-contract settlement, nothing else");
+        let reported_missing: Vec<&Value> = findings.iter().filter(is_missing).collect();
+        assert_eq!(
+            reported_missing.len(),
+            missing.len(),
+            "one finding per settlement of the merchant without a contract"
+        );
+        assert!(reported_missing.iter().all(|f| f["key"]["merchant_id"] == UNKNOWN), "{reported_missing:?}");
+    }
+}
+
+#[test]
+fn settlements_are_checked_against_contracted_rates_from_a_csv_lookup() {
+    let contracts = Contracts::new();
+    let mut csv = String::from("merchant_id,rate\n");
+    for (m, rate) in &contracts.rates {
+        csv.push_str(&format!("{m},{rate}\n"));
+    }
+    std::fs::write(contracts.dir.path().join("merchant_rates.csv"), csv).unwrap();
+
+    let o = contracts.backtest(&[]);
     assert!(!o.status.success(), "rules reading a lookup need its rows");
     assert!(stderr(&o).contains("merchant_rates") && stderr(&o).contains("--config"), "{}", stderr(&o));
 
-    let o = backtest(&["--config", path(&config)]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let findings = read_jsonl(&findings_file);
-    let expected: BTreeSet<i64> = all
-        .iter()
-        .filter(|(id, m)| *m != unknown && (incidents.contains(id) || *m == renegotiated))
-        .map(|(id, _)| *id)
-        .collect();
-    let missing: BTreeSet<i64> = all.iter().filter(|(_, m)| *m == unknown).map(|(id, _)| *id).collect();
-    assert!(!missing.is_empty() && expected.len() > incidents.len(), "the seed settles merchants 17 and 18");
-    let judged: BTreeSet<i64> = findings
-        .iter()
-        .filter(|f| !f["message"].as_str().unwrap().contains("no `merchant_rates` row"))
-        .map(|f| f["key"]["id"].as_i64().unwrap())
-        .collect();
-    assert_eq!(judged, expected, "every miscalculated or off-contract settlement, nothing else");
-    let reported_missing: Vec<&Value> =
-        findings.iter().filter(|f| f["message"].as_str().unwrap().contains("no `merchant_rates` row")).collect();
-    assert_eq!(reported_missing.len(), missing.len(), "one finding per settlement of the merchant without a contract");
-    assert!(reported_missing.iter().all(|f| f["key"]["merchant_id"] == unknown), "{reported_missing:?}");
+    contracts.assert_found_with(
+        "rules: [rules]\nwarehouse:\n  - { name: merchant_rates, type: csv, path: merchant_rates.csv }\nlookups:\n  - { name: merchant_rates, table: merchant_rates }\n",
+    );
+}
+
+/// The same contracts as a table of a PostgreSQL and of a MariaDB database (the shared
+/// servers, a fresh database each): `NUMERIC(6,4)` / `DECIMAL(6,4)` rates arrive exact.
+#[test]
+fn contracted_rates_are_read_from_postgresql_and_mariadb_tables() {
+    let contracts = Contracts::new();
+    let values: Vec<String> = contracts.rates.iter().map(|(m, rate)| format!("({m}, {rate})")).collect();
+    let insert = format!("INSERT INTO merchant_rates (merchant_id, rate) VALUES {};", values.join(", "));
+    let name = format!("fg_lookup_{}", std::process::id());
+    let client = |program: &str, args: &[&str], sql: &str| {
+        let o = std::process::Command::new(program).args(args).arg("-e").arg(sql).output().unwrap();
+        assert!(o.status.success(), "{program}: {}", String::from_utf8_lossy(&o.stderr));
+    };
+    let psql = |db: &str, sql: &str| {
+        let o = std::process::Command::new("psql")
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", "postgres", "-d", db, "-c", sql])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "psql: {}", String::from_utf8_lossy(&o.stderr));
+    };
+    let mariadb = ["-h", "127.0.0.1", "-P", "3306", "-u", "root"];
+
+    psql("postgres", &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+    psql("postgres", &format!("CREATE DATABASE {name}"));
+    psql(
+        &name,
+        &format!("CREATE TABLE merchant_rates (merchant_id BIGINT PRIMARY KEY, rate NUMERIC(6,4) NOT NULL); {insert}"),
+    );
+    contracts.assert_found_with(&format!(
+        "rules: [rules]\nwarehouse:\n  - {{ name: ref, type: postgres, url: \"postgres://postgres@127.0.0.1:5432/{name}\", schema: public, sslmode: disable }}\nlookups:\n  - {{ name: merchant_rates, table: ref.merchant_rates }}\n"
+    ));
+    psql("postgres", &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+
+    client("mariadb", &mariadb, &format!("DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name}"));
+    let create = "CREATE TABLE merchant_rates (merchant_id BIGINT PRIMARY KEY, rate DECIMAL(6,4) NOT NULL);";
+    client("mariadb", &[&mariadb[..], &[name.as_str()]].concat(), &format!("{create} {insert}"));
+    contracts.assert_found_with(&format!(
+        "rules: [rules]\nwarehouse:\n  - {{ name: ref, type: mysql, url: \"mysql://root@127.0.0.1:3306/{name}\", sslmode: disabled }}\nlookups:\n  - {{ name: merchant_rates, table: ref.merchant_rates }}\n"
+    ));
+    client("mariadb", &mariadb, &format!("DROP DATABASE IF EXISTS {name}"));
 }
 
 #[test]
