@@ -1,0 +1,185 @@
+//! Changes — deploys, configuration and feature-flag changes, migrations, DDL — and which of
+//! them most likely caused an incident.
+//!
+//! A change can only cause what follows it: changes from [`LOOKBACK`] before an incident's
+//! start up to [`SLACK`] after it (clocks of different systems disagree a little) are
+//! candidates. Each is scored by *proximity* — halved for every [`HALF_LIFE`] between the
+//! change and the incident's start — times *relevance*: a change that touches a table the
+//! incident's rules read (DDL on it, or a service the config maps to it) is fully relevant;
+//! one to a service of the incident's owning team is partly; any other change a little,
+//! since an unmapped service may still be the cause.
+
+use std::collections::BTreeMap;
+
+use fundguard_core::EventTime;
+use serde::{Deserialize, Serialize};
+
+/// How far back a change can still have caused an incident.
+pub const LOOKBACK: i64 = 24 * 3600 * 1_000_000;
+/// How long after an incident's start a change still counts (clock skew between systems).
+pub const SLACK: i64 = 60 * 1_000_000;
+/// Proximity halves with every half-life between the change and the incident.
+pub const HALF_LIFE: i64 = 30 * 60 * 1_000_000;
+
+/// Relevance of a change that touches a table the incident's rules read.
+pub const TOUCHES_TABLE: f64 = 1.0;
+/// Relevance of a change to a service of the incident's owning team.
+pub const OWNERS_SERVICE: f64 = 0.6;
+/// Relevance of any other change.
+pub const UNRELATED: f64 = 0.2;
+
+/// The kinds of change fundguard takes in.
+pub const KINDS: [&str; 5] = ["deploy", "config", "flag", "migration", "ddl"];
+
+/// One change to a system money flows through.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    /// The store's id (0 before it is stored).
+    #[serde(default)]
+    pub id: i64,
+    pub service: String,
+    /// One of [`KINDS`].
+    pub kind: String,
+    #[serde(default)]
+    pub version: Option<String>,
+    /// When it took effect.
+    pub at: EventTime,
+    #[serde(default)]
+    pub author: Option<String>,
+    #[serde(default)]
+    pub link: Option<String>,
+    /// Tables it touches directly (a migration's or DDL's tables).
+    #[serde(default)]
+    pub tables: Vec<String>,
+    /// Free text: a commit message, the DDL statement.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// What the config says about services: the tables each writes, and the team that owns it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServiceMap {
+    pub services: BTreeMap<String, Service>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Service {
+    #[serde(default)]
+    pub tables: Vec<String>,
+    #[serde(default)]
+    pub team: Option<String>,
+}
+
+/// A candidate change with the figures behind its score.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChangeCause {
+    pub change: Change,
+    /// `change:<id>`: what feedback names it by.
+    pub name: String,
+    /// Minutes from the change to the incident's start (negative: after it).
+    pub minutes_before: f64,
+    pub proximity: f64,
+    pub relevance: f64,
+    /// Why it is relevant, in words.
+    pub reason: String,
+    pub score: f64,
+}
+
+/// What a change is ranked against: the incident's start, the tables its rules read and
+/// its owning team.
+pub struct IncidentContext<'a> {
+    pub start: EventTime,
+    pub tables: &'a [String],
+    pub owner: &'a str,
+}
+
+/// The candidate changes of an incident, most likely cause first, at most `limit`.
+pub fn rank_changes(
+    changes: &[Change],
+    incident: &IncidentContext<'_>,
+    services: &ServiceMap,
+    limit: usize,
+) -> Vec<ChangeCause> {
+    let start = incident.start.as_micros();
+    let mut out: Vec<ChangeCause> = changes
+        .iter()
+        .filter(|c| {
+            let at = c.at.as_micros();
+            at >= start.saturating_sub(LOOKBACK) && at <= start.saturating_add(SLACK)
+        })
+        .map(|c| {
+            let before = start - c.at.as_micros();
+            let proximity = 0.5f64.powf(before.max(0) as f64 / HALF_LIFE as f64);
+            let (relevance, reason) = relevance(c, incident, services);
+            ChangeCause {
+                change: c.clone(),
+                name: format!("change:{}", c.id),
+                minutes_before: before as f64 / 60e6,
+                proximity,
+                relevance,
+                reason,
+                score: proximity * relevance,
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        b.score.total_cmp(&a.score).then(b.change.at.cmp(&a.change.at)).then(a.change.id.cmp(&b.change.id))
+    });
+    out.truncate(limit);
+    out
+}
+
+fn relevance(change: &Change, incident: &IncidentContext<'_>, services: &ServiceMap) -> (f64, String) {
+    let reads = |t: &String| incident.tables.iter().any(|r| r == t);
+    if let Some(t) = change.tables.iter().find(|t| reads(t)) {
+        return (TOUCHES_TABLE, format!("changes `{t}`, which the incident's rules read"));
+    }
+    let service = services.services.get(&change.service);
+    if let Some(t) = service.and_then(|s| s.tables.iter().find(|t| reads(t))) {
+        return (TOUCHES_TABLE, format!("`{}` writes `{t}`, which the incident's rules read", change.service));
+    }
+    if service.and_then(|s| s.team.as_deref()) == Some(incident.owner) {
+        return (OWNERS_SERVICE, format!("`{}` belongs to the owning team `{}`", change.service, incident.owner));
+    }
+    (UNRELATED, format!("`{}` is not mapped to the incident's tables or team", change.service))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(id: i64, service: &str, minutes_before: i64) -> Change {
+        Change {
+            id,
+            service: service.into(),
+            kind: "deploy".into(),
+            version: None,
+            at: EventTime::from_micros(10_000 * 60_000_000 - minutes_before * 60_000_000),
+            author: None,
+            link: None,
+            tables: vec![],
+            description: None,
+        }
+    }
+
+    #[test]
+    fn a_recent_change_to_the_tables_outranks_an_older_or_unrelated_one_and_later_ones_do_not_count() {
+        let mut services = ServiceMap::default();
+        services.services.insert("pay".into(), Service { tables: vec!["shop.payments".into()], team: None });
+        services.services.insert("catalog".into(), Service { tables: vec![], team: Some("payments".into()) });
+        let changes = vec![
+            change(1, "search", 5),   // unrelated, recent
+            change(2, "pay", 10),     // touches the tables
+            change(3, "pay", 300),    // the same service, five hours earlier
+            change(4, "catalog", 10), // the owner's service
+            change(5, "pay", -30),    // after the incident started
+        ];
+        let tables = vec!["shop.payments".to_string()];
+        let incident =
+            IncidentContext { start: EventTime::from_micros(10_000 * 60_000_000), tables: &tables, owner: "payments" };
+        let ranked = rank_changes(&changes, &incident, &services, 10);
+        let ids: Vec<i64> = ranked.iter().map(|c| c.change.id).collect();
+        assert_eq!(ids, [2, 4, 1, 3]);
+        assert!(ranked[0].reason.contains("shop.payments"));
+    }
+}
