@@ -21,7 +21,7 @@ fn main() {
         Some(url) => StoreLocation::Postgres(url),
         None => StoreLocation::Sqlite(dir.join("alerts.db")),
     };
-    let mut store = location.open(Default::default()).expect("open the store");
+    let mut store = location.open(fundguard_alerts::Policy::default()).expect("open the store");
     let started = Instant::now();
     let mut findings = Vec::with_capacity(batch);
     for i in 0..total {

@@ -3,10 +3,11 @@
 //! [`AlertStore`] impl that maps each operation onto the lifecycle is
 //! written once, below, for every backend.
 
+use fundguard_attribution::{Change as AttributionChange, Profile};
 use fundguard_core::{EventTime, Finding};
 
+use crate::incidents::{self, Incident, IncidentDetail, IncidentStatus, Policy};
 use crate::model::{Alert, AlertError, Change, Filter, Recorded, Status, TimelineEntry};
-use crate::routes::Routes;
 use crate::rule_stats::{RuleDay, RuleDrift, RuleHistory};
 use crate::sql::Sql;
 use crate::{ActiveFigures, AlertStore, Notification, lifecycle, outbox, queries, rule_stats};
@@ -15,7 +16,10 @@ use crate::{ActiveFigures, AlertStore, Notification, lifecycle, outbox, queries,
 pub(crate) trait Backend {
     /// Runs `work` in one write transaction, committed when `work` succeeds and rolled
     /// back when it fails: a change is applied with its timeline entry, or not at all.
-    fn write<T>(&mut self, work: impl FnOnce(&mut dyn Sql, &Routes) -> Result<T, AlertError>) -> Result<T, AlertError>;
+    fn write<T>(&mut self, work: impl FnOnce(&mut dyn Sql, &Policy) -> Result<T, AlertError>) -> Result<T, AlertError>;
+
+    /// How the store routes notifications and forms incidents.
+    fn policy(&self) -> &Policy;
 
     /// Runs `work` on the connection as it is (reads only).
     fn read<T>(&self, work: impl FnOnce(&mut dyn Sql) -> Result<T, AlertError>) -> Result<T, AlertError>;
@@ -28,10 +32,10 @@ macro_rules! alert_store {
     ($store:ty) => {
         impl AlertStore for $store {
             fn record(&mut self, findings: &[Finding]) -> Result<Vec<Recorded>, AlertError> {
-                self.write(|sql, routes| lifecycle::record(sql, routes, findings))
+                self.write(|sql, policy| lifecycle::record(sql, policy, findings))
             }
             fn record_once(&mut self, findings: &[Finding], epoch: u64) -> Result<Vec<Recorded>, AlertError> {
-                self.write(|sql, routes| lifecycle::record_once(sql, routes, findings, epoch))
+                self.write(|sql, policy| lifecycle::record_once(sql, policy, findings, epoch))
             }
             fn forget_receipts(&mut self, before_epoch: u64) -> Result<(), AlertError> {
                 self.write(|sql, _| lifecycle::forget_receipts(sql, before_epoch))
@@ -46,7 +50,7 @@ macro_rules! alert_store {
                 self.read(|sql| queries::get(sql, id))
             }
             fn change(&mut self, id: i64, change: &Change, actor: &str, now: EventTime) -> Result<Alert, AlertError> {
-                self.write(|sql, routes| lifecycle::change(sql, routes, id, change, actor, now))?;
+                self.write(|sql, policy| lifecycle::change(sql, &policy.routes, id, change, actor, now))?;
                 self.read(|sql| queries::alert(sql, id))?.ok_or(AlertError::NotFound(id))
             }
             fn due_notifications(&self, now: EventTime, limit: usize) -> Result<Vec<Notification>, AlertError> {
@@ -81,6 +85,42 @@ macro_rules! alert_store {
             }
             fn prune_rule_stats(&mut self, before: &str) -> Result<(), AlertError> {
                 self.write(|sql, _| rule_stats::prune(sql, before))
+            }
+            fn save_baseline(&mut self, profile: &Profile, now: EventTime) -> Result<(), AlertError> {
+                self.write(|sql, _| incidents::save_baseline(sql, profile, now.as_micros()))
+            }
+            fn incidents(&self, status: Option<IncidentStatus>, limit: usize) -> Result<Vec<Incident>, AlertError> {
+                self.read(|sql| incidents::list(sql, status, limit))
+            }
+            fn incident(&self, id: i64) -> Result<IncidentDetail, AlertError> {
+                let policy = self.policy().incidents.clone();
+                self.read(|sql| incidents::detail(sql, &policy, id))
+            }
+            fn change_incident(
+                &mut self,
+                id: i64,
+                change: &Change,
+                actor: &str,
+                now: EventTime,
+            ) -> Result<usize, AlertError> {
+                self.write(|sql, policy| incidents::change(sql, &policy.routes, id, change, actor, now))
+            }
+            fn cause_feedback(
+                &mut self,
+                id: i64,
+                cause: &str,
+                confirmed: bool,
+                note: Option<&str>,
+                actor: &str,
+                now: EventTime,
+            ) -> Result<(), AlertError> {
+                self.write(|sql, _| incidents::feedback(sql, id, cause, confirmed, note, actor, now.as_micros()))
+            }
+            fn add_change(&mut self, change: &AttributionChange, now: EventTime) -> Result<i64, AlertError> {
+                self.write(|sql, _| incidents::add_change(sql, change, now.as_micros()))
+            }
+            fn changes(&self, from: EventTime, to: EventTime) -> Result<Vec<AttributionChange>, AlertError> {
+                self.read(|sql| incidents::changes(sql, from, to))
             }
         }
     };

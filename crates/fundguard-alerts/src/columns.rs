@@ -8,7 +8,8 @@ use crate::sql::{Row, RowError};
 
 /// The columns of `alerts`, in the order [`alert_from`] reads them.
 pub(crate) const COLUMNS: &str = "id, fingerprint, rule, key_json, severity, owner, status, assignee, message, count, \
-    event_time, first_seen, last_seen, acknowledged_at, resolved_at, root_cause, money_json, evidence_json, tags_json";
+    event_time, first_seen, last_seen, acknowledged_at, resolved_at, root_cause, money_json, evidence_json, tags_json, \
+    incident_id";
 
 /// Reads an alert from a row of [`COLUMNS`]. Times are microseconds; JSON is text.
 pub(crate) fn alert_from(r: &Row) -> Result<Alert, RowError> {
@@ -37,6 +38,7 @@ pub(crate) fn alert_from(r: &Row) -> Result<Alert, RowError> {
         money_at_risk: r.opt_text(16)?.and_then(|m| serde_json::from_str(&m).ok()),
         evidence: json(17)?,
         tags: serde_json::from_str(&r.text(18)?).unwrap_or_default(),
+        incident_id: r.opt_int(19)?,
     })
 }
 
@@ -60,8 +62,15 @@ pub(crate) const NOTIFICATION_COLUMNS: &str =
 /// A notification from a row of [`NOTIFICATION_COLUMNS`]; `None` when its alert JSON
 /// cannot be read (written by a future version), so one bad row blocks nothing.
 pub(crate) fn notification_from(r: &Row) -> Result<Option<Notification>, RowError> {
-    let Ok(alert) = serde_json::from_str::<Alert>(&r.text(4)?) else { return Ok(None) };
+    let text = r.text(4)?;
+    let Ok(alert) = serde_json::from_str::<Alert>(&text) else { return Ok(None) };
+    // An incident update carries the incident beside its first alert.
+    let incident = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|mut v| v.get_mut("incident").map(serde_json::Value::take))
+        .and_then(|i| serde_json::from_value(i).ok());
     Ok(Some(Notification {
+        incident,
         id: r.int(0)?,
         alert_id: r.int(1)?,
         channel: r.text(2)?,

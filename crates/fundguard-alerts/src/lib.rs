@@ -35,6 +35,7 @@
 
 mod backend;
 mod columns;
+pub mod incidents;
 mod lifecycle;
 pub mod model;
 mod outbox;
@@ -48,6 +49,9 @@ pub mod slo;
 mod sql;
 pub mod sqlite;
 
+pub use incidents::{
+    Feedback, Incident, IncidentBrief, IncidentDetail, IncidentPolicy, IncidentStatus, Policy, Ranked,
+};
 pub use model::{Alert, AlertError, Change, Filter, Recorded, Status, TimelineEntry, fingerprint};
 pub use postgres::PostgresStore;
 pub use report::{ActiveFigures, DailyReport, TeamDay, money_at_risk};
@@ -56,6 +60,7 @@ pub use rule_stats::{RuleAlerts, RuleDay, RuleDrift, RuleHistory, TableDay};
 pub use slo::{Deadlines, Overdue, Slo, SloFigures, SloReport};
 pub use sqlite::SqliteStore;
 
+use fundguard_attribution::{Change as AttributionChange, Profile};
 use fundguard_core::{EventTime, Finding};
 use serde::Serialize;
 
@@ -132,6 +137,36 @@ pub trait AlertStore {
 
     /// Forgets per-rule days before `before` (`YYYY-MM-DD`).
     fn prune_rule_stats(&mut self, before: &str) -> Result<(), AlertError>;
+
+    /// Saves the traffic's baseline counts, which attribution compares incidents with.
+    fn save_baseline(&mut self, profile: &Profile, now: EventTime) -> Result<(), AlertError>;
+
+    /// Incidents (with `status`, or all), most recent first, at most `limit` (0: 100).
+    fn incidents(&self, status: Option<IncidentStatus>, limit: usize) -> Result<Vec<Incident>, AlertError>;
+
+    /// One incident with its alerts and its likely causes, ranked.
+    fn incident(&self, id: i64) -> Result<IncidentDetail, AlertError>;
+
+    /// Applies a person's change to every alert of incident `id` it applies to (each
+    /// audited in its timeline); how many alerts changed.
+    fn change_incident(&mut self, id: i64, change: &Change, actor: &str, now: EventTime) -> Result<usize, AlertError>;
+
+    /// Records a person's verdict on a ranked cause of incident `id` (its `name`).
+    fn cause_feedback(
+        &mut self,
+        id: i64,
+        cause: &str,
+        confirmed: bool,
+        note: Option<&str>,
+        actor: &str,
+        now: EventTime,
+    ) -> Result<(), AlertError>;
+
+    /// Stores a change (a deploy, a config change, a migration, DDL); its id.
+    fn add_change(&mut self, change: &AttributionChange, now: EventTime) -> Result<i64, AlertError>;
+
+    /// Changes that took effect between `from` and `to`, oldest first.
+    fn changes(&self, from: EventTime, to: EventTime) -> Result<Vec<AttributionChange>, AlertError>;
 }
 
 impl<T: AlertStore + ?Sized> AlertStore for Box<T> {
@@ -189,6 +224,35 @@ impl<T: AlertStore + ?Sized> AlertStore for Box<T> {
     fn prune_rule_stats(&mut self, before: &str) -> Result<(), AlertError> {
         (**self).prune_rule_stats(before)
     }
+    fn save_baseline(&mut self, profile: &Profile, now: EventTime) -> Result<(), AlertError> {
+        (**self).save_baseline(profile, now)
+    }
+    fn incidents(&self, status: Option<IncidentStatus>, limit: usize) -> Result<Vec<Incident>, AlertError> {
+        (**self).incidents(status, limit)
+    }
+    fn incident(&self, id: i64) -> Result<IncidentDetail, AlertError> {
+        (**self).incident(id)
+    }
+    fn change_incident(&mut self, id: i64, change: &Change, actor: &str, now: EventTime) -> Result<usize, AlertError> {
+        (**self).change_incident(id, change, actor, now)
+    }
+    fn cause_feedback(
+        &mut self,
+        id: i64,
+        cause: &str,
+        confirmed: bool,
+        note: Option<&str>,
+        actor: &str,
+        now: EventTime,
+    ) -> Result<(), AlertError> {
+        (**self).cause_feedback(id, cause, confirmed, note, actor, now)
+    }
+    fn add_change(&mut self, change: &AttributionChange, now: EventTime) -> Result<i64, AlertError> {
+        (**self).add_change(change, now)
+    }
+    fn changes(&self, from: EventTime, to: EventTime) -> Result<Vec<AttributionChange>, AlertError> {
+        (**self).changes(from, to)
+    }
 }
 
 /// Where alerts live: an SQLite file, or a PostgreSQL database.
@@ -199,11 +263,13 @@ pub enum StoreLocation {
 }
 
 impl StoreLocation {
-    /// Opens (and migrates) the store, routing notifications with `routes`.
-    pub fn open(&self, routes: Routes) -> Result<Box<dyn AlertStore + Send>, AlertError> {
+    /// Opens (and migrates) the store, routing notifications and forming incidents as
+    /// `policy` says (a routing table alone: the default incidents).
+    pub fn open(&self, policy: impl Into<Policy>) -> Result<Box<dyn AlertStore + Send>, AlertError> {
+        let policy = policy.into();
         Ok(match self {
-            StoreLocation::Sqlite(path) => Box::new(SqliteStore::open(path)?.with_routes(routes)),
-            StoreLocation::Postgres(url) => Box::new(PostgresStore::open(url)?.with_routes(routes)),
+            StoreLocation::Sqlite(path) => Box::new(SqliteStore::open(path)?.with_policy(policy)),
+            StoreLocation::Postgres(url) => Box::new(PostgresStore::open(url)?.with_policy(policy)),
         })
     }
 }
@@ -225,6 +291,9 @@ pub struct Notification {
     pub last_error: Option<String>,
     /// The containment action to run, on the [`ACTION_CHANNEL`].
     pub action: Option<fundguard_core::Action>,
+    /// On an `incident_updated` event: the incident's counts and money so far.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub incident: Option<IncidentBrief>,
 }
 
 /// The outbox channel of containment actions: an action is queued, retried and recorded

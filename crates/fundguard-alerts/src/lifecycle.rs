@@ -7,6 +7,7 @@
 
 use fundguard_core::{EventTime, Finding};
 
+use crate::incidents::{IncidentBatch, Policy};
 use crate::model::{AlertError, Change, Recorded, Status, fingerprint};
 use crate::outbox::{enqueue, queue_action};
 use crate::routes::Routes;
@@ -31,30 +32,42 @@ pub(crate) fn timeline(
     .map(|_| ())
 }
 
-/// Records findings: opens, updates or reopens their alerts.
-pub(crate) fn record(sql: &mut dyn Sql, routes: &Routes, findings: &[Finding]) -> Result<Vec<Recorded>, AlertError> {
-    findings.iter().map(|f| record_one(sql, routes, f)).collect()
+/// Records findings: opens, updates or reopens their alerts; new alerts join incidents.
+pub(crate) fn record(sql: &mut dyn Sql, policy: &Policy, findings: &[Finding]) -> Result<Vec<Recorded>, AlertError> {
+    let mut incidents = IncidentBatch::new(&policy.incidents);
+    let recorded =
+        findings.iter().map(|f| record_one(sql, &policy.routes, &mut incidents, f)).collect::<Result<_, _>>()?;
+    incidents.flush(sql, &policy.routes, batch_time(findings))?;
+    Ok(recorded)
+}
+
+/// The time of a batch of findings: when the newest was detected.
+fn batch_time(findings: &[Finding]) -> i64 {
+    findings.iter().map(|f| f.detected_at.as_micros()).max().unwrap_or(0)
 }
 
 /// Records the findings whose receipts are not stored yet, and stores them; a receipt
 /// met again is stamped with `epoch` (see [`crate::AlertStore::record_once`]).
 pub(crate) fn record_once(
     sql: &mut dyn Sql,
-    routes: &Routes,
+    policy: &Policy,
     findings: &[Finding],
     epoch: u64,
 ) -> Result<Vec<Recorded>, AlertError> {
+    let routes = &policy.routes;
+    let mut incidents = IncidentBatch::new(&policy.incidents);
     let mut out = Vec::with_capacity(findings.len());
     for f in findings {
         let args = [crate::model::receipt(f).into(), (epoch as i64).into()];
         let new =
             sql.execute("INSERT INTO finding_receipts (id, epoch) VALUES ($1, $2) ON CONFLICT DO NOTHING", &args)?;
         if new == 1 {
-            out.push(record_one(sql, routes, f)?);
+            out.push(record_one(sql, routes, &mut incidents, f)?);
         } else {
             sql.execute("UPDATE finding_receipts SET epoch = $2 WHERE id = $1", &args)?;
         }
     }
+    incidents.flush(sql, routes, batch_time(findings))?;
     Ok(out)
 }
 
@@ -74,12 +87,17 @@ pub(crate) fn hold_receipts(sql: &mut dyn Sql, from_epoch: u64) -> Result<(), Al
 
 /// Opens a new alert for `finding`, updates the one its fingerprint already has, or
 /// reopens that one when it was resolved (a false positive or expected alert only counts).
-fn record_one(sql: &mut dyn Sql, routes: &Routes, finding: &Finding) -> Result<Recorded, AlertError> {
+fn record_one(
+    sql: &mut dyn Sql,
+    routes: &Routes,
+    incidents: &mut IncidentBatch<'_>,
+    finding: &Finding,
+) -> Result<Recorded, AlertError> {
     let fp = fingerprint(finding);
     let existing = sql.row("SELECT id, status FROM alerts WHERE fingerprint = $1", &[fp.as_str().into()], |r| {
         Ok((r.int(0)?, r.text(1)?))
     })?;
-    let Some((id, status)) = existing else { return open(sql, routes, finding, fp) };
+    let Some((id, status)) = existing else { return open(sql, routes, incidents, finding, fp) };
     let seen = finding.detected_at.as_micros();
     let update = format!(
         "UPDATE alerts SET count = count + 1, last_seen = {}(last_seen, $2), message = $3, \
@@ -109,9 +127,16 @@ fn record_one(sql: &mut dyn Sql, routes: &Routes, finding: &Finding) -> Result<R
     Ok(Recorded::Reopened(id))
 }
 
-/// Opens the alert of a finding whose fingerprint `fp` has none: its row, its first
-/// timeline entry, its notifications, and its rule's containment action.
-fn open(sql: &mut dyn Sql, routes: &Routes, finding: &Finding, fp: String) -> Result<Recorded, AlertError> {
+/// Opens the alert of a finding whose fingerprint `fp` has none: its row, its incident,
+/// its first timeline entry, its notifications (when it opens its incident: the alerts
+/// that join one are told in the incident's updates), and its rule's containment action.
+fn open(
+    sql: &mut dyn Sql,
+    routes: &Routes,
+    incidents: &mut IncidentBatch<'_>,
+    finding: &Finding,
+    fp: String,
+) -> Result<Recorded, AlertError> {
     let seen = finding.detected_at.as_micros();
     let id = sql.one(
         "INSERT INTO alerts (fingerprint, rule, key_json, severity, owner, status, message, count, \
@@ -132,8 +157,13 @@ fn open(sql: &mut dyn Sql, routes: &Routes, finding: &Finding, fp: String) -> Re
         ],
         |r| r.int(0),
     )?;
+    let (incident, opened_incident) = incidents.assign(sql, finding, id)?;
+    sql.execute("UPDATE alerts SET incident_id = $2 WHERE id = $1", &[id.into(), incident.into()])?;
+    incidents.add(incident, finding);
     timeline(sql, id, seen, SYSTEM_ACTOR, "opened", Some(&finding.message))?;
-    enqueue(sql, routes, id, "opened", seen)?;
+    if incidents.notifies_alone(opened_incident) {
+        enqueue(sql, routes, id, "opened", seen)?;
+    }
     if let Some(action) = &finding.action {
         queue_action(sql, id, action, seen)?;
     }

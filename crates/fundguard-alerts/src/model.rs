@@ -83,6 +83,9 @@ pub struct Alert {
     /// The rule's tags when the alert opened.
     #[serde(default)]
     pub tags: Vec<String>,
+    /// The incident the alert belongs to (see `incidents.rs`).
+    #[serde(default)]
+    pub incident_id: Option<i64>,
 }
 
 impl Alert {
@@ -231,6 +234,8 @@ pub struct Filter {
 pub enum AlertError {
     #[error("no alert {0}: `fundguard alerts list` shows the ids")]
     NotFound(i64),
+    #[error("no incident {0}: `fundguard incidents list` shows the ids")]
+    IncidentNotFound(i64),
     #[error("{0}")]
     InvalidChange(String),
     #[error("the alert store {path}: {source}")]

@@ -51,6 +51,30 @@ pub(crate) fn enqueue(sql: &mut dyn Sql, routes: &Routes, id: i64, event: &str, 
     Ok(())
 }
 
+/// Queues an update of incident `brief.id` — about its first alert `id`, carrying the
+/// incident's counts and money — on the channels routed for that alert.
+pub(crate) fn enqueue_incident_update(
+    sql: &mut dyn Sql,
+    routes: &Routes,
+    id: i64,
+    brief: &crate::incidents::IncidentBrief,
+    at: i64,
+) -> Result<(), AlertError> {
+    let (alert, _) = alert_json(sql, id)?;
+    let mut json = serde_json::to_value(&alert).unwrap_or_default();
+    if let Some(fields) = json.as_object_mut() {
+        fields.insert("incident".into(), serde_json::to_value(brief).unwrap_or_default());
+    }
+    for channel in routes.channels_for(&alert) {
+        sql.execute(
+            "INSERT INTO outbox (alert_id, channel, event, alert_json, created_at, next_attempt_at) \
+             VALUES ($1, $2, 'incident_updated', $3, $4, $4)",
+            &[id.into(), channel.into(), json.to_string().into(), at.into()],
+        )?;
+    }
+    Ok(())
+}
+
 /// Queues the rule's containment action for a newly opened alert, in the caller's
 /// transaction; one that needs approval waits until a person gives it.
 pub(crate) fn queue_action(sql: &mut dyn Sql, id: i64, action: &Action, at: i64) -> Result<(), AlertError> {

@@ -11,6 +11,7 @@ use postgres::types::{ToSql, Type};
 use postgres::{Client, GenericClient, NoTls, Statement};
 
 use crate::backend::Backend;
+use crate::incidents::Policy;
 use crate::model::AlertError;
 use crate::routes::Routes;
 use crate::sql::{Dialect, Row, RowError, Sql, Value};
@@ -20,7 +21,7 @@ pub struct PostgresStore {
     /// borrowed per operation (the store is used from one thread at a time).
     client: std::cell::RefCell<Client>,
     url: String,
-    routes: Routes,
+    policy: Policy,
 }
 
 fn store_error(url: &str, e: postgres::Error) -> AlertError {
@@ -50,21 +51,31 @@ impl PostgresStore {
         tx.execute("DELETE FROM fundguard_schema", &[]).map_err(error)?;
         tx.execute("INSERT INTO fundguard_schema VALUES ($1)", &[&known]).map_err(error)?;
         tx.commit().map_err(error)?;
-        Ok(PostgresStore { client: std::cell::RefCell::new(client), url: url.to_string(), routes: Routes::default() })
+        Ok(PostgresStore { client: std::cell::RefCell::new(client), url: url.to_string(), policy: Policy::default() })
     }
 
     pub fn with_routes(mut self, routes: Routes) -> PostgresStore {
-        self.routes = routes;
+        self.policy.routes = routes;
+        self
+    }
+
+    /// Routes notifications and groups alerts into incidents as `policy` says.
+    pub fn with_policy(mut self, policy: Policy) -> PostgresStore {
+        self.policy = policy;
         self
     }
 }
 
 impl Backend for PostgresStore {
-    fn write<T>(&mut self, work: impl FnOnce(&mut dyn Sql, &Routes) -> Result<T, AlertError>) -> Result<T, AlertError> {
+    fn write<T>(&mut self, work: impl FnOnce(&mut dyn Sql, &Policy) -> Result<T, AlertError>) -> Result<T, AlertError> {
         let mut tx = self.client.get_mut().transaction().map_err(|e| store_error(&self.url, e))?;
-        let out = work(&mut Executor::new(&mut tx, &self.url), &self.routes)?;
+        let out = work(&mut Executor::new(&mut tx, &self.url), &self.policy)?;
         tx.commit().map_err(|e| store_error(&self.url, e))?;
         Ok(out)
+    }
+
+    fn policy(&self) -> &Policy {
+        &self.policy
     }
 
     fn read<T>(&self, work: impl FnOnce(&mut dyn Sql) -> Result<T, AlertError>) -> Result<T, AlertError> {

@@ -194,6 +194,7 @@ mod tests {
     fn alert(owner: &str, money: serde_json::Value, status: Status, resolved: Option<i64>) -> Alert {
         let t = |s: i64| EventTime::from_secs(1_700_006_400 + s); // 2023-11-15T00:00:00Z + s
         Alert {
+            incident_id: None,
             id: 1,
             fingerprint: String::new(),
             rule: "r".into(),

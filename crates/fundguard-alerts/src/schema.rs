@@ -130,10 +130,65 @@ CREATE INDEX alerts_by_first_seen ON alerts (first_seen);
 CREATE INDEX timeline_by_action ON timeline (action, at);
 "#;
 
+/// Migration 7: incidents (alerts with one likely cause), the changes that may have caused
+/// them, the traffic's baseline counts, and people's verdicts on ranked causes.
+const INCIDENTS: &str = r#"
+CREATE TABLE incidents (
+    id              {serial} PRIMARY KEY,
+    flow            TEXT NOT NULL,
+    owner           TEXT NOT NULL,
+    severity        TEXT NOT NULL,
+    status          TEXT NOT NULL,
+    first_alert     {bigint} NOT NULL,
+    started_at      {bigint} NOT NULL,
+    last_at         {bigint} NOT NULL,
+    opened_at       {bigint} NOT NULL,
+    alerts          {bigint} NOT NULL,
+    money_json      TEXT NOT NULL,
+    profile_json    TEXT NOT NULL,
+    notified_alerts {bigint} NOT NULL,
+    next_update_at  {bigint} NOT NULL,
+    update_interval {bigint} NOT NULL,
+    resolved_at     {bigint},
+    root_cause      TEXT
+);
+CREATE INDEX incidents_by_flow ON incidents (flow, status, last_at);
+CREATE INDEX incidents_by_last_at ON incidents (last_at, id);
+ALTER TABLE alerts ADD COLUMN incident_id {bigint};
+CREATE INDEX alerts_by_incident ON alerts (incident_id, id);
+CREATE TABLE changes (
+    id          {serial} PRIMARY KEY,
+    service     TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    version     TEXT,
+    at          {bigint} NOT NULL,
+    author      TEXT,
+    link        TEXT,
+    tables_json TEXT NOT NULL,
+    description TEXT,
+    received_at {bigint} NOT NULL
+);
+CREATE INDEX changes_by_at ON changes (at);
+CREATE TABLE cause_feedback (
+    incident_id {bigint} NOT NULL REFERENCES incidents (id),
+    cause       TEXT NOT NULL,
+    verdict     TEXT NOT NULL,
+    actor       TEXT NOT NULL,
+    at          {bigint} NOT NULL,
+    note        TEXT,
+    PRIMARY KEY (incident_id, cause)
+);
+CREATE TABLE attribution_baseline (
+    name         TEXT PRIMARY KEY,
+    profile_json TEXT NOT NULL,
+    updated_at   {bigint} NOT NULL
+);
+"#;
+
 /// The migrations, in order, as `dialect` runs them; a store's schema version counts
 /// how many have run.
 pub(crate) fn migrations(dialect: &Dialect) -> Vec<String> {
-    [ALERTS, OUTBOX, ACTIONS, CONSOLE_INDEXES, RECEIPTS, RULE_STATS]
+    [ALERTS, OUTBOX, ACTIONS, CONSOLE_INDEXES, RECEIPTS, RULE_STATS, INCIDENTS]
         .iter()
         .map(|m| m.replace("{serial}", dialect.serial).replace("{bigint}", dialect.bigint))
         .collect()
@@ -162,6 +217,7 @@ mod tests {
                 "a02630b29338c4d2c06bd9013b8b2b3d693fe5c2c023ee0c6925b4f0a5a30c30",
                 RECEIPTS_SHIPPED,
                 "7522e6f42126498c1c36f8573fd7c6029d85dc6b8abcea8de0b6174d5ec197d7",
+                "220ea3cbf286aedb4aa5ee41b754902dd4033407250386c0a313fc70a5683373",
             ]
         );
         assert_eq!(
@@ -173,6 +229,7 @@ mod tests {
                 "a02630b29338c4d2c06bd9013b8b2b3d693fe5c2c023ee0c6925b4f0a5a30c30",
                 RECEIPTS_SHIPPED,
                 "678997ecae5c7bcce796a749ff6c149bb69d221019229c30d48a03bf6493530f",
+                "3be2e65d172a45930572db06ae95b569fb52e98638f206b3889072e11ed4b4d7",
             ]
         );
     }

@@ -176,6 +176,7 @@ mod tests {
     fn alert(severity: Severity, status: Status, opened: i64, ack: Option<i64>, resolved: Option<i64>) -> Alert {
         let t = |s: i64| EventTime::from_secs(1_700_000_000 + s);
         Alert {
+            incident_id: None,
             id: 1,
             fingerprint: "r|{}".into(),
             rule: "r".into(),

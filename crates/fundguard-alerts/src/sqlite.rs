@@ -14,6 +14,7 @@ use rusqlite::types::{Type, ValueRef};
 use rusqlite::{Connection, TransactionBehavior};
 
 use crate::backend::Backend;
+use crate::incidents::Policy;
 use crate::model::AlertError;
 use crate::routes::Routes;
 use crate::sql::{Dialect, Row, RowError, Sql, Value};
@@ -24,7 +25,7 @@ pub use crate::lifecycle::SYSTEM_ACTOR;
 pub struct SqliteStore {
     conn: Connection,
     path: String,
-    routes: Routes,
+    policy: Policy,
 }
 
 impl SqliteStore {
@@ -55,12 +56,18 @@ impl SqliteStore {
         }
         tx.pragma_update(None, "user_version", known).map_err(error)?;
         tx.commit().map_err(error)?;
-        Ok(SqliteStore { conn, path: shown, routes: Routes::default() })
+        Ok(SqliteStore { conn, path: shown, policy: Policy::default() })
     }
 
     /// Notifications of alert events go to the channels this table names.
     pub fn with_routes(mut self, routes: Routes) -> SqliteStore {
-        self.routes = routes;
+        self.policy.routes = routes;
+        self
+    }
+
+    /// Routes notifications and groups alerts into incidents as `policy` says.
+    pub fn with_policy(mut self, policy: Policy) -> SqliteStore {
+        self.policy = policy;
         self
     }
 
@@ -71,12 +78,16 @@ impl SqliteStore {
 }
 
 impl Backend for SqliteStore {
-    fn write<T>(&mut self, work: impl FnOnce(&mut dyn Sql, &Routes) -> Result<T, AlertError>) -> Result<T, AlertError> {
+    fn write<T>(&mut self, work: impl FnOnce(&mut dyn Sql, &Policy) -> Result<T, AlertError>) -> Result<T, AlertError> {
         let error = |source| AlertError::Store { path: self.path.clone(), source };
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(error)?;
-        let out = work(&mut Executor { conn: &tx, path: &self.path }, &self.routes)?;
+        let out = work(&mut Executor { conn: &tx, path: &self.path }, &self.policy)?;
         tx.commit().map_err(error)?;
         Ok(out)
+    }
+
+    fn policy(&self) -> &Policy {
+        &self.policy
     }
 
     fn read<T>(&self, work: impl FnOnce(&mut dyn Sql) -> Result<T, AlertError>) -> Result<T, AlertError> {

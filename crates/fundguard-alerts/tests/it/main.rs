@@ -10,6 +10,8 @@ use fundguard_alerts::{
 use fundguard_core::{Action, ActionMode, EventTime, Finding, Severity, Value};
 use proptest::prelude::*;
 
+mod incidents;
+
 fn finding(rule: &str, id: i64, at_secs: i64) -> Finding {
     Finding {
         rule: rule.into(),
