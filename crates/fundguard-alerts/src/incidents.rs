@@ -231,13 +231,13 @@ pub(crate) struct IncidentBatch<'p> {
     policy: &'p IncidentPolicy,
     open: BTreeMap<String, OpenIncident>,
     joined: BTreeMap<i64, Joined>,
-    /// The columns the baseline pairs, per table (read once per batch, when needed).
-    paired: Option<BTreeMap<String, Vec<String>>>,
+    /// The traffic's baseline (read once per batch, when needed).
+    baseline: Option<Profile>,
 }
 
 impl<'p> IncidentBatch<'p> {
     pub(crate) fn new(policy: &'p IncidentPolicy) -> IncidentBatch<'p> {
-        IncidentBatch { policy, open: BTreeMap::new(), joined: BTreeMap::new(), paired: None }
+        IncidentBatch { policy, open: BTreeMap::new(), joined: BTreeMap::new(), baseline: None }
     }
 
     /// The incident a new alert of `finding` joins: the open one of its flow within the
@@ -315,10 +315,11 @@ impl<'p> IncidentBatch<'p> {
         if self.joined.is_empty() {
             return Ok(());
         }
-        if self.paired.is_none() {
-            self.paired = Some(baseline(sql)?.map(|b| b.paired_columns()).unwrap_or_default());
-        }
-        let paired = self.paired.take().unwrap_or_default();
+        let baseline = match self.baseline.take() {
+            Some(b) => b,
+            None => baseline(sql)?.unwrap_or_else(|| Profile::new(INCIDENT_CAPACITY)),
+        };
+        let paired = baseline.paired_columns();
         for (id, joined) in std::mem::take(&mut self.joined) {
             let stored = sql.row(
                 "SELECT alerts, money_json, profile_json, started_at, last_at, notified_alerts, next_update_at, \
@@ -355,7 +356,8 @@ impl<'p> IncidentBatch<'p> {
             let money_json = serde_json::to_string(&totals.iter().collect::<Vec<_>>()).unwrap_or_else(|_| "[]".into());
             let (mut notified, mut next_update, mut interval) = (notified, next_update, interval);
             if !self.policy.notify_every_alert && alerts > notified && now >= next_update {
-                let brief = IncidentBrief { id, alerts: alerts as u64, money_at_risk: totals.iter().collect() };
+                let causes = rank_dimensions(&profile, &baseline, 3).iter().map(cause_text).collect();
+                let brief = IncidentBrief { id, alerts: alerts as u64, money_at_risk: totals.iter().collect(), causes };
                 enqueue_incident_update(sql, routes, first, &brief, now)?;
                 notified = alerts;
                 interval = (interval * 2).min(MAX_UPDATE_MICROS);
@@ -393,6 +395,15 @@ pub struct IncidentBrief {
     pub id: i64,
     pub alerts: u64,
     pub money_at_risk: Vec<Money>,
+    /// The top dimension causes when the update was sent: `shop.payments.channel=card
+    /// (100 % of the incident, 33 % of the traffic)`.
+    #[serde(default)]
+    pub causes: Vec<String>,
+}
+
+/// A dimension cause in words, with its figures.
+fn cause_text(c: &DimensionCause) -> String {
+    format!("{} ({:.0} % of the incident, {:.1} % of the traffic)", c.name, c.support * 100.0, c.baseline_share * 100.0)
 }
 
 /// The traffic's baseline as the pipeline last saved it.

@@ -249,6 +249,7 @@ impl<S: AlertStore> Notifier<S> {
                     attempts: 0,
                     last_error: None,
                     action: None,
+                    incident: None,
                 })
                 .collect();
             for chunk in firing.chunks(100) {
@@ -404,9 +405,31 @@ pub fn group_text(batch: &[&Notification], link: Option<&str>) -> String {
     )
 }
 
-/// The human text of a notification: rule, key, money at risk and where to look.
+/// The human text of a notification: rule, key, money at risk and where to look; for an
+/// incident update, the incident's size, money and likely causes.
 pub fn message_text(n: &Notification, link: Option<&str>) -> String {
     let a = &n.alert;
+    if let Some(incident) = &n.incident {
+        let mut money = fundguard_core::MoneyTotals::default();
+        incident.money_at_risk.iter().for_each(|m| money.add(m));
+        let causes = if incident.causes.is_empty() {
+            String::new()
+        } else {
+            format!(" Likely causes: {}.", incident.causes.join("; "))
+        };
+        return format!(
+            "[{}] {} incident {} (team {}): {} alert(s) so far, money at risk {}; first alert {}: {}.{causes} Open: fundguard incidents show {}",
+            a.severity.as_str().to_uppercase(),
+            a.rule,
+            incident.id,
+            a.owner,
+            incident.alerts,
+            money.display(),
+            a.id,
+            a.message,
+            incident.id
+        );
+    }
     // In major units with the currency's exponent (`4,198.45 CNY`); the webhook's `alert`
     // keeps the exact minor units beside it.
     let money = a.money_at_risk.as_ref().map(|m| format!(" — money at risk: {}", m.display())).unwrap_or_default();
@@ -447,6 +470,13 @@ mod tests {
         }
     }
 
+    /// A store that notifies every alert on its own: these tests are about messages, not
+    /// about grouping alerts into incidents.
+    fn store_notifying_every_alert(path: &std::path::Path, routes: Routes) -> SqliteStore {
+        let incidents = fundguard_alerts::IncidentPolicy { notify_every_alert: true, ..Default::default() };
+        SqliteStore::open(path).unwrap().with_policy(fundguard_alerts::Policy { routes, incidents })
+    }
+
     fn finding(rule: &str, id: i64) -> Finding {
         Finding {
             rule: rule.into(),
@@ -468,7 +498,7 @@ mod tests {
     fn a_rate_limited_channel_sends_the_rest_later_and_loses_nothing() {
         let dir = std::env::temp_dir().join(format!("fg-notify-{}", std::process::id()));
         let routes = Routes(vec![Route { channels: vec!["c".into()], ..Route::default() }]);
-        let mut store = SqliteStore::open(&dir.join("a.db")).unwrap().with_routes(routes);
+        let mut store = store_notifying_every_alert(&dir.join("a.db"), routes);
         // Three rules with two alerts each: six single messages (below the grouping threshold).
         let findings: Vec<Finding> = ["a", "b", "c"].iter().flat_map(|r| [finding(r, 1), finding(r, 2)]).collect();
         fundguard_alerts::AlertStore::record(&mut store, &findings).unwrap();
@@ -490,7 +520,7 @@ mod tests {
     fn the_text_shows_money_in_major_units_with_the_currency_exponent() {
         let dir = tempfile_dir("money");
         let routes = Routes(vec![Route { channels: vec!["c".into()], ..Route::default() }]);
-        let mut store = SqliteStore::open(&dir.join("a.db")).unwrap().with_routes(routes);
+        let mut store = store_notifying_every_alert(&dir.join("a.db"), routes);
         let mut cny = finding("pay-amount", 1);
         cny.money_at_risk = fundguard_core::Money::from_value(
             &Value::Decimal("-4198.45".parse().unwrap()),

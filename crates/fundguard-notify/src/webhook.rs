@@ -23,11 +23,15 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
 }
 
 impl Channel for Webhook {
-    /// One alert: `{"delivery", "event", "text", "alert"}`; a group adds `"alerts"` (all of
+    /// One alert: `{"delivery", "event", "text", "alert"}` (and `"incident"` on an incident
+    /// update: its id, alerts, money at risk and likely causes); a group adds `"alerts"` (all of
     /// them) and `"deliveries"`, and `delivery` is the first one's.
     fn send(&self, batch: &[&Notification], text: &str) -> Result<(), SendError> {
         let Some(n) = batch.first() else { return Ok(()) };
         let mut body = serde_json::json!({ "delivery": n.id, "event": n.event, "text": text, "alert": n.alert });
+        if let Some(incident) = &n.incident {
+            body["incident"] = serde_json::to_value(incident).unwrap_or_default();
+        }
         if batch.len() > 1 {
             body["alerts"] = batch.iter().map(|n| serde_json::to_value(&n.alert).unwrap_or_default()).collect();
             body["deliveries"] = batch.iter().map(|n| n.id).collect();

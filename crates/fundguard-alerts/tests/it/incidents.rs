@@ -85,6 +85,7 @@ fn a_storm_of_one_rule_is_one_incident_that_notifies_once_then_updates() {
         assert_eq!(updates[0].alert_id, storm.first_alert);
         let brief = updates[0].incident.as_ref().unwrap();
         assert_eq!((brief.id, brief.alerts), (storm.id, card.len() as u64));
+        assert!(brief.causes[0].starts_with("shop.payments.channel=card (100 % of the incident"), "{:?}", brief.causes);
 
         // Attribution: the card channel, and the deploy just before the storm first.
         let deploy = |service: &str, minutes_before: i64| Deploy {
