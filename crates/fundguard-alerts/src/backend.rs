@@ -89,6 +89,9 @@ macro_rules! alert_store {
             fn save_baseline(&mut self, profile: &Profile, now: EventTime) -> Result<(), AlertError> {
                 self.write(|sql, _| incidents::save_baseline(sql, profile, now.as_micros()))
             }
+            fn baseline(&self) -> Result<Option<Profile>, AlertError> {
+                self.read(|sql| incidents::baseline(sql))
+            }
             fn incidents(&self, status: Option<IncidentStatus>, limit: usize) -> Result<Vec<Incident>, AlertError> {
                 self.read(|sql| incidents::list(sql, status, limit))
             }

@@ -46,6 +46,10 @@ pub struct IncidentPolicy {
     pub notify_every_alert: bool,
     /// Services: the tables each writes and its team, for ranking changes.
     pub services: ServiceMap,
+    /// Per rule, the (table, column)s its own conditions fix (`fundguard_engine::fixed_columns`):
+    /// every alert of the rule shares their values, so they are left out of its incidents'
+    /// profiles — they cannot explain why it fired.
+    pub fixed_columns: BTreeMap<String, Vec<(String, String)>>,
 }
 
 /// Alerts of a flow within ten minutes of each other are one incident by default.
@@ -63,6 +67,7 @@ impl Default for IncidentPolicy {
             flows: BTreeMap::new(),
             notify_every_alert: false,
             services: ServiceMap::default(),
+            fixed_columns: BTreeMap::new(),
         }
     }
 }
@@ -302,10 +307,15 @@ impl<'p> IncidentBatch<'p> {
         if let Some(m) = &finding.money_at_risk {
             joined.money.add(m);
         }
+        let fixed = self.policy.fixed_columns.get(&finding.rule);
         for e in &finding.evidence {
-            if let Some(row) = e.after.as_ref().or(e.before.as_ref()) {
-                joined.rows.push((e.table.to_string(), row.clone()));
+            let Some(row) = e.after.as_ref().or(e.before.as_ref()) else { continue };
+            let is_fixed = |column: &str| fixed.is_some_and(|f| f.iter().any(|(t, c)| **t == *e.table && c == column));
+            let mut kept = fundguard_core::Row::with_capacity(row.len());
+            for (name, value) in row.columns().filter(|(name, _)| !is_fixed(name)) {
+                kept.push(name.clone(), value.clone());
             }
+            joined.rows.push((e.table.to_string(), kept));
         }
     }
 

@@ -141,6 +141,9 @@ pub trait AlertStore {
     /// Saves the traffic's baseline counts, which attribution compares incidents with.
     fn save_baseline(&mut self, profile: &Profile, now: EventTime) -> Result<(), AlertError>;
 
+    /// The traffic's baseline counts as last saved.
+    fn baseline(&self) -> Result<Option<Profile>, AlertError>;
+
     /// Incidents (with `status`, or all), most recent first, at most `limit` (0: 100).
     fn incidents(&self, status: Option<IncidentStatus>, limit: usize) -> Result<Vec<Incident>, AlertError>;
 
@@ -226,6 +229,9 @@ impl<T: AlertStore + ?Sized> AlertStore for Box<T> {
     }
     fn save_baseline(&mut self, profile: &Profile, now: EventTime) -> Result<(), AlertError> {
         (**self).save_baseline(profile, now)
+    }
+    fn baseline(&self) -> Result<Option<Profile>, AlertError> {
+        (**self).baseline()
     }
     fn incidents(&self, status: Option<IncidentStatus>, limit: usize) -> Result<Vec<Incident>, AlertError> {
         (**self).incidents(status, limit)

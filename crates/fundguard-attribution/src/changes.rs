@@ -56,6 +56,19 @@ pub struct Change {
     pub description: Option<String>,
 }
 
+impl Change {
+    /// Refused unless its service is named and its kind is one of [`KINDS`].
+    pub fn validate(&self) -> Result<(), String> {
+        if self.service.trim().is_empty() {
+            return Err("a change needs its `service`".into());
+        }
+        if !KINDS.contains(&self.kind.as_str()) {
+            return Err(format!("kind `{}`: expected one of {}", self.kind, KINDS.join(", ")));
+        }
+        Ok(())
+    }
+}
+
 /// What the config says about services: the tables each writes, and the team that owns it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ServiceMap {

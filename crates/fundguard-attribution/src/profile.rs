@@ -232,12 +232,17 @@ impl Baseline {
         Baseline { profile: Profile::new(BASELINE_CAPACITY), every: every.max(1), seen: 0 }
     }
 
+    /// Goes on counting into a saved profile (after a restart).
+    pub fn resume(profile: Profile) -> Baseline {
+        Baseline { profile, ..Baseline::default() }
+    }
+
     /// Counts the events of one batch: each with probability `1 / every`, drawn from a
     /// hash of its place in the stream — deterministic, whatever the batches, and blind to
     /// patterns in the traffic that a fixed stride could fall in step with.
     pub fn observe(&mut self, events: &[ChangeEvent]) {
         for (i, event) in events.iter().enumerate() {
-            if splitmix64(self.seen + i as u64) % self.every == 0 {
+            if splitmix64(self.seen + i as u64).is_multiple_of(self.every) {
                 self.profile.observe_event(event);
             }
         }

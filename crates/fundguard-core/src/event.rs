@@ -186,6 +186,11 @@ impl Row {
         self.columns.iter().map(|(n, v)| (&**n, v))
     }
 
+    /// The columns with their shared names (cloning a name is a reference count).
+    pub fn columns(&self) -> impl Iterator<Item = (&Arc<str>, &Value)> {
+        self.columns.iter().map(|(n, v)| (n, v))
+    }
+
     pub fn len(&self) -> usize {
         self.columns.len()
     }

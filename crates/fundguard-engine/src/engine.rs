@@ -820,6 +820,34 @@ fn ordered_watermark(
 
 /// A finding about rule state and the memory budget, owned by the team of the rule concerned.
 /// Each `when` of a rule body, with the table it filters.
+/// The columns whose values a rule's own conditions fix, as (table, column): the text
+/// columns its `when`s (and a timeout's `enter`) compare with values, and a transition's
+/// status. Every finding of the rule shares them by construction, so they cannot explain
+/// why it fired — alarm attribution leaves them out.
+pub fn fixed_columns(rule: &Rule) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    let mut add = |table: &str, expr: &fundguard_rules::Expr| {
+        for (column, _) in crate::compile::compared_values(expr) {
+            out.push((table.to_string(), column));
+        }
+    };
+    for (table, when) in whens(&rule.body) {
+        add(&table, when);
+    }
+    match &rule.body {
+        fundguard_rules::RuleBody::Timeout(t) => add(&t.table, &t.enter),
+        fundguard_rules::RuleBody::Transition(t) => {
+            if let Some(column) = t.status.sql.trim().strip_prefix("after.") {
+                out.push((t.table.clone(), column.to_string()));
+            }
+        }
+        _ => {}
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
 fn whens(body: &fundguard_rules::RuleBody) -> Vec<(String, &fundguard_rules::Expr)> {
     use fundguard_rules::RuleBody;
     match body {

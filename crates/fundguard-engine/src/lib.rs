@@ -26,7 +26,7 @@ pub use compile::{Scope, columns_read};
 pub use drift::{BASELINE_EVENTS, Drift, DriftKind};
 pub use engine::{
     END_OF_INPUT_TAG, Engine, EngineError, HEALTH_TAG, Restored, RuleStats, STATE_MEMORY_RULE, StateError,
-    StateSnapshot, TableCount, sort_diagnostics,
+    StateSnapshot, TableCount, fixed_columns, sort_diagnostics,
 };
 pub use lookup::LookupSnapshot;
 pub use scalar::value_at;

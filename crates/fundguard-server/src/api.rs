@@ -87,11 +87,13 @@ pub struct Console {
     pub rule_health: SharedRuleHealth,
     /// What `fundguard suggest` proposed, for review (`console.suggestions`).
     pub suggestions: Option<Arc<dyn crate::suggestions::SuggestionReview>>,
+    /// The secret GitHub signs deployment events with (`incidents.github_secret_env`).
+    pub github_secret: Option<String>,
 }
 
 type Shared = State<Arc<Console>>;
 
-fn wall_clock() -> EventTime {
+pub(crate) fn wall_clock() -> EventTime {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     EventTime::from_micros(now.as_micros() as i64)
 }
@@ -112,6 +114,14 @@ async fn blocking<T: Send + 'static>(
 }
 
 impl Console {
+    /// Runs `f` on the alert store (for the other API modules).
+    pub(crate) async fn store_call<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&mut dyn AlertStore) -> Result<T, AlertError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        blocking(&self.store, f).await
+    }
+
     /// Runs `f` on the alert store.
     async fn store<T: Send + 'static>(
         self: &Arc<Self>,

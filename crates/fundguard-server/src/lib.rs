@@ -17,6 +17,7 @@ pub mod audit;
 pub mod auth;
 mod console;
 mod error;
+mod incidents;
 mod ingest;
 pub mod metrics;
 pub mod suggestions;
@@ -110,6 +111,11 @@ pub fn router(state: AppState) -> Router {
             .route("/api/v1/suggestions", get(suggestions::list))
             .route("/api/v1/suggestions/{id}/{decision}", post(suggestions::decide))
             .route("/api/v1/audit", get(api::audit))
+            .route("/api/v1/incidents", get(incidents::list))
+            .route("/api/v1/incidents/{id}", get(incidents::show))
+            .route("/api/v1/incidents/{id}/{action}", post(incidents::act))
+            .route("/api/v1/changes", get(incidents::list_changes).post(incidents::add_change))
+            .route("/api/v1/changes/github", post(incidents::github))
             .layer(axum::extract::DefaultBodyLimit::max(API_BODY_LIMIT))
             .with_state(console)
             .route("/", get(console::index))
@@ -170,9 +176,12 @@ mod tests {
         let mut out = BTreeSet::new();
         for piece in code.split(".route(").skip(1) {
             let Some(path) = piece.trim_start().strip_prefix('"').and_then(|p| p.split('"').next()) else { continue };
-            let at = |handler: &str| piece.find(handler).unwrap_or(usize::MAX);
-            let method = if at("post(") < at("get(") { "post" } else { "get" };
-            out.insert((method.to_string(), path.to_string()));
+            // One route may chain methods: `get(list).post(add)`.
+            for method in ["get", "post"] {
+                if piece.contains(&format!("{method}(")) {
+                    out.insert((method.to_string(), path.to_string()));
+                }
+            }
         }
         out
     }
@@ -219,6 +228,8 @@ mod tests {
                     vec![]
                 } else if path.starts_with("/v1/ingest/") {
                     vec![vec!["ingest"]]
+                } else if path == "/api/v1/changes/github" {
+                    vec![vec!["github"]]
                 } else if method == "post" {
                     vec![vec!["csrf", "session"], vec!["token"]]
                 } else {

@@ -33,6 +33,10 @@ pub enum IncidentKind {
     LedgerImbalance,
     /// A burst of failed payments on one channel.
     FailureRateSpike,
+    /// A payment of the broken slice of an [`Outage`] that a bad deploy got one fen wrong.
+    BadDeploy,
+    /// An order of the broken merchant of an [`Outage`] left in PAYING after its payment.
+    MerchantOutage,
 }
 
 impl IncidentKind {
@@ -87,8 +91,46 @@ impl IncidentKind {
             IncidentKind::FailureRateSpike => {
                 vec![e("payment-failure-rate", vec![("channel", Value::String("card".into()))])]
             }
+            IncidentKind::BadDeploy => vec![e("payment-matches-order", vec![("order_id", order())])],
+            IncidentKind::MerchantOutage => vec![
+                e("order-stuck-in-paying", vec![("id", order())]),
+                e("payment-matches-order", vec![("order_id", order())]),
+            ],
         }
     }
+}
+
+/// What an [`Outage`] breaks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Slice {
+    /// Payments of this channel carry one fen more than their order (a bad deploy).
+    Channel(String),
+    /// Orders of this merchant stay in PAYING after their payment succeeded.
+    Merchant(i64),
+}
+
+/// One slice of the traffic broken for a while — from a deploy of `service`, if it has
+/// one, until it is rolled back: many incidents with one cause, for attribution.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Outage {
+    pub slice: Slice,
+    /// When it starts and ends, as fractions of the simulated hours.
+    pub from: f64,
+    pub until: f64,
+    /// The service whose deploy (at `from`) and rollback (at `until`) bracket it; `None`
+    /// for a failure outside the shop (a partner's).
+    pub service: Option<String>,
+}
+
+/// A change to a system of the shop, as `changes.jsonl` lists them for `fundguard changes add`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SimChange {
+    pub service: String,
+    pub kind: String,
+    pub version: String,
+    pub at: EventTime,
+    pub description: String,
 }
 
 /// The ids an incident touches: its order (or the order id it claims) and the other row.

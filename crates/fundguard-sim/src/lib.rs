@@ -10,7 +10,7 @@
 mod incidents;
 mod shop;
 
-pub use incidents::{Expected, Ids, Incident, IncidentKind};
+pub use incidents::{Expected, Ids, Incident, IncidentKind, Outage, SimChange, Slice};
 pub use shop::{SimConfig, Simulator, schema};
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rust_decimal::RoundingStrategy;
 
-use crate::{Ids, Incident, IncidentKind};
+use crate::{Ids, Incident, IncidentKind, Outage, SimChange, Slice};
 
 /// What to simulate.
 #[derive(Debug, Clone)]
@@ -23,6 +23,8 @@ pub struct SimConfig {
     pub incident_rate: f64,
     /// The incident kinds to inject, taken in turn.
     pub kinds: Vec<IncidentKind>,
+    /// Slices of traffic broken for a while, each one cause of many alerts.
+    pub outages: Vec<Outage>,
 }
 
 impl Default for SimConfig {
@@ -34,6 +36,7 @@ impl Default for SimConfig {
             orders: 2_000,
             incident_rate: 0.0,
             kinds: IncidentKind::ALL.to_vec(),
+            outages: Vec::new(),
         }
     }
 }
@@ -153,6 +156,7 @@ pub struct Simulator {
     seq: u64,
     next_kind: usize,
     incidents: Vec<Incident>,
+    changes: Vec<SimChange>,
 }
 
 impl Simulator {
@@ -169,7 +173,9 @@ impl Simulator {
             seq: 0,
             next_kind: 0,
             incidents: Vec::new(),
+            changes: Vec::new(),
         };
+        sim.changes = sim.outage_changes();
         let span = i64::from(sim.cfg.hours.max(1)) * 3600 * SECOND;
         let start = sim.cfg.start.as_micros();
         let n = sim.cfg.orders.max(1);
@@ -185,6 +191,52 @@ impl Simulator {
     /// The incidents injected so far (complete once [`Simulator::run`] returns).
     pub fn incidents(&self) -> &[Incident] {
         &self.incidents
+    }
+
+    /// The changes to the shop's systems: each outage's deploy and rollback, and — two
+    /// hours before each deploy — an unrelated deploy of another service, oldest first.
+    pub fn changes(&self) -> &[SimChange] {
+        &self.changes
+    }
+
+    fn outage_changes(&self) -> Vec<SimChange> {
+        let mut changes = Vec::new();
+        for (i, outage) in self.cfg.outages.iter().enumerate() {
+            let Some(service) = &outage.service else { continue };
+            let (from, until) = (self.outage_time(outage.from), self.outage_time(outage.until));
+            let change = |service: &str, kind: &str, version: String, at: i64, description: &str| SimChange {
+                service: service.to_string(),
+                kind: kind.to_string(),
+                version,
+                at: EventTime::from_micros(at),
+                description: description.to_string(),
+            };
+            changes.push(change(
+                "search-frontend",
+                "deploy",
+                format!("s{i}.0"),
+                from - 2 * 3600 * SECOND,
+                "new ranking",
+            ));
+            changes.push(change(service, "deploy", format!("v{i}.1"), from, "payment amount rounding"));
+            changes.push(change(service, "deploy", format!("v{i}.0"), until, "rollback"));
+        }
+        changes.sort_by_key(|c| c.at);
+        changes
+    }
+
+    /// The time a fraction of the simulated hours stands for.
+    fn outage_time(&self, fraction: f64) -> i64 {
+        let span = i64::from(self.cfg.hours.max(1)) * 3600 * SECOND;
+        self.cfg.start.as_micros() + (span as f64 * fraction.clamp(0.0, 1.0)) as i64
+    }
+
+    /// Whether `slice` is broken at `t`.
+    fn broken(&self, t: i64, slice: impl Fn(&Slice) -> bool) -> bool {
+        self.cfg
+            .outages
+            .iter()
+            .any(|o| slice(&o.slice) && t >= self.outage_time(o.from) && t < self.outage_time(o.until))
     }
 
     /// Runs the simulation, handing each event to `emit` in commit-time order, as a
@@ -406,8 +458,16 @@ impl Simulator {
         let amount = int(o.row.get("pay_amount"));
         let currency = o.row.get("currency").map(|v| v.to_string()).unwrap_or_default();
         let channel = CHANNELS[self.rng.random_range(0..CHANNELS.len())];
-        let mut payment = self.payment_row(id as i64, amount, &currency, channel, t + 100_000);
+        // (A payment that is going to fail is never captured: its amount harms no one.)
+        let bad_deploy =
+            o.incident.is_none() && !o.fails && self.broken(t, |s| *s == Slice::Channel(channel.to_string()));
+        // A bad deploy of the payment service: one fen more, in both amount columns alike.
+        let charged = if bad_deploy { amount + 1 } else { amount };
+        let mut payment = self.payment_row(id as i64, charged, &currency, channel, t + 100_000);
         let pid = int(payment.get("id"));
+        if bad_deploy {
+            self.record(IncidentKind::BadDeploy, "payments", Ids { order: id as i64, other: pid }, t + 100_000);
+        }
         match o.incident {
             Some(IncidentKind::UnitX100) => {
                 let name = self.name("amount_yuan");
@@ -444,6 +504,11 @@ impl Simulator {
         }
         if o.incident == Some(IncidentKind::StuckOrder) {
             self.record(IncidentKind::StuckOrder, "orders", Ids { order: id as i64, other: 0 }, t);
+            return;
+        }
+        let merchant = int(o.row.get("merchant_id"));
+        if o.incident.is_none() && self.broken(t, |s| *s == Slice::Merchant(merchant)) {
+            self.record(IncidentKind::MerchantOutage, "orders", Ids { order: id as i64, other: 0 }, t);
             return;
         }
         self.orders.insert(id, o);

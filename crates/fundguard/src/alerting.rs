@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use fundguard_alerts::{AlertStore, Routes, StoreLocation};
+use fundguard_alerts::{AlertStore, Policy, StoreLocation};
 use fundguard_notify::Channel;
 
 use crate::config::{ChannelKind, Config};
@@ -13,8 +13,11 @@ use crate::config::{ChannelKind, Config};
 /// Opens an alert store from a plain thread: the PostgreSQL client runs its own small
 /// runtime, which may not start inside a Tokio one. The store is then used only from a
 /// plain thread (the pipeline or notifier thread, a console lock), never from async code.
-pub fn open_store(location: &StoreLocation, routes: Routes) -> anyhow::Result<Box<dyn AlertStore + Send>> {
-    std::thread::scope(|s| s.spawn(|| location.open(routes)).join())
+pub fn open_store(
+    location: &StoreLocation,
+    policy: impl Into<Policy> + Send,
+) -> anyhow::Result<Box<dyn AlertStore + Send>> {
+    std::thread::scope(|s| s.spawn(|| location.open(policy)).join())
         .map_err(|_| anyhow::anyhow!("opening the alert store panicked"))?
         .map_err(Into::into)
 }

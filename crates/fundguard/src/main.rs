@@ -48,6 +48,10 @@ enum Command {
     Run(commands::run::Args),
     /// List, show and work alerts: acknowledge, resolve with a root cause, close, assign, note.
     Alerts(commands::alerts::Args),
+    /// Incidents: alerts grouped by cause, with the likely causes ranked; work them as a whole.
+    Incidents(commands::incidents::Args),
+    /// Changes (deploys, config, flags, migrations) that attribution ranks against incidents.
+    Changes(commands::changes::Args),
     /// Reports over the alert store: `report daily` is the daily clearing per team.
     Report(commands::report::Args),
     /// Scheduled SQL rules by hand: `sql run RULE --date D` (or a --from/--to backfill), `sql runs`.
@@ -70,6 +74,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Demo(args) => commands::demo::run(args),
         Command::Alerts(args) => commands::alerts::run(args),
+        Command::Incidents(args) => commands::incidents::run(args),
+        Command::Changes(args) => commands::changes::run(args),
         Command::Report(args) => commands::report::run(args),
         Command::Checkpoint(args) => commands::checkpoint::run(args),
         Command::Simulate(args) => commands::simulate::run(args),

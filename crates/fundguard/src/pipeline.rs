@@ -6,9 +6,10 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
+use fundguard_attribution::Baseline;
 use fundguard_core::{ChangeEvent, EventTime, Finding, Position};
 use fundguard_engine::Engine;
 use fundguard_formats::{Decoded, Decoder, Skip};
@@ -21,6 +22,9 @@ use serde::Serialize;
 /// either, what was not written stays queued and the next `flush` writes exactly that
 /// (the pipeline retries until it succeeds, reading nothing meanwhile).
 pub trait FindingSink {
+    /// Sees each batch of events before the findings made of it (the alert store's sink
+    /// counts the traffic for attribution's baseline).
+    fn observe(&mut self, _events: &[ChangeEvent]) {}
     fn write(&mut self, finding: &Finding) -> anyhow::Result<()>;
     fn flush(&mut self) -> anyhow::Result<()> {
         Ok(())
@@ -147,26 +151,54 @@ impl<W: Write> FindingSink for JsonLines<W> {
     }
 }
 
-/// Findings recorded as alerts (one per fingerprint) in an alert store, a batch per flush.
+/// Findings recorded as alerts (one per fingerprint) in an alert store, a batch per flush;
+/// and the traffic counted into attribution's baseline, saved to the store beside them.
 pub struct AlertSink<S> {
     store: S,
     pending: Vec<Finding>,
     /// With checkpoints: the last checkpoint's number, stamped on finding receipts.
     epoch: Option<u64>,
+    baseline: Baseline,
+    /// Events counted since the baseline was last saved, and when that was.
+    unsaved: u64,
+    saved_at: Option<Instant>,
 }
+
+/// How often the baseline is saved while events flow (it is a few hundred kilobytes).
+const BASELINE_SAVE_EVERY: Duration = Duration::from_secs(10);
 
 impl<S: fundguard_alerts::AlertStore> AlertSink<S> {
     pub fn new(store: S) -> Self {
-        AlertSink { store, pending: Vec::new(), epoch: None }
+        // Counting goes on from what the store holds: a restart keeps the traffic's history.
+        let baseline = match store.baseline() {
+            Ok(Some(profile)) => Baseline::resume(profile),
+            _ => Baseline::default(),
+        };
+        AlertSink { store, pending: Vec::new(), epoch: None, baseline, unsaved: 0, saved_at: None }
     }
 
     /// A sink whose findings may be replayed from checkpoint `epoch`: each is recorded once.
     pub fn replayable(store: S, epoch: u64) -> Self {
-        AlertSink { store, pending: Vec::new(), epoch: Some(epoch) }
+        AlertSink { epoch: Some(epoch), ..AlertSink::new(store) }
+    }
+
+    /// Saves the baseline when events came since the last save and it is due (or `now`).
+    fn save_baseline(&mut self, now: bool) -> anyhow::Result<()> {
+        let due = self.saved_at.is_none_or(|at| at.elapsed() >= BASELINE_SAVE_EVERY);
+        if self.unsaved > 0 && (now || due) {
+            self.store.save_baseline(&self.baseline.profile, wall_clock())?;
+            self.unsaved = 0;
+            self.saved_at = Some(Instant::now());
+        }
+        Ok(())
     }
 }
 
 impl<S: fundguard_alerts::AlertStore> FindingSink for AlertSink<S> {
+    fn observe(&mut self, events: &[ChangeEvent]) {
+        self.baseline.observe(events);
+        self.unsaved += events.len() as u64;
+    }
     /// A shadow rule's findings are left out: they are kept in findings files and counted
     /// in the rule's health, never made alerts (nor notified).
     fn write(&mut self, finding: &Finding) -> anyhow::Result<()> {
@@ -176,6 +208,8 @@ impl<S: fundguard_alerts::AlertStore> FindingSink for AlertSink<S> {
         Ok(())
     }
     fn flush(&mut self) -> anyhow::Result<()> {
+        // Before the findings: the incidents they join pair the columns the baseline pairs.
+        self.save_baseline(false)?;
         if !self.pending.is_empty() {
             match self.epoch {
                 Some(epoch) => self.store.record_once(&self.pending, epoch)?,
@@ -192,6 +226,7 @@ impl<S: fundguard_alerts::AlertStore> FindingSink for AlertSink<S> {
     /// Findings from now on are stamped `epoch`: a crash before checkpoint `epoch` is
     /// written restarts from the one before, which holds them as well.
     fn commit(&mut self, epoch: u64) -> anyhow::Result<Option<(PathBuf, u64)>> {
+        self.save_baseline(true)?;
         self.flush()?;
         if self.epoch.is_some() {
             self.epoch = Some(epoch);
@@ -211,6 +246,9 @@ impl<S: fundguard_alerts::AlertStore> FindingSink for AlertSink<S> {
 pub struct Sinks(pub Vec<Box<dyn FindingSink + Send>>);
 
 impl FindingSink for Sinks {
+    fn observe(&mut self, events: &[ChangeEvent]) {
+        self.0.iter_mut().for_each(|s| s.observe(events));
+    }
     fn write(&mut self, finding: &Finding) -> anyhow::Result<()> {
         self.0.iter_mut().try_for_each(|s| s.write(finding))
     }
@@ -380,6 +418,7 @@ impl<'s> BatchPipeline<'s> {
             return Ok(());
         }
         self.found.clear();
+        self.sink.observe(&self.batch);
         self.engine.process(&self.batch, wall_clock(), &mut self.found)?;
         self.rule_failed = self.rule_failed || self.engine.stats().iter().any(|s| s.errors > 0);
         for f in &self.found {

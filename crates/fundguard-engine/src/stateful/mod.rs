@@ -62,14 +62,41 @@ pub(crate) struct Origin {
     pub op: Op,
     pub time: EventTime,
     pub position: Position,
+    /// The row's dimension values ([`dimensions_of`]), so a finding made long after the
+    /// event still shows which channel, merchant or currency it was about — what alarm
+    /// attribution compares (absent in checkpoints of older versions).
+    #[serde(default)]
+    pub dimensions: Vec<(Arc<str>, Value)>,
+}
+
+/// The values of a row that can name a slice of traffic — text up to 64 characters,
+/// integers and booleans — as a stateful rule keeps them with its evidence. Amounts as
+/// decimals, timestamps and JSON are left out; integer ids stay (attribution ignores a
+/// column whose values are mostly new).
+pub(crate) fn dimensions_of(event: &fundguard_core::ChangeEvent) -> Vec<(Arc<str>, Value)> {
+    let Some(row) = event.after.as_ref().or(event.before.as_ref()) else { return Vec::new() };
+    row.columns()
+        .filter(|(_, v)| match v {
+            Value::String(s) => s.len() <= 64,
+            Value::Int(_) | Value::Bool(_) => true,
+            _ => false,
+        })
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect()
 }
 
 impl Origin {
-    /// The evidence of a projected row: its origin and its named values.
+    /// The evidence of a projected row: its origin, its named values, and the row's
+    /// dimension values the projection does not name.
     pub(crate) fn evidence(&self, names: &[Arc<str>], values: &[Value]) -> Evidence {
-        let mut row = Row::with_capacity(values.len());
+        let mut row = Row::with_capacity(values.len() + self.dimensions.len());
         for (name, value) in names.iter().zip(values) {
             row.push(name.clone(), value.clone());
+        }
+        for (name, value) in &self.dimensions {
+            if !names.contains(name) {
+                row.push(name.clone(), value.clone());
+            }
         }
         Evidence {
             table: self.table.clone(),
@@ -398,6 +425,7 @@ impl StatefulRuntime {
                         op: event.op,
                         time: event.commit_time,
                         position: event.position.clone(),
+                        dimensions: dimensions_of(event),
                     },
                 };
                 self.push(record, out);

@@ -261,6 +261,7 @@ mod tests {
             op: Op::Insert,
             time: EventTime::from_secs(5),
             position: Position::Synthetic { seq: 3 },
+            dimensions: Vec::new(),
         };
         let old = HashMap::from([(
             "1".to_string(),

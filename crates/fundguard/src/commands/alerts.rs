@@ -120,14 +120,14 @@ enum Command {
 }
 
 #[derive(clap::Args)]
-struct Actor {
+pub(crate) struct Actor {
     /// Who makes the change (default: $USER).
     #[arg(long)]
     by: Option<String>,
 }
 
 impl Actor {
-    fn name(&self) -> String {
+    pub(crate) fn name(&self) -> String {
         self.by.clone().or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "cli".into())
     }
 }
@@ -135,7 +135,13 @@ impl Actor {
 /// A request the store refuses (an unknown id, a change the status does not allow, a bad
 /// filter) exits 1 with the reason; a broken store exits 2 like every other failure.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    match work(args) {
+    refusals_exit_1(work(args))
+}
+
+/// A refusal (an unknown id, a change the status does not allow, a bad argument) exits 1
+/// with the reason; a closed pipe (`| head`) is success; anything else stays an error.
+pub(crate) fn refusals_exit_1(result: anyhow::Result<ExitCode>) -> anyhow::Result<ExitCode> {
+    match result {
         Err(e) if e.downcast_ref::<Refused>().is_some() || e.downcast_ref::<AlertError>().is_some_and(refused) => {
             eprintln!("error: {e}");
             Ok(ExitCode::from(1))
@@ -149,10 +155,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-struct Refused(String);
+pub(crate) struct Refused(pub(crate) String);
 
 fn refused(e: &AlertError) -> bool {
-    matches!(e, AlertError::InvalidChange(_) | AlertError::NotFound(_))
+    matches!(e, AlertError::InvalidChange(_) | AlertError::NotFound(_) | AlertError::IncidentNotFound(_))
 }
 
 fn work(args: Args) -> anyhow::Result<ExitCode> {

@@ -94,7 +94,7 @@ pub struct Args {
     #[arg(long = "final")]
     final_at_end: bool,
     /// The fundguard.yaml whose `lookups:` (and `warehouse:` tables) provide the reference
-    /// data the rules read.
+    /// data the rules read, and whose `incidents:` shape the `--alerts` store's incidents.
     #[arg(long)]
     config: Option<PathBuf>,
 }
@@ -123,7 +123,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let mut sinks = vec![json];
     if let Some(path) = &args.alerts {
-        sinks.push(Box::new(AlertSink::new(fundguard_alerts::SqliteStore::open(path)?)));
+        // With a config, its incidents (flows, burst, services) shape the backtest's store too.
+        let policy = match &args.config {
+            Some(config) => super::load_config(config)?.store_policy_for(&rules),
+            None => crate::config::with_fixed_columns(fundguard_alerts::Policy::default(), &rules),
+        };
+        sinks.push(Box::new(AlertSink::new(fundguard_alerts::SqliteStore::open(path)?.with_policy(policy))));
     }
     let mut sink = Sinks(sinks);
     let started = Instant::now();

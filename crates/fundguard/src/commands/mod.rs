@@ -2,9 +2,11 @@
 
 pub mod alerts;
 pub mod backtest;
+pub mod changes;
 pub mod checkpoint;
 pub mod coverage;
 pub mod demo;
+pub mod incidents;
 pub mod report;
 pub mod rules;
 pub mod run;
@@ -102,7 +104,7 @@ impl StoreArgs {
                     path.display()
                 )
             })?;
-            let store = location.open(config.notify.routes.clone())?;
+            let store = location.open(config.store_policy())?;
             return Ok(AlertsAt { store, slo: config.slo.clone(), config: Some(config) });
         }
         let location = match &self.postgres_env {

@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::ValueEnum;
 use fundguard_core::{ChangeEvent, Op, TableSchemas};
 use fundguard_formats::{canal, debezium, maxwell};
-use fundguard_sim::{IncidentKind, SimConfig, Simulator, schema};
+use fundguard_sim::{IncidentKind, Outage, SimConfig, Simulator, Slice, schema};
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutFormat {
@@ -20,7 +20,8 @@ pub enum OutFormat {
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Directory for the logs (`debezium.jsonl`, ...), `answer-key.jsonl` and `schema.yaml`.
+    /// Directory for the logs (`debezium.jsonl`, ...), `answer-key.jsonl`, `schema.yaml`
+    /// (and `changes.jsonl` with `--bad-deploy`).
     #[arg(long)]
     out: PathBuf,
     /// Formats to write.
@@ -43,6 +44,15 @@ pub struct Args {
     /// Debezium: wrap each event in the JSON converter's `schema`/`payload` envelope.
     #[arg(long)]
     schema_wrapper: bool,
+    /// A bad deploy of `payment-gateway` from 30 % to 45 % of the hours: payments of this
+    /// channel carry one fen more than their order (`changes.jsonl` lists the deploy, its
+    /// rollback and an unrelated earlier deploy).
+    #[arg(long, value_name = "CHANNEL")]
+    bad_deploy: Option<String>,
+    /// From 70 % to 85 % of the hours, this merchant's orders stay in PAYING after their
+    /// payment succeeded (a partner's outage: no change behind it).
+    #[arg(long, value_name = "MERCHANT")]
+    merchant_outage: Option<i64>,
 }
 
 /// Events per order, measured on the simulator's defaults (used to turn `--events` into orders).
@@ -51,12 +61,21 @@ pub const EVENTS_PER_ORDER: u64 = 10;
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     let orders = args.events.map_or(args.orders, |e| (e / EVENTS_PER_ORDER).max(1));
+    let mut outages = Vec::new();
+    if let Some(channel) = &args.bad_deploy {
+        let service = Some("payment-gateway".to_string());
+        outages.push(Outage { slice: Slice::Channel(channel.clone()), from: 0.30, until: 0.45, service });
+    }
+    if let Some(merchant) = args.merchant_outage {
+        outages.push(Outage { slice: Slice::Merchant(merchant), from: 0.70, until: 0.85, service: None });
+    }
     let config = SimConfig {
         seed: args.seed,
         hours: args.hours,
         orders,
         incident_rate: args.incident_rate,
         kinds: IncidentKind::ALL.to_vec(),
+        outages,
         ..SimConfig::default()
     };
     let tables = schema();
@@ -80,6 +99,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         key.write_all(b"\n")?;
     }
     key.flush()?;
+    if !sim.changes().is_empty() {
+        let mut changes = BufWriter::new(File::create(args.out.join("changes.jsonl"))?);
+        for change in sim.changes() {
+            serde_json::to_writer(&mut changes, change)?;
+            changes.write_all(b"\n")?;
+        }
+        changes.flush()?;
+    }
     std::fs::write(args.out.join("schema.yaml"), schema_yaml(&tables))?;
     println!(
         "{events} change events of {orders} orders, {} incidents, written to {}",

@@ -59,6 +59,9 @@ pub(super) struct ConfigFile {
     /// Reference data rules read (see `super::lookups`).
     #[serde(default)]
     pub lookups: Vec<super::lookups::LookupFile>,
+    /// Incidents and attribution (see `super::incidents`).
+    #[serde(default)]
+    pub incidents: Option<super::incidents::IncidentsFile>,
 }
 
 impl ConfigFile {

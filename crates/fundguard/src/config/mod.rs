@@ -6,7 +6,7 @@
 //!
 //! - [`file`]: the file as a whole, parsed with the place of every value;
 //! - [`sources`]: one module per kind of source, and the registry that names them;
-//! - [`sinks`], [`notify`], [`console`], [`slo`], [`limits`];
+//! - [`sinks`], [`notify`], [`incidents`], [`console`], [`slo`], [`limits`];
 //! - [`loader`]: what every section needs while validating (places, relative paths,
 //!   environment, the problems found).
 //!
@@ -19,6 +19,7 @@ mod file;
 #[cfg(test)]
 mod fuzz;
 mod health;
+mod incidents;
 mod limits;
 mod loader;
 mod lookups;
@@ -71,11 +72,26 @@ pub struct Config {
     pub warehouse: Vec<fundguard_warehouse::TableSource>,
     /// Reference data rules read, and where each lookup's rows come from.
     pub lookups: Vec<LookupConfig>,
+    /// How alerts group into incidents, and the services whose changes attribution ranks.
+    pub incidents: fundguard_alerts::IncidentPolicy,
+    /// The secret GitHub signs deployment webhooks with (`incidents.github_secret_env`).
+    pub github_secret: Option<String>,
     /// The config file's directory.
     pub base_dir: PathBuf,
 }
 
 impl Config {
+    /// What the alert store decides by this config: notification routes and incidents.
+    pub fn store_policy(&self) -> fundguard_alerts::Policy {
+        fundguard_alerts::Policy { routes: self.notify.routes.clone(), incidents: self.incidents.clone() }
+    }
+
+    /// [`Config::store_policy`] for recording the findings of `rules`: their incidents leave
+    /// out the columns each rule's own conditions fix.
+    pub fn store_policy_for(&self, rules: &[fundguard_rules::Rule]) -> fundguard_alerts::Policy {
+        with_fixed_columns(self.store_policy(), rules)
+    }
+
     /// The alert store of the `alerts` sink, if there is one.
     pub fn alert_store(&self) -> Option<fundguard_alerts::StoreLocation> {
         self.sinks.iter().find_map(|s| match s {
@@ -88,6 +104,15 @@ impl Config {
             _ => None,
         })
     }
+}
+
+/// `policy` with the columns each of `rules` fixes left out of its incidents' profiles.
+pub fn with_fixed_columns(
+    mut policy: fundguard_alerts::Policy,
+    rules: &[fundguard_rules::Rule],
+) -> fundguard_alerts::Policy {
+    policy.incidents.fixed_columns = rules.iter().map(|r| (r.id.clone(), fundguard_engine::fixed_columns(r))).collect();
+    policy
 }
 
 /// How often checkpoints are taken unless `checkpoint_interval` says otherwise.
@@ -121,6 +146,8 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config,
     };
     sinks::check(&file.sinks, &mut loader);
     let lookups = lookups::validate(file.lookups, &mut loader);
+    let incidents::Incidents { policy: incidents, github_secret } =
+        file.incidents.unwrap_or_default().validate(&mut loader);
     if !loader.problems.is_empty() {
         return Err(loader.problems);
     }
@@ -143,6 +170,8 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config,
         health,
         warehouse: file.warehouse,
         lookups,
+        incidents,
+        github_secret,
         base_dir: loader.base,
     })
 }

@@ -83,7 +83,7 @@ pub fn assemble(config: Config) -> anyhow::Result<Service> {
     read_lookups(&config, &mut engine)?;
     let self_timed = self_timed(&config, &mut engine);
     restore_state(&mut engine, restored.as_ref())?;
-    let (sink_names, sinks) = open_sinks(&config, restored.as_ref())?;
+    let (sink_names, sinks) = open_sinks(&config, &catalog.loaded_rules(), restored.as_ref())?;
     let shared_health: SharedHealth = Arc::default();
     let rule_health = config.alert_store().map(|location| {
         let (sender, received) = mpsc::unbounded_channel();
@@ -205,7 +205,11 @@ fn restore_state(engine: &mut Engine, restored: Option<&Checkpoint>) -> anyhow::
 /// The configured sinks, opened, with what they are called in messages and metrics.
 /// After a restart, findings files are cut back to the checkpoint's marks (what came
 /// after is replayed) and the alerts sink records each replayed finding once.
-fn open_sinks(config: &Config, restored: Option<&Checkpoint>) -> anyhow::Result<(Vec<String>, Vec<OwnedSink>)> {
+fn open_sinks(
+    config: &Config,
+    rules: &[fundguard_rules::Rule],
+    restored: Option<&Checkpoint>,
+) -> anyhow::Result<(Vec<String>, Vec<OwnedSink>)> {
     let epoch = restored.map_or(0, |r| r.epoch);
     let mut sinks: Vec<OwnedSink> = Vec::new();
     let mut sink_names = Vec::new();
@@ -223,7 +227,7 @@ fn open_sinks(config: &Config, restored: Option<&Checkpoint>) -> anyhow::Result<
             SinkConfig::Stdout => Box::new(QueuedLines::new(std::io::stdout(), "stdout")),
             SinkConfig::Alerts { .. } => {
                 let location = config.alert_store().context("an alerts sink has a store")?;
-                let store = open_store(&location, config.notify.routes.clone())?;
+                let store = open_store(&location, config.store_policy_for(rules))?;
                 Box::new(AlertSink::replayable(store, epoch))
             }
         });

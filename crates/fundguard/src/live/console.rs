@@ -24,7 +24,7 @@ pub fn open(
     rule_health: super::health::SharedHealth,
 ) -> anyhow::Result<Option<Arc<Console>>> {
     let Some(location) = config.alert_store() else { return Ok(None) };
-    let store = open_store(&location, config.notify.routes.clone())?;
+    let store = open_store(&location, config.store_policy())?;
     let figures_store = open_store(&location, fundguard_alerts::Routes::default())?;
     Ok(Some(Arc::new(Console {
         store: Arc::new(Mutex::new(store)),
@@ -44,5 +44,6 @@ pub fn open(
         health,
         coverage_report: config.console.coverage_report.clone(),
         rule_health,
+        github_secret: config.github_secret.clone(),
     })))
 }

@@ -2,6 +2,7 @@
 
 mod alerts;
 mod api;
+mod attribution;
 mod backtest;
 mod cli;
 mod console;

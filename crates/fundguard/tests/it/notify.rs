@@ -65,7 +65,7 @@ fn a_webhook_down_during_a_kill_still_gets_every_notification_once_and_signed() 
     let config = write_config(
         dir.path(),
         &format!(
-            "rules: [{rules}]\ndata_dir: data\nlisten: 127.0.0.1:0\nsources:\n  - {{ name: msgs, type: http, format: json, table: shop.refunds, token_env: FG_TOKEN }}\nsinks:\n  - {{ type: alerts }}\nnotify:\n  link: https://fundguard.example/alerts\n  channels:\n    - {{ name: refunds-hook, type: webhook, url: \"http://127.0.0.1:{hook}/hook\", secret_env: FG_HOOK_SECRET }}\n  routes:\n    - {{ owner: [refunds], channels: [refunds-hook] }}\n",
+            "rules: [{rules}]\ndata_dir: data\nlisten: 127.0.0.1:0\nsources:\n  - {{ name: msgs, type: http, format: json, table: shop.refunds, token_env: FG_TOKEN }}\nsinks:\n  - {{ type: alerts }}\nincidents:\n  notify: per_alert\nnotify:\n  link: https://fundguard.example/alerts\n  channels:\n    - {{ name: refunds-hook, type: webhook, url: \"http://127.0.0.1:{hook}/hook\", secret_env: FG_HOOK_SECRET }}\n  routes:\n    - {{ owner: [refunds], channels: [refunds-hook] }}\n",
             rules = path(&repo_root().join("examples/rules"))
         ),
     );
@@ -305,31 +305,49 @@ fn unquote(qp: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// A storm of thirty alerts of one rule: by default one incident, told once (its first
+/// alert, carrying the incident's id); notifying every alert (`incidents.notify:
+/// per_alert`), the notifier still sends them as one grouped message.
 #[test]
-fn a_storm_of_findings_from_one_rule_is_one_grouped_message() {
-    let dir = tempfile::tempdir().unwrap();
-    let hook = free_port();
-    let got = receiver(hook);
-    let config = write_config(
-        dir.path(),
-        &format!(
-            "rules: [{rules}]\ndata_dir: data\nlisten: 127.0.0.1:0\nsources:\n  - {{ name: msgs, type: http, format: json, table: shop.refunds, token_env: FG_TOKEN }}\nsinks:\n  - {{ type: alerts }}\nnotify:\n  channels:\n    - {{ name: hook, type: webhook, url: \"http://127.0.0.1:{hook}/\" }}\n  routes:\n    - {{ channels: [hook] }}\n",
-            rules = path(&repo_root().join("examples/rules"))
-        ),
-    );
-    let service = Service::start(&config, &[("FG_TOKEN", "t")]);
-    let ts = now_ms();
-    let storm: Vec<String> = (1..=30)
-        .map(|id| format!("{{\"id\":{id},\"order_id\":{id},\"amount\":-1,\"currency\":\"CNY\",\"ts\":{ts}}}"))
-        .collect();
-    assert_eq!(post(&format!("{}/v1/ingest/msgs", service.url()), Some("t"), &format!("[{}]", storm.join(","))).0, 200);
-    assert!(wait(Duration::from_secs(15), || (!got.lock().unwrap().is_empty()).then_some(())).is_some());
-    std::thread::sleep(Duration::from_secs(1));
-    let got = got.lock().unwrap();
-    assert_eq!(got.len(), 1, "one message for the storm");
-    let body: serde_json::Value = serde_json::from_str(&got[0].1).unwrap();
-    assert_eq!(body["alerts"].as_array().unwrap().len(), 30);
-    assert!(body["text"].as_str().unwrap().contains("refund-amount-positive: 30 alerts opened"), "{body}");
+fn a_storm_of_findings_from_one_rule_is_one_message() {
+    for per_alert in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let hook = free_port();
+        let got = receiver(hook);
+        let incidents = if per_alert { "incidents:\n  notify: per_alert\n" } else { "" };
+        let config = write_config(
+            dir.path(),
+            &format!(
+                "rules: [{rules}]\ndata_dir: data\nlisten: 127.0.0.1:0\nsources:\n  - {{ name: msgs, type: http, format: json, table: shop.refunds, token_env: FG_TOKEN }}\nsinks:\n  - {{ type: alerts }}\n{incidents}notify:\n  channels:\n    - {{ name: hook, type: webhook, url: \"http://127.0.0.1:{hook}/\" }}\n  routes:\n    - {{ channels: [hook] }}\n",
+                rules = path(&repo_root().join("examples/rules"))
+            ),
+        );
+        let service = Service::start(&config, &[("FG_TOKEN", "t")]);
+        let ts = now_ms();
+        let storm: Vec<String> = (1..=30)
+            .map(|id| format!("{{\"id\":{id},\"order_id\":{id},\"amount\":-1,\"currency\":\"CNY\",\"ts\":{ts}}}"))
+            .collect();
+        let url = format!("{}/v1/ingest/msgs", service.url());
+        assert_eq!(post(&url, Some("t"), &format!("[{}]", storm.join(","))).0, 200);
+        assert!(wait(Duration::from_secs(15), || (!got.lock().unwrap().is_empty()).then_some(())).is_some());
+        std::thread::sleep(Duration::from_secs(1));
+        let got = got.lock().unwrap();
+        assert_eq!(got.len(), 1, "one message for the storm");
+        let body: serde_json::Value = serde_json::from_str(&got[0].1).unwrap();
+        if per_alert {
+            assert_eq!(body["alerts"].as_array().unwrap().len(), 30);
+            assert!(body["text"].as_str().unwrap().contains("refund-amount-positive: 30 alerts opened"), "{body}");
+        } else {
+            assert!(body["alerts"].is_null(), "{body}");
+            let incident = body["alert"]["incident_id"].as_i64().expect("the alert names its incident");
+            let store = dir.path().join("data/alerts.db");
+            let o = crate::fundguard(&["incidents", "--store", path(&store), "list", "--format", "json"]);
+            let listed: Vec<serde_json::Value> =
+                crate::stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+            assert_eq!(listed.len(), 1, "{listed:?}");
+            assert_eq!((listed[0]["id"].as_i64(), listed[0]["alerts"].as_u64()), (Some(incident), Some(30)));
+        }
+    }
 }
 
 /// `fundguard` with environment variables (the config names secrets by variable).
@@ -528,7 +546,7 @@ fn a_slow_webhook_backs_up_on_disk_and_memory_stays_flat() {
         let config = write_config(
             dir.path(),
             &format!(
-                "rules: [{rules}]\ndata_dir: data\nlisten: 127.0.0.1:0\nsources:\n  - {{ name: refunds, type: file, path: refunds.jsonl, format: json, table: shop.refunds }}\nsinks:\n  - {{ type: alerts }}\nnotify:\n  channels:\n    - {{ name: hook, type: webhook, url: \"http://127.0.0.1:{port}/hook\" }}\n  routes:\n    - {{ owner: [refunds], channels: [hook] }}\n",
+                "rules: [{rules}]\ndata_dir: data\nlisten: 127.0.0.1:0\nsources:\n  - {{ name: refunds, type: file, path: refunds.jsonl, format: json, table: shop.refunds }}\nsinks:\n  - {{ type: alerts }}\nincidents:\n  notify: per_alert\nnotify:\n  channels:\n    - {{ name: hook, type: webhook, url: \"http://127.0.0.1:{port}/hook\" }}\n  routes:\n    - {{ owner: [refunds], channels: [hook] }}\n",
                 rules = path(&rules)
             ),
         );

@@ -26,6 +26,9 @@ impl LivePipeline {
         let _ = self.dead_letters[source].flush();
         self.found.clear();
         let now = clock::now();
+        for sink in &mut self.sinks {
+            sink.observe(events);
+        }
         if let Err(e) = self.engine.process(events, now, &mut self.found) {
             tracing::error!(source, error = %e, "evaluating a batch of source #{source} failed: {e}");
         }
