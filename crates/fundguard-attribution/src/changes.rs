@@ -69,6 +69,57 @@ impl Change {
     }
 }
 
+/// The tables a DDL statement changes, as `db.table` (`default_db` for unqualified names):
+/// `CREATE`/`ALTER`/`DROP`/`TRUNCATE TABLE t`, `RENAME TABLE a TO b, c TO d` and
+/// `CREATE INDEX … ON t`. Quotes and backticks are removed; anything else names nothing.
+pub fn tables_of_ddl(statement: &str, default_db: &str) -> Vec<String> {
+    let words: Vec<&str> = statement
+        .split(|c: char| c.is_whitespace() || c == ',' || c == '(' || c == ';')
+        .filter(|w| !w.is_empty())
+        .collect();
+    let upper = |i: usize| words.get(i).map(|w| w.to_ascii_uppercase()).unwrap_or_default();
+    let qualify = |name: &str| {
+        let name: String = name.chars().filter(|c| !matches!(c, '`' | '"' | '[' | ']')).collect();
+        if name.is_empty() {
+            None
+        } else if name.contains('.') || default_db.is_empty() {
+            Some(name)
+        } else {
+            Some(format!("{default_db}.{name}"))
+        }
+    };
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < words.len() {
+        match upper(i).as_str() {
+            "TABLE" => {
+                let mut j = i + 1;
+                while matches!(upper(j).as_str(), "IF" | "NOT" | "EXISTS" | "ONLY") {
+                    j += 1;
+                }
+                // RENAME and DROP name several tables (`a TO b, c TO d`; `a, b`); the rest one.
+                let several = matches!(upper(0).as_str(), "RENAME" | "DROP" | "TRUNCATE");
+                let last = if several { words.len() } else { (j + 1).min(words.len()) };
+                let names = words.iter().take(last).skip(j);
+                for word in names
+                    .filter(|w| !matches!(w.to_ascii_uppercase().as_str(), "TO" | "CASCADE" | "RESTRICT" | "PURGE"))
+                {
+                    out.extend(qualify(word));
+                }
+                break;
+            }
+            "ON" if upper(0) == "CREATE" && words.iter().any(|w| w.eq_ignore_ascii_case("INDEX")) => {
+                out.extend(words.get(i + 1).and_then(|w| qualify(w)));
+                break;
+            }
+            _ => i += 1,
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// What the config says about services: the tables each writes, and the team that owns it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ServiceMap {
@@ -172,6 +223,26 @@ mod tests {
             link: None,
             tables: vec![],
             description: None,
+        }
+    }
+
+    #[test]
+    fn ddl_names_the_tables_it_changes() {
+        assert_eq!(tables_of_ddl("ALTER TABLE items DROP COLUMN note", "shop"), ["shop.items"]);
+        assert_eq!(tables_of_ddl("alter table `pay`.`payments` add column x int", "shop"), ["pay.payments"]);
+        assert_eq!(tables_of_ddl("CREATE TABLE IF NOT EXISTS t (id int)", "db"), ["db.t"]);
+        assert_eq!(tables_of_ddl("DROP TABLE a, b", "db"), ["db.a", "db.b"]);
+        assert_eq!(tables_of_ddl("RENAME TABLE a TO a_old, b TO a", "db"), ["db.a", "db.a_old", "db.b"]);
+        assert_eq!(tables_of_ddl("CREATE INDEX i ON orders (status)", "shop"), ["shop.orders"]);
+        assert!(tables_of_ddl("SAVEPOINT x", "db").is_empty());
+        assert!(tables_of_ddl("", "").is_empty());
+    }
+
+    proptest::proptest! {
+        /// Any text, however broken, gives a list (never a panic).
+        #[test]
+        fn any_statement_is_read_without_panicking(statement in ".{0,200}", db in "[a-z]{0,8}") {
+            let _ = tables_of_ddl(&statement, &db);
         }
     }
 

@@ -22,6 +22,7 @@ mod sketch;
 
 pub use changes::{
     Change, ChangeCause, HALF_LIFE, IncidentContext, KINDS, LOOKBACK, SLACK, Service, ServiceMap, rank_changes,
+    tables_of_ddl,
 };
 pub use profile::{
     BASELINE_CAPACITY, BASELINE_SAMPLE_EVERY, Baseline, MAX_VALUE_CHARS, PAIR_WARMUP_ROWS, Profile, TableProfile,

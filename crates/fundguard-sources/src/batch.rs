@@ -11,11 +11,29 @@ pub struct DecodedBatch {
     /// every change it sends later commits at or after this time, so the source's event
     /// time may move here — deadlines fire although no event comes.
     pub caught_up: Option<EventTime>,
+    /// Schema statements (DDL) the log carried: changes alarm attribution ranks.
+    pub schema_statements: Vec<SchemaStatement>,
+}
+
+/// One DDL statement of a database log (`ALTER TABLE items DROP COLUMN note`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SchemaStatement {
+    /// When it committed.
+    pub at: EventTime,
+    /// The database it ran in (unqualified table names belong to it).
+    pub database: String,
+    pub statement: String,
+}
+
+/// Whether a statement changes a schema (rather than a transaction's `BEGIN`, a `SAVEPOINT`).
+pub fn is_schema_statement(statement: &str) -> bool {
+    let first = statement.split_whitespace().next().unwrap_or("").to_ascii_uppercase();
+    matches!(first.as_str(), "CREATE" | "ALTER" | "DROP" | "RENAME" | "TRUNCATE")
 }
 
 impl DecodedBatch {
     pub fn is_empty(&self) -> bool {
-        self.events.is_empty() && self.dead_letters.is_empty()
+        self.events.is_empty() && self.dead_letters.is_empty() && self.schema_statements.is_empty()
     }
 
     pub fn len(&self) -> usize {

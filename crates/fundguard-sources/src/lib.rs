@@ -19,7 +19,7 @@ mod position_store;
 pub mod postgres;
 pub mod tls;
 
-pub use batch::{DeadLetter, DecodedBatch};
+pub use batch::{DeadLetter, DecodedBatch, SchemaStatement};
 pub use file::{LineSource, open_lines};
 pub use message::{Message, MessageSource, SourceError};
 pub use position_store::{PositionError, PositionStore};

@@ -25,6 +25,10 @@ pub trait FindingSink {
     /// Sees each batch of events before the findings made of it (the alert store's sink
     /// counts the traffic for attribution's baseline).
     fn observe(&mut self, _events: &[ChangeEvent]) {}
+    /// A change a source saw (a binlog's DDL), for alarm attribution to rank.
+    fn change(&mut self, _change: &fundguard_attribution::Change) -> anyhow::Result<()> {
+        Ok(())
+    }
     fn write(&mut self, finding: &Finding) -> anyhow::Result<()>;
     fn flush(&mut self) -> anyhow::Result<()> {
         Ok(())
@@ -199,6 +203,10 @@ impl<S: fundguard_alerts::AlertStore> FindingSink for AlertSink<S> {
         self.baseline.observe(events);
         self.unsaved += events.len() as u64;
     }
+    fn change(&mut self, change: &fundguard_attribution::Change) -> anyhow::Result<()> {
+        self.store.add_change(change, wall_clock())?;
+        Ok(())
+    }
     /// A shadow rule's findings are left out: they are kept in findings files and counted
     /// in the rule's health, never made alerts (nor notified).
     fn write(&mut self, finding: &Finding) -> anyhow::Result<()> {
@@ -248,6 +256,9 @@ pub struct Sinks(pub Vec<Box<dyn FindingSink + Send>>);
 impl FindingSink for Sinks {
     fn observe(&mut self, events: &[ChangeEvent]) {
         self.0.iter_mut().for_each(|s| s.observe(events));
+    }
+    fn change(&mut self, change: &fundguard_attribution::Change) -> anyhow::Result<()> {
+        self.0.iter_mut().try_for_each(|s| s.change(change))
     }
     fn write(&mut self, finding: &Finding) -> anyhow::Result<()> {
         self.0.iter_mut().try_for_each(|s| s.write(finding))

@@ -370,6 +370,13 @@ impl BinlogSource {
                     // DDL: table maps and names may have changed.
                     self.tables.clear();
                     self.column_names.clear();
+                    if crate::batch::is_schema_statement(text) {
+                        self.pending.schema_statements.push(crate::batch::SchemaStatement {
+                            at: EventTime::from_secs(i64::from(header.timestamp())),
+                            database: query.schema().to_string(),
+                            statement: text.to_string(),
+                        });
+                    }
                     if !self.in_transaction || self.standalone {
                         self.commit(header.log_pos(), header.timestamp());
                     }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::console::{ChromeDriver, browser, log_in, screenshot, text_where};
 use crate::servers::MariaDb;
@@ -158,6 +158,14 @@ fn drift_staleness_failures_and_noise_are_found_on_a_live_binlog() {
     assert!(seconds < 10.0, "the drift alert took {seconds:.1} s");
     assert_eq!(drift["key"]["subject"], "shop.items.note", "{drift}");
     assert_eq!(drift["owner"], "shop");
+    // The ALTER TABLE is a change too, named after its source, for attribution to rank: the
+    // drift alert's incident names it first among the changes before it.
+    let changes = get(&format!("{url}/api/v1/changes"));
+    let ddl = changes.as_array().unwrap().iter().find(|c| c["kind"] == "ddl").expect("the DDL recorded as a change");
+    assert_eq!((&ddl["service"], &ddl["tables"]), (&json!("shopdb"), &json!(["shop.items"])), "{ddl}");
+    assert!(ddl["description"].as_str().unwrap().contains("DROP COLUMN note"), "{ddl}");
+    let incident = get(&format!("{url}/api/v1/incidents/{}", drift["incident_id"]));
+    assert_eq!(incident["changes"][0]["change"]["id"], ddl["id"], "{incident}");
     wait_state(&url, "amount-or-note", "drifted", 20);
 
     // A status value the state machine never mentions.

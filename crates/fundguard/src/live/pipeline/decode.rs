@@ -93,9 +93,34 @@ impl LivePipeline {
                 }
             }
         }
+        self.schema_changed(source, &batch.schema_statements);
         self.evaluate(source, &events, dead, (!position.is_empty()).then_some(position));
         if let Some(at) = batch.caught_up {
             self.caught_up(source, at);
+        }
+    }
+
+    /// DDL a database source saw: each a change (kind `ddl`, service the source's name) that
+    /// alarm attribution ranks against the incidents that follow it.
+    fn schema_changed(&mut self, source: usize, statements: &[fundguard_sources::SchemaStatement]) {
+        let service = self.names.get(source).cloned().unwrap_or_default();
+        for s in statements {
+            let change = fundguard_attribution::Change {
+                id: 0,
+                service: service.clone(),
+                kind: "ddl".into(),
+                version: None,
+                at: s.at,
+                author: None,
+                link: None,
+                tables: fundguard_attribution::tables_of_ddl(&s.statement, &s.database),
+                description: Some(s.statement.chars().take(1000).collect()),
+            };
+            for (sink, name) in self.sinks.iter_mut().zip(&self.sink_names) {
+                if let Err(e) = sink.change(&change) {
+                    tracing::warn!(sink = %name, "recording the DDL of `{service}` as a change: {e:#}");
+                }
+            }
         }
     }
 }
