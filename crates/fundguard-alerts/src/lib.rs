@@ -54,7 +54,7 @@ pub use incidents::{
 };
 pub use model::{Alert, AlertError, Change, Filter, Recorded, Status, TimelineEntry, fingerprint};
 pub use postgres::PostgresStore;
-pub use report::{ActiveFigures, DailyReport, TeamDay, money_at_risk};
+pub use report::{ActiveFigures, DailyReport, IncidentLine, TeamDay, money_at_risk};
 pub use routes::{Route, Routes};
 pub use rule_stats::{RuleAlerts, RuleDay, RuleDrift, RuleHistory, TableDay};
 pub use slo::{Deadlines, Overdue, Slo, SloFigures, SloReport};

@@ -35,6 +35,21 @@ pub struct TeamDay {
 pub struct DailyReport {
     pub day: String,
     pub teams: BTreeMap<String, TeamDay>,
+    /// The incidents of the day (opened in it, or still open), each with its likely cause.
+    pub incidents: Vec<IncidentLine>,
+}
+
+/// One incident as the daily report lists it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IncidentLine {
+    pub id: i64,
+    pub flow: String,
+    pub owner: String,
+    pub status: String,
+    pub alerts: u64,
+    pub money_at_risk: String,
+    /// The first-ranked dimension and change, when there are.
+    pub likely_cause: String,
 }
 
 fn mean_ms(v: &[i64]) -> Option<i64> {
@@ -113,7 +128,65 @@ impl DailyReport {
                 (name, day)
             })
             .collect();
-        DailyReport { day: day.to_string(), teams }
+        DailyReport { day: day.to_string(), teams, incidents: Vec::new() }
+    }
+
+    /// Adds the incidents of the day — those opened in `[start, start + 24 h)` and those
+    /// still open — with their likely causes, from `store`.
+    pub fn with_incidents(
+        mut self,
+        store: &dyn crate::AlertStore,
+        start: EventTime,
+    ) -> Result<DailyReport, crate::AlertError> {
+        let end = EventTime::from_micros(start.as_micros() + 24 * 3600 * 1_000_000);
+        for i in store.incidents(None, 1000)? {
+            let of_the_day = i.opened_at >= start && i.opened_at < end;
+            if !of_the_day && i.status == crate::IncidentStatus::Resolved {
+                continue;
+            }
+            let detail = store.incident(i.id)?;
+            let causes: Vec<String> = detail
+                .dimensions
+                .first()
+                .map(|d| d.cause.name.clone())
+                .into_iter()
+                .chain(detail.changes.first().map(|c| {
+                    let v = c.cause.change.version.as_deref().map(|v| format!(" {v}")).unwrap_or_default();
+                    format!("{} {}{v}", c.cause.change.kind, c.cause.change.service)
+                }))
+                .collect();
+            self.incidents.push(IncidentLine {
+                id: i.id,
+                flow: i.flow,
+                owner: i.owner,
+                status: i.status.as_str().to_string(),
+                alerts: i.alerts,
+                money_at_risk: i.money_display,
+                likely_cause: if causes.is_empty() { "-".into() } else { causes.join("; ") },
+            });
+        }
+        self.incidents.sort_by_key(|l| l.id);
+        Ok(self)
+    }
+
+    const INCIDENT_HEADER: [&'static str; 7] =
+        ["incident", "flow", "team", "status", "alerts", "money at risk", "likely cause"];
+
+    fn incident_rows(&self) -> Vec<[String; 7]> {
+        self.incidents
+            .iter()
+            .map(|l| {
+                [
+                    l.id.to_string(),
+                    l.flow.clone(),
+                    l.owner.clone(),
+                    l.status.clone(),
+                    l.alerts.to_string(),
+                    l.money_at_risk.clone(),
+                    l.likely_cause.clone(),
+                ]
+            })
+            .collect()
     }
 
     fn rows(&self) -> Vec<[String; 9]> {
@@ -154,6 +227,26 @@ impl DailyReport {
         for r in &rows {
             let _ = writeln!(out, "{}", line(r.iter().map(String::as_str).collect()).trim_end());
         }
+        let incidents = self.incident_rows();
+        if !incidents.is_empty() {
+            let widths: Vec<usize> = (0..7)
+                .map(|i| {
+                    incidents
+                        .iter()
+                        .map(|r| r[i].chars().count())
+                        .chain([Self::INCIDENT_HEADER[i].len()])
+                        .max()
+                        .unwrap_or(0)
+                })
+                .collect();
+            let line = |cells: Vec<&str>| {
+                cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect::<Vec<_>>().join("  ")
+            };
+            let _ = writeln!(out, "\nincidents\n{}", line(Self::INCIDENT_HEADER.to_vec()).trim_end());
+            for r in &incidents {
+                let _ = writeln!(out, "{}", line(r.iter().map(String::as_str).collect()).trim_end());
+            }
+        }
         out
     }
 
@@ -166,6 +259,12 @@ impl DailyReport {
         );
         for r in self.rows() {
             let _ = writeln!(out, "| {} |", r.map(|c| c.replace('|', "\\|")).join(" | "));
+        }
+        if !self.incidents.is_empty() {
+            let _ = write!(out, "\n## Incidents\n\n| {} |\n|{}\n", Self::INCIDENT_HEADER.join(" | "), "---|".repeat(7));
+            for r in self.incident_rows() {
+                let _ = writeln!(out, "| {} |", r.map(|c| c.replace('|', "\\|")).join(" | "));
+            }
         }
         out
     }
@@ -181,7 +280,20 @@ impl DailyReport {
             let _ =
                 writeln!(out, "<tr>{}</tr>", r.iter().map(|c| format!("<td>{}</td>", escape(c))).collect::<String>());
         }
-        out.push_str("</table>\n</body></html>\n");
+        out.push_str("</table>\n");
+        if !self.incidents.is_empty() {
+            let _ = write!(
+                out,
+                "<h2>Incidents</h2>\n<table>\n<tr>{}</tr>\n",
+                Self::INCIDENT_HEADER.iter().map(|h| format!("<th>{h}</th>")).collect::<String>()
+            );
+            for r in self.incident_rows() {
+                let cells = r.iter().map(|c| format!("<td>{}</td>", escape(c))).collect::<String>();
+                let _ = writeln!(out, "<tr>{cells}</tr>");
+            }
+            out.push_str("</table>\n");
+        }
+        out.push_str("</body></html>\n");
         out
     }
 }

@@ -208,9 +208,10 @@ pub(crate) async fn github(
     headers: HeaderMap,
     bytes: Bytes,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    // Unconfigured, no signature can be right: refused like a wrong one, saying what to set.
     let Some(secret) = &c.github_secret else {
         return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
+            StatusCode::UNAUTHORIZED,
             "GitHub deployment events are off: set `incidents.github_secret_env` in the config",
         ));
     };

@@ -162,7 +162,9 @@ pub struct AlertSink<S> {
     pending: Vec<Finding>,
     /// With checkpoints: the last checkpoint's number, stamped on finding receipts.
     epoch: Option<u64>,
-    baseline: Baseline,
+    /// Read from the store at the first batch (on the pipeline thread: a PostgreSQL store
+    /// must not be used from the async code that opens the sink).
+    baseline: Option<Baseline>,
     /// Events counted since the baseline was last saved, and when that was.
     unsaved: u64,
     saved_at: Option<Instant>,
@@ -173,12 +175,17 @@ const BASELINE_SAVE_EVERY: Duration = Duration::from_secs(10);
 
 impl<S: fundguard_alerts::AlertStore> AlertSink<S> {
     pub fn new(store: S) -> Self {
-        // Counting goes on from what the store holds: a restart keeps the traffic's history.
-        let baseline = match store.baseline() {
+        AlertSink { store, pending: Vec::new(), epoch: None, baseline: None, unsaved: 0, saved_at: None }
+    }
+
+    /// The baseline being counted: at first what the store holds, so a restart keeps the
+    /// traffic's history.
+    fn counting(&mut self) -> &mut Baseline {
+        let store = &self.store;
+        self.baseline.get_or_insert_with(|| match store.baseline() {
             Ok(Some(profile)) => Baseline::resume(profile),
             _ => Baseline::default(),
-        };
-        AlertSink { store, pending: Vec::new(), epoch: None, baseline, unsaved: 0, saved_at: None }
+        })
     }
 
     /// A sink whose findings may be replayed from checkpoint `epoch`: each is recorded once.
@@ -189,8 +196,8 @@ impl<S: fundguard_alerts::AlertStore> AlertSink<S> {
     /// Saves the baseline when events came since the last save and it is due (or `now`).
     fn save_baseline(&mut self, now: bool) -> anyhow::Result<()> {
         let due = self.saved_at.is_none_or(|at| at.elapsed() >= BASELINE_SAVE_EVERY);
-        if self.unsaved > 0 && (now || due) {
-            self.store.save_baseline(&self.baseline.profile, wall_clock())?;
+        if let Some(baseline) = self.baseline.as_ref().filter(|_| self.unsaved > 0 && (now || due)) {
+            self.store.save_baseline(&baseline.profile, wall_clock())?;
             self.unsaved = 0;
             self.saved_at = Some(Instant::now());
         }
@@ -200,7 +207,7 @@ impl<S: fundguard_alerts::AlertStore> AlertSink<S> {
 
 impl<S: fundguard_alerts::AlertStore> FindingSink for AlertSink<S> {
     fn observe(&mut self, events: &[ChangeEvent]) {
-        self.baseline.observe(events);
+        self.counting().observe(events);
         self.unsaved += events.len() as u64;
     }
     fn change(&mut self, change: &fundguard_attribution::Change) -> anyhow::Result<()> {

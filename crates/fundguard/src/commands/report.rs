@@ -70,7 +70,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let label = start.to_string().get(..10).unwrap_or_default().to_string();
     let opened = store.open()?;
     let alerts = opened.store.list(&Filter { limit: usize::MAX >> 1, ..Filter::default() })?;
-    let report = DailyReport::compute(&alerts, &label, start, &opened.slo, now);
+    let report =
+        DailyReport::compute(&alerts, &label, start, &opened.slo, now).with_incidents(opened.store.as_ref(), start)?;
     let explicit = coverage.is_some();
     let coverage = coverage.or_else(|| opened.config.as_ref().and_then(|c| c.console.coverage_report.clone()));
     let coverage_text = match &coverage {

@@ -136,3 +136,108 @@ fn a_bad_deploy_and_a_merchant_outage_are_one_incident_each_with_their_cause_ran
     let o = fundguard(&["incidents", "--config", path(&config), "show", "999"]);
     assert_eq!(o.status.code(), Some(1), "an unknown incident is refused: {}", stderr(&o));
 }
+
+/// `sha256=<hex>` HMAC of `body`, as GitHub signs a webhook delivery.
+fn github_signature(secret: &str, body: &str) -> String {
+    use hmac::{Hmac, KeyInit, Mac};
+    let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body.as_bytes());
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// The change intake of a running service — fundguard's JSON with an API token, GitHub's
+/// signed `deployment_status` events — and a storm ingested over HTTP becoming one incident
+/// in the API, with the posted deploy ranked first among its changes.
+#[test]
+fn changes_come_in_over_the_api_and_github_and_rank_against_a_live_incident() {
+    use crate::service::{Service, agent, now_ms, post, wait};
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "rules: [{rules}]\ndata_dir: data\nlisten: 127.0.0.1:0\nsources:\n  - {{ name: msgs, type: http, format: json, table: shop.refunds, token_env: FG_TOKEN }}\nsinks:\n  - {{ type: alerts }}\nconsole:\n  tokens:\n    - {{ name: deployer, role: operator, token_env: FG_OPS }}\nincidents:\n  services:\n    refund-service: {{ tables: [shop.refunds], team: refunds }}\n  github_secret_env: FG_GITHUB\n",
+            rules = path(&repo_root().join("examples/rules"))
+        ),
+    );
+    let envs = [("FG_TOKEN", "t"), ("FG_OPS", "ops"), ("FG_GITHUB", "gh-secret")];
+    let service = Service::start(&config, &envs);
+    let url = service.url();
+    let minutes_ago = |m: i64| chrono::DateTime::from_timestamp_millis(now_ms() - m * 60_000).unwrap().to_rfc3339();
+
+    // fundguard's own JSON: refused without a token or with an unknown kind, then recorded.
+    let deploy = format!(
+        "{{\"service\":\"refund-service\",\"kind\":\"deploy\",\"version\":\"r42\",\"at\":\"{}\"}}",
+        minutes_ago(3)
+    );
+    assert_eq!(post(&format!("{url}/api/v1/changes"), None, &deploy).0, 401);
+    let (status, body) = post(&format!("{url}/api/v1/changes"), Some("ops"), &deploy.replace("deploy", "rollout"));
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = post(&format!("{url}/api/v1/changes"), Some("ops"), &deploy);
+    assert_eq!(status, 201, "{body}");
+    let posted = body["id"].as_i64().unwrap();
+
+    // GitHub: a successful deployment of the `search` repository, signed; a bad signature
+    // and a pending deployment change nothing.
+    let github = |state: &str| {
+        format!(
+            "{{\"deployment_status\":{{\"state\":\"{state}\",\"created_at\":\"{}\",\"target_url\":\"https://ci.example/run/7\"}},\"deployment\":{{\"sha\":\"abc123\",\"environment\":\"production\",\"creator\":{{\"login\":\"octocat\"}}}},\"repository\":{{\"name\":\"search\"}}}}",
+            minutes_ago(90)
+        )
+    };
+    let send = |body: &str, signature: &str| {
+        let mut r = agent()
+            .post(&format!("{url}/api/v1/changes/github"))
+            .header("Content-Type", "application/json")
+            .header("X-GitHub-Event", "deployment_status")
+            .header("X-Hub-Signature-256", signature)
+            .send(body)
+            .unwrap();
+        (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
+    };
+    let success = github("success");
+    assert_eq!(send(&success, &github_signature("wrong", &success)).0, 401);
+    let pending = github("pending");
+    assert_eq!(send(&pending, &github_signature("gh-secret", &pending)).0, 202);
+    let (status, body) = send(&success, &github_signature("gh-secret", &success));
+    assert_eq!(status, 201, "{body}");
+    let changes = crate::service::get_json(&format!("{url}/api/v1/changes"), "ops");
+    let listed: Vec<(String, String)> = changes
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["service"].as_str().unwrap().to_string(), c["version"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(
+        listed,
+        [("search".to_string(), "abc123".to_string()), ("refund-service".to_string(), "r42".to_string())]
+    );
+    let search = changes.as_array().unwrap().iter().find(|c| c["service"] == "search").unwrap();
+    assert_eq!(
+        (&search["author"], &search["link"]),
+        (&Value::from("octocat"), &Value::from("https://ci.example/run/7"))
+    );
+
+    // A storm of negative refunds: one incident, the refund service's deploy ranked first.
+    let ts = now_ms();
+    let storm: Vec<String> = (1..=20)
+        .map(|id| format!("{{\"id\":{id},\"order_id\":{id},\"amount\":-1,\"currency\":\"CNY\",\"ts\":{ts}}}"))
+        .collect();
+    assert_eq!(post(&format!("{url}/v1/ingest/msgs"), Some("t"), &format!("[{}]", storm.join(","))).0, 200);
+    let incidents = wait(std::time::Duration::from_secs(15), || {
+        let list = crate::service::get_json(&format!("{url}/api/v1/incidents"), "ops");
+        list.as_array().filter(|l| l.first().is_some_and(|i| i["alerts"] == 20)).cloned()
+    })
+    .expect("one incident of the twenty alerts");
+    assert_eq!(incidents.len(), 1, "{incidents:?}");
+    let detail = crate::service::get_json(&format!("{url}/api/v1/incidents/{}", incidents[0]["id"]), "ops");
+    assert_eq!(detail["changes"][0]["change"]["id"], posted, "{detail:#}");
+    assert!(detail["changes"][0]["reason"].as_str().unwrap().contains("shop.refunds"), "{detail:#}");
+    let (status, body) = post(
+        &format!("{url}/api/v1/incidents/{}/causes", incidents[0]["id"]),
+        Some("ops"),
+        &format!("{{\"cause\":\"change:{posted}\",\"verdict\":\"confirmed\"}}"),
+    );
+    assert_eq!(status, 200, "{body}");
+    let detail = crate::service::get_json(&format!("{url}/api/v1/incidents/{}", incidents[0]["id"]), "ops");
+    assert_eq!(detail["changes"][0]["feedback"]["actor"], "deployer", "{detail:#}");
+}

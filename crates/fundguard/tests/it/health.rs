@@ -39,8 +39,7 @@ const RULES: &[(&str, &str)] = &[
 ];
 
 fn get(url: &str) -> Value {
-    let mut response = agent().get(url).header("Authorization", "Bearer adm").call().unwrap();
-    serde_json::from_str(&response.body_mut().read_to_string().unwrap()).unwrap()
+    crate::service::get_json(url, "adm")
 }
 
 /// The health of every rule, by id, once judged.

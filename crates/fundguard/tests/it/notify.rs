@@ -513,6 +513,10 @@ fn the_daily_report_goes_out_through_channels_and_slo_deadlines_come_from_the_co
     assert!(reports[0]["title"].as_str().unwrap().contains(&today));
     let text = reports[0]["text"].as_str().unwrap();
     assert!(text.contains("refunds") && text.contains("2.50 CNY"), "minor units shown in CNY: {text}");
+    assert!(
+        text.contains("incidents\nincident") && text.contains("refund-amount-positive"),
+        "grouped by incident: {text}"
+    );
     assert!(reports[0]["html"].as_str().unwrap().contains("<table"), "{}", reports[0]["html"]);
     let mail = mails.lock().unwrap().join("\n");
     assert!(mail.contains("Subject: [fundguard] fundguard daily clearing report"), "{mail}");

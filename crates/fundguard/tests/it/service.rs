@@ -89,6 +89,12 @@ pub fn post(url: &str, token: Option<&str>, body: &str) -> (u16, serde_json::Val
     (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
 }
 
+/// GET `url` with an API token; the answer as JSON.
+pub fn get_json(url: &str, token: &str) -> serde_json::Value {
+    let mut response = agent().get(url).header("Authorization", &format!("Bearer {token}")).call().unwrap();
+    serde_json::from_str(&response.body_mut().read_to_string().unwrap()).unwrap()
+}
+
 pub fn write_config(dir: &Path, body: &str) -> std::path::PathBuf {
     let config = dir.join("fundguard.yaml");
     std::fs::write(&config, body).unwrap();
