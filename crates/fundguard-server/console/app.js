@@ -1,5 +1,6 @@
 // The fundguard console: a small single-page app over /api/v1, no build step.
-// Views: #/alerts (queue), #/alerts/ID (detail), #/dashboard, #/rules, #/health (and
+// Views: #/alerts (queue), #/alerts/ID (detail), #/incidents (and #/incidents/ID, with the
+// likely causes), #/dashboard, #/rules, #/health (and
 // #/health/OWNER), #/coverage,
 // #/suggestions (and #/suggestions/ID), #/sources, #/audit (admins). The current view
 // refreshes every 3 seconds, so alerts arrive without a reload; the Sources link counts
@@ -169,6 +170,7 @@ async function renderAlert(view, id) {
       <div class="card"><h2>Timeline</h2><ol id="timeline">${timeline.map((t) =>
         `<li data-action="${esc(t.action)}"><b>${esc(t.action)}</b> by ${esc(t.actor)} · ${time(t.at)}${t.detail ? `<br><span class="muted">${esc(t.detail)}</span>` : ""}</li>`).join("")}</ol></div>
     </div>
+    ${a.incident_id ? `<div class="card spaced" id="alert-causes"><h2>Likely causes · <a href="#/incidents/${a.incident_id}">incident ${a.incident_id}</a></h2><p class="muted">loading…</p></div>` : ""}
     <div class="card spaced"><h2>Evidence</h2>
       <table id="evidence"><thead><tr><th>Table</th><th>Op</th><th>Commit</th><th>Before</th><th>After</th></tr></thead><tbody>${evidence.join("")}</tbody></table></div>`;
   const act = (button, change, body) => {
@@ -184,6 +186,11 @@ async function renderAlert(view, id) {
       } catch (e) { showError(e.message); }
     });
   };
+  if (a.incident_id) {
+    const d = await api(`/api/v1/incidents/${a.incident_id}`);
+    const card = view.querySelector("#alert-causes");
+    if (card) card.innerHTML = `<h2>Likely causes · <a href="#/incidents/${d.id}">incident ${d.id}</a> (${d.alerts} alerts, ${esc(d.money_display)})</h2>${causesHtml(d, false, 3)}`;
+  }
   const value = (sel) => view.querySelector(sel).value;
   act("#ack", "ack");
   act("#resolve", "resolve", () => ({ root_cause: value("#root-cause") }));
@@ -192,6 +199,86 @@ async function renderAlert(view, id) {
   act("#add-note", "note", () => ({ text: value("#note") }));
   act("#approve-action", "approve-action");
   act("#reject-action", "reject-action", () => ({ reason: value("#reject-reason") }));
+}
+
+// ---- incidents --------------------------------------------------------------------
+
+const pct = (x) => `${(x * 100).toFixed(x < 0.01 ? 2 : 1)} %`;
+
+function verdict(f) {
+  return f ? `<span class="verdict ${esc(f.verdict)}">${esc(f.verdict)} by ${esc(f.actor)}</span>` : "";
+}
+
+// The ranked causes of an incident, with the figures behind each; `judging` adds the
+// buttons that confirm or reject one.
+function causesHtml(d, judging, limit) {
+  const judge = (name) => judging ? `<button class="secondary" data-cause="${esc(name)}" data-verdict="confirmed">Confirm</button>
+      <button class="secondary" data-cause="${esc(name)}" data-verdict="rejected">Reject</button>` : "";
+  const dims = d.dimensions.slice(0, limit).map((c) => `<tr data-cause="${esc(c.name)}"><td>${esc(c.name)}</td>
+      <td>${pct(c.support)} (${c.incident_rows}/${c.incident_total})</td><td>${pct(c.baseline_share)}</td>
+      <td>${c.lift.toFixed(1)}</td><td>${c.score.toFixed(2)}</td><td>${verdict(c.feedback)} ${judge(c.name)}</td></tr>`);
+  const changes = d.changes.slice(0, limit).map((c) => `<tr data-cause="${esc(c.name)}">
+      <td>${esc(c.change.kind)} <b>${esc(c.change.service)}</b> ${esc(c.change.version || "")}
+        ${c.change.link ? `<a href="${esc(c.change.link)}" rel="noreferrer">link</a>` : ""}</td>
+      <td>${time(c.change.at)} (${c.minutes_before.toFixed(0)} min before)</td><td>${esc(c.reason)}</td>
+      <td>${c.score.toFixed(2)}</td><td>${verdict(c.feedback)} ${judge(c.name)}</td></tr>`);
+  return `<h3>Dimensions: in the incident vs in the traffic</h3>
+    <table id="dimension-causes"><thead><tr><th>Attribute</th><th>Of the incident</th><th>Of the traffic</th><th>Lift</th><th>Score</th><th></th></tr></thead>
+      <tbody>${dims.join("") || '<tr><td colspan="6" class="muted">None stands out (or no baseline yet).</td></tr>'}</tbody></table>
+    <h3>Changes before it</h3>
+    <table id="change-causes"><thead><tr><th>Change</th><th>When</th><th>Why it may matter</th><th>Score</th><th></th></tr></thead>
+      <tbody>${changes.join("") || '<tr><td colspan="5" class="muted">No change recorded in the 24 h before it.</td></tr>'}</tbody></table>`;
+}
+
+async function renderIncidents(view) {
+  const incidents = await api("/api/v1/incidents?limit=200");
+  const rows = incidents.map((i) => `
+    <tr class="clickable" data-incident="${i.id}"><td>${i.id}</td><td><span class="sev ${i.severity}">${i.severity}</span></td>
+      <td class="status">${i.status}</td><td>${esc(i.owner)}</td><td>${esc(i.flow)}</td><td>${i.alerts}</td>
+      <td>${esc(i.money_display)}</td><td>${time(i.started_at)}</td><td>${time(i.last_at)}</td></tr>`);
+  view.innerHTML = `<h2>Incidents</h2>
+    <table id="incidents-table"><thead><tr><th>#</th><th>Severity</th><th>Status</th><th>Team</th><th>Flow</th><th>Alerts</th>
+      <th>Money at risk</th><th>Started</th><th>Latest</th></tr></thead>
+      <tbody>${rows.join("") || '<tr><td colspan="9" class="muted">No incidents.</td></tr>'}</tbody></table>`;
+  view.querySelectorAll("tr[data-incident]").forEach((tr) => tr.addEventListener("click", () => { location.hash = `#/incidents/${tr.dataset.incident}`; }));
+}
+
+async function renderIncident(view, id) {
+  const d = await api(`/api/v1/incidents/${id}`);
+  const typing = document.activeElement && document.activeElement.tagName === "INPUT";
+  if (typing && view.dataset.alert === `incident-${id}`) return;
+  view.dataset.alert = `incident-${id}`;
+  const works = worksFor(d.owner);
+  view.innerHTML = `
+    <p><a href="#/incidents">← all incidents</a></p>
+    <div class="grid">
+      <div class="card"><h2>Incident ${d.id} · <span class="sev ${d.severity}">${d.severity}</span> <span id="incident-status" class="status">${d.status}</span></h2>
+        <dl class="facts">
+          <dt>Flow</dt><dd>${esc(d.flow)}</dd><dt>Team</dt><dd>${esc(d.owner)}</dd>
+          <dt>Alerts</dt><dd>${d.alerts} over ${d.keys} key(s)</dd><dt>Money at risk</dt><dd>${esc(d.money_display)}</dd>
+          <dt>Events</dt><dd>${time(d.started_at)} – ${time(d.last_at)}</dd><dt>Root cause</dt><dd>${esc(d.root_cause || "—")}</dd>
+        </dl></div>
+      <div class="card"><h2>Actions</h2><div class="actions">${works ? `
+        <div class="row"><button id="incident-ack" ${d.status === "open" ? "" : "disabled"}>Acknowledge all its alerts</button></div>
+        <div class="row"><input id="incident-root-cause" placeholder="Root cause (required to resolve)">
+          <button id="incident-resolve" ${d.status === "resolved" ? "disabled" : ""}>Resolve all its alerts</button></div>`
+        : '<p class="muted">An operator of the team works incidents.</p>'}</div></div>
+    </div>
+    <div class="card spaced" id="likely-causes"><h2>Likely causes</h2>${causesHtml(d, works, 5)}</div>
+    <div class="card spaced"><h2>Alerts</h2><p id="incident-alerts">${d.alert_ids.map((a) => `<a href="#/alerts/${a}">#${a}</a>`).join(" ")}</p></div>`;
+  const act = (sel, action, body) => {
+    const b = view.querySelector(sel);
+    if (b) b.addEventListener("click", async () => {
+      try { await post(`/api/v1/incidents/${d.id}/${action}`, body ? body() : {}); showError(""); view.dataset.alert = ""; refresh(); }
+      catch (e) { showError(e.message); }
+    });
+  };
+  act("#incident-ack", "ack");
+  act("#incident-resolve", "resolve", () => ({ root_cause: view.querySelector("#incident-root-cause").value }));
+  view.querySelectorAll("button[data-verdict]").forEach((b) => b.addEventListener("click", async () => {
+    try { await post(`/api/v1/incidents/${d.id}/causes`, { cause: b.dataset.cause, verdict: b.dataset.verdict }); showError(""); view.dataset.alert = ""; refresh(); }
+    catch (e) { showError(e.message); }
+  }));
 }
 
 // ---- dashboard ------------------------------------------------------------------
@@ -510,6 +597,8 @@ async function refresh() {
   document.querySelectorAll("#nav a").forEach((a) => a.classList.toggle("active", a.dataset.view === view));
   try {
     if (view === "alerts" && id) await renderAlert(el, id);
+    else if (view === "incidents" && id) await renderIncident(el, id);
+    else if (view === "incidents") await renderIncidents(el);
     else if (view === "dashboard") await renderDashboard(el);
     else if (view === "rules") await renderRules(el);
     else if (view === "coverage") await renderCoverage(el, id);

@@ -291,6 +291,9 @@ fn transition_evidence_is_the_previous_row_in_full_then_the_offending_row() {
                 ("pay_amount", amount),
                 ("money_amount", amount),
                 ("money_currency", "CNY"),
+                // The row's dimension values the rule does not name, for alarm attribution.
+                ("id", "1"),
+                ("currency", "CNY"),
             ]
             .iter()
             .map(|(n, v)| (n.to_string(), v.to_string()))

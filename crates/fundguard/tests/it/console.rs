@@ -525,3 +525,79 @@ fn a_reviewer_accepts_one_suggestion_into_the_running_rules_and_rejects_another_
     let skipped = again["skipped"].as_array().unwrap().iter().find(|s| s["subject"] == rejected.as_str()).unwrap();
     assert_eq!(skipped["reason"], "rejected in review: duplicates our hand-written amount rule");
 }
+
+/// The Incidents page: a storm of broken refunds in one currency, after a deploy of the
+/// service that writes them, is one incident whose likely causes — the currency first, the
+/// deploy first among changes — an operator confirms, then resolves the incident from the
+/// browser; the alert page links to the incident and shows its causes.
+#[test]
+fn an_operator_confirms_the_likely_cause_of_an_incident_and_resolves_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "rules: [{rules}]\ndata_dir: data\nlisten: 127.0.0.1:0\nsources:\n  - {{ name: msgs, type: http, format: json, table: shop.refunds, token_env: FG_TOKEN }}\nsinks:\n  - {{ type: alerts }}\nconsole:\n  users:\n    - {{ name: ana, role: operator, password_env: FG_PW }}\n  tokens:\n    - {{ name: deployer, role: operator, token_env: FG_OPS }}\nincidents:\n  services:\n    refund-service: {{ tables: [shop.refunds], team: refunds }}\n",
+            rules = path(&repo_root().join("examples/rules"))
+        ),
+    );
+    let service = Service::start(&config, &[("FG_TOKEN", "t"), ("FG_PW", "demo-pw"), ("FG_OPS", "ops")]);
+    let url = service.url();
+    let ingest = |refunds: Vec<String>| {
+        let (status, body) = post(&format!("{url}/v1/ingest/msgs"), Some("t"), &format!("[{}]", refunds.join(",")));
+        assert_eq!(status, 200, "{body}");
+    };
+    let ts = now_ms();
+    let refund = |id: i64, amount: i64, currency: &str| {
+        format!("{{\"id\":{id},\"order_id\":{id},\"amount\":{amount},\"currency\":\"{currency}\",\"ts\":{}}}", ts + id)
+    };
+    // The traffic: good refunds in three currencies.
+    for chunk in (1..=900).collect::<Vec<i64>>().chunks(300) {
+        ingest(chunk.iter().map(|&id| refund(id, 100 + id, ["CNY", "USD", "JPY"][(id % 3) as usize])).collect());
+    }
+    let deploy = format!(
+        "{{\"service\":\"refund-service\",\"kind\":\"deploy\",\"version\":\"r7\",\"at\":\"{}\"}}",
+        chrono::DateTime::from_timestamp_millis(ts - 120_000).unwrap().to_rfc3339()
+    );
+    assert_eq!(post(&format!("{url}/api/v1/changes"), Some("ops"), &deploy).0, 201);
+    // Then USD refunds go negative.
+    ingest((1001..=1040).map(|id| refund(id, -id, "USD")).collect());
+    let incident = wait(Duration::from_secs(20), || {
+        let list = crate::service::get_json(&format!("{url}/api/v1/incidents"), "ops");
+        list.as_array()?.iter().find(|i| i["alerts"] == 40).map(|i| i["id"].as_i64().unwrap())
+    })
+    .expect("one incident of the forty alerts");
+
+    let driver = ChromeDriver::start();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let client = browser(&driver).await;
+        log_in(&client, &url, "ana").await;
+        client.goto(&format!("{url}#/incidents")).await.unwrap();
+        text_where(&client, "#incidents-table", |t| t.contains("refund-amount-positive") && t.contains("40")).await;
+        click(&client, &format!("#incidents-table tr[data-incident='{incident}']")).await;
+        let dims = text_where(&client, "#dimension-causes tbody tr:first-child", |t| t.contains("currency")).await;
+        assert!(dims.starts_with("shop.refunds.currency=USD") && dims.contains("100.0 %"), "{dims}");
+        let changes =
+            text_where(&client, "#change-causes tbody tr:first-child", |t| t.contains("refund-service")).await;
+        assert!(changes.contains("r7") && changes.contains("shop.refunds"), "{changes}");
+        screenshot(&client, "incident").await;
+        click(&client, "#dimension-causes tr[data-cause='shop.refunds.currency=USD'] button[data-verdict=confirmed]")
+            .await;
+        text_where(&client, "#dimension-causes tbody tr:first-child", |t| t.contains("confirmed by ana")).await;
+        // The alert page names its incident and shows the causes.
+        let first = text_where(&client, "#incident-alerts", |t| t.starts_with('#')).await;
+        let alert = first.split_whitespace().next().unwrap().trim_start_matches('#').to_string();
+        client.goto(&format!("{url}#/alerts/{alert}")).await.unwrap();
+        let causes = text_where(&client, "#alert-causes", |t| t.contains("currency=USD")).await;
+        assert!(causes.contains(&format!("incident {incident}")) && causes.contains("confirmed by ana"), "{causes}");
+        screenshot(&client, "alert-causes").await;
+        // Resolving the incident resolves its alerts.
+        client.goto(&format!("{url}#/incidents/{incident}")).await.unwrap();
+        type_into(&client, "#incident-root-cause", "refund-service r7 negated amounts").await;
+        click(&client, "#incident-resolve").await;
+        text_where(&client, "#incident-status", |t| t == "resolved").await;
+        client.close().await.unwrap();
+    });
+    let (_, alert) = get_with(&format!("{url}/api/v1/alerts?status=open&rule=refund-amount-positive"), "ops");
+    assert_eq!(alert["alerts"].as_array().unwrap().len(), 0, "every alert of the incident resolved: {alert}");
+}
