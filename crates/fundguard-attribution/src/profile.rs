@@ -23,8 +23,9 @@ use crate::sketch::TopK;
 /// Longer text is not a dimension (a message, an address).
 pub const MAX_VALUE_CHARS: usize = 64;
 
-/// Rows of a table after which the baseline chooses the columns whose value pairs it counts.
-pub const PAIR_WARMUP_ROWS: u64 = 1000;
+/// Rows of a table after which the baseline chooses the columns whose value pairs it counts
+/// (enough to tell a status from an id).
+pub const PAIR_WARMUP_ROWS: u64 = 200;
 
 /// A column with more distinct values than this is not paired (pairs multiply them).
 const MAX_PAIRED_DISTINCT: usize = 16;
@@ -54,27 +55,42 @@ pub struct TableProfile {
     pair_rows: u64,
 }
 
-/// The text a value is counted as, in `buf`; false when it is not a dimension value.
-fn categorical(value: &Value, buf: &mut String) -> bool {
-    buf.clear();
+/// Whether a value can name a slice of traffic (checked before anything is formatted).
+fn is_dimension(value: &Value) -> bool {
     match value {
-        Value::String(s) if s.chars().count() <= MAX_VALUE_CHARS => buf.push_str(s),
-        Value::Int(i) => {
-            let _ = write!(buf, "{i}");
-        }
-        Value::Bool(b) => buf.push_str(if *b { "true" } else { "false" }),
-        _ => return false,
+        Value::String(s) => s.len() <= MAX_VALUE_CHARS * 4 && s.chars().count() <= MAX_VALUE_CHARS,
+        Value::Int(_) | Value::Bool(_) => true,
+        _ => false,
     }
-    true
+}
+
+/// The text a dimension value is counted as (integers written into `buf`).
+fn dimension_text<'a>(value: &'a Value, buf: &'a mut String) -> &'a str {
+    match value {
+        Value::String(s) => s,
+        Value::Int(i) => {
+            buf.clear();
+            let _ = write!(buf, "{i}");
+            buf
+        }
+        Value::Bool(true) => "true",
+        _ => "false",
+    }
 }
 
 /// The key of the pair of columns (or values) `a`, `b`.
 pub(crate) fn pair_key(a: &str, b: &str) -> String {
     let mut key = String::with_capacity(a.len() + b.len() + 1);
+    write_pair(&mut key, a, b);
+    key
+}
+
+/// Writes the key of the pair `a`, `b` into `key` (reused: no allocation once it is large enough).
+fn write_pair(key: &mut String, a: &str, b: &str) {
+    key.clear();
     key.push_str(a);
     key.push(PAIR_SEPARATOR);
     key.push_str(b);
-    key
 }
 
 /// The two halves of a pair key.
@@ -159,35 +175,49 @@ impl Profile {
                 t.paired.as_deref()
             }
         };
-        let mut pair_values: Vec<Option<String>> = vec![None; paired.map_or(0, <[String]>::len)];
+        // The paired columns' values, one after another in `values`, found by their spans:
+        // one buffer for the row instead of a string per value.
+        let mut values = String::new();
+        let mut spans = [None::<(usize, usize)>; MAX_PAIRED_COLUMNS];
         let mut buf = String::new();
         for (name, value) in row.iter() {
-            if !categorical(value, &mut buf) {
+            if !is_dimension(value) {
                 continue;
             }
             let top = match t.columns.get_mut(name) {
                 Some(top) => top,
                 None => t.columns.entry(name.to_string()).or_insert_with(|| TopK::new(capacity)),
             };
+            // Most columns of a busy table are ids and amounts: saturated, and skipped
+            // before anything is formatted.
             if top.is_saturated() {
                 continue;
             }
-            top.add(&buf);
-            if let Some(i) = paired.and_then(|p| p.iter().position(|c| c == name)) {
-                pair_values[i] = Some(buf.clone());
+            let text = dimension_text(value, &mut buf);
+            top.add(text);
+            if let Some(i) = paired.and_then(|p| p.iter().position(|c| c == name)).filter(|i| *i < MAX_PAIRED_COLUMNS) {
+                let start = values.len();
+                values.push_str(text);
+                spans[i] = Some((start, values.len()));
             }
         }
         let Some(paired) = paired else { return };
+        let paired = &paired[..paired.len().min(MAX_PAIRED_COLUMNS)];
         if paired.len() < 2 {
             return;
         }
         t.pair_rows += 1;
+        let (mut columns, mut pair) = (String::new(), String::new());
         for i in 0..paired.len() {
             for j in i + 1..paired.len() {
-                let (Some(a), Some(b)) = (&pair_values[i], &pair_values[j]) else { continue };
-                let key = pair_key(&paired[i], &paired[j]);
-                let top = t.pairs.entry(key).or_insert_with(|| TopK::new(capacity));
-                top.add(&pair_key(a, b));
+                let (Some(a), Some(b)) = (spans[i], spans[j]) else { continue };
+                write_pair(&mut columns, &paired[i], &paired[j]);
+                write_pair(&mut pair, &values[a.0..a.1], &values[b.0..b.1]);
+                let top = match t.pairs.get_mut(columns.as_str()) {
+                    Some(top) => top,
+                    None => t.pairs.entry(columns.clone()).or_insert_with(|| TopK::new(capacity)),
+                };
+                top.add(&pair);
             }
         }
     }

@@ -21,17 +21,26 @@ pub struct Counter {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TopK {
     capacity: usize,
-    counters: HashMap<String, Counter>,
+    /// foldhash, not SipHash: the baseline looks up a value of every counted column of
+    /// every sampled event, and none of it is chosen by an attacker who could flood a bucket
+    /// (a flood only replaces counters).
+    /// (A fixed seed: the same values in the same order give the same counters.)
+    counters: HashMap<String, Counter, foldhash::fast::FixedState>,
     /// Values added.
     rows: u64,
     /// Counters taken over by a new value: a column with mostly new values (an id) keeps
     /// replacing, and [`TopK::is_saturated`] says so.
     replaced: u64,
+    /// No counter is below this: a replacement takes the first counter at it, and scans
+    /// them all only when none is left there (values seen once are many; a scan per new
+    /// value would cost a pass over every counter).
+    #[serde(default)]
+    floor: u64,
 }
 
 impl TopK {
     pub fn new(capacity: usize) -> TopK {
-        TopK { capacity: capacity.max(1), counters: HashMap::new(), rows: 0, replaced: 0 }
+        TopK { capacity: capacity.max(1), counters: HashMap::default(), rows: 0, replaced: 0, floor: 0 }
     }
 
     pub fn add(&mut self, value: &str) {
@@ -48,11 +57,13 @@ impl TopK {
             self.counters.insert(value.to_string(), Counter { count: n, error: 0 });
             return;
         }
-        let Some((smallest, min)) = self.counters.iter().min_by(|a, b| a.1.count.cmp(&b.1.count).then(a.0.cmp(b.0)))
-        else {
+        let floor = self.floor;
+        let at_floor = self.counters.iter().find(|(_, c)| c.count <= floor);
+        let Some((smallest, min)) = at_floor.or_else(|| self.counters.iter().min_by_key(|(_, c)| c.count)) else {
             return;
         };
         let (smallest, min) = (smallest.clone(), min.count);
+        self.floor = min;
         self.counters.remove(&smallest);
         self.counters.insert(value.to_string(), Counter { count: min + n, error: min });
         self.replaced += 1;
