@@ -228,6 +228,8 @@ struct Joined {
     money: MoneyTotals,
     /// The evidence rows to count into its profile: (table, row).
     rows: Vec<(String, fundguard_core::Row)>,
+    /// Where each came from: (table, source).
+    origins: Vec<(String, String)>,
 }
 
 /// Incidents touched while one batch of findings is recorded; [`IncidentBatch::flush`]
@@ -316,6 +318,7 @@ impl<'p> IncidentBatch<'p> {
                 kept.push(name.clone(), value.clone());
             }
             joined.rows.push((e.table.to_string(), kept));
+            joined.origins.push((e.table.to_string(), e.position.source().to_string()));
         }
     }
 
@@ -357,6 +360,9 @@ impl<'p> IncidentBatch<'p> {
             for (table, row) in &joined.rows {
                 let pairs = paired.get(table).map_or(&[][..], Vec::as_slice);
                 profile.observe(table, row, Some(pairs));
+            }
+            for (table, source) in &joined.origins {
+                profile.observe_origin(table, source);
             }
             let mut totals = money_of(&money);
             for m in joined.money.iter() {

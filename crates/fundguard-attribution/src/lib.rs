@@ -25,7 +25,8 @@ pub use changes::{
     tables_of_ddl,
 };
 pub use profile::{
-    BASELINE_CAPACITY, BASELINE_SAMPLE_EVERY, Baseline, MAX_VALUE_CHARS, PAIR_WARMUP_ROWS, Profile, TableProfile,
+    BASELINE_CAPACITY, BASELINE_SAMPLE_EVERY, Baseline, MAX_VALUE_CHARS, ORIGIN_TABLE, PAIR_WARMUP_ROWS, Profile,
+    TableProfile,
 };
 pub use rank::{Attribute, DimensionCause, MIN_BASELINE_ROWS, MIN_LIFT, MIN_SUPPORT, rank_dimensions, wilson_lower};
 pub use sketch::{Counter, TopK};

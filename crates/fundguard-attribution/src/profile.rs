@@ -20,6 +20,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::sketch::TopK;
 
+/// The pseudo-table whose columns `table` and `source` say where rows came from.
+pub const ORIGIN_TABLE: &str = "(origin)";
+
 /// Longer text is not a dimension (a message, an address).
 pub const MAX_VALUE_CHARS: usize = 64;
 
@@ -222,11 +225,23 @@ impl Profile {
         }
     }
 
-    /// Counts the row an event leaves behind (its `after`; a delete's `before`).
+    /// Counts the row an event leaves behind (its `after`; a delete's `before`), and where
+    /// it came from.
     pub fn observe_event(&mut self, event: &ChangeEvent) {
         if let Some(row) = event.after.as_ref().or(event.before.as_ref()) {
             self.observe(&event.table, row, None);
         }
+        self.observe_origin(&event.table, event.position.source());
+    }
+
+    /// Counts where a row came from — its table and its source (the input, stream or
+    /// database log) — as a row of [`ORIGIN_TABLE`]: an incident whose rows all come from
+    /// one table, or one source, says so like any other attribute.
+    pub fn observe_origin(&mut self, table: &str, source: &str) {
+        let mut row = Row::with_capacity(2);
+        row.push(std::sync::Arc::from("table"), Value::from(table));
+        row.push(std::sync::Arc::from("source"), Value::from(source));
+        self.observe(ORIGIN_TABLE, &row, Some(&[]));
     }
 
     /// The columns a table's baseline pairs (for an incident of it to pair the same).
@@ -352,7 +367,7 @@ mod tests {
             pieces.observe(chunk);
         }
         assert_eq!(whole, pieces);
-        let rows = whole.profile.rows();
+        let rows = whole.profile.table("t").unwrap().rows();
         assert!((90..=160).contains(&rows), "about one in eight: {rows}");
     }
 }

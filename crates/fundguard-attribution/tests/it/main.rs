@@ -85,3 +85,25 @@ fn an_incident_of_a_table_the_baseline_never_saw_has_no_dimension_causes() {
     let incident = incident_of((0..100).map(payment), &baseline);
     assert!(rank_dimensions(&incident, &baseline.profile, 5).is_empty());
 }
+
+#[test]
+fn an_incident_from_one_table_of_the_traffic_names_its_origin() {
+    // The traffic: as many orders as payments, from two sources.
+    let order = |i: i64| {
+        let mut e = payment(i);
+        e.table = Arc::from("shop.orders");
+        e.position = Position::Line { input: Arc::from("orders.jsonl"), line: i as u64, index: 0 };
+        e
+    };
+    let events: Vec<_> = (0..20_000).map(|i| if i % 2 == 0 { payment(i) } else { order(i) }).collect();
+    let mut baseline = Baseline::default();
+    baseline.observe(&events);
+    let mut incident = Profile::new(INCIDENT_CAPACITY);
+    for e in events.iter().filter(|e| &*e.table == "shop.orders").take(500) {
+        incident.observe_origin(&e.table, e.position.source());
+    }
+    let ranked = rank_dimensions(&incident, &baseline.profile, 5);
+    let names: Vec<&str> = ranked.iter().map(|c| c.name.as_str()).collect();
+    assert!(names.contains(&"(origin).table=shop.orders"), "{names:?}");
+    assert!(names.contains(&"(origin).source=orders.jsonl"), "{names:?}");
+}
