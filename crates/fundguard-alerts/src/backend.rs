@@ -119,6 +119,9 @@ macro_rules! alert_store {
             ) -> Result<(), AlertError> {
                 self.write(|sql, _| incidents::feedback(sql, id, cause, confirmed, note, actor, now.as_micros()))
             }
+            fn send_due_incident_updates(&mut self, now: EventTime) -> Result<usize, AlertError> {
+                self.write(|sql, policy| incidents::send_due_updates(sql, policy, now.as_micros()))
+            }
             fn add_change(&mut self, change: &AttributionChange, now: EventTime) -> Result<i64, AlertError> {
                 self.write(|sql, _| incidents::add_change(sql, change, now.as_micros()))
             }

@@ -12,8 +12,9 @@
 //! alert does; alerts that join it do not. Instead the incident sends `incident_updated`
 //! (about its first alert, carrying the incident's counts and money) when new alerts have
 //! joined and its next update is due: one minute after it opened, then at doubling
-//! intervals up to an hour. `IncidentPolicy::notify_every_alert` restores one notification
-//! per alert.
+//! intervals up to an hour — when a new alert comes, or, for an incident whose alerts
+//! stopped, when the notifier finds it due ([`send_due_updates`]), so the final count is told.
+//! `IncidentPolicy::notify_every_alert` restores one notification per alert.
 //!
 //! Recording works per batch ([`IncidentBatch`]): an incident's counters and profile are
 //! read and written once per batch of findings, not once per alert, so a storm of a
@@ -372,12 +373,8 @@ impl<'p> IncidentBatch<'p> {
             let money_json = serde_json::to_string(&totals.iter().collect::<Vec<_>>()).unwrap_or_else(|_| "[]".into());
             let (mut notified, mut next_update, mut interval) = (notified, next_update, interval);
             if !self.policy.notify_every_alert && alerts > notified && now >= next_update {
-                let causes = rank_dimensions(&profile, &baseline, 3).iter().map(cause_text).collect();
-                let brief = IncidentBrief { id, alerts: alerts as u64, money_at_risk: totals.iter().collect(), causes };
-                enqueue_incident_update(sql, routes, first, &brief, now)?;
-                notified = alerts;
-                interval = (interval * 2).min(MAX_UPDATE_MICROS);
-                next_update = now.saturating_add(interval);
+                let update = Update { id, first, alerts, money: &totals, profile: &profile };
+                (notified, next_update, interval) = update.send(sql, routes, &baseline, interval, now)?;
             }
             sql.execute(
                 "UPDATE incidents SET alerts = $2, money_json = $3, profile_json = $4, started_at = $5, last_at = $6, \
@@ -403,6 +400,69 @@ impl<'p> IncidentBatch<'p> {
     pub(crate) fn notifies_alone(&self, opened_incident: bool) -> bool {
         opened_incident || self.policy.notify_every_alert
     }
+}
+
+/// An incident update about to be queued.
+struct Update<'a> {
+    id: i64,
+    first: i64,
+    alerts: i64,
+    money: &'a MoneyTotals,
+    profile: &'a Profile,
+}
+
+impl Update<'_> {
+    /// Queues the update with the top causes; answers the incident's new (notified alerts,
+    /// next update, interval): the interval doubles, up to an hour.
+    fn send(
+        &self,
+        sql: &mut dyn Sql,
+        routes: &Routes,
+        baseline: &Profile,
+        interval: i64,
+        now: i64,
+    ) -> Result<(i64, i64, i64), AlertError> {
+        let causes = rank_dimensions(self.profile, baseline, 3).iter().map(cause_text).collect();
+        let brief = IncidentBrief {
+            id: self.id,
+            alerts: self.alerts as u64,
+            money_at_risk: self.money.iter().collect(),
+            causes,
+        };
+        enqueue_incident_update(sql, routes, self.first, &brief, now)?;
+        let interval = (interval * 2).min(MAX_UPDATE_MICROS);
+        Ok((self.alerts, now.saturating_add(interval), interval))
+    }
+}
+
+/// Sends the updates that came due without a new alert to trigger them: an incident whose
+/// alerts stopped coming still tells its final count once its next update is due. The
+/// notifier calls it as it delivers; nothing is due under `notify_every_alert`.
+pub(crate) fn send_due_updates(sql: &mut dyn Sql, policy: &Policy, now: i64) -> Result<usize, AlertError> {
+    if policy.incidents.notify_every_alert {
+        return Ok(0);
+    }
+    let due = sql.rows(
+        "SELECT id, first_alert, alerts, money_json, profile_json, update_interval FROM incidents \
+         WHERE status <> 'resolved' AND alerts > notified_alerts AND next_update_at <= $1",
+        &[now.into()],
+        |r| Ok((r.int(0)?, r.int(1)?, r.int(2)?, r.text(3)?, r.text(4)?, r.int(5)?)),
+    )?;
+    if due.is_empty() {
+        return Ok(0);
+    }
+    let baseline = baseline(sql)?.unwrap_or_else(|| Profile::new(INCIDENT_CAPACITY));
+    for (id, first, alerts, money, profile, interval) in &due {
+        let profile: Profile = serde_json::from_str(profile).unwrap_or_else(|_| Profile::new(INCIDENT_CAPACITY));
+        let money = money_of(money);
+        let update = Update { id: *id, first: *first, alerts: *alerts, money: &money, profile: &profile };
+        let (notified, next, interval) = update.send(sql, &policy.routes, &baseline, *interval, now)?;
+        sql.execute(
+            "UPDATE incidents SET notified_alerts = $2, next_update_at = $3, update_interval = $4 WHERE id = $1",
+            &[(*id).into(), notified.into(), next.into(), interval.into()],
+        )?;
+    }
+    Ok(due.len())
 }
 
 /// What an incident update notification carries besides its first alert.

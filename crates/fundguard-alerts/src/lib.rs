@@ -165,6 +165,10 @@ pub trait AlertStore {
         now: EventTime,
     ) -> Result<(), AlertError>;
 
+    /// Queues the incident updates due at `now` that no new alert triggered (an incident
+    /// that went quiet tells its final count); how many.
+    fn send_due_incident_updates(&mut self, now: EventTime) -> Result<usize, AlertError>;
+
     /// Stores a change (a deploy, a config change, a migration, DDL); its id.
     fn add_change(&mut self, change: &AttributionChange, now: EventTime) -> Result<i64, AlertError>;
 
@@ -252,6 +256,9 @@ impl<T: AlertStore + ?Sized> AlertStore for Box<T> {
         now: EventTime,
     ) -> Result<(), AlertError> {
         (**self).cause_feedback(id, cause, confirmed, note, actor, now)
+    }
+    fn send_due_incident_updates(&mut self, now: EventTime) -> Result<usize, AlertError> {
+        (**self).send_due_incident_updates(now)
     }
     fn add_change(&mut self, change: &AttributionChange, now: EventTime) -> Result<i64, AlertError> {
         (**self).add_change(change, now)

@@ -288,6 +288,8 @@ impl<S: AlertStore> Notifier<S> {
     /// Notifications of one channel, rule and event form a group; a group of
     /// [`GROUP_FROM`] or more goes as one message with a count.
     pub fn deliver_due(&mut self, now: EventTime, limit: usize) -> Result<usize, fundguard_alerts::AlertError> {
+        // Incidents that went quiet still tell their final count when their update is due.
+        self.store.send_due_incident_updates(now)?;
         let due = self.store.due_notifications(now, limit)?;
         let (actions, due): (Vec<Notification>, Vec<Notification>) =
             due.into_iter().partition(|n| n.channel == ACTION_CHANNEL);

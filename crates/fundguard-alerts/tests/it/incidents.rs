@@ -151,3 +151,30 @@ fn a_storm_of_one_rule_is_one_incident_that_notifies_once_then_updates() {
         assert_eq!(store.incidents(None, 0).unwrap().len(), 3, "joins the later open incident");
     }
 }
+
+/// An incident whose alerts stopped before its first update still tells its final count:
+/// the notifier sends the update once it is due, and only once.
+#[test]
+fn a_quiet_incident_sends_its_final_count_when_the_update_is_due() {
+    for (kind, mut store, _backing) in stores_with(routes()) {
+        eprintln!("store: {kind}");
+        let storm: Vec<_> = (0..10).map(|i| broken(i, i)).collect();
+        store.record(&storm).unwrap();
+        let opened = storm[0].detected_at;
+        let updates = |store: &dyn fundguard_alerts::AlertStore| {
+            let due = store.due_notifications(EventTime::from_secs(2_000_000_000), 1000).unwrap();
+            due.into_iter().filter(|n| n.event == "incident_updated").collect::<Vec<_>>()
+        };
+        assert!(updates(store.as_ref()).is_empty(), "not due within the batch");
+        assert_eq!(store.send_due_incident_updates(opened.plus(std::time::Duration::from_secs(30))).unwrap(), 0);
+        assert_eq!(store.send_due_incident_updates(opened.plus(std::time::Duration::from_secs(61))).unwrap(), 1);
+        let sent = updates(store.as_ref());
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].incident.as_ref().unwrap().alerts, 10, "the final count");
+        assert_eq!(
+            store.send_due_incident_updates(opened.plus(std::time::Duration::from_secs(3600))).unwrap(),
+            0,
+            "told once"
+        );
+    }
+}

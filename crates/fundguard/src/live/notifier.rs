@@ -38,7 +38,9 @@ pub struct RunningNotifier {
 /// Opens the notifier's stores and channels, when the config has an alert store.
 pub fn open(config: &Config, telemetry: Arc<Telemetry>) -> anyhow::Result<Option<NotifierParts>> {
     let Some(location) = config.alert_store() else { return Ok(None) };
-    let store = open_store(&location, Routes::default())?;
+    // The config's routes and incidents: the notifier queues the incident updates that
+    // come due without a new alert.
+    let store = open_store(&location, config.store_policy())?;
     let counts = open_store(&location, Routes::default())?;
     let observed = telemetry.clone();
     let mut notifier = Notifier::new(store, channels(config)?, Retry::default(), config.notify.link.clone())
