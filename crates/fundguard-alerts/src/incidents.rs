@@ -23,8 +23,8 @@
 use std::collections::BTreeMap;
 
 use fundguard_attribution::{
-    Change, ChangeCause, DimensionCause, INCIDENT_CAPACITY, IncidentContext, Profile, ServiceMap, rank_changes,
-    rank_dimensions,
+    Change, ChangeCause, DimensionCause, FINDINGS_TABLE, INCIDENT_CAPACITY, IncidentContext, Profile, ServiceMap,
+    rank_changes, rank_dimensions,
 };
 use fundguard_core::{EventTime, Finding, Money, MoneyTotals, Severity};
 use serde::{Deserialize, Serialize};
@@ -537,7 +537,19 @@ pub(crate) fn detail(sql: &mut dyn Sql, policy: &IncidentPolicy, id: i64) -> Res
         &[id.into(), crate::outbox::count(DETAIL_ALERTS)],
         |r| r.int(0),
     )?;
-    let baseline = baseline(sql)?.unwrap_or_else(|| Profile::new(INCIDENT_CAPACITY));
+    let mut profile = profile;
+    let mut baseline = baseline(sql)?.unwrap_or_else(|| Profile::new(INCIDENT_CAPACITY));
+    // Which rules its alerts come from, against every alert's rule: a flow of several rules
+    // says which of them broke.
+    let by_rule = |r: &Row| Ok((r.text(0)?, r.int(1)? as u64));
+    // (An incident of one rule is all that rule by construction: nothing to rank.)
+    let ours =
+        sql.rows("SELECT rule, count(*) FROM alerts WHERE incident_id = $1 GROUP BY rule", &[id.into()], by_rule)?;
+    if ours.len() > 1 {
+        let all = sql.rows("SELECT rule, count(*) FROM alerts GROUP BY rule", &[], by_rule)?;
+        profile.observe_counts(FINDINGS_TABLE, "rule", &ours);
+        baseline.observe_counts(FINDINGS_TABLE, "rule", &all);
+    }
     let dimensions = rank_dimensions(&profile, &baseline, CAUSES);
     let start = incident.started_at.as_micros();
     let changes = sql.rows(
@@ -548,7 +560,7 @@ pub(crate) fn detail(sql: &mut dyn Sql, policy: &IncidentPolicy, id: i64) -> Res
         ],
         change_from,
     )?;
-    let tables: Vec<String> = profile.tables().keys().cloned().collect();
+    let tables: Vec<String> = profile.tables().keys().filter(|t| !t.starts_with('(')).cloned().collect();
     let context = IncidentContext { start: incident.started_at, tables: &tables, owner: &incident.owner };
     let changes = rank_changes(&changes, &context, &policy.services, CAUSES);
     let mut feedback = sql.rows(

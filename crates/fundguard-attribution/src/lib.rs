@@ -31,5 +31,9 @@ pub use profile::{
 pub use rank::{Attribute, DimensionCause, MIN_BASELINE_ROWS, MIN_LIFT, MIN_SUPPORT, rank_dimensions, wilson_lower};
 pub use sketch::{Counter, TopK};
 
+/// The pseudo-table of findings: its column `rule` ranks which rules of a flow an incident's
+/// alerts come from, against every alert's.
+pub const FINDINGS_TABLE: &str = "(findings)";
+
 /// Counters per column in an incident's profile.
 pub const INCIDENT_CAPACITY: usize = 64;

@@ -244,6 +244,19 @@ impl Profile {
         self.observe(ORIGIN_TABLE, &row, Some(&[]));
     }
 
+    /// Counts `rows` rows of `table` given as counts of one column's values — what a
+    /// profile of findings rather than of events is made of (an incident's alerts per rule
+    /// beside every alert's).
+    pub fn observe_counts(&mut self, table: &str, column: &str, counts: &[(String, u64)]) {
+        let capacity = self.capacity;
+        let t = self.tables.entry(table.to_string()).or_insert_with(TableProfile::new);
+        let top = t.columns.entry(column.to_string()).or_insert_with(|| TopK::new(capacity));
+        for (value, n) in counts {
+            t.rows += n;
+            top.add_count(value, *n);
+        }
+    }
+
     /// The columns a table's baseline pairs (for an incident of it to pair the same).
     pub fn paired_columns(&self) -> BTreeMap<String, Vec<String>> {
         self.tables.iter().filter_map(|(name, t)| Some((name.clone(), t.paired.clone()?))).collect()

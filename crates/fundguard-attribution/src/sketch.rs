@@ -47,6 +47,11 @@ impl TopK {
         self.add_n(value, 1);
     }
 
+    /// Adds `n` occurrences of `value` at once.
+    pub fn add_count(&mut self, value: &str, n: u64) {
+        self.add_n(value, n);
+    }
+
     fn add_n(&mut self, value: &str, n: u64) {
         self.rows += n;
         if let Some(c) = self.counters.get_mut(value) {

@@ -98,6 +98,9 @@ fn a_bad_deploy_and_a_merchant_outage_are_one_incident_each_with_their_cause_ran
     );
 
     assert_eq!(outage["dimensions"][0]["name"], "shop.orders.merchant_id=17", "{:#}", outage["dimensions"]);
+    // Of the flow's two rules, the stuck orders are what sets this incident apart.
+    let rules: Vec<&str> = outage["dimensions"].as_array().unwrap().iter().filter_map(|d| d["name"].as_str()).collect();
+    assert!(rules.contains(&"(findings).rule=order-stuck-in-paying"), "{rules:?}");
     let flows: BTreeSet<&str> = [&outage, &deploy].iter().map(|i| i["flow"].as_str().unwrap()).collect();
     assert_eq!(flows, BTreeSet::from(["checkout"]));
 

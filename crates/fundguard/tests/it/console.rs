@@ -566,6 +566,13 @@ fn an_operator_confirms_the_likely_cause_of_an_incident_and_resolves_it() {
         list.as_array()?.iter().find(|i| i["alerts"] == 40).map(|i| i["id"].as_i64().unwrap())
     })
     .expect("one incident of the forty alerts");
+    // The traffic's baseline is saved at the next checkpoint (every 5 s by default).
+    let dimensions = wait(Duration::from_secs(20), || {
+        let detail = crate::service::get_json(&format!("{url}/api/v1/incidents/{incident}"), "ops");
+        detail["dimensions"].as_array().filter(|d| !d.is_empty()).cloned()
+    })
+    .expect("the incident's causes ranked once the baseline is saved");
+    assert_eq!(dimensions[0]["name"], "shop.refunds.currency=USD", "{dimensions:#?}");
 
     let driver = ChromeDriver::start();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
