@@ -51,8 +51,8 @@ pub(crate) struct ScriptRuntime {
     ast: Option<AST>,
     reports: Reports,
     /// The columns of `before` and `after` the script names (`None`: it may read any).
-    before: Option<Vec<String>>,
-    after: Option<Vec<String>>,
+    before: Option<Vec<values::Named>>,
+    after: Option<Vec<values::Named>>,
     /// Whether the script names `state` (one that does not keeps none, and pays nothing for it).
     uses_state: bool,
     /// The `lookup.<name>.<column>` the script names, at their place in the rule file.
@@ -67,6 +67,8 @@ pub(crate) struct ScriptRuntime {
     scope: Scope<'static>,
     /// The table names and ops as script strings, made once.
     names: HashMap<Arc<str>, ImmutableString>,
+    /// The last table met, with its script string.
+    last_table: Option<(Arc<str>, ImmutableString)>,
     pub stats: StateStats,
 }
 
@@ -81,7 +83,9 @@ impl ScriptRuntime {
             Err(d) => (None, vec![d]),
         };
         let read = ast.as_ref().map(sandbox::columns_read).unwrap_or_default();
-        let names_of = |c: Option<Vec<(String, rhai::Position)>>| c.map(|c| c.into_iter().map(|(n, _)| n).collect());
+        let names_of = |c: Option<Vec<(String, rhai::Position)>>| {
+            c.map(|c| c.into_iter().map(|(n, _)| values::Named::new(n)).collect::<Vec<_>>())
+        };
         let projections = script
             .tables
             .iter()
@@ -107,6 +111,7 @@ impl ScriptRuntime {
             ttl: i64::try_from(rule.state.ttl.as_micros()).unwrap_or(i64::MAX),
             scope: Scope::new(),
             names: HashMap::new(),
+            last_table: None,
             stats: StateStats::default(),
         };
         (runtime, problems)
@@ -238,14 +243,22 @@ impl ScriptRuntime {
             Some(fields) => values::map_of(fields),
             None => Map::new(),
         };
-        let table = self.names.entry(event.table.clone()).or_insert_with(|| event.table.as_ref().into()).clone();
+        // The batch's events of one table share its name: hashed once per table, not per row.
+        let table = match &self.last_table {
+            Some((name, text)) if Arc::ptr_eq(name, &event.table) => text.clone(),
+            _ => {
+                let text = self.names.entry(event.table.clone()).or_insert_with(|| event.table.as_ref().into()).clone();
+                self.last_table = Some((event.table.clone(), text.clone()));
+                text
+            }
+        };
         let scope = &mut self.scope;
         scope.rewind(0);
         scope.push_constant_dynamic("table", Dynamic::from(table));
         scope.push_constant_dynamic("op", Dynamic::from(op_name(event.op)));
         scope.push_constant_dynamic("commit_time", Dynamic::from_int(event.commit_time.as_micros()));
-        scope.push_constant_dynamic("before", values::row(event.before.as_ref(), self.before.as_deref()));
-        scope.push_constant_dynamic("after", values::row(event.after.as_ref(), self.after.as_deref()));
+        scope.push_constant_dynamic("before", values::row(event.before.as_ref(), self.before.as_deref_mut()));
+        scope.push_constant_dynamic("after", values::row(event.after.as_ref(), self.after.as_deref_mut()));
         let key_map: Map = key.iter().map(|(k, v)| (k.as_str().into(), values::dynamic(v))).collect();
         scope.push_constant_dynamic("key", Dynamic::from_map(key_map));
         scope.push_constant_dynamic("lookup", Dynamic::from_map(lookup.clone()));

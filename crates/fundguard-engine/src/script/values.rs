@@ -24,15 +24,29 @@ pub(crate) fn dynamic(value: &Value) -> Dynamic {
     }
 }
 
+/// A column a script names: its map key made once, and where it was in the last row (rows
+/// of a table share a layout, so the next row finds it at once).
+pub(crate) struct Named {
+    key: rhai::Identifier,
+    name: String,
+    hint: usize,
+}
+
+impl Named {
+    pub(crate) fn new(name: String) -> Named {
+        Named { key: name.as_str().into(), name, hint: 0 }
+    }
+}
+
 /// A row as a map: every column, or only `columns` when the script names its columns.
-pub(crate) fn row(row: Option<&Row>, columns: Option<&[String]>) -> Dynamic {
+pub(crate) fn row(row: Option<&Row>, columns: Option<&mut [Named]>) -> Dynamic {
     let Some(row) = row else { return Dynamic::UNIT };
     let mut map = Map::new();
     match columns {
         Some(columns) => {
-            for name in columns {
+            for c in columns {
                 // A column the row lacks reads as `()`, like a NULL.
-                map.insert(name.as_str().into(), row.get(name).map_or(Dynamic::UNIT, dynamic));
+                map.insert(c.key.clone(), row.get_hinted(&c.name, &mut c.hint).map_or(Dynamic::UNIT, dynamic));
             }
         }
         None => {
