@@ -69,10 +69,15 @@ impl IncidentsFile {
             None => None,
         };
         let mut policy = IncidentPolicy::default();
-        if let Some(burst) = self.burst.as_ref().and_then(|d| loader.spanned_duration(d)) {
+        if let Some(given) = &self.burst
+            && let Some(burst) = loader.spanned_duration(given)
+        {
             match i64::try_from(burst.as_micros()) {
                 Ok(micros) if micros > 0 => policy.burst_micros = micros,
-                _ => loader.problem(loader.at(0, 0), "incidents.burst: expected a positive duration, such as 10m"),
+                _ => {
+                    let at = loader.at_value(given);
+                    loader.problem(at, "incidents.burst: expected a positive duration, such as 10m")
+                }
             }
         }
         if let Some(notify) = &self.notify {

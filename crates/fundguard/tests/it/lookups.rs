@@ -152,10 +152,6 @@ fn contracted_rates_are_read_from_postgresql_and_mariadb_tables() {
     let values: Vec<String> = contracts.rates.iter().map(|(m, rate)| format!("({m}, {rate})")).collect();
     let insert = format!("INSERT INTO merchant_rates (merchant_id, rate) VALUES {};", values.join(", "));
     let name = format!("fg_lookup_{}", std::process::id());
-    let client = |program: &str, args: &[&str], sql: &str| {
-        let o = std::process::Command::new(program).args(args).arg("-e").arg(sql).output().unwrap();
-        assert!(o.status.success(), "{program}: {}", String::from_utf8_lossy(&o.stderr));
-    };
     let psql = |db: &str, sql: &str| {
         let o = std::process::Command::new("psql")
             .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", "postgres", "-d", db, "-c", sql])
@@ -163,7 +159,7 @@ fn contracted_rates_are_read_from_postgresql_and_mariadb_tables() {
             .unwrap();
         assert!(o.status.success(), "psql: {}", String::from_utf8_lossy(&o.stderr));
     };
-    let mariadb = ["-h", "127.0.0.1", "-P", "3306", "-u", "root"];
+    let mariadb = |sql: &str| crate::servers::mariadb_sql(3306, sql);
 
     psql("postgres", &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
     psql("postgres", &format!("CREATE DATABASE {name}"));
@@ -176,13 +172,13 @@ fn contracted_rates_are_read_from_postgresql_and_mariadb_tables() {
     ));
     psql("postgres", &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
 
-    client("mariadb", &mariadb, &format!("DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name}"));
+    mariadb(&format!("DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name}"));
     let create = "CREATE TABLE merchant_rates (merchant_id BIGINT PRIMARY KEY, rate DECIMAL(6,4) NOT NULL);";
-    client("mariadb", &[&mariadb[..], &[name.as_str()]].concat(), &format!("{create} {insert}"));
+    mariadb(&format!("USE {name}; {create} {insert}"));
     contracts.assert_found_with(&format!(
         "rules: [rules]\nwarehouse:\n  - {{ name: ref, type: mysql, url: \"mysql://root@127.0.0.1:3306/{name}\", sslmode: disabled }}\nlookups:\n  - {{ name: merchant_rates, table: ref.merchant_rates }}\n"
     ));
-    client("mariadb", &mariadb, &format!("DROP DATABASE IF EXISTS {name}"));
+    mariadb(&format!("DROP DATABASE IF EXISTS {name}"));
 }
 
 #[test]

@@ -231,6 +231,18 @@ fn config_problems_are_reported_with_their_place() {
         crate::stderr(&o)
     );
 
+    // The `incidents:` section: a zero burst, an unknown notify mode, an unset secret.
+    let config = write_config(
+        dir.path(),
+        "rules: [examples/rules]\nincidents:\n  burst: 0s\n  notify: sometimes\n  github_secret_env: FG_SURELY_UNSET_GH\n",
+    );
+    let o = crate::fundguard(&["run", "--config", path(&config)]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = crate::stderr(&o);
+    assert!(err.contains("fundguard.yaml:3:10: error: incidents.burst: expected a positive duration"), "{err}");
+    assert!(err.contains("fundguard.yaml:4:11: error: incidents.notify: expected `per_incident` or `per_alert`"), "{err}");
+    assert!(err.contains("incidents.github_secret_env: the variable `FG_SURELY_UNSET_GH` is not set"), "{err}");
+
     let config = write_config(
         dir.path(),
         "rules: [examples/rules]\nsources:\n  - name: k\n    type: kafka\n    format: debezium\n    brokers: b:9092\n    group: g\n    topics: []\n  - name: db\n    type: mysql\n    url: mysql://u@h\n    start: yesterday\n    datetime_offset: \"+25:00\"\n",
