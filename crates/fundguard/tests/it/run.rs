@@ -240,7 +240,10 @@ fn config_problems_are_reported_with_their_place() {
     assert_eq!(o.status.code(), Some(1));
     let err = crate::stderr(&o);
     assert!(err.contains("fundguard.yaml:3:10: error: incidents.burst: expected a positive duration"), "{err}");
-    assert!(err.contains("fundguard.yaml:4:11: error: incidents.notify: expected `per_incident` or `per_alert`"), "{err}");
+    assert!(
+        err.contains("fundguard.yaml:4:11: error: incidents.notify: expected `per_incident` or `per_alert`"),
+        "{err}"
+    );
     assert!(err.contains("incidents.github_secret_env: the variable `FG_SURELY_UNSET_GH` is not set"), "{err}");
 
     let config = write_config(
