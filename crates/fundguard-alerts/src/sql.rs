@@ -160,6 +160,38 @@ impl dyn Sql + '_ {
     }
 }
 
+/// How many rows one multi-row statement carries: far under both databases' parameter
+/// limits (PostgreSQL 65,535, SQLite 32,766) at the widest row the lifecycle writes
+/// (eleven parameters), and enough that a batch of findings costs a few round trips.
+pub(crate) const ROWS_PER_STATEMENT: usize = 500;
+
+/// The placeholders of a multi-row `VALUES` list: `rows` rows of one parameter per entry of
+/// `casts`, numbered from `$1` row by row. A non-empty cast wraps its parameter
+/// (`CAST($3 AS BIGINT)`): PostgreSQL types a bare parameter in a `VALUES` list that feeds
+/// a join (not an `INSERT`) as text.
+pub(crate) fn values_rows(rows: usize, casts: &[&str]) -> String {
+    let mut out = String::new();
+    let mut n = 0;
+    for row in 0..rows {
+        out.push_str(if row == 0 { "(" } else { ", (" });
+        for (c, cast) in casts.iter().enumerate() {
+            n += 1;
+            let sep = if c == 0 { "" } else { ", " };
+            match *cast {
+                "" => out.push_str(&format!("{sep}${n}")),
+                ty => out.push_str(&format!("{sep}CAST(${n} AS {ty})")),
+            }
+        }
+        out.push(')');
+    }
+    out
+}
+
+/// `$first, …`: the `n` parameters of an `IN (…)` list, numbered from `first`.
+pub(crate) fn in_list(first: usize, n: usize) -> String {
+    (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
 /// How a database spells the few things SQLite and PostgreSQL say differently. Data, not
 /// code: the lifecycle formats these into its statements.
 #[derive(Debug)]
@@ -238,6 +270,13 @@ mod tests {
         let read = |sql: &str| conn.query_row(sql, ["first", "second"], |r| r.get::<_, String>(0)).unwrap();
         assert_eq!(read("SELECT $2 || ',' || $1"), "first,second", "`$2` is bound to the first value");
         assert_eq!(read(&Dialect::SQLITE.translate("SELECT $2 || ',' || $1")), "second,first");
+    }
+
+    #[test]
+    fn multi_row_placeholders_number_row_by_row() {
+        assert_eq!(values_rows(2, &["", "BIGINT"]), "($1, CAST($2 AS BIGINT)), ($3, CAST($4 AS BIGINT))");
+        assert_eq!(in_list(2, 3), "$2, $3, $4");
+        assert_eq!(values_rows(0, &[""]), "");
     }
 
     #[test]

@@ -55,6 +55,8 @@ pub(crate) struct ScriptRuntime {
     after: Option<Vec<values::Named>>,
     /// Whether the script names `state` (one that does not keeps none, and pays nothing for it).
     uses_state: bool,
+    /// Which of [`sandbox::NAMES`] the script names (the others are bound to `()`).
+    names_used: [bool; sandbox::NAMES.len()],
     /// The `lookup.<name>.<column>` the script names, at their place in the rule file.
     lookups_read: Vec<(String, String, Location)>,
     /// Per table: `when` and the key expressions.
@@ -96,6 +98,7 @@ impl ScriptRuntime {
             engine,
             reports,
             uses_state: read.state,
+            names_used: read.names,
             lookups_read: read
                 .lookups
                 .iter()
@@ -254,15 +257,23 @@ impl ScriptRuntime {
         };
         let scope = &mut self.scope;
         scope.rewind(0);
-        scope.push_constant_dynamic("table", Dynamic::from(table));
-        scope.push_constant_dynamic("op", Dynamic::from(op_name(event.op)));
-        scope.push_constant_dynamic("commit_time", Dynamic::from_int(event.commit_time.as_micros()));
-        scope.push_constant_dynamic("before", values::row(event.before.as_ref(), self.before.as_deref_mut()));
-        scope.push_constant_dynamic("after", values::row(event.after.as_ref(), self.after.as_deref_mut()));
-        let key_map: Map = key.iter().map(|(k, v)| (k.as_str().into(), values::dynamic(v))).collect();
-        scope.push_constant_dynamic("key", Dynamic::from_map(key_map));
-        scope.push_constant_dynamic("lookup", Dynamic::from_map(lookup.clone()));
-        scope.push_dynamic("state", Dynamic::from_map(state));
+        // The names in `sandbox::NAMES` order, each built only when the script names it.
+        let used = self.names_used;
+        let bind = |i: usize, value: &dyn Fn() -> Dynamic| if used[i] { value() } else { Dynamic::UNIT };
+        scope.push_constant_dynamic("table", bind(0, &|| Dynamic::from(table.clone())));
+        scope.push_constant_dynamic("op", bind(1, &|| Dynamic::from(op_name(event.op))));
+        scope.push_constant_dynamic("commit_time", bind(2, &|| Dynamic::from_int(event.commit_time.as_micros())));
+        let before =
+            if used[3] { values::row(event.before.as_ref(), self.before.as_deref_mut()) } else { Dynamic::UNIT };
+        scope.push_constant_dynamic("before", before);
+        let after = if used[4] { values::row(event.after.as_ref(), self.after.as_deref_mut()) } else { Dynamic::UNIT };
+        scope.push_constant_dynamic("after", after);
+        scope.push_constant_dynamic(
+            "key",
+            bind(5, &|| Dynamic::from_map(key.iter().map(|(k, v)| (k.as_str().into(), values::dynamic(v))).collect())),
+        );
+        scope.push_dynamic("state", if self.uses_state { Dynamic::from_map(state) } else { Dynamic::UNIT });
+        scope.push_constant_dynamic("lookup", bind(7, &|| Dynamic::from_map(lookup.clone())));
         self.reports.lock().unwrap_or_else(PoisonError::into_inner).clear();
         let result = self.engine.run_ast_with_scope(scope, ast);
         let reports = std::mem::take(&mut *self.reports.lock().unwrap_or_else(PoisonError::into_inner));

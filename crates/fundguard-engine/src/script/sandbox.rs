@@ -189,13 +189,25 @@ pub(crate) struct ColumnsRead {
     pub state: bool,
     /// The `lookup.<name>.<column>` the script names: the columns its lookups bring.
     pub lookups: Vec<(String, String, Position)>,
+    /// Which of [`NAMES`] the script names at all: the others are bound to `()`, so a row,
+    /// key or lookup the script never reads is never turned into a map.
+    pub names: [bool; NAMES.len()],
 }
 
 /// Reads the `before.x` / `after.x` a script names from its AST (functions included).
 pub(crate) fn columns_read(ast: &AST) -> ColumnsRead {
-    let mut read = ColumnsRead { before: Some(Vec::new()), after: Some(Vec::new()), state: false, lookups: Vec::new() };
+    let mut read = ColumnsRead {
+        before: Some(Vec::new()),
+        after: Some(Vec::new()),
+        state: false,
+        lookups: Vec::new(),
+        names: [false; NAMES.len()],
+    };
     ast.walk(&mut |path: &[ASTNode]| {
         let Some(ASTNode::Expr(Expr::Variable(var, _, _))) = path.last() else { return true };
+        if let Some(i) = NAMES.iter().position(|n| *n == var.1.as_str()) {
+            read.names[i] = true;
+        }
         let row = match var.1.as_str() {
             "before" => &mut read.before,
             "after" => &mut read.after,
@@ -278,6 +290,9 @@ mod tests {
         assert_eq!((r.after, r.before), (None, None), "a row used as a whole may read any column");
         let r = read("fn f(after) { after.x } f(#{x: 1});");
         assert_eq!(names(&r.after), Some(vec!["x"]), "a parameter of the same name only adds its columns");
+        let r = read("if op == \"insert\" { report(`${key.id} ${lookup.rates.rate}`); }");
+        let named: Vec<&str> = NAMES.iter().zip(r.names).filter(|(_, used)| *used).map(|(n, _)| *n).collect();
+        assert_eq!(named, ["op", "key", "lookup"]);
     }
 
     #[test]
