@@ -1,6 +1,6 @@
 # Shared setup of the benchmark scripts (sourced, not run): builds the release binary,
 # makes a scratch directory, prints the machine and writes EVENTS simulated Debezium events.
-# Sets BIN, WORK, LOG and LINES, and defines `run NAME RULES_DIR`. Uses $CARGO_TARGET_DIR when set.
+# Sets BIN, WORK, LOG and LINES, and defines `run NAME RULES_DIR` (which sets LAST_SECS and LAST_KB). Uses $CARGO_TARGET_DIR when set.
 cargo build --release -p fundguard
 BIN="${CARGO_TARGET_DIR:-target}/release/fundguard"
 WORK=$(mktemp -d)
@@ -11,12 +11,13 @@ LOG="$WORK/debezium.jsonl"
 LINES=$(wc -l < "$LOG")
 cat "$LOG" > /dev/null # warm the page cache so every pass reads from memory
 
-run() { # name, rules dir: one backtest pass, timed; sets LAST_KB, leaves the report in $WORK/report.txt
+run() { # name, rules dir: one backtest pass, timed; sets LAST_SECS and LAST_KB, leaves the report in $WORK/report.txt
     local name=$1 rules=$2 out="$WORK/time.txt"
     /usr/bin/time -f "%e %M %P" -o "$out" "$BIN" backtest --rules "$rules" --input "$LOG" --format debezium \
         --schema "$WORK/schema.yaml" --findings "$WORK/findings.jsonl" > "$WORK/report.txt"
     read -r secs kb cpu < "$out"
     printf '%-34s %8.2f s  %12.0f events/s  %6d MiB peak  %s CPU\n' "$name" "$secs" \
         "$(echo "$LINES / $secs" | bc -l)" "$((kb / 1024))" "$cpu"
+    LAST_SECS=$secs
     LAST_KB=$kb
 }
