@@ -11,7 +11,7 @@ use fundguard_core::{EventTime, Finding};
 
 use crate::incidents::{IncidentBatch, Policy};
 use crate::model::{AlertError, Change, Recorded, Status, fingerprint};
-use crate::outbox::{enqueue, queue_action};
+use crate::outbox::{enqueue, enqueue_many, queue_action};
 use crate::routes::Routes;
 use crate::sql::{ROWS_PER_STATEMENT, Sql, Value, in_list, values_rows};
 
@@ -172,11 +172,14 @@ fn record_batch(
     for (id, fp) in open(sql, routes, incidents, &opens)? {
         alerts.insert(fp.to_string(), (id, false));
     }
+    let mut reopened = Vec::new();
     for (finding, step) in findings.iter().zip(&steps) {
         if let Step::Reopen(id) = step {
-            reopen(sql, routes, *id, finding)?;
+            reopen(sql, *id, finding)?;
+            reopened.push((*id, "reopened", finding.detected_at.as_micros()));
         }
     }
+    enqueue_many(sql, routes, &reopened)?;
     let folded: Vec<(i64, &Fold<'_>)> =
         fold_order.iter().filter_map(|fp| Some((alerts.get(*fp)?.0, folds.get(fp)?))).collect();
     count_into(sql, &folded)?;
@@ -239,8 +242,8 @@ fn count_into(sql: &mut dyn Sql, folded: &[(i64, &Fold<'_>)]) -> Result<(), Aler
 }
 
 /// Reopens resolved alert `id` for `finding`: counts it, opens the alert again from its
-/// event, and says so in the timeline and the notifications.
-fn reopen(sql: &mut dyn Sql, routes: &Routes, id: i64, finding: &Finding) -> Result<(), AlertError> {
+/// event, and says so in the timeline (the caller queues the notifications).
+fn reopen(sql: &mut dyn Sql, id: i64, finding: &Finding) -> Result<(), AlertError> {
     let seen = finding.detected_at.as_micros();
     sql.execute(
         &format!(
@@ -258,8 +261,7 @@ fn reopen(sql: &mut dyn Sql, routes: &Routes, id: i64, finding: &Finding) -> Res
             finding.event_time.as_micros().into(),
         ],
     )?;
-    timeline(sql, id, seen, SYSTEM_ACTOR, "reopened", Some(&finding.message))?;
-    enqueue(sql, routes, id, "reopened", seen)
+    timeline(sql, id, seen, SYSTEM_ACTOR, "reopened", Some(&finding.message))
 }
 
 /// Opens the alerts of `opens` — findings whose fingerprints have none — in the order
@@ -337,13 +339,15 @@ fn open<'f>(
         }
         sql.execute(&insert, &params)?;
     }
-    for (id, _, finding, opened_incident) in &opened {
-        let seen = finding.detected_at.as_micros();
-        if incidents.notifies_alone(*opened_incident) {
-            enqueue(sql, routes, *id, "opened", seen)?;
-        }
+    let notified: Vec<(i64, &str, i64)> = opened
+        .iter()
+        .filter(|(.., opened_incident)| incidents.notifies_alone(*opened_incident))
+        .map(|(id, _, finding, _)| (*id, "opened", finding.detected_at.as_micros()))
+        .collect();
+    enqueue_many(sql, routes, &notified)?;
+    for (id, _, finding, _) in &opened {
         if let Some(action) = &finding.action {
-            queue_action(sql, *id, action, seen)?;
+            queue_action(sql, *id, action, finding.detected_at.as_micros())?;
         }
     }
     Ok(opened.into_iter().map(|(id, fp, _, _)| (id, fp)).collect())

@@ -5,13 +5,15 @@
 //! approve its action) and its `next_attempt_at` has come; every attempt is counted, and
 //! an action's outcome also goes into its alert's timeline.
 
+use std::collections::{HashMap, HashSet};
+
 use fundguard_core::{Action, ActionMode, EventTime};
 
 use crate::columns::{COLUMNS, NOTIFICATION_COLUMNS, alert_from, notification_from};
 use crate::lifecycle::{SYSTEM_ACTOR, timeline};
 use crate::model::{Alert, AlertError};
 use crate::routes::Routes;
-use crate::sql::{Sql, Value};
+use crate::sql::{ROWS_PER_STATEMENT, Sql, Value, in_list, values_rows};
 use crate::{ACTION_CHANNEL, Notification};
 
 /// Alert `id` as it is now in the caller's transaction (what a notification carries).
@@ -26,27 +28,68 @@ fn alert_json(sql: &mut dyn Sql, id: i64) -> Result<(Alert, String), AlertError>
 /// of the alert opening (so a resolution made from the CLI, which has no routing
 /// table, still reaches them).
 pub(crate) fn enqueue(sql: &mut dyn Sql, routes: &Routes, id: i64, event: &str, at: i64) -> Result<(), AlertError> {
+    if event != "resolved" {
+        return enqueue_many(sql, routes, &[(id, event, at)]);
+    }
     let (alert, json) = alert_json(sql, id)?;
     let mut channels = routes.channels_for(&alert);
-    if event == "resolved" {
-        let told = sql.rows(
-            "SELECT channel FROM outbox WHERE alert_id = $1 AND event <> 'resolved' AND channel <> 'action' \
-             GROUP BY channel ORDER BY min(id)",
-            &[id.into()],
-            |r| r.text(0),
-        )?;
-        for channel in told {
-            if !channels.contains(&channel) {
-                channels.push(channel);
-            }
+    let told = sql.rows(
+        "SELECT channel FROM outbox WHERE alert_id = $1 AND event <> 'resolved' AND channel <> 'action' \
+         GROUP BY channel ORDER BY min(id)",
+        &[id.into()],
+        |r| r.text(0),
+    )?;
+    for channel in told {
+        if !channels.contains(&channel) {
+            channels.push(channel);
         }
     }
-    for channel in channels {
-        sql.execute(
-            "INSERT INTO outbox (alert_id, channel, event, alert_json, created_at, next_attempt_at) \
-             VALUES ($1, $2, $3, $4, $5, $5)",
-            &[id.into(), channel.into(), event.into(), json.as_str().into(), at.into()],
-        )?;
+    let rows: Vec<(i64, String, &str, &str, i64)> =
+        channels.into_iter().map(|channel| (id, channel, event, json.as_str(), at)).collect();
+    insert_notifications(sql, &rows)
+}
+
+/// Queues the notifications of several alert events that go to their routed channels
+/// (`opened`, `reopened`): each alert read once, the outbox rows written in one statement
+/// per [`ROWS_PER_STATEMENT`]. `events` are (alert id, event, time), queued in that order.
+pub(crate) fn enqueue_many(sql: &mut dyn Sql, routes: &Routes, events: &[(i64, &str, i64)]) -> Result<(), AlertError> {
+    let ids: Vec<i64> = events.iter().map(|(id, ..)| *id).collect::<HashSet<_>>().into_iter().collect();
+    let mut alerts = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+        let select = format!("SELECT {COLUMNS} FROM alerts WHERE id IN ({})", in_list(1, chunk.len()));
+        let params: Vec<Value> = chunk.iter().map(|id| (*id).into()).collect();
+        for alert in sql.rows(&select, &params, alert_from)? {
+            let json = serde_json::to_string(&alert).unwrap_or_default();
+            alerts.insert(alert.id, (alert, json));
+        }
+    }
+    let mut rows = Vec::new();
+    for (id, event, at) in events {
+        let (alert, json) = alerts.get(id).ok_or(AlertError::NotFound(*id))?;
+        rows.extend(routes.channels_for(alert).into_iter().map(|channel| (*id, channel, *event, json.as_str(), *at)));
+    }
+    insert_notifications(sql, &rows)
+}
+
+/// Writes outbox rows (alert id, channel, event, alert JSON, time), due at once.
+fn insert_notifications(sql: &mut dyn Sql, rows: &[(i64, String, &str, &str, i64)]) -> Result<(), AlertError> {
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let insert = format!(
+            "INSERT INTO outbox (alert_id, channel, event, alert_json, created_at, next_attempt_at) VALUES {}",
+            values_rows(chunk.len(), &["", "", "", "", "", ""])
+        );
+        let mut params = Vec::with_capacity(chunk.len() * 6);
+        for (id, channel, event, json, at) in chunk {
+            params.extend([
+                (*id).into(),
+                channel.as_str().into(),
+                (*event).into(),
+                (*json).into(),
+                (*at).into(),
+                (*at).into(),
+            ]);
+        }
+        sql.execute(&insert, &params)?;
     }
     Ok(())
 }
