@@ -13,7 +13,7 @@ use crate::incidents::{IncidentBatch, Policy};
 use crate::model::{AlertError, Change, Recorded, Status, fingerprint};
 use crate::outbox::{enqueue, enqueue_many, queue_action};
 use crate::routes::Routes;
-use crate::sql::{ROWS_PER_STATEMENT, Sql, Value, in_list, values_rows};
+use crate::sql::{ROWS_PER_STATEMENT, Sql, Value, in_list, update_by_id, values_rows};
 
 /// The actor of changes fundguard itself makes (opening, reopening).
 pub const SYSTEM_ACTOR: &str = "fundguard";
@@ -214,31 +214,26 @@ fn existing_alerts(sql: &mut dyn Sql, fingerprints: &[String]) -> Result<HashMap
     Ok(found)
 }
 
-/// Adds each fold's findings to its alert `id`, in one statement per
-/// [`ROWS_PER_STATEMENT`] alerts.
+/// Adds each fold's findings to its alert `id`.
 fn count_into(sql: &mut dyn Sql, folded: &[(i64, &Fold<'_>)]) -> Result<(), AlertError> {
-    for chunk in folded.chunks(ROWS_PER_STATEMENT) {
-        let update = format!(
-            "UPDATE alerts SET count = alerts.count + v.column2, last_seen = {}(alerts.last_seen, v.column3), \
-             message = v.column4, money_json = v.column5, evidence_json = v.column6 \
-             FROM (VALUES {}) AS v WHERE alerts.id = v.column1",
-            sql.dialect().greatest,
-            values_rows(chunk.len(), &["BIGINT", "BIGINT", "BIGINT", "TEXT", "TEXT", "TEXT"])
-        );
-        let mut params = Vec::with_capacity(chunk.len() * 6);
-        for (id, fold) in chunk {
-            params.extend([
+    let rows: Vec<Vec<Value>> = folded
+        .iter()
+        .map(|(id, fold)| {
+            vec![
                 (*id).into(),
                 fold.count.into(),
                 fold.last_seen.into(),
                 fold.latest.message.as_str().into(),
                 money_json(fold.latest).into(),
                 evidence_json(fold.latest).into(),
-            ]);
-        }
-        sql.execute(&update, &params)?;
-    }
-    Ok(())
+            ]
+        })
+        .collect();
+    let set = format!(
+        "count = count + #2, last_seen = {}(last_seen, #3), message = #4, money_json = #5, evidence_json = #6",
+        sql.dialect().greatest
+    );
+    update_by_id(sql, "alerts", &set, &["BIGINT", "BIGINT", "BIGINT", "TEXT", "TEXT", "TEXT"], &rows)
 }
 
 /// Reopens resolved alert `id` for `finding`: counts it, opens the alert again from its
@@ -314,14 +309,8 @@ fn open<'f>(
         joined.push((id, incident));
         opened.push((id, *fp, *finding, opened_incident));
     }
-    for chunk in joined.chunks(ROWS_PER_STATEMENT) {
-        let update = format!(
-            "UPDATE alerts SET incident_id = v.column2 FROM (VALUES {}) AS v WHERE alerts.id = v.column1",
-            values_rows(chunk.len(), &["BIGINT", "BIGINT"])
-        );
-        let params: Vec<Value> = chunk.iter().flat_map(|(id, incident)| [(*id).into(), (*incident).into()]).collect();
-        sql.execute(&update, &params)?;
-    }
+    let joined: Vec<Vec<Value>> = joined.iter().map(|(id, incident)| vec![(*id).into(), (*incident).into()]).collect();
+    update_by_id(sql, "alerts", "incident_id = #2", &["BIGINT", "BIGINT"], &joined)?;
     for chunk in opened.chunks(ROWS_PER_STATEMENT) {
         let insert = format!(
             "INSERT INTO timeline (alert_id, at, actor, action, detail) VALUES {}",

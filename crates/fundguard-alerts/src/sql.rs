@@ -192,6 +192,39 @@ pub(crate) fn in_list(first: usize, n: usize) -> String {
     (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
 }
 
+/// Updates many rows of `table` by id: `set` is the `SET` list with `#1`, `#2`, … for each
+/// row's values (`#1` is the id, which `set` does not assign), `casts` their types (see
+/// [`values_rows`]). One multi-row statement per [`ROWS_PER_STATEMENT`] rows where the
+/// dialect gains from it, else one prepared statement a row (see
+/// [`Dialect::update_from_values`]).
+pub(crate) fn update_by_id(
+    sql: &mut dyn Sql,
+    table: &str,
+    set: &str,
+    casts: &[&str],
+    rows: &[Vec<Value>],
+) -> Result<(), AlertError> {
+    let written = |mark: &dyn Fn(usize) -> String| {
+        (1..=casts.len()).rev().fold(set.to_string(), |text, k| text.replace(&format!("#{k}"), &mark(k)))
+    };
+    if !sql.dialect().update_from_values {
+        let update = format!("UPDATE {table} SET {} WHERE id = $1", written(&|k| format!("${k}")));
+        for row in rows {
+            sql.execute(&update, row)?;
+        }
+        return Ok(());
+    }
+    let set = written(&|k| format!("v.column{k}"));
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let update = format!(
+            "UPDATE {table} SET {set} FROM (VALUES {}) AS v WHERE {table}.id = v.column1",
+            values_rows(chunk.len(), casts)
+        );
+        sql.execute(&update, &chunk.concat())?;
+    }
+    Ok(())
+}
+
 /// How a database spells the few things SQLite and PostgreSQL say differently. Data, not
 /// code: the lifecycle formats these into its statements.
 #[derive(Debug)]
@@ -208,17 +241,29 @@ pub(crate) struct Dialect {
     pub serial: &'static str,
     /// Migrations: the type of a 64-bit integer column.
     pub bigint: &'static str,
+    /// Whether [`update_by_id`] writes many rows in one `UPDATE … FROM (VALUES …)`: on
+    /// PostgreSQL it saves a round trip a row; SQLite has no round trips to save, and runs
+    /// `UPDATE … FROM` in two passes (25 µs a row against 17 µs for one prepared
+    /// `UPDATE … WHERE id` a row, measured on an alert store).
+    pub update_from_values: bool,
 }
 
 impl Dialect {
-    pub(crate) const SQLITE: Dialect =
-        Dialect { parameter: '?', greatest: "max", lock_row: "", serial: "INTEGER", bigint: "INTEGER" };
+    pub(crate) const SQLITE: Dialect = Dialect {
+        parameter: '?',
+        greatest: "max",
+        lock_row: "",
+        serial: "INTEGER",
+        bigint: "INTEGER",
+        update_from_values: false,
+    };
     pub(crate) const POSTGRES: Dialect = Dialect {
         parameter: '$',
         greatest: "GREATEST",
         lock_row: " FOR UPDATE",
         serial: "BIGSERIAL",
         bigint: "BIGINT",
+        update_from_values: true,
     };
 
     /// `sql` with its `$n` parameters written this dialect's way. Text in single quotes

@@ -51,8 +51,8 @@ pub(crate) struct ScriptRuntime {
     ast: Option<AST>,
     reports: Reports,
     /// The columns of `before` and `after` the script names (`None`: it may read any).
-    before: Option<Vec<values::Named>>,
-    after: Option<Vec<values::Named>>,
+    before: Option<values::NamedColumns>,
+    after: Option<values::NamedColumns>,
     /// Whether the script names `state` (one that does not keeps none, and pays nothing for it).
     uses_state: bool,
     /// Which of [`sandbox::NAMES`] the script names (the others are bound to `()`).
@@ -86,7 +86,7 @@ impl ScriptRuntime {
         };
         let read = ast.as_ref().map(sandbox::columns_read).unwrap_or_default();
         let names_of = |c: Option<Vec<(String, rhai::Position)>>| {
-            c.map(|c| c.into_iter().map(|(n, _)| values::Named::new(n)).collect::<Vec<_>>())
+            c.map(|c| values::NamedColumns::new(c.into_iter().map(|(n, _)| n)))
         };
         let projections = script
             .tables
@@ -263,10 +263,9 @@ impl ScriptRuntime {
         scope.push_constant_dynamic("table", bind(0, &|| Dynamic::from(table.clone())));
         scope.push_constant_dynamic("op", bind(1, &|| Dynamic::from(op_name(event.op))));
         scope.push_constant_dynamic("commit_time", bind(2, &|| Dynamic::from_int(event.commit_time.as_micros())));
-        let before =
-            if used[3] { values::row(event.before.as_ref(), self.before.as_deref_mut()) } else { Dynamic::UNIT };
+        let before = if used[3] { values::row(event.before.as_ref(), self.before.as_mut()) } else { Dynamic::UNIT };
         scope.push_constant_dynamic("before", before);
-        let after = if used[4] { values::row(event.after.as_ref(), self.after.as_deref_mut()) } else { Dynamic::UNIT };
+        let after = if used[4] { values::row(event.after.as_ref(), self.after.as_mut()) } else { Dynamic::UNIT };
         scope.push_constant_dynamic("after", after);
         scope.push_constant_dynamic(
             "key",

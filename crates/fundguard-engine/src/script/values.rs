@@ -24,38 +24,43 @@ pub(crate) fn dynamic(value: &Value) -> Dynamic {
     }
 }
 
-/// A column a script names: its map key made once, and where it was in the last row (rows
-/// of a table share a layout, so the next row finds it at once).
-pub(crate) struct Named {
-    key: rhai::Identifier,
-    name: String,
-    hint: usize,
+/// The columns of a row image a script names, and the map it reads them from made once
+/// with every key: a row is a copy of that map with its values filled in, in key order, so
+/// no key is compared or allocated per row.
+pub(crate) struct NamedColumns {
+    /// By name, the order the map keeps its keys in; each with where it was in the last
+    /// row (rows of a table share a layout, so the next row finds it at once).
+    columns: Vec<(String, usize)>,
+    template: Map,
 }
 
-impl Named {
-    pub(crate) fn new(name: String) -> Named {
-        Named { key: name.as_str().into(), name, hint: 0 }
+impl NamedColumns {
+    pub(crate) fn new(names: impl IntoIterator<Item = String>) -> NamedColumns {
+        let mut columns: Vec<(String, usize)> = names.into_iter().map(|n| (n, 0)).collect();
+        columns.sort();
+        columns.dedup_by(|a, b| a.0 == b.0);
+        let template = columns.iter().map(|(name, _)| (name.as_str().into(), Dynamic::UNIT)).collect();
+        NamedColumns { columns, template }
     }
 }
 
 /// A row as a map: every column, or only `columns` when the script names its columns.
-pub(crate) fn row(row: Option<&Row>, columns: Option<&mut [Named]>) -> Dynamic {
+pub(crate) fn row(row: Option<&Row>, columns: Option<&mut NamedColumns>) -> Dynamic {
     let Some(row) = row else { return Dynamic::UNIT };
-    let mut map = Map::new();
     match columns {
-        Some(columns) => {
-            for c in columns {
-                // A column the row lacks reads as `()`, like a NULL.
-                map.insert(c.key.clone(), row.get_hinted(&c.name, &mut c.hint).map_or(Dynamic::UNIT, dynamic));
+        Some(named) => {
+            let mut map = named.template.clone();
+            // Both in name order (`Map` is a `BTreeMap`); a column the row lacks stays `()`,
+            // like a NULL.
+            for (slot, (name, hint)) in map.values_mut().zip(named.columns.iter_mut()) {
+                if let Some(value) = row.get_hinted(name, hint) {
+                    *slot = dynamic(value);
+                }
             }
+            Dynamic::from_map(map)
         }
-        None => {
-            for (name, value) in row.iter() {
-                map.insert(name.into(), dynamic(value));
-            }
-        }
+        None => Dynamic::from_map(row.iter().map(|(name, value)| (name.into(), dynamic(value))).collect()),
     }
-    Dynamic::from_map(map)
 }
 
 /// A JSON document, numbers read from their text: integers, or exact decimals.
