@@ -1,8 +1,11 @@
 # Shared setup of the benchmark scripts (sourced, not run): builds the release binary,
 # makes a scratch directory, prints the machine and writes EVENTS simulated Debezium events.
 # Sets BIN, WORK, LOG and LINES, and defines `run NAME RULES_DIR` (which sets LAST_SECS and LAST_KB). Uses $CARGO_TARGET_DIR when set.
-cargo build --release -p fundguard
-BIN="${CARGO_TARGET_DIR:-target}/release/fundguard"
+# FUNDGUARD_BIN names a release binary built already (as for scripts/bench-latency.sh).
+if [ -z "${FUNDGUARD_BIN:-}" ]; then
+    cargo build --release -p fundguard
+fi
+BIN="${FUNDGUARD_BIN:-${CARGO_TARGET_DIR:-target}/release/fundguard}"
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
