@@ -19,6 +19,7 @@
 
 mod keys;
 mod pairs;
+mod queue;
 mod rate;
 mod reconcile;
 mod timeout;
@@ -39,6 +40,7 @@ use serde::{Deserialize, Serialize};
 use crate::compile::compile;
 use crate::scalar::value_at;
 use crate::table_batch::TableBatch;
+use queue::EventQueue;
 
 pub(crate) use keys::{KeyNorm, key_name};
 
@@ -320,7 +322,7 @@ pub struct StateStats {
 pub(crate) struct StatefulRuntime {
     pub kind: Box<dyn StatefulKind>,
     compiled: HashMap<(Arc<str>, usize), (u64, Arc<CompiledProjection>)>,
-    queue: BinaryHeap<Reverse<Queued>>,
+    queue: EventQueue<Queued>,
     seq: u64,
     /// Everything at or before this time has been released.
     watermark: Option<EventTime>,
@@ -335,7 +337,7 @@ impl StatefulRuntime {
         StatefulRuntime {
             kind,
             compiled: HashMap::new(),
-            queue: BinaryHeap::new(),
+            queue: EventQueue::new(),
             seq: 0,
             watermark: None,
             ttl: i64::try_from(ttl.as_micros()).unwrap_or(i64::MAX),
@@ -347,7 +349,7 @@ impl StatefulRuntime {
     /// A copy of the rule's state with its event-time queue and watermark, for a checkpoint.
     pub(crate) fn snapshot(&self) -> Snapshot {
         let kind = self.kind.snapshot();
-        let queue = self.queue.clone();
+        let queue = self.queue.to_heap();
         let (seq, watermark, overloaded, late_events) =
             (self.seq, self.watermark, self.overloaded, self.stats.late_events);
         Box::new(move || {
@@ -358,8 +360,9 @@ impl StatefulRuntime {
 
     /// Takes the state a checkpoint holds for this rule (copied by [`StatefulRuntime::snapshot`]).
     pub(crate) fn restore(&mut self, state: &[u8]) -> Result<(), String> {
-        let kind: serde_bytes::ByteBuf;
-        (kind, self.queue, self.seq, self.watermark, self.overloaded, self.stats.late_events) = decode(state)?;
+        let (kind, queue): (serde_bytes::ByteBuf, BinaryHeap<Reverse<Queued>>);
+        (kind, queue, self.seq, self.watermark, self.overloaded, self.stats.late_events) = decode(state)?;
+        self.queue = EventQueue::from_heap(queue);
         self.kind.restore(&kind)
     }
 
@@ -463,7 +466,7 @@ impl StatefulRuntime {
             return;
         }
         self.seq += 1;
-        self.queue.push(Reverse(Queued { time: record.time, seq: self.seq, record }));
+        self.queue.push(Queued { time: record.time, seq: self.seq, record });
     }
 
     /// Releases every queued record at or before `watermark`, firing timers between them.
@@ -471,11 +474,11 @@ impl StatefulRuntime {
         if self.watermark.is_some_and(|w| watermark < w) {
             return self.flush(ctx, out);
         }
-        while let Some(Reverse(top)) = self.queue.peek() {
+        while let Some(top) = self.queue.peek() {
             if top.time > watermark {
                 break;
             }
-            let Some(Reverse(q)) = self.queue.pop() else { break };
+            let Some(q) = self.queue.pop() else { break };
             self.kind.fire_timers(q.time, out);
             let idle_before = self.idle_before(q.time);
             self.kind.on_record(q.record, idle_before, out);
