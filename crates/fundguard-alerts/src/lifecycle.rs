@@ -126,8 +126,8 @@ struct Fold<'f> {
 /// by one: the first finding of a fingerprint with no alert opens one, the first of a
 /// resolved alert reopens it, and every other finding counts into its alert. Opening and
 /// reopening write what they always did (timeline, notifications, actions); the counting
-/// findings are folded per alert and written in one multi-row `UPDATE` at the end, which
-/// leaves each alert as the last of its findings would have.
+/// findings are folded per alert and written at the end ([`update_by_id`]: multi-row on
+/// PostgreSQL), which leaves each alert as the last of its findings would have.
 fn record_batch(
     sql: &mut dyn Sql,
     routes: &Routes,
