@@ -58,14 +58,16 @@ impl LivePipeline {
                 self.telemetry.sink_write_failed(name);
                 match &blocked {
                     None => {
+                        // Health and metrics first: whoever reads the log line and then
+                        // asks the service must already see it blocked.
+                        self.telemetry.sink_blocked(name, true);
+                        let state = format!("blocked: cannot write findings to {name}: {e:#}");
+                        blocked = Some((Instant::now(), self.set_states(|_| Some(state.clone()))));
                         tracing::error!(
                             sink = %name,
                             "cannot write findings to {name}: {e:#}; reading nothing until they are written (retrying every {} s)",
                             SINK_RETRY.as_secs()
                         );
-                        self.telemetry.sink_blocked(name, true);
-                        let state = format!("blocked: cannot write findings to {name}: {e:#}");
-                        blocked = Some((Instant::now(), self.set_states(|_| Some(state.clone()))));
                     }
                     Some((since, _)) if reminded.elapsed() >= SINK_REMINDER => {
                         let waited = since.elapsed().as_secs();
@@ -79,10 +81,10 @@ impl LivePipeline {
             if let Some((since, before)) = blocked {
                 let name = &self.sink_names[i];
                 let waited = since.elapsed().as_secs_f64();
-                tracing::info!(sink = %name, "findings written to {name} again after {waited:.1} s; reading on");
                 self.telemetry.sink_blocked(name, false);
                 let mut before = before.into_iter();
                 self.set_states(|state| before.next().filter(|_| state.starts_with("blocked: ")));
+                tracing::info!(sink = %name, "findings written to {name} again after {waited:.1} s; reading on");
             }
         }
     }
