@@ -12,6 +12,7 @@
 //! file and the row's position; it reports nothing and changes no state, and the next row
 //! runs as usual.
 
+mod bind;
 mod sandbox;
 mod state;
 mod values;
@@ -21,9 +22,9 @@ use std::sync::{Arc, PoisonError};
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray};
 use datafusion::prelude::SessionContext;
-use fundguard_core::{ChangeEvent, EventTime, Evidence, Finding, Money, Op, Value};
+use fundguard_core::{ChangeEvent, EventTime, Evidence, Finding, Money, Value};
 use fundguard_rules::{Diagnostic, Location, Rule, ScriptRule};
-use rhai::{AST, Dynamic, ImmutableString, Map, Scope};
+use rhai::{AST, Dynamic, Map, Scope};
 
 use crate::columns::{ColumnRef, Image};
 use crate::rules::Found;
@@ -66,11 +67,10 @@ pub(crate) struct ScriptRuntime {
     state: KeyedState,
     /// The rule's `state_ttl`, in microseconds.
     ttl: i64,
-    scope: Scope<'static>,
-    /// The table names and ops as script strings, made once.
-    names: HashMap<Arc<str>, ImmutableString>,
-    /// The last table met, with its script string.
-    last_table: Option<(Arc<str>, ImmutableString)>,
+    /// The scope the script runs in, bound to each row in turn.
+    bindings: bind::Bindings,
+    /// Which native function each call site resolved to, kept from call to call (see [`run`]).
+    caches: rhai::Caches,
     pub stats: StateStats,
 }
 
@@ -112,9 +112,8 @@ impl ScriptRuntime {
             pending: Vec::new(),
             state: KeyedState::default(),
             ttl: i64::try_from(rule.state.ttl.as_micros()).unwrap_or(i64::MAX),
-            scope: Scope::new(),
-            names: HashMap::new(),
-            last_table: None,
+            bindings: bind::Bindings::default(),
+            caches: rhai::Caches::new(),
             stats: StateStats::default(),
         };
         (runtime, problems)
@@ -246,35 +245,10 @@ impl ScriptRuntime {
             Some(fields) => values::map_of(fields),
             None => Map::new(),
         };
-        // The batch's events of one table share its name: hashed once per table, not per row.
-        let table = match &self.last_table {
-            Some((name, text)) if Arc::ptr_eq(name, &event.table) => text.clone(),
-            _ => {
-                let text = self.names.entry(event.table.clone()).or_insert_with(|| event.table.as_ref().into()).clone();
-                self.last_table = Some((event.table.clone(), text.clone()));
-                text
-            }
-        };
-        let scope = &mut self.scope;
-        scope.rewind(0);
-        // The names in `sandbox::NAMES` order, each built only when the script names it.
-        let used = self.names_used;
-        let bind = |i: usize, value: &dyn Fn() -> Dynamic| if used[i] { value() } else { Dynamic::UNIT };
-        scope.push_constant_dynamic("table", bind(0, &|| Dynamic::from(table.clone())));
-        scope.push_constant_dynamic("op", bind(1, &|| Dynamic::from(op_name(event.op))));
-        scope.push_constant_dynamic("commit_time", bind(2, &|| Dynamic::from_int(event.commit_time.as_micros())));
-        let before = if used[3] { values::row(event.before.as_ref(), self.before.as_mut()) } else { Dynamic::UNIT };
-        scope.push_constant_dynamic("before", before);
-        let after = if used[4] { values::row(event.after.as_ref(), self.after.as_mut()) } else { Dynamic::UNIT };
-        scope.push_constant_dynamic("after", after);
-        scope.push_constant_dynamic(
-            "key",
-            bind(5, &|| Dynamic::from_map(key.iter().map(|(k, v)| (k.as_str().into(), values::dynamic(v))).collect())),
-        );
-        scope.push_dynamic("state", if self.uses_state { Dynamic::from_map(state) } else { Dynamic::UNIT });
-        scope.push_constant_dynamic("lookup", bind(7, &|| Dynamic::from_map(lookup.clone())));
+        let row = bind::Row { event, key, state: self.uses_state.then_some(state), lookup };
+        let scope = self.bindings.bind(row, &self.names_used, self.before.as_mut(), self.after.as_mut());
         self.reports.lock().unwrap_or_else(PoisonError::into_inner).clear();
-        let result = self.engine.run_ast_with_scope(scope, ast);
+        let result = run(&self.engine, &mut self.caches, scope, ast);
         let reports = std::mem::take(&mut *self.reports.lock().unwrap_or_else(PoisonError::into_inner));
         let fail = |message: String, position: rhai::Position| {
             let at = sandbox::at(&self.script.source, position);
@@ -288,7 +262,7 @@ impl ScriptRuntime {
         if !self.uses_state {
             return Ok(reports);
         }
-        let Some(state) = scope.get("state").cloned() else { return Ok(reports) };
+        let state = self.bindings.take_state();
         if !state.is_map() {
             let message = format!("`state` became a {}: it must stay a map", state.type_name());
             return Err(fail(message, rhai::Position::NONE));
@@ -331,6 +305,30 @@ impl ScriptRuntime {
     }
 }
 
+/// Runs the script once, as [`rhai::Engine::run_ast_with_scope`] does, but with the
+/// function resolution caches of the calls before.
+///
+/// `run_ast_with_scope` starts every call with empty caches, so each operator and function
+/// call of the script is looked up by its name and argument types again on every row — about
+/// a third of a short script's time. What a call site resolves to depends only on the engine
+/// (fixed at load) and the AST's own functions (the same AST every call), so the answers stay
+/// right for the rule's lifetime. Rhai offers no cache-keeping entry point other than its
+/// `internals` one, deprecated as "may change in a minor version": the workspace pins Rhai's
+/// minor version, and the script tests run every path through here.
+fn run(
+    engine: &rhai::Engine,
+    caches: &mut rhai::Caches,
+    scope: &mut Scope,
+    ast: &AST,
+) -> Result<(), Box<rhai::EvalAltResult>> {
+    // A fresh runtime state per call: the operation count the `operations` limit checks
+    // starts at zero for every row.
+    let mut global = engine.new_global_runtime_state();
+    global.lib.push(ast.shared_lib().clone());
+    #[allow(deprecated)]
+    engine.eval_statements_raw(&mut global, caches, scope, ast.statements()).map(|_| ())
+}
+
 /// The state's key: the key values with their types, so `5` and `"5"` are different keys.
 fn state_key(key: &[(String, Value)]) -> String {
     let mut out = String::new();
@@ -343,10 +341,6 @@ fn state_key(key: &[(String, Value)]) -> String {
         out.push('\u{1f}');
     }
     out
-}
-
-fn op_name(op: Op) -> ImmutableString {
-    op.as_str().into()
 }
 
 fn finding(

@@ -24,14 +24,11 @@ pub(crate) fn dynamic(value: &Value) -> Dynamic {
     }
 }
 
-/// The columns of a row image a script names, and the map it reads them from made once
-/// with every key: a row is a copy of that map with its values filled in, in key order, so
-/// no key is compared or allocated per row.
+/// The columns of a row image a script names, in the order a script map keeps its keys.
 pub(crate) struct NamedColumns {
     /// By name, the order the map keeps its keys in; each with where it was in the last
     /// row (rows of a table share a layout, so the next row finds it at once).
     columns: Vec<(String, usize)>,
-    template: Map,
 }
 
 impl NamedColumns {
@@ -39,28 +36,62 @@ impl NamedColumns {
         let mut columns: Vec<(String, usize)> = names.into_iter().map(|n| (n, 0)).collect();
         columns.sort();
         columns.dedup_by(|a, b| a.0 == b.0);
-        let template = columns.iter().map(|(name, _)| (name.as_str().into(), Dynamic::UNIT)).collect();
-        NamedColumns { columns, template }
+        NamedColumns { columns }
+    }
+
+    /// A map with every named column, each `()` until [`fill_row`] gives it its value.
+    pub(crate) fn empty_map(&self) -> Map {
+        self.columns.iter().map(|(name, _)| (name.as_str().into(), Dynamic::UNIT)).collect()
     }
 }
 
-/// A row as a map: every column, or only `columns` when the script names its columns.
-pub(crate) fn row(row: Option<&Row>, columns: Option<&mut NamedColumns>) -> Dynamic {
-    let Some(row) = row else { return Dynamic::UNIT };
-    match columns {
-        Some(named) => {
-            let mut map = named.template.clone();
-            // Both in name order (`Map` is a `BTreeMap`); a column the row lacks stays `()`,
-            // like a NULL.
-            for (slot, (name, hint)) in map.values_mut().zip(named.columns.iter_mut()) {
-                if let Some(value) = row.get_hinted(name, hint) {
-                    *slot = dynamic(value);
-                }
-            }
-            Dynamic::from_map(map)
-        }
-        None => Dynamic::from_map(row.iter().map(|(name, value)| (name.into(), dynamic(value))).collect()),
+/// Makes `map` the row's map, reusing what it holds: with named columns, `map` came from
+/// [`NamedColumns::empty_map`] and each value is overwritten in place (a decimal without a new
+/// box, a text equal to the last one kept), so a row costs no allocation and the keys are
+/// never compared; without, the map is every column of the row, made anew. Every value is
+/// read-only, like the row it is bound as.
+pub(crate) fn fill_row(map: &mut Map, row: &Row, columns: Option<&mut NamedColumns>) {
+    let Some(named) = columns else {
+        *map = row.iter().map(|(name, value)| (name.into(), dynamic(value).into_read_only())).collect();
+        return;
+    };
+    debug_assert_eq!(map.len(), named.columns.len(), "the map is the one `empty_map` made");
+    // Both in name order (`Map` is a `BTreeMap`); a column the row lacks is `()`, like a NULL.
+    for (slot, (name, hint)) in map.values_mut().zip(named.columns.iter_mut()) {
+        overwrite(slot, row.get_hinted(name, hint));
     }
+}
+
+/// Sets `slot` to `value` in place where the types allow, else to a new read-only value.
+fn overwrite(slot: &mut Dynamic, value: Option<&Value>) {
+    match value {
+        Some(Value::Int(i)) => {
+            if let Some(mut int) = slot.write_lock::<rhai::INT>() {
+                *int = *i;
+                return;
+            }
+        }
+        Some(Value::Timestamp(t)) => {
+            if let Some(mut int) = slot.write_lock::<rhai::INT>() {
+                *int = t.as_micros();
+                return;
+            }
+        }
+        Some(Value::Decimal(d)) => {
+            if let Some(mut decimal) = slot.write_lock::<Decimal>() {
+                *decimal = *d;
+                return;
+            }
+        }
+        Some(Value::String(s)) => {
+            if slot.read_lock::<ImmutableString>().is_some_and(|last| last.as_str() == s) {
+                return;
+            }
+        }
+        None | Some(Value::Null) if slot.is_unit() => return,
+        _ => {}
+    }
+    *slot = value.map_or(Dynamic::UNIT, dynamic).into_read_only();
 }
 
 /// A JSON document, numbers read from their text: integers, or exact decimals.

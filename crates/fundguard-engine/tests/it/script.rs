@@ -329,6 +329,59 @@ proptest! {
     }
 }
 
+/// Scripts that show what they read of a row: named columns, whole rows, the key, a closure
+/// that captures a row, and a variable that must not outlive its row.
+const SHOWS: &[&str] = &[
+    "report(`${table}|${op}|${commit_time}|${before?.a}|${before?.b}|${after?.a}|${after?.b}`);",
+    "report(`${before}|${after}|${key}`);",
+    "let f = || `${after?.a}/${before?.b}`;\nreport(f.call());",
+    "if is_def_var(\"seen\") { report(\"seen leaked\"); }\nlet seen = after?.b;\nreport(`${seen}`);",
+    "let image = after ?? #{};\nfor k in image.keys() { if image[k] == () { report(`${k} null`); } }\nreport(`${before?.c}`);",
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// The scope is bound in place from row to row: whatever rows came before (inserts,
+    /// updates, deletes, any values, rows with or without a column), a script reads a row as
+    /// it would alone in a fresh engine.
+    #[test]
+    fn a_row_reads_the_same_after_any_rows_as_alone(
+        shows in 0..SHOWS.len(),
+        rows in proptest::collection::vec((0..3u8, values(), values(), any::<bool>()), 1..8),
+    ) {
+        let r = script("shows", "  key: { id: \"coalesce(after.id, before.id)\" }\n", SHOWS[shows]);
+        let events: Vec<ChangeEvent> = rows
+            .into_iter()
+            .enumerate()
+            .map(|(i, (op, a, b, with_c))| {
+                let mut columns = vec![("id", Value::Int(i as i64)), ("a", a), ("b", b)];
+                if with_c {
+                    columns.push(("c", Value::Int(i as i64)));
+                }
+                let image = Some(row(&columns));
+                let (op, before, after) = match op {
+                    0 => (Op::Insert, None, image),
+                    1 => (Op::Update, image.clone(), image),
+                    _ => (Op::Delete, image, None),
+                };
+                event(i as u64 + 1, op, before, after)
+            })
+            .collect();
+        let mut in_turn = engine(std::slice::from_ref(&r));
+        for e in &events {
+            let mut after_others = Vec::new();
+            in_turn.process(std::slice::from_ref(e), EventTime::default(), &mut after_others).unwrap();
+            let mut fresh = engine(std::slice::from_ref(&r));
+            let mut alone = Vec::new();
+            fresh.process(std::slice::from_ref(e), EventTime::default(), &mut alone).unwrap();
+            let messages = |found: &[Finding]| found.iter().map(|f| f.message.clone()).collect::<Vec<_>>();
+            prop_assert_eq!(messages(&after_others), messages(&alone), "row {}: {:?}", e.position, in_turn.stats()[0].last_error);
+            prop_assert_eq!(&fresh.stats()[0].last_error, &None::<String>);
+        }
+    }
+}
+
 #[test]
 fn the_example_script_rules_pass_their_own_tests() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/script-rules");
