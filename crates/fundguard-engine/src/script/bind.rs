@@ -15,10 +15,16 @@ use rhai::{Dynamic, ImmutableString, Map, Scope};
 use super::sandbox::NAMES;
 use super::values::{self, NamedColumns};
 
+/// The order the names a script uses are pushed in (indexes into [`NAMES`]). Rhai finds a
+/// name by searching the scope from its end, so the row images, read most, go last.
+const PUSH_ORDER: [usize; NAMES.len()] = [0, 1, 2, 5, 7, 6, 3, 4];
+
 /// One call's values for the names the script uses.
 pub(crate) struct Row<'a> {
     pub event: &'a ChangeEvent,
-    pub key: &'a [(String, Value)],
+    /// The key's values, named by `key_names`.
+    pub key_names: &'a [String],
+    pub key: &'a [Value],
     /// The key's state (empty for a new key); `None` when the script keeps none.
     pub state: Option<Map>,
     pub lookup: &'a Map,
@@ -46,33 +52,31 @@ impl Bindings {
         let event = row.event;
         let images = [used[3] && event.before.is_some(), used[4] && event.after.is_some()];
         let scope = &mut self.scope;
-        let reusable = self.images == Some(images) && scope.len() >= NAMES.len() && {
-            scope.rewind(NAMES.len());
+        let bound = PUSH_ORDER.iter().filter(|&&i| used[i]).count();
+        let reusable = self.images == Some(images) && scope.len() >= bound && {
+            scope.rewind(bound);
             !scope.iter_raw().any(|(_, _, value)| value.is_shared())
         };
         if !reusable {
             scope.rewind(0);
-            let text = || Dynamic::from(ImmutableString::new());
-            let image = |has: bool, columns: &Option<&mut NamedColumns>| match (has, columns) {
-                (false, _) => Dynamic::UNIT,
-                (true, Some(named)) => Dynamic::from_map(named.empty_map()),
-                (true, None) => Dynamic::from_map(Map::new()),
-            };
-            let placeholders = [
-                if used[0] { text() } else { Dynamic::UNIT },
-                if used[1] { text() } else { Dynamic::UNIT },
-                if used[2] { Dynamic::from_int(0) } else { Dynamic::UNIT },
-                image(images[0], &before),
-                image(images[1], &after),
-                if used[5] { Dynamic::from_map(Map::new()) } else { Dynamic::UNIT },
-                Dynamic::UNIT,
-                if used[7] { Dynamic::from_map(Map::new()) } else { Dynamic::UNIT },
-            ];
-            for (name, value) in NAMES.into_iter().zip(placeholders) {
-                if name == "state" {
-                    scope.push_dynamic(name, value);
+            for i in PUSH_ORDER.into_iter().filter(|&i| used[i]) {
+                let image = |has: bool, columns: &Option<&mut NamedColumns>| match (has, columns) {
+                    (false, _) => Dynamic::UNIT,
+                    (true, Some(named)) => Dynamic::from_map(named.empty_map()),
+                    (true, None) => Dynamic::from_map(Map::new()),
+                };
+                let placeholder = match NAMES[i] {
+                    "table" | "op" => Dynamic::from(ImmutableString::new()),
+                    "commit_time" => Dynamic::from_int(0),
+                    "before" => image(images[0], &before),
+                    "after" => image(images[1], &after),
+                    "state" => Dynamic::UNIT,
+                    _ => Dynamic::from_map(Map::new()),
+                };
+                if NAMES[i] == "state" {
+                    scope.push_dynamic(NAMES[i], placeholder);
                 } else {
-                    scope.push_constant_dynamic(name, value);
+                    scope.push_constant_dynamic(NAMES[i], placeholder);
                 }
             }
             self.images = Some(images);
@@ -105,9 +109,16 @@ impl Bindings {
         if used[5]
             && let Some(key) = scope.get_value_mut::<Map>("key")
         {
-            *key = row.key.iter().map(|(k, v)| (k.as_str().into(), values::dynamic(v).into_read_only())).collect();
+            *key = row
+                .key_names
+                .iter()
+                .zip(row.key)
+                .map(|(k, v)| (k.as_str().into(), values::dynamic(v).into_read_only()))
+                .collect();
         }
-        if let Some(state) = scope.get_mut("state") {
+        if used[6]
+            && let Some(state) = scope.get_mut("state")
+        {
             *state = row.state.map_or(Dynamic::UNIT, Dynamic::from_map);
         }
         if used[7]

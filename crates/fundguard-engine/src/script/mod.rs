@@ -36,11 +36,12 @@ use sandbox::{Report, Reports};
 use state::KeyedState;
 use values::Data;
 
-/// A row waiting for the script: its event (index into the batch's events), key and the
-/// lookup rows it found (`lookup.<name>.<column>`).
+/// A row waiting for the script: its event (index into the batch's events), where its key
+/// values start in [`ScriptRuntime::pending_keys`] and the lookup rows it found
+/// (`lookup.<name>.<column>`).
 struct Pending {
     event: usize,
-    key: Vec<(String, Value)>,
+    key_at: usize,
     lookup: Map,
 }
 
@@ -64,6 +65,11 @@ pub(crate) struct ScriptRuntime {
     projections: Vec<Projection>,
     compiled: HashMap<Arc<str>, (u64, Arc<CompiledProjection>)>,
     pending: Vec<Pending>,
+    /// The key values of the pending rows, one after another: one buffer for the batch
+    /// rather than an allocation per row.
+    pending_keys: Vec<Value>,
+    /// The key's column names, in the order of its values.
+    key_names: Vec<String>,
     state: KeyedState,
     /// The rule's `state_ttl`, in microseconds.
     ttl: i64,
@@ -110,6 +116,8 @@ impl ScriptRuntime {
             projections,
             compiled: HashMap::new(),
             pending: Vec::new(),
+            pending_keys: Vec::new(),
+            key_names: script.key.iter().map(|(name, _)| name.clone()).collect(),
             state: KeyedState::default(),
             ttl: i64::try_from(rule.state.ttl.as_micros()).unwrap_or(i64::MAX),
             bindings: bind::Bindings::default(),
@@ -192,8 +200,8 @@ impl ScriptRuntime {
             })
             .collect();
         for row in (0..n).filter(|&r| keep[r]) {
-            let key =
-                self.script.key.iter().zip(&keys).map(|((name, _), a)| (name.clone(), value_at(a, row))).collect();
+            let key_at = self.pending_keys.len();
+            self.pending_keys.extend(keys.iter().map(|a| value_at(a, row)));
             let mut lookup = Map::new();
             for (name, column, i) in &lookups {
                 let value = values::dynamic(&value_at(batch.column(*i), row));
@@ -202,7 +210,7 @@ impl ScriptRuntime {
                     columns.insert(column.as_str().into(), value);
                 }
             }
-            self.pending.push(Pending { event: input.indices[row], key, lookup });
+            self.pending.push(Pending { event: input.indices[row], key_at, lookup });
         }
         Ok(passed)
     }
@@ -217,42 +225,47 @@ impl ScriptRuntime {
         out: &mut Vec<Found>,
     ) -> Vec<String> {
         let mut pending = std::mem::take(&mut self.pending);
+        let mut keys = std::mem::take(&mut self.pending_keys);
         pending.sort_by_key(|p| p.event);
         let mut errors = Vec::new();
+        let width = self.key_names.len();
         for p in &pending {
             let Some(event) = events.get(p.event) else { continue };
-            match self.call(event, &p.key, &p.lookup) {
-                Ok(reports) => {
-                    out.extend(reports.into_iter().map(|r| (p.event, finding(rule, event, &p.key, r, detected_at))))
-                }
+            let key = &keys[p.key_at..p.key_at + width];
+            match self.call(event, key, &p.lookup) {
+                Ok(reports) => out.extend(
+                    reports.into_iter().map(|r| (p.event, finding(rule, event, &self.key_names, key, r, detected_at))),
+                ),
                 Err(e) => errors.push(e),
             }
         }
         pending.clear();
+        keys.clear();
         self.pending = pending;
+        self.pending_keys = keys;
         self.stats.keys = self.state.keys() as u64;
         self.stats.state_bytes = self.state.bytes() as u64;
         errors
     }
 
     /// One call: binds the row, the key and the key's state, runs the script, keeps the state.
-    fn call(&mut self, event: &ChangeEvent, key: &[(String, Value)], lookup: &Map) -> Result<Vec<Report>, String> {
+    fn call(&mut self, event: &ChangeEvent, key: &[Value], lookup: &Map) -> Result<Vec<Report>, String> {
         let Some(ast) = &self.ast else { return Ok(Vec::new()) };
         let idle_before = EventTime::from_micros(event.commit_time.as_micros().saturating_sub(self.ttl));
         // A NULL key has no state of its own: the script gets an empty map, which is not kept.
-        let state_key = (self.uses_state && !key.iter().all(|(_, v)| v.is_null())).then(|| state_key(key));
+        let state_key = (self.uses_state && !key.iter().all(Value::is_null)).then(|| state_key(&self.key_names, key));
         let state = match state_key.as_deref().and_then(|k| self.state.get(k, idle_before)) {
             Some(fields) => values::map_of(fields),
             None => Map::new(),
         };
-        let row = bind::Row { event, key, state: self.uses_state.then_some(state), lookup };
+        let row = bind::Row { event, key_names: &self.key_names, key, state: self.uses_state.then_some(state), lookup };
         let scope = self.bindings.bind(row, &self.names_used, self.before.as_mut(), self.after.as_mut());
         self.reports.lock().unwrap_or_else(PoisonError::into_inner).clear();
         let result = run(&self.engine, &mut self.caches, scope, ast);
         let reports = std::mem::take(&mut *self.reports.lock().unwrap_or_else(PoisonError::into_inner));
         let fail = |message: String, position: rhai::Position| {
             let at = sandbox::at(&self.script.source, position);
-            let key = key.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ");
+            let key = self.key_names.iter().zip(key).map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ");
             format!("{at}: {message} (row at {} of {}, key {key})", event.position, event.table)
         };
         if let Err(e) = result {
@@ -330,9 +343,9 @@ fn run(
 }
 
 /// The state's key: the key values with their types, so `5` and `"5"` are different keys.
-fn state_key(key: &[(String, Value)]) -> String {
+fn state_key(names: &[String], key: &[Value]) -> String {
     let mut out = String::new();
-    for (name, value) in key {
+    for (name, value) in names.iter().zip(key) {
         out.push_str(name);
         out.push('=');
         out.push_str(value.type_name());
@@ -346,7 +359,8 @@ fn state_key(key: &[(String, Value)]) -> String {
 fn finding(
     rule: &Rule,
     event: &ChangeEvent,
-    key: &[(String, Value)],
+    key_names: &[String],
+    key: &[Value],
     report: Report,
     detected_at: EventTime,
 ) -> Finding {
@@ -354,7 +368,7 @@ fn finding(
         rule: rule.id.clone(),
         owner: rule.owner.clone(),
         severity: rule.severity,
-        key: key.iter().cloned().collect(),
+        key: key_names.iter().cloned().zip(key.iter().cloned()).collect(),
         event_time: event.commit_time,
         detected_at,
         message: report.message,

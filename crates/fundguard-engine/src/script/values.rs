@@ -83,10 +83,8 @@ fn overwrite(slot: &mut Dynamic, value: Option<&Value>) {
                 return;
             }
         }
-        Some(Value::String(s)) => {
-            if slot.read_lock::<ImmutableString>().is_some_and(|last| last.as_str() == s) {
-                return;
-            }
+        Some(Value::String(s)) if slot.read_lock::<ImmutableString>().is_some_and(|last| last.as_str() == s) => {
+            return;
         }
         None | Some(Value::Null) if slot.is_unit() => return,
         _ => {}
