@@ -10,6 +10,7 @@ use fundguard_core::{ChangeEvent, EventTime, Finding, Severity, TableSchemas, Va
 use fundguard_rules::{Diagnostic, Rule};
 use serde::{Deserialize, Serialize};
 
+use crate::FastMap;
 use crate::columns::{Image, TableLayout};
 use crate::drift::{Drift, DriftWatch, SavedDrift};
 use crate::lookup::{LookupSnapshot, LookupStore, SavedLookup};
@@ -166,9 +167,9 @@ pub struct Engine {
     rules: Vec<RuleRuntime>,
     stats: Vec<RuleStats>,
     keys_seen: Vec<HashSet<String>>,
-    tables: HashMap<Arc<str>, TableState>,
+    tables: FastMap<Arc<str>, TableState>,
     /// Event time per source: the watermark follows the slowest source still running.
-    clocks: HashMap<String, SourceClock>,
+    clocks: FastMap<String, SourceClock>,
     /// Sources that deliver in commit order (a binlog, a replication slot): a rule fed
     /// by one of them alone applies its events on arrival, without allowed lateness.
     ordered: HashSet<String>,
@@ -255,7 +256,7 @@ impl Engine {
         if !problems.is_empty() {
             return Err(problems);
         }
-        let mut tables: HashMap<Arc<str>, TableState> = HashMap::new();
+        let mut tables: FastMap<Arc<str>, TableState> = FastMap::default();
         for (i, rt) in runtimes.iter().enumerate() {
             for table in rt.rule.body.tables() {
                 let state = tables.entry(Arc::from(table.as_str())).or_insert_with(|| {
@@ -308,7 +309,7 @@ impl Engine {
             stats,
             keys_seen,
             tables,
-            clocks: HashMap::new(),
+            clocks: FastMap::default(),
             ordered: HashSet::new(),
             fed_by,
             drift,
@@ -808,7 +809,7 @@ impl Engine {
 fn ordered_watermark(
     fed_by: &[String],
     ordered: &HashSet<String>,
-    clocks: &HashMap<String, SourceClock>,
+    clocks: &FastMap<String, SourceClock>,
 ) -> Option<EventTime> {
     let [source] = fed_by else { return None };
     let clock = clocks.get(source)?;

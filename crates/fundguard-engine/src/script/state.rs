@@ -2,13 +2,13 @@
 //! it was last touched. Expiry (`state_ttl`) is decided per row from event times, so it does
 //! not depend on batching; a sweep reclaims memory when the map has doubled.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use fundguard_core::EventTime;
 use serde::{Deserialize, Serialize};
 
 use super::values::Data;
+use crate::FastMap;
 
 /// One key's state. Shared with checkpoint copies: replaced, never edited in place.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -21,7 +21,7 @@ pub(crate) struct Entry {
 
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub(crate) struct KeyedState {
-    entries: HashMap<String, Arc<Entry>>,
+    entries: FastMap<String, Arc<Entry>>,
     sweep_at: usize,
     /// The estimated bytes of all entries.
     bytes: usize,

@@ -17,6 +17,7 @@ use fundguard_rules::{Baseline, History, RateRule};
 use serde::{Deserialize, Serialize};
 
 use super::{Emit, Projection, Record, Snapshot, StatefulKind, key_name};
+use crate::FastMap;
 
 /// The counts of one earlier slide of a sliding window.
 #[derive(Clone, Serialize, Deserialize)]
@@ -55,7 +56,7 @@ pub(crate) struct Rate {
     /// The window's length and how often it is judged (equal when tumbling), in µs.
     size: i64,
     slide: i64,
-    groups: HashMap<String, Group>,
+    groups: FastMap<String, Group>,
     closes: BTreeSet<(EventTime, String)>,
 }
 
@@ -76,7 +77,7 @@ impl Rate {
             names,
             size,
             slide,
-            groups: HashMap::new(),
+            groups: FastMap::default(),
             closes: BTreeSet::new(),
         }
     }

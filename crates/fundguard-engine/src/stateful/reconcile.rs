@@ -10,7 +10,7 @@
 //! feed aggregates (`sum(refunds.amount)`), so `expect` can combine three or more tables,
 //! and any change of them re-checks a matched pair like a change of left or right.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use datafusion::prelude::SessionContext;
@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::pairs::{PairColumns, PairEval, PairRow};
 use super::{Emit, KeyNorm, Origin, Projection, Record, Snapshot, StatefulKind, Sweeper, key_name};
+use crate::FastMap;
 use crate::columns::{ColumnKind, ColumnRef, Image};
 use crate::compile::{Scope, column_refs_in};
 use crate::disagree::{Comparison, Shown, comparisons, describe};
@@ -107,7 +108,7 @@ pub(crate) struct Reconcile {
     /// Entries are shared with the copies checkpoints take ([`StatefulKind::snapshot`]):
     /// copying the map only counts references, and an entry changed while a copy is being
     /// written is cloned first.
-    entries: HashMap<Arc<str>, Arc<Entry>>,
+    entries: FastMap<Arc<str>, Arc<Entry>>,
     deadlines: BTreeSet<(EventTime, Arc<str>)>,
     sweeper: Sweeper,
     pending: Vec<Pending>,
@@ -226,7 +227,7 @@ impl Reconcile {
             compared: rule.expect.as_ref().map(|e| comparisons(e, Scope::Pair)).unwrap_or_default(),
             rule,
             projections,
-            entries: HashMap::new(),
+            entries: FastMap::default(),
             deadlines: BTreeSet::new(),
             sweeper: Sweeper::new(),
             pending: Vec::new(),

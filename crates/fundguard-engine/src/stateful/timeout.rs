@@ -3,7 +3,7 @@
 //! Entering arms a deadline; leaving disarms it; a deadline the watermark passes
 //! while still armed is a finding. Leaving exactly at the deadline is in time.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use fundguard_core::{EventTime, Value};
@@ -11,6 +11,7 @@ use fundguard_rules::{KeyType, TimeoutRule};
 use serde::{Deserialize, Serialize};
 
 use super::{Emit, KeyNorm, Origin, Projection, Record, Snapshot, StatefulKind, key_name, money_exprs, money_from};
+use crate::FastMap;
 
 #[derive(Clone, Serialize, Deserialize)]
 struct Armed {
@@ -27,7 +28,7 @@ pub(crate) struct Timeout {
     key_name: String,
     /// Shared with the copies checkpoints take ([`StatefulKind::snapshot`]): copying
     /// only counts references. Armed entities are inserted and removed, never edited.
-    armed: HashMap<Arc<str>, Arc<Armed>>,
+    armed: FastMap<Arc<str>, Arc<Armed>>,
     deadlines: BTreeSet<(EventTime, Arc<str>)>,
 }
 
@@ -46,7 +47,7 @@ impl Timeout {
             rule,
             projections,
             names,
-            armed: HashMap::new(),
+            armed: FastMap::default(),
             deadlines: BTreeSet::new(),
         }
     }

@@ -5,7 +5,6 @@
 //! whose status differs from the last one is a move: forbidden moves and moves the
 //! `allowed` table does not list are findings; so is a change of a frozen field.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use fundguard_core::{EventTime, Value};
@@ -15,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::{
     Emit, KeyNorm, Origin, Projection, Record, Snapshot, StatefulKind, Sweeper, key_name, money_exprs, money_from,
 };
+use crate::FastMap;
 
 #[derive(Clone, Serialize, Deserialize)]
 struct Entity {
@@ -48,7 +48,7 @@ pub(crate) struct Transition {
     key_name: String,
     /// Entities are shared with the copies checkpoints take ([`StatefulKind::snapshot`]):
     /// copying the map only counts references; a changed entity is replaced, never edited.
-    entities: HashMap<Arc<str>, Arc<Entity>>,
+    entities: FastMap<Arc<str>, Arc<Entity>>,
     sweeper: Sweeper,
     bytes: usize,
 }
@@ -73,7 +73,7 @@ impl Transition {
             projections,
             frozen_fields,
             money_at,
-            entities: HashMap::new(),
+            entities: FastMap::default(),
             sweeper: Sweeper::new(),
             bytes: 0,
         }
