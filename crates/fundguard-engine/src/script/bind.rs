@@ -1,9 +1,9 @@
 //! The scope a script runs in, bound to one row after another without being rebuilt.
 //!
 //! Binding afresh for every row — eight names pushed and marked read-only, a map made for
-//! each row image and dropped after the call — cost about a tenth of a short script. So the
-//! scope keeps the names of [`sandbox::NAMES`] from call to call, in that order, and a call
-//! overwrites their values in place (a row's values slot by slot, see [`values::fill_row`]);
+//! each row image and dropped after the call — cost about a fifth of a short script. So the
+//! scope keeps the names the script uses (of [`NAMES`], in [`PUSH_ORDER`]) from call to call,
+//! and a call overwrites their values in place (a row's values slot by slot, see [`values::fill_row`]);
 //! what the script declared itself is dropped before the next call, so no row sees another's
 //! variables. The scope is rebuilt only when a row image comes or goes (`before` is `()` on an
 //! insert, a map on an update) or when a closure captured a bound name, which makes its value
@@ -40,7 +40,7 @@ pub(crate) struct Bindings {
 
 impl Bindings {
     /// Binds `row` and answers the scope to run the script in. `used` says which of
-    /// [`NAMES`] the script names (the others stay `()`); `before` and `after` are the
+    /// [`NAMES`] the script names (the others are not bound at all); `before` and `after` are the
     /// columns it names of each image (`None`: the whole row).
     pub(crate) fn bind(
         &mut self,
@@ -59,12 +59,12 @@ impl Bindings {
         };
         if !reusable {
             scope.rewind(0);
+            let image = |has: bool, columns: &Option<&mut NamedColumns>| match (has, columns) {
+                (false, _) => Dynamic::UNIT,
+                (true, Some(named)) => Dynamic::from_map(named.empty_map()),
+                (true, None) => Dynamic::from_map(Map::new()),
+            };
             for i in PUSH_ORDER.into_iter().filter(|&i| used[i]) {
-                let image = |has: bool, columns: &Option<&mut NamedColumns>| match (has, columns) {
-                    (false, _) => Dynamic::UNIT,
-                    (true, Some(named)) => Dynamic::from_map(named.empty_map()),
-                    (true, None) => Dynamic::from_map(Map::new()),
-                };
                 let placeholder = match NAMES[i] {
                     "table" | "op" => Dynamic::from(ImmutableString::new()),
                     "commit_time" => Dynamic::from_int(0),

@@ -57,7 +57,7 @@ pub(crate) struct ScriptRuntime {
     after: Option<values::NamedColumns>,
     /// Whether the script names `state` (one that does not keeps none, and pays nothing for it).
     uses_state: bool,
-    /// Which of [`sandbox::NAMES`] the script names (the others are bound to `()`).
+    /// Which of [`sandbox::NAMES`] the script names (only those are bound).
     names_used: [bool; sandbox::NAMES.len()],
     /// The `lookup.<name>.<column>` the script names, at their place in the rule file.
     lookups_read: Vec<(String, String, Location)>,
@@ -322,8 +322,8 @@ impl ScriptRuntime {
 /// function resolution caches of the calls before.
 ///
 /// `run_ast_with_scope` starts every call with empty caches, so each operator and function
-/// call of the script is looked up by its name and argument types again on every row — about
-/// a third of a short script's time. What a call site resolves to depends only on the engine
+/// call of the script is looked up by its name and argument types again on every row (a few
+/// per cent of a short script's time). What a call site resolves to depends only on the engine
 /// (fixed at load) and the AST's own functions (the same AST every call), so the answers stay
 /// right for the rule's lifetime. Rhai offers no cache-keeping entry point other than its
 /// `internals` one, deprecated as "may change in a minor version": the workspace pins Rhai's

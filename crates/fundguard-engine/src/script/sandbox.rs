@@ -189,7 +189,7 @@ pub(crate) struct ColumnsRead {
     pub state: bool,
     /// The `lookup.<name>.<column>` the script names: the columns its lookups bring.
     pub lookups: Vec<(String, String, Position)>,
-    /// Which of [`NAMES`] the script names at all: the others are bound to `()`, so a row,
+    /// Which of [`NAMES`] the script names at all: only those are bound, so a row,
     /// key or lookup the script never reads is never turned into a map.
     pub names: [bool; NAMES.len()],
 }
