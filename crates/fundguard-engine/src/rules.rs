@@ -37,7 +37,7 @@ pub(crate) struct RuleRuntime {
 
 enum Kind {
     Check(Box<CheckRuntime>),
-    Stateful(StatefulRuntime),
+    Stateful(Box<StatefulRuntime>),
     Script(Box<ScriptRuntime>),
 }
 
@@ -221,7 +221,7 @@ impl RuleRuntime {
                     table_exprs.extend(p.filter.iter().map(|f| (p.table.clone(), f.clone())));
                     table_exprs.extend(p.exprs.iter().map(|(_, e)| (p.table.clone(), e.clone())));
                 }
-                Kind::Stateful(StatefulRuntime::new(kind, rule.state.ttl))
+                Kind::Stateful(Box::new(StatefulRuntime::new(kind, rule.state.ttl)))
             }
         };
         let exprs: Vec<&Expr> = table_exprs.iter().map(|(_, e)| e).collect();

@@ -16,6 +16,7 @@
 //! columns), values normalised as integer keys: `"42"`, `42` and `42.00` meet.
 
 use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -85,7 +86,8 @@ pub(crate) fn key_of<'a>(values: impl Iterator<Item = Option<&'a Value>>) -> Opt
         if i > 0 {
             key.push('\u{1f}');
         }
-        key.push_str(&norm.key(v?)?);
+        // Writing to a String cannot fail.
+        let _ = write!(key, "{}", norm.key(v?)?);
     }
     Some(key)
 }

@@ -17,6 +17,7 @@
 //! order relative to already released records cannot be restored, and a timer that
 //! already fired is not taken back).
 
+mod dimensions;
 mod keys;
 mod pairs;
 mod queue;
@@ -42,7 +43,8 @@ use crate::scalar::value_at;
 use crate::table_batch::TableBatch;
 use queue::EventQueue;
 
-pub(crate) use keys::{KeyNorm, key_name};
+pub(crate) use dimensions::{DimensionCache, Dimensions};
+pub(crate) use keys::{KeyNorm, StateKey, key_name};
 
 /// One projected row: what a stateful kind needs of an event.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -64,27 +66,11 @@ pub(crate) struct Origin {
     pub op: Op,
     pub time: EventTime,
     pub position: Position,
-    /// The row's dimension values ([`dimensions_of`]), so a finding made long after the
-    /// event still shows which channel, merchant or currency it was about — what alarm
-    /// attribution compares (absent in checkpoints of older versions).
+    /// The row's dimension values, so a finding made long after the event still shows
+    /// which channel, merchant or currency it was about — what alarm attribution compares
+    /// (absent in checkpoints of older versions).
     #[serde(default)]
-    pub dimensions: Vec<(Arc<str>, Value)>,
-}
-
-/// The values of a row that can name a slice of traffic — text up to 64 characters,
-/// integers and booleans — as a stateful rule keeps them with its evidence. Amounts as
-/// decimals, timestamps and JSON are left out; integer ids stay (attribution ignores a
-/// column whose values are mostly new).
-pub(crate) fn dimensions_of(event: &fundguard_core::ChangeEvent) -> Vec<(Arc<str>, Value)> {
-    let Some(row) = event.after.as_ref().or(event.before.as_ref()) else { return Vec::new() };
-    row.columns()
-        .filter(|(_, v)| match v {
-            Value::String(s) => s.len() <= 64,
-            Value::Int(_) | Value::Bool(_) => true,
-            _ => false,
-        })
-        .map(|(name, value)| (name.clone(), value.clone()))
-        .collect()
+    pub dimensions: Dimensions,
 }
 
 impl Origin {
@@ -95,9 +81,9 @@ impl Origin {
         for (name, value) in names.iter().zip(values) {
             row.push(name.clone(), value.clone());
         }
-        for (name, value) in &self.dimensions {
+        for (name, value) in self.dimensions.iter() {
             if !names.contains(name) {
-                row.push(name.clone(), value.clone());
+                row.push(name.clone(), value);
             }
         }
         Evidence {
@@ -210,8 +196,9 @@ pub(crate) trait StatefulKind: Send {
     fn shed_oldest(&mut self, keys: usize) -> usize;
     /// A copy of the keyed state and pending deadlines, for a checkpoint ([`snapshot_of`]).
     fn snapshot(&self) -> Snapshot;
-    /// Replaces the state with what [`StatefulKind::snapshot`] encoded for the same rule definition.
-    fn restore(&mut self, state: &[u8]) -> Result<(), String>;
+    /// Replaces the state with what [`StatefulKind::snapshot`] encoded for the same rule
+    /// definition, sharing the restored rows' dimensions through `dimensions`.
+    fn restore(&mut self, state: &[u8], dimensions: &mut DimensionCache) -> Result<(), String>;
     /// The number of keys (entities, groups) with state.
     fn keys(&self) -> usize;
     /// Expressions outside any table (reconcile's `expect`), checked at load time.
@@ -329,6 +316,8 @@ pub(crate) struct StatefulRuntime {
     /// The rule's `state_ttl`, in microseconds.
     ttl: i64,
     overloaded: bool,
+    /// What the rows the rule stores share (see `dimensions.rs`).
+    dimensions: DimensionCache,
     pub stats: StateStats,
 }
 
@@ -342,6 +331,7 @@ impl StatefulRuntime {
             watermark: None,
             ttl: i64::try_from(ttl.as_micros()).unwrap_or(i64::MAX),
             overloaded: false,
+            dimensions: DimensionCache::default(),
             stats: StateStats::default(),
         }
     }
@@ -362,8 +352,12 @@ impl StatefulRuntime {
     pub(crate) fn restore(&mut self, state: &[u8]) -> Result<(), String> {
         let (kind, queue): (serde_bytes::ByteBuf, BinaryHeap<Reverse<Queued>>);
         (kind, queue, self.seq, self.watermark, self.overloaded, self.stats.late_events) = decode(state)?;
-        self.queue = EventQueue::from_heap(queue);
-        self.kind.restore(&kind)
+        let mut queued = queue.into_vec();
+        for Reverse(q) in &mut queued {
+            self.dimensions.share(&mut q.record.origin.dimensions);
+        }
+        self.queue = EventQueue::from_heap(queued.into());
+        self.kind.restore(&kind, &mut self.dimensions)
     }
 
     /// Drops about `keys` of the least recently touched keys; returns how many went.
@@ -428,7 +422,7 @@ impl StatefulRuntime {
                         op: event.op,
                         time: event.commit_time,
                         position: event.position.clone(),
-                        dimensions: dimensions_of(event),
+                        dimensions: self.dimensions.of(event),
                     },
                 };
                 self.push(record, out);

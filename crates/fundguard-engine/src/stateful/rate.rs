@@ -16,7 +16,7 @@ use fundguard_core::{Decimal, EventTime, Evidence, Value};
 use fundguard_rules::{Baseline, History, RateRule};
 use serde::{Deserialize, Serialize};
 
-use super::{Emit, Projection, Record, Snapshot, StatefulKind, key_name};
+use super::{DimensionCache, Emit, Projection, Record, Snapshot, StatefulKind, key_name};
 use crate::FastMap;
 
 /// The counts of one earlier slide of a sliding window.
@@ -280,7 +280,8 @@ impl StatefulKind for Rate {
         super::snapshot_of((self.groups.clone(), self.closes.clone()))
     }
 
-    fn restore(&mut self, state: &[u8]) -> Result<(), String> {
+    /// A group keeps no stored rows' dimensions (its sample is evidence already).
+    fn restore(&mut self, state: &[u8], _dimensions: &mut DimensionCache) -> Result<(), String> {
         (self.groups, self.closes) = super::decode(state)?;
         Ok(())
     }

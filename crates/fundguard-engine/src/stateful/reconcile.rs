@@ -19,7 +19,9 @@ use fundguard_rules::{AggFunc, Cardinality, Diagnostic, Evaluate, Expr, LateCoun
 use serde::{Deserialize, Serialize};
 
 use super::pairs::{PairColumns, PairEval, PairRow};
-use super::{Emit, KeyNorm, Origin, Projection, Record, Snapshot, StatefulKind, Sweeper, key_name};
+use super::{
+    DimensionCache, Emit, KeyNorm, Origin, Projection, Record, Snapshot, StateKey, StatefulKind, Sweeper, key_name,
+};
 use crate::FastMap;
 use crate::columns::{ColumnKind, ColumnRef, Image};
 use crate::compile::{Scope, column_refs_in};
@@ -83,7 +85,7 @@ enum Verdict {
 
 struct Pending {
     verdict: Verdict,
-    key: Arc<str>,
+    key: StateKey,
     time: EventTime,
     row: PairRow,
     /// The key's rows when the verdict was queued: evidence shows them as they were then,
@@ -108,8 +110,8 @@ pub(crate) struct Reconcile {
     /// Entries are shared with the copies checkpoints take ([`StatefulKind::snapshot`]):
     /// copying the map only counts references, and an entry changed while a copy is being
     /// written is cloned first.
-    entries: FastMap<Arc<str>, Arc<Entry>>,
-    deadlines: BTreeSet<(EventTime, Arc<str>)>,
+    entries: FastMap<StateKey, Arc<Entry>>,
+    deadlines: BTreeSet<(EventTime, StateKey)>,
     sweeper: Sweeper,
     pending: Vec<Pending>,
     template: Option<minijinja::Environment<'static>>,
@@ -261,7 +263,7 @@ impl Reconcile {
         }
     }
 
-    fn shown_key(&self, key: &str) -> Value {
+    fn shown_key(&self, key: &StateKey) -> Value {
         KeyNorm(self.rule.key_type).shown(key)
     }
 
@@ -283,7 +285,7 @@ impl Reconcile {
             .collect()
     }
 
-    fn queue(&mut self, key: &Arc<str>, verdict: Verdict, time: EventTime, newest: Option<(Side, usize)>) {
+    fn queue(&mut self, key: &StateKey, verdict: Verdict, time: EventTime, newest: Option<(Side, usize)>) {
         let Some(entry) = self.entries.get(key) else { return };
         fn pick(rows: &[SideRow], side: Side, newest: Option<(Side, usize)>) -> Option<&SideRow> {
             match newest {
@@ -414,7 +416,7 @@ impl Reconcile {
     }
 
     /// Drops one key's entry and its deadline.
-    fn forget(&mut self, key: &str) {
+    fn forget(&mut self, key: &StateKey) {
         if let Some((k, e)) = self.entries.remove_entry(key) {
             self.deadlines.remove(&(e.deadline, k.clone()));
             self.bytes = self.bytes.saturating_sub(entry_bytes(&k, &e));
@@ -422,8 +424,8 @@ impl Reconcile {
     }
 }
 
-fn entry_bytes(key: &str, e: &Entry) -> usize {
-    ENTRY_BYTES + 2 * key.len() + e.all_rows().map(|r| row_bytes(&r.values)).sum::<usize>()
+fn entry_bytes(key: &StateKey, e: &Entry) -> usize {
+    ENTRY_BYTES + 2 * key.text_len() + e.all_rows().map(|r| row_bytes(&r.values)).sum::<usize>()
 }
 
 impl StatefulKind for Reconcile {
@@ -477,13 +479,13 @@ impl StatefulKind for Reconcile {
             let counterpart = matches!(side, Side::Left | Side::Right) && e.rows(side).is_empty();
             idle || (unpaired && counterpart && e.deadline < record.time)
         };
-        if self.entries.get(key.as_str()).is_some_and(|e| expired(e)) {
-            self.forget(key.as_str());
+        if self.entries.get(&key).is_some_and(|e| expired(e)) {
+            self.forget(&key);
         }
-        let key: Arc<str> = match self.entries.get_key_value(key.as_str()) {
+        let key: StateKey = match self.entries.get_key_value(&key) {
             Some((k, _)) => k.clone(),
             None => {
-                let k: Arc<str> = Arc::from(key);
+                let k = key;
                 let deadline = record.time.plus(self.rule.within);
                 self.deadlines.insert((deadline, k.clone()));
                 self.entries.insert(
@@ -496,7 +498,7 @@ impl StatefulKind for Reconcile {
                         others: Vec::new(),
                     }),
                 );
-                self.bytes += ENTRY_BYTES + 2 * k.len();
+                self.bytes += ENTRY_BYTES + 2 * k.text_len();
                 k
             }
         };
@@ -531,6 +533,8 @@ impl StatefulKind for Reconcile {
             }
             None => {
                 self.bytes += row_bytes(&row.values);
+                // Most keys hold one row a side: a first push would reserve four.
+                rows.reserve_exact(1);
                 rows.push(row);
                 Outcome::Stored(rows.len() - 1)
             }
@@ -622,8 +626,14 @@ impl StatefulKind for Reconcile {
         super::snapshot_of((self.entries.clone(), self.deadlines.clone(), self.sweeper.clone(), self.bytes))
     }
 
-    fn restore(&mut self, state: &[u8]) -> Result<(), String> {
+    fn restore(&mut self, state: &[u8], dimensions: &mut DimensionCache) -> Result<(), String> {
         (self.entries, self.deadlines, self.sweeper, self.bytes) = super::decode(state)?;
+        for entry in self.entries.values_mut() {
+            let entry = Arc::make_mut(entry);
+            for side in [&mut entry.left, &mut entry.right].into_iter().chain(&mut entry.others) {
+                side.iter_mut().for_each(|row| dimensions.share(&mut row.origin.dimensions));
+            }
+        }
         Ok(())
     }
 

@@ -10,7 +10,10 @@ use fundguard_core::{EventTime, Value};
 use fundguard_rules::{KeyType, TimeoutRule};
 use serde::{Deserialize, Serialize};
 
-use super::{Emit, KeyNorm, Origin, Projection, Record, Snapshot, StatefulKind, key_name, money_exprs, money_from};
+use super::{
+    DimensionCache, Emit, KeyNorm, Origin, Projection, Record, Snapshot, StateKey, StatefulKind, key_name, money_exprs,
+    money_from,
+};
 use crate::FastMap;
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -28,8 +31,8 @@ pub(crate) struct Timeout {
     key_name: String,
     /// Shared with the copies checkpoints take ([`StatefulKind::snapshot`]): copying
     /// only counts references. Armed entities are inserted and removed, never edited.
-    armed: FastMap<Arc<str>, Arc<Armed>>,
-    deadlines: BTreeSet<(EventTime, Arc<str>)>,
+    armed: FastMap<StateKey, Arc<Armed>>,
+    deadlines: BTreeSet<(EventTime, StateKey)>,
 }
 
 impl Timeout {
@@ -62,12 +65,11 @@ impl StatefulKind for Timeout {
         let Some(key) = record.values.first().and_then(|v| KeyNorm(KeyType::Text).key(v)) else { return };
         let is = |i: usize| matches!(record.values.get(i), Some(Value::Bool(true)));
         if is(2) {
-            if let Some((key, a)) = self.armed.remove_entry(key.as_str()) {
+            if let Some((key, a)) = self.armed.remove_entry(&key) {
                 self.deadlines.remove(&(a.deadline, key));
             }
-        } else if is(1) && !self.armed.contains_key(key.as_str()) {
+        } else if is(1) && !self.armed.contains_key(&key) {
             let deadline = record.time.plus(self.rule.within);
-            let key: Arc<str> = Arc::from(key);
             self.deadlines.insert((deadline, key.clone()));
             self.armed.insert(key, Arc::new(Armed { deadline, origin: record.origin, values: record.values }));
         }
@@ -110,8 +112,11 @@ impl StatefulKind for Timeout {
         super::snapshot_of((self.armed.clone(), self.deadlines.clone()))
     }
 
-    fn restore(&mut self, state: &[u8]) -> Result<(), String> {
+    fn restore(&mut self, state: &[u8], dimensions: &mut DimensionCache) -> Result<(), String> {
         (self.armed, self.deadlines) = super::decode(state)?;
+        for armed in self.armed.values_mut() {
+            dimensions.share(&mut Arc::make_mut(armed).origin.dimensions);
+        }
         Ok(())
     }
 
@@ -122,7 +127,7 @@ impl StatefulKind for Timeout {
     fn state_bytes(&self) -> usize {
         self.armed
             .iter()
-            .map(|(k, a)| 2 * k.len() + 160 + a.values.iter().map(super::reconcile::value_bytes).sum::<usize>())
+            .map(|(k, a)| 2 * k.text_len() + 160 + a.values.iter().map(super::reconcile::value_bytes).sum::<usize>())
             .sum()
     }
 }

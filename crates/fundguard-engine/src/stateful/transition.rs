@@ -12,7 +12,8 @@ use fundguard_rules::{Expr, KeyType, TransitionRule};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Emit, KeyNorm, Origin, Projection, Record, Snapshot, StatefulKind, Sweeper, key_name, money_exprs, money_from,
+    DimensionCache, Emit, KeyNorm, Origin, Projection, Record, Snapshot, StateKey, StatefulKind, Sweeper, key_name,
+    money_exprs, money_from,
 };
 use crate::FastMap;
 
@@ -48,7 +49,7 @@ pub(crate) struct Transition {
     key_name: String,
     /// Entities are shared with the copies checkpoints take ([`StatefulKind::snapshot`]):
     /// copying the map only counts references; a changed entity is replaced, never edited.
-    entities: FastMap<Arc<str>, Arc<Entity>>,
+    entities: FastMap<StateKey, Arc<Entity>>,
     sweeper: Sweeper,
     bytes: usize,
 }
@@ -105,7 +106,7 @@ impl Transition {
         self.entities.retain(|k, e| {
             let kept = keep(e);
             if !kept {
-                freed += e.bytes(k.len());
+                freed += e.bytes(k.text_len());
             }
             kept
         });
@@ -129,7 +130,7 @@ impl StatefulKind for Transition {
         let money =
             || money_from(&self.rule.money, record.values.get(self.money_at), record.values.get(self.money_at + 1));
         let mut problems: Vec<String> = Vec::new();
-        let stored = self.entities.get(key.as_str());
+        let stored = self.entities.get(&key);
         // An entity idle past the TTL is forgotten: the record starts it anew.
         let previous = stored.filter(|p| p.touched >= idle_before);
         match previous {
@@ -187,15 +188,15 @@ impl StatefulKind for Transition {
                 None => None,
             })
             .collect();
-        let key_len = key.len();
+        let key_len = key.text_len();
         let held = stored.map_or(0, |p| p.bytes(key_len));
         let entity =
             Entity { status, frozen: new_snapshots, last: record.origin, values: record.values, touched: record.time };
         self.bytes = self.bytes.saturating_sub(held) + entity.bytes(key_len);
-        match self.entities.get_mut(key.as_str()) {
+        match self.entities.get_mut(&key) {
             Some(slot) => *slot = Arc::new(entity),
             None => {
-                self.entities.insert(Arc::from(key), Arc::new(entity));
+                self.entities.insert(key, Arc::new(entity));
             }
         }
     }
@@ -222,8 +223,11 @@ impl StatefulKind for Transition {
         super::snapshot_of((self.entities.clone(), self.sweeper.clone(), self.bytes))
     }
 
-    fn restore(&mut self, state: &[u8]) -> Result<(), String> {
+    fn restore(&mut self, state: &[u8], dimensions: &mut DimensionCache) -> Result<(), String> {
         (self.entities, self.sweeper, self.bytes) = super::decode(state)?;
+        for entity in self.entities.values_mut() {
+            dimensions.share(&mut Arc::make_mut(entity).last.dimensions);
+        }
         Ok(())
     }
 
@@ -243,7 +247,7 @@ mod tests {
     use fundguard_core::{EventTime, Op, Position, Value};
     use serde::Serialize;
 
-    use super::{Entity, Origin};
+    use super::{Entity, Origin, StateKey};
 
     /// An entity as checkpoints wrote it before the previous row's values were kept.
     #[derive(Serialize)]
@@ -261,15 +265,16 @@ mod tests {
             op: Op::Insert,
             time: EventTime::from_secs(5),
             position: Position::Synthetic { seq: 3 },
-            dimensions: Vec::new(),
+            dimensions: Default::default(),
         };
         let old = HashMap::from([(
             "1".to_string(),
             EntityWithoutValues { status: "PAID".into(), frozen: vec![None], last, touched: EventTime::from_secs(5) },
         )]);
         let bytes = super::super::encode(&old).unwrap();
-        let restored: HashMap<String, Entity> = super::super::decode(&bytes).unwrap();
-        let entity = &restored["1"];
+        // Keys were texts then; the integer one reads back as the integer key records make now.
+        let restored: crate::FastMap<StateKey, Entity> = super::super::decode(&bytes).unwrap();
+        let entity = &restored[&StateKey::Int(1)];
         assert_eq!(entity.status, "PAID");
         assert!(entity.values.is_empty(), "no values: the previous row shows key and status");
         assert_eq!(entity.last.position, Position::Synthetic { seq: 3 });
