@@ -5,6 +5,7 @@
 //! findings out; all of them agree on the types defined here.
 
 mod action;
+pub mod distinct;
 mod event;
 mod finding;
 mod health;

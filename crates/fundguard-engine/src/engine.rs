@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use datafusion::common::DFSchema;
 use datafusion::prelude::SessionContext;
+use fundguard_core::distinct::Distinct;
 use fundguard_core::{ChangeEvent, EventTime, Finding, Severity, TableSchemas, Value};
 use fundguard_rules::{Diagnostic, Rule};
 use serde::{Deserialize, Serialize};
@@ -166,7 +167,9 @@ pub struct Engine {
     ctx: SessionContext,
     rules: Vec<RuleRuntime>,
     stats: Vec<RuleStats>,
-    keys_seen: Vec<HashSet<String>>,
+    /// Per rule, the distinct keys of its findings: exact up to a bound, then estimated,
+    /// so a rule that keeps finding new keys does not grow the process for as long as it runs.
+    keys_seen: Vec<Distinct>,
     tables: FastMap<Arc<str>, TableState>,
     /// Event time per source: the watermark follows the slowest source still running.
     clocks: FastMap<String, SourceClock>,
@@ -301,7 +304,7 @@ impl Engine {
                 drift.when_values(&table, when, i);
             }
         }
-        let keys_seen = vec![HashSet::new(); runtimes.len()];
+        let keys_seen = vec![Distinct::new(); runtimes.len()];
         let fed_by = vec![Vec::new(); runtimes.len()];
         Ok(Engine {
             ctx,
@@ -780,9 +783,8 @@ impl Engine {
         self.stats[r].findings += 1;
         self.stats[r].last_finding = self.stats[r].last_finding.max(Some(f.event_time));
         let key = serde_json::to_string(&f.key).unwrap_or_default();
-        if self.keys_seen[r].insert(key) {
-            self.stats[r].distinct_keys += 1;
-        }
+        self.keys_seen[r].add(&key);
+        self.stats[r].distinct_keys = self.keys_seen[r].estimate();
     }
 
     /// Also reports each new drift of a rule's input as a finding of that rule (off by

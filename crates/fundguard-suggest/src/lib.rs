@@ -16,7 +16,6 @@ pub mod layout;
 pub mod profile;
 pub mod render;
 pub mod report;
-pub mod sketch;
 pub mod suggest;
 
 pub use backtest::{Backtest, Checked};

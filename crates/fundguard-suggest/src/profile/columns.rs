@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use fundguard_core::{Decimal, Row, Value};
 use serde::Serialize;
 
-use crate::sketch::{Distinct, DistinctSummary};
+use fundguard_core::distinct::{Distinct, DistinctSummary};
 
 /// Ratios kept exactly per pair of columns; more distinct ratios are only counted.
 const RATIO_BOUND: usize = 16;
@@ -43,17 +43,8 @@ pub struct ColumnProfile {
     pub non_positive_example: Option<Row>,
 }
 
-impl Default for DistinctSummary {
-    fn default() -> Self {
-        DistinctSummary::Exact { count: 0 }
-    }
-}
-
 impl ColumnProfile {
     pub fn observe(&mut self, value: &Value, row: &Row) {
-        if self.rows == 0 {
-            self.values = Distinct::new();
-        }
         self.rows += 1;
         if value.is_null() {
             self.nulls += 1;

@@ -38,7 +38,7 @@ impl Kind for Currency {
                         subject,
                         reason: format!(
                             "more than {} distinct values: not a list of currencies",
-                            crate::sketch::EXACT_BOUND
+                            fundguard_core::distinct::EXACT_BOUND
                         ),
                     });
                     continue;

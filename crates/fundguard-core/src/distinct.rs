@@ -1,5 +1,6 @@
-//! Distinct values of a column: counted exactly up to a bound, then estimated by a
-//! k-minimum-values sketch, so a column of ids costs a fixed amount of memory.
+//! Distinct values — of a column, of a rule's finding keys — counted exactly up to a bound,
+//! then estimated by a k-minimum-values sketch, so a stream of ids costs a fixed amount of
+//! memory however long it runs.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{Hash, Hasher};
@@ -12,7 +13,7 @@ pub const EXACT_BOUND: usize = 256;
 const K: usize = 1024;
 
 /// The distinct values of one column.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Distinct {
     /// Value text → rows, while there are at most [`EXACT_BOUND`] of them.
     exact: Option<BTreeMap<String, u64>>,
@@ -26,6 +27,18 @@ pub struct Distinct {
 pub enum DistinctSummary {
     Exact { count: usize },
     Estimated { at_least: usize, estimate: u64 },
+}
+
+impl Default for Distinct {
+    fn default() -> Self {
+        Distinct::new()
+    }
+}
+
+impl Default for DistinctSummary {
+    fn default() -> Self {
+        DistinctSummary::Exact { count: 0 }
+    }
 }
 
 impl Distinct {
