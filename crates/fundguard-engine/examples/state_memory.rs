@@ -142,8 +142,11 @@ fn main() {
     }
     // Four times as long a run: keys older than the TTL leave as new ones come.
     let long = SimConfig { orders: orders * 4, hours: 40, ..SimConfig::default() };
-    let (second, _, _) = pass(&expiring, long, orders * 40);
-    let samples: Vec<String> = second.samples.iter().map(|b| format!("{:.1}", *b as f64 / 1048576.0)).collect();
+    let (second, _, _) = pass(&expiring, long.clone(), orders * 40);
+    // The same run with no rules: what the simulator and the batch in hand hold meanwhile.
+    let (floor, _, _) = pass(&[], long, orders * 40);
+    let mib = |samples: &[isize]| samples.iter().map(|b| format!("{:.1}", *b as f64 / 1048576.0)).collect::<Vec<_>>();
+    let samples = mib(&second.samples);
     println!(
         "keys expire ({ttl_minutes}-minute TTL, {} events over 40 h): live heap MiB at each tenth: {}; {} keys held at the end, {} findings",
         second.events,
@@ -151,4 +154,5 @@ fn main() {
         second.keys,
         second.findings
     );
+    println!("  no rules, same run (the simulator's own and the batch in hand): {}", mib(&floor.samples).join(" "));
 }

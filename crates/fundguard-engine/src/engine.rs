@@ -16,6 +16,7 @@ use crate::columns::{Image, TableLayout};
 use crate::drift::{Drift, DriftWatch, SavedDrift};
 use crate::lookup::{LookupSnapshot, LookupStore, SavedLookup};
 use crate::rules::{Found, RuleRuntime};
+use crate::stateful::{BatchDimensions, DimensionCache};
 use crate::table_batch::TableBatch;
 
 /// A failure of the engine itself (not of a rule: rule errors are counted in [`RuleStats`]).
@@ -170,6 +171,8 @@ pub struct Engine {
     /// Per rule, the distinct keys of its findings: exact up to a bound, then estimated,
     /// so a rule that keeps finding new keys does not grow the process for as long as it runs.
     keys_seen: Vec<Distinct>,
+    /// What the rows stateful rules store share: row layouts and repeated texts.
+    dimensions: DimensionCache,
     tables: FastMap<Arc<str>, TableState>,
     /// Event time per source: the watermark follows the slowest source still running.
     clocks: FastMap<String, SourceClock>,
@@ -311,6 +314,7 @@ impl Engine {
             rules: runtimes,
             stats,
             keys_seen,
+            dimensions: DimensionCache::default(),
             tables,
             clocks: FastMap::default(),
             ordered: HashSet::new(),
@@ -407,7 +411,7 @@ impl Engine {
             match target {
                 Some(i) => {
                     self.rules[i]
-                        .restore_state(&rule.state)
+                        .restore_state(&rule.state, &mut self.dimensions)
                         .map_err(|message| StateError::Decode { message: format!("rule `{}`: {message}", rule.id) })?;
                     self.fed_by[i] = rule.sources;
                     restored.kept.push(rule.id);
@@ -492,6 +496,8 @@ impl Engine {
         self.lookups.stage(events);
         let mut found: Vec<(usize, usize, Finding)> = Vec::new();
         let mut scratch: Vec<Found> = Vec::new();
+        // Given back below; an error on the way only loses what later rows would have shared.
+        let dimensions = BatchDimensions::new(std::mem::take(&mut self.dimensions), events.len());
         let mut stateful: Vec<(usize, Finding)> = Vec::new();
         let mut late: Vec<Finding> = Vec::new();
         let mut drifts = Vec::new();
@@ -512,8 +518,15 @@ impl Engine {
                 .layout
                 .batch(events, indices, &state.schema)
                 .map_err(|e| EngineError::Batch { table: table.to_string(), message: e.to_string() })?;
-            let input =
-                TableBatch { table, version: state.version, schema: &state.schema, batch: &batch, events, indices };
+            let input = TableBatch {
+                table,
+                version: state.version,
+                schema: &state.schema,
+                batch: &batch,
+                events,
+                indices,
+                dimensions: &dimensions,
+            };
             let newest =
                 if self.health_accounted { indices.iter().map(|&i| events[i].commit_time).max() } else { None };
             for &r in &state.rules {
@@ -544,6 +557,7 @@ impl Engine {
                 self.drift.observe(table, events, indices, &mut drifts);
             }
         }
+        self.dimensions = dimensions.into_cache();
         // Scripts run after every table of the batch, on the rows they kept, in log order.
         for (r, rt) in self.rules.iter_mut().enumerate() {
             scratch.clear();

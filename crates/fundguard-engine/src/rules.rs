@@ -21,7 +21,7 @@ use crate::compile::{LOOKUP, column_refs, compile, lookup_refs};
 use crate::lookup::{LookupStore, MissingRow, RuleLookups};
 use crate::scalar::value_at;
 use crate::script::ScriptRuntime;
-use crate::stateful::{self, Emit, StateStats, StatefulRuntime};
+use crate::stateful::{self, DimensionCache, Emit, StateStats, StatefulRuntime};
 use crate::table_batch::TableBatch;
 
 /// A rule ready to run.
@@ -281,9 +281,10 @@ impl RuleRuntime {
     }
 
     /// Takes a checkpoint's state for this rule.
-    pub(crate) fn restore_state(&mut self, state: &[u8]) -> Result<(), String> {
+    /// Restored rows share their dimensions through `dimensions`.
+    pub(crate) fn restore_state(&mut self, state: &[u8], dimensions: &mut DimensionCache) -> Result<(), String> {
         match &mut self.kind {
-            Kind::Stateful(s) => s.restore(state),
+            Kind::Stateful(s) => s.restore(state, dimensions),
             Kind::Check(c) if c.check.once == Once::PerKey => {
                 c.reported = crate::stateful::decode(state)?;
                 Ok(())
@@ -395,6 +396,7 @@ impl RuleRuntime {
             batch: &joined.batch,
             events: input.events,
             indices: &joined.indices,
+            dimensions: input.dimensions,
         };
         self.evaluate(ctx, &input, detected_at, out, stateful_out)
     }

@@ -8,6 +8,8 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::DFSchema;
 use fundguard_core::ChangeEvent;
 
+use crate::stateful::BatchDimensions;
+
 /// One table's events as a batch, with where each row came from.
 pub(crate) struct TableBatch<'a> {
     pub table: &'a Arc<str>,
@@ -17,4 +19,6 @@ pub(crate) struct TableBatch<'a> {
     pub events: &'a [ChangeEvent],
     /// `indices[row]` is the event behind batch row `row`.
     pub indices: &'a [usize],
+    /// The dimension values of `events`, made once for all the stateful rules that store them.
+    pub dimensions: &'a BatchDimensions,
 }

@@ -5,8 +5,10 @@
 //! and their dimensions repeat — the same column names row after row, a handful of
 //! currencies and statuses — so they are kept shared: one list of names per row layout, and
 //! texts interned, each distinct text held once. A row's own dimensions are then a slice of
-//! 16-byte values.
+//! 16-byte values, made once per event however many rules store it ([`BatchDimensions`]),
+//! and shared by them.
 
+use std::cell::{OnceCell, RefCell};
 use std::fmt;
 use std::sync::Arc;
 
@@ -56,10 +58,16 @@ impl Dim {
 /// The dimension values of one row: text up to 64 characters, integers and booleans.
 /// Amounts as decimals, timestamps and JSON are left out; integer ids stay (attribution
 /// ignores a column whose values are mostly new).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(crate) struct Dimensions {
     names: Arc<[Arc<str>]>,
-    values: Box<[Dim]>,
+    values: Arc<[Dim]>,
+}
+
+impl Default for Dimensions {
+    fn default() -> Self {
+        Dimensions { names: Arc::new([]), values: Arc::new([]) }
+    }
 }
 
 impl Dimensions {
@@ -105,7 +113,7 @@ impl DimensionCache {
             self.names.push(name.clone());
             values.push(dim);
         }
-        Dimensions { names: self.layout(), values: values.into_boxed_slice() }
+        Dimensions { names: self.layout(), values: values.into() }
     }
 
     /// Shares what a row read back from a checkpoint has in common with the others.
@@ -113,11 +121,15 @@ impl DimensionCache {
         self.names.clear();
         self.names.extend(dims.names.iter().cloned());
         dims.names = self.layout();
-        for value in dims.values.iter_mut() {
-            if let Dim::Text(s) = value {
-                *s = self.text(s);
-            }
-        }
+        let values: Vec<Dim> = dims
+            .values
+            .iter()
+            .map(|value| match value {
+                Dim::Text(s) => Dim::Text(self.text(s)),
+                other => other.clone(),
+            })
+            .collect();
+        dims.values = values.into();
     }
 
     fn text(&mut self, s: &str) -> Arc<String> {
@@ -131,10 +143,14 @@ impl DimensionCache {
         shared
     }
 
-    /// The shared list equal to `self.names`. (Rows of a table share their column names'
-    /// pointers, and comparing `Arc<str>`s compares pointers before text.)
+    /// The shared list equal to `self.names`. Decoders share a table's column names, so
+    /// comparing pointers mostly settles it without comparing text.
     fn layout(&mut self) -> Arc<[Arc<str>]> {
-        if let Some(i) = self.layouts.iter().position(|layout| **layout == *self.names) {
+        let names = &self.names;
+        let same = |layout: &Arc<[Arc<str>]>| {
+            layout.len() == names.len() && layout.iter().zip(names).all(|(a, b)| Arc::ptr_eq(a, b) || a == b)
+        };
+        if let Some(i) = self.layouts.iter().position(same) {
             // Most recently used first: the next row most likely has this layout again.
             self.layouts[..=i].rotate_right(1);
             return self.layouts[0].clone();
@@ -143,6 +159,32 @@ impl DimensionCache {
         self.layouts.truncate(MAX_LAYOUTS - 1);
         self.layouts.insert(0, layout.clone());
         layout
+    }
+}
+
+/// The dimensions of one micro-batch's events, made the first time a stateful rule stores
+/// an event and shared by every rule that stores it after.
+pub(crate) struct BatchDimensions {
+    cache: RefCell<DimensionCache>,
+    made: Vec<OnceCell<Dimensions>>,
+}
+
+impl BatchDimensions {
+    /// For a batch of `events` events; [`BatchDimensions::into_cache`] gives `cache` back.
+    pub(crate) fn new(cache: DimensionCache, events: usize) -> Self {
+        BatchDimensions { cache: RefCell::new(cache), made: (0..events).map(|_| OnceCell::new()).collect() }
+    }
+
+    /// The dimensions of `events[index]`, `events` being the batch this was made for.
+    pub(crate) fn of(&self, events: &[ChangeEvent], index: usize) -> Dimensions {
+        match self.made.get(index) {
+            Some(cell) => cell.get_or_init(|| self.cache.borrow_mut().of(&events[index])).clone(),
+            None => self.cache.borrow_mut().of(&events[index]),
+        }
+    }
+
+    pub(crate) fn into_cache(self) -> DimensionCache {
+        self.cache.into_inner()
     }
 }
 
@@ -175,7 +217,7 @@ impl<'de> Deserialize<'de> for Dimensions {
                         values.push(dim);
                     }
                 }
-                Ok(Dimensions { names: names.into(), values: values.into_boxed_slice() })
+                Ok(Dimensions { names: names.into(), values: values.into() })
             }
         }
         deserializer.deserialize_seq(Pairs)
@@ -211,7 +253,12 @@ mod tests {
             row.push(names[4].clone(), Value::Bool(true));
             row
         };
-        let mut cache = DimensionCache::default();
+        let cache = DimensionCache::default();
+        let batch = [event(row(4, "USD", "ok"))];
+        let shared = BatchDimensions::new(cache, 1);
+        let (first, second) = (shared.of(&batch, 0), shared.of(&batch, 0));
+        assert!(Arc::ptr_eq(&first.values, &second.values), "made once per event, shared by the rules storing it");
+        let mut cache = shared.into_cache();
         let long = "x".repeat(MAX_TEXT + 1);
         let (a, b) = (cache.of(&event(row(1, "CNY", "ok"))), cache.of(&event(row(2, "CNY", &long))));
         let shown = |d: &Dimensions| d.iter().map(|(n, v)| (n.to_string(), v)).collect::<Vec<_>>();

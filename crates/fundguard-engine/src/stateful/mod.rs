@@ -43,7 +43,7 @@ use crate::scalar::value_at;
 use crate::table_batch::TableBatch;
 use queue::EventQueue;
 
-pub(crate) use dimensions::{DimensionCache, Dimensions};
+pub(crate) use dimensions::{BatchDimensions, DimensionCache, Dimensions};
 pub(crate) use keys::{KeyNorm, StateKey, key_name};
 
 /// One projected row: what a stateful kind needs of an event.
@@ -316,8 +316,6 @@ pub(crate) struct StatefulRuntime {
     /// The rule's `state_ttl`, in microseconds.
     ttl: i64,
     overloaded: bool,
-    /// What the rows the rule stores share (see `dimensions.rs`).
-    dimensions: DimensionCache,
     pub stats: StateStats,
 }
 
@@ -331,7 +329,6 @@ impl StatefulRuntime {
             watermark: None,
             ttl: i64::try_from(ttl.as_micros()).unwrap_or(i64::MAX),
             overloaded: false,
-            dimensions: DimensionCache::default(),
             stats: StateStats::default(),
         }
     }
@@ -349,15 +346,15 @@ impl StatefulRuntime {
     }
 
     /// Takes the state a checkpoint holds for this rule (copied by [`StatefulRuntime::snapshot`]).
-    pub(crate) fn restore(&mut self, state: &[u8]) -> Result<(), String> {
+    pub(crate) fn restore(&mut self, state: &[u8], dimensions: &mut DimensionCache) -> Result<(), String> {
         let (kind, queue): (serde_bytes::ByteBuf, BinaryHeap<Reverse<Queued>>);
         (kind, queue, self.seq, self.watermark, self.overloaded, self.stats.late_events) = decode(state)?;
         let mut queued = queue.into_vec();
         for Reverse(q) in &mut queued {
-            self.dimensions.share(&mut q.record.origin.dimensions);
+            dimensions.share(&mut q.record.origin.dimensions);
         }
         self.queue = EventQueue::from_heap(queued.into());
-        self.kind.restore(&kind, &mut self.dimensions)
+        self.kind.restore(&kind, dimensions)
     }
 
     /// Drops about `keys` of the least recently touched keys; returns how many went.
@@ -410,7 +407,8 @@ impl StatefulRuntime {
             }
             let arrays: Vec<ArrayRef> = compiled.exprs.iter().map(eval).collect::<Result<_, _>>()?;
             for row in (0..n).filter(|&r| keep[r]) {
-                let event = &input.events[input.indices[row]];
+                let event_index = input.indices[row];
+                let event = &input.events[event_index];
                 let values: Vec<Value> = arrays.iter().map(|a| value_at(a, row)).collect();
                 let record = Record {
                     time: event.commit_time,
@@ -422,7 +420,7 @@ impl StatefulRuntime {
                         op: event.op,
                         time: event.commit_time,
                         position: event.position.clone(),
-                        dimensions: self.dimensions.of(event),
+                        dimensions: input.dimensions.of(input.events, event_index),
                     },
                 };
                 self.push(record, out);
