@@ -143,6 +143,7 @@ pub struct RuleStats {
     pub last_finding: Option<EventTime>,
     /// The drifts of its input seen so far (see `drift.rs`).
     pub drifts: Vec<Drift>,
+    /// Distinct keys of its findings: exact up to 256, then estimated (within a few percent).
     pub distinct_keys: u64,
     /// Batches the rule could not evaluate (for a script: calls that failed), and the last reason.
     pub errors: u64,
