@@ -1,7 +1,7 @@
 //! The engine: routes each micro-batch's events to the rules that watch their tables,
 //! and moves event time forward for stateful rules.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use datafusion::common::DFSchema;
@@ -464,7 +464,7 @@ impl Engine {
     ) -> Result<(), EngineError> {
         // Per table: the indices of its events and the event-time sources they came from.
         let mut groups: Vec<(Arc<str>, Vec<usize>, Vec<&str>)> = Vec::new();
-        let mut group_of: HashMap<&str, usize> = HashMap::new();
+        let mut group_of: FastMap<&str, usize> = FastMap::default();
         let mut last_source: Option<(&str, EventTime)> = None;
         for (i, e) in events.iter().enumerate() {
             // Consecutive events mostly share a source: update its clock once per run of them.

@@ -92,6 +92,9 @@ impl PartialEq for Dimensions {
 pub(crate) struct DimensionCache {
     layouts: Vec<Arc<[Arc<str>]>>,
     texts: FastMap<Box<str>, Arc<String>>,
+    /// The last text seen at each column position: a column's value mostly repeats (a
+    /// currency, a status), and comparing with it costs less than hashing to look it up.
+    recent: Vec<Option<Arc<String>>>,
     /// Reused for the names of the row being read.
     names: Vec<Arc<str>>,
 }
@@ -102,9 +105,19 @@ impl DimensionCache {
         let Some(row) = event.after.as_ref().or(event.before.as_ref()) else { return Dimensions::default() };
         self.names.clear();
         let mut values = Vec::with_capacity(row.len());
-        for (name, value) in row.columns() {
+        if self.recent.len() < row.len() {
+            self.recent.resize(row.len(), None);
+        }
+        for (at, (name, value)) in row.columns().enumerate() {
             let dim = match value {
-                Value::String(s) if s.len() <= MAX_TEXT => Dim::Text(self.text(s)),
+                Value::String(s) if s.len() <= MAX_TEXT => match &self.recent[at] {
+                    Some(last) if **last == *s => Dim::Text(last.clone()),
+                    _ => {
+                        let text = self.text(s);
+                        self.recent[at] = Some(text.clone());
+                        Dim::Text(text)
+                    }
+                },
                 other => match Dim::of(other) {
                     Some(dim) => dim,
                     None => continue,

@@ -126,7 +126,6 @@ impl StatefulKind for Transition {
             Some(Value::Null) | None => return,
             Some(v) => v.to_string(),
         };
-        let shown_key = vec![(self.key_name.clone(), record.values[0].clone())];
         let money =
             || money_from(&self.rule.money, record.values.get(self.money_at), record.values.get(self.money_at + 1));
         let mut problems: Vec<String> = Vec::new();
@@ -175,11 +174,13 @@ impl StatefulKind for Transition {
             }
             evidence.push(record.origin.evidence(&self.names, &record.values));
             let message = format!("{}: {}={}: {}", out.rule.id, self.key_name, record.values[0], problems.join("; "));
+            let shown_key = vec![(self.key_name.clone(), record.values[0].clone())];
             out.finding(shown_key, record.time, message, evidence, money());
         }
-        let frozen_specs = self.rule.frozen.clone();
         let snapshot_of = |fields: &[String]| fields.iter().map(|f| self.field(&record, f)).collect::<Vec<_>>();
-        let new_snapshots: Vec<Option<Vec<Value>>> = frozen_specs
+        let new_snapshots: Vec<Option<Vec<Value>>> = self
+            .rule
+            .frozen
             .iter()
             .enumerate()
             .map(|(i, (once, fields))| match previous.and_then(|p| p.frozen.get(i).cloned().flatten()) {
