@@ -179,18 +179,22 @@ impl DimensionCache {
 /// an event and shared by every rule that stores it after.
 pub(crate) struct BatchDimensions {
     cache: RefCell<DimensionCache>,
-    made: Vec<OnceCell<Dimensions>>,
+    events: usize,
+    /// One cell per event, allocated when a rule first asks: a batch no stateful rule
+    /// stores from costs nothing.
+    made: OnceCell<Box<[OnceCell<Dimensions>]>>,
 }
 
 impl BatchDimensions {
     /// For a batch of `events` events; [`BatchDimensions::into_cache`] gives `cache` back.
     pub(crate) fn new(cache: DimensionCache, events: usize) -> Self {
-        BatchDimensions { cache: RefCell::new(cache), made: (0..events).map(|_| OnceCell::new()).collect() }
+        BatchDimensions { cache: RefCell::new(cache), events, made: OnceCell::new() }
     }
 
     /// The dimensions of `events[index]`, `events` being the batch this was made for.
     pub(crate) fn of(&self, events: &[ChangeEvent], index: usize) -> Dimensions {
-        match self.made.get(index) {
+        let made = self.made.get_or_init(|| (0..self.events).map(|_| OnceCell::new()).collect());
+        match made.get(index) {
             Some(cell) => cell.get_or_init(|| self.cache.borrow_mut().of(&events[index])).clone(),
             None => self.cache.borrow_mut().of(&events[index]),
         }

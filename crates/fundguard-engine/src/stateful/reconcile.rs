@@ -485,11 +485,10 @@ impl StatefulKind for Reconcile {
         let key: StateKey = match self.entries.get_key_value(&key) {
             Some((k, _)) => k.clone(),
             None => {
-                let k = key;
                 let deadline = record.time.plus(self.rule.within);
-                self.deadlines.insert((deadline, k.clone()));
+                self.deadlines.insert((deadline, key.clone()));
                 self.entries.insert(
-                    k.clone(),
+                    key.clone(),
                     Arc::new(Entry {
                         left: Vec::new(),
                         right: Vec::new(),
@@ -498,8 +497,8 @@ impl StatefulKind for Reconcile {
                         others: Vec::new(),
                     }),
                 );
-                self.bytes += ENTRY_BYTES + 2 * k.text_len();
-                k
+                self.bytes += ENTRY_BYTES + 2 * key.text_len();
+                key
             }
         };
         let single = self.single(side);
