@@ -8,15 +8,22 @@
 #                 p50/p99/max and fundguard's CPU and memory per rate;
 #   2. catch-up — CHANGES row changes (default 5,000,000) committed while fundguard is
 #                 stopped, then read from the start of the binlog: changes/s.
-# Rerun: scripts/bench-binlog.sh [CHANGES] [SECONDS_PER_RATE]. Uses $CARGO_TARGET_DIR when set.
+#   3. the same catch-up with no rules: what the binlog source alone reads per second.
+# Rerun: scripts/bench-binlog.sh [CHANGES] [SECONDS_PER_RATE] (SECONDS_PER_RATE=0 skips the
+# latency part). Uses $CARGO_TARGET_DIR when set, or FUNDGUARD_BIN=… (a release build made
+# already); BASELINE_BIN=… also times an older binary's catch-up on the same backlog, first.
 # MariaDB runs with innodb_flush_log_at_trx_commit=2 and sync_binlog=0 so the 2-core box
 # measures fundguard, not fsync.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CHANGES=${1:-5000000}
 SECONDS_PER_RATE=${2:-20}
-cargo build --release -p fundguard
-BIN="$(realpath "${CARGO_TARGET_DIR:-target}")/release/fundguard"
+if [ -n "${FUNDGUARD_BIN:-}" ]; then
+    BIN=$(realpath "$FUNDGUARD_BIN")
+else
+    cargo build --release -p fundguard
+    BIN="$(realpath "${CARGO_TARGET_DIR:-target}")/release/fundguard"
+fi
 WORK=$(mktemp -d)
 source scripts/bench-db.sh
 PORT=$(free_port)
@@ -35,9 +42,11 @@ SQL="mariadb -h127.0.0.1 -P$PORT -uroot"
 $SQL -e "CREATE DATABASE shop; CREATE TABLE shop.refunds (id BIGINT PRIMARY KEY, order_id BIGINT, payment_id BIGINT,
   status ENUM('PENDING','SUCCESS','FAILED'), amount BIGINT, currency VARCHAR(8), created_at DATETIME(6), updated_at DATETIME(6))"
 
-start_fundguard() { # start: end | beginning
+mkdir "$WORK/no-rules"
+start_fundguard() { # start: end | beginning; [binary] [rules directory]
+    local bin=${2:-$BIN} rules=${3:-$PWD/examples/rules}
     cat > "$WORK/fundguard.yaml" <<YAML
-rules: [$PWD/examples/rules]
+rules: [$rules]
 data_dir: $WORK/data
 listen: 127.0.0.1:0
 sources:
@@ -46,21 +55,33 @@ sinks:
   - { type: jsonl, path: $WORK/findings.jsonl }
 YAML
     rm -rf "$WORK/data" "$WORK/findings.jsonl"
-    "$BIN" run --config "$WORK/fundguard.yaml" 2> "$WORK/fundguard.log" &
+    "$bin" run --config "$WORK/fundguard.yaml" 2> "$WORK/fundguard.log" &
     FG_PID=$!
     for _ in $(seq 100); do grep -q 'reading the binlog' "$WORK/fundguard.log" && break; sleep 0.1; done
     URL=$(grep -o 'http://[0-9.:]*' "$WORK/fundguard.log" | head -1)
 }
 
-echo "== commit-to-finding latency (${SECONDS_PER_RATE}s per rate) =="
-start_fundguard end
-python3 scripts/bench_binlog_driver.py latency --port "$PORT" --pid "$FG_PID" --findings "$WORK/findings.jsonl" \
-    --seconds "$SECONDS_PER_RATE" --rates 5000,20000,50000
-kill "$FG_PID"; wait "$FG_PID" 2>/dev/null || true
+if [ "$SECONDS_PER_RATE" != 0 ]; then
+    echo "== commit-to-finding latency (${SECONDS_PER_RATE}s per rate) =="
+    start_fundguard end
+    python3 scripts/bench_binlog_driver.py latency --port "$PORT" --pid "$FG_PID" --findings "$WORK/findings.jsonl" \
+        --seconds "$SECONDS_PER_RATE" --rates 5000,20000,50000
+    kill "$FG_PID"; wait "$FG_PID" 2>/dev/null || true
+fi
 
 echo "== catch-up: $CHANGES row changes from a backlog =="
 $SQL -e "RESET MASTER; TRUNCATE shop.refunds"
 python3 scripts/bench_binlog_driver.py backlog --port "$PORT" --changes "$CHANGES"
 echo "binlog: $(du -ch "$WORK"/db/mysql-bin.0* | tail -1 | cut -f1)"
-start_fundguard beginning
-python3 scripts/bench_binlog_driver.py catchup --url "$URL" --pid "$FG_PID" --changes "$CHANGES"
+catch_up() { # label binary rules-directory
+    echo "-- $1"
+    start_fundguard beginning "$2" "$3"
+    python3 scripts/bench_binlog_driver.py catchup --url "$URL" --pid "$FG_PID" --changes "$CHANGES"
+    kill "$FG_PID"; wait "$FG_PID" 2>/dev/null || true
+    FG_PID=
+}
+if [ -n "${BASELINE_BIN:-}" ]; then
+    catch_up "baseline $BASELINE_BIN, all example rules" "$(realpath "$BASELINE_BIN")" "$PWD/examples/rules"
+fi
+catch_up "$BIN, all example rules" "$BIN" "$PWD/examples/rules"
+catch_up "$BIN, no rules (the source alone)" "$BIN" "$WORK/no-rules"

@@ -448,7 +448,6 @@ impl BinlogSource {
         if !info.included {
             return;
         }
-        let Some(map) = self.stream.get_tme(id) else { return };
         let op = match rows {
             RowsEventData::WriteRowsEvent(_) | RowsEventData::WriteRowsEventV1(_) => Op::Insert,
             RowsEventData::DeleteRowsEvent(_) | RowsEventData::DeleteRowsEventV1(_) => Op::Delete,
@@ -456,7 +455,7 @@ impl BinlogSource {
         };
         let commit_time = EventTime::from_secs(i64::from(timestamp));
         let offset = self.config.datetime_offset_secs;
-        for (index, converted) in info.rows_of(rows, map, offset).into_iter().enumerate() {
+        for (index, converted) in info.rows_of(rows, offset).into_iter().enumerate() {
             let position = position.with_index(index as u32);
             let describe = || format!("{op} on {} in {position}", info.name).into_bytes();
             match converted {

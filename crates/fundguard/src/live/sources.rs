@@ -209,6 +209,7 @@ pub async fn binlog(
     let health = HealthHandle { health, index };
     let mut at = resume;
     let mut backoff = Backoff::default();
+    let mut handoff = Handoff::new(index, &inputs);
     'connect: loop {
         let connected = tokio::select! {
             c = BinlogSource::connect(&name, &config, at.as_ref()) => c,
@@ -224,7 +225,7 @@ pub async fn binlog(
                     // a crash before the first batch does not move the start on.
                     let position = source.position().clone();
                     let resume = serde_json::to_string(&position).ok();
-                    if !send_decoded(index, DecodedBatch::default(), position.to_string(), resume, &inputs).await {
+                    if !handoff.send(DecodedBatch::default(), position.to_string(), resume).await {
                         return;
                     }
                     at = Some(position);
@@ -250,7 +251,7 @@ pub async fn binlog(
                     // A heartbeat's empty batch still carries how far event time may move.
                     if !batch.is_empty() || batch.caught_up.is_some() {
                         let resume = serde_json::to_string(&position).ok();
-                        if !send_decoded(index, batch, position.to_string(), resume, &inputs).await {
+                        if !handoff.send(batch, position.to_string(), resume).await {
                             return;
                         }
                     }
@@ -288,6 +289,7 @@ pub async fn postgres(
     let mut backoff = Backoff::default();
     let mut acks = SlotAcks::new(resume.clone());
     let mut delivered = Delivered::default();
+    let mut handoff = Handoff::new(index, &inputs);
     'connect: loop {
         match PostgresSource::connect(&name, &config).await {
             Ok(mut source) => {
@@ -331,13 +333,13 @@ pub async fn postgres(
                             // Nothing to confirm; an empty slot still moves event time on.
                             if next.batch.caught_up.is_some() {
                                 let at = acks.sent().unwrap_or_default();
-                                if !send_decoded(index, next.batch, at, None, &inputs).await {
+                                if !handoff.send(next.batch, at, None).await {
                                     return;
                                 }
                             }
                             continue;
                         };
-                        if !send_decoded(index, next.batch, lsn.clone(), Some(lsn.clone()), &inputs).await {
+                        if !handoff.send(next.batch, lsn.clone(), Some(lsn.clone())).await {
                             return; // shutting down: the slot re-delivers what was not confirmed
                         }
                         acks.delivered(lsn);
@@ -540,9 +542,51 @@ async fn send_decoded(
     resume: Option<String>,
     inputs: &mpsc::Sender<Input>,
 ) -> bool {
-    let (reply, done) = oneshot::channel();
-    let input = Input::Events { source: index, batch, position, resume, reply };
-    inputs.send(input).await.is_ok() && done.await.is_ok()
+    let mut handoff = Handoff::new(index, inputs);
+    handoff.send(batch, position, resume).await && handoff.settled().await
+}
+
+/// Hands a database-log source's batches to the pipeline one ahead: the source decodes
+/// the next batch while the pipeline evaluates the one in flight, so on a backlog
+/// decoding and the rules run on two cores instead of taking turns. At most one batch
+/// waits, so memory stays bounded by two batches per source.
+///
+/// Sending without waiting keeps every guarantee: the pipeline takes inputs in the order
+/// they were sent, so a batch in flight is processed before anything the source sends
+/// after it (a checkpoint request included), and a source that reconnects resumes after
+/// the last batch it sent — that batch is queued, not lost.
+struct Handoff<'a> {
+    index: usize,
+    inputs: &'a mpsc::Sender<Input>,
+    in_flight: Option<oneshot::Receiver<()>>,
+}
+
+impl<'a> Handoff<'a> {
+    fn new(index: usize, inputs: &'a mpsc::Sender<Input>) -> Handoff<'a> {
+        Handoff { index, inputs, in_flight: None }
+    }
+
+    /// Waits for the batch in flight, then sends this one; `false` when shutting down.
+    async fn send(&mut self, batch: DecodedBatch, position: String, resume: Option<String>) -> bool {
+        if !self.settled().await {
+            return false;
+        }
+        let (reply, done) = oneshot::channel();
+        let input = Input::Events { source: self.index, batch, position, resume, reply };
+        if self.inputs.send(input).await.is_err() {
+            return false;
+        }
+        self.in_flight = Some(done);
+        true
+    }
+
+    /// Waits until the batch in flight (if any) is processed; `false` when shutting down.
+    async fn settled(&mut self) -> bool {
+        match self.in_flight.take() {
+            Some(done) => done.await.is_ok(),
+            None => true,
+        }
+    }
 }
 
 /// One source's slot in the shared health table.
