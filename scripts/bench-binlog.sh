@@ -11,7 +11,7 @@
 #   3. the same catch-up with no rules: what the binlog source alone reads per second.
 # Rerun: scripts/bench-binlog.sh [CHANGES] [SECONDS_PER_RATE] (SECONDS_PER_RATE=0 skips the
 # latency part). Uses $CARGO_TARGET_DIR when set, or FUNDGUARD_BIN=… (a release build made
-# already); BASELINE_BIN=… also times an older binary's catch-up on the same backlog, first.
+# already); BASELINE_BIN="…" also times older binaries' catch-up on the same backlog, first.
 # MariaDB runs with innodb_flush_log_at_trx_commit=2 and sync_binlog=0 so the 2-core box
 # measures fundguard, not fsync.
 set -euo pipefail
@@ -80,8 +80,8 @@ catch_up() { # label binary rules-directory
     kill "$FG_PID"; wait "$FG_PID" 2>/dev/null || true
     FG_PID=
 }
-if [ -n "${BASELINE_BIN:-}" ]; then
-    catch_up "baseline $BASELINE_BIN, all example rules" "$(realpath "$BASELINE_BIN")" "$PWD/examples/rules"
-fi
+for baseline in ${BASELINE_BIN:-}; do
+    catch_up "baseline $baseline, all example rules" "$(realpath "$baseline")" "$PWD/examples/rules"
+done
 catch_up "$BIN, all example rules" "$BIN" "$PWD/examples/rules"
 catch_up "$BIN, no rules (the source alone)" "$BIN" "$WORK/no-rules"
