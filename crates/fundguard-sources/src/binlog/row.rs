@@ -152,6 +152,13 @@ impl TableInfo {
                 self.columns.len()
             ))];
         }
+        // As mysql_common does: a table map that does not say how to read one column makes
+        // every row of the event unreadable (later columns' metadata cannot be found either).
+        if let Some(problem) = self.columns.iter().find_map(|c| c.codec.as_ref().err())
+            && !rows.rows_data().is_empty()
+        {
+            return vec![Err(format!("undecodable row image: {problem}"))];
+        }
         let count = self.columns.len();
         let before: Option<Vec<bool>> =
             rows.columns_before_image().map(|bits| bits.iter().by_vals().take(count).collect());

@@ -44,8 +44,9 @@ impl LivePipeline {
 
     /// Makes every sink hold what was written to it. A sink that cannot (disk full,
     /// permission, a lost alert store) holds the pipeline here: the batch in hand is not
-    /// answered, so its source neither reads on nor acknowledges, every other input waits
-    /// in the bounded channel, and no checkpoint is taken past it. The failure shows on
+    /// answered, so its source stops reading (a database log after the one batch it
+    /// decodes ahead) and acknowledges nothing, every other input waits in the bounded
+    /// channel, and no checkpoint is taken past it. The failure shows on
     /// stderr, in each source's health (`blocked: …`, so `/readyz` answers 503) and in the
     /// metrics; the write is retried every [`SINK_RETRY`] until it succeeds, and the
     /// pipeline goes on without having lost a finding.
@@ -65,7 +66,7 @@ impl LivePipeline {
                         blocked = Some((Instant::now(), self.set_states(|_| Some(state.clone()))));
                         tracing::error!(
                             sink = %name,
-                            "cannot write findings to {name}: {e:#}; reading nothing until they are written (retrying every {} s)",
+                            "cannot write findings to {name}: {e:#}; reading no further until they are written (retrying every {} s)",
                             SINK_RETRY.as_secs()
                         );
                     }
