@@ -66,7 +66,7 @@ impl LivePipeline {
                         blocked = Some((Instant::now(), self.set_states(|_| Some(state.clone()))));
                         tracing::error!(
                             sink = %name,
-                            "cannot write findings to {name}: {e:#}; reading no further until they are written (retrying every {} s)",
+                            "cannot write findings to {name}: {e:#}; reading nothing until they are written (retrying every {} s)",
                             SINK_RETRY.as_secs()
                         );
                     }
