@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{EventTime, LogPoint, Value};
+use crate::{EventTime, LogPoint, Row};
 
 /// A table name in `db.table` form (for PostgreSQL, `schema.table`); for business
 /// messages, the message type the configuration gives.
@@ -111,134 +111,6 @@ impl fmt::Display for Position {
             Position::Synthetic { seq } => write!(f, "synthetic#{seq}"),
             Position::Query { rule, ds, row } => write!(f, "{rule}[{ds}]#{row}"),
         }
-    }
-}
-
-/// A row image: column names with their values, in the order the source gave them.
-///
-/// Column names are shared (`Arc<str>`) because every row of a table repeats them;
-/// decoders intern them once per table.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Row {
-    columns: Vec<(Arc<str>, Value)>,
-}
-
-impl Row {
-    pub fn new() -> Self {
-        Row::default()
-    }
-
-    pub fn with_capacity(n: usize) -> Self {
-        Row { columns: Vec::with_capacity(n) }
-    }
-
-    pub fn push(&mut self, name: Arc<str>, value: Value) {
-        self.columns.push((name, value));
-    }
-
-    /// Sets a column, replacing its value when it exists.
-    pub fn set(&mut self, name: Arc<str>, value: Value) {
-        match self.columns.iter_mut().find(|(n, _)| **n == *name) {
-            Some(slot) => slot.1 = value,
-            None => self.columns.push((name, value)),
-        }
-    }
-
-    /// The value of a column; `hint` is where callers last found it, which is
-    /// almost always where it is again, since rows of a table share one layout.
-    pub fn get_hinted(&self, name: &str, hint: &mut usize) -> Option<&Value> {
-        if let Some((n, v)) = self.columns.get(*hint)
-            && &**n == name
-        {
-            return Some(v);
-        }
-        let i = self.columns.iter().position(|(n, _)| &**n == name)?;
-        *hint = i;
-        Some(&self.columns[i].1)
-    }
-
-    /// Like [`Row::try_map_values`], with the shared column name.
-    pub fn try_map_values_named<E>(
-        &mut self,
-        mut f: impl FnMut(&Arc<str>, Value) -> Result<Value, E>,
-    ) -> Result<(), E> {
-        for (name, value) in &mut self.columns {
-            let taken = std::mem::take(value);
-            *value = f(name, taken)?;
-        }
-        Ok(())
-    }
-
-    /// Replaces every value through `f`, stopping at the first error.
-    pub fn try_map_values<E>(&mut self, mut f: impl FnMut(&str, Value) -> Result<Value, E>) -> Result<(), E> {
-        for (name, value) in &mut self.columns {
-            let taken = std::mem::take(value);
-            *value = f(name, taken)?;
-        }
-        Ok(())
-    }
-
-    pub fn get(&self, name: &str) -> Option<&Value> {
-        self.columns.iter().find(|(n, _)| &**n == name).map(|(_, v)| v)
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
-        self.columns.iter().map(|(n, v)| (&**n, v))
-    }
-
-    /// The columns with their shared names (cloning a name is a reference count).
-    pub fn columns(&self) -> impl Iterator<Item = (&Arc<str>, &Value)> {
-        self.columns.iter().map(|(n, v)| (n, v))
-    }
-
-    pub fn len(&self) -> usize {
-        self.columns.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.columns.is_empty()
-    }
-
-    /// The row as a JSON object (decimals as strings).
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::Value::Object(self.iter().map(|(n, v)| (n.to_owned(), v.to_json())).collect())
-    }
-}
-
-impl Serialize for Row {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut map = serializer.serialize_map(Some(self.columns.len()))?;
-        for (n, v) in &self.columns {
-            map.serialize_entry(&**n, v)?;
-        }
-        map.end()
-    }
-}
-
-impl<'de> Deserialize<'de> for Row {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Columns;
-        impl<'de> serde::de::Visitor<'de> for Columns {
-            type Value = Row;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a map of column names to values")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Row, A::Error> {
-                let mut row = Row::with_capacity(map.size_hint().unwrap_or(0));
-                while let Some((name, value)) = map.next_entry::<Arc<str>, Value>()? {
-                    row.push(name, value);
-                }
-                Ok(row)
-            }
-        }
-        deserializer.deserialize_map(Columns)
-    }
-}
-
-impl<N: Into<Arc<str>>, V: Into<Value>> FromIterator<(N, V)> for Row {
-    fn from_iter<I: IntoIterator<Item = (N, V)>>(iter: I) -> Self {
-        Row { columns: iter.into_iter().map(|(n, v)| (n.into(), v.into())).collect() }
     }
 }
 

@@ -11,19 +11,23 @@ mod finding;
 mod health;
 mod log_point;
 mod money;
+mod projection;
+mod row;
 mod schema;
 mod severity;
 mod time;
 mod value;
 
 pub use action::{Action, ActionMode};
-pub use event::{ChangeEvent, Op, Position, Row, TableName};
+pub use event::{ChangeEvent, Op, Position, TableName};
 pub use finding::{Evidence, Finding};
 pub use health::SourceHealth;
 pub use log_point::LogPoint;
 pub use money::{
     MINUS, Money, MoneyTotals, MoneyUnit, exponent, format_major, format_minor, format_plain, parse_display,
 };
+pub use projection::{Projection, TableColumns};
+pub use row::{ImageAt, ReadAgain, Row, Unread};
 pub use schema::{ColumnType, TableSchemas};
 pub use severity::Severity;
 pub use time::{CommitTimeError, EventTime, TimeParseError};

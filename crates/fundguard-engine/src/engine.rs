@@ -1,13 +1,13 @@
 //! The engine: routes each micro-batch's events to the rules that watch their tables,
 //! and moves event time forward for stateful rules.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use datafusion::common::DFSchema;
 use datafusion::prelude::SessionContext;
 use fundguard_core::distinct::Distinct;
-use fundguard_core::{ChangeEvent, EventTime, Finding, Severity, TableSchemas, Value};
+use fundguard_core::{ChangeEvent, EventTime, Finding, Projection, Severity, TableColumns, TableSchemas, Value};
 use fundguard_rules::{Diagnostic, Rule};
 use serde::{Deserialize, Serialize};
 
@@ -327,6 +327,29 @@ impl Engine {
             budget_warned: false,
             lookups,
         })
+    }
+
+    /// The columns the running rules read, per table: what a decoder needs to convert
+    /// (see [`Projection`]); tables no rule watches have none read. A table is read whole
+    /// when a stateful or script rule watches it (the rows they keep carry every column's
+    /// dimensions, for attribution) or when it keeps a lookup current (its rows are kept).
+    /// Call it again after [`Engine::maintain_lookup`].
+    pub fn projection(&self) -> Projection {
+        let mut tables = HashMap::new();
+        for (table, state) in &self.tables {
+            let columns = if state.rules.iter().any(|&i| !self.rules[i].is_check()) {
+                TableColumns::All
+            } else {
+                let names =
+                    state.layout.columns.keys().filter(|(image, _)| matches!(image, Image::Before | Image::After));
+                TableColumns::Only(Arc::new(names.map(|(_, name)| name.as_str().into()).collect()))
+            };
+            tables.insert(Box::from(&**table), columns);
+        }
+        for table in self.lookups.stream_tables() {
+            tables.insert(table.into(), TableColumns::All);
+        }
+        Projection::only(tables)
     }
 
     /// The ids of the rules that run, in order.

@@ -252,6 +252,10 @@ impl RuleRuntime {
         refs
     }
 
+    pub(crate) fn is_check(&self) -> bool {
+        matches!(self.kind, Kind::Check(_))
+    }
+
     pub(crate) fn is_stateful(&self) -> bool {
         matches!(self.kind, Kind::Stateful(_))
     }

@@ -11,11 +11,12 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
-use fundguard_core::{ChangeEvent, ColumnType, EventTime, Op, Position, Row, Value};
+use fundguard_core::{ChangeEvent, ColumnType, EventTime, ImageAt, Op, Position, Value};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::json::{Interner, RawRow, excerpt, opt_string_from_raw, write_str};
+use crate::json::{RawRow, excerpt, opt_string_from_raw, write_str};
+use crate::rows::Rows;
 use crate::{DecodeError, Decoded, Skip, commit_time};
 
 #[derive(Deserialize)]
@@ -46,7 +47,7 @@ struct FlatMessage<'a> {
 pub(crate) fn decode(
     text: &str,
     position: &Position,
-    interner: &mut Interner,
+    rows: &mut Rows,
     out: &mut Vec<ChangeEvent>,
 ) -> Result<Decoded, DecodeError> {
     let message: FlatMessage = serde_json::from_str(text)?;
@@ -72,8 +73,8 @@ pub(crate) fn decode(
         (None, Some(ts)) => commit_time("ts", EventTime::commit_from_millis(ts))?,
         (None, None) => return Err(DecodeError::invalid("no commit time: expected `es` (milliseconds)")),
     };
-    let rows = message.data.as_deref().unwrap_or_default();
-    if rows.is_empty() {
+    let images = message.data.as_deref().unwrap_or_default();
+    if images.is_empty() {
         return Err(DecodeError::invalid(format!("{op} message with no rows in `data`")));
     }
     let column_type = |name: &str| -> ColumnType {
@@ -82,24 +83,26 @@ pub(crate) fn decode(
         }
         message.sql_type.as_ref().and_then(|m| m.get(name)).map_or(ColumnType::String, |code| type_of_sql(*code))
     };
-    let read = |raw: &RawRow, interner: &mut Interner| -> Result<Row, DecodeError> {
-        raw.to_row(interner, |name, value| read_value(column_type(name), value, name))
-    };
-    let table_name = interner.intern(&format!("{database}.{table}"));
+    let table_name = rows.interner.intern(&format!("{database}.{table}"));
     let start = out.len();
-    for (i, data) in rows.iter().enumerate() {
-        let row = read(data, interner)?;
+    for (i, data) in images.iter().enumerate() {
+        let index = u32::try_from(i).unwrap_or(u32::MAX);
+        let read = |name: &str, value: &RawValue| read_value(column_type(name), value, name);
+        let row = rows.convert(text, &table_name, ImageAt { index, before: op == Op::Delete }, data, None, read)?;
         let (before, after) = match op {
             Op::Insert => (None, Some(row)),
             Op::Delete => (Some(row), None),
             _ => {
-                let mut before = row.clone();
-                if let Some(Some(old)) = message.old.as_ref().and_then(|o| o.get(i)) {
-                    for (name, raw) in &old.0 {
-                        let value = read_value(column_type(name), raw, name)?;
-                        before.set(interner.intern(name), value);
+                let old = message.old.as_ref().and_then(|o| o.get(i)).and_then(Option::as_ref);
+                let before = if row.is_projected() {
+                    rows.convert(text, &table_name, ImageAt { index, before: true }, data, old, read)?
+                } else {
+                    let mut before = row.clone();
+                    for (name, raw) in old.iter().flat_map(|old| &old.0) {
+                        before.set(rows.interner.intern(name), read_value(column_type(name), raw, name)?);
                     }
-                }
+                    before
+                };
                 (Some(before), Some(row))
             }
         };
@@ -109,7 +112,7 @@ pub(crate) fn decode(
             before,
             after,
             commit_time,
-            position: position.with_index(u32::try_from(i).unwrap_or(u32::MAX)),
+            position: position.with_index(index),
         });
     }
     Ok(Decoded::Events(out.len() - start))

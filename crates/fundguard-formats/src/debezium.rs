@@ -23,11 +23,12 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use base64::Engine as _;
-use fundguard_core::{ChangeEvent, ColumnType, Decimal, EventTime, Op, Position, Row, Value};
+use fundguard_core::{ChangeEvent, ColumnType, Decimal, EventTime, ImageAt, Op, Position, Row, Value};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::json::{Interner, RawRow, excerpt, string_from_raw, value_from_raw, write_str, write_value};
+use crate::json::{RawRow, excerpt, string_from_raw, value_from_raw, write_str, write_value};
+use crate::rows::Rows;
 use crate::{DecodeError, Decoded, Skip, commit_time};
 
 #[derive(Deserialize)]
@@ -121,7 +122,7 @@ impl DebeziumDecoder {
         &mut self,
         text: &str,
         position: &Position,
-        interner: &mut Interner,
+        rows: &mut Rows,
         out: &mut Vec<ChangeEvent>,
     ) -> Result<Decoded, DecodeError> {
         let message: Message = serde_json::from_str(text)?;
@@ -177,14 +178,16 @@ impl DebeziumDecoder {
                 return Err(DecodeError::invalid("no commit time: expected `source.ts_ms`"));
             }
         };
-        let read = |raw_row: &RawRow, interner: &mut Interner| -> Result<Row, DecodeError> {
-            raw_row.to_row(interner, |name, raw| {
+        let table = rows.interner.intern_table(namespace, table);
+        let mut read = |raw_row: &RawRow, before: bool| {
+            let at = ImageAt { index: 0, before };
+            rows.convert(text, &table, at, raw_row, None, |name, raw| {
                 let logical = logicals.as_ref().and_then(|l| l.get(name).copied()).unwrap_or(Logical::Plain);
                 read_value(logical, raw).map_err(|e| DecodeError::invalid(format!("column `{name}`: {e}")))
             })
         };
-        let before = envelope.before.as_ref().map(|r| read(r, interner)).transpose()?;
-        let after = envelope.after.as_ref().map(|r| read(r, interner)).transpose()?;
+        let before = envelope.before.as_ref().map(|r| read(r, true)).transpose()?;
+        let after = envelope.after.as_ref().map(|r| read(r, false)).transpose()?;
         match op {
             Op::Insert | Op::Update if after.is_none() => {
                 return Err(DecodeError::invalid(format!("`{}` event without an `after` image", op)));
@@ -194,14 +197,7 @@ impl DebeziumDecoder {
             }
             _ => {}
         }
-        out.push(ChangeEvent {
-            table: interner.intern_table(namespace, table),
-            op,
-            before,
-            after,
-            commit_time,
-            position: position.clone(),
-        });
+        out.push(ChangeEvent { table, op, before, after, commit_time, position: position.clone() });
         Ok(Decoded::Events(1))
     }
 

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use fundguard_core::{Row, Value};
+use fundguard_core::Value;
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
@@ -88,22 +88,6 @@ impl<'de: 'a, 'a> Deserialize<'de> for RawRow<'a> {
             }
         }
         deserializer.deserialize_map(RowVisitor(std::marker::PhantomData))
-    }
-}
-
-impl RawRow<'_> {
-    /// Converts to a [`Row`] with each value read by `read`.
-    pub fn to_row(
-        &self,
-        interner: &mut Interner,
-        mut read: impl FnMut(&str, &RawValue) -> Result<Value, DecodeError>,
-    ) -> Result<Row, DecodeError> {
-        let mut row = Row::with_capacity(self.0.len());
-        for (i, (name, raw)) in self.0.iter().enumerate() {
-            let value = read(name, raw)?;
-            row.push(interner.intern_column(i, name), value);
-        }
-        Ok(row)
     }
 }
 

@@ -15,11 +15,14 @@ pub mod debezium;
 mod json;
 pub mod maxwell;
 pub mod plain;
+mod rows;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use fundguard_core::{ChangeEvent, ColumnType, CommitTimeError, EventTime, Position, TableSchemas};
+use fundguard_core::{
+    ChangeEvent, ColumnType, CommitTimeError, EventTime, ImageAt, Position, Projection, ReadAgain, TableSchemas, Value,
+};
 
 pub use json::Interner;
 
@@ -78,14 +81,14 @@ pub enum Format {
 impl Format {
     /// Builds a decoder; `schemas` declares column types for sources that cannot.
     pub fn decoder(&self, schemas: Arc<TableSchemas>) -> Decoder {
-        let interner = Interner::default();
+        let rows = rows::Rows::new(Arc::new(ReadWhole { format: self.clone(), schemas: schemas.clone() }));
         let inner = match self {
             Format::Debezium => Inner::Debezium(debezium::DebeziumDecoder::default()),
             Format::Canal => Inner::Canal,
             Format::Maxwell => Inner::Maxwell,
             Format::Json(config) => Inner::Plain(config.clone()),
         };
-        Decoder { inner, interner, declared: DeclaredTypes::new(schemas), max_message_bytes: MAX_MESSAGE_BYTES }
+        Decoder { inner, rows, declared: DeclaredTypes::new(schemas), max_message_bytes: MAX_MESSAGE_BYTES }
     }
 
     pub fn name(&self) -> &'static str {
@@ -109,7 +112,7 @@ enum Inner {
 /// Debezium schemas) across messages, so reuse one per stream.
 pub struct Decoder {
     inner: Inner,
-    interner: Interner,
+    rows: rows::Rows,
     declared: DeclaredTypes,
     max_message_bytes: usize,
 }
@@ -119,6 +122,14 @@ impl Decoder {
     pub fn with_max_message_bytes(mut self, bytes: usize) -> Self {
         self.max_message_bytes = bytes;
         self
+    }
+
+    /// Converts only the columns `projection` names; the rest of each row is read from the
+    /// message when someone asks for it (see [`fundguard_core::Row`]). A value in a column
+    /// left unread is not checked: the message is not refused for it, and if it cannot be
+    /// read later the row shows the columns that were read.
+    pub fn set_projection(&mut self, projection: Projection) {
+        self.rows.set_projection(projection);
     }
 
     /// Decodes one message, appending its events to `out`. On error nothing is appended.
@@ -144,11 +155,13 @@ impl Decoder {
         if !text.starts_with('{') {
             return Err(DecodeError::invalid(format!("expected a JSON object, found `{}`", json::excerpt(text))));
         }
+        self.rows.start_message();
+        let rows = &mut self.rows;
         let result = match &mut self.inner {
-            Inner::Debezium(d) => d.decode(text, position, &mut self.interner, out),
-            Inner::Canal => canal::decode(text, position, &mut self.interner, out),
-            Inner::Maxwell => maxwell::decode(text, position, &mut self.interner, out),
-            Inner::Plain(config) => plain::decode(config, text, position, &mut self.interner, out),
+            Inner::Debezium(d) => d.decode(text, position, rows, out),
+            Inner::Canal => canal::decode(text, position, rows, out),
+            Inner::Maxwell => maxwell::decode(text, position, rows, out),
+            Inner::Plain(config) => plain::decode(config, text, position, rows, out),
         };
         if result.is_err() {
             out.truncate(start);
@@ -159,6 +172,23 @@ impl Decoder {
             return Err(e);
         }
         result
+    }
+}
+
+/// Reads a message again with no projection, for the columns a projected row left unread.
+struct ReadWhole {
+    format: Format,
+    schemas: Arc<TableSchemas>,
+}
+
+impl ReadAgain for ReadWhole {
+    fn read_again(&self, message: &str, at: ImageAt) -> Option<Vec<(Arc<str>, Value)>> {
+        let mut decoder = self.format.decoder(self.schemas.clone()).with_max_message_bytes(usize::MAX);
+        let mut events = Vec::new();
+        decoder.decode(message.as_bytes(), &Position::Synthetic { seq: 0 }, &mut events).ok()?;
+        let event = events.into_iter().nth(usize::try_from(at.index).ok()?)?;
+        let row = if at.before { event.before } else { event.after }?;
+        Some(row.into_columns())
     }
 }
 
@@ -182,8 +212,9 @@ impl DeclaredTypes {
         }
         let (schemas, index) = (&self.schemas, &mut self.index);
         let table = event.table.clone();
+        // Only the columns the decoder read: a projected row's reader declares the rest.
         for row in [event.before.as_mut(), event.after.as_mut()].into_iter().flatten() {
-            row.try_map_values_named(|name, value| {
+            row.try_map_read_values(|name, value| {
                 let Some(ty) = index.lookup(schemas, &table, name) else { return Ok(value) };
                 // Most values already have their declared type: keep them without a copy.
                 if value.is_null() || ColumnType::of(&value) == Some(ty) {

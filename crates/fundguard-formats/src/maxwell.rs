@@ -10,10 +10,12 @@
 
 use std::borrow::Cow;
 
-use fundguard_core::{ChangeEvent, EventTime, Op, Position, Value};
+use fundguard_core::{ChangeEvent, EventTime, ImageAt, Op, Position, Value};
 use serde::Deserialize;
+use serde_json::value::RawValue;
 
-use crate::json::{Interner, RawRow, excerpt, value_from_raw, write_str, write_value};
+use crate::json::{RawRow, excerpt, value_from_raw, write_str, write_value};
+use crate::rows::Rows;
 use crate::{DecodeError, Decoded, Skip, commit_time};
 
 #[derive(Deserialize)]
@@ -37,7 +39,7 @@ struct Message<'a> {
 pub(crate) fn decode(
     text: &str,
     position: &Position,
-    interner: &mut Interner,
+    rows: &mut Rows,
     out: &mut Vec<ChangeEvent>,
 ) -> Result<Decoded, DecodeError> {
     let message: Message = serde_json::from_str(text)?;
@@ -68,28 +70,26 @@ pub(crate) fn decode(
         }
     };
     let data = message.data.as_ref().ok_or_else(|| DecodeError::invalid("`data` is missing"))?;
-    let row = data.to_row(interner, |_, raw| value_from_raw(raw))?;
+    let table = rows.interner.intern_table(database, table);
+    let read = |_: &str, raw: &RawValue| value_from_raw(raw);
+    let row = rows.convert(text, &table, ImageAt { index: 0, before: op == Op::Delete }, data, None, read)?;
     let (before, after) = match op {
         Op::Delete => (Some(row), None),
         Op::Update => {
-            let mut before = row.clone();
-            if let Some(old) = &message.old {
-                for (name, raw) in &old.0 {
-                    before.set(interner.intern(name), value_from_raw(raw)?);
+            let before = if row.is_projected() {
+                rows.convert(text, &table, ImageAt { index: 0, before: true }, data, message.old.as_ref(), read)?
+            } else {
+                let mut before = row.clone();
+                for (name, raw) in message.old.iter().flat_map(|old| &old.0) {
+                    before.set(rows.interner.intern(name), value_from_raw(raw)?);
                 }
-            }
+                before
+            };
             (Some(before), Some(row))
         }
         _ => (None, Some(row)),
     };
-    out.push(ChangeEvent {
-        table: interner.intern_table(database, table),
-        op,
-        before,
-        after,
-        commit_time,
-        position: position.clone(),
-    });
+    out.push(ChangeEvent { table, op, before, after, commit_time, position: position.clone() });
     Ok(Decoded::Events(1))
 }
 

@@ -5,9 +5,10 @@
 //! configuration or read from a field (say `type`); its event time comes from a
 //! field holding epoch milliseconds or RFC 3339 text.
 
-use fundguard_core::{ChangeEvent, EventTime, Op, Position, Value};
+use fundguard_core::{ChangeEvent, EventTime, ImageAt, Op, Position, Value};
 
-use crate::json::{Interner, RawRow, value_from_raw};
+use crate::json::{RawRow, value_from_raw};
+use crate::rows::Rows;
 use crate::{DecodeError, Decoded, commit_time};
 
 /// Where a business message's table name and event time come from.
@@ -36,26 +37,27 @@ pub(crate) fn decode(
     config: &PlainConfig,
     text: &str,
     position: &Position,
-    interner: &mut Interner,
+    rows: &mut Rows,
     out: &mut Vec<ChangeEvent>,
 ) -> Result<Decoded, DecodeError> {
     let raw: RawRow = serde_json::from_str(text)?;
-    let row = raw.to_row(interner, |_, v| value_from_raw(v))?;
+    // The table and the time are read first, whatever the projection converts of the row.
+    let field = |name: &str| raw.0.iter().find(|(n, _)| n == name).map(|(_, v)| value_from_raw(v)).transpose();
     let table = match &config.table {
-        TableFrom::Fixed(t) => interner.intern(t),
-        TableFrom::Field(f) => match row.get(f) {
-            Some(Value::String(t)) if !t.is_empty() => interner.intern(t),
+        TableFrom::Fixed(t) => rows.interner.intern(t),
+        TableFrom::Field(f) => match field(f)? {
+            Some(Value::String(t)) if !t.is_empty() => rows.interner.intern(&t),
             _ => {
                 return Err(DecodeError::invalid(format!("field `{f}` must hold the message type as a string")));
             }
         },
     };
-    let field = &config.time_field;
-    let commit_time = match row.get(field) {
-        Some(Value::Int(ms)) => commit_time(field, EventTime::commit_from_millis(*ms))?,
+    let time_field = &config.time_field;
+    let commit_time = match field(time_field)? {
+        Some(Value::Int(ms)) => commit_time(time_field, EventTime::commit_from_millis(ms))?,
         Some(Value::String(s)) => {
-            let t = EventTime::parse(s).map_err(|e| DecodeError::invalid(e.to_string()))?;
-            commit_time(field, t.checked_commit())?
+            let t = EventTime::parse(&s).map_err(|e| DecodeError::invalid(e.to_string()))?;
+            commit_time(time_field, t.checked_commit())?
         }
         Some(other) => {
             return Err(DecodeError::invalid(format!(
@@ -68,6 +70,7 @@ pub(crate) fn decode(
             return Err(DecodeError::invalid(format!("no `{}` field with the event time", config.time_field)));
         }
     };
+    let row = rows.convert(text, &table, ImageAt { index: 0, before: false }, &raw, None, |_, v| value_from_raw(v))?;
     out.push(ChangeEvent {
         table,
         op: Op::Message,

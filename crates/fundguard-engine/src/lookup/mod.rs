@@ -42,6 +42,11 @@ impl LookupStore {
         true
     }
 
+    /// The event tables that keep a lookup current.
+    pub(crate) fn stream_tables(&self) -> impl Iterator<Item = &str> {
+        self.streams.keys().map(String::as_str)
+    }
+
     /// Stages the batch's changes to stream lookups: each becomes visible to the events
     /// after it.
     pub(crate) fn stage(&mut self, events: &[ChangeEvent]) {

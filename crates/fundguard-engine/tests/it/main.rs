@@ -6,6 +6,7 @@ mod determinism;
 mod drift;
 mod lookup;
 mod ordering;
+mod projection;
 mod props;
 mod script;
 mod stateful;

@@ -5,6 +5,7 @@ mod debezium;
 mod limits;
 mod maxwell;
 mod plain;
+mod projection;
 mod props;
 
 use std::sync::Arc;

@@ -90,7 +90,7 @@ fn value() -> impl Strategy<Value = Value> {
     ]
 }
 
-fn event() -> impl Strategy<Value = ChangeEvent> {
+pub(crate) fn event() -> impl Strategy<Value = ChangeEvent> {
     let row = || prop::collection::btree_map("[a-z][a-z_]{0,8}", value(), 1..6);
     (row(), row(), prop::sample::select(vec![Op::Insert, Op::Update, Op::Delete]), 0i64..4_000_000_000_000)
         .prop_map(|(before, after, op, ms)| {
@@ -129,7 +129,7 @@ fn one_type_per_column(e: &ChangeEvent) -> bool {
 }
 
 /// Column types as the encoders need them: taken from the values themselves.
-fn types_of(e: &ChangeEvent) -> BTreeMap<String, ColumnType> {
+pub(crate) fn types_of(e: &ChangeEvent) -> BTreeMap<String, ColumnType> {
     let mut types = BTreeMap::new();
     for row in [&e.before, &e.after].into_iter().flatten() {
         for (n, v) in row.iter() {

@@ -133,7 +133,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut sink = Sinks(sinks);
     let started = Instant::now();
     let progress = progress_bar();
-    let decoder = format.decoder(schemas.clone()).with_max_message_bytes(args.max_message_bytes);
+    let mut decoder = format.decoder(schemas.clone()).with_max_message_bytes(args.max_message_bytes);
+    decoder.set_projection(engine.projection());
     let mut pipeline = BatchPipeline::new(decoder, engine, &mut sink, args.batch_size, dead_letter, args.strict)
         .final_at_end(args.final_at_end);
     // Inputs are read one after another; declaring them all first makes event time wait

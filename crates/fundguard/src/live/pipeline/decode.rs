@@ -36,7 +36,12 @@ impl LivePipeline {
             (Some(table), Some(Some(Format::Json(plain)))) => {
                 let format = Format::Json(PlainConfig { table: TableFrom::Fixed(table.clone()), ..plain.clone() });
                 let (schemas, max) = (self.schemas.clone(), self.max_message_bytes);
-                let decoder = || format.decoder(schemas).with_max_message_bytes(max);
+                let projection = self.engine.projection();
+                let decoder = || {
+                    let mut decoder = format.decoder(schemas).with_max_message_bytes(max);
+                    decoder.set_projection(projection);
+                    decoder
+                };
                 self.table_decoders.entry((source, table)).or_insert_with(decoder)
             }
             _ => match self.decoders.get_mut(source) {

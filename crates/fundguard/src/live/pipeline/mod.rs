@@ -125,7 +125,12 @@ impl LivePipeline {
         // restart, idleness fires its deadlines as the uninterrupted run would have.
         let activity = engine.running_sources().map(|s| (s.to_string(), (Instant::now(), Duration::ZERO))).collect();
         let max_message_bytes = config.max_message_bytes;
-        let decoder = |f: &Format| f.decoder(schemas.clone()).with_max_message_bytes(max_message_bytes);
+        let projection = engine.projection();
+        let decoder = |f: &Format| {
+            let mut decoder = f.decoder(schemas.clone()).with_max_message_bytes(max_message_bytes);
+            decoder.set_projection(projection.clone());
+            decoder
+        };
         let pipeline = LivePipeline {
             engine,
             decoders: config.sources.iter().map(|s| s.format.as_ref().map(decoder)).collect(),
@@ -235,6 +240,11 @@ impl LivePipeline {
     fn reload(&mut self, engine: Engine) {
         let old = std::mem::replace(&mut self.engine, engine);
         let kept = self.engine.carry_over(old);
+        // New rules may read other columns.
+        let projection = self.engine.projection();
+        for decoder in self.decoders.iter_mut().flatten().chain(self.table_decoders.values_mut()) {
+            decoder.set_projection(projection.clone());
+        }
         if !kept.is_empty() {
             tracing::info!(rules = %kept.join(","), "state kept for unchanged stateful rules: {}", kept.join(", "));
         }
