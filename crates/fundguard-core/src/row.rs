@@ -15,6 +15,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::Value;
 
+/// Column names with their values, in the source's order.
+type Columns = Vec<(Arc<str>, Value)>;
+
 /// A row image: column names with their values, in the order the source gave them.
 ///
 /// Column names are shared (`Arc<str>`) because every row of a table repeats them;
@@ -22,7 +25,7 @@ use crate::Value;
 #[derive(Clone, Default)]
 pub struct Row {
     /// Every column, or — when `unread` is set — only the ones the decoder was asked for.
-    columns: Vec<(Arc<str>, Value)>,
+    columns: Columns,
     unread: Option<Arc<Unread>>,
 }
 
@@ -51,7 +54,7 @@ pub struct Unread {
     /// missing from the message too, so looking for it does not read the message again.
     asked: Arc<HashSet<Box<str>>>,
     reader: Arc<dyn ReadAgain>,
-    whole: OnceLock<Option<Vec<(Arc<str>, Value)>>>,
+    whole: OnceLock<Option<Columns>>,
 }
 
 impl Unread {
@@ -75,7 +78,7 @@ impl Row {
 
     /// A row of which only `read` was converted; the other columns are read from `unread`
     /// when someone asks for them.
-    pub fn projected(read: Vec<(Arc<str>, Value)>, unread: Unread) -> Self {
+    pub fn projected(read: Columns, unread: Unread) -> Self {
         Row { columns: read, unread: Some(Arc::new(unread)) }
     }
 
@@ -103,7 +106,7 @@ impl Row {
     }
 
     /// The columns, all of them, by value.
-    pub fn into_columns(mut self) -> Vec<(Arc<str>, Value)> {
+    pub fn into_columns(mut self) -> Columns {
         self.materialize();
         self.columns
     }
