@@ -83,7 +83,7 @@ pub(crate) fn decode(
         }
         message.sql_type.as_ref().and_then(|m| m.get(name)).map_or(ColumnType::String, |code| type_of_sql(*code))
     };
-    let table_name = rows.interner.intern(&format!("{database}.{table}"));
+    let table_name = rows.interner.intern_table(database, table);
     let start = out.len();
     for (i, data) in images.iter().enumerate() {
         let index = u32::try_from(i).unwrap_or(u32::MAX);

@@ -6,7 +6,7 @@
 //! parse), and a rule set reads a few columns of wide tables: a table no rule reads costs
 //! only the envelope's parse.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use fundguard_core::{ImageAt, Projection, ReadAgain, Row, TableColumns, Unread, Value};
@@ -19,8 +19,11 @@ use crate::json::{Interner, RawRow};
 pub(crate) struct Rows {
     pub interner: Interner,
     projection: Projection,
-    /// What is read of each table seen, looked up by the interned name's address.
+    /// What is read of each table seen, and where each table's is.
     tables: Vec<Verdicts>,
+    index: HashMap<Arc<str>, usize>,
+    /// The table of the last row: a stream's rows come in runs of one table.
+    last: usize,
     /// How a projected row reads its message again: the same format, every column.
     reader: Arc<dyn ReadAgain>,
     /// The message being decoded, copied once for all its projected rows.
@@ -41,12 +44,21 @@ const MAX_TABLES: usize = 1024;
 
 impl Rows {
     pub fn new(reader: Arc<dyn ReadAgain>) -> Rows {
-        Rows { interner: Interner::default(), projection: Projection::all(), tables: Vec::new(), reader, message: None }
+        Rows {
+            interner: Interner::default(),
+            projection: Projection::all(),
+            tables: Vec::new(),
+            index: HashMap::new(),
+            last: 0,
+            reader,
+            message: None,
+        }
     }
 
     pub fn set_projection(&mut self, projection: Projection) {
         self.projection = projection;
         self.tables.clear();
+        self.index.clear();
     }
 
     /// Forgets the previous message: called before each one is decoded.
@@ -101,18 +113,25 @@ impl Rows {
 
     /// The index in `tables` of `table`'s verdicts.
     fn verdicts(&mut self, table: &Arc<str>) -> usize {
-        if let Some(i) = self.tables.iter().position(|v| Arc::ptr_eq(&v.table, table) || v.table == *table) {
+        if self.tables.get(self.last).is_some_and(|v| Arc::ptr_eq(&v.table, table)) {
+            return self.last;
+        }
+        if let Some(&i) = self.index.get(table) {
+            self.last = i;
             return i;
         }
         if self.tables.len() >= MAX_TABLES {
             self.tables.clear();
+            self.index.clear();
         }
         let read = match self.projection.table(table) {
             TableColumns::All => None,
             TableColumns::Only(columns) => Some(columns),
         };
         self.tables.push(Verdicts { table: table.clone(), read, positions: Vec::new() });
-        self.tables.len() - 1
+        self.last = self.tables.len() - 1;
+        self.index.insert(table.clone(), self.last);
+        self.last
     }
 }
 
