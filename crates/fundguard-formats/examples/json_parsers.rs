@@ -17,9 +17,9 @@ use std::time::Instant;
 use std::collections::HashMap;
 
 use fundguard_core::{Position, Projection, TableColumns, TableSchemas};
-use sonic_rs::JsonValueTrait;
 use fundguard_formats::Format;
 use serde::Deserialize;
+use sonic_rs::JsonValueTrait;
 
 /// The fields a typical rule set reads of an event: its envelope, and a few columns.
 const PROJECTION: [&[&str]; 9] = [
