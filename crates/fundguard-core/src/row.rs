@@ -160,13 +160,8 @@ impl Row {
 
     /// Replaces every value through `f`, stopping at the first error.
     pub fn try_map_values<E>(&mut self, mut f: impl FnMut(&str, Value) -> Result<Value, E>) -> Result<(), E> {
-        self.try_map_values_named(|name, value| f(name, value))
-    }
-
-    /// Like [`Row::try_map_values`], with the shared column name.
-    pub fn try_map_values_named<E>(&mut self, f: impl FnMut(&Arc<str>, Value) -> Result<Value, E>) -> Result<(), E> {
         self.materialize();
-        self.try_map_read_values(f)
+        self.try_map_read_values(|name, value| f(name, value))
     }
 
     /// Replaces the values of the columns the decoder converted, leaving unread ones

@@ -96,7 +96,7 @@ impl Rows {
         let verdicts = &mut tables[verdicts];
         let mut columns = Vec::new();
         for (i, (name, raw)) in image.0.iter().enumerate() {
-            if let Some(name) = verdicts.read(interner, i, name) {
+            if let Some(name) = verdicts.name_if_read(interner, i, name) {
                 let raw = over(&name).unwrap_or(raw);
                 columns.push((name.clone(), read(&name, raw)?));
             }
@@ -137,7 +137,7 @@ impl Rows {
 
 impl Verdicts {
     /// The interned name of the `index`-th column when it is read; `None` when it is not.
-    fn read(&mut self, interner: &mut Interner, index: usize, name: &str) -> Option<Arc<str>> {
+    fn name_if_read(&mut self, interner: &mut Interner, index: usize, name: &str) -> Option<Arc<str>> {
         if let Some((known, read)) = self.positions.get(index)
             && &**known == name
         {
