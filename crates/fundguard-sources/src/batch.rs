@@ -61,3 +61,42 @@ pub struct DeadLetter {
     pub position: Position,
     pub reason: String,
 }
+
+/// Whether a `db.table` (`schema.table`) name matches an `include`/`exclude` pattern with `*`
+/// wildcards (`shop.*`, `*.payments`, `shop.pay*`).
+pub(crate) fn table_matches(pattern: &str, name: &str) -> bool {
+    let (p, n) = (pattern.as_bytes(), name.as_bytes());
+    let (mut pi, mut ni, mut star, mut mark) = (0, 0, None, 0);
+    while ni < n.len() {
+        if pi < p.len() && (p[pi] == n[ni]) {
+            pi += 1;
+            ni += 1;
+        } else if pi < p.len() && p[pi] == b'*' {
+            star = Some(pi);
+            mark = ni;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ni = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == b'*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_patterns() {
+        assert!(table_matches("shop.*", "shop.orders"));
+        assert!(table_matches("*.orders", "shop.orders"));
+        assert!(table_matches("shop.pay*", "shop.payments"));
+        assert!(!table_matches("shop.pay*", "shop.orders"));
+        assert!(!table_matches("shop.orders", "shop.orders_archive"));
+        assert!(table_matches("*", "x.y"));
+    }
+}

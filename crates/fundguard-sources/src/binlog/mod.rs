@@ -473,8 +473,9 @@ impl BinlogSource {
     }
 
     fn included(&self, table: &str) -> bool {
-        let include = self.config.include.is_empty() || self.config.include.iter().any(|p| row::matches(p, table));
-        include && !self.config.exclude.iter().any(|p| row::matches(p, table))
+        let include =
+            self.config.include.is_empty() || self.config.include.iter().any(|p| crate::batch::table_matches(p, table));
+        include && !self.config.exclude.iter().any(|p| crate::batch::table_matches(p, table))
     }
 
     /// Names columns from information_schema when the binlog does not carry them.

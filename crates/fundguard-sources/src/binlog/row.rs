@@ -449,29 +449,6 @@ fn epoch_text(text: &[u8]) -> Result<EventTime, String> {
     Ok(EventTime::from_micros(secs.saturating_mul(1_000_000).saturating_add(micros)))
 }
 
-/// `db.table` patterns with `*` wildcards (`shop.*`, `*.payments`, `shop.pay*`).
-pub(super) fn matches(pattern: &str, name: &str) -> bool {
-    let (p, n) = (pattern.as_bytes(), name.as_bytes());
-    let (mut pi, mut ni, mut star, mut mark) = (0, 0, None, 0);
-    while ni < n.len() {
-        if pi < p.len() && (p[pi] == n[ni]) {
-            pi += 1;
-            ni += 1;
-        } else if pi < p.len() && p[pi] == b'*' {
-            star = Some(pi);
-            mark = ni;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ni = mark;
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|&c| c == b'*')
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -673,16 +650,6 @@ mod tests {
             };
             prop_assert!(same_values(&ours, &theirs), "ours {ours:?}\ntheirs {theirs:?}");
         }
-    }
-
-    #[test]
-    fn table_patterns() {
-        assert!(matches("shop.*", "shop.orders"));
-        assert!(matches("*.orders", "shop.orders"));
-        assert!(matches("shop.pay*", "shop.payments"));
-        assert!(!matches("shop.pay*", "shop.orders"));
-        assert!(!matches("shop.orders", "shop.orders_archive"));
-        assert!(matches("*", "x.y"));
     }
 
     proptest! {

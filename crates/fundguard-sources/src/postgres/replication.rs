@@ -26,7 +26,7 @@ use crate::tls::TlsConfig;
 
 /// Microseconds from the Unix epoch to PostgreSQL's (2000-01-01), the replication
 /// protocol's clock.
-const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
+pub(super) const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
 
 /// Longest a connection attempt (TCP, TLS, authentication) may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -45,7 +45,7 @@ pub(super) struct Replication {
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum Received {
     /// One output plugin record, at its place in the WAL.
-    Record { lsn: u64, data: String },
+    Record { lsn: u64, data: Vec<u8> },
     /// The end of the WAL the server has sent; `reply`: it wants a status update now.
     Keepalive { wal_end: u64, reply: bool },
 }
@@ -124,6 +124,10 @@ impl Replication {
             ("database", database),
             ("replication", "database"),
             ("application_name", pg.get_application_name().unwrap_or("fundguard")),
+            // Values come as their types' text output: timestamps in ISO form with their
+            // offset, whatever the server's defaults.
+            ("DateStyle", "ISO"),
+            ("TimeZone", "UTC"),
         ];
         parameters.retain(|(_, v)| !v.is_empty());
         frontend::startup_message(parameters, &mut self.write).map_err(bad_message)?;
@@ -305,7 +309,7 @@ fn parse_copy_data(mut body: &[u8]) -> Result<Option<Received>, SourceError> {
             let lsn = body.get_u64();
             let _wal_end = body.get_u64();
             let _sent_at = body.get_i64();
-            Ok(Some(Received::Record { lsn, data: String::from_utf8_lossy(body).into_owned() }))
+            Ok(Some(Received::Record { lsn, data: body.to_vec() }))
         }
         b'k' if body.len() >= 17 => {
             let wal_end = body.get_u64();
@@ -375,7 +379,7 @@ mod tests {
         record.extend(br#"{"action":"C"}"#);
         assert_eq!(
             parse_copy_data(&record).unwrap(),
-            Some(Received::Record { lsn: 0x16_B374_D848, data: r#"{"action":"C"}"#.into() })
+            Some(Received::Record { lsn: 0x16_B374_D848, data: br#"{"action":"C"}"#.to_vec() })
         );
         let mut keepalive = vec![b'k'];
         keepalive.extend(42u64.to_be_bytes());

@@ -288,6 +288,20 @@ fn a_server_without_a_row_binlog_is_refused_naming_the_setting() {
 
 #[test]
 fn logical_decoding_findings_equal_the_debezium_log_across_kills_restarts_and_ddl() {
+    logical_decoding_across_kills_restarts_and_ddl("");
+}
+
+/// The same run through the built-in pgoutput plugin: its relation messages are per
+/// connection (the kill and the restart start new ones) and come again after the DDL.
+#[test]
+fn pgoutput_findings_equal_the_debezium_log_across_kills_restarts_and_ddl() {
+    logical_decoding_across_kills_restarts_and_ddl(
+        ", plugin: pgoutput, publication: fundguard, create_publication: true",
+    );
+}
+
+/// `plugin` adds to the source's settings.
+fn logical_decoding_across_kills_restarts_and_ddl(plugin: &str) {
     let changes = Changes::simulate(150);
     let expected = changes.sim.expected();
     let db = Postgres::start("logical");
@@ -297,7 +311,7 @@ fn logical_decoding_findings_equal_the_debezium_log_across_kills_restarts_and_dd
     let config = write_config(
         work.path(),
         &format!(
-            "rules: [{}]\nschema: {}\ndata_dir: data\nlisten: 127.0.0.1:0\nsources:\n  - {{ name: pg, type: postgres, url: \"{}\", slot: fundguard, create_slot: true, include: [\"shop.*\"], poll_interval: 50ms }}\nsinks:\n  - {{ type: jsonl, path: findings.jsonl }}\n",
+            "rules: [{}]\nschema: {}\ndata_dir: data\nlisten: 127.0.0.1:0\nsources:\n  - {{ name: pg, type: postgres, url: \"{}\", slot: fundguard, create_slot: true, include: [\"shop.*\"], poll_interval: 50ms{plugin} }}\nsinks:\n  - {{ type: jsonl, path: findings.jsonl }}\n",
             path(&changes.sim.rules()),
             path(&changes.sim.schema()),
             db.url()
@@ -326,6 +340,55 @@ fn logical_decoding_findings_equal_the_debezium_log_across_kills_restarts_and_dd
     assert_findings_converge(&service, &findings, &expected);
     assert!(service.sources()[0]["reconnects"].as_u64().unwrap() >= 1, "{}", service.sources());
     assert_eq!(service.sources()[0]["dead_letters"], 0, "{}", service.sources());
+}
+
+/// A pgoutput slot needs its publication: without one fundguard says how to make it, and
+/// reads as soon as someone does; a slot of the other plugin is refused by name.
+#[test]
+fn a_pgoutput_source_names_what_it_needs_and_reads_once_it_is_there() {
+    let db = Postgres::start("logical");
+    db.sql(
+        "CREATE SCHEMA shop; \
+         CREATE TABLE shop.refunds (id BIGINT PRIMARY KEY, order_id BIGINT, amount BIGINT, currency TEXT, status TEXT); \
+         CREATE TABLE shop.noise (id BIGINT PRIMARY KEY);",
+    );
+    db.sql("SELECT pg_create_logical_replication_slot('other', 'wal2json');");
+    let work = tempfile::tempdir().unwrap();
+    let source = |name: &str, slot: &str| {
+        format!(
+            "  - {{ name: {name}, type: postgres, url: \"{}\", slot: {slot}, create_slot: true, plugin: pgoutput, publication: \"Shop Pub\", poll_interval: 50ms }}\n",
+            db.url()
+        )
+    };
+    let config = write_config(
+        work.path(),
+        &format!(
+            "rules: [{}]\ndata_dir: data\nlisten: 127.0.0.1:0\nsources:\n{}{}sinks:\n  - {{ type: jsonl, path: findings.jsonl }}\n",
+            path(&repo_root().join("examples/rules")),
+            source("pg", "fg"),
+            source("wrong", "other"),
+        ),
+    );
+    let service = Service::start(&config, &[]);
+    let line = service.wait_for("source `pg` failed");
+    assert!(
+        line.contains("publication Shop Pub does not exist")
+            && line.contains("CREATE PUBLICATION \"Shop Pub\" FOR TABLE"),
+        "{line}"
+    );
+    let line = service.wait_for("source `wrong` failed");
+    assert!(line.contains("slot other uses the plugin wal2json, not pgoutput"), "{line}");
+
+    // A publication of one table: the server sends nothing of the other.
+    db.sql("CREATE PUBLICATION \"Shop Pub\" FOR TABLE shop.refunds;");
+    wait_until_read(&service);
+    db.sql("INSERT INTO shop.noise VALUES (1); INSERT INTO shop.refunds VALUES (1, 10, -1, 'CNY', 'SUCCESS');");
+    let findings = work.path().join("findings.jsonl");
+    let found = wait(Duration::from_secs(30), || {
+        read_jsonl(&findings).into_iter().find(|f| f["rule"] == "refund-amount-positive")
+    });
+    assert_eq!(found.map(|f| f["key"]["id"].clone()), Some(serde_json::json!(1)), "{}", service.sources());
+    assert_eq!(service.sources()[0]["events"], 1, "{}", service.sources());
 }
 
 #[test]

@@ -308,11 +308,28 @@ fn a_busy_binlog_finds_exactly_what_a_backtest_of_the_same_changes_finds() {
 
 #[test]
 fn a_busy_replication_slot_finds_exactly_what_a_backtest_of_the_same_changes_finds() {
+    busy_replication_slot("", "");
+}
+
+#[test]
+fn a_busy_pgoutput_slot_finds_exactly_what_a_backtest_of_the_same_changes_finds() {
+    // Made before the slot that records the commits, so its own transaction is not one of them.
+    busy_replication_slot(
+        "CREATE PUBLICATION shop FOR TABLES IN SCHEMA shop;",
+        ", plugin: pgoutput, publication: shop",
+    );
+}
+
+/// `setup` runs once the tables exist; `plugin` adds to the source's settings.
+fn busy_replication_slot(setup: &str, plugin: &str) {
     let changes = Changes::simulate(ORDERS);
     let mut transactions = transactions(&changes);
     let n: usize = transactions.iter().map(|t| t.events.len()).sum();
     let db = Postgres::start("logical");
     db.sql(&changes.tables(Dialect::Postgres));
+    if !setup.is_empty() {
+        db.sql(setup);
+    }
     // A second slot keeps the log's own record of every commit and its time.
     db.sql("SELECT pg_create_logical_replication_slot('truth', 'wal2json')");
     let work = tempfile::tempdir().unwrap();
@@ -320,7 +337,7 @@ fn a_busy_replication_slot_finds_exactly_what_a_backtest_of_the_same_changes_fin
         work.path(),
         &changes.sim.schema(),
         &format!(
-            "{{ name: pg, type: postgres, url: \"{}\", slot: fundguard, create_slot: true, include: [\"shop.*\"], poll_interval: 20ms }}",
+            "{{ name: pg, type: postgres, url: \"{}\", slot: fundguard, create_slot: true, include: [\"shop.*\"], poll_interval: 20ms{plugin} }}",
             db.url()
         ),
     );

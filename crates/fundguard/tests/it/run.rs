@@ -258,6 +258,30 @@ fn config_problems_are_reported_with_their_place() {
         err.contains("fundguard.yaml:9:5: error: source `db`: start `yesterday`: expected end or beginning"),
         "{err}"
     );
+
+    // PostgreSQL output plugins: pgoutput needs its publication, wal2json takes none, and
+    // a plugin fundguard does not read is named with the ones it does.
+    let source = |name: &str, extra: &str| {
+        format!("  - {{ name: {name}, type: postgres, url: \"postgres://u@h/d\", slot: s, {extra} }}\n")
+    };
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "rules: [examples/rules]\nsources:\n{}{}",
+            source("a", "plugin: pgoutput"),
+            source("b", "publication: p")
+        ),
+    );
+    let o = crate::fundguard(&["run", "--config", path(&config)]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = crate::stderr(&o);
+    assert!(err.contains("fundguard.yaml:3:5: error: source `a`: plugin: pgoutput needs `publication:`"), "{err}");
+    assert!(err.contains("fundguard.yaml:4:5: error: source `b`: publication: only `plugin: pgoutput`"), "{err}");
+    let config =
+        write_config(dir.path(), &format!("rules: [examples/rules]\nsources:\n{}", source("c", "plugin: decoderbufs")));
+    let o = crate::fundguard(&["run", "--config", path(&config)]);
+    let err = crate::stderr(&o);
+    assert!(err.contains("unknown variant `decoderbufs`, expected one of wal2json, pgoutput"), "{err}");
 }
 
 /// Publishes messages to a JetStream subject and waits for the stream's acks.

@@ -1,9 +1,11 @@
-//! `type: postgres` — PostgreSQL logical decoding (wal2json) through a replication slot.
+//! `type: postgres` — PostgreSQL logical decoding (wal2json or pgoutput) through a
+//! replication slot.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use fundguard_rules::parse_duration;
+use fundguard_sources::postgres::Plugin;
 use serde::Deserialize;
 
 use super::tls::TlsFile;
@@ -21,6 +23,14 @@ pub(in crate::config) struct PostgresSource {
     #[serde(default)]
     tls: Option<TlsFile>,
     slot: String,
+    /// The slot's output plugin.
+    #[serde(default)]
+    plugin: PluginName,
+    /// pgoutput: the publication whose tables the server streams.
+    #[serde(default)]
+    publication: Option<String>,
+    #[serde(default)]
+    create_publication: bool,
     #[serde(default)]
     create_slot: bool,
     /// `schema.table` patterns to read; empty reads every table.
@@ -28,6 +38,14 @@ pub(in crate::config) struct PostgresSource {
     include: Vec<String>,
     #[serde(default)]
     poll_interval: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum PluginName {
+    #[default]
+    Wal2json,
+    Pgoutput,
 }
 
 impl SourceSpec for PostgresSource {
@@ -46,11 +64,29 @@ impl SourceSpec for PostgresSource {
             Some(Ok(d)) => d,
             Some(Err(e)) => return Err(scope.problem(format_args!("poll_interval: {e}"))),
         };
+        let plugin = match (self.plugin, self.publication) {
+            (PluginName::Wal2json, None) if !self.create_publication => Plugin::Wal2Json,
+            (PluginName::Wal2json, _) => {
+                return Err(scope.problem(format_args!(
+                    "publication: only `plugin: pgoutput` streams a publication (wal2json reads `include`)"
+                )));
+            }
+            (PluginName::Pgoutput, Some(publication)) => {
+                Plugin::PgOutput { publication, create_publication: self.create_publication }
+            }
+            (PluginName::Pgoutput, None) => {
+                return Err(scope.problem(format_args!(
+                    "plugin: pgoutput needs `publication:`, the publication whose tables the server sends \
+                     (with `create_publication: true` fundguard creates it FOR ALL TABLES)"
+                )));
+            }
+        };
         Ok(SourceKind::Postgres(fundguard_sources::postgres::PostgresConfig {
             url: self.url,
             password,
             tls,
             slot: self.slot,
+            plugin,
             create_slot: self.create_slot,
             include: self.include,
             poll_interval,
