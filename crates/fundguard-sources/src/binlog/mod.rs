@@ -10,6 +10,7 @@
 //! skipping. MariaDB resumes by GTID (`@slave_connect_state`), MySQL with `gtid_mode=ON`
 //! by GTID set (`COM_BINLOG_DUMP_GTID`), others by file and offset.
 
+mod compressed;
 mod position;
 mod row;
 
@@ -323,7 +324,30 @@ impl BinlogSource {
         (std::mem::take(&mut self.pending), self.committed.clone())
     }
 
+    /// A dead letter for an event that does not decode: its bytes (hex) and why.
+    fn undecodable(&mut self, event: &Event, reason: String) {
+        let header = event.header();
+        let position = self.event_position(header.log_pos());
+        self.pending.dead_letters.push(DeadLetter {
+            payload: hex(event.data()).into_bytes(),
+            position,
+            reason: format!("undecodable binlog event (type {}): {reason}", header.event_type_raw()),
+        });
+    }
+
     async fn handle(&mut self, event: &Event) -> Result<(), SourceError> {
+        let plain;
+        let event = match compressed::decompress(event) {
+            Ok(None) => event,
+            Ok(Some(inflated)) => {
+                plain = inflated;
+                &plain
+            }
+            Err(reason) => {
+                self.undecodable(event, reason);
+                return Ok(());
+            }
+        };
         let header = event.header();
         if header.event_type_raw() == MARIADB_GTID_EVENT {
             let data = event.data();
@@ -340,12 +364,7 @@ impl BinlogSource {
             Ok(Some(data)) => data,
             Ok(None) => return Ok(()),
             Err(e) => {
-                let position = self.event_position(header.log_pos());
-                self.pending.dead_letters.push(DeadLetter {
-                    payload: hex(event.data()).into_bytes(),
-                    position,
-                    reason: format!("undecodable binlog event (type {}): {e}", header.event_type_raw()),
-                });
+                self.undecodable(event, e.to_string());
                 return Ok(());
             }
         };
