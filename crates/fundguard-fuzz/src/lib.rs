@@ -12,6 +12,7 @@
 //! | `decode`      | one message for every decoder (Debezium, Canal, Maxwell, JSON)      |
 //! | `binlog_rows` | a MySQL/MariaDB table map and rows event (row images)               |
 //! | `wal2json`    | PostgreSQL wal2json records                                         |
+//! | `pgoutput`    | PostgreSQL pgoutput messages of one connection                      |
 //! | `rule_file`   | a rule file, parsed, validated and compiled                         |
 //! | `ingest`      | an HTTP ingest body, split and decoded all or nothing               |
 //! | `pipeline`    | events (decoded, or of any content) through the engine's example rules |
@@ -24,6 +25,7 @@ pub mod decode;
 pub mod driver;
 pub mod ingest;
 mod input;
+pub mod pgoutput;
 pub mod pipeline;
 pub mod rules;
 mod seeds;
@@ -33,6 +35,7 @@ pub use binlog::binlog_rows;
 pub use decode::decode;
 pub use driver::{Target, fuzz};
 pub use ingest::ingest;
+pub use pgoutput::pgoutput;
 pub use pipeline::pipeline;
 pub use rules::rule_file;
 pub use wal2json::wal2json;
@@ -63,6 +66,14 @@ pub const TARGETS: &[Target] = &[
         dictionary: wal2json::DICTIONARY,
         cases: 10_000,
         max_len: 64 << 10,
+    },
+    Target {
+        name: "pgoutput",
+        run: pgoutput,
+        seeds: pgoutput::seeds,
+        dictionary: pgoutput::DICTIONARY,
+        cases: 10_000,
+        max_len: 16 << 10,
     },
     Target {
         name: "rule_file",

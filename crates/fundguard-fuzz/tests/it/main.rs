@@ -23,6 +23,37 @@ fn wal2json() {
 }
 
 #[test]
+fn pgoutput() {
+    fuzz(target("pgoutput"));
+}
+
+/// The pgoutput seed is a transaction a PostgreSQL 15 server sent: mutants start from rows
+/// that decode, with every value exact.
+#[test]
+fn the_pgoutput_seed_decodes_to_the_transaction_the_server_sent() {
+    let seed = &(target("pgoutput").seeds)()[0];
+    let mut rows = Vec::new();
+    let mut rest = &seed[..];
+    while let [high, low, tail @ ..] = rest {
+        let length = usize::from(u16::from_be_bytes([*high, *low]));
+        rows.push((format!("0/{:X}", rows.len() + 1), tail[..length].to_vec()));
+        rest = &tail[length..];
+    }
+    let out = fundguard_sources::postgres::decode_messages(&std::sync::Arc::from("pg"), &[], &rows);
+    assert!(out.batch.dead_letters.is_empty(), "{:?}", out.batch.dead_letters);
+    let shown: Vec<String> =
+        out.batch.events.iter().map(|e| format!("{} {:?} {:?} -> {:?}", e.table, e.op, e.before, e.after)).collect();
+    assert_eq!(shown.len(), 6, "{shown:#?}");
+    let after = out.batch.events[0].after.as_ref().unwrap();
+    assert_eq!(after.get("a").unwrap().to_string(), "12.34");
+    assert_eq!(after.get("s").unwrap().to_string(), "héllo");
+    assert_eq!(after.get("ts").unwrap().to_string(), "2026-01-01T19:04:05.123456Z");
+    let key_update = &out.batch.events[3];
+    assert_eq!(key_update.before.as_ref().unwrap().len(), 1, "the old key only: {shown:#?}");
+    assert_eq!(out.batch.events[2].after.as_ref().unwrap().get("note"), Some(&fundguard_core::Value::Null));
+}
+
+#[test]
 fn rule_file() {
     fuzz(target("rule_file"));
 }

@@ -17,6 +17,7 @@ mod replication;
 mod types;
 mod wal2json;
 
+pub use pgoutput::decode_messages;
 pub use wal2json::decode_changes;
 
 use std::collections::VecDeque;

@@ -14,7 +14,7 @@ use fundguard_core::{EventTime, Op, Row, Value};
 
 use super::replication::PG_EPOCH_MICROS;
 use super::types::PgType;
-use super::{Record, Rejected, RowChange};
+use super::{PostgresBatch, Record, Rejected, RowChange, decode_records};
 use crate::batch::table_matches;
 
 /// The plugin options fundguard streams with: the protocol it speaks and the publications
@@ -230,6 +230,14 @@ impl Relation {
     }
 }
 
+/// Turns `(lsn, pgoutput message)` rows of one connection into events, up to the last
+/// whole transaction (see [`decode_records`]). Pure (no server), for tests and fuzzing.
+pub fn decode_messages(source: &Arc<str>, include: &[String], rows: &[(String, Vec<u8>)]) -> PostgresBatch {
+    let mut decoder = PgOutput::new(include);
+    let records: Vec<(String, Record)> = rows.iter().map(|(lsn, data)| (lsn.clone(), decoder.record(data))).collect();
+    decode_records(source, &records)
+}
+
 fn expect_tag(message: &mut Reader<'_>, tag: u8) -> Result<(), String> {
     match message.u8()? {
         t if t == tag => Ok(()),
@@ -290,7 +298,7 @@ impl<'a> Reader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::postgres::{decode_records, wal2json};
+    use crate::postgres::wal2json;
     use proptest::prelude::*;
 
     /// A column value as pgoutput sends it: `None` is SQL NULL, `Some(None)` an unchanged
@@ -360,12 +368,11 @@ mod tests {
     /// pgoutput messages and the wal2json records of the same transaction decode to the
     /// same events, positions and dead letters.
     fn same_as_wal2json(messages: &[Vec<u8>], records: &[&str]) {
-        let mut decoder = PgOutput::new(&[]);
-        let ours: Vec<(String, Record)> =
-            messages.iter().enumerate().map(|(i, m)| (format!("0/{:X}", 0x100 + i), decoder.record(m))).collect();
-        let theirs: Vec<(String, Record)> =
-            records.iter().enumerate().map(|(i, r)| (format!("0/{:X}", 0x100 + i), wal2json::record(r))).collect();
-        let (ours, theirs) = (decode_records(&Arc::from("pg"), &ours), decode_records(&Arc::from("pg"), &theirs));
+        let lsn = |i: usize| format!("0/{:X}", 0x100 + i);
+        let ours: Vec<(String, Vec<u8>)> = messages.iter().enumerate().map(|(i, m)| (lsn(i), m.clone())).collect();
+        let theirs: Vec<(String, String)> = records.iter().enumerate().map(|(i, r)| (lsn(i), r.to_string())).collect();
+        let (ours, theirs) =
+            (decode_messages(&Arc::from("pg"), &[], &ours), wal2json::decode_changes(&Arc::from("pg"), &theirs));
         assert_eq!(ours.confirm, theirs.confirm);
         let shown = |batch: &crate::DecodedBatch| -> Vec<String> {
             batch.events.iter().map(|e| serde_json::to_string(e).unwrap()).collect()
