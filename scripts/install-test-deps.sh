@@ -10,6 +10,7 @@
 #   far longer than a CI run has).
 # - the build's own needs: OpenSSL headers and pkg-config (TLS for MySQL, PostgreSQL and
 #   Kafka links the system OpenSSL);
+# - systemd-analyze (Debian package systemd) to verify the systemd unit in deploy/;
 # - the TLS tests' tools: the openssl CLI (test certificates), socat (a TLS terminator in
 #   front of Tansu) and nats-server (a private TLS server; other NATS tests use the machine's).
 # MariaDB (mariadbd, mariadb-install-db) and PostgreSQL 15 (initdb, pg_ctl) are on the
@@ -37,6 +38,11 @@ fi
 
 if ! command -v chromedriver >/dev/null || ! command -v chromium >/dev/null; then
     apt-get install -y --no-install-recommends chromium chromium-driver fonts-dejavu-core >/dev/null
+fi
+
+# systemd-analyze checks the systemd unit in deploy/ (deploy.rs).
+if ! command -v systemd-analyze >/dev/null; then
+    apt-get install -y --no-install-recommends systemd >/dev/null
 fi
 
 # Command-line clients the warehouse tests load data with (fresh databases on the shared servers).

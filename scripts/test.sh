@@ -21,3 +21,12 @@ scripts/install-test-deps.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo nextest run --workspace --locked --no-fail-fast
+
+# The container image (Dockerfile): built where a Docker daemon answers; elsewhere said so.
+# deploy.rs checks what can be checked without one (the compose example against the image's
+# paths, its config run for real).
+if command -v docker >/dev/null && docker info >/dev/null 2>&1; then
+    docker build --tag fundguard:test .
+else
+    echo "scripts/test.sh: no Docker daemon on this machine: the container image was not built"
+fi

@@ -10,6 +10,7 @@ mod coverage;
 mod crash;
 mod databases;
 mod dead_letters;
+mod deploy;
 mod disk_full;
 mod guards;
 mod health;
