@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::servers::SharedPostgresDatabase;
 use crate::service::{Service, now_ms, post, wait, write_config};
 use crate::{fundguard, path, repo_root, stderr, stdout};
 
@@ -140,18 +141,8 @@ fn a_live_run_records_alerts_and_dedups_repeated_findings() {
 
 #[test]
 fn a_live_run_and_the_cli_share_a_postgresql_alert_store() {
-    // A fresh database on the machine's shared PostgreSQL.
-    let database = format!("fg_live_alerts_{}", std::process::id());
-    let psql = |sql: &str| {
-        let o = std::process::Command::new("psql")
-            .args(["-X", "-q", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-c", sql])
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    };
-    psql(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"));
-    psql(&format!("CREATE DATABASE {database}"));
-    let url = format!("postgres://postgres@127.0.0.1:5432/{database}");
+    let database = SharedPostgresDatabase::create("fg_live_alerts");
+    let url = database.url();
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(
         dir.path(),
@@ -186,5 +177,4 @@ fn a_live_run_and_the_cli_share_a_postgresql_alert_store() {
     assert_eq!(shown["alert"]["status"], "resolved");
     assert_eq!(shown["timeline"][1]["actor"], "ana");
     drop(service);
-    psql(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"));
 }

@@ -7,6 +7,7 @@
 use std::process::Command;
 use std::time::Duration;
 
+use crate::servers::SharedPostgresDatabase;
 use crate::service::{Service, agent, wait, write_config};
 use crate::{path, repo_root};
 
@@ -62,17 +63,8 @@ fn the_compose_example_agrees_with_the_dockerfile_and_its_config() {
 /// PostgreSQL.
 #[test]
 fn the_compose_example_config_runs_with_a_postgresql_alert_store() {
-    let database = format!("fg_compose_{}", std::process::id());
-    let psql = |sql: &str| {
-        let o = Command::new("psql")
-            .args(["-X", "-q", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-c", sql])
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    };
-    psql(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"));
-    psql(&format!("CREATE DATABASE {database}"));
-    let url = format!("postgres://postgres@127.0.0.1:5432/{database}");
+    let database = SharedPostgresDatabase::create("fg_compose");
+    let url = database.url();
 
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
@@ -102,5 +94,4 @@ fn the_compose_example_config_runs_with_a_postgresql_alert_store() {
     assert!(alerts.is_some(), "the simulated shop's incidents become alerts in PostgreSQL");
     assert!(data.read_dir().unwrap().next().is_some(), "the data directory is used");
     drop(service);
-    psql(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"));
 }

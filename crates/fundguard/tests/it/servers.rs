@@ -417,3 +417,32 @@ impl Drop for Alertmanager {
         let _ = self.child.wait();
     }
 }
+
+/// A fresh database on the machine's shared PostgreSQL (127.0.0.1:5432, trust), named
+/// after `prefix` and this test process, dropped when this goes out of scope.
+pub struct SharedPostgresDatabase {
+    name: String,
+}
+
+impl SharedPostgresDatabase {
+    pub fn create(prefix: &str) -> SharedPostgresDatabase {
+        let name = format!("{prefix}_{}", std::process::id());
+        shared_psql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+        shared_psql(&format!("CREATE DATABASE {name}"));
+        SharedPostgresDatabase { name }
+    }
+
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:5432/{}", self.name)
+    }
+}
+
+impl Drop for SharedPostgresDatabase {
+    fn drop(&mut self) {
+        shared_psql(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+    }
+}
+
+fn shared_psql(sql: &str) {
+    run(Command::new("psql").args(["-X", "-q", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-c", sql]));
+}
