@@ -3,8 +3,8 @@
 # volume. docs/deploy.md says how to run it; deploy/compose/ is a complete example.
 #
 #   docker build -t fundguard .
-#   docker run -v fundguard-data:/var/lib/fundguard -v $PWD/fundguard.yaml:/etc/fundguard/fundguard.yaml:ro \
-#       -p 8080:8080 fundguard
+#   docker run --stop-timeout 60 -v fundguard-data:/var/lib/fundguard \
+#       -v $PWD/fundguard.yaml:/etc/fundguard/fundguard.yaml:ro -p 127.0.0.1:8080:8080 fundguard
 #
 # The build stage is the toolchain the project is tested with (Rust 1.95);
 # the runtime stage needs only what the binary links: OpenSSL 3 and zlib (and CA roots for

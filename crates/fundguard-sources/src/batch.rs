@@ -62,6 +62,11 @@ pub struct DeadLetter {
     pub reason: String,
 }
 
+/// Binary log bytes as hex text: how a dead letter keeps an event that is not text.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Whether a `db.table` (`schema.table`) name matches an `include`/`exclude` pattern with `*`
 /// wildcards (`shop.*`, `*.payments`, `shop.pay*`).
 pub(crate) fn table_matches(pattern: &str, name: &str) -> bool {

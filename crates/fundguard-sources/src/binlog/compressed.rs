@@ -30,6 +30,8 @@ const ROWS_POST_HEADER: usize = 8;
 const HEADER: usize = 19;
 /// The CRC32 after an event when the binlog has checksums.
 const CHECKSUM: usize = 4;
+/// The largest event MariaDB writes (`max_allowed_packet`'s ceiling, 1 GiB).
+const MAX_EVENT: usize = 1 << 30;
 
 /// The plain event a compressed one stands for; `Ok(None)` when `event` is not compressed,
 /// an error (for a dead letter) when it cannot be inflated.
@@ -123,6 +125,9 @@ fn inflate(tail: &[u8]) -> Result<Vec<u8>, String> {
         return Err(format!("a compressed event with a bad length field ({lengths} bytes)"));
     }
     let expected = rest[..lengths].iter().fold(0usize, |n, &b| (n << 8) | usize::from(b));
+    if expected > MAX_EVENT {
+        return Err(format!("a compressed event announcing {expected} bytes, more than an event can hold"));
+    }
     let mut out = Vec::with_capacity(expected.min(16 << 20));
     flate2::read::ZlibDecoder::new(&rest[lengths..])
         .take(expected as u64 + 1)

@@ -11,6 +11,7 @@
 //! by GTID set (`COM_BINLOG_DUMP_GTID`), others by file and offset.
 
 mod compressed;
+mod payload;
 mod position;
 mod row;
 
@@ -27,16 +28,13 @@ use mysql_async::{BinlogStream, BinlogStreamRequest, Conn, Opts, OptsBuilder};
 pub use self::position::{BinlogPosition, GtidParseError, GtidState};
 use self::row::TableInfo;
 pub use self::row::{Images, decode_rows_event};
-use crate::batch::{clock_offset, local_micros};
+use crate::batch::{clock_offset, hex, local_micros};
 use crate::tls::Verify;
 use crate::{DeadLetter, DecodedBatch, SourceError};
 
 /// MariaDB's own GTID event (not decoded by mysql_common): sequence u64, domain u32, flags u8.
 const MARIADB_GTID_EVENT: u8 = 162;
 
-/// MySQL 8's `TRANSACTION_PAYLOAD_EVENT`: a compressed transaction
-/// (`binlog_transaction_compression=ON`).
-const MYSQL_TRANSACTION_PAYLOAD_EVENT: u8 = 40;
 /// The server's keep-alive while there is nothing to send (`@master_heartbeat_period`).
 const HEARTBEAT_EVENT: u8 = 27;
 /// How long the server waits with nothing to send before a heartbeat, in nanoseconds:
@@ -339,7 +337,32 @@ impl BinlogSource {
         });
     }
 
+    /// Handles one event from the stream: a MySQL 8 compressed transaction is its events,
+    /// one by one.
     async fn handle(&mut self, event: &Event) -> Result<(), SourceError> {
+        if event.header().event_type_raw() != payload::TRANSACTION_PAYLOAD_EVENT {
+            return self.handle_event(event).await;
+        }
+        let mut inner = payload::InnerEvents::of(event);
+        loop {
+            let next = inner.as_mut().map_err(|e| e.clone()).and_then(|events| events.next_event());
+            match next {
+                Ok(Some(inner)) => self.handle_event(&inner).await?,
+                Ok(None) => return Ok(()),
+                Err(reason) => {
+                    // Loud, never skipped: the payload is kept in the dead letter, and the
+                    // transaction ends there (its GTID recorded, the position past it), so a
+                    // restart does not read it again.
+                    self.undecodable(event, reason);
+                    let header = event.header();
+                    self.commit(header.log_pos(), header.timestamp());
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    async fn handle_event(&mut self, event: &Event) -> Result<(), SourceError> {
         let plain;
         let event = match compressed::decompress(event) {
             Ok(None) => event,
@@ -353,16 +376,6 @@ impl BinlogSource {
             }
         };
         let header = event.header();
-        if header.event_type_raw() == MYSQL_TRANSACTION_PAYLOAD_EVENT {
-            // Loud, never skipped: the whole transaction's changes are in it.
-            self.undecodable(
-                event,
-                "MySQL binlog transaction compression is not read yet; this payload holds a whole \
-                 transaction's changes: set binlog_transaction_compression=OFF on the server"
-                    .into(),
-            );
-            return Ok(());
-        }
         if header.event_type_raw() == MARIADB_GTID_EVENT {
             let data = event.data();
             if data.len() >= 13 {
@@ -610,10 +623,6 @@ fn binlog_file_name(raw: &str) -> String {
         }
         None => raw.to_string(),
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -27,6 +27,7 @@ use std::time::Duration;
 use fundguard_core::{ChangeEvent, EventTime, LogPoint, Op, Position, Row};
 use tokio_postgres::{Client, NoTls};
 
+use crate::batch::table_matches;
 use crate::tls::{TlsConfig, Verify};
 use replication::{Received, Replication};
 
@@ -70,7 +71,7 @@ pub enum Plugin {
     /// `pgoutput`, built into PostgreSQL 10+: the tables come from a publication.
     PgOutput {
         publication: String,
-        /// Create the publication (`FOR ALL TABLES`) when it does not exist.
+        /// Create the publication (for the tables `include` matches) when it does not exist.
         create_publication: bool,
     },
 }
@@ -319,6 +320,12 @@ impl PostgresSource {
                 false,
             ));
         }
+        // The publication before the slot: pgoutput reads the publication as the catalog was
+        // at each change, so a slot created before its publication fails on every change
+        // made in between, for good.
+        if let Plugin::PgOutput { publication, create_publication } = &config.plugin {
+            ensure_publication(&client, publication, *create_publication, &config.include).await?;
+        }
         let plugin: Option<String> = client
             .query_opt("SELECT plugin::text FROM pg_replication_slots WHERE slot_name = $1", &[&config.slot])
             .await
@@ -348,9 +355,6 @@ impl PostgresSource {
                     false,
                 ));
             }
-        }
-        if let Plugin::PgOutput { publication, create_publication } = &config.plugin {
-            ensure_publication(&client, publication, *create_publication).await?;
         }
         let before = local_micros();
         let server_clock: i64 = client
@@ -550,29 +554,97 @@ impl PostgresSource {
     }
 }
 
-/// Makes sure the publication pgoutput streams exists, creating it (`FOR ALL TABLES`, which
-/// takes a superuser) when asked.
-async fn ensure_publication(client: &Client, publication: &str, create: bool) -> Result<(), SourceError> {
-    let exists = client
-        .query_opt("SELECT 1 FROM pg_publication WHERE pubname = $1", &[&publication])
+/// Makes sure the publication pgoutput streams exists and publishes inserts, updates and
+/// deletes. Asked to create it, fundguard publishes the tables `include` matches (every
+/// user table when it is empty) — never `FOR ALL TABLES`, and never a table without a
+/// replica identity: the server refuses UPDATE and DELETE on a published table it cannot
+/// identify rows of, and a checker must not break the application it watches.
+async fn ensure_publication(
+    client: &Client,
+    publication: &str,
+    create: bool,
+    include: &[String],
+) -> Result<(), SourceError> {
+    let quoted = replication::quote_identifier(publication);
+    let flags = client
+        .query_opt("SELECT pubinsert, pubupdate, pubdelete FROM pg_publication WHERE pubname = $1", &[&publication])
         .await
-        .map_err(|e| client_error("looking up the publication", e))?
-        .is_some();
-    if exists {
-        return Ok(());
-    }
-    if !create {
+        .map_err(|e| client_error("looking up the publication", e))?;
+    if let Some(row) = flags {
+        let missing: Vec<&str> = ["insert", "update", "delete"]
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| !row.get::<_, bool>(*i))
+            .map(|(_, what)| what)
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
         return Err(failed(
             format!(
-                "publication {publication} does not exist: create it (CREATE PUBLICATION {} FOR TABLE …) \
-                 or set `create_publication: true`",
-                replication::quote_identifier(publication)
+                "publication {publication} does not publish {}: fundguard would never see those changes \
+                 (ALTER PUBLICATION {quoted} SET (publish = 'insert, update, delete'))",
+                missing.join(", ")
             ),
             false,
         ));
     }
+    if !create {
+        return Err(failed(
+            format!(
+                "publication {publication} does not exist: create it (CREATE PUBLICATION {quoted} FOR TABLE …) \
+                 or set `create_publication: true`"
+            ),
+            false,
+        ));
+    }
+    let tables = client
+        .query(
+            "SELECT n.nspname::text, c.relname::text, \
+                    c.relreplident <> 'n' AND (c.relreplident <> 'd' OR EXISTS \
+                      (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)) \
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition \
+               AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%' \
+             ORDER BY 1, 2",
+            &[],
+        )
+        .await
+        .map_err(|e| client_error("listing the tables to publish", e))?;
+    let mut published = Vec::new();
+    let mut unidentified = Vec::new();
+    for row in &tables {
+        let (schema, table, identified): (String, String, bool) = (row.get(0), row.get(1), row.get(2));
+        let name = format!("{schema}.{table}");
+        if !include.is_empty() && !include.iter().any(|p| table_matches(p, &name)) {
+            continue;
+        }
+        let quoted_table =
+            format!("{}.{}", replication::quote_identifier(&schema), replication::quote_identifier(&table));
+        if identified { published.push(quoted_table) } else { unidentified.push(name) }
+    }
+    if !unidentified.is_empty() {
+        return Err(failed(
+            format!(
+                "not creating publication {publication}: {} {} no primary key or replica identity, and once \
+                 published PostgreSQL would refuse {} UPDATEs and DELETEs; give {} one \
+                 (ALTER TABLE … REPLICA IDENTITY FULL), narrow `include`, or create the publication yourself",
+                unidentified.join(", "),
+                if unidentified.len() == 1 { "has" } else { "have" },
+                if unidentified.len() == 1 { "its" } else { "their" },
+                if unidentified.len() == 1 { "it" } else { "them" },
+            ),
+            false,
+        ));
+    }
+    if published.is_empty() {
+        return Err(failed(
+            format!("not creating publication {publication}: no table matches `include` yet (retrying)"),
+            true,
+        ));
+    }
     client
-        .batch_execute(&format!("CREATE PUBLICATION {} FOR ALL TABLES", replication::quote_identifier(publication)))
+        .batch_execute(&format!("CREATE PUBLICATION {quoted} FOR TABLE {}", published.join(", ")))
         .await
         .map_err(|e| client_error(&format!("creating the publication {publication}"), e))
 }

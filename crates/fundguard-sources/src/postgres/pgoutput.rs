@@ -15,7 +15,7 @@ use fundguard_core::{EventTime, Op, Row, Value};
 use super::replication::PG_EPOCH_MICROS;
 use super::types::PgType;
 use super::{PostgresBatch, Record, Rejected, RowChange, decode_records};
-use crate::batch::table_matches;
+use crate::batch::{hex, table_matches};
 
 /// The plugin options fundguard streams with: the protocol it speaks and the publications
 /// that say which tables the server sends.
@@ -74,7 +74,8 @@ impl PgOutput {
     pub(super) fn record(&mut self, data: &[u8]) -> Record {
         match self.read(data) {
             Ok(record) => record,
-            Err(reason) => Record::Change(Err(Rejected { payload: data.to_vec(), reason })),
+            // Binary: kept as hex, as the binlog source keeps its events.
+            Err(reason) => Record::Change(Err(Rejected { payload: hex(data).into_bytes(), reason })),
         }
     }
 
@@ -86,7 +87,9 @@ impl PgOutput {
                 let _commit_lsn = message.u64()?;
                 let _end_lsn = message.u64()?;
                 let time = message.i64()?;
-                Ok(Record::Commit { time: Some(EventTime::from_micros(time.saturating_add(PG_EPOCH_MICROS))) })
+                // A time outside what a commit can be leaves the changes' own (none): as a
+                // wal2json commit whose time does not parse.
+                Ok(Record::Commit { time: EventTime::commit_from_micros(time.saturating_add(PG_EPOCH_MICROS)).ok() })
             }
             b'R' => {
                 self.relation(&mut message)?;
@@ -460,6 +463,7 @@ mod tests {
             panic!("rejected")
         };
         assert!(rejected.reason.contains("a relation message is missing"), "{}", rejected.reason);
+        assert!(rejected.payload.iter().all(u8::is_ascii_hexdigit), "a binary message is kept as hex");
         // An unknown relation, a bad value: dead letters with reasons.
         let Record::Change(Err(rejected)) = decoder.record(&row_message(b'I', 2, &[(b'N', &[])])) else { panic!() };
         assert!(rejected.reason.contains("relation 2"), "{}", rejected.reason);

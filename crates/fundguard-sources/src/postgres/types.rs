@@ -27,7 +27,21 @@ impl PgType {
     /// The type of a column as PostgreSQL's `format_type` names it (wal2json's
     /// `include-types`), typmod included: `numeric(12,2)`, `character varying(16)`.
     pub(super) fn named(name: &str) -> PgType {
-        match name.split('(').next().unwrap_or(name).trim() {
+        if name.ends_with("[]") {
+            return PgType::Text; // arrays stay text, as pgoutput's array OIDs do
+        }
+        // The typmod may sit inside the name: `timestamp(3) with time zone`.
+        let mut base = String::with_capacity(name.len());
+        let mut depth = 0u32;
+        for c in name.chars() {
+            match c {
+                '(' => depth += 1,
+                ')' => depth = depth.saturating_sub(1),
+                c if depth == 0 => base.push(c),
+                _ => {}
+            }
+        }
+        match base.split_whitespace().collect::<Vec<_>>().join(" ").as_str() {
             "smallint" | "integer" | "bigint" => PgType::Integer,
             "numeric" | "real" | "double precision" | "money" => PgType::Number,
             "boolean" => PgType::Boolean,
@@ -106,6 +120,11 @@ mod tests {
         }
         assert_eq!(PgType::of_oid(25).0, PgType::Text);
         assert_eq!(PgType::named("numeric(12,2)"), PgType::Number);
+        // wal2json names carry the typmod inside, or mark arrays; pgoutput's OIDs agree.
+        assert_eq!(PgType::named("timestamp(3) with time zone"), PgType::of_oid(1184).0);
+        assert_eq!(PgType::named("time(3) without time zone"), PgType::Text);
+        assert_eq!(PgType::named("numeric(10,2)[]"), PgType::Text);
+        assert_eq!(PgType::named("character varying(16)"), PgType::Text);
     }
 
     #[test]

@@ -384,31 +384,36 @@ fn logical_decoding_across_kills_restarts_and_ddl(plugin: &str) {
     assert_eq!(service.sources()[0]["dead_letters"], 0, "{}", service.sources());
 }
 
-/// A pgoutput slot needs its publication: without one fundguard says how to make it, and
-/// reads as soon as someone does; a slot of the other plugin is refused by name.
+/// A pgoutput slot needs its publication, publishing updates and deletes: without one
+/// fundguard says how to make it — before it creates the slot, which would otherwise fail
+/// on every change made until the publication exists — and reads as soon as it is right.
+/// Asked to create one, it refuses to publish a table the server could then no longer
+/// update (no replica identity). A slot of the other plugin is refused by name.
 #[test]
 fn a_pgoutput_source_names_what_it_needs_and_reads_once_it_is_there() {
     let db = Postgres::start("logical");
     db.sql(
         "CREATE SCHEMA shop; \
          CREATE TABLE shop.refunds (id BIGINT PRIMARY KEY, order_id BIGINT, amount BIGINT, currency TEXT, status TEXT); \
-         CREATE TABLE shop.noise (id BIGINT PRIMARY KEY);",
+         CREATE TABLE shop.noise (id BIGINT PRIMARY KEY); \
+         CREATE TABLE shop.audit (note TEXT);",
     );
     db.sql("SELECT pg_create_logical_replication_slot('other', 'wal2json');");
     let work = tempfile::tempdir().unwrap();
-    let source = |name: &str, slot: &str| {
+    let source = |name: &str, slot: &str, publication: &str| {
         format!(
-            "  - {{ name: {name}, type: postgres, url: \"{}\", slot: {slot}, create_slot: true, plugin: pgoutput, publication: \"Shop Pub\", poll_interval: 50ms }}\n",
+            "  - {{ name: {name}, type: postgres, url: \"{}\", slot: {slot}, create_slot: true, plugin: pgoutput, publication: {publication}, poll_interval: 50ms }}\n",
             db.url()
         )
     };
     let config = write_config(
         work.path(),
         &format!(
-            "rules: [{}]\ndata_dir: data\nlisten: 127.0.0.1:0\nsources:\n{}{}sinks:\n  - {{ type: jsonl, path: findings.jsonl }}\n",
+            "rules: [{}]\ndata_dir: data\nlisten: 127.0.0.1:0\nsources:\n{}{}{}sinks:\n  - {{ type: jsonl, path: findings.jsonl }}\n",
             path(&repo_root().join("examples/rules")),
-            source("pg", "fg"),
-            source("wrong", "other"),
+            source("pg", "fg", "\"Shop Pub\""),
+            source("wrong", "other", "\"Shop Pub\""),
+            source("auto", "fg_auto", "auto, create_publication: true, include: [\"shop.*\"]"),
         ),
     );
     let service = Service::start(&config, &[]);
@@ -418,11 +423,21 @@ fn a_pgoutput_source_names_what_it_needs_and_reads_once_it_is_there() {
             && line.contains("CREATE PUBLICATION \"Shop Pub\" FOR TABLE"),
         "{line}"
     );
-    let line = service.wait_for("source `wrong` failed");
-    assert!(line.contains("slot other uses the plugin wal2json, not pgoutput"), "{line}");
+    assert_eq!(db.query("SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'fg'"), "0", "no slot yet");
+    let line = service.wait_for("source `auto` failed");
+    assert!(line.contains("shop.audit has no primary key or replica identity"), "{line}");
+    assert_eq!(db.query("SELECT count(*) FROM pg_publication WHERE pubname = 'auto'"), "0");
 
-    // A publication of one table: the server sends nothing of the other.
-    db.sql("CREATE PUBLICATION \"Shop Pub\" FOR TABLE shop.refunds;");
+    // A publication of one table that publishes inserts only: refused, naming what is missing.
+    db.sql("CREATE PUBLICATION \"Shop Pub\" FOR TABLE shop.refunds WITH (publish = 'insert');");
+    let line = service.wait_for("does not publish update, delete");
+    assert!(line.contains("source `pg` failed") || line.contains("source `wrong` failed"), "{line}");
+    db.sql("ALTER PUBLICATION \"Shop Pub\" SET (publish = 'insert, update, delete');");
+    // Retries back off (5 s doubling): give the wrong-plugin source's next try time to come.
+    let wrong = wait(Duration::from_secs(60), || {
+        service.stderr.lock().unwrap().iter().find(|l| l.contains("slot other uses the plugin wal2json")).cloned()
+    });
+    assert!(wrong.is_some_and(|l| l.contains("not pgoutput")), "{:?}", service.stderr.lock().unwrap());
     wait_until_read(&service);
     db.sql("INSERT INTO shop.noise VALUES (1); INSERT INTO shop.refunds VALUES (1, 10, -1, 'CNY', 'SUCCESS');");
     let findings = work.path().join("findings.jsonl");
@@ -430,6 +445,7 @@ fn a_pgoutput_source_names_what_it_needs_and_reads_once_it_is_there() {
         read_jsonl(&findings).into_iter().find(|f| f["rule"] == "refund-amount-positive")
     });
     assert_eq!(found.map(|f| f["key"]["id"].clone()), Some(serde_json::json!(1)), "{}", service.sources());
+    // The server sent nothing of the table outside the publication.
     assert_eq!(service.sources()[0]["events"], 1, "{}", service.sources());
 }
 

@@ -53,9 +53,9 @@ fn the_compose_example_agrees_with_the_dockerfile_and_its_config() {
         assert!(config.contains(&format!("_env: {variable}")), "{variable}");
         assert!(environment.contains_key(variable), "{variable}");
     }
-    // The listen port is published.
-    assert!(config.contains("listen: 0.0.0.0:8080"));
-    assert_eq!(service["ports"][0], "8080:8080");
+    // The listen port is published, to this host only (plain HTTP, no secure cookies).
+    assert!(config.contains("listen: 0.0.0.0:8080") && config.contains("secure_cookies: false"));
+    assert_eq!(service["ports"][0], "127.0.0.1:8080:8080");
 }
 
 /// The compose example's config, with the container's paths moved to this machine, serves

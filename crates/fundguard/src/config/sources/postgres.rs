@@ -77,7 +77,7 @@ impl SourceSpec for PostgresSource {
             (PluginName::Pgoutput, None) => {
                 return Err(scope.problem(format_args!(
                     "plugin: pgoutput needs `publication:`, the publication whose tables the server sends \
-                     (with `create_publication: true` fundguard creates it FOR ALL TABLES)"
+                     (with `create_publication: true` fundguard creates it for the tables `include` matches)"
                 )));
             }
         };
