@@ -677,8 +677,25 @@ fn change_from(r: &Row) -> Result<Change, RowError> {
     })
 }
 
-/// Stores a change; its id.
+/// Stores a change; its id. A change already stored — same service, kind, version, time
+/// and description — is not stored again: its id is returned. Sources send changes again
+/// after a crash (a binlog's DDL is re-read from the last checkpoint), webhooks redeliver.
 pub(crate) fn add_change(sql: &mut dyn Sql, change: &Change, now: i64) -> Result<i64, AlertError> {
+    let stored = sql.rows(
+        "SELECT id FROM changes WHERE service = $1 AND kind = $2 AND at = $3 \
+         AND COALESCE(version, '') = $4 AND COALESCE(description, '') = $5 ORDER BY id LIMIT 1",
+        &[
+            change.service.as_str().into(),
+            change.kind.as_str().into(),
+            change.at.as_micros().into(),
+            change.version.clone().unwrap_or_default().into(),
+            change.description.clone().unwrap_or_default().into(),
+        ],
+        |r| r.int(0),
+    )?;
+    if let Some(id) = stored.first() {
+        return Ok(*id);
+    }
     sql.one(
         "INSERT INTO changes (service, kind, version, at, author, link, tables_json, description, received_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",

@@ -169,7 +169,9 @@ pub trait AlertStore {
     /// that went quiet tells its final count); how many.
     fn send_due_incident_updates(&mut self, now: EventTime) -> Result<usize, AlertError>;
 
-    /// Stores a change (a deploy, a config change, a migration, DDL); its id.
+    /// Stores a change (a deploy, a config change, a migration, DDL); its id. The same
+    /// change sent again (same service, kind, version, time and description) is stored
+    /// once: its first id is returned.
     fn add_change(&mut self, change: &AttributionChange, now: EventTime) -> Result<i64, AlertError>;
 
     /// Changes that took effect between `from` and `to`, oldest first.

@@ -101,6 +101,8 @@ fn a_storm_of_one_rule_is_one_incident_that_notifies_once_then_updates() {
         };
         store.add_change(&deploy("search", 180), EventTime::from_secs(1)).unwrap();
         let gateway = store.add_change(&deploy("payment-gateway", 2), EventTime::from_secs(1)).unwrap();
+        // Sent again (a replay after a crash, a redelivered webhook): stored once.
+        assert_eq!(store.add_change(&deploy("payment-gateway", 2), EventTime::from_secs(2)).unwrap(), gateway);
         let detail = store.incident(storm.id).unwrap();
         assert_eq!(detail.keys, card.len() as u64);
         assert_eq!(detail.dimensions[0].cause.name, "shop.payments.channel=card", "{:#?}", detail.dimensions);
