@@ -42,6 +42,7 @@ const DICTIONARY: &[&str] = &[
     "{ name: k, type: kafka, brokers: b:9092, group: g, topics: [t], format: canal }",
     "{ name: m, type: mysql, url: mysql://u@h, start_gtid: 0-1-1 }",
     "{ name: p, type: postgres, url: postgres://u@h/d, slot: s }",
+    "{ name: p, type: postgres, url: postgres://u@h/d, slot: s, plugin: pgoutput, publication: p, create_publication: true }",
     "{ name: n, type: nats, url: n, stream: S, consumer: c, format: debezium }",
     "{ name: sim, type: simulator, orders: 18446744073709551615 }",
     "\nsinks:\n  - { type: jsonl, path: f.jsonl }",
