@@ -643,8 +643,16 @@ async fn ensure_publication(
             true,
         ));
     }
+    // A partitioned table's changes come under its own name, as rules know it, not under
+    // the partition's (PostgreSQL 13+).
+    let version: i32 = client
+        .query_one("SELECT current_setting('server_version_num')::int", &[])
+        .await
+        .map_err(|e| client_error("reading the server version", e))?
+        .get(0);
+    let options = if version >= 130_000 { " WITH (publish_via_partition_root = true)" } else { "" };
     client
-        .batch_execute(&format!("CREATE PUBLICATION {quoted} FOR TABLE {}", published.join(", ")))
+        .batch_execute(&format!("CREATE PUBLICATION {quoted} FOR TABLE {}{options}", published.join(", ")))
         .await
         .map_err(|e| client_error(&format!("creating the publication {publication}"), e))
 }

@@ -449,6 +449,36 @@ fn a_pgoutput_source_names_what_it_needs_and_reads_once_it_is_there() {
     assert_eq!(service.sources()[0]["events"], 1, "{}", service.sources());
 }
 
+/// A publication fundguard creates publishes a partitioned table's changes under the
+/// table's own name — the one rules use — not its partitions'.
+#[test]
+fn a_created_publication_reports_partitions_under_their_table() {
+    let db = Postgres::start("logical");
+    db.sql(
+        "CREATE SCHEMA shop; \
+         CREATE TABLE shop.refunds (id BIGINT PRIMARY KEY, order_id BIGINT, amount BIGINT, currency TEXT, status TEXT) \
+           PARTITION BY RANGE (id); \
+         CREATE TABLE shop.refunds_low PARTITION OF shop.refunds FOR VALUES FROM (0) TO (1000);",
+    );
+    let work = tempfile::tempdir().unwrap();
+    let config = write_config(
+        work.path(),
+        &format!(
+            "rules: [{}]\ndata_dir: data\nlisten: 127.0.0.1:0\nsources:\n  - {{ name: pg, type: postgres, url: \"{}\", slot: fg, create_slot: true, plugin: pgoutput, publication: fg, create_publication: true, include: [\"shop.refunds\"], poll_interval: 50ms }}\nsinks:\n  - {{ type: jsonl, path: findings.jsonl }}\n",
+            path(&repo_root().join("examples/rules")),
+            db.url()
+        ),
+    );
+    let service = Service::start(&config, &[]);
+    wait_until_read(&service);
+    db.sql("INSERT INTO shop.refunds VALUES (7, 10, -1, 'CNY', 'SUCCESS');");
+    let findings = work.path().join("findings.jsonl");
+    let found = wait(Duration::from_secs(30), || {
+        read_jsonl(&findings).into_iter().find(|f| f["rule"] == "refund-amount-positive")
+    });
+    assert_eq!(found.map(|f| f["key"]["id"].clone()), Some(serde_json::json!(7)), "{}", service.sources());
+}
+
 #[test]
 fn a_server_without_logical_wal_is_refused_naming_the_setting() {
     let db = Postgres::start("replica");
