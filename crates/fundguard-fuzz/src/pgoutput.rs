@@ -7,14 +7,7 @@ use std::sync::Arc;
 use fundguard_sources::postgres::decode_messages;
 
 pub fn pgoutput(data: &[u8]) {
-    let mut rows = Vec::new();
-    let mut rest = data;
-    while let [high, low, tail @ ..] = rest {
-        let length = usize::from(u16::from_be_bytes([*high, *low])).min(tail.len());
-        rows.push((format!("0/{:X}", 0x16B_3748 + rows.len() * 0x40), tail[..length].to_vec()));
-        rest = &tail[length..];
-    }
-    let out = decode_messages(&Arc::from("pg"), &["public.*".to_string()], &rows);
+    let out = decode_messages(&Arc::from("pg"), &["public.*".to_string()], &messages(data));
     for event in &out.batch.events {
         serde_json::to_vec(event).expect("an event serialises");
     }
@@ -40,6 +33,19 @@ const TRANSACTION: &[&str] = &[
     "44000040084f0005740000000137740000000539392e3939740000000668c3a96c6c6f740000000166740000001d323032362d30312d30312031393a30343a30352e3132333435362b3030",
     "430000000000015ac03800000000015ac06800030513ce378ae5",
 ];
+
+/// The messages of fuzz input, each at its own LSN: a big-endian u16 length, then that
+/// many bytes (fewer at the end of the input).
+pub fn messages(data: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let mut rows = Vec::new();
+    let mut rest = data;
+    while let [high, low, tail @ ..] = rest {
+        let length = usize::from(u16::from_be_bytes([*high, *low])).min(tail.len());
+        rows.push((format!("0/{:X}", 0x16B_3748 + rows.len() * 0x40), tail[..length].to_vec()));
+        rest = &tail[length..];
+    }
+    rows
+}
 
 /// Messages framed as [`pgoutput`] reads them.
 fn framed(messages: &[&str]) -> Vec<u8> {

@@ -32,13 +32,7 @@ fn pgoutput() {
 #[test]
 fn the_pgoutput_seed_decodes_to_the_transaction_the_server_sent() {
     let seed = &(target("pgoutput").seeds)()[0];
-    let mut rows = Vec::new();
-    let mut rest = &seed[..];
-    while let [high, low, tail @ ..] = rest {
-        let length = usize::from(u16::from_be_bytes([*high, *low]));
-        rows.push((format!("0/{:X}", rows.len() + 1), tail[..length].to_vec()));
-        rest = &tail[length..];
-    }
+    let rows = fundguard_fuzz::pgoutput::messages(seed);
     let out = fundguard_sources::postgres::decode_messages(&std::sync::Arc::from("pg"), &[], &rows);
     assert!(out.batch.dead_letters.is_empty(), "{:?}", out.batch.dead_letters);
     let shown: Vec<String> =

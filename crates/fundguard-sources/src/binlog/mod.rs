@@ -28,13 +28,12 @@ use mysql_async::{BinlogStream, BinlogStreamRequest, Conn, Opts, OptsBuilder};
 pub use self::position::{BinlogPosition, GtidParseError, GtidState};
 use self::row::TableInfo;
 pub use self::row::{Images, decode_rows_event};
-use crate::batch::{clock_offset, hex, local_micros};
+use crate::batch::{clock_offset, hex, local_micros, table_matches};
 use crate::tls::Verify;
 use crate::{DeadLetter, DecodedBatch, SourceError};
 
 /// MariaDB's own GTID event (not decoded by mysql_common): sequence u64, domain u32, flags u8.
 const MARIADB_GTID_EVENT: u8 = 162;
-
 /// The server's keep-alive while there is nothing to send (`@master_heartbeat_period`).
 const HEARTBEAT_EVENT: u8 = 27;
 /// How long the server waits with nothing to send before a heartbeat, in nanoseconds:
@@ -343,23 +342,23 @@ impl BinlogSource {
         if event.header().event_type_raw() != payload::TRANSACTION_PAYLOAD_EVENT {
             return self.handle_event(event).await;
         }
-        let mut inner = payload::InnerEvents::of(event);
-        loop {
-            let next = inner.as_mut().map_err(|e| e.clone()).and_then(|events| events.next_event());
-            match next {
-                Ok(Some(inner)) => self.handle_event(&inner).await?,
-                Ok(None) => return Ok(()),
-                Err(reason) => {
-                    // Loud, never skipped: the payload is kept in the dead letter, and the
-                    // transaction ends there (its GTID recorded, the position past it), so a
-                    // restart does not read it again.
-                    self.undecodable(event, reason);
-                    let header = event.header();
-                    self.commit(header.log_pos(), header.timestamp());
-                    return Ok(());
+        let unreadable = match payload::InnerEvents::of(event) {
+            Ok(mut inner) => loop {
+                match inner.next_event() {
+                    Ok(Some(inner)) => self.handle_event(&inner).await?,
+                    Ok(None) => return Ok(()),
+                    Err(reason) => break reason,
                 }
-            }
-        }
+            },
+            Err(reason) => reason,
+        };
+        // Loud, never skipped: the payload is kept in the dead letter, and the transaction
+        // ends there (its GTID recorded, the position past it), so a restart does not read
+        // it again.
+        self.undecodable(event, unreadable);
+        let header = event.header();
+        self.commit(header.log_pos(), header.timestamp());
+        Ok(())
     }
 
     async fn handle_event(&mut self, event: &Event) -> Result<(), SourceError> {
@@ -519,9 +518,8 @@ impl BinlogSource {
     }
 
     fn included(&self, table: &str) -> bool {
-        let include =
-            self.config.include.is_empty() || self.config.include.iter().any(|p| crate::batch::table_matches(p, table));
-        include && !self.config.exclude.iter().any(|p| crate::batch::table_matches(p, table))
+        let include = self.config.include.is_empty() || self.config.include.iter().any(|p| table_matches(p, table));
+        include && !self.config.exclude.iter().any(|p| table_matches(p, table))
     }
 
     /// Names columns from information_schema when the binlog does not carry them.

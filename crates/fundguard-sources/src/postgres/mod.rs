@@ -241,11 +241,10 @@ pub struct Delivered(VecDeque<LogPoint>);
 impl Delivered {
     /// Decodes the transactions of `rows` that come after the delivered ones, and counts
     /// them as delivered.
-    fn decode_after(&mut self, source: &Arc<str>, rows: &[(String, Record)]) -> PostgresBatch {
-        let rows = match self.0.back() {
-            Some(delivered) => &rows[delivered_prefix(rows, delivered)..],
-            None => rows,
-        };
+    fn decode_after(&mut self, source: &Arc<str>, mut rows: Vec<(String, Record)>) -> PostgresBatch {
+        if let Some(delivered) = self.0.back() {
+            rows.drain(..delivered_prefix(&rows, delivered));
+        }
         let out = decode_records(source, rows);
         if let Some(lsn) = &out.confirm {
             self.0.push_back(LogPoint::parse(lsn));
@@ -335,11 +334,13 @@ impl PostgresSource {
         match plugin.as_deref() {
             Some(plugin) if plugin == wanted => {}
             Some(other) => {
+                let fix = if matches!(other, "wal2json" | "pgoutput") {
+                    format!("set `plugin: {other}` or use another slot")
+                } else {
+                    "use another slot (fundguard reads wal2json and pgoutput)".to_string()
+                };
                 return Err(failed(
-                    format!(
-                        "slot {} uses the plugin {other}, not {wanted}: set `plugin: {other}` or use another slot",
-                        config.slot
-                    ),
+                    format!("slot {} uses the plugin {other}, not {wanted}: {fix}", config.slot),
                     false,
                 ));
             }
@@ -404,7 +405,7 @@ impl PostgresSource {
             }
             let rows: Vec<(String, Record)> = self.pending.drain(..self.whole).collect();
             self.whole = 0;
-            let out = self.unconfirmed.decode_after(&self.source, &rows);
+            let out = self.unconfirmed.decode_after(&self.source, rows);
             if out.confirm.is_some() {
                 return Ok(out);
             }
@@ -678,20 +679,20 @@ fn delivered_prefix(rows: &[(String, Record)], delivered: &LogPoint) -> usize {
 /// transactions are decoded in commit order, while the LSNs of their changes interleave
 /// with other transactions' changes, so only the commit LSN orders them as they happened.
 /// A rejected record is a dead letter of its transaction, placed the same way.
-pub fn decode_records(source: &Arc<str>, rows: &[(String, Record)]) -> PostgresBatch {
+pub fn decode_records(source: &Arc<str>, rows: Vec<(String, Record)>) -> PostgresBatch {
     let mut batch = DecodedBatch::default();
     let mut confirm = None;
     let mut taken = 0;
     // Events of the open transaction, moved to `batch` at its commit.
     let mut open: Vec<ChangeEvent> = Vec::new();
     let mut open_dead: Vec<DeadLetter> = Vec::new();
-    for (row, (lsn, record)) in rows.iter().enumerate() {
+    for (row, (lsn, record)) in rows.into_iter().enumerate() {
         // Until its commit names it, a change is placed at its own LSN.
         let index = (open.len() + open_dead.len()) as u32;
-        let position = Position::Log { source: source.clone(), at: LogPoint::parse(lsn), index };
+        let position = Position::Log { source: source.clone(), at: LogPoint::parse(&lsn), index };
         match record {
             Record::Commit { time } => {
-                let commit_lsn = LogPoint::parse(lsn);
+                let commit_lsn = LogPoint::parse(&lsn);
                 let at_commit = |position: &mut Position| {
                     if let Position::Log { at, .. } = position {
                         *at = commit_lsn.clone();
@@ -699,7 +700,7 @@ pub fn decode_records(source: &Arc<str>, rows: &[(String, Record)]) -> PostgresB
                 };
                 for mut event in open.drain(..) {
                     if let Some(t) = time {
-                        event.commit_time = *t;
+                        event.commit_time = t;
                     }
                     at_commit(&mut event.position);
                     batch.events.push(event);
@@ -708,22 +709,20 @@ pub fn decode_records(source: &Arc<str>, rows: &[(String, Record)]) -> PostgresB
                     at_commit(&mut letter.position);
                     batch.dead_letters.push(letter);
                 }
-                confirm = Some(lsn.clone());
+                confirm = Some(lsn);
                 taken = row + 1;
             }
             Record::Change(Ok(change)) => open.push(ChangeEvent {
-                table: change.table.clone(),
+                table: change.table,
                 op: change.op,
-                before: change.before.clone(),
-                after: change.after.clone(),
+                before: change.before,
+                after: change.after,
                 commit_time: change.time.unwrap_or_default(),
                 position,
             }),
-            Record::Change(Err(rejected)) => open_dead.push(DeadLetter {
-                payload: rejected.payload.clone(),
-                position,
-                reason: rejected.reason.clone(),
-            }),
+            Record::Change(Err(rejected)) => {
+                open_dead.push(DeadLetter { payload: rejected.payload, position, reason: rejected.reason })
+            }
             Record::Other => {}
         }
     }
@@ -824,18 +823,18 @@ mod tests {
     fn a_reconnection_skips_the_transactions_already_delivered() {
         let log = transactions(&[2, 1, 3]);
         let mut delivered = Delivered::default();
-        let first = delivered.decode_after(&Arc::from("pg"), &resent(&log, 0, 1));
+        let first = delivered.decode_after(&Arc::from("pg"), resent(&log, 0, 1));
         assert_eq!(first.batch.events.len(), 2);
         // Nothing confirmed yet: after a reconnection the server starts at the same place.
-        let second = delivered.decode_after(&Arc::from("pg"), &resent(&log, 0, first.rows + 1));
+        let second = delivered.decode_after(&Arc::from("pg"), resent(&log, 0, first.rows + 1));
         let ids: Vec<_> =
             second.batch.events.iter().map(|e| e.after.as_ref().unwrap().get("id").unwrap().to_string()).collect();
         assert_eq!(ids, ["3"], "the first transaction is not delivered again");
         delivered.confirmed(&LogPoint::parse(first.confirm.as_deref().unwrap()));
         assert_eq!(delivered.0.len(), 1);
-        let third = delivered.decode_after(&Arc::from("pg"), &resent(&log, 1, second.rows + 10));
+        let third = delivered.decode_after(&Arc::from("pg"), resent(&log, 1, second.rows + 10));
         assert_eq!(third.batch.events.len(), 3);
-        let idle = delivered.decode_after(&Arc::from("pg"), &resent(&log, 1, 100));
+        let idle = delivered.decode_after(&Arc::from("pg"), resent(&log, 1, 100));
         assert!(idle.confirm.is_none() && idle.batch.events.is_empty());
     }
 
@@ -855,7 +854,7 @@ mod tests {
             for (max, confirm) in steps.into_iter().chain(std::iter::repeat_n((12, true), sizes.len())) {
                 let delivered_to = commits.last().map_or(confirmed, |lsn| transaction_of(&log, lsn) + 1);
                 let ahead: usize = log[confirmed..delivered_to].iter().map(Vec::len).sum();
-                let out = delivered.decode_after(&Arc::from("pg"), &resent(&log, confirmed, ahead + max));
+                let out = delivered.decode_after(&Arc::from("pg"), resent(&log, confirmed, ahead + max));
                 seen.extend(out.batch.events.iter().map(|e| e.position.to_string()));
                 commits.extend(out.confirm);
                 if confirm && let Some(lsn) = commits.last() {

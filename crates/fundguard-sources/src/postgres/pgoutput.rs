@@ -238,7 +238,7 @@ impl Relation {
 pub fn decode_messages(source: &Arc<str>, include: &[String], rows: &[(String, Vec<u8>)]) -> PostgresBatch {
     let mut decoder = PgOutput::new(include);
     let records: Vec<(String, Record)> = rows.iter().map(|(lsn, data)| (lsn.clone(), decoder.record(data))).collect();
-    decode_records(source, &records)
+    decode_records(source, records)
 }
 
 fn expect_tag(message: &mut Reader<'_>, tag: u8) -> Result<(), String> {

@@ -115,7 +115,7 @@ fn json_value(ty: &str, raw: &str) -> Result<Value, String> {
 /// [`decode_records`]). Pure (no server), for tests and fuzzing.
 pub fn decode_changes(source: &Arc<str>, rows: &[(String, String)]) -> PostgresBatch {
     let records: Vec<(String, Record)> = rows.iter().map(|(lsn, data)| (lsn.clone(), record(data))).collect();
-    decode_records(source, &records)
+    decode_records(source, records)
 }
 
 #[cfg(test)]
